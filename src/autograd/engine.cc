@@ -1,0 +1,211 @@
+// The backward engine: dependency counting over the graph reachable from the roots, gradients
+// summed per node, nodes released (saved tensors freed) unless the graph is retained.
+#include <unordered_map>
+#include <unordered_set>
+
+#include "attend/ops.h"
+#include "autograd/node.h"
+
+namespace attend {
+namespace {
+thread_local bool grad_mode_enabled = true;
+}
+
+bool GradMode::enabled() { return grad_mode_enabled; }
+void GradMode::set_enabled(bool on) { grad_mode_enabled = on; }
+
+std::vector<Tensor> AccumulateGrad::Apply(const Tensor& grad_output) {
+  auto leaf = leaf_.lock();
+  if (!leaf) return {};
+  if (!leaf->grad.defined()) {
+    // A fresh copy: the incoming gradient may alias another tensor, and later accumulation is
+    // done in place.
+    leaf->grad = grad_output.Clone();
+  } else {
+    Tensor& g = leaf->grad;
+    ATTEND_ASSERT(g.shape() == grad_output.shape(), "grad shape ", g.shape().str(), " vs ",
+                  grad_output.shape().str());
+    g.CopyFrom(Add(g, grad_output));
+  }
+  return {};
+}
+
+std::shared_ptr<Node> GradientEdge(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return nullptr;
+  TensorImpl* impl = t.impl();
+  if (impl->grad_fn) return impl->grad_fn;
+  if (!impl->grad_accumulator)
+    impl->grad_accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());
+  return impl->grad_accumulator;
+}
+
+bool AnyRequiresGrad(std::initializer_list<const Tensor*> inputs) {
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+namespace {
+void Attach(const char* name, Tensor& out, std::vector<std::shared_ptr<Node>> edges,
+            BackwardFn fn) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn));
+  node->next = std::move(edges);
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+}
+}  // namespace
+
+void RecordOp(const char* name, Tensor& out, std::initializer_list<const Tensor*> inputs,
+              BackwardFn fn) {
+  if (!GradMode::enabled() || !AnyRequiresGrad(inputs)) return;
+  std::vector<std::shared_ptr<Node>> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor* t : inputs) edges.push_back(GradientEdge(*t));
+  Attach(name, out, std::move(edges), std::move(fn));
+}
+
+void RecordOp(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!GradMode::enabled()) return;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return;
+  std::vector<std::shared_ptr<Node>> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor& t : inputs) edges.push_back(GradientEdge(t));
+  Attach(name, out, std::move(edges), std::move(fn));
+}
+
+namespace {
+
+// Runs backward. With `captures`, gradients reaching those nodes are stored there instead of
+// being accumulated into leaves (used by Grad()).
+void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                 bool retain_graph,
+                 std::unordered_map<Node*, Tensor>* captures) {
+  ATTEND_CHECK(grads.empty() || grads.size() == roots.size(), "Backward: got ", roots.size(),
+               " roots but ", grads.size(), " gradients");
+  std::unordered_map<Node*, Tensor> buffers;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    ATTEND_CHECK(r.defined(), "Backward: the root tensor is undefined");
+    ATTEND_CHECK(r.requires_grad(), "Backward: tensor ", r.str(),
+                 " does not require grad and has no grad_fn");
+    Tensor g = grads.empty() ? Tensor() : grads[i];
+    if (!g.defined()) {
+      ATTEND_CHECK(r.numel() == 1, "Backward: a gradient can be created implicitly only for a "
+                   "one-element output; got ", r.str(), " (pass the gradient explicitly)");
+      g = Tensor::Ones(r.shape(), r.dtype());
+    } else {
+      ATTEND_CHECK(g.shape() == r.shape(), "Backward: gradient shape ", g.shape().str(),
+                   " does not match the output shape ", r.shape().str());
+      ATTEND_CHECK(g.dtype() == r.dtype(), "Backward: gradient dtype ", DTypeName(g.dtype()),
+                   " does not match the output dtype ", DTypeName(r.dtype()));
+    }
+    auto node = GradientEdge(r);
+    auto it = buffers.find(node.get());
+    if (it == buffers.end()) buffers.emplace(node.get(), g);
+    else it->second = Add(it->second, g);
+    root_nodes.push_back(node);
+  }
+
+  // Count how many edges lead into each node of the reachable graph.
+  std::unordered_map<Node*, int> deps;
+  std::unordered_set<Node*> seen;
+  std::vector<Node*> stack;
+  for (auto& n : root_nodes)
+    if (seen.insert(n.get()).second) stack.push_back(n.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    ATTEND_CHECK(!n->released(), "Backward: trying to backward through the graph a second time "
+                 "(op ", n->name(), "): its saved tensors were freed by the first backward; pass "
+                 "retain_graph=true to the first call if you need to backward twice");
+    for (auto& e : n->next) {
+      if (!e) continue;
+      deps[e.get()]++;
+      if (seen.insert(e.get()).second) stack.push_back(e.get());
+    }
+  }
+
+  std::vector<Node*> ready;
+  {
+    std::unordered_set<Node*> pushed;
+    for (auto& n : root_nodes)
+      if (deps[n.get()] == 0 && pushed.insert(n.get()).second) ready.push_back(n.get());
+  }
+  while (!ready.empty()) {
+    Node* n = ready.back();
+    ready.pop_back();
+    Tensor g = std::move(buffers[n]);
+    buffers.erase(n);
+    if (captures && captures->count(n)) {
+      (*captures)[n] = g;
+      if (dynamic_cast<AccumulateGrad*>(n)) continue;
+    } else if (captures && dynamic_cast<AccumulateGrad*>(n)) {
+      continue;  // Grad() never touches .grad
+    }
+    std::vector<Tensor> input_grads = n->Apply(g);
+    if (!retain_graph) n->Release();
+    for (size_t i = 0; i < n->next.size(); ++i) {
+      Node* e = n->next[i].get();
+      if (!e) continue;
+      if (i < input_grads.size() && input_grads[i].defined()) {
+        auto it = buffers.find(e);
+        if (it == buffers.end()) buffers.emplace(e, std::move(input_grads[i]));
+        else it->second = Add(it->second, input_grads[i]);
+      }
+      if (--deps[e] == 0) {
+        if (buffers.count(e)) ready.push_back(e);
+        else {
+          // No gradient arrived (every path gave none): still release it and its subgraph.
+          std::vector<Node*> skip{e};
+          while (!skip.empty()) {
+            Node* s = skip.back();
+            skip.pop_back();
+            if (!retain_graph) s->Release();
+            for (auto& ee : s->next)
+              if (ee && --deps[ee.get()] == 0) {
+                if (buffers.count(ee.get())) ready.push_back(ee.get());
+                else skip.push_back(ee.get());
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void Backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+              bool retain_graph) {
+  NoGradGuard no_grad;  // gradients are computed without recording a new graph
+  RunBackward(roots, grads, retain_graph, nullptr);
+}
+
+std::vector<Tensor> Grad(const Tensor& output, const std::vector<Tensor>& inputs,
+                         const Tensor& grad_output) {
+  NoGradGuard no_grad;
+  std::unordered_map<Node*, Tensor> captures;
+  std::vector<Node*> keys;
+  for (const Tensor& t : inputs) {
+    ATTEND_CHECK(t.requires_grad(), "Grad: input ", t.str(), " does not require grad");
+    auto edge = GradientEdge(t);
+    keys.push_back(edge.get());
+    captures[edge.get()] = Tensor();
+  }
+  RunBackward({output}, {grad_output}, /*retain_graph=*/true, &captures);
+  std::vector<Tensor> result;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Tensor g = captures[keys[i]];
+    result.push_back(g.defined() ? g : Tensor::Zeros(inputs[i].shape(), inputs[i].dtype()));
+  }
+  return result;
+}
+
+void Tensor::Backward(const Tensor& grad, bool retain_graph) const {
+  attend::Backward({*this}, {grad}, retain_graph);
+}
+
+}  // namespace attend

@@ -1,0 +1,72 @@
+// Graph nodes of reverse-mode autograd and the helper every op uses to record itself.
+#pragma once
+
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <vector>
+
+#include "attend/autograd.h"
+#include "core/tensor_impl.h"
+
+namespace attend {
+
+// One recorded op with a single output. next[i] is where the gradient of input i goes (null when
+// that input needs none).
+class Node {
+ public:
+  explicit Node(const char* name) : name_(name) {}
+  virtual ~Node() = default;
+  // Given the gradient of the output, returns one gradient per input (undefined = none).
+  virtual std::vector<Tensor> Apply(const Tensor& grad_output) = 0;
+  // Frees saved tensors once backward has run through this node.
+  virtual void Release() { released_ = true; }
+  bool released() const { return released_; }
+  const char* name() const { return name_; }
+  std::vector<std::shared_ptr<Node>> next;
+
+ protected:
+  const char* name_;
+  bool released_ = false;
+};
+
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+class FunctionNode : public Node {
+ public:
+  FunctionNode(const char* name, BackwardFn fn) : Node(name), fn_(std::move(fn)) {}
+  std::vector<Tensor> Apply(const Tensor& grad_output) override { return fn_(grad_output); }
+  void Release() override {
+    Node::Release();
+    fn_ = nullptr;  // drops the saved tensors the closure holds
+  }
+
+ private:
+  BackwardFn fn_;
+};
+
+// Adds the incoming gradient into a leaf's .grad.
+class AccumulateGrad : public Node {
+ public:
+  explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf)
+      : Node("AccumulateGrad"), leaf_(leaf) {}
+  std::vector<Tensor> Apply(const Tensor& grad_output) override;
+  void Release() override {}  // a leaf's accumulator outlives every backward
+  std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }
+
+ private:
+  std::weak_ptr<TensorImpl> leaf_;
+};
+
+// The node a gradient for `t` should flow into: its grad_fn, its accumulator, or null.
+std::shared_ptr<Node> GradientEdge(const Tensor& t);
+
+bool AnyRequiresGrad(std::initializer_list<const Tensor*> inputs);
+
+// Records `out` as produced by an op over `inputs` when grad mode is on and some input requires
+// grad. The closure must capture saved tensors Detach()ed, so a node never owns its own output.
+void RecordOp(const char* name, Tensor& out, std::initializer_list<const Tensor*> inputs,
+              BackwardFn fn);
+void RecordOp(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn fn);
+
+}  // namespace attend

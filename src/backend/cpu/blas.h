@@ -1,0 +1,12 @@
+// The GEMM entry point: row-major C = alpha * op(A) @ op(B) + beta * C through OpenBLAS's CBLAS.
+#pragma once
+
+#include <cstdint>
+
+namespace attend::cpu {
+
+template <typename T>
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+}  // namespace attend::cpu

@@ -1,0 +1,393 @@
+// Highway implementations of the f32 kernels, compiled once per target and dispatched at run
+// time. Tails shorter than a vector fall back to the scalar reference.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/simd/kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+
+#include "backend/cpu/reference/kernels.h"
+#include "backend/cpu/simd/kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace attend::cpu::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+template <class V>
+HWY_INLINE V ApplyBin(BinaryOp op, V a, V b) {
+  switch (op) {
+    case BinaryOp::kAdd: return hn::Add(a, b);
+    case BinaryOp::kSub: return hn::Sub(a, b);
+    case BinaryOp::kMul: return hn::Mul(a, b);
+    case BinaryOp::kDiv: return hn::Div(a, b);
+  }
+  return a;
+}
+
+void BinaryImpl(BinaryOp op, const float* a, bool a_scalar, const float* b, bool b_scalar,
+                float* out, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  // The op is fixed per call: branching on it per vector is predicted perfectly.
+  if (!a_scalar && !b_scalar) {
+    for (; i + N <= n; i += N)
+      hn::StoreU(ApplyBin(op, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
+  } else if (a_scalar && !b_scalar) {
+    const VF va = hn::Set(d, a[0]);
+    for (; i + N <= n; i += N) hn::StoreU(ApplyBin(op, va, hn::LoadU(d, b + i)), d, out + i);
+  } else if (!a_scalar && b_scalar) {
+    const VF vb = hn::Set(d, b[0]);
+    for (; i + N <= n; i += N) hn::StoreU(ApplyBin(op, hn::LoadU(d, a + i), vb), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = ref::ApplyBinary(op, a[a_scalar ? 0 : i], b[b_scalar ? 0 : i]);
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), for the exact GELU.
+HWY_INLINE VF Erf(DF d, VF x) {
+  const VF ax = hn::Abs(x);
+  const VF t = hn::Div(hn::Set(d, 1.0f), hn::MulAdd(hn::Set(d, 0.3275911f), ax, hn::Set(d, 1.0f)));
+  VF poly = hn::Set(d, 1.061405429f);
+  poly = hn::MulAdd(poly, t, hn::Set(d, -1.453152027f));
+  poly = hn::MulAdd(poly, t, hn::Set(d, 1.421413741f));
+  poly = hn::MulAdd(poly, t, hn::Set(d, -0.284496736f));
+  poly = hn::MulAdd(poly, t, hn::Set(d, 0.254829592f));
+  poly = hn::Mul(poly, t);
+  const VF e = hn::Exp(d, hn::Neg(hn::Mul(ax, ax)));
+  const VF r = hn::NegMulAdd(poly, e, hn::Set(d, 1.0f));  // 1 - poly * e
+  return hn::CopySign(r, x);
+}
+
+HWY_INLINE VF SigmoidV(DF d, VF x) {
+  // Clamped so exp never overflows; sigmoid is exactly 0 or 1 in f32 beyond these bounds anyway.
+  const VF xc = hn::Min(hn::Max(x, hn::Set(d, -88.0f)), hn::Set(d, 88.0f));
+  return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Neg(xc))));
+}
+
+HWY_INLINE VF ApplyUn(DF d, UnaryOp op, VF x, VF p0, VF p1) {
+  switch (op) {
+    case UnaryOp::kNeg: return hn::Neg(x);
+    case UnaryOp::kAbs: return hn::Abs(x);
+    case UnaryOp::kExp: return hn::Exp(d, x);
+    case UnaryOp::kLog: return hn::Log(d, x);
+    case UnaryOp::kSqrt: return hn::Sqrt(x);
+    case UnaryOp::kRsqrt: return hn::Div(hn::Set(d, 1.0f), hn::Sqrt(x));
+    case UnaryOp::kTanh: return hn::Tanh(d, x);
+    case UnaryOp::kSigmoid: return SigmoidV(d, x);
+    case UnaryOp::kRelu: return hn::Max(x, hn::Zero(d));
+    case UnaryOp::kGelu:
+      return hn::Mul(hn::Mul(hn::Set(d, 0.5f), x),
+                     hn::Add(hn::Set(d, 1.0f), Erf(d, hn::Mul(x, hn::Set(d, 0.70710678f)))));
+    case UnaryOp::kPow: return x;  // handled by the scalar path (std::pow)
+    case UnaryOp::kClamp: return hn::Min(hn::Max(x, p0), p1);
+    case UnaryOp::kAddScalar: return hn::Add(x, p0);
+    case UnaryOp::kMulScalar: return hn::Mul(x, p0);
+  }
+  return x;
+}
+
+void UnaryImpl(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1) {
+  if (op == UnaryOp::kPow) {
+    if (p0 == 2.0f) return BinaryImpl(BinaryOp::kMul, x, false, x, false, y, n);
+    return ref::Unary(op, x, 1, y, 1, n, p0, p1);
+  }
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const VF v0 = hn::Set(d, p0), v1 = hn::Set(d, p1);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(ApplyUn(d, op, hn::LoadU(d, x + i), v0, v1), d, y + i);
+  if (i < n) ref::Unary(op, x + i, 1, y + i, 1, n - i, p0, p1);
+}
+
+HWY_INLINE VF ApplyUnGrad(DF d, UnaryGradOp op, VF x, VF y, VF g, VF p0, VF p1) {
+  const VF one = hn::Set(d, 1.0f);
+  switch (op) {
+    case UnaryGradOp::kExp: return hn::Mul(g, y);
+    case UnaryGradOp::kLog: return hn::Div(g, x);
+    case UnaryGradOp::kSqrt: return hn::Div(g, hn::Add(y, y));
+    case UnaryGradOp::kRsqrt:
+      return hn::Mul(hn::Mul(g, hn::Set(d, -0.5f)), hn::Mul(y, hn::Mul(y, y)));
+    case UnaryGradOp::kTanh: return hn::Mul(g, hn::NegMulAdd(y, y, one));
+    case UnaryGradOp::kSigmoid: return hn::Mul(hn::Mul(g, y), hn::Sub(one, y));
+    case UnaryGradOp::kRelu: return hn::IfThenElseZero(hn::Gt(x, hn::Zero(d)), g);
+    case UnaryGradOp::kGelu: {
+      const VF cdf = hn::Mul(hn::Set(d, 0.5f),
+                             hn::Add(one, Erf(d, hn::Mul(x, hn::Set(d, 0.70710678f)))));
+      const VF pdf = hn::Mul(hn::Exp(d, hn::Mul(hn::Set(d, -0.5f), hn::Mul(x, x))),
+                             hn::Set(d, 0.39894228f));
+      return hn::Mul(g, hn::MulAdd(x, pdf, cdf));
+    }
+    case UnaryGradOp::kClamp:
+      return hn::IfThenElseZero(hn::And(hn::Ge(x, p0), hn::Le(x, p1)), g);
+    case UnaryGradOp::kAbs:
+    case UnaryGradOp::kPow: return g;  // handled by the scalar path
+  }
+  return g;
+}
+
+void UnaryGradImpl(UnaryGradOp op, const float* x, const float* y, const float* g, float* dx,
+                   int64_t n, float p0, float p1) {
+  if (op == UnaryGradOp::kAbs || op == UnaryGradOp::kPow)
+    return ref::UnaryGrad(op, x, y, g, dx, n, p0, p1);
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const VF v0 = hn::Set(d, p0), v1 = hn::Set(d, p1), zero = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF vx = x ? hn::LoadU(d, x + i) : zero;
+    const VF vy = y ? hn::LoadU(d, y + i) : zero;
+    hn::StoreU(ApplyUnGrad(d, op, vx, vy, hn::LoadU(d, g + i), v0, v1), d, dx + i);
+  }
+  if (i < n) ref::UnaryGrad(op, x ? x + i : nullptr, y ? y + i : nullptr, g + i, dx + i, n - i, p0, p1);
+}
+
+float SumImpl(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = hn::Add(a0, hn::LoadU(d, x + i));
+    a1 = hn::Add(a1, hn::LoadU(d, x + i + N));
+    a2 = hn::Add(a2, hn::LoadU(d, x + i + 2 * N));
+    a3 = hn::Add(a3, hn::LoadU(d, x + i + 3 * N));
+  }
+  for (; i + N <= n; i += N) a0 = hn::Add(a0, hn::LoadU(d, x + i));
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+float MaxImpl(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  VF m0 = hn::Set(d, -HUGE_VALF), m1 = m0;
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    m0 = hn::Max(m0, hn::LoadU(d, x + i));
+    m1 = hn::Max(m1, hn::LoadU(d, x + i + N));
+  }
+  for (; i + N <= n; i += N) m0 = hn::Max(m0, hn::LoadU(d, x + i));
+  float m = hn::GetLane(hn::MaxOfLanes(d, hn::Max(m0, m1)));
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+float MinImpl(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  VF m0 = hn::Set(d, HUGE_VALF);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) m0 = hn::Min(m0, hn::LoadU(d, x + i));
+  float m = hn::GetLane(hn::MinOfLanes(d, m0));
+  for (; i < n; ++i) m = x[i] < m ? x[i] : m;
+  return m;
+}
+
+void AccumulateImpl(float* out, const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Add(hn::LoadU(d, out + i), hn::LoadU(d, x + i)), d, out + i);
+  for (; i < n; ++i) out[i] += x[i];
+}
+
+void SoftmaxRowImpl(const float* x, float* y, int64_t n, bool log) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float m = MaxImpl(x, n);
+  if (m == -HUGE_VALF) {
+    for (int64_t i = 0; i < n; ++i) y[i] = log ? -HUGE_VALF : 0.0f;
+    return;
+  }
+  const VF vm = hn::Set(d, m);
+  VF acc = hn::Zero(d);
+  int64_t i = 0;
+  if (log) {
+    for (; i + N <= n; i += N) acc = hn::Add(acc, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
+    float s = hn::GetLane(hn::SumOfLanes(d, acc));
+    for (; i < n; ++i) s += std::exp(x[i] - m);
+    const float lse = m + std::log(s);
+    const VF vl = hn::Set(d, lse);
+    for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Sub(hn::LoadU(d, x + i), vl), d, y + i);
+    for (; i < n; ++i) y[i] = x[i] - lse;
+    return;
+  }
+  for (; i + N <= n; i += N) {
+    const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    acc = hn::Add(acc, e);
+    hn::StoreU(e, d, y + i);
+  }
+  float s = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) {
+    y[i] = std::exp(x[i] - m);
+    s += y[i];
+  }
+  const float inv = 1.0f / s;
+  const VF vinv = hn::Set(d, inv);
+  for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, y + i), vinv), d, y + i);
+  for (; i < n; ++i) y[i] *= inv;
+}
+
+void SoftmaxGradRowImpl(const float* y, const float* g, float* dx, int64_t n, bool log) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  VF acc = hn::Zero(d);
+  int64_t i = 0;
+  if (log) {
+    const float s = SumImpl(g, n);
+    const VF vs = hn::Set(d, s), ninf = hn::Set(d, -HUGE_VALF);
+    for (; i + N <= n; i += N) {
+      const VF vy = hn::LoadU(d, y + i);
+      const VF r = hn::NegMulAdd(hn::Exp(d, vy), vs, hn::LoadU(d, g + i));
+      hn::StoreU(hn::IfThenZeroElse(hn::Eq(vy, ninf), r), d, dx + i);
+    }
+    for (; i < n; ++i) dx[i] = y[i] == -HUGE_VALF ? 0.0f : g[i] - std::exp(y[i]) * s;
+    return;
+  }
+  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(d, g + i), hn::LoadU(d, y + i), acc);
+  float s = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) s += g[i] * y[i];
+  const VF vs = hn::Set(d, s);
+  for (i = 0; i + N <= n; i += N) {
+    const VF vy = hn::LoadU(d, y + i);
+    hn::StoreU(hn::Mul(vy, hn::Sub(hn::LoadU(d, g + i), vs)), d, dx + i);
+  }
+  for (; i < n; ++i) dx[i] = y[i] * (g[i] - s);
+}
+
+void LayerNormRowImpl(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
+                      float eps, float* mean_out, float* rstd_out) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float mean = SumImpl(x, n) / static_cast<float>(n);
+  const VF vm = hn::Set(d, mean);
+  VF acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF c = hn::Sub(hn::LoadU(d, x + i), vm);
+    acc = hn::MulAdd(c, c, acc);
+  }
+  float var = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= static_cast<float>(n);
+  const float rstd = 1.0f / std::sqrt(var + eps);
+  const VF vr = hn::Set(d, rstd);
+  for (i = 0; i + N <= n; i += N) {
+    VF v = hn::Mul(hn::Sub(hn::LoadU(d, x + i), vm), vr);
+    if (gamma) v = hn::Mul(v, hn::LoadU(d, gamma + i));
+    if (beta) v = hn::Add(v, hn::LoadU(d, beta + i));
+    hn::StoreU(v, d, y + i);
+  }
+  for (; i < n; ++i) {
+    float v = (x[i] - mean) * rstd;
+    if (gamma) v *= gamma[i];
+    if (beta) v += beta[i];
+    y[i] = v;
+  }
+  *mean_out = mean;
+  *rstd_out = rstd;
+}
+
+void LayerNormGradRowImpl(const float* x, const float* g, const float* gamma, float mean,
+                          float rstd, float* dx, float* dgamma, float* dbeta, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const VF vm = hn::Set(d, mean), vr = hn::Set(d, rstd);
+  VF sgg = hn::Zero(d), sggx = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), vm), vr);
+    const VF vg = hn::LoadU(d, g + i);
+    const VF gg = gamma ? hn::Mul(vg, hn::LoadU(d, gamma + i)) : vg;
+    sgg = hn::Add(sgg, gg);
+    sggx = hn::MulAdd(gg, xhat, sggx);
+    if (dgamma) hn::StoreU(hn::MulAdd(vg, xhat, hn::LoadU(d, dgamma + i)), d, dgamma + i);
+    if (dbeta) hn::StoreU(hn::Add(vg, hn::LoadU(d, dbeta + i)), d, dbeta + i);
+  }
+  float s_gg = hn::GetLane(hn::SumOfLanes(d, sgg)), s_ggx = hn::GetLane(hn::SumOfLanes(d, sggx));
+  for (int64_t j = i; j < n; ++j) {
+    const float xhat = (x[j] - mean) * rstd;
+    const float gg = gamma ? g[j] * gamma[j] : g[j];
+    s_gg += gg;
+    s_ggx += gg * xhat;
+    if (dgamma) dgamma[j] += g[j] * xhat;
+    if (dbeta) dbeta[j] += g[j];
+  }
+  const float a = s_gg / static_cast<float>(n), b = s_ggx / static_cast<float>(n);
+  const VF va = hn::Set(d, a), vb = hn::Set(d, b);
+  for (i = 0; i + N <= n; i += N) {
+    const VF xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), vm), vr);
+    const VF vg = hn::LoadU(d, g + i);
+    const VF gg = gamma ? hn::Mul(vg, hn::LoadU(d, gamma + i)) : vg;
+    hn::StoreU(hn::Mul(vr, hn::NegMulAdd(xhat, vb, hn::Sub(gg, va))), d, dx + i);
+  }
+  for (; i < n; ++i) {
+    const float xhat = (x[i] - mean) * rstd;
+    const float gg = gamma ? g[i] * gamma[i] : g[i];
+    dx[i] = rstd * (gg - a - xhat * b);
+  }
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace attend::cpu::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace attend::cpu::simd {
+
+HWY_EXPORT(BinaryImpl);
+HWY_EXPORT(UnaryImpl);
+HWY_EXPORT(UnaryGradImpl);
+HWY_EXPORT(SumImpl);
+HWY_EXPORT(MaxImpl);
+HWY_EXPORT(MinImpl);
+HWY_EXPORT(AccumulateImpl);
+HWY_EXPORT(SoftmaxRowImpl);
+HWY_EXPORT(SoftmaxGradRowImpl);
+HWY_EXPORT(LayerNormRowImpl);
+HWY_EXPORT(LayerNormGradRowImpl);
+HWY_EXPORT(TargetNameImpl);
+
+void Binary(BinaryOp op, const float* a, bool a_scalar, const float* b, bool b_scalar, float* out,
+            int64_t n) {
+  HWY_DYNAMIC_DISPATCH(BinaryImpl)(op, a, a_scalar, b, b_scalar, out, n);
+}
+void Unary(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1) {
+  HWY_DYNAMIC_DISPATCH(UnaryImpl)(op, x, y, n, p0, p1);
+}
+void UnaryGrad(UnaryGradOp op, const float* x, const float* y, const float* g, float* dx,
+               int64_t n, float p0, float p1) {
+  HWY_DYNAMIC_DISPATCH(UnaryGradImpl)(op, x, y, g, dx, n, p0, p1);
+}
+float Sum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumImpl)(x, n); }
+float Max(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxImpl)(x, n); }
+float Min(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MinImpl)(x, n); }
+void Accumulate(float* out, const float* x, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AccumulateImpl)(out, x, n);
+}
+void SoftmaxRow(const float* x, float* y, int64_t n, bool log) {
+  HWY_DYNAMIC_DISPATCH(SoftmaxRowImpl)(x, y, n, log);
+}
+void SoftmaxGradRow(const float* y, const float* g, float* dx, int64_t n, bool log) {
+  HWY_DYNAMIC_DISPATCH(SoftmaxGradRowImpl)(y, g, dx, n, log);
+}
+void LayerNormRow(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
+                  float eps, float* mean_out, float* rstd_out) {
+  HWY_DYNAMIC_DISPATCH(LayerNormRowImpl)(x, gamma, beta, y, n, eps, mean_out, rstd_out);
+}
+void LayerNormGradRow(const float* x, const float* g, const float* gamma, float mean, float rstd,
+                      float* dx, float* dgamma, float* dbeta, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(LayerNormGradRowImpl)(x, g, gamma, mean, rstd, dx, dgamma, dbeta, n);
+}
+const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+
+}  // namespace attend::cpu::simd
+#endif  // HWY_ONCE

@@ -1,0 +1,107 @@
+// The caching allocator: 64-byte aligned buffers kept in size classes and reused, so a steady
+// training loop stops asking the system for memory after its first step.
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "core/tensor_impl.h"
+
+namespace attend {
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+// Size classes: multiples of 64 bytes below 4 KiB, then four classes per power of two, so a
+// reused block wastes at most a quarter of itself.
+size_t RoundToClass(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (bytes <= 4096) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  size_t pow2 = 4096;
+  while (pow2 * 2 < bytes) pow2 *= 2;
+  size_t step = pow2 / 4;
+  return (bytes + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  AllocatorStats stats;
+};
+
+Cache& GetCache() {
+  static Cache* cache = new Cache();  // never destroyed: storages may outlive static teardown
+  return *cache;
+}
+
+void* Acquire(size_t capacity) {
+  Cache& c = GetCache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.find(capacity);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.cache_hits++;
+      c.stats.bytes_cached -= capacity;
+      c.stats.bytes_in_use += capacity;
+      if (c.stats.bytes_in_use > c.stats.peak_bytes_in_use)
+        c.stats.peak_bytes_in_use = c.stats.bytes_in_use;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(kAlignment, capacity);
+  ATTEND_CHECK(p != nullptr, "allocator: out of memory allocating ", capacity, " bytes");
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.system_allocs++;
+  c.stats.bytes_in_use += capacity;
+  if (c.stats.bytes_in_use > c.stats.peak_bytes_in_use)
+    c.stats.peak_bytes_in_use = c.stats.bytes_in_use;
+  return p;
+}
+
+void Release(void* p, size_t capacity) {
+  Cache& c = GetCache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.free_blocks[capacity].push_back(p);
+  c.stats.bytes_cached += capacity;
+  c.stats.bytes_in_use -= capacity;
+}
+
+}  // namespace
+
+Storage::~Storage() {
+  if (data) Release(data, capacity);
+}
+
+std::shared_ptr<Storage> AllocateStorage(size_t bytes) {
+  auto s = std::make_shared<Storage>();
+  s->capacity = RoundToClass(bytes);
+  s->bytes = bytes;
+  s->data = Acquire(s->capacity);
+  return s;
+}
+
+AllocatorStats GetAllocatorStats() {
+  Cache& c = GetCache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.stats;
+}
+
+void ResetPeakBytes() {
+  Cache& c = GetCache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.peak_bytes_in_use = c.stats.bytes_in_use;
+}
+
+void EmptyCache() {
+  Cache& c = GetCache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& [cap, blocks] : c.free_blocks) {
+    for (void* p : blocks) std::free(p);
+    c.stats.bytes_cached -= cap * blocks.size();
+    blocks.clear();
+  }
+}
+
+}  // namespace attend
