@@ -3,6 +3,8 @@
 #include <cmath>
 #include <functional>
 #include <optional>
+#include <random>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -435,8 +437,8 @@ TEST(GradCheck, LayerNorm) {
       << "2 normalized dims, weight and bias [5, 7]";
   EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 2); }, {a})) << "2 normalized dims";
   EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0].Transpose(0, 2), 1, x[1], x[2], 1e-3); },
-                        {RandomUniform({7, 5, 3}, 507, -2, 2), RandomUniform({3}, 508, 0.5, 1.5),
-                         RandomUniform({3}, 509)}))
+                        {RandomUniform({7, 5, 3}, 507, -2, 2), RandomUniform({7}, 508, 0.5, 1.5),
+                         RandomUniform({7}, 509)}))
       << "transposed input, eps 1e-3";
 }
 
@@ -693,6 +695,236 @@ TEST(GradCheck, ContiguousAndClone) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Layout edge cases: stride-0 (expanded) operands, strided vectors, size-1 and size-0 dims.
+
+TEST(GradCheck, ExpandedOperands) {
+  // Reshape of a stride-0 view must copy; its gradient sums over the broadcast.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Expand({3, 4}).Reshape({12}); }, {RandomUniform({3, 1}, 1400)}));
+  // A batch dim of stride 0 handed to the batched matmul.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Expand({4, 3, 5}), x[1]); },
+                        {RandomUniform({1, 3, 5}, 1401), RandomUniform({4, 5, 7}, 1402)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1].Expand({4, 5, 7})); },
+                        {RandomUniform({4, 3, 5}, 1403), RandomUniform({5, 7}, 1404)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0].Expand({3, 5, 7}), 1); }, {RandomUniform({5, 1}, 1405)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Sum(x[0].Expand({3, 5, 7}), {0, 2}); }, {RandomUniform({5, 1}, 1406)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(Add(x[0].Expand({3, 5, 7}), x[1]), 1); },
+                        {RandomUniform({5, 1}, 1407), RandomUniform({7}, 1408)}));
+}
+
+TEST(GradCheck, StridedVectors) {
+  // Columns of a matrix are vectors with stride 3.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Select(1, 0), x[1]); },
+                        {RandomUniform({5, 3}, 1410), RandomUniform({5, 7}, 1411)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[1], x[0].Select(1, 2)); },
+                        {RandomUniform({5, 3}, 1412), RandomUniform({7, 5}, 1413)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Select(1, 1), x[0].Select(1, 2)); },
+                        {RandomUniform({5, 3}, 1414)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0].Select(1, 1), 0); }, {RandomUniform({5, 3}, 1415)}));
+}
+
+TEST(GradCheck, SizeOneDims) {
+  Tensor a = RandomDistinct({3, 1, 5}, 1420);
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0], 1); }, {a}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return LogSoftmax(x[0], 1); }, {a}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Sum(x[0], {1}); }, {a}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Max(x[0], {1}, true); }, {a}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Mean(x[0], {0, 1}); }, {a}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
+                        {RandomUniform({1, 5}, 1421), RandomUniform({5, 1}, 1422)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return CrossEntropy(x[0], Indices({0, 0}, {2})); },
+                        {RandomUniform({2, 1}, 1423)}));
+}
+
+TEST(GradCheck, ZeroSizedTensors) {
+  // Nothing to differentiate, but forward and backward must run and give empty gradients.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Add(x[0], x[1]); },
+                        {RandomUniform({0, 3}, 1430), RandomUniform({3}, 1431)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Sum(x[0], {0}); }, {RandomUniform({0, 3}, 1432)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
+                        {RandomUniform({0, 5}, 1433), RandomUniform({5, 3}, 1434)}));
+  // Inner dim 0: the product is all zeros and the gradients are empty.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
+                        {RandomUniform({3, 0}, 1435), RandomUniform({0, 4}, 1436)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0], -1); }, {RandomUniform({0, 5}, 1437)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1]}, 0); },
+                        {RandomUniform({0, 5}, 1438), RandomUniform({2, 5}, 1439)}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large inputs: about 44k elements, past the 1 << 15 element point where kernels split across
+// OpenMP threads and past every SIMD/blocking remainder, checked at a sample of elements.
+
+gradcheck::Options Sampled() {
+  gradcheck::Options o;
+  o.max_checked_per_input = 16;
+  return o;
+}
+
+const Shape kBig = {37, 41, 29};     // 43,993 elements, all dims odd
+const Shape kBigT = {29, 41, 37};    // its transpose(0, 2) gives kBig
+
+// Uniform random class indices in [0, n), with every `ignore_every`-th one set to -100.
+Tensor RandomIndices(const Shape& shape, int64_t n, uint64_t seed, int ignore_every = 0) {
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> v(shape.numel());
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i] = static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
+    if (ignore_every > 0 && i % ignore_every == 0) v[i] = -100;
+  }
+  return Tensor::FromVector(v, shape);
+}
+
+TEST(GradCheckLarge, ElementwiseBinary) {
+  const std::vector<std::pair<const char*, BinaryOp>> ops = {
+      {"Add", [](const Tensor& a, const Tensor& b) { return Add(a, b); }},
+      {"Sub", [](const Tensor& a, const Tensor& b) { return Sub(a, b); }},
+      {"Mul", [](const Tensor& a, const Tensor& b) { return Mul(a, b); }},
+      {"Div", [](const Tensor& a, const Tensor& b) { return Div(a, b); }}};
+  for (const auto& [name, op] : ops) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0], x[1]); },
+                          {RandomSigned(kBig, 1500, 0.5, 2), RandomSigned(kBig, 1501, 0.5, 2)}, Sampled()))
+        << "same shape";
+    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0], x[1]); },
+                          {RandomSigned(kBig, 1502, 0.5, 2), RandomSigned({41, 1}, 1503, 0.5, 2)}, Sampled()))
+        << "[37, 41, 29] with [41, 1]";
+    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[1], x[0].Transpose(0, 2)); },
+                          {RandomSigned(kBigT, 1504, 0.5, 2), RandomSigned({29}, 1505, 0.5, 2)}, Sampled()))
+        << "[29] with [29, 41, 37].Transpose(0, 2)";
+  }
+}
+
+TEST(GradCheckLarge, ElementwiseUnary) {
+  const std::vector<std::tuple<const char*, UnaryOp, DataGen>> ops = {
+      {"Neg", [](const Tensor& a) { return Neg(a); }, kAnyValue},
+      {"Abs", [](const Tensor& a) { return Abs(a); }, kNonZero},
+      {"Exp", [](const Tensor& a) { return Exp(a); }, kAnyValue},
+      {"Log", [](const Tensor& a) { return Log(a); }, kPositive},
+      {"Sqrt", [](const Tensor& a) { return Sqrt(a); }, kPositive},
+      {"Rsqrt", [](const Tensor& a) { return Rsqrt(a); }, kPositive},
+      {"Tanh", [](const Tensor& a) { return Tanh(a); }, kAnyValue},
+      {"Sigmoid", [](const Tensor& a) { return Sigmoid(a); }, kAnyValue},
+      {"Relu", [](const Tensor& a) { return Relu(a); }, kNonZero},
+      {"Gelu", [](const Tensor& a) { return Gelu(a); }, kAnyValue},
+      {"Pow 3", [](const Tensor& a) { return Pow(a, 3.0); }, kNonZero},
+      {"Pow -0.5", [](const Tensor& a) { return Pow(a, -0.5); }, kPositive},
+      {"AddScalar", [](const Tensor& a) { return AddScalar(a, 0.25); }, kAnyValue},
+      {"MulScalar", [](const Tensor& a) { return MulScalar(a, -3.0); }, kAnyValue},
+      {"Clamp", [](const Tensor& a) { return Clamp(a, -0.5, 0.7); },
+       [](const Shape& s, uint64_t seed) { return RandomAway(s, seed, -2, 2, {-0.5, 0.7}); }}};
+  for (const auto& [name, op, gen] : ops) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0]); }, {gen(kBig, 1510)}, Sampled()))
+        << "contiguous";
+    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0].Transpose(0, 2)); }, {gen(kBigT, 1511)},
+                          Sampled()))
+        << "transposed";
+  }
+}
+
+TEST(GradCheckLarge, Where) {
+  Tensor cond = RandomMask(kBig, 1520, 0.5);
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Where(cond, x[0], x[1]); },
+                        {RandomUniform(kBig, 1521), RandomUniform({41, 29}, 1522)}, Sampled()));
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return MaskedFill(x[0], cond, 2.0); }, {RandomUniform(kBig, 1523)},
+                        Sampled()));
+}
+
+TEST(GradCheckLarge, Reductions) {
+  const std::vector<ReduceCase> cases = {{{}, false}, {{0}, false}, {{1}, true}, {{2}, false}, {{0, 2}, false}};
+  Tensor smooth = RandomUniform(kBig, 1530);
+  Tensor distinct = RandomDistinct(kBig, 1531);
+  for (const ReduceCase& c : cases) {
+    SCOPED_TRACE(DimsStr(c));
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Sum(x[0], c.dims, c.keepdim); }, {smooth}, Sampled())) << "Sum";
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Mean(x[0], c.dims, c.keepdim); }, {smooth}, Sampled())) << "Mean";
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Var(x[0], c.dims, 1, c.keepdim); }, {smooth}, Sampled())) << "Var";
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Max(x[0], c.dims, c.keepdim); }, {distinct}, Sampled())) << "Max";
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Min(x[0], c.dims, c.keepdim); }, {distinct}, Sampled())) << "Min";
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Sum(x[0].Transpose(0, 2), c.dims, c.keepdim); },
+                          {RandomUniform(kBigT, 1532)}, Sampled()))
+        << "Sum of a transposed input";
+  }
+}
+
+TEST(GradCheckLarge, Matmul) {
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
+                        {RandomUniform({131, 257}, 1540), RandomUniform({257, 139}, 1541)}, Sampled()));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].T(), x[1].T()); },
+                        {RandomUniform({257, 131}, 1542), RandomUniform({139, 257}, 1543)}, Sampled()));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
+                        {RandomUniform({3, 1, 67, 129}, 1544), RandomUniform({2, 129, 71}, 1545)}, Sampled()));
+}
+
+TEST(GradCheckLarge, SoftmaxAndLayerNorm) {
+  Tensor a = RandomUniform({301, 149}, 1550, -3, 3);
+  Tensor mask = RandomMask({301, 149}, 1551, 0.2);
+  for (int dim : {0, -1}) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Softmax(x[0], dim); }, {a}, Sampled())) << "Softmax";
+    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return LogSoftmax(x[0], dim); }, {a}, Sampled())) << "LogSoftmax";
+    EXPECT_TRUE(GradCheck([&, dim](const Xs& x) { return Softmax(x[0], dim, mask); }, {a}, Sampled()))
+        << "masked Softmax";
+    EXPECT_TRUE(GradCheck([&, dim](const Xs& x) { return MaskedFill(LogSoftmax(x[0], dim, mask), mask, 0.0); },
+                          {a}, Sampled()))
+        << "masked LogSoftmax";
+  }
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 1, x[1], x[2]); },
+                        {a, RandomUniform({149}, 1552, 0.5, 1.5), RandomUniform({149}, 1553)}, Sampled()))
+      << "LayerNorm over [149]";
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 2, x[1], x[2]); },
+                        {RandomUniform(kBig, 1554, -2, 2), RandomUniform({41, 29}, 1555, 0.5, 1.5),
+                         RandomUniform({41, 29}, 1556)},
+                        Sampled()))
+      << "LayerNorm over [41, 29]";
+}
+
+TEST(GradCheckLarge, CrossEntropy) {
+  Tensor logits = RandomUniform({401, 97}, 1560, -3, 3);
+  Tensor target = RandomIndices({401}, 97, 1561, /*ignore_every=*/7);
+  for (Reduction r : {Reduction::kNone, Reduction::kSum, Reduction::kMean}) {
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return CrossEntropy(x[0], target, -100, 0.1, r); }, {logits},
+                          Sampled()))
+        << "reduction " << static_cast<int>(r);
+  }
+}
+
+TEST(GradCheckLarge, Indexing) {
+  Tensor ids = RandomIndices({40, 25}, 503, 1570);
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Embedding(x[0], ids); }, {RandomUniform({503, 67}, 1571)},
+                        Sampled()))
+      << "Embedding";
+  Tensor rows = RandomIndices({411}, 301, 1572);
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 0, rows); }, {RandomUniform({301, 149}, 1573)},
+                        Sampled()))
+      << "IndexSelect";
+  Tensor cols = RandomIndices({301, 131}, 149, 1574);
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], 1, cols); }, {RandomUniform({301, 149}, 1575)},
+                        Sampled()))
+      << "Gather";
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return TopK(x[0], 5, -1).first; }, {RandomDistinct({301, 149}, 1576)},
+                        Sampled()))
+      << "TopK";
+}
+
+TEST(GradCheckLarge, JoinSplitAndDropout) {
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1].T()}, 0); },
+                        {RandomUniform({211, 149}, 1580), RandomUniform({149, 97}, 1581)}, Sampled()))
+      << "Concat";
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Stack({x[0], x[1]}, 1); },
+                        {RandomUniform({211, 149}, 1582), RandomUniform({211, 149}, 1583)}, Sampled()))
+      << "Stack";
+  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Split(x[0], 17, 1); }, {RandomUniform(kBig, 1584)}, Sampled()))
+      << "Split";
+  EXPECT_TRUE(GradCheck([](const Xs& x) { Generator gen(5); return Dropout(x[0], 0.2, true, gen); },
+                        {RandomUniform(kBig, 1585)}, Sampled()))
+      << "Dropout";
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Permute({2, 0, 1}).Contiguous(); }, {RandomUniform(kBig, 1586)},
+                        Sampled()))
+      << "Permute + Contiguous";
+}
+
+// ---------------------------------------------------------------------------------------------
 // A composite: masked scaled dot-product attention with a layer norm and a loss on top.
 
 TEST(GradCheck, AttentionBlock) {
@@ -846,6 +1078,29 @@ TEST(Autograd, BackwardWithAnExplicitGradient) {
   Tensor g = Tensor::FromVector(std::vector<double>{1, -1, 2, 0.5, 0, 3}, {2, 3});
   MulScalar(x, 3).Backward(g);
   EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(3, -3, 6, 1.5, 0, 9));
+}
+
+// The engine must accept an incoming gradient with any strides, not only contiguous ones.
+TEST(Autograd, BackwardWithANonContiguousGradient) {
+  Tensor x = Leaf({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor g = Tensor::FromVector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}).T();  // [[1, 3, 5], [2, 4, 6]]
+  MulScalar(x, 3).Backward(g);
+  EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(3, 9, 15, 6, 12, 18));
+  x.ZeroGrad();
+  Tensor e = Tensor::FromVector(std::vector<double>{0.5}, {1}).Expand({2, 3});  // stride 0
+  Mul(x, x).Backward(e);
+  EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(1, 2, 3, 4, 5, 6));
+}
+
+TEST(Autograd, ViewsOfALeafAreNotLeaves) {
+  Tensor x = Leaf({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor v = x.Transpose(0, 1);
+  EXPECT_TRUE(v.requires_grad());
+  EXPECT_FALSE(v.is_leaf());
+  EXPECT_TRUE(v.SameStorage(x));
+  Sum(Mul(v, v)).Backward();
+  EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(2, 4, 6, 8, 10, 12));
+  EXPECT_FALSE(v.grad().defined());  // only leaves keep .grad
 }
 
 TEST(Autograd, BackwardFromSeveralRoots) {

@@ -180,10 +180,12 @@ void ExpectMatches(const RefCase& c, const std::string& what, const Tensor& got,
     }
   }
   if (bad > 0) {
-    ADD_FAILURE() << where << " (" << reference::RefDTypeName(want.dtype) << want.ShapeString()
-                  << "): " << bad << " of " << w.size() << " elements differ, max |diff| "
-                  << max_diff << ", tolerance " << atol << " + " << rtol << " * |expected|"
-                  << list.str();
+    std::ostringstream msg;
+    msg.precision(3);
+    msg << where << " (" << reference::RefDTypeName(want.dtype) << want.ShapeString() << "): "
+        << bad << " of " << w.size() << " elements differ, max |diff| " << max_diff
+        << ", tolerance " << atol << " + " << rtol << " * |expected|" << list.str();
+    ADD_FAILURE() << msg.str();
   }
 }
 
@@ -213,13 +215,21 @@ const RefTensor& Ref(const RefCase& c, const std::string& name) {
   return *t;
 }
 
+// The file's tensor names: x<i>, y<i>, dy<i>, dx<i>. (Built with append rather than
+// "x" + std::to_string(i), which trips a GCC 12 -Wrestrict false positive.)
+std::string Named(const char* prefix, int64_t i) {
+  std::string s(prefix);
+  s += std::to_string(i);
+  return s;
+}
+
 double AccOne(const OpKey&, const RefCase&) { return 1.0; }
 
 // Elementwise and view ops: a broadcast input's gradient sums numel(y0) / numel(x_i) terms.
 double AccBroadcast(const OpKey&, const RefCase& c) {
   double n = 1.0;
   double out = static_cast<double>(Ref(c, "y0").numel());
-  for (int i = 0; const RefTensor* x = c.Find("x" + std::to_string(i)); ++i) {
+  for (int i = 0; const RefTensor* x = c.Find(Named("x", i)); ++i) {
     if (x->numel() > 0) n = std::max(n, out / static_cast<double>(x->numel()));
   }
   return n;
@@ -275,8 +285,6 @@ double AccNumelX0(const OpKey&, const RefCase& c) {
 double AccNumelX1(const OpKey&, const RefCase& c) {
   return std::max(1.0, static_cast<double>(Ref(c, "x1").numel()));
 }
-
-Tensor Unary(const std::vector<Tensor>& in) { return in.at(0); }
 
 std::vector<OpSpec> BuildOps() {
   std::vector<OpSpec> ops;
@@ -461,9 +469,9 @@ const OpSpec* FindOp(const std::string& name) {
 void RunCase(const RefCase& c, const OpSpec& spec, const OpKey& key) {
   const std::string where = "case " + c.name + " [" + c.op + "]";
   std::vector<Tensor> leaves, inputs;
-  for (int i = 0; const RefTensor* r = c.Find("x" + std::to_string(i)); ++i) {
+  for (int i = 0; const RefTensor* r = c.Find(Named("x", i)); ++i) {
     Tensor leaf = ToTensor(*r);
-    if (c.Find("dx" + std::to_string(i))) leaf.set_requires_grad(true);
+    if (c.Find(Named("dx", i))) leaf.set_requires_grad(true);
     leaves.push_back(leaf);
     // Inputs listed in tr are stored transposed, so the op sees a non-contiguous view.
     inputs.push_back(Transposed(key, i) ? leaf.Transpose(-2, -1) : leaf);
@@ -478,16 +486,15 @@ void RunCase(const RefCase& c, const OpSpec& spec, const OpKey& key) {
     return;
   }
   int expected_outs = 0;
-  while (c.Find("y" + std::to_string(expected_outs))) ++expected_outs;
+  while (c.Find(Named("y", expected_outs))) ++expected_outs;
   if (static_cast<int>(outs.size()) != expected_outs) {
     ADD_FAILURE() << where << ": expected " << expected_outs << " outputs, got " << outs.size();
     return;
   }
   std::vector<Tensor> roots, cots;
   for (int i = 0; i < expected_outs; ++i) {
-    const std::string idx = std::to_string(i);
-    ExpectMatches(c, "output y" + idx, outs[i], Ref(c, "y" + idx), n);
-    if (const RefTensor* dy = c.Find("dy" + idx)) {
+    ExpectMatches(c, "output " + Named("y", i), outs[i], Ref(c, Named("y", i)), n);
+    if (const RefTensor* dy = c.Find(Named("dy", i))) {
       roots.push_back(outs[i]);
       cots.push_back(ToTensor(*dy));
     }
@@ -500,12 +507,12 @@ void RunCase(const RefCase& c, const OpSpec& spec, const OpKey& key) {
     return;
   }
   for (size_t i = 0; i < leaves.size(); ++i) {
-    const RefTensor* dx = c.Find("dx" + std::to_string(i));
+    const RefTensor* dx = c.Find(Named("dx", i));
     if (dx == nullptr) continue;
     Tensor g = leaves[i].grad();
     // An input that only ever receives zero gradient may legitimately have none accumulated.
     if (!g.defined() && AllZero(*dx)) continue;
-    ExpectMatches(c, "gradient dx" + std::to_string(i), g, *dx, n);
+    ExpectMatches(c, "gradient " + Named("dx", static_cast<int64_t>(i)), g, *dx, n);
   }
 }
 

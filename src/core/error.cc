@@ -92,4 +92,12 @@ int WrapDim(int dim, int ndim, const char* op) {
   return dim < 0 ? dim + (ndim == 0 ? 1 : ndim) : dim;
 }
 
+int WrapDim(int dim, const Shape& shape, const char* op) {
+  const int ndim = shape.size();
+  int lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
+  ATTEND_CHECK(dim >= lo && dim <= hi, op, ": dim ", dim, " is out of range for shape ",
+               shape.str(), " (expected ", lo, "..", hi, ")");
+  return dim < 0 ? dim + (ndim == 0 ? 1 : ndim) : dim;
+}
+
 }  // namespace attend

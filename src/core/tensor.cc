@@ -181,8 +181,8 @@ const Shape& Tensor::strides() const {
   ATTEND_CHECK(impl_, "Tensor: use of an undefined tensor");
   return impl_->strides;
 }
-int64_t Tensor::size(int d) const { return shape()[WrapDim(d, dim(), "size")]; }
-int64_t Tensor::stride(int d) const { return strides()[WrapDim(d, dim(), "stride")]; }
+int64_t Tensor::size(int d) const { return shape()[WrapDim(d, shape(), "size")]; }
+int64_t Tensor::stride(int d) const { return strides()[WrapDim(d, shape(), "stride")]; }
 int64_t Tensor::numel() const { return shape().numel(); }
 int64_t Tensor::offset() const { return impl_->offset; }
 DType Tensor::dtype() const {

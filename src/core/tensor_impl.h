@@ -38,6 +38,8 @@ struct TensorImpl {
 Shape ContiguousStrides(const Shape& shape);
 // Normalises a possibly negative dim against ndim; throws naming `op` when out of range.
 int WrapDim(int dim, int ndim, const char* op);
+// The same, naming the shape in the message.
+int WrapDim(int dim, const Shape& shape, const char* op);
 // A view sharing `base`'s storage (no autograd history).
 Tensor MakeView(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
 

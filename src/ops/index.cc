@@ -81,7 +81,7 @@ Tensor IndexSelect(const Tensor& a, int dim, const Tensor& index) {
   CheckDefined(a, "IndexSelect");
   CheckIndex(index, "IndexSelect");
   ATTEND_CHECK(index.dim() == 1, "IndexSelect: index must be 1-D, got ", index.str());
-  dim = WrapDim(dim, a.dim(), "IndexSelect");
+  dim = WrapDim(dim, a.shape(), "IndexSelect");
   Tensor idx = index.Contiguous();
   Tensor out = IndexSelectForward(a, dim, idx, "IndexSelect");
   Shape in_shape = a.shape();
@@ -126,7 +126,7 @@ void GatherOffsets(const Shape& a_shape, int dim, const Tensor& index, std::vect
   for (int64_t e = 0; e < total; ++e) {
     int64_t v = pi[e];
     ATTEND_CHECK(v >= 0 && v < a_shape[dim], op, ": index ", v, " is out of range for dim ", dim,
-                 " of size ", a_shape[dim]);
+                 " of size ", a_shape[dim], " in input shape ", a_shape.str());
     int64_t off = 0;
     for (int d = 0; d < nd; ++d) off += (d == dim ? v : idx[d]) * ast[d];
     (*offs)[e] = off;
@@ -142,7 +142,7 @@ void GatherOffsets(const Shape& a_shape, int dim, const Tensor& index, std::vect
 Tensor Gather(const Tensor& a, int dim, const Tensor& index) {
   CheckFloating(a, "Gather");
   CheckIndex(index, "Gather");
-  dim = WrapDim(dim, a.dim(), "Gather");
+  dim = WrapDim(dim, a.shape(), "Gather");
   ATTEND_CHECK(index.dim() == a.dim(), "Gather: index ", index.str(), " must have as many dims as ",
                "the input ", a.str());
   for (int d = 0; d < a.dim(); ++d)
@@ -176,7 +176,7 @@ Tensor Gather(const Tensor& a, int dim, const Tensor& index) {
 
 std::pair<Tensor, Tensor> TopK(const Tensor& a, int64_t k, int dim, bool largest) {
   CheckFloating(a, "TopK");
-  dim = WrapDim(dim, a.dim(), "TopK");
+  dim = WrapDim(dim, a.shape(), "TopK");
   const int nd = a.dim();
   const int64_t n = nd == 0 ? 1 : a.shape()[dim];
   ATTEND_CHECK(k >= 0 && k <= n, "TopK: k = ", k, " is out of range for dim ", dim, " of size ",

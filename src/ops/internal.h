@@ -37,7 +37,7 @@ inline void CheckSameDType(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 // Normalises and de-duplicates a dim list; empty means all dims.
-std::vector<int> NormalizeDims(const std::vector<int>& dims, int ndim, const char* op);
+std::vector<int> NormalizeDims(const std::vector<int>& dims, const Shape& shape, const char* op);
 
 // Whether OpenMP should split work of `n` elements (each costing about `cost` simple ops).
 inline bool WorthThreading(int64_t n, int64_t cost = 1) { return n * cost >= (1 << 15); }

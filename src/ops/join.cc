@@ -9,7 +9,7 @@ Tensor Concat(const std::vector<Tensor>& xs, int dim) {
   CheckDefined(first, "Concat");
   const int nd = first.dim();
   ATTEND_CHECK(nd > 0, "Concat: cannot concatenate zero-dim tensors (use Stack)");
-  dim = WrapDim(dim, nd, "Concat");
+  dim = WrapDim(dim, first.shape(), "Concat");
   Shape out_shape = first.shape();
   int64_t total = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
@@ -50,7 +50,10 @@ Tensor Concat(const std::vector<Tensor>& xs, int dim) {
 Tensor Stack(const std::vector<Tensor>& xs, int dim) {
   ATTEND_CHECK(!xs.empty(), "Stack: needs at least one tensor");
   CheckDefined(xs[0], "Stack");
-  dim = WrapDim(dim, xs[0].dim() + 1, "Stack");
+  const int nd = xs[0].dim() + 1;
+  ATTEND_CHECK(dim >= -nd && dim < nd, "Stack: dim ", dim, " is out of range for stacking ",
+               xs[0].str(), " tensors (expected ", -nd, "..", nd - 1, ")");
+  if (dim < 0) dim += nd;
   std::vector<Tensor> us;
   for (size_t i = 0; i < xs.size(); ++i) {
     CheckDefined(xs[i], "Stack");
@@ -63,7 +66,7 @@ Tensor Stack(const std::vector<Tensor>& xs, int dim) {
 
 std::vector<Tensor> Split(const Tensor& a, int64_t split_size, int dim) {
   CheckDefined(a, "Split");
-  dim = WrapDim(dim, a.dim(), "Split");
+  dim = WrapDim(dim, a.shape(), "Split");
   ATTEND_CHECK(split_size > 0, "Split: split_size must be positive, got ", split_size);
   std::vector<Tensor> out;
   const int64_t n = a.shape()[dim];
@@ -75,7 +78,7 @@ std::vector<Tensor> Split(const Tensor& a, int64_t split_size, int dim) {
 std::vector<Tensor> Chunk(const Tensor& a, int64_t chunks, int dim) {
   CheckDefined(a, "Chunk");
   ATTEND_CHECK(chunks > 0, "Chunk: number of chunks must be positive, got ", chunks);
-  dim = WrapDim(dim, a.dim(), "Chunk");
+  dim = WrapDim(dim, a.shape(), "Chunk");
   const int64_t n = a.shape()[dim];
   const int64_t size = std::max<int64_t>(1, (n + chunks - 1) / chunks);
   return Split(a, size, dim);

@@ -78,6 +78,7 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
   }
   if (!GradMode::enabled() || !logits_in.requires_grad()) return out;
   RecordOp("CrossEntropy", out, {&logits}, [=](const Tensor& g_in) {
+    const int64_t* pt = target.data<int64_t>();  // the closure owns `target`
     Tensor g = g_in.Contiguous();
     Tensor dx = Tensor::Empty(x.shape(), x.dtype());
     DispatchFloat(x.dtype(), "CrossEntropy backward", [&](auto tag) {
@@ -107,9 +108,6 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
     });
     return std::vector<Tensor>{dx};
   });
-  if (single) {
-    // `logits` was an unsqueezed view of the caller's tensor: the gradient flows back through it.
-  }
   return out;
 }
 

@@ -56,6 +56,11 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
   Shape batch_a, batch_b;
   for (int i = 0; i < na - 2; ++i) batch_a.push_back(a.shape()[i]);
   for (int i = 0; i < nb - 2; ++i) batch_b.push_back(b.shape()[i]);
+  for (int i = 0; i < std::min(batch_a.size(), batch_b.size()); ++i) {
+    int64_t da = batch_a[batch_a.size() - 1 - i], db = batch_b[batch_b.size() - 1 - i];
+    ATTEND_CHECK(da == db || da == 1 || db == 1, "Matmul: batch dims of ", a_in.str(), " and ",
+                 b_in.str(), " cannot be broadcast together (", da, " vs ", db, ")");
+  }
   Shape batch = BroadcastShapes(batch_a, batch_b, "Matmul");
   Shape out_shape = batch;
   out_shape.push_back(m);

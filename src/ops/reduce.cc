@@ -10,16 +10,17 @@
 
 namespace attend {
 
-std::vector<int> NormalizeDims(const std::vector<int>& dims, int ndim, const char* op) {
+std::vector<int> NormalizeDims(const std::vector<int>& dims, const Shape& shape, const char* op) {
+  const int ndim = shape.size();
   std::vector<int> out;
   if (dims.empty()) {
     for (int i = 0; i < ndim; ++i) out.push_back(i);
     return out;
   }
   for (int d : dims) {
-    int w = WrapDim(d, ndim, op);
+    int w = WrapDim(d, shape, op);
     ATTEND_CHECK(std::find(out.begin(), out.end(), w) == out.end(), op, ": dim ", d,
-                 " appears twice in the dim list");
+                 " appears twice in the dim list for shape ", shape.str());
     out.push_back(w);
   }
   std::sort(out.begin(), out.end());
@@ -150,7 +151,7 @@ Tensor ToKeepShape(const Tensor& g, const Shape& keep_shape) { return g.Reshape(
 Tensor MinMax(ReduceKind kind, const Tensor& a, const std::vector<int>& dims_in, bool keepdim,
               const char* op) {
   CheckFloating(a, op);
-  std::vector<int> dims = NormalizeDims(dims_in, a.dim(), op);
+  std::vector<int> dims = NormalizeDims(dims_in, a.shape(), op);
   Tensor keep = ReduceForward(kind, a, dims, op);
   Tensor out = Finish(keep, dims, keepdim);
   if (!GradMode::enabled() || !a.requires_grad()) return out;
@@ -168,7 +169,7 @@ Tensor MinMax(ReduceKind kind, const Tensor& a, const std::vector<int>& dims_in,
 template <bool kMax>
 Tensor ArgExtreme(const Tensor& a, int dim, bool keepdim, const char* op) {
   CheckFloating(a, op);
-  dim = WrapDim(dim, a.dim(), op);
+  dim = WrapDim(dim, a.shape(), op);
   std::vector<int> dims{dim};
   ReduceLayout L = Layout(a, dims);
   ATTEND_CHECK(L.r > 0, op, ": cannot reduce over an empty dim of ", a.str());
@@ -198,7 +199,7 @@ Tensor ArgExtreme(const Tensor& a, int dim, bool keepdim, const char* op) {
 
 Tensor Sum(const Tensor& a, const std::vector<int>& dims_in, bool keepdim) {
   CheckFloating(a, "Sum");
-  std::vector<int> dims = NormalizeDims(dims_in, a.dim(), "Sum");
+  std::vector<int> dims = NormalizeDims(dims_in, a.shape(), "Sum");
   Tensor keep = ReduceForward(ReduceKind::kSum, a, dims, "Sum");
   Tensor out = Finish(keep, dims, keepdim);
   Shape keep_shape = keep.shape(), in_shape = a.shape();
@@ -210,7 +211,7 @@ Tensor Sum(const Tensor& a, const std::vector<int>& dims_in, bool keepdim) {
 
 Tensor Mean(const Tensor& a, const std::vector<int>& dims_in, bool keepdim) {
   CheckFloating(a, "Mean");
-  std::vector<int> dims = NormalizeDims(dims_in, a.dim(), "Mean");
+  std::vector<int> dims = NormalizeDims(dims_in, a.shape(), "Mean");
   int64_t count = 1;
   for (int d : dims) count *= a.shape()[d];
   Tensor s = Sum(a, dims, keepdim);
@@ -232,7 +233,7 @@ Tensor Argmin(const Tensor& a, int dim, bool keepdim) {
 
 Tensor Var(const Tensor& a, const std::vector<int>& dims_in, int correction, bool keepdim) {
   CheckFloating(a, "Var");
-  std::vector<int> dims = NormalizeDims(dims_in, a.dim(), "Var");
+  std::vector<int> dims = NormalizeDims(dims_in, a.shape(), "Var");
   ATTEND_CHECK(correction >= 0, "Var: correction must be >= 0, got ", correction);
   int64_t count = 1;
   for (int d : dims) count *= a.shape()[d];

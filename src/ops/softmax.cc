@@ -56,7 +56,7 @@ Tensor SoftmaxImpl(const Tensor& a, int dim, const Tensor& mask, bool log) {
   const char* op = log ? "LogSoftmax" : "Softmax";
   CheckFloating(a, op);
   const int nd = a.dim();
-  dim = WrapDim(dim, nd, op);
+  dim = WrapDim(dim, a.shape(), op);
   Tensor x = a;
   if (mask.defined()) {
     ATTEND_CHECK(mask.dtype() == DType::kBool, op, ": mask must be bool, got ", mask.str());

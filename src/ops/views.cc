@@ -12,7 +12,7 @@ namespace {
 bool ComputeViewStrides(const Shape& old_shape, const Shape& old_strides, const Shape& shape,
                         Shape* out) {
   Shape strides = shape;
-  if (old_shape.numel() == 0) {
+  if (old_shape.numel() == 0 || old_shape.size() == 0) {
     *out = ContiguousStrides(shape);
     return true;
   }
@@ -48,10 +48,10 @@ Shape InferShape(const Shape& shape, int64_t numel, const Tensor& t, const char*
   int64_t known = 1;
   for (int i = 0; i < out.size(); ++i) {
     if (out[i] == -1) {
-      ATTEND_CHECK(infer < 0, op, ": only one dim can be -1 in ", shape.str());
+      ATTEND_CHECK(infer < 0, op, ": only one dim can be -1 in ", shape.str(), " (input ", t.str(), ")");
       infer = i;
     } else {
-      ATTEND_CHECK(out[i] >= 0, op, ": invalid size in ", shape.str());
+      ATTEND_CHECK(out[i] >= 0, op, ": invalid size in ", shape.str(), " (input ", t.str(), ")");
       known *= out[i];
     }
   }
@@ -94,8 +94,8 @@ Tensor Tensor::Reshape(const Shape& s) const {
 Tensor Tensor::Flatten(int start, int end) const {
   int nd = dim();
   if (nd == 0) return Reshape(Shape{1});
-  start = WrapDim(start, nd, "Flatten");
-  end = WrapDim(end, nd, "Flatten");
+  start = WrapDim(start, shape(), "Flatten");
+  end = WrapDim(end, shape(), "Flatten");
   ATTEND_CHECK(start <= end, "Flatten: start dim ", start, " is after end dim ", end);
   Shape s;
   for (int i = 0; i < start; ++i) s.push_back(shape()[i]);
@@ -108,8 +108,8 @@ Tensor Tensor::Flatten(int start, int end) const {
 
 Tensor Tensor::Transpose(int d0, int d1) const {
   CheckDefined(*this, "Transpose");
-  d0 = WrapDim(d0, dim(), "Transpose");
-  d1 = WrapDim(d1, dim(), "Transpose");
+  d0 = WrapDim(d0, shape(), "Transpose");
+  d1 = WrapDim(d1, shape(), "Transpose");
   Shape sh = shape(), st = strides();
   std::swap(sh[d0], sh[d1]);
   std::swap(st[d0], st[d1]);
@@ -129,8 +129,8 @@ Tensor Tensor::Permute(const std::vector<int>& dims) const {
   std::vector<bool> used(nd, false);
   Shape sh, st;
   for (int i = 0; i < nd; ++i) {
-    int d = WrapDim(dims[i], nd, "Permute");
-    ATTEND_CHECK(!used[d], "Permute: dim ", d, " appears twice");
+    int d = WrapDim(dims[i], shape(), "Permute");
+    ATTEND_CHECK(!used[d], "Permute: dim ", d, " appears twice in the permutation of ", str());
     used[d] = true;
     perm[i] = d;
     inverse[d] = i;
@@ -146,7 +146,7 @@ Tensor Tensor::Permute(const std::vector<int>& dims) const {
 
 Tensor Tensor::Narrow(int d, int64_t start, int64_t length) const {
   CheckDefined(*this, "Narrow");
-  d = WrapDim(d, dim(), "Narrow");
+  d = WrapDim(d, shape(), "Narrow");
   int64_t n = shape()[d];
   if (start < 0) start += n;
   ATTEND_CHECK(start >= 0 && length >= 0 && start + length <= n, "Narrow: range [", start, ", ",
@@ -166,7 +166,7 @@ Tensor Tensor::Narrow(int d, int64_t start, int64_t length) const {
 
 Tensor Tensor::Select(int d, int64_t index) const {
   CheckDefined(*this, "Select");
-  d = WrapDim(d, dim(), "Select");
+  d = WrapDim(d, shape(), "Select");
   int64_t n = shape()[d];
   ATTEND_CHECK(index >= -n && index < n, "Select: index ", index, " is out of range for dim ", d,
                " of size ", n, " in ", str());
@@ -205,7 +205,7 @@ Tensor Tensor::Expand(const Shape& s) const {
 
 Tensor Tensor::Squeeze(int d) const {
   CheckDefined(*this, "Squeeze");
-  d = WrapDim(d, dim(), "Squeeze");
+  d = WrapDim(d, shape(), "Squeeze");
   if (shape()[d] != 1) return *this;
   Shape sh = shape(), st = strides();
   sh.erase(d);
@@ -229,7 +229,9 @@ Tensor Tensor::Squeeze() const {
 
 Tensor Tensor::Unsqueeze(int d) const {
   CheckDefined(*this, "Unsqueeze");
-  d = WrapDim(d, dim() + 1, "Unsqueeze");
+  ATTEND_CHECK(d >= -(dim() + 1) && d <= dim(), "Unsqueeze: dim ", d, " is out of range for shape ",
+               shape().str(), " (expected ", -(dim() + 1), "..", dim(), ")");
+  if (d < 0) d += dim() + 1;
   Shape sh = shape(), st = strides();
   int64_t new_stride = d < dim() ? strides()[d] * shape()[d] : 1;
   sh.insert(d, 1);

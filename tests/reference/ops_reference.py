@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+# PyTorch oracle cases for tests/test_torch_reference.cc: inputs, outputs and gradients per op.
 """PyTorch oracle for attend's ops: writes every case's inputs, outputs and gradients to a file.
 
 Run as `/usr/bin/python3 tests/reference/ops_reference.py --out FILE` (Debian's python3-torch).
@@ -34,8 +34,11 @@ import os
 import struct
 import sys
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:  # the pyenv python3 on PATH has no torch; Debian's /usr/bin/python3 does
+    sys.exit("ops_reference.py needs PyTorch (%s): run it with /usr/bin/python3 (python3-torch)" % e)
 
 MAGIC = b"ATNDREF\0"
 END_MAGIC = b"ATNDEND\0"
@@ -316,7 +319,8 @@ def reduction_cases(b):
         "max": lambda x, d, k: torch.amax(x, dim=d, keepdim=k),
         "min": lambda x, d, k: torch.amin(x, dim=d, keepdim=k),
     }
-    dim_sets = [("d0", [0]), ("d1", [1]), ("dneg1", [-1]), ("d0_2", [0, 2]), ("all", [])]
+    dim_sets = [("d0", [0]), ("d1", [1]), ("dneg1", [-1]), ("d0_2", [0, 2]), ("d0_dneg1", [0, -1]),
+                ("all", [])]
     for op, fn in fns.items():
         for tag, dims in dim_sets:
             for keep in (False, True):

@@ -200,8 +200,12 @@ std::vector<RefCase> ParseReference(const std::string& bytes, const std::string&
            std::to_string(kVersion) + "; regenerate the file)");
   }
   uint32_t count = c.Read<uint32_t>("case count");
-  // Every case needs at least its tag, two lengths and a tensor count.
-  if (count > c.remaining() / 16) c.Fail("implausible case count " + std::to_string(count));
+  // Every case needs at least its tag, two lengths and a tensor count (16 bytes), so a count
+  // the rest of the file cannot hold is a truncation (or corruption), caught before reserving.
+  if (count > c.remaining() / 16) {
+    c.Fail("truncated or corrupt: " + std::to_string(count) + " cases cannot fit in the " +
+           std::to_string(c.remaining()) + " bytes left");
+  }
   std::vector<RefCase> cases;
   cases.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs (idempotent; quick when all are present).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libopenblas-dev            # BLAS (CBLAS interface)
+  libhwy-dev                 # Highway: portable SIMD
+  libomp-dev                 # OpenMP headers (g++ brings libgomp)
+  libgtest-dev libgmock-dev googletest  # GoogleTest / GoogleMock
+  libbenchmark-dev           # Google Benchmark
+  python3 python3-torch python3-numpy   # the PyTorch oracle for the tests and benchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages are installed"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

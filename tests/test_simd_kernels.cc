@@ -1,0 +1,175 @@
+// Every Highway kernel against its scalar reference, on lengths that are not multiples of the
+// vector width and on awkward values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/reference/kernels.h"
+#include "backend/cpu/simd/kernels.h"
+
+namespace attend::cpu {
+namespace {
+
+// f32 kernels against the scalar reference (which accumulates in double): 2 ulp-ish for
+// elementwise, 1e-6 relative for transcendental functions (Highway's Exp/Log/Tanh are within a
+// few ulp; the erf approximation in GELU is within 1.5e-7 absolute).
+constexpr float kElemTol = 2e-7f;
+constexpr float kTransTol = 2e-6f;
+
+std::vector<float> RandomVec(int64_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+void ExpectClose(const std::vector<float>& a, const std::vector<float>& b, float tol,
+                 const std::string& what) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    float scale = std::max(1.0f, std::abs(b[i]));
+    ASSERT_NEAR(a[i], b[i], tol * scale) << what << " at " << i << " of " << a.size();
+  }
+}
+
+const int64_t kLengths[] = {1, 3, 7, 15, 16, 17, 33, 100, 1023};
+
+TEST(SimdKernels, Binary) {
+  for (int64_t n : kLengths) {
+    auto a = RandomVec(n, -3, 3, 1), b = RandomVec(n, 0.5f, 3, 2);
+    for (auto op : {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv}) {
+      for (int mode = 0; mode < 3; ++mode) {
+        bool as = mode == 1, bs = mode == 2;
+        std::vector<float> got(n), want(n);
+        simd::Binary(op, a.data(), as, b.data(), bs, got.data(), n);
+        ref::Binary(op, a.data(), as ? 0 : 1, b.data(), bs ? 0 : 1, want.data(), 1, n);
+        ExpectClose(got, want, kElemTol, "binary op " + std::to_string(int(op)));
+      }
+    }
+  }
+}
+
+TEST(SimdKernels, Unary) {
+  struct Case { UnaryOp op; float lo, hi, p0, p1; float tol; };
+  const Case cases[] = {
+      {UnaryOp::kNeg, -5, 5, 0, 0, kElemTol},      {UnaryOp::kAbs, -5, 5, 0, 0, kElemTol},
+      {UnaryOp::kExp, -80, 80, 0, 0, kTransTol},   {UnaryOp::kLog, 1e-6f, 1e6f, 0, 0, kTransTol},
+      {UnaryOp::kSqrt, 0, 100, 0, 0, kElemTol},    {UnaryOp::kRsqrt, 0.01f, 100, 0, 0, kTransTol},
+      {UnaryOp::kTanh, -10, 10, 0, 0, kTransTol},  {UnaryOp::kSigmoid, -100, 100, 0, 0, kTransTol},
+      {UnaryOp::kRelu, -5, 5, 0, 0, kElemTol},     {UnaryOp::kGelu, -8, 8, 0, 0, kTransTol},
+      {UnaryOp::kPow, 0.1f, 4, 2.5f, 0, kTransTol}, {UnaryOp::kClamp, -5, 5, -1, 2, kElemTol},
+      {UnaryOp::kAddScalar, -5, 5, 1.5f, 0, kElemTol},
+      {UnaryOp::kMulScalar, -5, 5, -0.5f, 0, kElemTol},
+  };
+  for (const Case& c : cases)
+    for (int64_t n : kLengths) {
+      auto x = RandomVec(n, c.lo, c.hi, 3);
+      std::vector<float> got(n), want(n);
+      simd::Unary(c.op, x.data(), got.data(), n, c.p0, c.p1);
+      ref::Unary(c.op, x.data(), 1, want.data(), 1, n, c.p0, c.p1);
+      ExpectClose(got, want, c.tol, "unary op " + std::to_string(int(c.op)));
+    }
+}
+
+TEST(SimdKernels, UnaryGrad) {
+  struct Case { UnaryGradOp op; UnaryOp fwd; float lo, hi, p0, p1; };
+  const Case cases[] = {
+      {UnaryGradOp::kAbs, UnaryOp::kAbs, -5, 5, 0, 0},
+      {UnaryGradOp::kExp, UnaryOp::kExp, -5, 5, 0, 0},
+      {UnaryGradOp::kLog, UnaryOp::kLog, 0.1f, 5, 0, 0},
+      {UnaryGradOp::kSqrt, UnaryOp::kSqrt, 0.1f, 5, 0, 0},
+      {UnaryGradOp::kRsqrt, UnaryOp::kRsqrt, 0.1f, 5, 0, 0},
+      {UnaryGradOp::kTanh, UnaryOp::kTanh, -5, 5, 0, 0},
+      {UnaryGradOp::kSigmoid, UnaryOp::kSigmoid, -5, 5, 0, 0},
+      {UnaryGradOp::kRelu, UnaryOp::kRelu, -5, 5, 0, 0},
+      {UnaryGradOp::kGelu, UnaryOp::kGelu, -6, 6, 0, 0},
+      {UnaryGradOp::kPow, UnaryOp::kPow, 0.1f, 4, 2.5f, 0},
+      {UnaryGradOp::kClamp, UnaryOp::kClamp, -5, 5, -1, 2},
+  };
+  for (const Case& c : cases)
+    for (int64_t n : kLengths) {
+      auto x = RandomVec(n, c.lo, c.hi, 4), g = RandomVec(n, -1, 1, 5);
+      std::vector<float> y(n), got(n), want(n);
+      ref::Unary(c.fwd, x.data(), 1, y.data(), 1, n, c.p0, c.p1);
+      simd::UnaryGrad(c.op, x.data(), y.data(), g.data(), got.data(), n, c.p0, c.p1);
+      ref::UnaryGrad(c.op, x.data(), y.data(), g.data(), want.data(), n, c.p0, c.p1);
+      ExpectClose(got, want, kTransTol, "unary grad op " + std::to_string(int(c.op)));
+    }
+}
+
+TEST(SimdKernels, Reductions) {
+  for (int64_t n : kLengths) {
+    auto x = RandomVec(n, -2, 2, 6);
+    // Sums of n values in f32: relative error grows like n * eps at worst.
+    EXPECT_NEAR(simd::Sum(x.data(), n), ref::Sum(x.data(), n), 1e-6 * n) << n;
+    EXPECT_EQ(simd::Max(x.data(), n), ref::Max(x.data(), n)) << n;
+    EXPECT_EQ(simd::Min(x.data(), n), ref::Min(x.data(), n)) << n;
+    auto acc_s = RandomVec(n, -1, 1, 7), acc_r = acc_s;
+    simd::Accumulate(acc_s.data(), x.data(), n);
+    ref::Accumulate(acc_r.data(), x.data(), n);
+    ExpectClose(acc_s, acc_r, kElemTol, "accumulate");
+  }
+}
+
+TEST(SimdKernels, SoftmaxRows) {
+  for (int64_t n : kLengths) {
+    for (bool log : {false, true}) {
+      auto x = RandomVec(n, -20, 20, 8), g = RandomVec(n, -1, 1, 9);
+      if (n > 2) x[1] = -INFINITY;  // a masked position
+      std::vector<float> ys(n), yr(n), ds(n), dr(n);
+      simd::SoftmaxRow(x.data(), ys.data(), n, log);
+      ref::SoftmaxRow(x.data(), yr.data(), n, log);
+      if (log) {
+        for (int64_t i = 0; i < n; ++i) {
+          if (std::isinf(yr[i])) EXPECT_EQ(ys[i], yr[i]);
+          else EXPECT_NEAR(ys[i], yr[i], kTransTol * std::max(1.0f, std::abs(yr[i])));
+        }
+      } else {
+        ExpectClose(ys, yr, kTransTol, "softmax");
+      }
+      simd::SoftmaxGradRow(yr.data(), g.data(), ds.data(), n, log);
+      ref::SoftmaxGradRow(yr.data(), g.data(), dr.data(), n, log);
+      ExpectClose(ds, dr, kTransTol, "softmax grad");
+    }
+  }
+  // A fully masked row: zeros (softmax) or -inf (log-softmax), never NaN.
+  std::vector<float> x(5, -INFINITY), y(5);
+  simd::SoftmaxRow(x.data(), y.data(), 5, false);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+  simd::SoftmaxRow(x.data(), y.data(), 5, true);
+  for (float v : y) EXPECT_EQ(v, -INFINITY);
+}
+
+TEST(SimdKernels, LayerNormRows) {
+  for (int64_t n : kLengths) {
+    auto x = RandomVec(n, -3, 5, 10), gm = RandomVec(n, 0.5f, 1.5f, 11),
+         bt = RandomVec(n, -1, 1, 12), g = RandomVec(n, -1, 1, 13);
+    for (bool affine : {false, true}) {
+      const float* pg = affine ? gm.data() : nullptr;
+      const float* pb = affine ? bt.data() : nullptr;
+      std::vector<float> ys(n), yr(n);
+      float ms, rs, mr, rr;
+      simd::LayerNormRow(x.data(), pg, pb, ys.data(), n, 1e-5f, &ms, &rs);
+      ref::LayerNormRow(x.data(), pg, pb, yr.data(), n, 1e-5f, &mr, &rr);
+      ExpectClose(ys, yr, 1e-5f, "layer norm");
+      EXPECT_NEAR(ms, mr, 1e-5f);
+      EXPECT_NEAR(rs, rr, 1e-4f * rr);
+      std::vector<float> ds(n), dr(n), dgs(n, 0), dgr(n, 0), dbs(n, 0), dbr(n, 0);
+      simd::LayerNormGradRow(x.data(), g.data(), pg, mr, rr, ds.data(), dgs.data(), dbs.data(), n);
+      ref::LayerNormGradRow(x.data(), g.data(), pg, mr, rr, dr.data(), dgr.data(), dbr.data(), n);
+      ExpectClose(ds, dr, 1e-5f, "layer norm grad");
+      ExpectClose(dgs, dgr, 1e-5f, "layer norm dgamma");
+      ExpectClose(dbs, dbr, kElemTol, "layer norm dbeta");
+    }
+  }
+}
+
+TEST(SimdKernels, DispatchPicksATarget) {
+  EXPECT_NE(std::string(simd::TargetName()), "");
+}
+
+}  // namespace
+}  // namespace attend::cpu
