@@ -949,6 +949,10 @@ TEST(GradCheck, HarnessCatchesAWrongGradient) {
   EXPECT_FALSE(r);
   EXPECT_THAT(r.message(), HasSubstr("input 0"));
   EXPECT_THAT(r.message(), HasSubstr("analytic"));
+  // The same through the multi-output path, with the wrong gradient on the second output only.
+  r = GradCheckMulti([](const Xs& x) { return Xs{Exp(x[0]), Mul(x[0].Detach(), x[0])}; },
+                     {RandomSigned({3, 5}, 1201, 0.5, 2.0)});
+  EXPECT_FALSE(r);
 }
 
 // ---------------------------------------------------------------------------------------------

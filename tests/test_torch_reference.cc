@@ -79,10 +79,14 @@ const Loaded& Load() {
 
 DType ToDType(RefDType t) {
   switch (t) {
-    case RefDType::kF32: return DType::kF32;
-    case RefDType::kF64: return DType::kF64;
-    case RefDType::kI64: return DType::kI64;
-    case RefDType::kBool: return DType::kBool;
+    case RefDType::kF32:
+      return DType::kF32;
+    case RefDType::kF64:
+      return DType::kF64;
+    case RefDType::kI64:
+      return DType::kI64;
+    case RefDType::kBool:
+      return DType::kBool;
   }
   return DType::kF32;
 }
@@ -97,9 +101,12 @@ std::vector<T> RawAs(const RefTensor& r) {
 Tensor ToTensor(const RefTensor& r) {
   Shape shape(r.dims);
   switch (r.dtype) {
-    case RefDType::kF32: return Tensor::FromVector(RawAs<float>(r), shape);
-    case RefDType::kF64: return Tensor::FromVector(RawAs<double>(r), shape);
-    case RefDType::kI64: return Tensor::FromVector(RawAs<int64_t>(r), shape);
+    case RefDType::kF32:
+      return Tensor::FromVector(RawAs<float>(r), shape);
+    case RefDType::kF64:
+      return Tensor::FromVector(RawAs<double>(r), shape);
+    case RefDType::kI64:
+      return Tensor::FromVector(RawAs<int64_t>(r), shape);
     case RefDType::kBool: {
       std::vector<bool> v(static_cast<size_t>(r.numel()));
       for (size_t i = 0; i < v.size(); ++i) v[i] = r.bytes[i] != 0;
@@ -113,10 +120,18 @@ Tensor ToTensor(const RefTensor& r) {
 std::vector<double> ValuesOf(const Tensor& t) {
   std::vector<double> out;
   switch (t.dtype()) {
-    case DType::kF32: for (float v : t.ToVector<float>()) out.push_back(v); break;
-    case DType::kF64: out = t.ToVector<double>(); break;
-    case DType::kI64: for (int64_t v : t.ToVector<int64_t>()) out.push_back(static_cast<double>(v)); break;
-    case DType::kBool: for (bool v : t.ToVector<bool>()) out.push_back(v ? 1.0 : 0.0); break;
+    case DType::kF32:
+      for (float v : t.ToVector<float>()) out.push_back(v);
+      break;
+    case DType::kF64:
+      out = t.ToVector<double>();
+      break;
+    case DType::kI64:
+      for (int64_t v : t.ToVector<int64_t>()) out.push_back(static_cast<double>(v));
+      break;
+    case DType::kBool:
+      for (bool v : t.ToVector<bool>()) out.push_back(v ? 1.0 : 0.0);
+      break;
   }
   return out;
 }
@@ -134,7 +149,9 @@ std::string IndexString(int64_t flat, const std::vector<int64_t>& dims) {
   return s + "]";
 }
 
-std::vector<int> IntsOf(const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); }
+std::vector<int> IntsOf(const std::vector<int64_t>& v) {
+  return std::vector<int>(v.begin(), v.end());
+}
 
 // ---- comparison ----
 
@@ -182,8 +199,8 @@ void ExpectMatches(const RefCase& c, const std::string& what, const Tensor& got,
   if (bad > 0) {
     std::ostringstream msg;
     msg.precision(3);
-    msg << where << " (" << reference::RefDTypeName(want.dtype) << want.ShapeString() << "): "
-        << bad << " of " << w.size() << " elements differ, max |diff| " << max_diff
+    msg << where << " (" << reference::RefDTypeName(want.dtype) << want.ShapeString()
+        << "): " << bad << " of " << w.size() << " elements differ, max |diff| " << max_diff
         << ", tolerance " << atol << " + " << rtol << " * |expected|" << list.str();
     ADD_FAILURE() << msg.str();
   }
@@ -286,169 +303,184 @@ double AccNumelX1(const OpKey&, const RefCase& c) {
   return std::max(1.0, static_cast<double>(Ref(c, "x1").numel()));
 }
 
+// A parameter that names a dim (or another small int) of the op.
+int IntParam(const OpKey& k, const char* name) { return static_cast<int>(k.Int(name)); }
+
+Tensor OptionalInput(const std::vector<Tensor>& in, size_t i) {
+  return in.size() > i ? in[i] : Tensor();
+}
+
 std::vector<OpSpec> BuildOps() {
   std::vector<OpSpec> ops;
-  auto add = [&ops](const std::string& name, const std::string& family, Runner run, AccFn acc) {
+  // The runner comes last so each entry reads as name, family, tolerance rule, body.
+  auto add = [&ops](const std::string& name, const std::string& family, AccFn acc, Runner run) {
     ops.push_back({name, family, std::move(run), std::move(acc)});
   };
   using In = const std::vector<Tensor>&;
   using K = const OpKey&;
-  auto one = [](Tensor t) { return std::vector<Tensor>{std::move(t)}; };
+  using V = std::vector<Tensor>;
 
   // Arithmetic.
-  add("add", "Arithmetic", [=](K, In in) { return one(Add(in.at(0), in.at(1))); }, AccBroadcast);
-  add("sub", "Arithmetic", [=](K, In in) { return one(Sub(in.at(0), in.at(1))); }, AccBroadcast);
-  add("mul", "Arithmetic", [=](K, In in) { return one(Mul(in.at(0), in.at(1))); }, AccBroadcast);
-  add("div", "Arithmetic", [=](K, In in) { return one(Div(in.at(0), in.at(1))); }, AccBroadcast);
-  add("add_scalar", "Arithmetic", [=](K k, In in) { return one(AddScalar(in.at(0), k.Double("s"))); }, AccOne);
-  add("mul_scalar", "Arithmetic", [=](K k, In in) { return one(MulScalar(in.at(0), k.Double("s"))); }, AccOne);
-  add("rsub_scalar", "Arithmetic", [=](K k, In in) { return one(k.Double("s") - in.at(0)); }, AccOne);
-  add("rdiv_scalar", "Arithmetic", [=](K k, In in) { return one(k.Double("s") / in.at(0)); }, AccOne);
-  add("sub_scalar", "Arithmetic", [=](K k, In in) { return one(in.at(0) - k.Double("s")); }, AccOne);
-  add("div_scalar", "Arithmetic", [=](K k, In in) { return one(in.at(0) / k.Double("s")); }, AccOne);
-  add("neg", "Arithmetic", [=](K, In in) { return one(Neg(in.at(0))); }, AccOne);
-  add("neg_operator", "Arithmetic", [=](K, In in) { return one(-in.at(0)); }, AccOne);
+  add("add", "Arithmetic", AccBroadcast, [](K, In in) { return V{Add(in.at(0), in.at(1))}; });
+  add("sub", "Arithmetic", AccBroadcast, [](K, In in) { return V{Sub(in.at(0), in.at(1))}; });
+  add("mul", "Arithmetic", AccBroadcast, [](K, In in) { return V{Mul(in.at(0), in.at(1))}; });
+  add("div", "Arithmetic", AccBroadcast, [](K, In in) { return V{Div(in.at(0), in.at(1))}; });
+  add("add_scalar", "Arithmetic", AccOne,
+      [](K k, In in) { return V{AddScalar(in.at(0), k.Double("s"))}; });
+  add("mul_scalar", "Arithmetic", AccOne,
+      [](K k, In in) { return V{MulScalar(in.at(0), k.Double("s"))}; });
+  // The operators of tensor.h with a double on either side.
+  add("rsub_scalar", "Arithmetic", AccOne, [](K k, In in) { return V{k.Double("s") - in.at(0)}; });
+  add("rdiv_scalar", "Arithmetic", AccOne, [](K k, In in) { return V{k.Double("s") / in.at(0)}; });
+  add("sub_scalar", "Arithmetic", AccOne, [](K k, In in) { return V{in.at(0) - k.Double("s")}; });
+  add("div_scalar", "Arithmetic", AccOne, [](K k, In in) { return V{in.at(0) / k.Double("s")}; });
+  add("neg", "Arithmetic", AccOne, [](K, In in) { return V{Neg(in.at(0))}; });
+  add("neg_operator", "Arithmetic", AccOne, [](K, In in) { return V{-in.at(0)}; });
 
   // Unary math.
-  add("pow", "UnaryMath", [=](K k, In in) { return one(Pow(in.at(0), k.Double("p"))); }, AccOne);
-  add("abs", "UnaryMath", [=](K, In in) { return one(Abs(in.at(0))); }, AccOne);
-  add("exp", "UnaryMath", [=](K, In in) { return one(Exp(in.at(0))); }, AccOne);
-  add("log", "UnaryMath", [=](K, In in) { return one(Log(in.at(0))); }, AccOne);
-  add("sqrt", "UnaryMath", [=](K, In in) { return one(Sqrt(in.at(0))); }, AccOne);
-  add("rsqrt", "UnaryMath", [=](K, In in) { return one(Rsqrt(in.at(0))); }, AccOne);
+  add("pow", "UnaryMath", AccOne, [](K k, In in) { return V{Pow(in.at(0), k.Double("p"))}; });
+  add("abs", "UnaryMath", AccOne, [](K, In in) { return V{Abs(in.at(0))}; });
+  add("exp", "UnaryMath", AccOne, [](K, In in) { return V{Exp(in.at(0))}; });
+  add("log", "UnaryMath", AccOne, [](K, In in) { return V{Log(in.at(0))}; });
+  add("sqrt", "UnaryMath", AccOne, [](K, In in) { return V{Sqrt(in.at(0))}; });
+  add("rsqrt", "UnaryMath", AccOne, [](K, In in) { return V{Rsqrt(in.at(0))}; });
 
   // Activations.
-  add("tanh", "Activations", [=](K, In in) { return one(Tanh(in.at(0))); }, AccOne);
-  add("sigmoid", "Activations", [=](K, In in) { return one(Sigmoid(in.at(0))); }, AccOne);
-  add("relu", "Activations", [=](K, In in) { return one(Relu(in.at(0))); }, AccOne);
-  add("gelu", "Activations", [=](K, In in) { return one(Gelu(in.at(0))); }, AccOne);
-  add("clamp", "Activations", [=](K k, In in) {
+  add("tanh", "Activations", AccOne, [](K, In in) { return V{Tanh(in.at(0))}; });
+  add("sigmoid", "Activations", AccOne, [](K, In in) { return V{Sigmoid(in.at(0))}; });
+  add("relu", "Activations", AccOne, [](K, In in) { return V{Relu(in.at(0))}; });
+  add("gelu", "Activations", AccOne, [](K, In in) { return V{Gelu(in.at(0))}; });
+  add("clamp", "Activations", AccOne, [](K k, In in) {
     std::optional<double> lo, hi;
     if (k.Has("lo")) lo = k.Double("lo");
     if (k.Has("hi")) hi = k.Double("hi");
-    return one(Clamp(in.at(0), lo, hi));
-  }, AccOne);
+    return V{Clamp(in.at(0), lo, hi)};
+  });
 
   // Comparisons.
-  add("eq", "Comparisons", [=](K, In in) { return one(Eq(in.at(0), in.at(1))); }, AccOne);
-  add("ne", "Comparisons", [=](K, In in) { return one(Ne(in.at(0), in.at(1))); }, AccOne);
-  add("lt", "Comparisons", [=](K, In in) { return one(Lt(in.at(0), in.at(1))); }, AccOne);
-  add("le", "Comparisons", [=](K, In in) { return one(Le(in.at(0), in.at(1))); }, AccOne);
-  add("gt", "Comparisons", [=](K, In in) { return one(Gt(in.at(0), in.at(1))); }, AccOne);
-  add("ge", "Comparisons", [=](K, In in) { return one(Ge(in.at(0), in.at(1))); }, AccOne);
-  add("logical_not", "Comparisons", [=](K, In in) { return one(LogicalNot(in.at(0))); }, AccOne);
+  add("eq", "Comparisons", AccOne, [](K, In in) { return V{Eq(in.at(0), in.at(1))}; });
+  add("ne", "Comparisons", AccOne, [](K, In in) { return V{Ne(in.at(0), in.at(1))}; });
+  add("lt", "Comparisons", AccOne, [](K, In in) { return V{Lt(in.at(0), in.at(1))}; });
+  add("le", "Comparisons", AccOne, [](K, In in) { return V{Le(in.at(0), in.at(1))}; });
+  add("gt", "Comparisons", AccOne, [](K, In in) { return V{Gt(in.at(0), in.at(1))}; });
+  add("ge", "Comparisons", AccOne, [](K, In in) { return V{Ge(in.at(0), in.at(1))}; });
+  add("logical_not", "Comparisons", AccOne, [](K, In in) { return V{LogicalNot(in.at(0))}; });
 
   // Selection.
-  add("where", "Selection", [=](K, In in) { return one(Where(in.at(0), in.at(1), in.at(2))); },
-      AccBroadcast);
-  add("masked_fill", "Selection",
-      [=](K k, In in) { return one(MaskedFill(in.at(0), in.at(1), k.Double("value"))); }, AccOne);
+  add("where", "Selection", AccBroadcast,
+      [](K, In in) { return V{Where(in.at(0), in.at(1), in.at(2))}; });
+  add("masked_fill", "Selection", AccOne,
+      [](K k, In in) { return V{MaskedFill(in.at(0), in.at(1), k.Double("value"))}; });
 
-  // Reductions (amax/amin semantics for max/min).
-  add("sum", "Reductions", [=](K k, In in) {
-    return one(Sum(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim")));
-  }, AccReduce);
-  add("mean", "Reductions", [=](K k, In in) {
-    return one(Mean(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim")));
-  }, AccReduce);
-  add("max", "Reductions", [=](K k, In in) {
-    return one(Max(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim")));
-  }, AccReduce);
-  add("min", "Reductions", [=](K k, In in) {
-    return one(Min(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim")));
-  }, AccReduce);
-  add("var", "Variance", [=](K k, In in) {
-    return one(Var(in.at(0), IntsOf(k.IntList("dims")), static_cast<int>(k.Int("correction")),
-                   k.Bool("keepdim")));
-  }, AccReduce);
-  add("argmax", "ArgReductions", [=](K k, In in) {
-    return one(Argmax(in.at(0), static_cast<int>(k.Int("dim")), k.Bool("keepdim")));
-  }, AccOne);
-  add("argmin", "ArgReductions", [=](K k, In in) {
-    return one(Argmin(in.at(0), static_cast<int>(k.Int("dim")), k.Bool("keepdim")));
-  }, AccOne);
+  // Reductions (amax/amin semantics for max/min); an empty dims list means all dims.
+  add("sum", "Reductions", AccReduce,
+      [](K k, In in) { return V{Sum(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim"))}; });
+  add("mean", "Reductions", AccReduce,
+      [](K k, In in) { return V{Mean(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim"))}; });
+  add("max", "Reductions", AccReduce,
+      [](K k, In in) { return V{Max(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim"))}; });
+  add("min", "Reductions", AccReduce,
+      [](K k, In in) { return V{Min(in.at(0), IntsOf(k.IntList("dims")), k.Bool("keepdim"))}; });
+  add("var", "Variance", AccReduce, [](K k, In in) {
+    return V{
+        Var(in.at(0), IntsOf(k.IntList("dims")), IntParam(k, "correction"), k.Bool("keepdim"))};
+  });
+  add("argmax", "ArgReductions", AccOne,
+      [](K k, In in) { return V{Argmax(in.at(0), IntParam(k, "dim"), k.Bool("keepdim"))}; });
+  add("argmin", "ArgReductions", AccOne,
+      [](K k, In in) { return V{Argmin(in.at(0), IntParam(k, "dim"), k.Bool("keepdim"))}; });
 
-  add("matmul", "Matmul", [=](K, In in) { return one(Matmul(in.at(0), in.at(1))); }, AccMatmul);
+  add("matmul", "Matmul", AccMatmul, [](K, In in) { return V{Matmul(in.at(0), in.at(1))}; });
 
   // Softmax family; an optional second input is the mask (true = excluded).
-  add("softmax", "Softmax", [=](K k, In in) {
-    return one(Softmax(in.at(0), static_cast<int>(k.Int("dim")), in.size() > 1 ? in[1] : Tensor()));
-  }, AccSoftmax);
-  add("log_softmax", "Softmax", [=](K k, In in) {
-    return one(LogSoftmax(in.at(0), static_cast<int>(k.Int("dim")), in.size() > 1 ? in[1] : Tensor()));
-  }, AccSoftmax);
+  add("softmax", "Softmax", AccSoftmax,
+      [](K k, In in) { return V{Softmax(in.at(0), IntParam(k, "dim"), OptionalInput(in, 1))}; });
+  add("log_softmax", "Softmax", AccSoftmax,
+      [](K k, In in) { return V{LogSoftmax(in.at(0), IntParam(k, "dim"), OptionalInput(in, 1))}; });
 
   // LayerNorm: inputs are x, then weight if w=1, then bias if b=1.
-  add("layer_norm", "LayerNorm", [=](K k, In in) {
+  add("layer_norm", "LayerNorm", AccLayerNorm, [](K k, In in) {
     size_t next = 1;
     Tensor w = k.Bool("w") ? in.at(next++) : Tensor();
     Tensor b = k.Bool("b") ? in.at(next++) : Tensor();
     double eps = k.Has("eps") ? k.Double("eps") : 1e-5;
-    return one(LayerNorm(in.at(0), static_cast<int>(k.Int("nd")), w, b, eps));
-  }, AccLayerNorm);
+    return V{LayerNorm(in.at(0), IntParam(k, "nd"), w, b, eps)};
+  });
 
-  add("embedding", "Embedding", [=](K k, In in) {
-    return one(Embedding(in.at(0), in.at(1), k.Int("padding_idx", -1)));
-  }, AccNumelX1);
-  add("index_select", "Indexing", [=](K k, In in) {
-    return one(IndexSelect(in.at(0), static_cast<int>(k.Int("dim")), in.at(1)));
-  }, AccNumelX1);
-  add("gather", "Indexing", [=](K k, In in) {
-    return one(Gather(in.at(0), static_cast<int>(k.Int("dim")), in.at(1)));
-  }, AccNumelX1);
-  add("topk", "TopK", [=](K k, In in) {
-    auto [values, indices] =
-        TopK(in.at(0), k.Int("k"), static_cast<int>(k.Int("dim")), k.Bool("largest"));
-    return std::vector<Tensor>{values, indices};
-  }, AccOne);
+  // Indexing.
+  add("embedding", "Embedding", AccNumelX1,
+      [](K k, In in) { return V{Embedding(in.at(0), in.at(1), k.Int("padding_idx", -1))}; });
+  add("index_select", "Indexing", AccNumelX1,
+      [](K k, In in) { return V{IndexSelect(in.at(0), IntParam(k, "dim"), in.at(1))}; });
+  add("gather", "Indexing", AccNumelX1,
+      [](K k, In in) { return V{Gather(in.at(0), IntParam(k, "dim"), in.at(1))}; });
+  add("topk", "TopK", AccOne, [](K k, In in) {
+    auto [values, indices] = TopK(in.at(0), k.Int("k"), IntParam(k, "dim"), k.Bool("largest"));
+    return V{values, indices};
+  });
 
   // Joining and splitting.
-  add("concat", "JoinSplit", [=](K k, In in) { return one(Concat(in, static_cast<int>(k.Int("dim")))); },
-      AccOne);
-  add("stack", "JoinSplit", [=](K k, In in) { return one(Stack(in, static_cast<int>(k.Int("dim")))); },
-      AccOne);
-  add("split", "JoinSplit", [=](K k, In in) {
-    return Split(in.at(0), k.Int("size"), static_cast<int>(k.Int("dim")));
-  }, AccOne);
-  add("chunk", "JoinSplit", [=](K k, In in) {
-    return Chunk(in.at(0), k.Int("chunks"), static_cast<int>(k.Int("dim")));
-  }, AccOne);
+  add("concat", "JoinSplit", AccOne, [](K k, In in) { return V{Concat(in, IntParam(k, "dim"))}; });
+  add("stack", "JoinSplit", AccOne, [](K k, In in) { return V{Stack(in, IntParam(k, "dim"))}; });
+  add("split", "JoinSplit", AccOne,
+      [](K k, In in) { return Split(in.at(0), k.Int("size"), IntParam(k, "dim")); });
+  add("chunk", "JoinSplit", AccOne,
+      [](K k, In in) { return Chunk(in.at(0), k.Int("chunks"), IntParam(k, "dim")); });
 
-  add("cross_entropy", "CrossEntropy", [=](K k, In in) {
+  add("cross_entropy", "CrossEntropy", AccNumelX0, [](K k, In in) {
     const std::string& r = k.Str("reduction");
-    Reduction red = r == "mean" ? Reduction::kMean : r == "sum" ? Reduction::kSum : Reduction::kNone;
     if (r != "mean" && r != "sum" && r != "none") throw Error("unknown reduction " + r);
-    return one(CrossEntropy(in.at(0), in.at(1), k.Int("ignore_index"), k.Double("smoothing"), red));
-  }, AccNumelX0);
+    Reduction red = r == "mean"  ? Reduction::kMean
+                    : r == "sum" ? Reduction::kSum
+                                 : Reduction::kNone;
+    return V{CrossEntropy(in.at(0), in.at(1), k.Int("ignore_index"), k.Double("smoothing"), red)};
+  });
 
   // Views (and Contiguous, Clone, To), each followed by Mul with x1 so the gradient flows
   // through an op into the view.
-  add("view", "Views", [=](K k, In in) {
+  add("view", "Views", AccBroadcast, [](K k, In in) {
     const Tensor& x = in.at(0);
     const std::string& kind = k.Str("kind");
     Tensor v;
-    if (kind == "reshape") v = x.Reshape(Shape(k.IntList("shape")));
-    else if (kind == "transpose") v = x.Transpose(static_cast<int>(k.Int("d0")), static_cast<int>(k.Int("d1")));
-    else if (kind == "permute") v = x.Permute(IntsOf(k.IntList("dims")));
-    else if (kind == "narrow") v = x.Narrow(static_cast<int>(k.Int("dim")), k.Int("start"), k.Int("length"));
-    else if (kind == "select") v = x.Select(static_cast<int>(k.Int("dim")), k.Int("index"));
-    else if (kind == "expand") v = x.Expand(Shape(k.IntList("shape")));
-    else if (kind == "squeeze") v = x.Squeeze(static_cast<int>(k.Int("dim")));
-    else if (kind == "squeeze_all") v = x.Squeeze();
-    else if (kind == "unsqueeze") v = x.Unsqueeze(static_cast<int>(k.Int("dim")));
-    else if (kind == "flatten") v = x.Flatten(static_cast<int>(k.Int("start")), static_cast<int>(k.Int("end")));
-    else if (kind == "contiguous") v = x.Contiguous();
-    else if (kind == "clone") v = x.Clone();
-    else if (kind == "to") v = x.To(k.Str("dtype") == "f64" ? DType::kF64 : DType::kF32);
-    else if (kind == "chain") {
+    if (kind == "reshape") {
+      v = x.Reshape(Shape(k.IntList("shape")));
+    } else if (kind == "transpose") {
+      v = x.Transpose(IntParam(k, "d0"), IntParam(k, "d1"));
+    } else if (kind == "permute") {
+      v = x.Permute(IntsOf(k.IntList("dims")));
+    } else if (kind == "narrow") {
+      v = x.Narrow(IntParam(k, "dim"), k.Int("start"), k.Int("length"));
+    } else if (kind == "select") {
+      v = x.Select(IntParam(k, "dim"), k.Int("index"));
+    } else if (kind == "expand") {
+      v = x.Expand(Shape(k.IntList("shape")));
+    } else if (kind == "squeeze") {
+      v = x.Squeeze(IntParam(k, "dim"));
+    } else if (kind == "squeeze_all") {
+      v = x.Squeeze();
+    } else if (kind == "unsqueeze") {
+      v = x.Unsqueeze(IntParam(k, "dim"));
+    } else if (kind == "flatten") {
+      v = x.Flatten(IntParam(k, "start"), IntParam(k, "end"));
+    } else if (kind == "contiguous") {
+      v = x.Contiguous();
+    } else if (kind == "clone") {
+      v = x.Clone();
+    } else if (kind == "to") {
+      v = x.To(k.Str("dtype") == "f64" ? DType::kF64 : DType::kF32);
+    } else if (kind == "chain") {
       // Mirrors the generator: transpose, narrow, select, unsqueeze, expand, copying reshape.
-      v = x.Transpose(0, 2).Narrow(0, 1, 4).Select(1, 2).Unsqueeze(0).Expand(Shape{2, 4, 3})
+      v = x.Transpose(0, 2)
+              .Narrow(0, 1, 4)
+              .Select(1, 2)
+              .Unsqueeze(0)
+              .Expand(Shape{2, 4, 3})
               .Reshape(Shape{8, 3});
     } else {
       throw Error("unknown view kind " + kind);
     }
-    return one(Mul(v, in.at(1)));
-  }, AccBroadcast);
+    return V{Mul(v, in.at(1))};
+  });
   return ops;
 }
 
@@ -583,11 +615,11 @@ TEST(TorchReference, EveryCaseHasAKnownOp) {
 TEST(TorchReference, FullyMaskedSoftmaxRowConvention) {
   for (bool log : {false, true}) {
     SCOPED_TRACE(log ? "LogSoftmax" : "Softmax");
-    Tensor x = Tensor::FromVector(std::vector<float>{0.5f, -1.0f, 2.0f, 0.25f, 1.5f, -0.5f},
-                                  Shape{2, 3});
+    Tensor x =
+        Tensor::FromVector(std::vector<float>{0.5f, -1.0f, 2.0f, 0.25f, 1.5f, -0.5f}, Shape{2, 3});
     x.set_requires_grad(true);
-    Tensor mask = Tensor::FromVector(std::vector<bool>{true, true, true, false, true, false},
-                                     Shape{2, 3});
+    Tensor mask =
+        Tensor::FromVector(std::vector<bool>{true, true, true, false, true, false}, Shape{2, 3});
     Tensor y = log ? LogSoftmax(x, 1, mask) : Softmax(x, 1, mask);
     std::vector<float> v = y.ToVector<float>();
     ASSERT_EQ(v.size(), 6u);
@@ -605,8 +637,8 @@ TEST(TorchReference, FullyMaskedSoftmaxRowConvention) {
     EXPECT_TRUE(log ? std::isinf(v[4]) && v[4] < 0 : v[4] == 0.0f) << v[4];
     EXPECT_NEAR(v[5], log ? std::log(p2) : p2, 1e-6);
 
-    Tensor g = Tensor::FromVector(std::vector<float>{1.0f, -2.0f, 3.0f, 0.5f, 4.0f, -1.5f},
-                                  Shape{2, 3});
+    Tensor g =
+        Tensor::FromVector(std::vector<float>{1.0f, -2.0f, 3.0f, 0.5f, 4.0f, -1.5f}, Shape{2, 3});
     y.Backward(g);
     ASSERT_TRUE(x.grad().defined());
     std::vector<float> dx = x.grad().ToVector<float>();
@@ -623,7 +655,10 @@ TEST(TorchReference, FullyMaskedSoftmaxRowConvention) {
 // Builds reference-file bytes by hand, independently of the Python writer.
 class FileBuilder {
  public:
-  FileBuilder& Raw(const std::string& s) { bytes_ += s; return *this; }
+  FileBuilder& Raw(const std::string& s) {
+    bytes_ += s;
+    return *this;
+  }
   template <typename T>
   FileBuilder& Put(T v) {
     char b[sizeof(T)];
@@ -631,7 +666,10 @@ class FileBuilder {
     bytes_.append(b, sizeof(T));
     return *this;
   }
-  FileBuilder& Str(const std::string& s) { Put<uint32_t>(static_cast<uint32_t>(s.size())); return Raw(s); }
+  FileBuilder& Str(const std::string& s) {
+    Put<uint32_t>(static_cast<uint32_t>(s.size()));
+    return Raw(s);
+  }
   const std::string& bytes() const { return bytes_; }
 
  private:

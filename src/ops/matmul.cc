@@ -27,8 +27,8 @@ bool BlasLayout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool* trans,
 // Makes the last two dims BLAS-friendly, copying only when the strides do not allow it.
 Tensor BlasReady(const Tensor& t) {
   const int nd = t.dim();
-  bool tr;
-  int64_t ld;
+  bool tr = false;
+  int64_t ld = 0;
   if (BlasLayout(t.shape()[nd - 2], t.shape()[nd - 1], t.strides()[nd - 2], t.strides()[nd - 1],
                  &tr, &ld))
     return t;
@@ -68,8 +68,8 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
   Tensor out = Tensor::Empty(out_shape, a.dtype());
   if (out.numel() == 0) return out;
 
-  bool ta, tb;
-  int64_t lda, ldb;
+  bool ta = false, tb = false;
+  int64_t lda = k, ldb = n;
   BlasLayout(m, k, a.strides()[na - 2], a.strides()[na - 1], &ta, &lda);
   BlasLayout(k, n, b.strides()[nb - 2], b.strides()[nb - 1], &tb, &ldb);
 

@@ -38,7 +38,8 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError as e:  # the pyenv python3 on PATH has no torch; Debian's /usr/bin/python3 does
-    sys.exit("ops_reference.py needs PyTorch (%s): run it with /usr/bin/python3 (python3-torch)" % e)
+    sys.exit("ops_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
+             "(Debian's python3-torch)" % e)
 
 MAGIC = b"ATNDREF\0"
 END_MAGIC = b"ATNDEND\0"
@@ -330,7 +331,8 @@ def reduction_cases(b):
                       lambda x, fn=fn, real=real, keep=keep: fn(x, real, keep))
         b.add(op + "_transposed_d1", op_key(op, dims=[1], keepdim=False), [b.randn(7, 5)],
               lambda x, fn=fn: fn(x, (1,), False), tr=(0,))
-        b.add(op + "_f64_d0_2", op_key(op, dims=[0, 2], keepdim=False), [b.randn(5, 3, 7, dtype=F64)],
+        b.add(op + "_f64_d0_2", op_key(op, dims=[0, 2], keepdim=False),
+              [b.randn(5, 3, 7, dtype=F64)],
               lambda x, fn=fn: fn(x, (0, 2), False))
         b.add(op + "_wide_d1", op_key(op, dims=[1], keepdim=False), [b.randn(13, 129)],
               lambda x, fn=fn: fn(x, (1,), False))
@@ -343,7 +345,8 @@ def reduction_cases(b):
         fn = fns[op]
         b.add(op + "_ties_d1", op_key(op, dims=[1], keepdim=False), [b.small_ints(5, 7)],
               lambda x, fn=fn: fn(x, (1,), False))
-        b.add(op + "_ties_all", op_key(op, dims=[], keepdim=False), [b.small_ints(3, 5, lo=0, hi=2)],
+        b.add(op + "_ties_all", op_key(op, dims=[], keepdim=False),
+              [b.small_ints(3, 5, lo=0, hi=2)],
               lambda x, fn=fn: fn(x, (0, 1), False))
 
 
@@ -535,7 +538,8 @@ def indexing_cases(b):
     b.add("gather_3d_dneg1", op_key("gather", dim=-1), [b.randn(3, 5, 7), b.randint(0, 7, 3, 5, 2)],
           lambda x, i: torch.gather(x, -1, i))
     # The index may be smaller than the input in the other dims too.
-    b.add("gather_d1_smaller_index", op_key("gather", dim=1), [b.randn(5, 7), b.randint(0, 7, 3, 4)],
+    b.add("gather_d1_smaller_index", op_key("gather", dim=1),
+          [b.randn(5, 7), b.randint(0, 7, 3, 4)],
           lambda x, i: torch.gather(x, 1, i))
     b.add("gather_f64", op_key("gather", dim=1), [b.randn(3, 5, dtype=F64), b.randint(0, 5, 3, 5)],
           lambda x, i: torch.gather(x, 1, i))
@@ -569,7 +573,8 @@ def join_split_cases(b):
     b.add("concat_single", op_key("concat", dim=0), [b.randn(3, 5)], lambda *xs: torch.cat(xs, 0))
     b.add("concat_transposed", op_key("concat", dim=1), [b.randn(5, 3), b.randn(3, 2)],
           lambda *xs: torch.cat(xs, 1), tr=(0,))
-    b.add("concat_f64", op_key("concat", dim=0), [b.randn(1, 3, dtype=F64), b.randn(4, 3, dtype=F64)],
+    b.add("concat_f64", op_key("concat", dim=0),
+          [b.randn(1, 3, dtype=F64), b.randn(4, 3, dtype=F64)],
           lambda *xs: torch.cat(xs, 0))
     for dim in (0, 1, 2, -1):
         b.add("stack_d%d" % dim, op_key("stack", dim=dim),
@@ -606,16 +611,14 @@ def cross_entropy_cases(b):
     for smoothing in (0.0, 0.1):
         for reduction in ("mean", "sum", "none"):
             tag = "ls%g_%s" % (smoothing, reduction)
-            b.add("cross_entropy_" + tag,
-                  op_key("cross_entropy", ignore_index=-100, smoothing=smoothing, reduction=reduction),
-                  [b.randn(n, c), b.randint(0, c, n)],
+            key = op_key("cross_entropy", ignore_index=-100, smoothing=smoothing,
+                         reduction=reduction)
+            b.add("cross_entropy_" + tag, key, [b.randn(n, c), b.randint(0, c, n)],
                   lambda x, t, s=smoothing, r=reduction: ce(x, t, -100, s, r))
             target = b.randint(0, c, n)
             target[1] = -100
             target[4] = -100
-            b.add("cross_entropy_ignore_" + tag,
-                  op_key("cross_entropy", ignore_index=-100, smoothing=smoothing, reduction=reduction),
-                  [b.randn(n, c), target],
+            b.add("cross_entropy_ignore_" + tag, key, [b.randn(n, c), target],
                   lambda x, t, s=smoothing, r=reduction: ce(x, t, -100, s, r))
             # An ignore_index that is a real class.
             target = torch.tensor([0, 2, 1, 2, 4, 3, 2], dtype=torch.int64)

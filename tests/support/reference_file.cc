@@ -137,20 +137,28 @@ int64_t ParseInt(const std::string& key, const std::string& s) {
 
 const char* RefDTypeName(RefDType t) {
   switch (t) {
-    case RefDType::kF32: return "f32";
-    case RefDType::kF64: return "f64";
-    case RefDType::kI64: return "i64";
-    case RefDType::kBool: return "bool";
+    case RefDType::kF32:
+      return "f32";
+    case RefDType::kF64:
+      return "f64";
+    case RefDType::kI64:
+      return "i64";
+    case RefDType::kBool:
+      return "bool";
   }
   return "?";
 }
 
 size_t RefDTypeSize(RefDType t) {
   switch (t) {
-    case RefDType::kF32: return 4;
-    case RefDType::kF64: return 8;
-    case RefDType::kI64: return 8;
-    case RefDType::kBool: return 1;
+    case RefDType::kF32:
+      return 4;
+    case RefDType::kF64:
+      return 8;
+    case RefDType::kI64:
+      return 8;
+    case RefDType::kBool:
+      return 1;
   }
   return 0;
 }
@@ -175,10 +183,27 @@ std::vector<double> RefTensor::AsDoubles() const {
   for (size_t i = 0; i < out.size(); ++i) {
     const uint8_t* p = bytes.data() + i * RefDTypeSize(dtype);
     switch (dtype) {
-      case RefDType::kF32: { float v; std::memcpy(&v, p, 4); out[i] = v; break; }
-      case RefDType::kF64: { double v; std::memcpy(&v, p, 8); out[i] = v; break; }
-      case RefDType::kI64: { int64_t v; std::memcpy(&v, p, 8); out[i] = static_cast<double>(v); break; }
-      case RefDType::kBool: out[i] = *p ? 1.0 : 0.0; break;
+      case RefDType::kF32: {
+        float v;
+        std::memcpy(&v, p, 4);
+        out[i] = v;
+        break;
+      }
+      case RefDType::kF64: {
+        double v;
+        std::memcpy(&v, p, 8);
+        out[i] = v;
+        break;
+      }
+      case RefDType::kI64: {
+        int64_t v;
+        std::memcpy(&v, p, 8);
+        out[i] = static_cast<double>(v);
+        break;
+      }
+      case RefDType::kBool:
+        out[i] = *p ? 1.0 : 0.0;
+        break;
     }
   }
   return out;
@@ -213,7 +238,8 @@ std::vector<RefCase> ParseReference(const std::string& bytes, const std::string&
     RefCase rc;
     rc.name = c.ReadString("case name");
     rc.op = c.ReadString("op key");
-    if (rc.name.empty() || rc.op.empty()) c.Fail("case " + std::to_string(i) + " has no name or op");
+    if (rc.name.empty() || rc.op.empty())
+      c.Fail("case " + std::to_string(i) + " has no name or op");
     uint32_t n = c.Read<uint32_t>("tensor count");
     if (n > kMaxTensorsPerCase) c.Fail("implausible tensor count in case " + rc.name);
     for (uint32_t j = 0; j < n; ++j) {
@@ -241,7 +267,8 @@ OpKey::OpKey(const std::string& key) : key_(key) {
   bool first = true;
   while (true) {
     size_t bar = key.find('|', start);
-    std::string part = key.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+    std::string part =
+        key.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
     if (first) {
       if (part.empty()) KeyError(key, "empty op name");
       name_ = part;
@@ -292,8 +319,8 @@ std::vector<int64_t> OpKey::IntList(const std::string& param) const {
   size_t start = 0;
   while (true) {
     size_t comma = s.find(',', start);
-    out.push_back(ParseInt(key_, s.substr(start, comma == std::string::npos ? std::string::npos
-                                                                            : comma - start)));
+    out.push_back(ParseInt(
+        key_, s.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
