@@ -14,18 +14,28 @@ import sys
 
 def run_ours(binary, threads, min_time, filt):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
-           "--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true"]
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
     if filt:
         cmd.append(f"--benchmark_filter={filt}")
     res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
     out = {}
     for b in res["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
         name = b["run_name"].replace("/real_time", "")
         out[name] = b["real_time"]  # microseconds (the benchmarks use kMicrosecond)
     return out, res.get("context", {})
+
+
+def run_torch(threads, min_time, filt):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cmd = [sys.executable, os.path.join(here, "torch_ops.py"), "--threads", str(threads),
+           "--min-time", str(min_time)]
+    res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return res["us"], res["torch_version"]
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
 
 
 def main():
@@ -34,16 +44,23 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--filter", default="")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
 
-    ours, ctx = run_ours(args.bench, args.threads, args.min_time, args.filter)
-    here = os.path.dirname(os.path.abspath(__file__))
-    torch_out = json.loads(subprocess.run(
-        [sys.executable, os.path.join(here, "torch_ops.py"), "--threads", str(args.threads),
-         "--min-time", str(args.min_time)],
-        check=True, capture_output=True, text=True).stdout)
-    theirs = torch_out["us"]
+    # The machine is shared: rounds alternate between attend and PyTorch so that a noisy
+    # moment hits both, and each figure is the median over the rounds.
+    ours_runs, theirs_runs = {}, {}
+    for _ in range(args.rounds):
+        o, ctx = run_ours(args.bench, args.threads, args.min_time, args.filter)
+        t, torch_version = run_torch(args.threads, args.min_time, args.filter)
+        for k, v in o.items():
+            ours_runs.setdefault(k, []).append(v)
+        for k, v in t.items():
+            theirs_runs.setdefault(k, []).append(v)
+    ours = {k: median(v) for k, v in ours_runs.items()}
+    theirs = {k: median(v) for k, v in theirs_runs.items()}
+    torch_out = {"torch_version": torch_version}
 
     rows = []
     for name, t in ours.items():
@@ -59,7 +76,7 @@ def main():
               "|---|---:|---:|---:|---:|")
     print(f"threads: {args.threads}; PyTorch {torch_out['torch_version']}; "
           f"host: {ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz; "
-          f"load average {ctx.get('load_avg', '?')}")
+          f"load average {ctx.get('load_avg', '?')}; median of {args.rounds} alternating rounds")
     if args.markdown:
         print(header)
     for name, t, tt, blas in rows:

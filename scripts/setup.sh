@@ -4,7 +4,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
-  libopenblas-dev            # BLAS (CBLAS interface)
+  libopenblas-openmp-dev     # BLAS (CBLAS), the OpenMP build: one thread pool with our kernels
   libhwy-dev                 # Highway: portable SIMD
   libomp-dev                 # OpenMP headers (g++ brings libgomp)
   libgtest-dev libgmock-dev googletest  # GoogleTest / GoogleMock

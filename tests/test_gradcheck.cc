@@ -1,11 +1,10 @@
-// Finite-difference gradient checks in f64 for every differentiable op and view, and the autograd
-// engine's semantics (accumulation, retain_graph, no-grad, Grad()).
+// Finite-difference gradient checks (f64) of every differentiable op and view; autograd semantics.
 #include <cmath>
 #include <functional>
 #include <optional>
 #include <random>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -33,8 +32,6 @@ using Xs = std::vector<Tensor>;
 using UnaryOp = std::function<Tensor(const Tensor&)>;
 using BinaryOp = std::function<Tensor(const Tensor&, const Tensor&)>;
 using DataGen = std::function<Tensor(const Shape&, uint64_t)>;
-
-constexpr DType kF64 = DType::kF64;
 
 // Input distributions: smooth ops get O(1) values of both signs; ops with a pole or a kink at 0
 // get magnitudes bounded away from it.
@@ -101,10 +98,18 @@ std::vector<double> Values(const Tensor& t) {
 // ---------------------------------------------------------------------------------------------
 // Elementwise binary
 
-TEST(GradCheck, Add) { EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Add(a, b); })); }
-TEST(GradCheck, Sub) { EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Sub(a, b); })); }
-TEST(GradCheck, Mul) { EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Mul(a, b); })); }
-TEST(GradCheck, Div) { EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Div(a, b); })); }
+TEST(GradCheck, Add) {
+  EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Add(a, b); }));
+}
+TEST(GradCheck, Sub) {
+  EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Sub(a, b); }));
+}
+TEST(GradCheck, Mul) {
+  EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Mul(a, b); }));
+}
+TEST(GradCheck, Div) {
+  EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return Div(a, b); }));
+}
 
 TEST(GradCheck, TensorOperators) {
   EXPECT_TRUE(CheckBinary([](const Tensor& a, const Tensor& b) { return a + b; }));
@@ -136,24 +141,42 @@ TEST(GradCheck, MulScalar) {
 // ---------------------------------------------------------------------------------------------
 // Elementwise unary
 
-TEST(GradCheck, Neg) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Neg(a); }, kAnyValue)); }
-TEST(GradCheck, Abs) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Abs(a); }, kNonZero)); }
-TEST(GradCheck, Exp) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Exp(a); }, kAnyValue)); }
-TEST(GradCheck, Log) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Log(a); }, kPositive)); }
-TEST(GradCheck, Sqrt) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Sqrt(a); }, kPositive)); }
-TEST(GradCheck, Rsqrt) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Rsqrt(a); }, kPositive)); }
-TEST(GradCheck, Tanh) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Tanh(a); }, kAnyValue)); }
-TEST(GradCheck, Relu) { EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Relu(a); }, kNonZero)); }
+TEST(GradCheck, Neg) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Neg(a); }, kAnyValue));
+}
+TEST(GradCheck, Abs) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Abs(a); }, kNonZero));
+}
+TEST(GradCheck, Exp) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Exp(a); }, kAnyValue));
+}
+TEST(GradCheck, Log) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Log(a); }, kPositive));
+}
+TEST(GradCheck, Sqrt) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Sqrt(a); }, kPositive));
+}
+TEST(GradCheck, Rsqrt) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Rsqrt(a); }, kPositive));
+}
+TEST(GradCheck, Tanh) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Tanh(a); }, kAnyValue));
+}
+TEST(GradCheck, Relu) {
+  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Relu(a); }, kNonZero));
+}
 
 TEST(GradCheck, Sigmoid) {
   // Wider than kAnyValue so the saturating tails are covered too.
-  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Sigmoid(a); },
-                         [](const Shape& s, uint64_t seed) { return RandomUniform(s, seed, -6, 6); }));
+  EXPECT_TRUE(
+      CheckUnary([](const Tensor& a) { return Sigmoid(a); },
+                 [](const Shape& s, uint64_t seed) { return RandomUniform(s, seed, -6, 6); }));
 }
 
 TEST(GradCheck, Gelu) {
-  EXPECT_TRUE(CheckUnary([](const Tensor& a) { return Gelu(a); },
-                         [](const Shape& s, uint64_t seed) { return RandomUniform(s, seed, -4, 4); }));
+  EXPECT_TRUE(
+      CheckUnary([](const Tensor& a) { return Gelu(a); },
+                 [](const Shape& s, uint64_t seed) { return RandomUniform(s, seed, -4, 4); }));
 }
 
 TEST(GradCheck, Pow) {
@@ -213,8 +236,8 @@ struct ReduceCase {
 // One dim, two non-adjacent dims (in both orders), a negative dim, all dims named, and none
 // named (= all), each with and without keepdim.
 const std::vector<ReduceCase> kReduceCases = {
-    {{1}, false},  {{1}, true},     {{0, 2}, false},    {{2, 0}, true}, {{-1}, false},
-    {{-3}, true},  {{0, 1, 2}, false}, {{}, false},     {{}, true},
+    {{1}, false}, {{1}, true},        {{0, 2}, false}, {{2, 0}, true}, {{-1}, false},
+    {{-3}, true}, {{0, 1, 2}, false}, {{}, false},     {{}, true},
 };
 
 std::string DimsStr(const ReduceCase& c) {
@@ -227,10 +250,14 @@ using ReduceOp = std::function<Tensor(const Tensor&, const std::vector<int>&, bo
 
 ::testing::AssertionResult CheckReduce(const ReduceOp& op, const DataGen& gen) {
   for (const ReduceCase& c : kReduceCases) {
-    auto r = GradCheck([&](const Xs& x) { return op(x[0], c.dims, c.keepdim); }, {gen({3, 5, 7}, 21)});
+    auto r =
+        GradCheck([&](const Xs& x) { return op(x[0], c.dims, c.keepdim); }, {gen({3, 5, 7}, 21)});
     if (!r) return r << "\n(on [3, 5, 7], " << DimsStr(c) << ")";
-    r = GradCheck([&](const Xs& x) { return op(x[0].Permute({2, 0, 1}), c.dims, c.keepdim); },
-                  {gen({5, 7, 3}, 22)});
+    r = GradCheck(
+        [&](const Xs& x) {
+          return op(x[0].Permute({2, 0, 1}), c.dims, c.keepdim);
+        },
+        {gen({5, 7, 3}, 22)});
     if (!r) return r << "\n(on [5, 7, 3].Permute({2, 0, 1}), " << DimsStr(c) << ")";
   }
   auto r = GradCheck([&](const Xs& x) { return op(x[0], {0}, false); }, {gen({5}, 23)});
@@ -239,30 +266,30 @@ using ReduceOp = std::function<Tensor(const Tensor&, const std::vector<int>&, bo
 }
 
 TEST(GradCheck, Sum) {
-  EXPECT_TRUE(CheckReduce([](const Tensor& a, const std::vector<int>& d, bool k) { return Sum(a, d, k); },
-                          kAnyValue));
+  EXPECT_TRUE(CheckReduce(
+      [](const Tensor& a, const std::vector<int>& d, bool k) { return Sum(a, d, k); }, kAnyValue));
 }
 TEST(GradCheck, Mean) {
-  EXPECT_TRUE(CheckReduce([](const Tensor& a, const std::vector<int>& d, bool k) { return Mean(a, d, k); },
-                          kAnyValue));
+  EXPECT_TRUE(CheckReduce(
+      [](const Tensor& a, const std::vector<int>& d, bool k) { return Mean(a, d, k); }, kAnyValue));
 }
 TEST(GradCheck, Max) {
   // Distinct values: the maximum is unique and stays the maximum under an eps perturbation.
   const DataGen distinct = [](const Shape& s, uint64_t seed) { return RandomDistinct(s, seed); };
-  EXPECT_TRUE(CheckReduce([](const Tensor& a, const std::vector<int>& d, bool k) { return Max(a, d, k); },
-                          distinct));
+  EXPECT_TRUE(CheckReduce(
+      [](const Tensor& a, const std::vector<int>& d, bool k) { return Max(a, d, k); }, distinct));
 }
 TEST(GradCheck, Min) {
   const DataGen distinct = [](const Shape& s, uint64_t seed) { return RandomDistinct(s, seed); };
-  EXPECT_TRUE(CheckReduce([](const Tensor& a, const std::vector<int>& d, bool k) { return Min(a, d, k); },
-                          distinct));
+  EXPECT_TRUE(CheckReduce(
+      [](const Tensor& a, const std::vector<int>& d, bool k) { return Min(a, d, k); }, distinct));
 }
 TEST(GradCheck, Var) {
   for (int correction : {0, 1}) {
     SCOPED_TRACE("correction " + std::to_string(correction));
-    EXPECT_TRUE(CheckReduce(
-        [correction](const Tensor& a, const std::vector<int>& d, bool k) { return Var(a, d, correction, k); },
-        kAnyValue));
+    EXPECT_TRUE(CheckReduce([correction](const Tensor& a, const std::vector<int>& d,
+                                         bool k) { return Var(a, d, correction, k); },
+                            kAnyValue));
   }
 }
 
@@ -324,7 +351,8 @@ TEST(GradCheck, Matmul) {
     seed += 2;
   }
   // One operand used twice (x . x^T): both gradient paths land on the same leaf.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[0].T()); }, {RandomUniform({3, 5}, 340)}));
+  EXPECT_TRUE(
+      GradCheck([](const Xs& x) { return Matmul(x[0], x[0].T()); }, {RandomUniform({3, 5}, 340)}));
   // A non-transpose non-contiguous operand (a column slice), which the BLAS cannot take as is.
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Narrow(1, 1, 5), x[1]); },
                         {RandomUniform({3, 7}, 341), RandomUniform({5, 4}, 342)}));
@@ -336,17 +364,20 @@ TEST(GradCheck, Matmul) {
 TEST(GradCheck, Softmax) {
   for (int dim : {0, 1, 2, -1}) {
     SCOPED_TRACE("dim " + std::to_string(dim));
-    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Softmax(x[0], dim); }, {RandomUniform({3, 5, 7}, 400, -3, 3)}));
+    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Softmax(x[0], dim); },
+                          {RandomUniform({3, 5, 7}, 400, -3, 3)}));
     EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Softmax(x[0].Transpose(0, 2), dim); },
                           {RandomUniform({7, 5, 3}, 401, -3, 3)}));
   }
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0], 0); }, {RandomUniform({7}, 402, -3, 3)}));
+  EXPECT_TRUE(
+      GradCheck([](const Xs& x) { return Softmax(x[0], 0); }, {RandomUniform({7}, 402, -3, 3)}));
 }
 
 TEST(GradCheck, LogSoftmax) {
   for (int dim : {0, 1, 2, -1}) {
     SCOPED_TRACE("dim " + std::to_string(dim));
-    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return LogSoftmax(x[0], dim); }, {RandomUniform({3, 5, 7}, 410, -3, 3)}));
+    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return LogSoftmax(x[0], dim); },
+                          {RandomUniform({3, 5, 7}, 410, -3, 3)}));
     EXPECT_TRUE(GradCheck([dim](const Xs& x) { return LogSoftmax(x[0].Transpose(0, 2), dim); },
                           {RandomUniform({7, 5, 3}, 411, -3, 3)}));
   }
@@ -383,7 +414,9 @@ TEST(GradCheck, LogSoftmaxWithMask) {
     for (int dim : {0, 1, -1}) {
       SCOPED_TRACE(name + ", dim " + std::to_string(dim));
       EXPECT_TRUE(GradCheck(
-          [&, dim = dim](const Xs& x) { return MaskedFill(LogSoftmax(x[0], dim, mask), mask, 0.0); },
+          [&, dim = dim](const Xs& x) {
+            return MaskedFill(LogSoftmax(x[0], dim, mask), mask, 0.0);
+          },
           {RandomUniform({3, 5, 7}, 440, -3, 3)}));
     }
   }
@@ -403,7 +436,8 @@ TEST(GradCheck, FullyMaskedRowHasZeroGradient) {
     ASSERT_EQ(out.size(), 12u);
     for (int j = 0; j < 4; ++j) {
       if (log) {
-        EXPECT_TRUE(std::isinf(out[4 + j]) && out[4 + j] < 0) << "element " << j << " is " << out[4 + j];
+        EXPECT_TRUE(std::isinf(out[4 + j]) && out[4 + j] < 0)
+            << "element " << j << " is " << out[4 + j];
       } else {
         EXPECT_EQ(out[4 + j], 0.0) << "element " << j;
       }
@@ -412,8 +446,10 @@ TEST(GradCheck, FullyMaskedRowHasZeroGradient) {
     y.Backward(RandomUniform({3, 4}, 451, 0.5, 1.5));
     std::vector<double> g = Values(x.grad());
     ASSERT_EQ(g.size(), 12u);
-    for (int j = 0; j < 4; ++j) EXPECT_EQ(g[4 + j], 0.0) << "gradient of fully masked row, column " << j;
-    for (size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(std::isfinite(g[i])) << "gradient element " << i;
+    for (int j = 0; j < 4; ++j)
+      EXPECT_EQ(g[4 + j], 0.0) << "gradient of fully masked row, column " << j;
+    for (size_t i = 0; i < g.size(); ++i)
+      EXPECT_TRUE(std::isfinite(g[i])) << "gradient element " << i;
   }
 }
 
@@ -422,7 +458,8 @@ TEST(GradCheck, FullyMaskedRowHasZeroGradient) {
 
 TEST(GradCheck, LayerNorm) {
   Tensor a = RandomUniform({3, 5, 7}, 500, -2, 2);
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 1); }, {a})) << "no weight, no bias";
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 1); }, {a}))
+      << "no weight, no bias";
   EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 1, x[1], x[2]); },
                         {a, RandomUniform({7}, 501, 0.5, 1.5), RandomUniform({7}, 502)}))
       << "weight and bias [7]";
@@ -435,10 +472,12 @@ TEST(GradCheck, LayerNorm) {
   EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 2, x[1], x[2]); },
                         {a, RandomUniform({5, 7}, 505, 0.5, 1.5), RandomUniform({5, 7}, 506)}))
       << "2 normalized dims, weight and bias [5, 7]";
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 2); }, {a})) << "2 normalized dims";
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0].Transpose(0, 2), 1, x[1], x[2], 1e-3); },
-                        {RandomUniform({7, 5, 3}, 507, -2, 2), RandomUniform({7}, 508, 0.5, 1.5),
-                         RandomUniform({7}, 509)}))
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 2); }, {a}))
+      << "2 normalized dims";
+  EXPECT_TRUE(
+      GradCheck([](const Xs& x) { return LayerNorm(x[0].Transpose(0, 2), 1, x[1], x[2], 1e-3); },
+                {RandomUniform({7, 5, 3}, 507, -2, 2), RandomUniform({7}, 508, 0.5, 1.5),
+                 RandomUniform({7}, 509)}))
       << "transposed input, eps 1e-3";
 }
 
@@ -469,10 +508,24 @@ TEST(GradCheck, Dropout) {
   EXPECT_LT(kept, static_cast<int>(in.size()));
 
   // Identity when not training or p == 0.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { Generator gen(1); return Dropout(x[0], 0.5, false, gen); }, {a}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { Generator gen(1); return Dropout(x[0], 0.0, true, gen); }, {a}));
-  EXPECT_TRUE(GradCheck([p](const Xs& x) { Generator gen(99); return Dropout(x[0].Transpose(0, 2), p, true, gen); },
-                        {RandomSigned({7, 5, 3}, 601, 0.5, 2.0)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        Generator gen(1);
+        return Dropout(x[0], 0.5, false, gen);
+      },
+      {a}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        Generator gen(1);
+        return Dropout(x[0], 0.0, true, gen);
+      },
+      {a}));
+  EXPECT_TRUE(GradCheck(
+      [p](const Xs& x) {
+        Generator gen(99);
+        return Dropout(x[0].Transpose(0, 2), p, true, gen);
+      },
+      {RandomSigned({7, 5, 3}, 601, 0.5, 2.0)}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,9 +534,11 @@ TEST(GradCheck, Dropout) {
 TEST(GradCheck, Embedding) {
   // Repeated indices: their gradients must be scatter-added, not overwritten.
   Tensor idx = Indices({1, 4, 1, 6, 0, 4}, {2, 3});
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Embedding(x[0], idx); }, {RandomUniform({7, 5}, 700)}));
+  EXPECT_TRUE(
+      GradCheck([&](const Xs& x) { return Embedding(x[0], idx); }, {RandomUniform({7, 5}, 700)}));
   Tensor idx1 = Indices({3, 3, 3}, {3});
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Embedding(x[0], idx1); }, {RandomUniform({7, 5}, 701)}));
+  EXPECT_TRUE(
+      GradCheck([&](const Xs& x) { return Embedding(x[0], idx1); }, {RandomUniform({7, 5}, 701)}));
 }
 
 // padding_idx rows get no gradient by definition (torch.nn.functional.embedding), which finite
@@ -503,15 +558,19 @@ TEST(GradCheck, EmbeddingPaddingIdxGetsNoGradient) {
   std::vector<double> got = Values(w.grad());
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_NEAR(got[i], expected[i], 1e-14) << "weight gradient row " << i / d << " column " << i % d;
+    EXPECT_NEAR(got[i], expected[i], 1e-14)
+        << "weight gradient row " << i / d << " column " << i % d;
   }
 }
 
 TEST(GradCheck, IndexSelect) {
   Tensor idx = Indices({4, 0, 4, 2}, {4});
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 0, idx); }, {RandomUniform({5, 7}, 710)}));
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 1, idx); }, {RandomUniform({3, 5}, 711)}));
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], -1, idx); }, {RandomUniform({3, 5, 7}, 712)}));
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 0, idx); },
+                        {RandomUniform({5, 7}, 710)}));
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 1, idx); },
+                        {RandomUniform({3, 5}, 711)}));
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], -1, idx); },
+                        {RandomUniform({3, 5, 7}, 712)}));
   EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0].Transpose(0, 1), 1, idx); },
                         {RandomUniform({5, 3}, 713)}));
 }
@@ -519,15 +578,18 @@ TEST(GradCheck, IndexSelect) {
 TEST(GradCheck, Gather) {
   // index [3, 4] into [3, 5] along dim 1, with repeats within a row.
   Tensor idx1 = Indices({0, 4, 4, 2, 1, 1, 3, 0, 2, 2, 2, 2}, {3, 4});
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], 1, idx1); }, {RandomUniform({3, 5}, 720)}));
+  EXPECT_TRUE(
+      GradCheck([&](const Xs& x) { return Gather(x[0], 1, idx1); }, {RandomUniform({3, 5}, 720)}));
   // Along dim 0; the index may be smaller than the input in the other dims.
   Tensor idx0 = Indices({2, 0, 1, 1, 0, 0}, {2, 3});
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], 0, idx0); }, {RandomUniform({3, 5}, 721)}));
+  EXPECT_TRUE(
+      GradCheck([&](const Xs& x) { return Gather(x[0], 0, idx0); }, {RandomUniform({3, 5}, 721)}));
   // 3-D along the last dim.
-  Tensor idx3 = Indices({6, 0, 3, 3, 1, 2, 5, 4, 0, 6, 6, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 0,
-                         1, 1, 1, 1, 6, 5},
-                        {3, 5, 2});
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], -1, idx3); }, {RandomUniform({3, 5, 7}, 722)}));
+  Tensor idx3 = Indices(
+      {6, 0, 3, 3, 1, 2, 5, 4, 0, 6, 6, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 0, 1, 1, 1, 1, 6, 5},
+      {3, 5, 2});
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], -1, idx3); },
+                        {RandomUniform({3, 5, 7}, 722)}));
 }
 
 TEST(GradCheck, TopKValues) {
@@ -548,38 +610,63 @@ TEST(GradCheck, TopKValues) {
 // Joining and splitting
 
 TEST(GradCheck, Concat) {
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1], x[2]}, 0); },
-                        {RandomUniform({3, 5}, 800), RandomUniform({2, 5}, 801), RandomUniform({4, 5}, 802)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1]}, 1); },
-                        {RandomUniform({3, 2}, 803), RandomUniform({3, 5}, 804)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1].Transpose(0, 2)}, -1); },
-                        {RandomUniform({3, 5, 7}, 805), RandomUniform({2, 5, 3}, 806)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Concat({x[0], x[1], x[2]}, 0);
+      },
+      {RandomUniform({3, 5}, 800), RandomUniform({2, 5}, 801), RandomUniform({4, 5}, 802)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Concat({x[0], x[1]}, 1);
+      },
+      {RandomUniform({3, 2}, 803), RandomUniform({3, 5}, 804)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Concat({x[0], x[1].Transpose(0, 2)}, -1);
+      },
+      {RandomUniform({3, 5, 7}, 805), RandomUniform({2, 5, 3}, 806)}));
   // The same tensor twice.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[0]}, 1); }, {RandomUniform({3, 5}, 807)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Concat({x[0], x[0]}, 1);
+      },
+      {RandomUniform({3, 5}, 807)}));
 }
 
 TEST(GradCheck, Stack) {
   for (int dim : {0, 1, 2, -1}) {
     SCOPED_TRACE("dim " + std::to_string(dim));
-    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Stack({x[0], x[1], x[2]}, dim); },
-                          {RandomUniform({3, 5}, 810), RandomUniform({3, 5}, 811), RandomUniform({3, 5}, 812)}));
+    EXPECT_TRUE(GradCheck(
+        [dim](const Xs& x) {
+          return Stack({x[0], x[1], x[2]}, dim);
+        },
+        {RandomUniform({3, 5}, 810), RandomUniform({3, 5}, 811), RandomUniform({3, 5}, 812)}));
   }
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Stack({x[0].T(), x[1]}, 1); },
-                        {RandomUniform({5, 3}, 813), RandomUniform({3, 5}, 814)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Stack({x[0].T(), x[1]}, 1);
+      },
+      {RandomUniform({5, 3}, 813), RandomUniform({3, 5}, 814)}));
 }
 
 TEST(GradCheck, Split) {
   // 7 rows in pieces of 3: sizes 3, 3, 1; every piece gets its own cotangent.
-  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Split(x[0], 3, 0); }, {RandomUniform({7, 5}, 820)}));
-  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Split(x[0], 2, -1); }, {RandomUniform({3, 5, 7}, 821)}));
+  EXPECT_TRUE(
+      GradCheckMulti([](const Xs& x) { return Split(x[0], 3, 0); }, {RandomUniform({7, 5}, 820)}));
+  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Split(x[0], 2, -1); },
+                             {RandomUniform({3, 5, 7}, 821)}));
   // Only the middle piece used: the others contribute no gradient and must not break backward.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Exp(Split(x[0], 3, 0)[1]); }, {RandomUniform({7, 5}, 822)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Exp(Split(x[0], 3, 0)[1]); },
+                        {RandomUniform({7, 5}, 822)}));
 }
 
 TEST(GradCheck, Chunk) {
-  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Chunk(x[0], 3, 0); }, {RandomUniform({7, 5}, 830)}));
-  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Chunk(x[0], 2, 1); }, {RandomUniform({7, 5}, 831)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Chunk(x[0], 3, -1)[2]; }, {RandomUniform({3, 5, 7}, 832)}));
+  EXPECT_TRUE(
+      GradCheckMulti([](const Xs& x) { return Chunk(x[0], 3, 0); }, {RandomUniform({7, 5}, 830)}));
+  EXPECT_TRUE(
+      GradCheckMulti([](const Xs& x) { return Chunk(x[0], 2, 1); }, {RandomUniform({7, 5}, 831)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Chunk(x[0], 3, -1)[2]; },
+                        {RandomUniform({3, 5, 7}, 832)}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,23 +682,26 @@ TEST(GradCheck, CrossEntropy) {
   Tensor target2 = Indices({2, 6, 1, 0, 2}, {5});
   for (const auto& [name, reduction] : reductions) {
     for (double smoothing : {0.0, 0.1}) {
-      SCOPED_TRACE(std::string("reduction ") + name + ", label_smoothing " + std::to_string(smoothing));
-      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](const Xs& x) {
-                    return CrossEntropy(x[0], target, -100, s, r);
-                  }, {logits}))
+      SCOPED_TRACE(std::string("reduction ") + name + ", label_smoothing " +
+                   std::to_string(smoothing));
+      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](
+                                const Xs& x) { return CrossEntropy(x[0], target, -100, s, r); },
+                            {logits}))
           << "ignore_index -100";
-      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](const Xs& x) {
-                    return CrossEntropy(x[0], target2, 2, s, r);
-                  }, {logits}))
+      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](
+                                const Xs& x) { return CrossEntropy(x[0], target2, 2, s, r); },
+                            {logits}))
           << "ignore_index 2";
-      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](const Xs& x) {
-                    return CrossEntropy(x[0].T(), target, -100, s, r);
-                  }, {RandomUniform({7, 5}, 901, -3, 3)}))
+      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](
+                                const Xs& x) { return CrossEntropy(x[0].T(), target, -100, s, r); },
+                            {RandomUniform({7, 5}, 901, -3, 3)}))
           << "transposed logits";
       // Unbatched: logits [C] with a 0-d target.
-      EXPECT_TRUE(GradCheck([&, r = reduction, s = smoothing](const Xs& x) {
-                    return CrossEntropy(x[0], Indices({3}, {}), -100, s, r);
-                  }, {RandomUniform({7}, 902, -3, 3)}))
+      EXPECT_TRUE(GradCheck(
+          [&, r = reduction, s = smoothing](const Xs& x) {
+            return CrossEntropy(x[0], Indices({3}, {}), -100, s, r);
+          },
+          {RandomUniform({7}, 902, -3, 3)}))
           << "logits [7], target 0-d";
     }
   }
@@ -626,16 +716,25 @@ TEST(GradCheck, Reshape) {
   EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Reshape({5, -1}); }, {a}));
   // Non-viewable strides: Reshape copies, and the gradient must still land in the right place.
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Exp(x[0].Transpose(0, 2).Reshape({-1})); }, {a}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Reshape({}); }, {RandomUniform({1, 1}, 1001)}));
+  EXPECT_TRUE(
+      GradCheck([](const Xs& x) { return x[0].Reshape({}); }, {RandomUniform({1, 1}, 1001)}));
 }
 
 TEST(GradCheck, View) {
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].View({15, 7}); }, {RandomUniform({3, 5, 7}, 1010)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].View({15, 7});
+      },
+      {RandomUniform({3, 5, 7}, 1010)}));
   // Views of non-contiguous tensors where the strides allow it: a row slice flattened, and a
   // transposed dim split in two.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Narrow(0, 1, 2).View({12}); }, {RandomUniform({4, 6}, 1011)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Transpose(1, 2).View({3, 5, 2, 2}); },
-                        {RandomUniform({3, 4, 5}, 1012)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Narrow(0, 1, 2).View({12}); },
+                        {RandomUniform({4, 6}, 1011)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].Transpose(1, 2).View({3, 5, 2, 2});
+      },
+      {RandomUniform({3, 4, 5}, 1012)}));
 }
 
 TEST(GradCheck, Flatten) {
@@ -652,7 +751,11 @@ TEST(GradCheck, TransposeAndPermute) {
   EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Transpose(-1, 1); }, {a}));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].T(); }, {a}));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Permute({2, 0, 1}); }, {a}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Exp(x[0].Permute({1, 2, 0}).Permute({2, 0, 1})); }, {a}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Exp(x[0].Permute({1, 2, 0}).Permute({2, 0, 1}));
+      },
+      {a}));
 }
 
 TEST(GradCheck, NarrowAndSelect) {
@@ -663,15 +766,31 @@ TEST(GradCheck, NarrowAndSelect) {
   EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Select(1, 0); }, {a}));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Select(-1, 6); }, {a}));
   // Overlapping narrows of one tensor: gradients add where they overlap.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Mul(x[0].Narrow(1, 0, 3), x[0].Narrow(1, 2, 3)); }, {a}));
+  EXPECT_TRUE(
+      GradCheck([](const Xs& x) { return Mul(x[0].Narrow(1, 0, 3), x[0].Narrow(1, 2, 3)); }, {a}));
 }
 
 TEST(GradCheck, Expand) {
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Expand({2, 3, 4, 5}); }, {RandomUniform({3, 1, 5}, 1050)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Expand({-1, 4}); }, {RandomUniform({3, 1}, 1051)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Expand({3, 5}); }, {RandomUniform({5}, 1052)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Mul(x[0].Expand({3, 5}), x[1]); },
-                        {RandomUniform({3, 1}, 1053), RandomUniform({3, 5}, 1054)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].Expand({2, 3, 4, 5});
+      },
+      {RandomUniform({3, 1, 5}, 1050)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].Expand({-1, 4});
+      },
+      {RandomUniform({3, 1}, 1051)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].Expand({3, 5});
+      },
+      {RandomUniform({5}, 1052)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Mul(x[0].Expand({3, 5}), x[1]);
+      },
+      {RandomUniform({3, 1}, 1053), RandomUniform({3, 5}, 1054)}));
 }
 
 TEST(GradCheck, SqueezeAndUnsqueeze) {
@@ -699,16 +818,37 @@ TEST(GradCheck, ContiguousAndClone) {
 
 TEST(GradCheck, ExpandedOperands) {
   // Reshape of a stride-0 view must copy; its gradient sums over the broadcast.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Expand({3, 4}).Reshape({12}); }, {RandomUniform({3, 1}, 1400)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].Expand({3, 4}).Reshape({12});
+      },
+      {RandomUniform({3, 1}, 1400)}));
   // A batch dim of stride 0 handed to the batched matmul.
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Expand({4, 3, 5}), x[1]); },
-                        {RandomUniform({1, 3, 5}, 1401), RandomUniform({4, 5, 7}, 1402)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1].Expand({4, 5, 7})); },
-                        {RandomUniform({4, 3, 5}, 1403), RandomUniform({5, 7}, 1404)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0].Expand({3, 5, 7}), 1); }, {RandomUniform({5, 1}, 1405)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Sum(x[0].Expand({3, 5, 7}), {0, 2}); }, {RandomUniform({5, 1}, 1406)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(Add(x[0].Expand({3, 5, 7}), x[1]), 1); },
-                        {RandomUniform({5, 1}, 1407), RandomUniform({7}, 1408)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Matmul(x[0].Expand({4, 3, 5}), x[1]);
+      },
+      {RandomUniform({1, 3, 5}, 1401), RandomUniform({4, 5, 7}, 1402)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Matmul(x[0], x[1].Expand({4, 5, 7}));
+      },
+      {RandomUniform({4, 3, 5}, 1403), RandomUniform({5, 7}, 1404)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Softmax(x[0].Expand({3, 5, 7}), 1);
+      },
+      {RandomUniform({5, 1}, 1405)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Sum(x[0].Expand({3, 5, 7}), {0, 2});
+      },
+      {RandomUniform({5, 1}, 1406)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return LayerNorm(Add(x[0].Expand({3, 5, 7}), x[1]), 1);
+      },
+      {RandomUniform({5, 1}, 1407), RandomUniform({7}, 1408)}));
 }
 
 TEST(GradCheck, StridedVectors) {
@@ -719,7 +859,8 @@ TEST(GradCheck, StridedVectors) {
                         {RandomUniform({5, 3}, 1412), RandomUniform({7, 5}, 1413)}));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Select(1, 1), x[0].Select(1, 2)); },
                         {RandomUniform({5, 3}, 1414)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0].Select(1, 1), 0); }, {RandomUniform({5, 3}, 1415)}));
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0].Select(1, 1), 0); },
+                        {RandomUniform({5, 3}, 1415)}));
 }
 
 TEST(GradCheck, SizeOneDims) {
@@ -731,8 +872,11 @@ TEST(GradCheck, SizeOneDims) {
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Mean(x[0], {0, 1}); }, {a}));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
                         {RandomUniform({1, 5}, 1421), RandomUniform({5, 1}, 1422)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return CrossEntropy(x[0], Indices({0, 0}, {2})); },
-                        {RandomUniform({2, 1}, 1423)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return CrossEntropy(x[0], Indices({0, 0}, {2}));
+      },
+      {RandomUniform({2, 1}, 1423)}));
 }
 
 TEST(GradCheck, ZeroSizedTensors) {
@@ -745,9 +889,13 @@ TEST(GradCheck, ZeroSizedTensors) {
   // Inner dim 0: the product is all zeros and the gradients are empty.
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
                         {RandomUniform({3, 0}, 1435), RandomUniform({0, 4}, 1436)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Softmax(x[0], -1); }, {RandomUniform({0, 5}, 1437)}));
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1]}, 0); },
-                        {RandomUniform({0, 5}, 1438), RandomUniform({2, 5}, 1439)}));
+  EXPECT_TRUE(
+      GradCheck([](const Xs& x) { return Softmax(x[0], -1); }, {RandomUniform({0, 5}, 1437)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Concat({x[0], x[1]}, 0);
+      },
+      {RandomUniform({0, 5}, 1438), RandomUniform({2, 5}, 1439)}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -760,8 +908,8 @@ gradcheck::Options Sampled() {
   return o;
 }
 
-const Shape kBig = {37, 41, 29};     // 43,993 elements, all dims odd
-const Shape kBigT = {29, 41, 37};    // its transpose(0, 2) gives kBig
+const Shape kBig = {37, 41, 29};   // 43,993 elements, all dims odd
+const Shape kBigT = {29, 41, 37};  // its transpose(0, 2) gives kBig
 
 // Uniform random class indices in [0, n), with every `ignore_every`-th one set to -100.
 Tensor RandomIndices(const Shape& shape, int64_t n, uint64_t seed, int ignore_every = 0) {
@@ -783,13 +931,16 @@ TEST(GradCheckLarge, ElementwiseBinary) {
   for (const auto& [name, op] : ops) {
     SCOPED_TRACE(name);
     EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0], x[1]); },
-                          {RandomSigned(kBig, 1500, 0.5, 2), RandomSigned(kBig, 1501, 0.5, 2)}, Sampled()))
+                          {RandomSigned(kBig, 1500, 0.5, 2), RandomSigned(kBig, 1501, 0.5, 2)},
+                          Sampled()))
         << "same shape";
     EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0], x[1]); },
-                          {RandomSigned(kBig, 1502, 0.5, 2), RandomSigned({41, 1}, 1503, 0.5, 2)}, Sampled()))
+                          {RandomSigned(kBig, 1502, 0.5, 2), RandomSigned({41, 1}, 1503, 0.5, 2)},
+                          Sampled()))
         << "[37, 41, 29] with [41, 1]";
     EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[1], x[0].Transpose(0, 2)); },
-                          {RandomSigned(kBigT, 1504, 0.5, 2), RandomSigned({29}, 1505, 0.5, 2)}, Sampled()))
+                          {RandomSigned(kBigT, 1504, 0.5, 2), RandomSigned({29}, 1505, 0.5, 2)},
+                          Sampled()))
         << "[29] with [29, 41, 37].Transpose(0, 2)";
   }
 }
@@ -811,13 +962,16 @@ TEST(GradCheckLarge, ElementwiseUnary) {
       {"AddScalar", [](const Tensor& a) { return AddScalar(a, 0.25); }, kAnyValue},
       {"MulScalar", [](const Tensor& a) { return MulScalar(a, -3.0); }, kAnyValue},
       {"Clamp", [](const Tensor& a) { return Clamp(a, -0.5, 0.7); },
-       [](const Shape& s, uint64_t seed) { return RandomAway(s, seed, -2, 2, {-0.5, 0.7}); }}};
+       [](const Shape& s, uint64_t seed) {
+         return RandomAway(s, seed, -2, 2, {-0.5, 0.7});
+       }}};
   for (const auto& [name, op, gen] : ops) {
     SCOPED_TRACE(name);
-    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0]); }, {gen(kBig, 1510)}, Sampled()))
+    EXPECT_TRUE(
+        GradCheck([&, op = op](const Xs& x) { return op(x[0]); }, {gen(kBig, 1510)}, Sampled()))
         << "contiguous";
-    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0].Transpose(0, 2)); }, {gen(kBigT, 1511)},
-                          Sampled()))
+    EXPECT_TRUE(GradCheck([&, op = op](const Xs& x) { return op(x[0].Transpose(0, 2)); },
+                          {gen(kBigT, 1511)}, Sampled()))
         << "transposed";
   }
 }
@@ -826,21 +980,32 @@ TEST(GradCheckLarge, Where) {
   Tensor cond = RandomMask(kBig, 1520, 0.5);
   EXPECT_TRUE(GradCheck([&](const Xs& x) { return Where(cond, x[0], x[1]); },
                         {RandomUniform(kBig, 1521), RandomUniform({41, 29}, 1522)}, Sampled()));
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return MaskedFill(x[0], cond, 2.0); }, {RandomUniform(kBig, 1523)},
-                        Sampled()));
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return MaskedFill(x[0], cond, 2.0); },
+                        {RandomUniform(kBig, 1523)}, Sampled()));
 }
 
 TEST(GradCheckLarge, Reductions) {
-  const std::vector<ReduceCase> cases = {{{}, false}, {{0}, false}, {{1}, true}, {{2}, false}, {{0, 2}, false}};
+  const std::vector<ReduceCase> cases = {
+      {{}, false}, {{0}, false}, {{1}, true}, {{2}, false}, {{0, 2}, false}};
   Tensor smooth = RandomUniform(kBig, 1530);
   Tensor distinct = RandomDistinct(kBig, 1531);
   for (const ReduceCase& c : cases) {
     SCOPED_TRACE(DimsStr(c));
-    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Sum(x[0], c.dims, c.keepdim); }, {smooth}, Sampled())) << "Sum";
-    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Mean(x[0], c.dims, c.keepdim); }, {smooth}, Sampled())) << "Mean";
-    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Var(x[0], c.dims, 1, c.keepdim); }, {smooth}, Sampled())) << "Var";
-    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Max(x[0], c.dims, c.keepdim); }, {distinct}, Sampled())) << "Max";
-    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Min(x[0], c.dims, c.keepdim); }, {distinct}, Sampled())) << "Min";
+    EXPECT_TRUE(
+        GradCheck([&](const Xs& x) { return Sum(x[0], c.dims, c.keepdim); }, {smooth}, Sampled()))
+        << "Sum";
+    EXPECT_TRUE(
+        GradCheck([&](const Xs& x) { return Mean(x[0], c.dims, c.keepdim); }, {smooth}, Sampled()))
+        << "Mean";
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return Var(x[0], c.dims, 1, c.keepdim); }, {smooth},
+                          Sampled()))
+        << "Var";
+    EXPECT_TRUE(
+        GradCheck([&](const Xs& x) { return Max(x[0], c.dims, c.keepdim); }, {distinct}, Sampled()))
+        << "Max";
+    EXPECT_TRUE(
+        GradCheck([&](const Xs& x) { return Min(x[0], c.dims, c.keepdim); }, {distinct}, Sampled()))
+        << "Min";
     EXPECT_TRUE(GradCheck([&](const Xs& x) { return Sum(x[0].Transpose(0, 2), c.dims, c.keepdim); },
                           {RandomUniform(kBigT, 1532)}, Sampled()))
         << "Sum of a transposed input";
@@ -849,11 +1014,14 @@ TEST(GradCheckLarge, Reductions) {
 
 TEST(GradCheckLarge, Matmul) {
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
-                        {RandomUniform({131, 257}, 1540), RandomUniform({257, 139}, 1541)}, Sampled()));
+                        {RandomUniform({131, 257}, 1540), RandomUniform({257, 139}, 1541)},
+                        Sampled()));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].T(), x[1].T()); },
-                        {RandomUniform({257, 131}, 1542), RandomUniform({139, 257}, 1543)}, Sampled()));
+                        {RandomUniform({257, 131}, 1542), RandomUniform({139, 257}, 1543)},
+                        Sampled()));
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1]); },
-                        {RandomUniform({3, 1, 67, 129}, 1544), RandomUniform({2, 129, 71}, 1545)}, Sampled()));
+                        {RandomUniform({3, 1, 67, 129}, 1544), RandomUniform({2, 129, 71}, 1545)},
+                        Sampled()));
 }
 
 TEST(GradCheckLarge, SoftmaxAndLayerNorm) {
@@ -861,16 +1029,21 @@ TEST(GradCheckLarge, SoftmaxAndLayerNorm) {
   Tensor mask = RandomMask({301, 149}, 1551, 0.2);
   for (int dim : {0, -1}) {
     SCOPED_TRACE("dim " + std::to_string(dim));
-    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Softmax(x[0], dim); }, {a}, Sampled())) << "Softmax";
-    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return LogSoftmax(x[0], dim); }, {a}, Sampled())) << "LogSoftmax";
-    EXPECT_TRUE(GradCheck([&, dim](const Xs& x) { return Softmax(x[0], dim, mask); }, {a}, Sampled()))
+    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return Softmax(x[0], dim); }, {a}, Sampled()))
+        << "Softmax";
+    EXPECT_TRUE(GradCheck([dim](const Xs& x) { return LogSoftmax(x[0], dim); }, {a}, Sampled()))
+        << "LogSoftmax";
+    EXPECT_TRUE(
+        GradCheck([&, dim](const Xs& x) { return Softmax(x[0], dim, mask); }, {a}, Sampled()))
         << "masked Softmax";
-    EXPECT_TRUE(GradCheck([&, dim](const Xs& x) { return MaskedFill(LogSoftmax(x[0], dim, mask), mask, 0.0); },
-                          {a}, Sampled()))
+    EXPECT_TRUE(GradCheck(
+        [&, dim](const Xs& x) { return MaskedFill(LogSoftmax(x[0], dim, mask), mask, 0.0); }, {a},
+        Sampled()))
         << "masked LogSoftmax";
   }
   EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 1, x[1], x[2]); },
-                        {a, RandomUniform({149}, 1552, 0.5, 1.5), RandomUniform({149}, 1553)}, Sampled()))
+                        {a, RandomUniform({149}, 1552, 0.5, 1.5), RandomUniform({149}, 1553)},
+                        Sampled()))
       << "LayerNorm over [149]";
   EXPECT_TRUE(GradCheck([](const Xs& x) { return LayerNorm(x[0], 2, x[1], x[2]); },
                         {RandomUniform(kBig, 1554, -2, 2), RandomUniform({41, 29}, 1555, 0.5, 1.5),
@@ -883,44 +1056,58 @@ TEST(GradCheckLarge, CrossEntropy) {
   Tensor logits = RandomUniform({401, 97}, 1560, -3, 3);
   Tensor target = RandomIndices({401}, 97, 1561, /*ignore_every=*/7);
   for (Reduction r : {Reduction::kNone, Reduction::kSum, Reduction::kMean}) {
-    EXPECT_TRUE(GradCheck([&](const Xs& x) { return CrossEntropy(x[0], target, -100, 0.1, r); }, {logits},
-                          Sampled()))
+    EXPECT_TRUE(GradCheck([&](const Xs& x) { return CrossEntropy(x[0], target, -100, 0.1, r); },
+                          {logits}, Sampled()))
         << "reduction " << static_cast<int>(r);
   }
 }
 
 TEST(GradCheckLarge, Indexing) {
   Tensor ids = RandomIndices({40, 25}, 503, 1570);
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Embedding(x[0], ids); }, {RandomUniform({503, 67}, 1571)},
-                        Sampled()))
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Embedding(x[0], ids); },
+                        {RandomUniform({503, 67}, 1571)}, Sampled()))
       << "Embedding";
   Tensor rows = RandomIndices({411}, 301, 1572);
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 0, rows); }, {RandomUniform({301, 149}, 1573)},
-                        Sampled()))
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return IndexSelect(x[0], 0, rows); },
+                        {RandomUniform({301, 149}, 1573)}, Sampled()))
       << "IndexSelect";
   Tensor cols = RandomIndices({301, 131}, 149, 1574);
-  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], 1, cols); }, {RandomUniform({301, 149}, 1575)},
-                        Sampled()))
+  EXPECT_TRUE(GradCheck([&](const Xs& x) { return Gather(x[0], 1, cols); },
+                        {RandomUniform({301, 149}, 1575)}, Sampled()))
       << "Gather";
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return TopK(x[0], 5, -1).first; }, {RandomDistinct({301, 149}, 1576)},
-                        Sampled()))
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return TopK(x[0], 5, -1).first; },
+                        {RandomDistinct({301, 149}, 1576)}, Sampled()))
       << "TopK";
 }
 
 TEST(GradCheckLarge, JoinSplitAndDropout) {
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Concat({x[0], x[1].T()}, 0); },
-                        {RandomUniform({211, 149}, 1580), RandomUniform({149, 97}, 1581)}, Sampled()))
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Concat({x[0], x[1].T()}, 0);
+      },
+      {RandomUniform({211, 149}, 1580), RandomUniform({149, 97}, 1581)}, Sampled()))
       << "Concat";
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return Stack({x[0], x[1]}, 1); },
-                        {RandomUniform({211, 149}, 1582), RandomUniform({211, 149}, 1583)}, Sampled()))
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return Stack({x[0], x[1]}, 1);
+      },
+      {RandomUniform({211, 149}, 1582), RandomUniform({211, 149}, 1583)}, Sampled()))
       << "Stack";
-  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Split(x[0], 17, 1); }, {RandomUniform(kBig, 1584)}, Sampled()))
+  EXPECT_TRUE(GradCheckMulti([](const Xs& x) { return Split(x[0], 17, 1); },
+                             {RandomUniform(kBig, 1584)}, Sampled()))
       << "Split";
-  EXPECT_TRUE(GradCheck([](const Xs& x) { Generator gen(5); return Dropout(x[0], 0.2, true, gen); },
-                        {RandomUniform(kBig, 1585)}, Sampled()))
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        Generator gen(5);
+        return Dropout(x[0], 0.2, true, gen);
+      },
+      {RandomUniform(kBig, 1585)}, Sampled()))
       << "Dropout";
-  EXPECT_TRUE(GradCheck([](const Xs& x) { return x[0].Permute({2, 0, 1}).Contiguous(); }, {RandomUniform(kBig, 1586)},
-                        Sampled()))
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        return x[0].Permute({2, 0, 1}).Contiguous();
+      },
+      {RandomUniform(kBig, 1586)}, Sampled()))
       << "Permute + Contiguous";
 }
 
@@ -937,21 +1124,25 @@ TEST(GradCheck, AttentionBlock) {
     Tensor h = Add(x[0], Matmul(Softmax(scores, -1, causal), Matmul(x[0], x[2])));
     return CrossEntropy(LayerNorm(h, 1).Reshape({6, 5}), target, -100, 0.1);
   };
-  EXPECT_TRUE(GradCheck(block, {RandomUniform({2, 3, 5}, 1100), RandomUniform({5, 5}, 1101, -0.5, 0.5),
-                                RandomUniform({5, 5}, 1102, -0.5, 0.5)}));
+  EXPECT_TRUE(
+      GradCheck(block, {RandomUniform({2, 3, 5}, 1100), RandomUniform({5, 5}, 1101, -0.5, 0.5),
+                        RandomUniform({5, 5}, 1102, -0.5, 0.5)}));
 }
 
 // GradCheck itself must notice a wrong gradient: detaching one factor of x*x leaves the analytic
 // gradient at x while the function's derivative is 2x.
 TEST(GradCheck, HarnessCatchesAWrongGradient) {
-  ::testing::AssertionResult r =
-      GradCheck([](const Xs& x) { return Mul(x[0].Detach(), x[0]); }, {RandomSigned({3, 5}, 1200, 0.5, 2.0)});
+  ::testing::AssertionResult r = GradCheck([](const Xs& x) { return Mul(x[0].Detach(), x[0]); },
+                                           {RandomSigned({3, 5}, 1200, 0.5, 2.0)});
   EXPECT_FALSE(r);
   EXPECT_THAT(r.message(), HasSubstr("input 0"));
   EXPECT_THAT(r.message(), HasSubstr("analytic"));
   // The same through the multi-output path, with the wrong gradient on the second output only.
-  r = GradCheckMulti([](const Xs& x) { return Xs{Exp(x[0]), Mul(x[0].Detach(), x[0])}; },
-                     {RandomSigned({3, 5}, 1201, 0.5, 2.0)});
+  r = GradCheckMulti(
+      [](const Xs& x) {
+        return Xs{Exp(x[0]), Mul(x[0].Detach(), x[0])};
+      },
+      {RandomSigned({3, 5}, 1201, 0.5, 2.0)});
   EXPECT_FALSE(r);
 }
 
@@ -1054,7 +1245,8 @@ TEST(Autograd, TensorUsedTwiceGetsTheSummedGradient) {
   x.ZeroGrad();
   Sum(Add(x, x)).Backward();
   EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(2, 2, 2));
-  EXPECT_TRUE(GradCheck([](const Xs& v) { return Mul(v[0], v[0]); }, {RandomUniform({3, 5}, 1300)}));
+  EXPECT_TRUE(
+      GradCheck([](const Xs& v) { return Mul(v[0], v[0]); }, {RandomUniform({3, 5}, 1300)}));
 }
 
 TEST(Autograd, DiamondGraph) {
@@ -1087,7 +1279,8 @@ TEST(Autograd, BackwardWithAnExplicitGradient) {
 // The engine must accept an incoming gradient with any strides, not only contiguous ones.
 TEST(Autograd, BackwardWithANonContiguousGradient) {
   Tensor x = Leaf({1, 2, 3, 4, 5, 6}, {2, 3});
-  Tensor g = Tensor::FromVector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}).T();  // [[1, 3, 5], [2, 4, 6]]
+  Tensor g = Tensor::FromVector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2})
+                 .T();  // [[1, 3, 5], [2, 4, 6]]
   MulScalar(x, 3).Backward(g);
   EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(3, 9, 15, 6, 12, 18));
   x.ZeroGrad();

@@ -84,7 +84,8 @@ struct Mismatch {
   std::vector<Shape> shapes;
   std::vector<Tensor> leaves;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined()) return ::testing::AssertionFailure() << "input " << i << " is undefined";
+    if (!inputs[i].defined())
+      return ::testing::AssertionFailure() << "input " << i << " is undefined";
     if (inputs[i].dtype() != DType::kF64) {
       return ::testing::AssertionFailure()
              << "input " << i << " is " << inputs[i].str() << "; GradCheck needs f64 inputs";
@@ -104,7 +105,8 @@ struct Mismatch {
     if (outs.empty()) return ::testing::AssertionFailure() << "fn returned no outputs";
     std::vector<Tensor> roots, grads;
     for (size_t k = 0; k < outs.size(); ++k) {
-      if (!outs[k].defined()) return ::testing::AssertionFailure() << "output " << k << " is undefined";
+      if (!outs[k].defined())
+        return ::testing::AssertionFailure() << "output " << k << " is undefined";
       if (outs[k].dtype() != DType::kF64) {
         return ::testing::AssertionFailure() << "output " << k << " is " << outs[k].str()
                                              << "; f64 inputs should give an f64 output";
@@ -147,17 +149,17 @@ struct Mismatch {
   try {
     std::vector<std::vector<double>> base = Evaluate(fn, values, shapes);
     if (base.size() != outs.size()) {
-      return ::testing::AssertionFailure() << "fn returned " << outs.size()
-                                           << " outputs with grad mode on but " << base.size()
-                                           << " under NoGradGuard";
+      return ::testing::AssertionFailure()
+             << "fn returned " << outs.size() << " outputs with grad mode on but " << base.size()
+             << " under NoGradGuard";
     }
     for (size_t k = 0; k < outs.size(); ++k) {
       out_shapes.push_back(outs[k].shape());
       std::vector<double> recorded = outs[k].ToVector<double>();
       if (recorded.size() != base[k].size()) {
-        return ::testing::AssertionFailure() << "output " << k << " has " << recorded.size()
-                                             << " elements with grad mode on but "
-                                             << base[k].size() << " under NoGradGuard";
+        return ::testing::AssertionFailure()
+               << "output " << k << " has " << recorded.size() << " elements with grad mode on but "
+               << base[k].size() << " under NoGradGuard";
       }
       for (size_t m = 0; m < recorded.size(); ++m) {
         const double a = recorded[m], b = base[k][m];
@@ -204,9 +206,9 @@ struct Mismatch {
           if (p == q) continue;
           if (!std::isfinite(p) || !std::isfinite(q)) {
             return ::testing::AssertionFailure()
-                   << "output " << k << " element " << m << " at "
-                   << MultiIndex(out_shapes[k], m) << " is non-finite (" << p << " / " << q
-                   << ") when input " << i << " element " << j << " is perturbed";
+                   << "output " << k << " element " << m << " at " << MultiIndex(out_shapes[k], m)
+                   << " is non-finite (" << p << " / " << q << ") when input " << i << " element "
+                   << j << " is perturbed";
           }
           weighted += cotangents[k][m] * (p - q);
         }

@@ -148,16 +148,22 @@ void UnaryGradImpl(UnaryGradOp op, const float* x, const float* y, const float* 
 float SumImpl(const float* x, int64_t n) {
   const DF d;
   const int64_t N = hn::Lanes(d);
-  VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  // Eight independent accumulators hide the add latency and keep two loads in flight per cycle.
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   int64_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
+  for (; i + 8 * N <= n; i += 8 * N) {
     a0 = hn::Add(a0, hn::LoadU(d, x + i));
     a1 = hn::Add(a1, hn::LoadU(d, x + i + N));
     a2 = hn::Add(a2, hn::LoadU(d, x + i + 2 * N));
     a3 = hn::Add(a3, hn::LoadU(d, x + i + 3 * N));
+    a4 = hn::Add(a4, hn::LoadU(d, x + i + 4 * N));
+    a5 = hn::Add(a5, hn::LoadU(d, x + i + 5 * N));
+    a6 = hn::Add(a6, hn::LoadU(d, x + i + 6 * N));
+    a7 = hn::Add(a7, hn::LoadU(d, x + i + 7 * N));
   }
   for (; i + N <= n; i += N) a0 = hn::Add(a0, hn::LoadU(d, x + i));
-  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  a0 = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
+  float s = hn::GetLane(hn::SumOfLanes(d, a0));
   for (; i < n; ++i) s += x[i];
   return s;
 }
