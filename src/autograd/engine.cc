@@ -18,9 +18,13 @@ std::vector<Tensor> AccumulateGrad::Apply(const Tensor& grad_output) {
   auto leaf = leaf_.lock();
   if (!leaf) return {};
   if (!leaf->grad.defined()) {
-    // A fresh copy: the incoming gradient may alias another tensor, and later accumulation is
-    // done in place.
-    leaf->grad = grad_output.Clone();
+    // Later accumulation is done in place, so .grad must not alias anything else: a gradient
+    // nobody else holds (the engine's own buffer) is taken as it is, any other is copied.
+    const auto& impl = grad_output.impl_ptr();
+    const bool sole_owner = impl.use_count() == 1 && impl->storage.use_count() == 1 &&
+                            grad_output.is_contiguous() && grad_output.shape() == leaf->shape &&
+                            grad_output.dtype() == leaf->dtype;
+    leaf->grad = sole_owner ? grad_output : grad_output.Clone();
   } else {
     Tensor& g = leaf->grad;
     ATTEND_ASSERT(g.shape() == grad_output.shape(), "grad shape ", g.shape().str(), " vs ",

@@ -98,20 +98,25 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
     }
     Shape sa = BatchStrides(a, batch), sb = BatchStrides(b, batch);
     const int64_t nbatch = batch.numel();
-    int64_t idx[Shape::kMaxDims] = {};
-    int64_t off_a = 0, off_b = 0;
-    for (int64_t bi = 0; bi < nbatch; ++bi) {
-      cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + off_a, lda, pb + off_b, ldb, T(0),
-                   pc + bi * m * n, n);
+    auto offsets = [&](int64_t bi, int64_t* oa, int64_t* ob) {
+      *oa = 0;
+      *ob = 0;
       for (int d = batch.size() - 1; d >= 0; --d) {
-        idx[d]++;
-        off_a += sa[d];
-        off_b += sb[d];
-        if (idx[d] < batch[d]) break;
-        off_a -= sa[d] * batch[d];
-        off_b -= sb[d] * batch[d];
-        idx[d] = 0;
+        const int64_t i = bi % batch[d];
+        bi /= batch[d];
+        *oa += i * sa[d];
+        *ob += i * sb[d];
       }
+    };
+    // Small matrices: one GEMM per thread, batches split over threads (the OpenMP build of
+    // OpenBLAS runs single-threaded inside a parallel region). Large ones: OpenBLAS threads
+    // each GEMM itself.
+    const bool split_batches = nbatch >= 2 && m * n * k <= (int64_t{1} << 22);
+#pragma omp parallel for schedule(static) if (split_batches)
+    for (int64_t bi = 0; bi < nbatch; ++bi) {
+      int64_t oa, ob;
+      offsets(bi, &oa, &ob);
+      cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + oa, lda, pb + ob, ldb, T(0), pc + bi * m * n, n);
     }
   });
   return out;
