@@ -14,12 +14,15 @@ import sys
 
 def run_ours(binary, threads, min_time, filt):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
+           "--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true"]
     if filt:
         cmd.append(f"--benchmark_filter={filt}")
     res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
     out = {}
     for b in res["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
         name = b["run_name"].replace("/real_time", "")
         out[name] = b["real_time"]  # microseconds (the benchmarks use kMicrosecond)
     return out, res.get("context", {})
@@ -42,9 +45,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", default="build/bench/bench_ops")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--min-time", type=float, default=0.3)
+    ap.add_argument("--min-time", type=float, default=0.1)
     ap.add_argument("--filter", default="")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
 

@@ -112,11 +112,18 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
     // OpenBLAS runs single-threaded inside a parallel region). Large ones: OpenBLAS threads
     // each GEMM itself.
     const bool split_batches = nbatch >= 2 && m * n * k <= (int64_t{1} << 22);
-#pragma omp parallel for schedule(static) if (split_batches)
-    for (int64_t bi = 0; bi < nbatch; ++bi) {
+    auto one = [&](int64_t bi) {
       int64_t oa, ob;
       offsets(bi, &oa, &ob);
       cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + oa, lda, pb + ob, ldb, T(0), pc + bi * m * n, n);
+    };
+    // Not an `if` clause: a team of one is still a parallel region, and OpenBLAS would then
+    // refuse to thread a large GEMM.
+    if (split_batches) {
+#pragma omp parallel for schedule(static)
+      for (int64_t bi = 0; bi < nbatch; ++bi) one(bi);
+    } else {
+      for (int64_t bi = 0; bi < nbatch; ++bi) one(bi);
     }
   });
   return out;

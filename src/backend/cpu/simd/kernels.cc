@@ -17,6 +17,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
+
 template <class V>
 HWY_INLINE V ApplyBin(BinaryOp op, V a, V b) {
   switch (op) {
@@ -35,6 +36,17 @@ void BinaryImpl(BinaryOp op, const float* a, bool a_scalar, const float* b, bool
   int64_t i = 0;
   // The op is fixed per call: branching on it per vector is predicted perfectly.
   if (!a_scalar && !b_scalar) {
+    // Four vectors per iteration keep more loads in flight.
+    for (; i + 4 * N <= n; i += 4 * N) {
+      const VF r0 = ApplyBin(op, hn::LoadU(d, a + i), hn::LoadU(d, b + i));
+      const VF r1 = ApplyBin(op, hn::LoadU(d, a + i + N), hn::LoadU(d, b + i + N));
+      const VF r2 = ApplyBin(op, hn::LoadU(d, a + i + 2 * N), hn::LoadU(d, b + i + 2 * N));
+      const VF r3 = ApplyBin(op, hn::LoadU(d, a + i + 3 * N), hn::LoadU(d, b + i + 3 * N));
+      hn::StoreU(r0, d, out + i);
+      hn::StoreU(r1, d, out + i + N);
+      hn::StoreU(r2, d, out + i + 2 * N);
+      hn::StoreU(r3, d, out + i + 3 * N);
+    }
     for (; i + N <= n; i += N)
       hn::StoreU(ApplyBin(op, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
   } else if (a_scalar && !b_scalar) {
