@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <utility>
 
 #include <omp.h>
 
@@ -44,37 +45,8 @@ void CoalesceDims(Shape& shape, std::array<Shape, K>& strides) {
 }
 
 // Calls row(offsets, n, inner_strides) for every innermost row of `shape`; offsets are in elements
-// relative to each operand's first element.
-template <size_t K, typename RowFn>
-void ForEachRow(Shape shape, std::array<Shape, K> strides, RowFn&& row) {
-  if (shape.size() == 0) {
-    shape.push_back(1);
-    for (auto& s : strides) s.push_back(1);
-  }
-  CoalesceDims(shape, strides);
-  const int nd = shape.size();
-  for (int d = 0; d < nd; ++d)
-    if (shape[d] == 0) return;
-  const int64_t n = shape[nd - 1];
-  std::array<int64_t, K> inner;
-  for (size_t k = 0; k < K; ++k) inner[k] = strides[k][nd - 1];
-  std::array<int64_t, K> off{};
-  int64_t idx[Shape::kMaxDims] = {};
-  int64_t rows = 1;
-  for (int d = 0; d < nd - 1; ++d) rows *= shape[d];
-  for (int64_t r = 0; r < rows; ++r) {
-    row(off, n, inner);
-    for (int d = nd - 2; d >= 0; --d) {
-      idx[d]++;
-      for (size_t k = 0; k < K; ++k) off[k] += strides[k][d];
-      if (idx[d] < shape[d]) break;
-      for (size_t k = 0; k < K; ++k) off[k] -= strides[k][d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-}
-
-// As ForEachRow, with the rows split over OpenMP threads when there are enough elements.
+// relative to each operand's first element. The rows are split over OpenMP threads when there
+// are at least `min_elems_to_thread` elements.
 template <size_t K, typename RowFn>
 void ParallelForEachRow(Shape shape, std::array<Shape, K> strides, int64_t min_elems_to_thread,
                         RowFn&& row) {
@@ -121,6 +93,12 @@ void ParallelForEachRow(Shape shape, std::array<Shape, K> strides, int64_t min_e
     int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
     if (r0 < r1) run_range(r0, r1);
   }
+}
+
+// The same on the calling thread only.
+template <size_t K, typename RowFn>
+void ForEachRow(const Shape& shape, const std::array<Shape, K>& strides, RowFn&& row) {
+  ParallelForEachRow<K>(shape, strides, INT64_MAX, std::forward<RowFn>(row));
 }
 
 // Splits [0, n) into one contiguous range per OpenMP thread when n is large enough.
