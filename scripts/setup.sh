@@ -7,6 +7,7 @@ PACKAGES=(
   libopenblas-openmp-dev     # BLAS (CBLAS), the OpenMP build: one thread pool with our kernels
   libhwy-dev                 # Highway: portable SIMD
   libomp-dev                 # OpenMP headers (g++ brings libgomp)
+  nlohmann-json3-dev         # JSON (checkpoint headers and configs)
   libgtest-dev libgmock-dev googletest  # GoogleTest / GoogleMock
   libbenchmark-dev           # Google Benchmark
   python3 python3-torch python3-numpy   # the PyTorch oracle for the tests and benchmarks

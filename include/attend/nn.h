@@ -1,0 +1,152 @@
+// Modules: named parameters and sub-modules, train/eval mode, initialisers, and the basic layers
+// (Linear, Embedding, LayerNorm, Dropout, Sequential, positional encodings).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "attend/ops.h"
+#include "attend/tensor.h"
+
+namespace attend::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+// A module owns named parameters (trainable), buffers (saved but not trained) and sub-modules.
+// Names are hierarchical and dotted, as PyTorch's: "encoder.rnn.weight_ih_l0".
+// Parameters are tensor handles: loading a checkpoint copies values into them in place, so
+// handles held elsewhere (optimizers, layers) stay valid.
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  NamedTensors NamedParameters() const;  // depth-first, registration order
+  std::vector<Tensor> Parameters() const;
+  NamedTensors NamedBuffers() const;
+  // Parameters and buffers together: what a checkpoint stores.
+  NamedTensors StateDict() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> NamedChildren() const {
+    return children_;
+  }
+  int64_t NumParameters() const;
+  void ZeroGrad();
+  // Train/eval mode of this module and every sub-module (dropout is the identity in eval).
+  virtual void Train(bool on = true);
+  void Eval() { Train(false); }
+  bool training() const { return training_; }
+
+ protected:
+  // Registers t as a parameter (sets requires_grad) and returns the stored handle.
+  Tensor RegisterParameter(const std::string& name, Tensor t);
+  Tensor RegisterBuffer(const std::string& name, Tensor t);
+  template <typename M>
+  std::shared_ptr<M> RegisterModule(const std::string& name, std::shared_ptr<M> m) {
+    AddChild(name, m);
+    return m;
+  }
+
+ private:
+  void AddChild(const std::string& name, std::shared_ptr<Module> m);
+  void CollectParameters(const std::string& prefix, NamedTensors* out) const;
+  void CollectBuffers(const std::string& prefix, NamedTensors* out) const;
+  NamedTensors params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// In-place initialisers (nothing recorded). fan_in/fan_out follow PyTorch: for a weight of shape
+// [out, in, k...], fan_in = in * prod(k), fan_out = out * prod(k).
+namespace init {
+enum class FanMode { kFanIn, kFanOut };
+void Uniform(Tensor& t, double lo, double hi, Generator& gen);
+void Normal(Tensor& t, double mean, double std, Generator& gen);
+void Constant(Tensor& t, double value);
+void XavierUniform(Tensor& t, Generator& gen, double gain = 1.0);
+void XavierNormal(Tensor& t, Generator& gen, double gain = 1.0);
+// `a` is the negative slope of the rectifier after this layer (0 for ReLU), as PyTorch.
+void KaimingUniform(Tensor& t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
+void KaimingNormal(Tensor& t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
+std::pair<int64_t, int64_t> FanInOut(const Tensor& t);
+}  // namespace init
+
+// y = x W^T + b with W [out, in], initialised as torch.nn.Linear (Kaiming-uniform, a = sqrt(5)).
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen,
+         DType dtype = DType::kF32);
+  Tensor Forward(const Tensor& x) const;  // [..., in] -> [..., out]
+  Tensor weight, bias;                    // bias undefined when built without one
+};
+
+class Embedding : public Module {
+ public:
+  // padding_idx -1 = none; the padding row starts at zero and never receives gradient.
+  Embedding(int64_t num_embeddings, int64_t dim, Generator& gen, int64_t padding_idx = -1,
+            DType dtype = DType::kF32);
+  Tensor Forward(const Tensor& indices) const;  // i64 [...] -> [..., dim]
+  Tensor weight;
+  int64_t padding_idx;
+};
+
+class LayerNormModule : public Module {
+ public:
+  explicit LayerNormModule(const Shape& normalized_shape, double eps = 1e-5,
+                           bool elementwise_affine = true, DType dtype = DType::kF32);
+  Tensor Forward(const Tensor& x) const;
+  Tensor weight, bias;
+  Shape normalized_shape;
+  double eps;
+};
+
+// Holds its own Generator (seeded), so dropout masks are reproducible per module.
+class DropoutModule : public Module {
+ public:
+  explicit DropoutModule(double p, uint64_t seed = 0) : p(p), gen(seed) {}
+  Tensor Forward(const Tensor& x) { return Dropout(x, p, training(), gen); }
+  double p;
+  Generator gen;
+};
+
+// Applies its children in order; each must be a module with a Tensor -> Tensor forward,
+// registered with Add (the function is what Sequential calls).
+class Sequential : public Module {
+ public:
+  template <typename M>
+  std::shared_ptr<M> Add(std::shared_ptr<M> m) {
+    std::shared_ptr<M> keep = RegisterModule(std::to_string(steps_.size()), m);
+    steps_.push_back([keep](const Tensor& x) { return keep->Forward(x); });
+    return keep;
+  }
+  // A parameter-free step (e.g. an activation).
+  void AddFunction(std::function<Tensor(const Tensor&)> f) { steps_.push_back(std::move(f)); }
+  Tensor Forward(const Tensor& x) const;
+  size_t size() const { return steps_.size(); }
+
+ private:
+  std::vector<std::function<Tensor(const Tensor&)>> steps_;
+};
+
+// Sinusoidal positional encoding (Vaswani et al.): pe[pos, 2i] = sin(pos / 10000^(2i/d)),
+// pe[pos, 2i+1] = cos(...). Stored as a buffer [max_len, dim]; Forward adds it to x [B, T, dim].
+class SinusoidalPositionalEncoding : public Module {
+ public:
+  SinusoidalPositionalEncoding(int64_t max_len, int64_t dim, DType dtype = DType::kF32);
+  Tensor Forward(const Tensor& x) const;
+  Tensor table;
+};
+
+// Learned positional embeddings [max_len, dim], added to x [B, T, dim].
+class LearnedPositionalEncoding : public Module {
+ public:
+  LearnedPositionalEncoding(int64_t max_len, int64_t dim, Generator& gen, DType dtype = DType::kF32);
+  Tensor Forward(const Tensor& x) const;
+  Tensor weight;
+};
+
+}  // namespace attend::nn
