@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "attend/attend.h"
+#include "support/reference_compare.h"
 #include "support/reference_file.h"
 
 namespace attend {
@@ -27,6 +28,19 @@ using reference::OpKey;
 using reference::RefCase;
 using reference::RefDType;
 using reference::RefTensor;
+using reference::ExpectMatches;
+using reference::Named;
+using reference::Ref;
+using reference::ToDType;
+using reference::ToTensor;
+using reference::ValuesOf;
+
+// The file, loaded once per process.
+const reference::LoadedCases& Load() {
+  static const reference::LoadedCases loaded =
+      reference::LoadReferenceCases("ops_reference.bin", "tests/reference/ops_reference.py");
+  return loaded;
+}
 
 // ---- tolerances ----
 // An element passes when |got - want| <= kAtol * n + kRtol * |want|, where n >= 1 is the number
@@ -34,176 +48,11 @@ using reference::RefTensor;
 // fan-in of a broadcast input's gradient; see the Acc* functions). The worst-case rounding error
 // of a float sum grows linearly in n, and torch and attend may sum in different orders, so the
 // absolute part scales with n; the relative part stays fixed. kF32Rtol is ~84 ulp, room for
-// differently-approximated exp/log/erf/tanh; float64 cases are held far tighter.
-constexpr double kF32Rtol = 1e-5;
-constexpr double kF32Atol = 1e-6;
-constexpr double kF64Rtol = 1e-10;
-constexpr double kF64Atol = 1e-10;
-// Mismatching elements listed per tensor before the message is cut short.
-constexpr int kMaxListedMismatches = 6;
-
-// ---- loading the file once per process ----
-
-struct Loaded {
-  std::vector<RefCase> cases;
-  std::string error;  // non-empty when the file could not be used
-};
-
-const Loaded& Load() {
-  static const Loaded loaded = [] {
-    Loaded l;
-    const char* dir = std::getenv("ATTEND_REFERENCE_DIR");
-    if (dir == nullptr || *dir == '\0') {
-      l.error =
-          "ATTEND_REFERENCE_DIR is not set. Run these tests through ctest (its "
-          "generate_ops_reference fixture writes the file first), or generate it yourself with "
-          "`/usr/bin/python3 tests/reference/ops_reference.py --out DIR/ops_reference.bin` and "
-          "set ATTEND_REFERENCE_DIR=DIR.";
-      return l;
-    }
-    std::string path = std::string(dir) + "/ops_reference.bin";
-    try {
-      l.cases = reference::ReadReferenceFile(path);
-      if (l.cases.empty()) l.error = path + " holds no cases";
-    } catch (const Error& e) {
-      l.error = std::string(e.what()) +
-                " -- the generator (generate_ops_reference, run by ctest before these tests, "
-                "needs /usr/bin/python3 with torch) must have failed or not run.";
-    }
-    return l;
-  }();
-  return loaded;
-}
-
-// ---- conversions ----
-
-DType ToDType(RefDType t) {
-  switch (t) {
-    case RefDType::kF32:
-      return DType::kF32;
-    case RefDType::kF64:
-      return DType::kF64;
-    case RefDType::kI64:
-      return DType::kI64;
-    case RefDType::kBool:
-      return DType::kBool;
-  }
-  return DType::kF32;
-}
-
-template <typename T>
-std::vector<T> RawAs(const RefTensor& r) {
-  std::vector<T> v(static_cast<size_t>(r.numel()));
-  if (!v.empty()) std::memcpy(v.data(), r.bytes.data(), r.bytes.size());
-  return v;
-}
-
-Tensor ToTensor(const RefTensor& r) {
-  Shape shape(r.dims);
-  switch (r.dtype) {
-    case RefDType::kF32:
-      return Tensor::FromVector(RawAs<float>(r), shape);
-    case RefDType::kF64:
-      return Tensor::FromVector(RawAs<double>(r), shape);
-    case RefDType::kI64:
-      return Tensor::FromVector(RawAs<int64_t>(r), shape);
-    case RefDType::kBool: {
-      std::vector<bool> v(static_cast<size_t>(r.numel()));
-      for (size_t i = 0; i < v.size(); ++i) v[i] = r.bytes[i] != 0;
-      return Tensor::FromVector(v, shape);
-    }
-  }
-  return Tensor();
-}
-
-// The tensor's elements as doubles, in logical (row-major) order.
-std::vector<double> ValuesOf(const Tensor& t) {
-  std::vector<double> out;
-  switch (t.dtype()) {
-    case DType::kF32:
-      for (float v : t.ToVector<float>()) out.push_back(v);
-      break;
-    case DType::kF64:
-      out = t.ToVector<double>();
-      break;
-    case DType::kI64:
-      for (int64_t v : t.ToVector<int64_t>()) out.push_back(static_cast<double>(v));
-      break;
-    case DType::kBool:
-      for (bool v : t.ToVector<bool>()) out.push_back(v ? 1.0 : 0.0);
-      break;
-  }
-  return out;
-}
-
-std::string IndexString(int64_t flat, const std::vector<int64_t>& dims) {
-  std::vector<int64_t> idx(dims.size());
-  for (int i = static_cast<int>(dims.size()) - 1; i >= 0; --i) {
-    if (dims[i] > 0) {
-      idx[i] = flat % dims[i];
-      flat /= dims[i];
-    }
-  }
-  std::string s = "[";
-  for (size_t i = 0; i < idx.size(); ++i) s += (i ? ", " : "") + std::to_string(idx[i]);
-  return s + "]";
-}
+// differently-approximated exp/log/erf/tanh; float64 cases are held far tighter. The values are
+// reference::Tolerance's defaults (tests/support/reference_compare.h).
 
 std::vector<int> IntsOf(const std::vector<int64_t>& v) {
   return std::vector<int>(v.begin(), v.end());
-}
-
-// ---- comparison ----
-
-// Compares `got` to torch's `want`; on mismatch adds one failure naming the case and tensor.
-void ExpectMatches(const RefCase& c, const std::string& what, const Tensor& got,
-                   const RefTensor& want, double n) {
-  std::string where = "case " + c.name + " [" + c.op + "] " + what;
-  if (!got.defined()) {
-    ADD_FAILURE() << where << ": attend gave an undefined tensor, torch gave "
-                  << reference::RefDTypeName(want.dtype) << want.ShapeString();
-    return;
-  }
-  if (got.dtype() != ToDType(want.dtype) || got.shape().vec() != want.dims) {
-    ADD_FAILURE() << where << ": expected " << reference::RefDTypeName(want.dtype)
-                  << want.ShapeString() << ", got " << got.str();
-    return;
-  }
-  const bool is_f32 = want.dtype == RefDType::kF32;
-  const bool is_float = is_f32 || want.dtype == RefDType::kF64;
-  const double rtol = is_float ? (is_f32 ? kF32Rtol : kF64Rtol) : 0.0;
-  const double atol = is_float ? (is_f32 ? kF32Atol : kF64Atol) * n : 0.0;
-  std::vector<double> g = ValuesOf(got);
-  std::vector<double> w = want.AsDoubles();
-  int64_t bad = 0;
-  double max_diff = 0.0;
-  std::ostringstream list;
-  list.precision(9);
-  for (size_t i = 0; i < w.size(); ++i) {
-    bool ok;
-    double diff = std::fabs(g[i] - w[i]);
-    if (std::isnan(w[i])) {
-      ok = std::isnan(g[i]);
-    } else if (std::isinf(w[i]) || std::isinf(g[i])) {
-      ok = g[i] == w[i];
-    } else {
-      ok = diff <= atol + rtol * std::fabs(w[i]);
-    }
-    if (ok) continue;
-    if (!std::isnan(diff)) max_diff = std::max(max_diff, diff);
-    if (bad++ < kMaxListedMismatches) {
-      list << "\n    at " << IndexString(static_cast<int64_t>(i), want.dims) << ": expected "
-           << w[i] << ", got " << g[i];
-    }
-  }
-  if (bad > 0) {
-    std::ostringstream msg;
-    msg.precision(3);
-    msg << where << " (" << reference::RefDTypeName(want.dtype) << want.ShapeString()
-        << "): " << bad << " of " << w.size() << " elements differ, max |diff| " << max_diff
-        << ", tolerance " << atol << " + " << rtol << " * |expected|" << list.str();
-    ADD_FAILURE() << msg.str();
-  }
 }
 
 bool AllZero(const RefTensor& t) {
@@ -225,20 +74,6 @@ struct OpSpec {
   Runner run;
   AccFn acc;
 };
-
-const RefTensor& Ref(const RefCase& c, const std::string& name) {
-  const RefTensor* t = c.Find(name);
-  if (t == nullptr) throw Error("case " + c.name + " has no tensor " + name);
-  return *t;
-}
-
-// The file's tensor names: x<i>, y<i>, dy<i>, dx<i>. (Built with append rather than
-// "x" + std::to_string(i), which trips a GCC 12 -Wrestrict false positive.)
-std::string Named(const char* prefix, int64_t i) {
-  std::string s(prefix);
-  s += std::to_string(i);
-  return s;
-}
 
 double AccOne(const OpKey&, const RefCase&) { return 1.0; }
 
@@ -550,7 +385,7 @@ void RunCase(const RefCase& c, const OpSpec& spec, const OpKey& key) {
 
 // Runs every case of one family; fails if the file is unusable or holds none of the family.
 void RunFamily(const std::string& family) {
-  const Loaded& l = Load();
+  const reference::LoadedCases& l = Load();
   ASSERT_TRUE(l.error.empty()) << l.error;
   int count = 0;
   for (const RefCase& c : l.cases) {
@@ -596,7 +431,7 @@ TEST(TorchReference, Views) { RunFamily("Views"); }
 // Every case in the file must be run by one of the family tests above: a case with an op this
 // file does not know would otherwise be silently skipped.
 TEST(TorchReference, EveryCaseHasAKnownOp) {
-  const Loaded& l = Load();
+  const reference::LoadedCases& l = Load();
   ASSERT_TRUE(l.error.empty()) << l.error;
   for (const RefCase& c : l.cases) {
     try {

@@ -60,18 +60,18 @@ class Module {
   bool training_ = true;
 };
 
-// In-place initialisers (nothing recorded). fan_in/fan_out follow PyTorch: for a weight of shape
+// In-place initialisers (nothing recorded); they write through the handle, so views work. fan_in/fan_out follow PyTorch: for a weight of shape
 // [out, in, k...], fan_in = in * prod(k), fan_out = out * prod(k).
 namespace init {
 enum class FanMode { kFanIn, kFanOut };
-void Uniform(Tensor& t, double lo, double hi, Generator& gen);
-void Normal(Tensor& t, double mean, double std, Generator& gen);
-void Constant(Tensor& t, double value);
-void XavierUniform(Tensor& t, Generator& gen, double gain = 1.0);
-void XavierNormal(Tensor& t, Generator& gen, double gain = 1.0);
+void Uniform(Tensor t, double lo, double hi, Generator& gen);
+void Normal(Tensor t, double mean, double std, Generator& gen);
+void Constant(Tensor t, double value);
+void XavierUniform(Tensor t, Generator& gen, double gain = 1.0);
+void XavierNormal(Tensor t, Generator& gen, double gain = 1.0);
 // `a` is the negative slope of the rectifier after this layer (0 for ReLU), as PyTorch.
-void KaimingUniform(Tensor& t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
-void KaimingNormal(Tensor& t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
+void KaimingUniform(Tensor t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
+void KaimingNormal(Tensor t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
 std::pair<int64_t, int64_t> FanInOut(const Tensor& t);
 }  // namespace init
 
