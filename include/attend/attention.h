@@ -1,0 +1,205 @@
+// The attention mechanisms of the source articles: score functions, ways of turning scores into
+// weights, windows, query-key-value (multi-head) attention. Every mechanism returns its weights
+// with its output, takes masks where they apply (bool, true = excluded) and works in batches.
+#pragma once
+
+#include <memory>
+
+#include "attend/nn.h"
+#include "attend/ops.h"
+#include "attend/tensor.h"
+
+namespace attend::attention {
+
+// What every mechanism returns: the attended summary and the weights that produced it.
+struct Attended {
+  Tensor context;  // [B, Tq, Dv]
+  Tensor weights;  // [B, Tq, Tk] (multi-head: [B, H, Tq, Tk], or averaged [B, Tq, Tk])
+};
+
+// context = weights @ values: [B, Tq, Tk] x [B, Tk, Dv] -> [B, Tq, Dv].
+Tensor WeightedSum(const Tensor& weights, const Tensor& values);
+
+// ---------------------------------------------------------------------------------------------
+// Scores between queries [B, Tq, Dq] (decoder states) and keys [B, Tk, Dk] (encoder states),
+// giving [B, Tq, Tk]. PrepareKeys holds the work that does not depend on the query, so a
+// decoder computes it once per source sentence and reuses it at every step.
+class ScoreFunction : public nn::Module {
+ public:
+  virtual Tensor PrepareKeys(const Tensor& keys) const { return keys; }
+  virtual Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const = 0;
+  Tensor Forward(const Tensor& query, const Tensor& keys) const {
+    return Scores(query, PrepareKeys(keys));
+  }
+};
+
+// Bahdanau: e_j = v^T tanh(W q + U k_j + b). PrepareKeys returns U k_j + b, [B, Tk, A].
+class AdditiveScore : public ScoreFunction {
+ public:
+  AdditiveScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
+                DType dtype = DType::kF32);
+  Tensor PrepareKeys(const Tensor& keys) const override;
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
+  std::shared_ptr<nn::Linear> query_proj, key_proj;  // W (no bias), U (bias b)
+  Tensor v;                                          // [A]
+};
+
+// Luong dot: q . k_j (Dq == Dk).
+class DotScore : public ScoreFunction {
+ public:
+  Tensor Scores(const Tensor& query, const Tensor& keys) const override;
+};
+
+// Vaswani: q . k_j / sqrt(d).
+class ScaledDotScore : public ScoreFunction {
+ public:
+  Tensor Scores(const Tensor& query, const Tensor& keys) const override;
+};
+
+// Luong general (bilinear; MwAN's bilinear): q^T W k_j. PrepareKeys returns W k_j.
+class GeneralScore : public ScoreFunction {
+ public:
+  GeneralScore(int64_t query_dim, int64_t key_dim, Generator& gen, DType dtype = DType::kF32);
+  Tensor PrepareKeys(const Tensor& keys) const override;
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
+  Tensor weight;  // [Dq, Dk]
+};
+
+// Luong concat (MwAN's concat): v^T tanh(W [q; k_j]) with W = [W_q W_k], no bias.
+class ConcatScore : public ScoreFunction {
+ public:
+  ConcatScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
+              DType dtype = DType::kF32);
+  Tensor PrepareKeys(const Tensor& keys) const override;
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
+  Tensor weight;  // [A, Dq + Dk]
+  Tensor v;       // [A]
+};
+
+// Luong location: scores from the query alone, a = W_a h_t over max_source_len positions; the
+// first Tk of them are used. The keys only give Tk.
+class LocationScore : public ScoreFunction {
+ public:
+  LocationScore(int64_t query_dim, int64_t max_source_len, Generator& gen,
+                DType dtype = DType::kF32);
+  Tensor Scores(const Tensor& query, const Tensor& keys) const override;
+  std::shared_ptr<nn::Linear> proj;  // Dq -> max_source_len
+};
+
+// Neural Turing Machine content addressing: beta * cos(q, k_j), with a sharpening strength beta
+// (a scalar, or a tensor [B, Tq] emitted by the controller).
+class CosineScore : public ScoreFunction {
+ public:
+  explicit CosineScore(double beta = 1.0, double eps = 1e-8) : beta(beta), eps(eps) {}
+  Tensor Scores(const Tensor& query, const Tensor& keys) const override;
+  Tensor ScoresWithStrength(const Tensor& query, const Tensor& keys, const Tensor& beta) const;
+  double beta, eps;
+};
+
+// MwAN (Tan et al. 2018) element-wise scores: dot  v^T tanh(W (q ⊙ k_j)),
+// minus  v^T tanh(W (q − k_j)). (MwAN's concat and bilinear are ConcatScore and GeneralScore.)
+class MwanScore : public ScoreFunction {
+ public:
+  enum class Kind { kDot, kMinus };
+  MwanScore(Kind kind, int64_t dim, int64_t attn_dim, Generator& gen, DType dtype = DType::kF32);
+  Tensor Scores(const Tensor& query, const Tensor& keys) const override;
+  Kind kind;
+  Tensor weight;  // [A, D]
+  Tensor v;       // [A]
+};
+
+// ABCNN match score 1 / (1 + |q − k_j|) (Euclidean distance), in (0, 1]. Used as an attention
+// matrix as it is (no softmax) in ABCNN.
+Tensor MatchScore(const Tensor& query, const Tensor& keys);
+
+// ---------------------------------------------------------------------------------------------
+// Turning scores [.., Tk] into weights over the last dim. Masks are bool, broadcastable to the
+// scores, true = excluded. A row with every position excluded gives all-zero weights (defined
+// output, zero gradient) for soft, top-k and sparsemax.
+Tensor SoftWeights(const Tensor& scores, const Tensor& mask = Tensor());
+// Keeps the k largest scores' weights, renormalised over them; the others get weight 0 and no
+// gradient (Sparse Attentive Backtracking). k larger than the unmasked count keeps them all.
+Tensor TopKWeights(const Tensor& scores, int64_t k, const Tensor& mask = Tensor());
+// Sparsemax (Martins & Astudillo 2016): the Euclidean projection onto the simplex.
+Tensor Sparsemax(const Tensor& scores, const Tensor& mask = Tensor());
+
+// Hard attention (Show, Attend and Tell): all weight on one position.
+class HardAttention {
+ public:
+  enum class Mode {
+    kArgmax,          // inference: the highest-scoring position
+    kReinforce,       // training: sample from softmax(scores); gradient by the score-function
+                      // estimator with a moving-average baseline (call Reinforce after the loss)
+    kGumbelStraightThrough  // training: one-hot of argmax(scores + Gumbel noise) forward,
+                            // gradient of softmax((scores + noise) / tau) backward
+  };
+  HardAttention(Mode mode, uint64_t seed = 0, double tau = 1.0, double baseline_decay = 0.9)
+      : mode(mode), tau(tau), baseline_decay(baseline_decay), gen(seed) {}
+  // One-hot weights [.., Tk].
+  Tensor Weights(const Tensor& scores, const Tensor& mask = Tensor());
+  // kReinforce: the surrogate loss whose gradient is the score-function estimate
+  // -(reward - baseline) * d log p(sampled) / d scores, averaged over the batch; `reward` is
+  // [B] (higher is better, e.g. minus the per-sentence loss). Updates the baseline.
+  Tensor ReinforceLoss(const Tensor& reward);
+  Mode mode;
+  double tau, baseline_decay, baseline = 0.0;
+  bool baseline_initialized = false;
+  Generator gen;
+
+ private:
+  Tensor last_log_prob_;  // [B, Tq] log-probability of the sampled positions
+};
+
+// ---------------------------------------------------------------------------------------------
+// Where to look (Luong et al. 2015).
+// local-m: target position t looks at source positions [t − D, t + D] only. Returns the bool
+// mask [Tq, Tk] (true = outside the window).
+Tensor LocalMonotonicMask(int64_t tq, int64_t tk, int64_t window);
+
+// local-p: a predicted centre p_t = S · sigmoid(v_p^T tanh(W_p h_t)) per query, S the source
+// length of each sentence; weights = softmax over the window [p_t − D, p_t + D] of the scores,
+// times exp(−(j − p_t)² / (2σ²)), σ = D / 2.
+class LocalPredictive : public nn::Module {
+ public:
+  LocalPredictive(int64_t query_dim, int64_t hidden_dim, int64_t window, Generator& gen,
+                  DType dtype = DType::kF32);
+  // scores [B, Tq, Tk], query [B, Tq, Dq], source_lengths i64 [B] (undefined: all Tk).
+  // Returns the weights [B, Tq, Tk] and sets `centers` [B, Tq].
+  Tensor Weights(const Tensor& scores, const Tensor& query, const Tensor& source_lengths,
+                 Tensor* centers = nullptr) const;
+  std::shared_ptr<nn::Linear> proj;  // W_p
+  Tensor v;                          // v_p [hidden]
+  int64_t window;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Query-key-value attention (Vaswani et al. 2017).
+// q [.., Tq, D], k [.., Tk, D], v [.., Tk, Dv]; mask bool broadcastable to [.., Tq, Tk];
+// causal: position i sees keys j <= i (+ Tk − Tq, so a decoder's last queries line up with the
+// last keys). Dropout on the weights when training.
+Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor& mask = Tensor(), bool causal = false,
+                                   double dropout = 0.0, bool training = false,
+                                   Generator* gen = nullptr);
+// The causal mask [Tq, Tk] (true = future, excluded).
+Tensor CausalMask(int64_t tq, int64_t tk);
+
+// torch.nn.MultiheadAttention's layout and semantics (batch_first): in_proj_weight [3E, E],
+// in_proj_bias [3E], out_proj (Linear E -> E).
+class MultiHeadAttention : public nn::Module {
+ public:
+  MultiHeadAttention(int64_t embed_dim, int64_t num_heads, Generator& gen, double dropout = 0.0,
+                     bool bias = true, DType dtype = DType::kF32);
+  // query [B, Tq, E], key/value [B, Tk, E]; key_padding_mask bool [B, Tk]; attn_mask bool
+  // [Tq, Tk] or [B*H, Tq, Tk]. Weights [B, H, Tq, Tk], or averaged over heads [B, Tq, Tk].
+  Attended Forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                   const Tensor& key_padding_mask = Tensor(), const Tensor& attn_mask = Tensor(),
+                   bool causal = false, bool average_weights = true);
+  int64_t embed_dim, num_heads, head_dim;
+  double dropout;
+  Tensor in_proj_weight, in_proj_bias;
+  std::shared_ptr<nn::Linear> out_proj;
+  Generator gen;
+};
+
+}  // namespace attend::attention

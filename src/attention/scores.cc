@@ -1,0 +1,156 @@
+// Score functions: additive (Bahdanau), dot, scaled dot, general, concat and location (Luong),
+// cosine (NTM), the MwAN element-wise scores and the ABCNN match score.
+#include <cmath>
+
+#include "attend/attention.h"
+
+namespace attend::attention {
+
+namespace {
+void CheckQK(const Tensor& q, const Tensor& k, const char* op) {
+  ATTEND_CHECK(q.defined() && k.defined(), op, ": query or keys undefined");
+  ATTEND_CHECK(q.dim() == 3 && k.dim() == 3 && q.size(0) == k.size(0), op,
+               ": expected query [B, Tq, Dq] and keys [B, Tk, Dk], got ", q.str(), " and ",
+               k.str());
+}
+void CheckSameDim(const Tensor& q, const Tensor& k, const char* op) {
+  CheckQK(q, k, op);
+  ATTEND_CHECK(q.size(2) == k.size(2), op, ": query ", q.str(), " and keys ", k.str(),
+               " must have the same feature size");
+}
+Tensor NewParam(const Shape& s, DType dtype, Generator& gen, double bound) {
+  Tensor t = Tensor::Empty(s, dtype);
+  nn::init::Uniform(t, -bound, bound, gen);
+  return t;
+}
+// v^T tanh(x) over the last dim: [.., A] -> [..].
+Tensor ProjectTanh(const Tensor& x, const Tensor& v) { return Matmul(Tanh(x), v); }
+}  // namespace
+
+Tensor WeightedSum(const Tensor& weights, const Tensor& values) {
+  ATTEND_CHECK(weights.defined() && values.defined() && weights.dim() >= 2 &&
+                   values.dim() >= 2 && weights.size(-1) == values.size(-2),
+               "WeightedSum: weights ", weights.str(), " do not match values ", values.str(),
+               " (expected [.., Tq, Tk] and [.., Tk, Dv])");
+  return Matmul(weights, values);
+}
+
+AdditiveScore::AdditiveScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim,
+                             Generator& gen, DType dtype) {
+  query_proj = RegisterModule("query_proj", std::make_shared<nn::Linear>(query_dim, attn_dim, false, gen, dtype));
+  key_proj = RegisterModule("key_proj", std::make_shared<nn::Linear>(key_dim, attn_dim, true, gen, dtype));
+  v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
+}
+
+Tensor AdditiveScore::PrepareKeys(const Tensor& keys) const {
+  ATTEND_CHECK(keys.defined() && keys.dim() == 3, "AdditiveScore: keys must be [B, Tk, Dk], got ",
+               keys.str());
+  return key_proj->Forward(keys);  // [B, Tk, A]
+}
+
+Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
+  CheckQK(query, pk, "AdditiveScore");
+  Tensor wq = query_proj->Forward(query);                    // [B, Tq, A]
+  Tensor s = Add(wq.Unsqueeze(2), pk.Unsqueeze(1));          // [B, Tq, Tk, A]
+  return ProjectTanh(s, v);                                  // [B, Tq, Tk]
+}
+
+Tensor DotScore::Scores(const Tensor& q, const Tensor& k) const {
+  CheckSameDim(q, k, "DotScore");
+  return Matmul(q, k.Transpose(1, 2));
+}
+
+Tensor ScaledDotScore::Scores(const Tensor& q, const Tensor& k) const {
+  CheckSameDim(q, k, "ScaledDotScore");
+  return MulScalar(Matmul(q, k.Transpose(1, 2)), 1.0 / std::sqrt(static_cast<double>(q.size(2))));
+}
+
+GeneralScore::GeneralScore(int64_t query_dim, int64_t key_dim, Generator& gen, DType dtype) {
+  weight = RegisterParameter("weight", NewParam({query_dim, key_dim}, dtype, gen,
+                                                1.0 / std::sqrt(static_cast<double>(key_dim))));
+}
+
+Tensor GeneralScore::PrepareKeys(const Tensor& keys) const {
+  ATTEND_CHECK(keys.defined() && keys.dim() == 3 && keys.size(2) == weight.size(1),
+               "GeneralScore: keys ", keys.str(), " must be [B, Tk, ", weight.size(1), "]");
+  return Matmul(keys, weight.T());  // W k_j: [B, Tk, Dq]
+}
+
+Tensor GeneralScore::Scores(const Tensor& q, const Tensor& pk) const {
+  CheckSameDim(q, pk, "GeneralScore");
+  return Matmul(q, pk.Transpose(1, 2));
+}
+
+ConcatScore::ConcatScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
+                         DType dtype) {
+  weight = RegisterParameter("weight", NewParam({attn_dim, query_dim + key_dim}, dtype, gen,
+                                                1.0 / std::sqrt(static_cast<double>(query_dim + key_dim))));
+  v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
+}
+
+Tensor ConcatScore::PrepareKeys(const Tensor& keys) const {
+  const int64_t dq = weight.size(1) - keys.size(-1);
+  ATTEND_CHECK(keys.dim() == 3 && dq > 0, "ConcatScore: keys ", keys.str(),
+               " do not fit the weight ", weight.str());
+  return Matmul(keys, weight.Narrow(1, dq, keys.size(2)).T());  // W_k k_j: [B, Tk, A]
+}
+
+Tensor ConcatScore::Scores(const Tensor& q, const Tensor& pk) const {
+  CheckQK(q, pk, "ConcatScore");
+  ATTEND_CHECK(q.size(2) < weight.size(1) && pk.size(2) == weight.size(0), "ConcatScore: query ",
+               q.str(), " and prepared keys ", pk.str(), " do not fit the weight ", weight.str());
+  Tensor wq = Matmul(q, weight.Narrow(1, 0, q.size(2)).T());  // [B, Tq, A]
+  return ProjectTanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1)), v);
+}
+
+LocationScore::LocationScore(int64_t query_dim, int64_t max_source_len, Generator& gen,
+                             DType dtype) {
+  proj = RegisterModule("proj", std::make_shared<nn::Linear>(query_dim, max_source_len, true, gen, dtype));
+}
+
+Tensor LocationScore::Scores(const Tensor& q, const Tensor& k) const {
+  CheckQK(q, k, "LocationScore");
+  ATTEND_CHECK(k.size(1) <= proj->weight.size(0), "LocationScore: source length ", k.size(1),
+               " exceeds the maximum ", proj->weight.size(0), " (keys ", k.str(), ")");
+  return proj->Forward(q).Narrow(2, 0, k.size(1));  // [B, Tq, Tk]
+}
+
+namespace {
+Tensor Normalize(const Tensor& x, double eps) {
+  return Mul(x, Rsqrt(AddScalar(Sum(Mul(x, x), {-1}, true), eps)));
+}
+}  // namespace
+
+Tensor CosineScore::Scores(const Tensor& q, const Tensor& k) const {
+  CheckSameDim(q, k, "CosineScore");
+  return MulScalar(Matmul(Normalize(q, eps), Normalize(k, eps).Transpose(1, 2)), beta);
+}
+
+Tensor CosineScore::ScoresWithStrength(const Tensor& q, const Tensor& k, const Tensor& b) const {
+  CheckSameDim(q, k, "CosineScore");
+  ATTEND_CHECK(b.defined() && b.dim() == 2 && b.size(0) == q.size(0) && b.size(1) == q.size(1),
+               "CosineScore: strength ", b.str(), " must be [B, Tq] for query ", q.str());
+  return Mul(Matmul(Normalize(q, eps), Normalize(k, eps).Transpose(1, 2)), b.Unsqueeze(2));
+}
+
+MwanScore::MwanScore(Kind k, int64_t dim, int64_t attn_dim, Generator& gen, DType dtype) : kind(k) {
+  weight = RegisterParameter("weight", NewParam({attn_dim, dim}, dtype, gen, 1.0 / std::sqrt(dim)));
+  v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
+}
+
+Tensor MwanScore::Scores(const Tensor& q, const Tensor& k) const {
+  CheckSameDim(q, k, "MwanScore");
+  Tensor qe = q.Unsqueeze(2), ke = k.Unsqueeze(1);                      // [B, Tq, 1, D], [B, 1, Tk, D]
+  Tensor pair = kind == Kind::kDot ? Mul(qe, ke) : Sub(qe, ke);        // [B, Tq, Tk, D]
+  return ProjectTanh(Matmul(pair, weight.T()), v);                      // [B, Tq, Tk]
+}
+
+Tensor MatchScore(const Tensor& q, const Tensor& k) {
+  CheckSameDim(q, k, "MatchScore");
+  Tensor d = Sub(q.Unsqueeze(2), k.Unsqueeze(1));                        // [B, Tq, Tk, D]
+  Tensor dist = Sqrt(Sum(Mul(d, d), {-1}));                              // [B, Tq, Tk]
+  Tensor one = Tensor::Scalar(1.0, q.dtype());
+  return Div(one, AddScalar(dist, 1.0));
+}
+
+}  // namespace attend::attention
