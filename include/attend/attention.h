@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "attend/nn.h"
 #include "attend/ops.h"
@@ -74,6 +75,7 @@ class ConcatScore : public ScoreFunction {
   Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
   Tensor weight;  // [A, Dq + Dk]
   Tensor v;       // [A]
+  int64_t query_dim = 0, key_dim = 0;
 };
 
 // Luong location: scores from the query alone, a = W_a h_t over max_source_len positions; the
@@ -129,7 +131,8 @@ class HardAttention {
   enum class Mode {
     kArgmax,          // inference: the highest-scoring position
     kReinforce,       // training: sample from softmax(scores); gradient by the score-function
-                      // estimator with a moving-average baseline (call Reinforce after the loss)
+                      // estimator with a moving-average baseline (ReinforceLoss, once the
+                      // reward is known, covers every Weights call since the last one)
     kGumbelStraightThrough  // training: one-hot of argmax(scores + Gumbel noise) forward,
                             // gradient of softmax((scores + noise) / tau) backward
   };
@@ -138,7 +141,8 @@ class HardAttention {
   // One-hot weights [.., Tk].
   Tensor Weights(const Tensor& scores, const Tensor& mask = Tensor());
   // kReinforce: the surrogate loss whose gradient is the score-function estimate
-  // -(reward - baseline) * d log p(sampled) / d scores, averaged over the batch; `reward` is
+  // -(reward - baseline) * d log p(sampled) / d scores, summed over every sample drawn since the
+  // last call (e.g. every decoding step of a sentence) and averaged over the batch; `reward` is
   // [B] (higher is better, e.g. minus the per-sentence loss). Updates the baseline.
   Tensor ReinforceLoss(const Tensor& reward);
   Mode mode;
@@ -147,7 +151,7 @@ class HardAttention {
   Generator gen;
 
  private:
-  Tensor last_log_prob_;  // [B, Tq] log-probability of the sampled positions
+  std::vector<Tensor> log_probs_;  // per Weights call: [B, ..] log-probability of the samples
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ class HierarchicalAttentionNetwork : public nn::Module {
                                int64_t padding_idx = 0, DType dtype = DType::kF32);
   struct Output {
     Tensor document;          // [B, 2 * sentence_hidden]
-    Tensor word_weights;      // [B, S, W]
+    Tensor word_weights;      // [B, S, W] (all zero for absent sentences)
     Tensor sentence_weights;  // [B, S]
   };
   // words i64 [B, S, W]; word_lengths i64 [B, S] (0 for absent sentences); sentence_counts
@@ -96,7 +96,7 @@ class TransparentAttention : public nn::Module {
 class SqueezeExcitation : public nn::Module {
  public:
   SqueezeExcitation(int64_t channels, int64_t reduction, Generator& gen, DType dtype = DType::kF32);
-  Tensor Forward(const Tensor& x) { return ForwardWithWeights(x).first; }
+  Tensor Forward(const Tensor& x) const { return ForwardWithWeights(x).first; }
   std::pair<Tensor, Tensor> ForwardWithWeights(const Tensor& x) const;
   std::shared_ptr<nn::Linear> fc1, fc2;
 };

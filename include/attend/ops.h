@@ -38,6 +38,8 @@ Tensor Le(const Tensor& a, const Tensor& b);
 Tensor Gt(const Tensor& a, const Tensor& b);
 Tensor Ge(const Tensor& a, const Tensor& b);
 Tensor LogicalNot(const Tensor& mask);
+Tensor LogicalAnd(const Tensor& a, const Tensor& b);  // bool, broadcasting
+Tensor LogicalOr(const Tensor& a, const Tensor& b);
 // cond ? a : b, all three broadcast together.
 Tensor Where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // a with `value` where mask is true (mask broadcasts to a).

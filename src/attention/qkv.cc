@@ -21,8 +21,7 @@ namespace {
 Tensor OrMasks(const Tensor& a, const Tensor& b) {
   if (!a.defined()) return b;
   if (!b.defined()) return a;
-  Tensor one = Tensor::Scalar(1.0, DType::kF32);
-  return Ge(Add(a.To(DType::kF32), b.To(DType::kF32)), one);
+  return LogicalOr(a, b);
 }
 }  // namespace
 

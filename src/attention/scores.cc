@@ -83,23 +83,25 @@ Tensor GeneralScore::Scores(const Tensor& q, const Tensor& pk) const {
 
 ConcatScore::ConcatScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
                          DType dtype) {
+  this->query_dim = query_dim;
+  this->key_dim = key_dim;
   weight = RegisterParameter("weight", NewParam({attn_dim, query_dim + key_dim}, dtype, gen,
                                                 1.0 / std::sqrt(static_cast<double>(query_dim + key_dim))));
   v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
 }
 
 Tensor ConcatScore::PrepareKeys(const Tensor& keys) const {
-  const int64_t dq = weight.size(1) - keys.size(-1);
-  ATTEND_CHECK(keys.dim() == 3 && dq > 0, "ConcatScore: keys ", keys.str(),
-               " do not fit the weight ", weight.str());
-  return Matmul(keys, weight.Narrow(1, dq, keys.size(2)).T());  // W_k k_j: [B, Tk, A]
+  ATTEND_CHECK(keys.defined() && keys.dim() == 3 && keys.size(2) == key_dim, "ConcatScore: keys ",
+               keys.str(), " must be [B, Tk, ", key_dim, "]");
+  return Matmul(keys, weight.Narrow(1, query_dim, key_dim).T());  // W_k k_j: [B, Tk, A]
 }
 
 Tensor ConcatScore::Scores(const Tensor& q, const Tensor& pk) const {
   CheckQK(q, pk, "ConcatScore");
-  ATTEND_CHECK(q.size(2) < weight.size(1) && pk.size(2) == weight.size(0), "ConcatScore: query ",
-               q.str(), " and prepared keys ", pk.str(), " do not fit the weight ", weight.str());
-  Tensor wq = Matmul(q, weight.Narrow(1, 0, q.size(2)).T());  // [B, Tq, A]
+  ATTEND_CHECK(q.size(2) == query_dim && pk.size(2) == weight.size(0), "ConcatScore: query ",
+               q.str(), " and prepared keys ", pk.str(), " do not fit [B, Tq, ", query_dim,
+               "] and [B, Tk, ", weight.size(0), "]");
+  Tensor wq = Matmul(q, weight.Narrow(1, 0, query_dim).T());  // [B, Tq, A]
   return ProjectTanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1)), v);
 }
 
@@ -148,7 +150,12 @@ Tensor MwanScore::Scores(const Tensor& q, const Tensor& k) const {
 Tensor MatchScore(const Tensor& q, const Tensor& k) {
   CheckSameDim(q, k, "MatchScore");
   Tensor d = Sub(q.Unsqueeze(2), k.Unsqueeze(1));                        // [B, Tq, Tk, D]
-  Tensor dist = Sqrt(Sum(Mul(d, d), {-1}));                              // [B, Tq, Tk]
+  Tensor ss = Sum(Mul(d, d), {-1});                                      // [B, Tq, Tk]
+  // |q - k| has no derivative at q == k; take the zero subgradient there instead of 0/0.
+  Tensor zero = Tensor::Scalar(0.0, q.dtype());
+  Tensor nonzero = Gt(ss.Detach(), zero);
+  Tensor safe = Where(nonzero, ss, Tensor::Scalar(1.0, q.dtype()));
+  Tensor dist = Where(nonzero, Sqrt(safe), zero);
   Tensor one = Tensor::Scalar(1.0, q.dtype());
   return Div(one, AddScalar(dist, 1.0));
 }

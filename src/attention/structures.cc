@@ -99,7 +99,11 @@ HierarchicalAttentionNetwork::Output HierarchicalAttentionNetwork::Forward(
   Attended sa = sentence_attention->Forward(hs, Tensor::FromVector(sent_pad, {b, s}));
   Output out;
   out.document = sa.context.Squeeze(1);                                       // [B, 2Hs]
-  out.word_weights = wa.weights.Reshape({b, s, w});
+  // Absent sentences ran as one placeholder word: their word weights are reported as zero.
+  std::vector<bool> present(b * s);
+  for (int64_t i = 0; i < b * s; ++i) present[i] = !sent_pad[i];
+  out.word_weights = Mul(wa.weights.Reshape({b, s, w}),
+                         Tensor::FromVector(present, {b, s, 1}).To(wa.weights.dtype()));
   out.sentence_weights = sa.weights.Squeeze(1);
   return out;
 }

@@ -178,7 +178,7 @@ Tensor HardAttention::Weights(const Tensor& scores, const Tensor& mask) {
       Shape is = scores.shape();
       is.erase(is.size() - 1);
       Tensor idx = Tensor::FromVector(picks, is);
-      last_log_prob_ = Gather(logp, -1, idx.Unsqueeze(-1)).Squeeze(-1);  // [..]
+      log_probs_.push_back(Gather(logp, -1, idx.Unsqueeze(-1)).Squeeze(-1));  // [..]
       return OneHot(idx, tk, scores.dtype());
     }
     case Mode::kGumbelStraightThrough: {
@@ -196,21 +196,29 @@ Tensor HardAttention::Weights(const Tensor& scores, const Tensor& mask) {
 
 Tensor HardAttention::ReinforceLoss(const Tensor& reward) {
   ATTEND_CHECK(mode == Mode::kReinforce, "HardAttention: ReinforceLoss needs Mode::kReinforce");
-  ATTEND_CHECK(last_log_prob_.defined(), "HardAttention: ReinforceLoss before any Weights call");
-  ATTEND_CHECK(reward.defined() && reward.dim() == 1 && reward.size(0) == last_log_prob_.size(0),
-               "HardAttention: reward ", reward.str(), " must be [B] for log-probabilities ",
-               last_log_prob_.str());
-  Tensor r = reward.Detach().To(last_log_prob_.dtype());
+  ATTEND_CHECK(!log_probs_.empty(), "HardAttention: ReinforceLoss before any Weights call");
+  const int64_t b = log_probs_[0].dim() == 0 ? 1 : log_probs_[0].size(0);
+  ATTEND_CHECK(reward.defined() && reward.dim() == 1 && reward.size(0) == b,
+               "HardAttention: reward ", reward.str(), " must be [", b,
+               "] for log-probabilities ", log_probs_[0].str());
+  // Sum of log p over every sample of each batch row: [B].
+  Tensor total;
+  for (const Tensor& lp : log_probs_) {
+    ATTEND_CHECK(lp.dim() >= 1 && lp.size(0) == b, "HardAttention: samples ", lp.str(),
+                 " do not share the batch size ", b);
+    Tensor per_row = Sum(lp.Reshape({b, -1}), {1});
+    total = total.defined() ? Add(total, per_row) : per_row;
+  }
+  Tensor r = reward.Detach().To(total.dtype());
   const double mean_reward = Mean(r.To(DType::kF64)).item();
   if (!baseline_initialized) {
     baseline = mean_reward;
     baseline_initialized = true;
   }
   Tensor advantage = AddScalar(r, -baseline);                                    // [B]
-  Tensor logp = last_log_prob_.Reshape({last_log_prob_.size(0), -1});           // [B, Tq]
-  Tensor loss = Neg(Mean(Mul(Sum(logp, {1}), advantage)));
+  Tensor loss = Neg(Mean(Mul(total, advantage)));
   baseline = baseline_decay * baseline + (1.0 - baseline_decay) * mean_reward;
-  last_log_prob_ = Tensor();
+  log_probs_.clear();
   return loss;
 }
 

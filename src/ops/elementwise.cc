@@ -309,6 +309,32 @@ Tensor LogicalNot(const Tensor& mask) {
   return out;
 }
 
+namespace {
+Tensor LogicalBinary(const Tensor& a, const Tensor& b, bool is_and, const char* name) {
+  CheckDefined(a, name);
+  CheckDefined(b, name);
+  ATTEND_CHECK(a.dtype() == DType::kBool && b.dtype() == DType::kBool, name,
+               ": expected bool tensors, got ", a.str(), " and ", b.str());
+  Shape shape = BroadcastShapes(a.shape(), b.shape(), name);
+  Tensor out = Tensor::Empty(shape, DType::kBool);
+  std::array<Shape, 3> st{out.strides(), BroadcastStrides(a, shape), BroadcastStrides(b, shape)};
+  bool* po = out.data<bool>();
+  const bool* pa = a.data<bool>();
+  const bool* pb = b.data<bool>();
+  ForEachRow<3>(shape, st, [&](const std::array<int64_t, 3>& off, int64_t len,
+                               const std::array<int64_t, 3>& in) {
+    for (int64_t i = 0; i < len; ++i) {
+      const bool x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
+      po[off[0] + i * in[0]] = is_and ? (x && y) : (x || y);
+    }
+  });
+  return out;
+}
+}  // namespace
+
+Tensor LogicalAnd(const Tensor& a, const Tensor& b) { return LogicalBinary(a, b, true, "LogicalAnd"); }
+Tensor LogicalOr(const Tensor& a, const Tensor& b) { return LogicalBinary(a, b, false, "LogicalOr"); }
+
 Tensor Where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   CheckDefined(cond, "Where");
   CheckFloating(a, "Where");
