@@ -18,6 +18,9 @@ struct Attended {
   Tensor weights;  // [B, Tq, Tk] (multi-head: [B, H, Tq, Tk], or averaged [B, Tq, Tk])
 };
 
+// Checks that `mask` is bool and broadcasts to `scores_shape`, naming `op` and both shapes.
+void CheckMask(const Tensor& mask, const Shape& scores_shape, const char* op);
+
 // context = weights @ values: [B, Tq, Tk] x [B, Tk, Dv] -> [B, Tq, Dv].
 Tensor WeightedSum(const Tensor& weights, const Tensor& values);
 
@@ -29,14 +32,15 @@ class ScoreFunction : public nn::Module {
  public:
   virtual Tensor PrepareKeys(const Tensor& keys) const { return keys; }
   virtual Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const = 0;
-  Tensor Forward(const Tensor& query, const Tensor& keys) const {
-    return Scores(query, PrepareKeys(keys));
-  }
+  virtual const char* name() const = 0;
+  // Checks that query [B, Tq, Dq] and keys [B, Tk, Dk] share the batch, then scores.
+  Tensor Forward(const Tensor& query, const Tensor& keys) const;
 };
 
 // Bahdanau: e_j = v^T tanh(W q + U k_j + b). PrepareKeys returns U k_j + b, [B, Tk, A].
 class AdditiveScore : public ScoreFunction {
  public:
+  const char* name() const override { return "AdditiveScore"; }
   AdditiveScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
                 DType dtype = DType::kF32);
   Tensor PrepareKeys(const Tensor& keys) const override;
@@ -48,18 +52,21 @@ class AdditiveScore : public ScoreFunction {
 // Luong dot: q . k_j (Dq == Dk).
 class DotScore : public ScoreFunction {
  public:
+  const char* name() const override { return "DotScore"; }
   Tensor Scores(const Tensor& query, const Tensor& keys) const override;
 };
 
 // Vaswani: q . k_j / sqrt(d).
 class ScaledDotScore : public ScoreFunction {
  public:
+  const char* name() const override { return "ScaledDotScore"; }
   Tensor Scores(const Tensor& query, const Tensor& keys) const override;
 };
 
 // Luong general (bilinear; MwAN's bilinear): q^T W k_j. PrepareKeys returns W k_j.
 class GeneralScore : public ScoreFunction {
  public:
+  const char* name() const override { return "GeneralScore"; }
   GeneralScore(int64_t query_dim, int64_t key_dim, Generator& gen, DType dtype = DType::kF32);
   Tensor PrepareKeys(const Tensor& keys) const override;
   Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
@@ -69,6 +76,7 @@ class GeneralScore : public ScoreFunction {
 // Luong concat (MwAN's concat): v^T tanh(W [q; k_j]) with W = [W_q W_k], no bias.
 class ConcatScore : public ScoreFunction {
  public:
+  const char* name() const override { return "ConcatScore"; }
   ConcatScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
               DType dtype = DType::kF32);
   Tensor PrepareKeys(const Tensor& keys) const override;
@@ -82,6 +90,7 @@ class ConcatScore : public ScoreFunction {
 // first Tk of them are used. The keys only give Tk.
 class LocationScore : public ScoreFunction {
  public:
+  const char* name() const override { return "LocationScore"; }
   LocationScore(int64_t query_dim, int64_t max_source_len, Generator& gen,
                 DType dtype = DType::kF32);
   Tensor Scores(const Tensor& query, const Tensor& keys) const override;
@@ -92,6 +101,7 @@ class LocationScore : public ScoreFunction {
 // (a scalar, or a tensor [B, Tq] emitted by the controller).
 class CosineScore : public ScoreFunction {
  public:
+  const char* name() const override { return "CosineScore"; }
   explicit CosineScore(double beta = 1.0, double eps = 1e-8) : beta(beta), eps(eps) {}
   Tensor Scores(const Tensor& query, const Tensor& keys) const override;
   Tensor ScoresWithStrength(const Tensor& query, const Tensor& keys, const Tensor& beta) const;
@@ -102,6 +112,7 @@ class CosineScore : public ScoreFunction {
 // minus  v^T tanh(W (q − k_j)). (MwAN's concat and bilinear are ConcatScore and GeneralScore.)
 class MwanScore : public ScoreFunction {
  public:
+  const char* name() const override { return "MwanScore"; }
   enum class Kind { kDot, kMinus };
   MwanScore(Kind kind, int64_t dim, int64_t attn_dim, Generator& gen, DType dtype = DType::kF32);
   Tensor Scores(const Tensor& query, const Tensor& keys) const override;
@@ -180,7 +191,8 @@ class LocalPredictive : public nn::Module {
 // Query-key-value attention (Vaswani et al. 2017).
 // q [.., Tq, D], k [.., Tk, D], v [.., Tk, Dv]; mask bool broadcastable to [.., Tq, Tk];
 // causal: position i sees keys j <= i (+ Tk − Tq, so a decoder's last queries line up with the
-// last keys). Dropout on the weights when training.
+// last keys; with Tq > Tk the first Tq − Tk queries see nothing and get zero weights). Dropout on
+// the weights when training; the returned weights are those before dropout.
 Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tensor& v,
                                    const Tensor& mask = Tensor(), bool causal = false,
                                    double dropout = 0.0, bool training = false,

@@ -35,7 +35,16 @@ Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tenso
   ATTEND_CHECK(q.size(-1) == k.size(-1) && k.size(-2) == v.size(-2),
                "ScaledDotProductAttention: q ", q.str(), " k ", k.str(), " v ", v.str(),
                " do not fit (expected [.., Tq, D], [.., Tk, D], [.., Tk, Dv])");
+  for (int d = 0; d < q.dim() - 2; ++d)
+    ATTEND_CHECK(q.size(d) == k.size(d) && k.size(d) == v.size(d),
+                 "ScaledDotProductAttention: batch dims of q ", q.str(), ", k ", k.str(), " and v ",
+                 v.str(), " differ");
   const int64_t tq = q.size(-2), tk = k.size(-2);
+  if (mask.defined()) {
+    Shape sshape = q.shape();
+    sshape[q.dim() - 1] = tk;
+    CheckMask(mask, sshape, "ScaledDotProductAttention");
+  }
   Tensor scores = MulScalar(Matmul(q, k.Transpose(-2, -1)), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
   Tensor m = mask;
   if (causal) m = OrMasks(m, CausalMask(tq, tk));
@@ -52,7 +61,13 @@ Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tenso
 
 MultiHeadAttention::MultiHeadAttention(int64_t e, int64_t h, Generator& g, double p, bool bias,
                                        DType dtype)
-    : embed_dim(e), num_heads(h), head_dim(h > 0 ? e / h : 0), dropout(p), gen(g.seed() + 1) {
+    : embed_dim(e),
+      num_heads(h),
+      head_dim(h > 0 ? e / h : 0),
+      dropout(p),
+      // Each module draws its own dropout seed from `g`, so layers built from one generator
+      // drop different positions.
+      gen(Generator::Bits(g.seed(), g.Reserve(1))) {
   ATTEND_CHECK(e > 0 && h > 0 && e % h == 0, "MultiHeadAttention: embed_dim ", e,
                " must be a positive multiple of num_heads ", h);
   Tensor w = Tensor::Empty({3 * e, e}, dtype);

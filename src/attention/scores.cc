@@ -27,6 +27,14 @@ Tensor NewParam(const Shape& s, DType dtype, Generator& gen, double bound) {
 Tensor ProjectTanh(const Tensor& x, const Tensor& v) { return Matmul(Tanh(x), v); }
 }  // namespace
 
+Tensor ScoreFunction::Forward(const Tensor& query, const Tensor& keys) const {
+  ATTEND_CHECK(query.defined() && keys.defined() && query.dim() == 3 && keys.dim() == 3 &&
+                   query.size(0) == keys.size(0),
+               name(), ": expected query [B, Tq, Dq] and keys [B, Tk, Dk] with the same B, got ",
+               query.str(), " and ", keys.str());
+  return Scores(query, PrepareKeys(keys));
+}
+
 Tensor WeightedSum(const Tensor& weights, const Tensor& values) {
   ATTEND_CHECK(weights.defined() && values.defined() && weights.dim() >= 2 &&
                    values.dim() >= 2 && weights.size(-1) == values.size(-2),
@@ -43,13 +51,21 @@ AdditiveScore::AdditiveScore(int64_t query_dim, int64_t key_dim, int64_t attn_di
 }
 
 Tensor AdditiveScore::PrepareKeys(const Tensor& keys) const {
-  ATTEND_CHECK(keys.defined() && keys.dim() == 3, "AdditiveScore: keys must be [B, Tk, Dk], got ",
+  ATTEND_CHECK(keys.defined() && keys.dim() == 3 && keys.size(2) == key_proj->weight.size(1),
+               "AdditiveScore: keys must be [B, Tk, ", key_proj->weight.size(1), "], got ",
                keys.str());
   return key_proj->Forward(keys);  // [B, Tk, A]
 }
 
 Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
-  CheckQK(query, pk, "AdditiveScore");
+  ATTEND_CHECK(query.defined() && query.dim() == 3 && query.size(2) == query_proj->weight.size(1),
+               "AdditiveScore: query must be [B, Tq, ", query_proj->weight.size(1), "], got ",
+               query.str());
+  ATTEND_CHECK(pk.defined() && pk.dim() == 3 && pk.size(0) == query.size(0) &&
+                   pk.size(2) == v.size(0),
+               "AdditiveScore: prepared keys ", pk.str(), " must be [", query.size(0), ", Tk, ",
+               v.size(0), "] (from keys [B, Tk, Dk] of the same batch as the query ", query.str(),
+               ")");
   Tensor wq = query_proj->Forward(query);                    // [B, Tq, A]
   Tensor s = Add(wq.Unsqueeze(2), pk.Unsqueeze(1));          // [B, Tq, Tk, A]
   return ProjectTanh(s, v);                                  // [B, Tq, Tk]
@@ -112,6 +128,8 @@ LocationScore::LocationScore(int64_t query_dim, int64_t max_source_len, Generato
 
 Tensor LocationScore::Scores(const Tensor& q, const Tensor& k) const {
   CheckQK(q, k, "LocationScore");
+  ATTEND_CHECK(q.size(2) == proj->weight.size(1), "LocationScore: query ", q.str(), " must be [B, Tq, ",
+               proj->weight.size(1), "]");
   ATTEND_CHECK(k.size(1) <= proj->weight.size(0), "LocationScore: source length ", k.size(1),
                " exceeds the maximum ", proj->weight.size(0), " (keys ", k.str(), ")");
   return proj->Forward(q).Narrow(2, 0, k.size(1));  // [B, Tq, Tk]
@@ -142,6 +160,8 @@ MwanScore::MwanScore(Kind k, int64_t dim, int64_t attn_dim, Generator& gen, DTyp
 
 Tensor MwanScore::Scores(const Tensor& q, const Tensor& k) const {
   CheckSameDim(q, k, "MwanScore");
+  ATTEND_CHECK(q.size(2) == weight.size(1), "MwanScore: query ", q.str(), " and keys ", k.str(),
+               " must have ", weight.size(1), " features");
   Tensor qe = q.Unsqueeze(2), ke = k.Unsqueeze(1);                      // [B, Tq, 1, D], [B, 1, Tk, D]
   Tensor pair = kind == Kind::kDot ? Mul(qe, ke) : Sub(qe, ke);        // [B, Tq, Tk, D]
   return ProjectTanh(Matmul(pair, weight.T()), v);                      // [B, Tq, Tk]

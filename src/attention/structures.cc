@@ -25,13 +25,16 @@ ContextAttention::ContextAttention(int64_t dim, int64_t attn_dim, Generator& gen
 }
 
 Attended ContextAttention::Forward(const Tensor& h, const Tensor& mask) const {
-  ATTEND_CHECK(h.defined() && h.dim() == 3, "ContextAttention: input must be [B, T, D], got ", h.str());
+  const int64_t d = proj->weight.size(1);
+  ATTEND_CHECK(h.defined() && h.dim() == 3 && h.size(2) == d, "ContextAttention: input must be [B, T, ",
+               d, "], got ", h.str());
   Tensor u = Tanh(proj->Forward(h));                                   // [B, T, A]
   Tensor scores = Matmul(u, context_vector).Unsqueeze(1);              // [B, 1, T]
   Tensor m;
   if (mask.defined()) {
-    ATTEND_CHECK(mask.dim() == 2 && mask.size(0) == h.size(0) && mask.size(1) == h.size(1),
-                 "ContextAttention: mask ", mask.str(), " must be [B, T] for input ", h.str());
+    ATTEND_CHECK(mask.dtype() == DType::kBool && mask.dim() == 2 && mask.size(0) == h.size(0) &&
+                     mask.size(1) == h.size(1),
+                 "ContextAttention: mask ", mask.str(), " must be bool [B, T] for input ", h.str());
     m = mask.Unsqueeze(1);
   }
   Attended a;
@@ -121,8 +124,10 @@ SparseAttentiveBacktracking::SparseAttentiveBacktracking(int64_t input_size, int
 }
 
 SparseAttentiveBacktracking::Output SparseAttentiveBacktracking::Forward(const Tensor& x) const {
-  ATTEND_CHECK(x.defined() && x.dim() == 3, "SparseAttentiveBacktracking: input must be [B, T, in], got ",
-               x.str());
+  ATTEND_CHECK(x.defined() && x.dim() == 3 && x.size(1) >= 1 && x.size(2) == cell->input_size &&
+                   x.dtype() == cell->weight_ih.dtype(),
+               "SparseAttentiveBacktracking: input must be ", DTypeName(cell->weight_ih.dtype()),
+               "[B, T >= 1, ", cell->input_size, "], got ", x.str());
   const int64_t b = x.size(0), t_len = x.size(1), hsz = cell->hidden_size;
   Tensor h = Tensor::Zeros({b, hsz}, x.dtype()), c = Tensor::Zeros({b, hsz}, x.dtype());
   std::vector<Tensor> memories, outputs;
@@ -171,6 +176,11 @@ StackedLatentAttention::Output StackedLatentAttention::Forward(const Tensor& que
                    query.size(0) == keys.size(0),
                "StackedLatentAttention: expected query [B, Tq, Dq] and keys [B, Tk, Dk], got ",
                query.str(), " and ", keys.str());
+  const int64_t dq = query_proj[0]->weight.size(1), dk = key_proj[0]->weight.size(1);
+  ATTEND_CHECK(query.size(2) == dq && keys.size(2) == dk, "StackedLatentAttention: expected query [B, Tq, ",
+               dq, "] and keys [B, Tk, ", dk, "], got ", query.str(), " and ", keys.str());
+  if (mask.defined())
+    CheckMask(mask, Shape{query.size(0), query.size(1), keys.size(1)}, "StackedLatentAttention");
   Output out;
   Tensor c = query, latent;
   for (size_t l = 0; l < v.size(); ++l) {
@@ -197,6 +207,11 @@ Tensor TransparentAttention::MixWeights() const { return Softmax(logits, -1); }
 std::vector<Tensor> TransparentAttention::Forward(const std::vector<Tensor>& enc) const {
   ATTEND_CHECK(static_cast<int64_t>(enc.size()) == logits.size(1), "TransparentAttention: got ",
                enc.size(), " encoder layers, expected ", logits.size(1));
+  for (size_t i = 0; i < enc.size(); ++i)
+    ATTEND_CHECK(enc[i].defined() && enc[i].shape() == enc[0].shape() &&
+                     enc[i].dtype() == logits.dtype(),
+                 "TransparentAttention: encoder layer ", i, " is ", enc[i].str(), " but layer 0 is ",
+                 enc[0].str(), "; all layers must have one shape and the module's dtype");
   Tensor stacked = Stack(enc, 0);                                             // [E, B, T, D]
   const int64_t e = stacked.size(0);
   Tensor flat = stacked.Reshape({e, -1});                                     // [E, B*T*D]
@@ -235,8 +250,9 @@ ImageAttention::ImageAttention(int64_t feature_dim, int64_t hidden_dim, int64_t 
 }
 
 ImageAttention::Prepared ImageAttention::Prepare(const Tensor& features) const {
-  ATTEND_CHECK(features.defined() && features.dim() == 4, "ImageAttention: features must be "
-               "[B, C, H, W], got ", features.str());
+  const int64_t c = score->key_proj->weight.size(1);
+  ATTEND_CHECK(features.defined() && features.dim() == 4 && features.size(1) == c,
+               "ImageAttention: features must be [B, ", c, ", H, W], got ", features.str());
   Prepared p;
   p.height = features.size(2);
   p.width = features.size(3);
@@ -246,9 +262,10 @@ ImageAttention::Prepared ImageAttention::Prepare(const Tensor& features) const {
 }
 
 Attended ImageAttention::Step(const Prepared& p, const Tensor& h) const {
-  ATTEND_CHECK(h.defined() && h.dim() == 2 && h.size(0) == p.annotations.size(0),
-               "ImageAttention: decoder state ", h.str(), " must be [B, hidden] for ",
-               p.annotations.str());
+  const int64_t hidden = score->query_proj->weight.size(1);
+  ATTEND_CHECK(h.defined() && h.dim() == 2 && h.size(0) == p.annotations.size(0) && h.size(1) == hidden,
+               "ImageAttention: decoder state ", h.str(), " must be [", p.annotations.size(0), ", ",
+               hidden, "] for features with annotations ", p.annotations.str());
   Attended a;
   a.weights = Softmax(score->Scores(h.Unsqueeze(1), p.keys), -1);            // [B, 1, H*W]
   a.context = Matmul(a.weights, p.annotations);                               // [B, 1, C]

@@ -23,15 +23,27 @@ void CheckScores(const Tensor& s, const char* op) {
 Tensor ExpandMask(const Tensor& scores, const Tensor& mask, const char* op) {
   Tensor out = Tensor::Zeros(scores.shape(), DType::kBool);
   if (mask.defined()) {
-    ATTEND_CHECK(mask.dtype() == DType::kBool, op, ": mask must be bool, got ", mask.str());
+    CheckMask(mask, scores.shape(), op);
     out.CopyFrom(mask);
   }
   return out;
 }
 }  // namespace
 
+void CheckMask(const Tensor& mask, const Shape& scores_shape, const char* op) {
+  ATTEND_CHECK(mask.dtype() == DType::kBool, op, ": mask must be bool, got ", mask.str());
+  bool ok = mask.dim() <= scores_shape.size();
+  for (int i = 0; ok && i < mask.dim(); ++i) {
+    const int64_t m = mask.size(mask.dim() - 1 - i), s = scores_shape[scores_shape.size() - 1 - i];
+    ok = m == s || m == 1;
+  }
+  ATTEND_CHECK(ok, op, ": mask ", mask.str(), " does not broadcast to the scores ",
+               scores_shape.str());
+}
+
 Tensor SoftWeights(const Tensor& scores, const Tensor& mask) {
   CheckScores(scores, "SoftWeights");
+  if (mask.defined()) CheckMask(mask, scores.shape(), "SoftWeights");
   return Softmax(scores, -1, mask);
 }
 
@@ -147,6 +159,7 @@ Tensor OneHot(const Tensor& idx, int64_t tk, DType dtype) {
 Tensor HardAttention::Weights(const Tensor& scores, const Tensor& mask) {
   CheckScores(scores, "HardAttention");
   const int64_t tk = scores.size(-1);
+  if (mask.defined()) CheckMask(mask, scores.shape(), "HardAttention");
   Tensor masked = mask.defined() ? MaskedFill(scores.Detach(), mask, -kInf) : scores.Detach();
   // A row with every position excluded has no position to pick.
   Tensor row_max = Max(masked, {-1});

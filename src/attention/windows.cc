@@ -32,6 +32,8 @@ Tensor LocalPredictive::Weights(const Tensor& scores, const Tensor& query,
                    scores.size(0) == query.size(0) && scores.size(1) == query.size(1),
                "LocalPredictive: scores ", scores.str(), " and query ", query.str(),
                " must be [B, Tq, Tk] and [B, Tq, Dq]");
+  ATTEND_CHECK(query.size(2) == proj->weight.size(1), "LocalPredictive: query ", query.str(),
+               " must be [B, Tq, ", proj->weight.size(1), "]");
   const int64_t b = scores.size(0), tk = scores.size(2);
   const DType dt = scores.dtype();
   // S: each sentence's length (positions beyond it are padding and also excluded).

@@ -111,7 +111,9 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
     // Small matrices: one GEMM per thread, batches split over threads (the OpenMP build of
     // OpenBLAS runs single-threaded inside a parallel region). Large ones: OpenBLAS threads
     // each GEMM itself.
-    const bool split_batches = nbatch >= 2 && m * n * k <= (int64_t{1} << 22);
+    // (A parallel region costs microseconds: tiny batches stay on the calling thread.)
+    const bool split_batches = nbatch >= 2 && m * n * k <= (int64_t{1} << 22) &&
+                               nbatch * m * n * k >= (int64_t{1} << 16);
     auto one = [&](int64_t bi) {
       int64_t oa, ob;
       offsets(bi, &oa, &ob);

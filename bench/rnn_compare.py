@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Runs bench_rnn and bench/torch_rnn.py in alternating rounds and prints each step beside PyTorch.
+
+ratio = PyTorch time / attend time (above 1: attend is faster). Each figure is the median over
+the rounds; rounds alternate between the two so that a noisy moment on a shared machine hits
+both. Usage:
+  /usr/bin/python3 bench/rnn_compare.py --bench build/bench/bench_rnn [--threads 2] [--markdown]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def run_ours(binary, threads, min_time, filt):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
+    if filt:
+        cmd.append(f"--benchmark_filter={filt}")
+    res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+    out = {}
+    for b in res["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        out[b["run_name"].replace("/real_time", "")] = b["real_time"]  # microseconds
+    return out, res.get("context", {})
+
+
+def run_torch(threads, min_time, filt):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cmd = [sys.executable, os.path.join(here, "torch_rnn.py"), "--threads", str(threads),
+           "--min-time", str(min_time)]
+    if filt:
+        cmd += ["--filter", filt]
+    res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return res["us"], res["torch_version"]
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default="build/bench/bench_rnn")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=2.0, help="seconds per case and round")
+    ap.add_argument("--filter", default="", help="substring of the case names (both sides)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+
+    ours_runs, theirs_runs = {}, {}
+    ctx, torch_version = {}, "?"
+    for _ in range(args.rounds):
+        o, ctx = run_ours(args.bench, args.threads, args.min_time, args.filter)
+        t, torch_version = run_torch(args.threads, args.min_time, args.filter)
+        for k, v in o.items():
+            ours_runs.setdefault(k, []).append(v)
+        for k, v in t.items():
+            theirs_runs.setdefault(k, []).append(v)
+    ours = {k: median(v) for k, v in ours_runs.items()}
+    theirs = {k: median(v) for k, v in theirs_runs.items()}
+
+    print(f"threads: {args.threads}; PyTorch {torch_version}; host: {ctx.get('num_cpus', '?')} "
+          f"CPUs at {ctx.get('mhz_per_cpu', '?')} MHz; load average {ctx.get('load_avg', '?')}; "
+          f"median of {args.rounds} alternating rounds")
+    if args.markdown:
+        print("| training step | attend µs | PyTorch µs | PyTorch / attend |\n|---|---:|---:|---:|")
+    for name, t in ours.items():
+        tt = theirs.get(name)
+        ratio = f"{tt / t:.2f}" if tt else "-"
+        if args.markdown:
+            print(f"| {name} | {t:.0f} | {tt:.0f} | {ratio} |" if tt else
+                  f"| {name} | {t:.0f} | - | - |")
+        else:
+            print(f"{name:36s} attend {t:12.0f} us   torch {tt if tt else float('nan'):12.0f} us"
+                  f"   torch/attend {ratio:>6s}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+// Safetensors files (read/write, validated) and training checkpoints: model tensors, optimizer
+// and schedule state, and the run's configuration in one file.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "attend/nn.h"
+#include "attend/optim.h"
+#include "attend/tensor.h"
+
+namespace attend::io {
+
+using nn::NamedTensors;
+// A safetensors file's "__metadata__": string keys to string values.
+using Metadata = std::map<std::string, std::string>;
+
+struct SafetensorsContents {
+  NamedTensors tensors;  // in the order of their data in the file
+  Metadata metadata;
+};
+
+// Safetensors layout: u64 little-endian header length N, N bytes of JSON header
+//   {"__metadata__": {str: str}, name: {"dtype": "F32"|"F64"|"I64"|"BOOL", "shape": [...],
+//    "data_offsets": [begin, end]}, ...}
+// padded with spaces so the data starts 8-byte aligned, then the tensors' raw little-endian
+// bytes, back to back, offsets relative to the end of the header.
+//
+// Files written here also hold kChecksumKey in the metadata: the CRC-32 (zlib's) of the whole
+// file with the checksum's own 8 hex digits set to '0'. It catches corruption that leaves the
+// structure intact (a flipped bit in a weight or a name). Files without it (other writers) load
+// unless the checksum is required.
+inline constexpr const char* kChecksumKey = "attend.crc32";
+
+// Writes `tensors` (unique, non-empty names; any layout; f32/f64/i64/bool) and `metadata` to
+// `path` atomically: into "<path>.tmp", fsync, rename over `path`, fsync of the directory.
+// `metadata` may not use kChecksumKey. Throws attend::Error naming the file on any failure.
+void SaveSafetensors(const std::string& path, const NamedTensors& tensors,
+                     const Metadata& metadata = {});
+// The same file as bytes in memory.
+std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& metadata = {});
+
+// Reads and validates a whole file. Anything malformed throws attend::Error naming the file and
+// the problem: a header length beyond the file, invalid JSON or UTF-8, a duplicate name, an
+// entry that is not {dtype, shape, data_offsets}, an unknown or unsupported dtype, a shape whose
+// byte count differs from its offsets, offsets out of range, overlapping or leaving gaps,
+// trailing bytes, a BOOL byte other than 0/1, or a checksum mismatch. With require_checksum,
+// a file without kChecksumKey is refused as well.
+SafetensorsContents LoadSafetensors(const std::string& path, bool require_checksum = false);
+// The same from bytes in memory; `source` names them in messages.
+SafetensorsContents ParseSafetensors(const std::string& bytes, const std::string& source,
+                                     bool require_checksum = false);
+
+// zlib's CRC-32 (reflected polynomial 0xEDB88320), continuing from `crc`.
+uint32_t Crc32(const void* data, size_t size, uint32_t crc = 0);
+
+// ---- checkpoints ----
+//
+// A checkpoint is a safetensors file (with checksum) holding
+//   - the model's StateDict() under its dotted names ("encoder.layers.0.weight"),
+//   - the optimizer's State() under "optim." ("optim.state.0.exp_avg"),
+// and in the metadata
+//   - "attend.format": "checkpoint/1", "config": the configuration JSON,
+//   - "optim.type" and the optimizer's scalars ("optim.lr", "optim.step_count"),
+//   - "sched.type" and the schedule's state ("sched.last_epoch", ...),
+//   - the caller's extra entries, which may not use those keys or the "attend.", "optim."
+//     and "sched." prefixes.
+// Numbers in the metadata are written in their shortest round-trip form, so they load exactly.
+//
+// config_json must be valid JSON. optimizer and scheduler may be null.
+void SaveCheckpoint(const std::string& path, const nn::Module& model,
+                    const optim::Optimizer* optimizer, const optim::LRScheduler* scheduler,
+                    const std::string& config_json, const Metadata& extra = {});
+
+// Loads a checkpoint into existing objects (values are copied into the model's tensors in
+// place) and returns its config JSON; `extra`, when given, receives the caller's extra metadata. Every model tensor must be present with the
+// same shape and dtype and the file may hold no other model tensor; the optimizer (and the
+// schedule) must be of the saved type and their state must fit. The first tensor or entry that
+// is missing, unexpected or mismatched is named in the attend::Error. Everything is checked
+// before anything is changed, so a failed load leaves the objects as they were.
+// A null optimizer or scheduler skips that part of the file (loading weights only); a non-null
+// one whose state the file lacks is an error.
+std::string LoadCheckpoint(const std::string& path, nn::Module& model,
+                           optim::Optimizer* optimizer = nullptr,
+                           optim::LRScheduler* scheduler = nullptr, Metadata* extra = nullptr);
+
+}  // namespace attend::io

@@ -1,0 +1,143 @@
+// Recurrent layers: the fused GRU/LSTM layer op (src/ops/rnn_cell.cc) and the modules GRUCell,
+// LSTMCell, GRU and LSTM (src/nn/rnn.cc), with PyTorch's parameter names, shapes, gate order and
+// packed-sequence semantics.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attend/nn.h"
+#include "attend/tensor.h"
+
+namespace attend {
+
+enum class RnnMode { kLstm, kGru };
+
+// The three results of one recurrent layer. They are views of a single recorded output, so one
+// backward pass covers any combination of them.
+struct RnnLayerOutput {
+  Tensor output;  // [B, T, D*H]: the hidden state of each direction at each step, 0 at padding
+  Tensor h_n;     // [D, B, H]: each sequence's final hidden state per direction
+  Tensor c_n;     // [D, B, H]: the final cell states (LSTM only; undefined for a GRU)
+};
+
+// One layer of a GRU or LSTM over a batch of padded sequences, in D = w_ih.size() directions
+// (1, or 2 for forward and reverse), as one op with a hand-written backward:
+//   x          [B, T, in]     batch-first input (any strides)
+//   w_ih[d]    [G*H, in]      G = 4 (LSTM: i, f, g, o) or 3 (GRU: r, z, n), as PyTorch
+//   w_hh[d]    [G*H, H]
+//   b_ih[d], b_hh[d]  [G*H]   undefined when the layer has no bias (all or none)
+//   h0, c0     [D, B, H]      initial states; undefined = zeros (c0: LSTM only)
+//   lengths    i64 [B]        each sequence's length in [1, T]; undefined = all T
+// As torch with pack_padded_sequence(enforce_sorted=False): sequence b is updated only at its
+// steps t < lengths[b]; the output is zero at the other steps, the final state is the state
+// after the last valid step, and the reverse direction starts from h0 at step lengths[b] - 1.
+// Inside, the input projections of all steps are one GEMM per direction, each step is one GEMM
+// for W_hh h plus one fused gate kernel, and the two directions run concurrently when two
+// threads are available.
+RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>& w_ih,
+                        const std::vector<Tensor>& w_hh, const std::vector<Tensor>& b_ih,
+                        const std::vector<Tensor>& b_hh, const Tensor& h0 = Tensor(),
+                        const Tensor& c0 = Tensor(), const Tensor& lengths = Tensor());
+
+namespace nn {
+
+struct RnnOptions {
+  int64_t num_layers = 1;
+  bool bidirectional = false;
+  bool bias = true;
+  // Dropout on the outputs of every layer but the last, in training mode only (as PyTorch).
+  double dropout = 0.0;
+  uint64_t dropout_seed = 0;  // seeds the module's own generator for the dropout masks
+  bool batch_first = true;    // x [B, T, in]; false: [T, B, in] (and output [T, B, D*H])
+  DType dtype = DType::kF32;
+};
+
+// Parameters and the stacked forward shared by GRU and LSTM. Parameters are registered in
+// PyTorch's order and names: per layer k, per direction (suffix "_reverse" for the second):
+// weight_ih_l{k} [G*H, in_k], weight_hh_l{k} [G*H, H], bias_ih_l{k}, bias_hh_l{k} [G*H], with
+// in_0 = input_size and in_k = D*H after, all drawn from U(-1/sqrt(H), 1/sqrt(H)).
+class RnnBase : public Module {
+ public:
+  int64_t input_size() const { return input_size_; }
+  int64_t hidden_size() const { return hidden_size_; }
+  int num_directions() const { return options_.bidirectional ? 2 : 1; }
+  const RnnOptions& options() const { return options_; }
+  // weight_ih, weight_hh, bias_ih, bias_hh of layer `layer`, direction `dir` (biases undefined
+  // without bias).
+  Tensor weight_ih(int64_t layer, int dir) const { return w_ih_[Slot(layer, dir)]; }
+  Tensor weight_hh(int64_t layer, int dir) const { return w_hh_[Slot(layer, dir)]; }
+  Tensor bias_ih(int64_t layer, int dir) const { return b_ih_[Slot(layer, dir)]; }
+  Tensor bias_hh(int64_t layer, int dir) const { return b_hh_[Slot(layer, dir)]; }
+  Generator& dropout_generator() { return dropout_gen_; }
+
+ protected:
+  RnnBase(RnnMode mode, int64_t input_size, int64_t hidden_size, Generator& gen,
+          const RnnOptions& options);
+  // Runs every layer; h_n and c_n come back [L*D, B, H] (c_n undefined for a GRU).
+  RnnLayerOutput Run(const Tensor& x, const Tensor& lengths, const Tensor& h0, const Tensor& c0);
+
+ private:
+  size_t Slot(int64_t layer, int dir) const;
+  RnnMode mode_;
+  int64_t input_size_, hidden_size_;
+  RnnOptions options_;
+  std::vector<Tensor> w_ih_, w_hh_, b_ih_, b_hh_;  // index layer * D + direction
+  Generator dropout_gen_;
+};
+
+// Multi-layer GRU, as torch.nn.GRU.
+class GRU : public RnnBase {
+ public:
+  GRU(int64_t input_size, int64_t hidden_size, Generator& gen, const RnnOptions& options = {});
+  struct Output {
+    Tensor output;  // [B, T, D*H] (batch_first) or [T, B, D*H]; zero at padded steps
+    Tensor h_n;     // [L*D, B, H]
+  };
+  // x [B, T, in] (or [T, B, in] without batch_first); lengths i64 [B] in [1, T] or undefined;
+  // h0 [L*D, B, H] or undefined (zeros).
+  Output Forward(const Tensor& x, const Tensor& lengths = Tensor(), const Tensor& h0 = Tensor());
+};
+
+// Multi-layer LSTM, as torch.nn.LSTM (no projections).
+class LSTM : public RnnBase {
+ public:
+  LSTM(int64_t input_size, int64_t hidden_size, Generator& gen, const RnnOptions& options = {});
+  struct Output {
+    Tensor output;  // [B, T, D*H] (batch_first) or [T, B, D*H]; zero at padded steps
+    Tensor h_n;     // [L*D, B, H]
+    Tensor c_n;     // [L*D, B, H]
+  };
+  // As GRU::Forward, with the initial cell state c0 [L*D, B, H] (h0 and c0 are independent:
+  // either may be given alone).
+  Output Forward(const Tensor& x, const Tensor& lengths = Tensor(), const Tensor& h0 = Tensor(),
+                 const Tensor& c0 = Tensor());
+};
+
+// One GRU step, as torch.nn.GRUCell: parameters weight_ih [3H, in], weight_hh [3H, H],
+// bias_ih, bias_hh [3H].
+class GRUCell : public Module {
+ public:
+  GRUCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true,
+          DType dtype = DType::kF32);
+  // x [B, in] or [in]; h [B, H] or [H] (undefined = zeros) -> h' of the same rank as x.
+  Tensor Forward(const Tensor& x, const Tensor& h = Tensor()) const;
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+  int64_t input_size, hidden_size;
+};
+
+// One LSTM step, as torch.nn.LSTMCell: parameters weight_ih [4H, in], weight_hh [4H, H],
+// bias_ih, bias_hh [4H].
+class LSTMCell : public Module {
+ public:
+  LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true,
+           DType dtype = DType::kF32);
+  // x [B, in] or [in]; h, c [B, H] or [H] (undefined = zeros) -> (h', c').
+  std::pair<Tensor, Tensor> Forward(const Tensor& x, const Tensor& h = Tensor(),
+                                    const Tensor& c = Tensor()) const;
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+  int64_t input_size, hidden_size;
+};
+
+}  // namespace nn
+}  // namespace attend

@@ -1,0 +1,161 @@
+// Highway implementations of the GRU and LSTM gate kernels, compiled once per target and
+// dispatched at run time. Tails shorter than a vector go to the scalar reference.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/simd/rnn_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+
+#include "backend/cpu/reference/rnn_kernels.h"
+#include "backend/cpu/simd/rnn_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace attend::cpu::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+HWY_INLINE VF Sigm(DF d, VF x) {
+  // Clamped so exp never overflows; in f32 sigmoid is exactly 0 or 1 beyond these bounds.
+  const VF xc = hn::Min(hn::Max(x, hn::Set(d, -88.0f)), hn::Set(d, 88.0f));
+  return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Neg(xc))));
+}
+
+// x[j] + y[j] (+ b[j] when b is given).
+HWY_INLINE VF Pre(DF d, const float* x, const float* y, const float* b, int64_t j) {
+  const VF s = hn::Add(hn::LoadU(d, x + j), hn::LoadU(d, y + j));
+  return b ? hn::Add(s, hn::LoadU(d, b + j)) : s;
+}
+
+void LstmForwardRowImpl(const float* xp, const float* hp, const float* bias, const float* c_prev,
+                        float* act, float* c_new, float* tanh_c, float* h_new, int64_t h) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t j = 0;
+  for (; j + N <= h; j += N) {
+    const VF i = Sigm(d, Pre(d, xp, hp, bias, j));
+    const VF f = Sigm(d, Pre(d, xp + h, hp + h, bias ? bias + h : nullptr, j));
+    const VF g = hn::Tanh(d, Pre(d, xp + 2 * h, hp + 2 * h, bias ? bias + 2 * h : nullptr, j));
+    const VF o = Sigm(d, Pre(d, xp + 3 * h, hp + 3 * h, bias ? bias + 3 * h : nullptr, j));
+    const VF c = hn::MulAdd(f, hn::LoadU(d, c_prev + j), hn::Mul(i, g));
+    const VF tc = hn::Tanh(d, c);
+    hn::StoreU(i, d, act + j);
+    hn::StoreU(f, d, act + h + j);
+    hn::StoreU(g, d, act + 2 * h + j);
+    hn::StoreU(o, d, act + 3 * h + j);
+    hn::StoreU(c, d, c_new + j);
+    hn::StoreU(tc, d, tanh_c + j);
+    hn::StoreU(hn::Mul(o, tc), d, h_new + j);
+  }
+  if (j < h) ref::LstmForwardRow(xp, hp, bias, c_prev, act, c_new, tanh_c, h_new, h, j);
+}
+
+void LstmBackwardRowImpl(const float* act, const float* c_prev, const float* tanh_c,
+                         const float* dy, float* dh, float* dc, float* dgates, int64_t h) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const VF one = hn::Set(d, 1.0f), zero = hn::Zero(d);
+  int64_t j = 0;
+  for (; j + N <= h; j += N) {
+    const VF i = hn::LoadU(d, act + j), f = hn::LoadU(d, act + h + j);
+    const VF g = hn::LoadU(d, act + 2 * h + j), o = hn::LoadU(d, act + 3 * h + j);
+    const VF tc = hn::LoadU(d, tanh_c + j);
+    VF dht = hn::LoadU(d, dh + j);
+    if (dy) dht = hn::Add(dht, hn::LoadU(d, dy + j));
+    // dct = dc + dht * o * (1 - tc^2)
+    const VF dct = hn::MulAdd(hn::Mul(dht, o), hn::NegMulAdd(tc, tc, one), hn::LoadU(d, dc + j));
+    const VF sig_i = hn::Mul(i, hn::Sub(one, i)), sig_f = hn::Mul(f, hn::Sub(one, f));
+    const VF sig_o = hn::Mul(o, hn::Sub(one, o));
+    hn::StoreU(hn::Mul(hn::Mul(dct, g), sig_i), d, dgates + j);
+    hn::StoreU(hn::Mul(hn::Mul(dct, hn::LoadU(d, c_prev + j)), sig_f), d, dgates + h + j);
+    hn::StoreU(hn::Mul(hn::Mul(dct, i), hn::NegMulAdd(g, g, one)), d, dgates + 2 * h + j);
+    hn::StoreU(hn::Mul(hn::Mul(dht, tc), sig_o), d, dgates + 3 * h + j);
+    hn::StoreU(hn::Mul(dct, f), d, dc + j);
+    hn::StoreU(zero, d, dh + j);
+  }
+  if (j < h) ref::LstmBackwardRow(act, c_prev, tanh_c, dy, dh, dc, dgates, h, j);
+}
+
+void GruForwardRowImpl(const float* xp, const float* hp, const float* bias_x,
+                       const float* bias_hn, const float* h_prev, float* act, float* hn_out,
+                       float* h_new, int64_t h) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t j = 0;
+  for (; j + N <= h; j += N) {
+    const VF r = Sigm(d, Pre(d, xp, hp, bias_x, j));
+    const VF z = Sigm(d, Pre(d, xp + h, hp + h, bias_x ? bias_x + h : nullptr, j));
+    VF hnv = hn::LoadU(d, hp + 2 * h + j);
+    if (bias_hn) hnv = hn::Add(hnv, hn::LoadU(d, bias_hn + j));
+    VF xn = hn::LoadU(d, xp + 2 * h + j);
+    if (bias_x) xn = hn::Add(xn, hn::LoadU(d, bias_x + 2 * h + j));
+    const VF n = hn::Tanh(d, hn::MulAdd(r, hnv, xn));
+    const VF hp_j = hn::LoadU(d, h_prev + j);
+    hn::StoreU(r, d, act + j);
+    hn::StoreU(z, d, act + h + j);
+    hn::StoreU(n, d, act + 2 * h + j);
+    hn::StoreU(hnv, d, hn_out + j);
+    hn::StoreU(hn::MulAdd(z, hn::Sub(hp_j, n), n), d, h_new + j);
+  }
+  if (j < h) ref::GruForwardRow(xp, hp, bias_x, bias_hn, h_prev, act, hn_out, h_new, h, j);
+}
+
+void GruBackwardRowImpl(const float* act, const float* hn_in, const float* h_prev,
+                        const float* dy, float* dh, float* dgx, float* dgh, int64_t h) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const VF one = hn::Set(d, 1.0f);
+  int64_t j = 0;
+  for (; j + N <= h; j += N) {
+    const VF r = hn::LoadU(d, act + j), z = hn::LoadU(d, act + h + j);
+    const VF n = hn::LoadU(d, act + 2 * h + j);
+    VF dht = hn::LoadU(d, dh + j);
+    if (dy) dht = hn::Add(dht, hn::LoadU(d, dy + j));
+    const VF dpn = hn::Mul(hn::Mul(dht, hn::Sub(one, z)), hn::NegMulAdd(n, n, one));
+    const VF dpz = hn::Mul(hn::Mul(dht, hn::Sub(hn::LoadU(d, h_prev + j), n)),
+                           hn::Mul(z, hn::Sub(one, z)));
+    const VF dpr = hn::Mul(hn::Mul(dpn, hn::LoadU(d, hn_in + j)), hn::Mul(r, hn::Sub(one, r)));
+    hn::StoreU(dpr, d, dgx + j);
+    hn::StoreU(dpz, d, dgx + h + j);
+    hn::StoreU(dpn, d, dgx + 2 * h + j);
+    hn::StoreU(dpr, d, dgh + j);
+    hn::StoreU(dpz, d, dgh + h + j);
+    hn::StoreU(hn::Mul(dpn, r), d, dgh + 2 * h + j);
+    hn::StoreU(hn::Mul(dht, z), d, dh + j);
+  }
+  if (j < h) ref::GruBackwardRow(act, hn_in, h_prev, dy, dh, dgx, dgh, h, j);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace attend::cpu::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace attend::cpu::simd {
+
+HWY_EXPORT(LstmForwardRowImpl);
+HWY_EXPORT(LstmBackwardRowImpl);
+HWY_EXPORT(GruForwardRowImpl);
+HWY_EXPORT(GruBackwardRowImpl);
+
+void LstmForwardRow(const float* xp, const float* hp, const float* bias, const float* c_prev,
+                    float* act, float* c_new, float* tanh_c, float* h_new, int64_t h) {
+  HWY_DYNAMIC_DISPATCH(LstmForwardRowImpl)(xp, hp, bias, c_prev, act, c_new, tanh_c, h_new, h);
+}
+void LstmBackwardRow(const float* act, const float* c_prev, const float* tanh_c, const float* dy,
+                     float* dh, float* dc, float* dgates, int64_t h) {
+  HWY_DYNAMIC_DISPATCH(LstmBackwardRowImpl)(act, c_prev, tanh_c, dy, dh, dc, dgates, h);
+}
+void GruForwardRow(const float* xp, const float* hp, const float* bias_x, const float* bias_hn,
+                   const float* h_prev, float* act, float* hn, float* h_new, int64_t h) {
+  HWY_DYNAMIC_DISPATCH(GruForwardRowImpl)(xp, hp, bias_x, bias_hn, h_prev, act, hn, h_new, h);
+}
+void GruBackwardRow(const float* act, const float* hn, const float* h_prev, const float* dy,
+                    float* dh, float* dgx, float* dgh, int64_t h) {
+  HWY_DYNAMIC_DISPATCH(GruBackwardRowImpl)(act, hn, h_prev, dy, dh, dgx, dgh, h);
+}
+
+}  // namespace attend::cpu::simd
+#endif  // HWY_ONCE

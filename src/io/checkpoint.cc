@@ -1,0 +1,179 @@
+// Training checkpoints: a model's state dict, its optimizer's and schedule's state and the run's
+// configuration in one checksummed safetensors file, loaded back with every name checked.
+#include <charconv>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "attend/autograd.h"
+#include "attend/checkpoint.h"
+
+namespace attend::io {
+namespace {
+
+constexpr const char* kFormatKey = "attend.format";
+constexpr const char* kFormat = "checkpoint/1";
+constexpr const char* kConfigKey = "config";
+const std::string kOptimPrefix = "optim.";
+const std::string kSchedPrefix = "sched.";
+const std::string kOptimType = "optim.type";
+const std::string kSchedType = "sched.type";
+
+bool StartsWith(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Shortest text that reads back as the same double ("inf", "nan" included).
+std::string FormatNumber(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
+}
+
+double ParseNumber(const std::string& text, const std::string& key, const std::string& where) {
+  double v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  ATTEND_CHECK(r.ec == std::errc() && r.ptr == end && !text.empty(), where, ": metadata '", key,
+               "' is not a number: '", text, "'");
+  return v;
+}
+
+// The metadata entries under `prefix` other than its ".type", as numbers keyed without prefix.
+optim::Scalars ScalarsUnder(const Metadata& metadata, const std::string& prefix,
+                            const std::string& where) {
+  optim::Scalars out;
+  for (const auto& [key, value] : metadata) {
+    if (!StartsWith(key, prefix) || key == prefix + "type") continue;
+    out[key.substr(prefix.size())] = ParseNumber(value, key, where);
+  }
+  return out;
+}
+
+}  // namespace
+
+void SaveCheckpoint(const std::string& path, const nn::Module& model,
+                    const optim::Optimizer* optimizer, const optim::LRScheduler* scheduler,
+                    const std::string& config_json, const Metadata& extra) {
+  const std::string where = "SaveCheckpoint " + path;
+  ATTEND_CHECK(nlohmann::json::accept(config_json), where,
+               ": the config is not valid JSON (pass \"{}\" for none)");
+  for (const auto& [key, value] : extra) {
+    ATTEND_CHECK(key != kConfigKey && !StartsWith(key, "attend.") &&
+                     !StartsWith(key, kOptimPrefix) && !StartsWith(key, kSchedPrefix),
+                 where, ": extra metadata key '", key,
+                 "' is reserved ('config' and the prefixes attend., optim., sched.)");
+  }
+  NamedTensors tensors = model.StateDict();
+  for (const auto& [name, t] : tensors)
+    ATTEND_CHECK(!StartsWith(name, kOptimPrefix), where, ": model tensor '", name,
+                 "' would collide with the optimizer's names (prefix optim.)");
+  Metadata metadata = extra;
+  metadata[kFormatKey] = kFormat;
+  metadata[kConfigKey] = config_json;
+  if (optimizer != nullptr) {
+    for (const auto& [name, t] : optimizer->State()) tensors.emplace_back(kOptimPrefix + name, t);
+    metadata[kOptimType] = optimizer->type();
+    for (const auto& [key, value] : optimizer->ScalarState())
+      metadata[kOptimPrefix + key] = FormatNumber(value);
+  }
+  if (scheduler != nullptr) {
+    metadata[kSchedType] = scheduler->type();
+    for (const auto& [key, value] : scheduler->State())
+      metadata[kSchedPrefix + key] = FormatNumber(value);
+  }
+  SaveSafetensors(path, tensors, metadata);
+}
+
+std::string LoadCheckpoint(const std::string& path, nn::Module& model,
+                           optim::Optimizer* optimizer, optim::LRScheduler* scheduler,
+                           Metadata* extra) {
+  const std::string where = "LoadCheckpoint " + path;
+  SafetensorsContents file = LoadSafetensors(path, /*require_checksum=*/true);
+  const Metadata& meta = file.metadata;
+  const auto format = meta.find(kFormatKey);
+  ATTEND_CHECK(format != meta.end(), where, ": not an attend checkpoint (no '", kFormatKey,
+               "' in the metadata)");
+  ATTEND_CHECK(format->second == kFormat, where, ": checkpoint format '", format->second,
+               "' is not the supported '", kFormat, "'");
+  const auto config = meta.find(kConfigKey);
+  ATTEND_CHECK(config != meta.end(), where, ": the metadata has no '", kConfigKey, "'");
+
+  // ---- check everything first ----
+  std::unordered_map<std::string, const Tensor*> stored;
+  for (const auto& [name, t] : file.tensors) stored.emplace(name, &t);
+  const NamedTensors state = model.StateDict();
+  std::set<std::string> model_names;
+  for (const auto& [name, t] : state) {
+    model_names.insert(name);
+    const auto it = stored.find(name);
+    ATTEND_CHECK(it != stored.end(), where, ": model tensor '", name, "' (", t.str(),
+                 ") is missing from the checkpoint");
+    const Tensor& s = *it->second;
+    ATTEND_CHECK(s.dtype() == t.dtype() && s.shape() == t.shape(), where, ": tensor '", name,
+                 "' is ", s.str(), " in the checkpoint but ", t.str(), " in the model");
+  }
+  NamedTensors optim_state;
+  for (const auto& [name, t] : file.tensors) {
+    if (StartsWith(name, kOptimPrefix)) {
+      optim_state.emplace_back(name.substr(kOptimPrefix.size()), t);
+      continue;
+    }
+    ATTEND_CHECK(model_names.count(name), where, ": unexpected tensor '", name, "' (", t.str(),
+                 "): the model has no tensor of that name");
+  }
+  optim::Scalars optim_scalars, sched_state;
+  if (optimizer != nullptr) {
+    const auto type = meta.find(kOptimType);
+    ATTEND_CHECK(type != meta.end(), where, ": the checkpoint holds no optimizer state");
+    ATTEND_CHECK(type->second == optimizer->type(), where, ": the checkpoint's optimizer is ",
+                 type->second, ", not ", optimizer->type());
+    optim_scalars = ScalarsUnder(meta, kOptimPrefix, where);
+    try {
+      optimizer->CheckState(optim_state);
+      optimizer->CheckScalarState(optim_scalars);
+    } catch (const Error& e) {
+      ATTEND_CHECK(false, where, ": optimizer state: ", e.what());
+    }
+  }
+  if (scheduler != nullptr) {
+    const auto type = meta.find(kSchedType);
+    ATTEND_CHECK(type != meta.end(), where, ": the checkpoint holds no schedule state");
+    ATTEND_CHECK(type->second == scheduler->type(), where, ": the checkpoint's schedule is ",
+                 type->second, ", not ", scheduler->type());
+    sched_state = ScalarsUnder(meta, kSchedPrefix, where);
+    try {
+      scheduler->CheckState(sched_state);
+    } catch (const Error& e) {
+      ATTEND_CHECK(false, where, ": schedule state: ", e.what());
+    }
+  }
+
+  // ---- then load (nothing below can fail on the file's contents) ----
+  {
+    NoGradGuard no_grad;
+    for (const auto& [name, t] : state) {
+      Tensor dst = t;
+      dst.CopyFrom(*stored.at(name));
+    }
+  }
+  if (optimizer != nullptr) {
+    optimizer->LoadState(optim_state);
+    optimizer->LoadScalarState(optim_scalars);
+  }
+  if (scheduler != nullptr) scheduler->LoadState(sched_state);
+  if (extra != nullptr) {
+    extra->clear();
+    for (const auto& [key, value] : meta) {
+      if (key == kConfigKey || StartsWith(key, "attend.") || StartsWith(key, kOptimPrefix) ||
+          StartsWith(key, kSchedPrefix))
+        continue;
+      (*extra)[key] = value;
+    }
+  }
+  return config->second;
+}
+
+}  // namespace attend::io
