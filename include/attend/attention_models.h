@@ -8,6 +8,7 @@
 
 #include "attend/attention.h"
 #include "attend/nn.h"
+#include "attend/nn/conv.h"
 #include "attend/nn/rnn.h"
 
 namespace attend::attention {
@@ -99,6 +100,23 @@ class SqueezeExcitation : public nn::Module {
   Tensor Forward(const Tensor& x) const { return ForwardWithWeights(x).first; }
   std::pair<Tensor, Tensor> ForwardWithWeights(const Tensor& x) const;
   std::shared_ptr<nn::Linear> fc1, fc2;
+};
+
+// A small CNN with channel attention, the way SENet uses it: two blocks of conv 3x3 -> ReLU ->
+// squeeze-and-excitation (the second after a 2x2 max-pool), global average pooling, a linear
+// classifier. x [B, C_in, H, W] -> logits [B, classes] and each block's channel weights [B, C].
+class SeCnn : public nn::Module {
+ public:
+  SeCnn(int64_t in_channels, int64_t channels1, int64_t channels2, int64_t num_classes,
+        int64_t reduction, Generator& gen, DType dtype = DType::kF32);
+  struct Output {
+    Tensor logits;
+    std::vector<Tensor> channel_weights;
+  };
+  Output Forward(const Tensor& x) const;
+  std::shared_ptr<nn::Conv2dModule> conv1, conv2;
+  std::shared_ptr<SqueezeExcitation> se1, se2;
+  std::shared_ptr<nn::Linear> classifier;
 };
 
 // Show, Attend and Tell: a decoder state attends over the H x W grid of a CNN's feature map

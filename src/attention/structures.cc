@@ -242,6 +242,31 @@ std::pair<Tensor, Tensor> SqueezeExcitation::ForwardWithWeights(const Tensor& x)
   return {Mul(x, s.View(bs)), s};
 }
 
+// ---- a small CNN with squeeze-and-excitation ----
+SeCnn::SeCnn(int64_t in_channels, int64_t c1, int64_t c2, int64_t num_classes, int64_t reduction,
+             Generator& gen, DType dtype) {
+  nn::Conv2dOptions pad1;
+  pad1.padding = 1;
+  conv1 = RegisterModule("conv1", std::make_shared<nn::Conv2dModule>(in_channels, c1, 3, gen, pad1, dtype));
+  se1 = RegisterModule("se1", std::make_shared<SqueezeExcitation>(c1, reduction, gen, dtype));
+  conv2 = RegisterModule("conv2", std::make_shared<nn::Conv2dModule>(c1, c2, 3, gen, pad1, dtype));
+  se2 = RegisterModule("se2", std::make_shared<SqueezeExcitation>(c2, reduction, gen, dtype));
+  classifier = RegisterModule("classifier", std::make_shared<nn::Linear>(c2, num_classes, true, gen, dtype));
+}
+
+SeCnn::Output SeCnn::Forward(const Tensor& x) const {
+  ATTEND_CHECK(x.defined() && x.dim() == 4 && x.size(1) == conv1->weight.size(1) && x.size(2) >= 2 &&
+                   x.size(3) >= 2,
+               "SeCnn: input must be [B, ", conv1->weight.size(1), ", H >= 2, W >= 2], got ", x.str());
+  Output out;
+  auto [h1, s1] = se1->ForwardWithWeights(Relu(conv1->Forward(x)));          // [B, C1, H, W]
+  Tensor p1 = MaxPool2d(h1, 2);                                                // [B, C1, H/2, W/2]
+  auto [h2, s2] = se2->ForwardWithWeights(Relu(conv2->Forward(p1)));         // [B, C2, H/2, W/2]
+  out.logits = classifier->Forward(GlobalAvgPool(h2));                         // [B, classes]
+  out.channel_weights = {s1, s2};
+  return out;
+}
+
 // ---- image-captioning attention ----
 ImageAttention::ImageAttention(int64_t feature_dim, int64_t hidden_dim, int64_t attn_dim,
                                Generator& gen, bool with_gate, DType dtype) {
