@@ -369,7 +369,7 @@ TEST(Safetensors, RandomMutationsNeverCrash) {
         }
         case 3: bad[pos] = "{}[]\",:0123456789 \\"[rng() % 20]; break;
       }
-      if (bad.empty()) bad = "x";
+      if (bad.empty()) bad.push_back('x');
     }
     ParseOutcome(bad, false);  // must return or throw attend::Error
   }

@@ -144,6 +144,22 @@ TEST(ConvGradCheck, GradientsOnlyWhereRequired) {
   }
 }
 
+// An empty batch gives empty outputs and empty (or zero) gradients.
+TEST(ConvGradCheck, EmptyBatch) {
+  Tensor x = Tensor::Zeros({0, 3, 6, 6}).set_requires_grad(true);
+  Tensor w = Tensor::Ones({4, 3, 3, 3}).set_requires_grad(true);
+  Tensor b = Tensor::Ones({4}).set_requires_grad(true);
+  Tensor y = Conv2d(x, w, b, 1, 1);
+  EXPECT_EQ(y.shape(), (Shape{0, 4, 6, 6}));
+  Tensor pooled = MaxPool2d(y, 2) + AvgPool2d(y, 2) + AdaptiveAvgPool2d(y, 3);
+  EXPECT_EQ(pooled.shape(), (Shape{0, 4, 3, 3}));
+  Sum(pooled).Backward();
+  EXPECT_EQ(x.grad().shape(), x.shape());
+  EXPECT_EQ(w.grad().ToVector<float>(), std::vector<float>(4 * 3 * 3 * 3, 0.0f));
+  EXPECT_EQ(b.grad().ToVector<float>(), std::vector<float>(4, 0.0f));
+  EXPECT_EQ(GlobalAvgPool(Tensor::Zeros({0, 3, 4, 4})).shape(), (Shape{0, 3}));
+}
+
 // The split over images and the single-threaded loop agree (up to the order dw is summed in).
 TEST(ConvGradCheck, SameResultOnOneThread) {
   Tensor x = RandomUniform({6, 8, 10, 10}, 500).To(DType::kF32);

@@ -44,8 +44,9 @@ TEST(Module, HierarchicalNamesAndCounts) {
                                              "encoder.norm.bias"}));
   EXPECT_EQ(net.NumParameters(), 1 + 40 + 12 + 3 + 3 + 3);
   auto state = net.StateDict();
-  EXPECT_EQ(state.size(), 7u);
-  EXPECT_EQ(state.back().first, "steps");
+  EXPECT_EQ(state.size(), 8u);
+  EXPECT_EQ(state[6].first, "steps");
+  EXPECT_EQ(state[7].first, "encoder.drop.rng_state");
   for (auto& [n, p] : net.NamedParameters()) EXPECT_TRUE(p.requires_grad()) << n;
 }
 
@@ -59,8 +60,13 @@ TEST(Module, TrainEvalPropagatesAndControlsDropout) {
   Tensor x = Tensor::Ones({100});
   EXPECT_EQ(net.encoder->drop->Forward(x).ToVector<float>(), x.ToVector<float>());
   net.Train();
+  Tensor saved = net.encoder->drop->rng_state.Clone();
   Tensor y = net.encoder->drop->Forward(x);
   EXPECT_NE(y.ToVector<float>(), x.ToVector<float>());
+  // The stream advances, and restoring the buffer (as a checkpoint does) replays the mask.
+  EXPECT_NE(net.encoder->drop->Forward(x).ToVector<float>(), y.ToVector<float>());
+  net.encoder->drop->rng_state.CopyFrom(saved);
+  EXPECT_EQ(net.encoder->drop->Forward(x).ToVector<float>(), y.ToVector<float>());
 }
 
 TEST(Module, ZeroGradAndParameterHandlesShareStorage) {

@@ -104,13 +104,14 @@ class LayerNormModule : public Module {
   double eps;
 };
 
-// Holds its own Generator (seeded), so dropout masks are reproducible per module.
+// Dropout with its own random stream. The stream's state (seed, offset) lives in the buffer
+// `rng_state` (i64 [2]), so a checkpoint restores it and a resumed run draws the same masks.
 class DropoutModule : public Module {
  public:
-  explicit DropoutModule(double p, uint64_t seed = 0) : p(p), gen(seed) {}
-  Tensor Forward(const Tensor& x) { return Dropout(x, p, training(), gen); }
+  explicit DropoutModule(double p, uint64_t seed = 0);
+  Tensor Forward(const Tensor& x);
   double p;
-  Generator gen;
+  Tensor rng_state;
 };
 
 // Applies its children in order; each must be a module with a Tensor -> Tensor forward,

@@ -195,6 +195,21 @@ Tensor LayerNormModule::Forward(const Tensor& x) const {
   return LayerNorm(x, k, weight, bias, eps);
 }
 
+DropoutModule::DropoutModule(double p_in, uint64_t seed) : p(p_in) {
+  ATTEND_CHECK(p >= 0.0 && p <= 1.0, "Dropout: probability must be in [0, 1], got ", p);
+  rng_state = RegisterBuffer(
+      "rng_state", Tensor::FromVector(std::vector<int64_t>{static_cast<int64_t>(seed), 0}, {2}));
+}
+
+Tensor DropoutModule::Forward(const Tensor& x) {
+  int64_t* st = rng_state.data<int64_t>();
+  Generator gen(static_cast<uint64_t>(st[0]));
+  gen.set_state(static_cast<uint64_t>(st[0]), static_cast<uint64_t>(st[1]));
+  Tensor y = Dropout(x, p, training(), gen);
+  st[1] = static_cast<int64_t>(gen.offset());
+  return y;
+}
+
 Tensor Sequential::Forward(const Tensor& x) const {
   Tensor h = x;
   for (const auto& step : steps_) h = step(h);
