@@ -65,12 +65,15 @@ void BM_RnnStep(benchmark::State& st, bool lstm, int64_t layers, bool bidir, int
   // steady-state steps reuse their buffers).
   st.counters["sys_allocs"] = static_cast<double>(attend::GetAllocatorStats().system_allocs -
                                                   allocs_before);
-  // Multiply-adds of the GEMMs (input and hidden projections), x2 for FLOPs, x3 with backward.
+  // FLOPs of the GEMMs per step of training: forward W_ih x and W_hh h; backward dW_ih, dW_hh,
+  // the recurrent dh = dgates @ W_hh, and dx = dgates @ W_ih except for the first layer (its
+  // input needs no gradient).
   const int64_t gates = lstm ? 4 : 3;
   double flops = 0;
   for (int64_t l = 0; l < layers; ++l) {
     const int64_t in = l == 0 ? width : nd * width;
-    flops += 3.0 * 2.0 * nd * batch * length * gates * width * (in + width);
+    const double per_width = 2.0 * nd * batch * length * gates * width;
+    flops += per_width * ((in + width) + (in + 2 * width) + (l > 0 ? in : 0));
   }
   st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);

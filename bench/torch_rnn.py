@@ -8,10 +8,17 @@ random w, backward, and an Adam update of every parameter. Prints one JSON objec
 """
 import argparse
 import json
+import os
+import sys
 import time
 
-import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+# torch (and the BLAS it loads) reads its thread settings when first imported, so --blas-threads
+# has to be applied before the import.
+if __name__ == "__main__" and "--blas-threads" in sys.argv:
+    os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[sys.argv.index("--blas-threads") + 1]
+
+import torch  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 
 def timeit(fn, min_time):
@@ -78,6 +85,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=1.0)
     ap.add_argument("--filter", default="")
+    ap.add_argument("--blas-threads", default=None,
+                    help="OPENBLAS_NUM_THREADS for torch's BLAS (Debian's torch uses the system "
+                         "OpenBLAS, whose own threads fight torch's OpenMP threads otherwise)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -87,7 +97,7 @@ def main():
             continue
         out[name] = timeit(rnn_step(*spec), args.min_time)
     print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
-                      "us": out}))
+                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "us": out}))
 
 
 if __name__ == "__main__":

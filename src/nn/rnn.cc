@@ -163,7 +163,7 @@ void RegisterCell(RnnMode mode, int64_t input_size, int64_t hidden_size, bool bi
   }
 }
 
-// Checks a cell's input and state, and returns them batched: x [B, in], state [1, B, H].
+// Checks a cell's input ([B, in] or [in]) and returns it batched, [B, in].
 Tensor CellInput(const char* name, const Tensor& x, int64_t input_size, DType dtype) {
   ATTEND_CHECK(x.defined() && (x.dim() == 1 || x.dim() == 2), name,
                ": input must be [B, in] or [in], got ", x.defined() ? x.str() : "undefined");
@@ -174,6 +174,8 @@ Tensor CellInput(const char* name, const Tensor& x, int64_t input_size, DType dt
   return x.dim() == 2 ? x : x.Unsqueeze(0);
 }
 
+// Checks a cell's state ([B, H], or [H] with an unbatched input) and returns it as the layer op
+// takes initial states, [1, B, H]; undefined stays undefined (zeros).
 Tensor CellState(const char* name, const char* which, const Tensor& s, const Tensor& x,
                  int64_t hidden_size) {
   if (!s.defined()) return Tensor();

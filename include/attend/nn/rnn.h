@@ -32,9 +32,10 @@ struct RnnLayerOutput {
 // As torch with pack_padded_sequence(enforce_sorted=False): sequence b is updated only at its
 // steps t < lengths[b]; the output is zero at the other steps, the final state is the state
 // after the last valid step, and the reverse direction starts from h0 at step lengths[b] - 1.
-// Inside, the input projections of all steps are one GEMM per direction, each step is one GEMM
-// for W_hh h plus one fused gate kernel, and the two directions run concurrently when two
-// threads are available.
+// Inside, sequences are packed as PyTorch's PackedSequence (sorted by length, padding never
+// computed), the input projections of all steps are one GEMM per direction, each step is one
+// GEMM for W_hh h plus one fused gate kernel, and the recurrence runs as independent units
+// (directions, then ranges of sequences) on separate threads without per-step barriers.
 RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>& w_ih,
                         const std::vector<Tensor>& w_hh, const std::vector<Tensor>& b_ih,
                         const std::vector<Tensor>& b_hh, const Tensor& h0 = Tensor(),
