@@ -37,7 +37,6 @@ Op keys and their inputs:
 No case has a row with every position masked: torch gives NaN there, attend gives zeros (that
 convention is tested in C++ alone). Run with Debian's /usr/bin/python3 (python3-torch).
 """
-import argparse
 import math
 import os
 import sys
@@ -45,7 +44,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 from torch.nn.utils import stateless  # noqa: E402
-from ops_reference import Builder, op_key, write_file  # noqa: E402
+from ops_reference import generator_main, Builder, op_key, write_file  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
 NEG_INF = float("-inf")
@@ -327,15 +326,7 @@ def build_cases(seed):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seed", type=int, default=4)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cases = build_cases(args.seed)
-    write_file(args.out, cases)
-    print("wrote %d cases to %s" % (len(cases), args.out))
-    return 0
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 4)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Op keys (parameters are comma-separated ints; bias=1 means input x2 is the bias)
        the last input the i64 targets.
 """
 
-import argparse
 import os
 import sys
 
@@ -34,7 +33,7 @@ except ImportError as e:  # the pyenv python3 on PATH has no torch; Debian's /us
     sys.exit("conv_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
              "(Debian's python3-torch)" % e)
 
-from ops_reference import F32, F64, Builder, op_key, write_file  # noqa: E402
+from ops_reference import generator_main, F32, F64, Builder, op_key, write_file  # noqa: E402
 
 
 def pair(v):
@@ -244,15 +243,7 @@ def build_cases(seed):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="file to write (parent dirs are created)")
-    parser.add_argument("--seed", type=int, default=20240711)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cases = build_cases(args.seed)
-    write_file(args.out, cases)
-    print("wrote %d cases to %s" % (len(cases), args.out))
-    return 0
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 20240711)
 
 
 if __name__ == "__main__":

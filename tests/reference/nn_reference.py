@@ -6,7 +6,6 @@ Writes the binary format of ops_reference.py. Inputs x0 is the module input, x1.
 parameters in registration order; y0 the output, dy0 its cotangent, dx<i> the gradients.
 Run with Debian's /usr/bin/python3 (python3-torch).
 """
-import argparse
 import math
 import os
 import sys
@@ -14,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from ops_reference import Builder, op_key, write_file  # noqa: E402
+from ops_reference import generator_main, Builder, op_key, write_file  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
 
@@ -65,15 +64,7 @@ def build_cases(seed):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cases = build_cases(args.seed)
-    write_file(args.out, cases)
-    print("wrote %d cases to %s" % (len(cases), args.out))
-    return 0
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 7)
 
 
 if __name__ == "__main__":

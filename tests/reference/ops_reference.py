@@ -726,16 +726,21 @@ def build_cases(seed):
     return b.cases
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def generator_main(argv, description, build, default_seed):
+    """The command line every *_reference.py generator shares: --out FILE [--seed N]."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", required=True, help="file to write (parent dirs are created)")
-    parser.add_argument("--seed", type=int, default=20240613)
+    parser.add_argument("--seed", type=int, default=default_seed)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    cases = build_cases(args.seed)
+    cases = build(args.seed)
     write_file(args.out, cases)
     print("wrote %d cases to %s" % (len(cases), args.out))
     return 0
+
+
+def main(argv):
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 20240613)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ and the tensors are named:
   d_output, d_h_n, d_c_n  random cotangents of those results
   grad_x, grad_h0, grad_c0, grad_<parameter>  gradients of sum(result * cotangent)
 """
-import argparse
 import math
 import os
 import sys
@@ -27,7 +26,7 @@ try:
 except ImportError as e:  # the python3 on PATH has no torch; Debian's /usr/bin/python3 does
     sys.exit("rnn_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
              "(Debian's python3-torch)" % e)
-from ops_reference import Builder, op_key, write_file  # noqa: E402
+from ops_reference import generator_main, Builder, op_key, write_file  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
 
@@ -164,15 +163,7 @@ def build_cases(seed):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="file to write (parent dirs are created)")
-    parser.add_argument("--seed", type=int, default=20240701)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cases = build_cases(args.seed)
-    write_file(args.out, cases)
-    print("wrote %d cases to %s" % (len(cases), args.out))
-    return 0
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 20240701)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ first, then children in registration order), and records, in the format of ops_r
 The op key carries the hyper-parameters and `params=` the parameter names, so the C++ replay
 can check the order before it loads any value. Run with Debian's /usr/bin/python3 (torch).
 """
-import argparse
 import math
 import os
 import sys
@@ -19,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
-from ops_reference import Builder, op_key, write_file  # noqa: E402
+from ops_reference import generator_main, Builder, op_key, write_file  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
 
@@ -389,15 +388,7 @@ def build_cases(seed):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    cases = build_cases(args.seed)
-    write_file(args.out, cases)
-    print("wrote %d cases to %s" % (len(cases), args.out))
-    return 0
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 11)
 
 
 if __name__ == "__main__":
