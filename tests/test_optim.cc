@@ -22,6 +22,7 @@
 
 #include "attend/attend.h"
 #include "attend/optim.h"
+#include "support/reference_compare.h"
 #include "support/reference_file.h"
 
 namespace attend {
@@ -39,64 +40,14 @@ constexpr double kF64Rtol = 1e-13, kF64Atol = 1e-15;
 
 // ---- the oracle file ----
 
-struct Loaded {
-  std::vector<RefCase> cases;
-  std::string error;
-};
-
-// Loads $ATTEND_REFERENCE_DIR/optim_reference.bin once. A missing file is a failure, not a skip:
-// the tests below then fail with the reason.
-const Loaded& Load() {
-  static const Loaded loaded = [] {
-    Loaded l;
-    const char* dir = std::getenv("ATTEND_REFERENCE_DIR");
-    if (dir == nullptr || *dir == '\0') {
-      l.error = "ATTEND_REFERENCE_DIR is not set. Run through ctest (its generate_optim_reference "
-                "fixture writes the file), or run `/usr/bin/python3 "
-                "tests/reference/optim_reference.py --out DIR/optim_reference.bin` and set "
-                "ATTEND_REFERENCE_DIR=DIR.";
-      return l;
-    }
-    const std::string path = std::string(dir) + "/optim_reference.bin";
-    try {
-      l.cases = reference::ReadReferenceFile(path);
-      if (l.cases.empty()) l.error = path + " holds no cases";
-    } catch (const Error& e) {
-      l.error = std::string(e.what()) + " -- the generator (generate_optim_reference, run by "
-                "ctest before these tests with /usr/bin/python3 and torch) must have failed";
-    }
-    return l;
-  }();
+// Loads $ATTEND_REFERENCE_DIR/optim_reference.bin once; a missing file is a failure, not a skip.
+const reference::LoadedCases& Load() {
+  static const reference::LoadedCases loaded =
+      reference::LoadReferenceCases("optim_reference.bin", "tests/reference/optim_reference.py");
   return loaded;
 }
 
-Tensor ToTensor(const RefTensor& r) {
-  Shape shape(r.dims);
-  const size_t n = static_cast<size_t>(r.numel());
-  switch (r.dtype) {
-    case RefDType::kF32: {
-      std::vector<float> v(n);
-      if (n) std::memcpy(v.data(), r.bytes.data(), r.bytes.size());
-      return Tensor::FromVector(v, shape);
-    }
-    case RefDType::kF64: {
-      std::vector<double> v(n);
-      if (n) std::memcpy(v.data(), r.bytes.data(), r.bytes.size());
-      return Tensor::FromVector(v, shape);
-    }
-    case RefDType::kI64: {
-      std::vector<int64_t> v(n);
-      if (n) std::memcpy(v.data(), r.bytes.data(), r.bytes.size());
-      return Tensor::FromVector(v, shape);
-    }
-    case RefDType::kBool: {
-      std::vector<bool> v(n);
-      for (size_t i = 0; i < n; ++i) v[i] = r.bytes[i] != 0;
-      return Tensor::FromVector(v, shape);
-    }
-  }
-  return Tensor();
-}
+using reference::ToTensor;
 
 std::vector<double> Values(const Tensor& t) {
   const Tensor c = t.Contiguous();
@@ -171,7 +122,7 @@ std::unique_ptr<optim::Optimizer> MakeOptimizer(const OpKey& key, std::vector<Te
 // ---- optimizers against torch ----
 
 TEST(OptimReference, OptimizersOverFixedGradients) {
-  const Loaded& ref = Load();
+  const reference::LoadedCases& ref = Load();
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   int ran = 0;
   for (const RefCase& c : ref.cases) {
@@ -233,7 +184,7 @@ TEST(OptimReference, OptimizersOverFixedGradients) {
 }
 
 TEST(OptimReference, OptimizersTrainingALinearModel) {
-  const Loaded& ref = Load();
+  const reference::LoadedCases& ref = Load();
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   int ran = 0;
   for (const RefCase& c : ref.cases) {
@@ -260,7 +211,7 @@ TEST(OptimReference, OptimizersTrainingALinearModel) {
 }
 
 TEST(OptimReference, ClipGradNorm) {
-  const Loaded& ref = Load();
+  const reference::LoadedCases& ref = Load();
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   int ran = 0;
   for (const RefCase& c : ref.cases) {
@@ -316,7 +267,7 @@ std::unique_ptr<optim::LRScheduler> MakeSchedule(const OpKey& key, optim::Optimi
 }
 
 TEST(OptimReference, EpochSchedules) {
-  const Loaded& ref = Load();
+  const reference::LoadedCases& ref = Load();
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   int ran = 0;
   for (const RefCase& c : ref.cases) {
@@ -345,7 +296,7 @@ TEST(OptimReference, EpochSchedules) {
 }
 
 TEST(OptimReference, ReduceLROnPlateau) {
-  const Loaded& ref = Load();
+  const reference::LoadedCases& ref = Load();
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   int ran = 0;
   for (const RefCase& c : ref.cases) {
