@@ -69,7 +69,8 @@ def cases():
     for b, ch, h, o in [(32, 3, 32, 32), (32, 32, 16, 64), (32, 64, 8, 128)]:
         name = f"{b}x{ch}x{h}x{h}-{o}"
         x, w, bias = r(b, ch, h, h), r(o, ch, 3, 3), r(o)
-        c[f"conv2d_fwd/{name}"] = (lambda x, w, bias: lambda: F.conv2d(x, w, bias, 1, 1))(x, w, bias)
+        c[f"conv2d_fwd/{name}"] = (
+            lambda x, w, bias: lambda: F.conv2d(x, w, bias, 1, 1))(x, w, bias)
 
         xg = r(b, ch, h, h).requires_grad_(ch != 3)
         wg, bg = r(o, ch, 3, 3).requires_grad_(), r(o).requires_grad_()

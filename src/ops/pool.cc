@@ -45,7 +45,8 @@ inline int Window2x2(T a, T b, T c, T e, T* best) {
 // the cotangent g[i] at the window's first maximum and zero elsewhere.
 template <typename T>
 void MaxPool2x2RowScalar(const T* r0, const T* r1, T* y, int64_t i0, int64_t n) {
-  for (int64_t i = i0; i < n; ++i) Window2x2(r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1], y + i);
+  for (int64_t i = i0; i < n; ++i)
+    Window2x2(r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1], y + i);
 }
 template <typename T>
 void MaxPool2x2GradRowScalar(const T* r0, const T* r1, const T* g, T* d0, T* d1, int64_t i0,
@@ -163,8 +164,9 @@ std::string Fmt(Size2 s, int spatial) {
 // Checks x's rank: [B, C, <spatial dims>] or unbatched [C, <spatial dims>].
 void CheckPoolInput(const char* op, int spatial, const Tensor& x) {
   CheckFloating(x, op);
-  ATTEND_CHECK(x.dim() == spatial + 1 || x.dim() == spatial + 2, op, ": input must be ",
-               spatial == 1 ? "[B, C, L] or unbatched [C, L]" : "[B, C, H, W] or unbatched [C, H, W]",
+  const char* layout = spatial == 1 ? "[B, C, L] or unbatched [C, L]"
+                                    : "[B, C, H, W] or unbatched [C, H, W]";
+  ATTEND_CHECK(x.dim() == spatial + 1 || x.dim() == spatial + 2, op, ": input must be ", layout,
                ", got ", x.str());
   for (int d = x.dim() - spatial; d < x.dim(); ++d)
     ATTEND_CHECK(x.size(d) > 0, op, ": input ", x.str(), " has an empty spatial dim");
@@ -214,8 +216,8 @@ Shape OutShape(const Tensor& x4, int64_t out_h, int64_t out_w) {
 // Runs fn(first, last) over ranges of planes, threaded when the planes are big enough together.
 template <typename Fn>
 void ForPlanes(int64_t planes, int64_t elems_per_plane, Fn&& fn) {
-  ParallelRange(planes, std::max<int64_t>(2, (int64_t{1} << 15) / std::max<int64_t>(1, elems_per_plane)),
-                fn);
+  const int64_t per_plane = std::max<int64_t>(1, elems_per_plane);
+  ParallelRange(planes, std::max<int64_t>(2, (int64_t{1} << 15) / per_plane), fn);
 }
 
 // ---- max pooling ----

@@ -28,12 +28,16 @@ try:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-    from torch.nn.utils import stateless
 except ImportError as e:  # the pyenv python3 on PATH has no torch; Debian's /usr/bin/python3 does
     sys.exit("conv_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
              "(Debian's python3-torch)" % e)
 
-from ops_reference import generator_main, F32, F64, Builder, op_key, write_file  # noqa: E402
+from ops_reference import generator_main, F32, F64, Builder, op_key  # noqa: E402
+
+try:  # torch >= 2.0
+    from torch.func import functional_call
+except ImportError:  # Debian's torch 1.13
+    from torch.nn.utils.stateless import functional_call
 
 
 def pair(v):
@@ -61,7 +65,8 @@ def conv1d_cases(b):
         b.add("conv1d_" + name, key, inputs,
               lambda x, w, bb=None, s=s, p=p, d=d, g=g: F.conv1d(x, w, bb, s, p, d, g))
     # Unbatched [C, L].
-    b.add("conv1d_unbatched", op_key("conv1d", stride=2, padding=1, dilation=1, groups=1, bias=True),
+    b.add("conv1d_unbatched",
+          op_key("conv1d", stride=2, padding=1, dilation=1, groups=1, bias=True),
           [b.randn(3, 9), b.randn(4, 3, 3), b.randn(4)],
           lambda x, w, bb: F.conv1d(x, w, bb, 2, 1))
 
@@ -209,7 +214,7 @@ def add_module_case(b, name, key, m, xs):
     names = [n for n, _ in params]
 
     def run(x, *ps):
-        return stateless.functional_call(m, dict(zip(names, ps)), (x,))
+        return functional_call(m, dict(zip(names, ps)), (x,))
 
     b.add(name, key, [b.randn(*xs)] + [p for _, p in params], run)
 
@@ -228,7 +233,7 @@ def cnn_case(b):
 
     def run(x, *rest):
         ps, t = rest[:-1], rest[-1]
-        logits = stateless.functional_call(model, dict(zip(names, ps)), (x,))
+        logits = functional_call(model, dict(zip(names, ps)), (x,))
         return F.cross_entropy(logits, t)
 
     b.add("cnn_sequential_cross_entropy", "cnn", [b.randn(3, 3, 12, 10)] +

@@ -31,7 +31,8 @@ struct Size2 {
 // x [B, C_in, L], weight [C_out, C_in / groups, K], bias [C_out] -> [B, C_out, L_out]
 Tensor Conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
-// x [B, C_in, H, W], weight [C_out, C_in / groups, KH, KW], bias [C_out] -> [B, C_out, H_out, W_out]
+// x [B, C_in, H, W], weight [C_out, C_in / groups, KH, KW], bias [C_out]
+//   -> [B, C_out, H_out, W_out]
 Tensor Conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
 
