@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from compare import median  # noqa: E402  (bench/ is the script directory)
+
 
 def run_ours(binary, threads, min_time, filt, cpu_time):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
@@ -39,11 +41,6 @@ def run_torch(threads, min_time, filt, cpu_time):
         cmd.append("--cpu-time")
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     return res["us"], res
-
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
 
 
 def main():

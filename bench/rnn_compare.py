@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+from compare import median  # noqa: E402  (bench/ is the script directory)
+
 
 def run_ours(binary, threads, min_time, filt):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
@@ -40,11 +42,6 @@ def run_torch(threads, min_time, filt, blas_threads=None):
         cmd += ["--blas-threads", str(blas_threads)]
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     return res["us"], res["torch_version"]
-
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
 
 
 def main():

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 # torch (and the BLAS it loads) reads its thread settings when first imported, so --blas-threads
 # has to be applied before the import.
@@ -19,29 +18,7 @@ if __name__ == "__main__" and "--blas-threads" in sys.argv:
 
 import torch  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
-
-
-def timeit(fn, min_time):
-    """Median microseconds per call over five batches, after a warm-up."""
-    for _ in range(2):
-        fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt > min_time / 5 or n > 1 << 16:
-            break
-        n *= 2
-    samples = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - t0) / n)
-    samples.sort()
-    return samples[len(samples) // 2] * 1e6
+from torch_ops import timeit  # noqa: E402  (one timing loop for every torch_*.py)
 
 
 def rnn_step(kind, layers, bidirectional, batch, length, width, padded):
