@@ -11,6 +11,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest  # GoogleTest / GoogleMock
   libbenchmark-dev           # Google Benchmark
   python3 python3-torch python3-numpy   # the PyTorch oracle for the tests and benchmarks
+  libsentencepiece-dev       # subword vocabularies (the translation toolkit)
+  libcli11-dev               # the `attend` command line
+  libstb-dev fonts-dejavu-core  # PNG heatmaps (stb_image_write, stb_truetype) and their font
 )
 
 missing=()
