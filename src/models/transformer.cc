@@ -1,12 +1,449 @@
-// The Transformer encoder-decoder: not built yet (placeholder until its part of issue 5 lands).
+// The Transformer encoder-decoder (Vaswani et al. 2017, as the Annotated Transformer), pre- or
+// post-norm, with key/value-cached incremental decoding for translation.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "attend/attention.h"
+#include "attend/autograd.h"
 #include "attend/error.h"
 #include "attend/models.h"
 
 namespace attend::models {
+namespace {
+
+// Self-attention key/value caches start with room for this many target positions and double
+// when full, so a sentence of length T costs O(log T) reallocations, not one per token.
+constexpr int64_t kInitialCacheCapacity = 16;
+
+// A fresh dropout seed per module, drawn from the model's generator, so layers built from one
+// generator drop different positions.
+uint64_t NextSeed(Generator& gen) { return Generator::Bits(gen.seed(), gen.Reserve(1)); }
+
+// [B, T, E] -> [B, H, T, hd] (a view when the strides allow).
+Tensor SplitHeads(const Tensor& x, int64_t heads) {
+  const int64_t b = x.size(0), t = x.size(1), e = x.size(2);
+  return x.Reshape({b, t, heads, e / heads}).Transpose(1, 2);
+}
+
+// [B, H, T, hd] -> [B, T, E].
+Tensor MergeHeads(const Tensor& x) {
+  const int64_t b = x.size(0), h = x.size(1), t = x.size(2), hd = x.size(3);
+  return x.Transpose(1, 2).Reshape({b, t, h * hd});
+}
+
+// x @ W[rows, :]^T + b[rows]: the slice [first, first + count) of a packed in-projection.
+Tensor ProjectSlice(const Tensor& x, const attention::MultiHeadAttention& mha, int64_t first,
+                    int64_t count) {
+  Tensor y = Matmul(x, mha.in_proj_weight.Narrow(0, first, count).T());
+  if (mha.in_proj_bias.defined()) y = Add(y, mha.in_proj_bias.Narrow(0, first, count));
+  return y;
+}
+
+// Multi-head attention core over already-projected heads: q [B, H, Tq, hd], k/v [B, H, Tk, hd],
+// mask bool broadcastable to [B, H, Tq, Tk]. Returns the context [B, Tq, E] after out_proj and,
+// when `weights` is given, the weights averaged over heads [B, Tq, Tk].
+Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Tensor& k,
+                   const Tensor& v, const Tensor& mask, bool causal, Tensor* weights) {
+  attention::Attended a = attention::ScaledDotProductAttention(
+      q, k, v, mask, causal, mha.dropout, mha.training(), &mha.gen);
+  if (weights != nullptr) *weights = Mean(a.weights, {1});
+  return mha.out_proj->Forward(MergeHeads(a.context));
+}
+
+class EncoderLayer : public nn::Module {
+ public:
+  EncoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
+    self_attn = RegisterModule(
+        "self_attn", std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen,
+                                                                     c.dropout));
+    linear1 = RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
+    linear2 = RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
+    norm1 = RegisterModule("norm1", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    norm2 = RegisterModule("norm2", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    dropout = RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout1 = RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout2 = RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+  }
+
+  // x [B, S, E], pad_mask bool [B, 1, 1, S] (true = padding) -> [B, S, E].
+  Tensor Forward(const Tensor& x, const Tensor& pad_mask) {
+    if (pre_norm_) {
+      Tensor h = x + dropout1->Forward(SelfAttention(norm1->Forward(x), pad_mask));
+      return h + dropout2->Forward(FeedForward(norm2->Forward(h)));
+    }
+    Tensor h = norm1->Forward(x + dropout1->Forward(SelfAttention(x, pad_mask)));
+    return norm2->Forward(h + dropout2->Forward(FeedForward(h)));
+  }
+
+  std::shared_ptr<attention::MultiHeadAttention> self_attn;
+  std::shared_ptr<nn::Linear> linear1, linear2;
+  std::shared_ptr<nn::LayerNormModule> norm1, norm2;
+  std::shared_ptr<nn::DropoutModule> dropout, dropout1, dropout2;
+
+ private:
+  Tensor SelfAttention(const Tensor& x, const Tensor& pad_mask) {
+    const int64_t e = x.size(2);
+    Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [B, S, 3E]: one GEMM
+    return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
+                       SplitHeads(qkv.Narrow(2, e, e), heads_),
+                       SplitHeads(qkv.Narrow(2, 2 * e, e), heads_), pad_mask, false, nullptr);
+  }
+  Tensor FeedForward(const Tensor& x) {
+    return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
+  }
+  bool pre_norm_;
+  int64_t heads_;
+};
+
+// One decoder layer's per-sentence state: cross-attention keys/values projected once from the
+// encoder output, and the self-attention keys/values of every target position decoded so far.
+struct LayerCache {
+  Tensor cross_k, cross_v;  // [N, H, S, hd]
+  Tensor self_k, self_v;    // [N, H, capacity, hd]; positions [0, length) are filled
+};
+
+class DecoderLayer : public nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
+    self_attn = RegisterModule(
+        "self_attn", std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen,
+                                                                     c.dropout));
+    multihead_attn = RegisterModule(
+        "multihead_attn", std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen,
+                                                                          c.dropout));
+    linear1 = RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
+    linear2 = RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
+    norm1 = RegisterModule("norm1", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    norm2 = RegisterModule("norm2", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    norm3 = RegisterModule("norm3", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    dropout = RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout1 = RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout2 = RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout3 = RegisterModule("dropout3", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+  }
+
+  // Cross-attention keys and values of memory [N, S, E]: each [N, H, S, hd], one GEMM.
+  std::pair<Tensor, Tensor> CrossKeysValues(const Tensor& memory) const {
+    const int64_t e = memory.size(2);
+    Tensor kv = ProjectSlice(memory, *multihead_attn, e, 2 * e);  // [N, S, 2E]
+    return {SplitHeads(kv.Narrow(2, 0, e), heads_), SplitHeads(kv.Narrow(2, e, e), heads_)};
+  }
+
+  // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, 1, 1, S] -> [B, T, E]; with
+  // `weights`, the cross-attention weights averaged over heads [B, T, S].
+  Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights) {
+    auto [k, v] = CrossKeysValues(memory);
+    auto self_block = [&](const Tensor& x) {
+      const int64_t e = x.size(2);
+      Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [B, T, 3E]
+      return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
+                         SplitHeads(qkv.Narrow(2, e, e), heads_),
+                         SplitHeads(qkv.Narrow(2, 2 * e, e), heads_), Tensor(), true, nullptr);
+    };
+    auto cross_block = [&](const Tensor& x) { return CrossAttention(x, k, v, pad_mask, weights); };
+    return Sublayers(y, self_block, cross_block);
+  }
+
+  // One decoding step: y [N, 1, E] at position cache.length; appends this position's keys and
+  // values to the cache (the caller has made room) and attends over every position so far.
+  Tensor Step(const Tensor& y, LayerCache& cache, int64_t length, const Tensor& pad_mask,
+              Tensor* weights) {
+    auto self_block = [&](const Tensor& x) {
+      const int64_t e = x.size(2);
+      Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [N, 1, 3E]
+      cache.self_k.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, e, e), heads_));
+      cache.self_v.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, 2 * e, e), heads_));
+      // Every cached position precedes this one: no causal mask is needed.
+      return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
+                         cache.self_k.Narrow(2, 0, length + 1),
+                         cache.self_v.Narrow(2, 0, length + 1), Tensor(), false, nullptr);
+    };
+    auto cross_block = [&](const Tensor& x) {
+      return CrossAttention(x, cache.cross_k, cache.cross_v, pad_mask, weights);
+    };
+    return Sublayers(y, self_block, cross_block);
+  }
+
+  std::shared_ptr<attention::MultiHeadAttention> self_attn, multihead_attn;
+  std::shared_ptr<nn::Linear> linear1, linear2;
+  std::shared_ptr<nn::LayerNormModule> norm1, norm2, norm3;
+  std::shared_ptr<nn::DropoutModule> dropout, dropout1, dropout2, dropout3;
+
+ private:
+  Tensor CrossAttention(const Tensor& x, const Tensor& k, const Tensor& v, const Tensor& pad_mask,
+                        Tensor* weights) {
+    Tensor q = SplitHeads(ProjectSlice(x, *multihead_attn, 0, x.size(2)), heads_);
+    return AttendHeads(*multihead_attn, q, k, v, pad_mask, false, weights);
+  }
+  Tensor FeedForward(const Tensor& x) {
+    return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
+  }
+  // The three residual sublayers, shared by Forward and Step so both compute the same thing.
+  template <typename SelfBlock, typename CrossBlock>
+  Tensor Sublayers(const Tensor& y, SelfBlock&& self_block, CrossBlock&& cross_block) {
+    if (pre_norm_) {
+      Tensor h = y + dropout1->Forward(self_block(norm1->Forward(y)));
+      h = h + dropout2->Forward(cross_block(norm2->Forward(h)));
+      return h + dropout3->Forward(FeedForward(norm3->Forward(h)));
+    }
+    Tensor h = norm1->Forward(y + dropout1->Forward(self_block(y)));
+    h = norm2->Forward(h + dropout2->Forward(cross_block(h)));
+    return norm3->Forward(h + dropout3->Forward(FeedForward(h)));
+  }
+  bool pre_norm_;
+  int64_t heads_;
+};
+
+// A named container ("encoder", "decoder", "layers") that gives its children dotted names.
+class Stack : public nn::Module {
+ public:
+  template <typename M>
+  std::shared_ptr<M> RegisterChild(const std::string& name, std::shared_ptr<M> m) {
+    return RegisterModule(name, std::move(m));
+  }
+};
+
+struct TransformerState : DecoderState {
+  int64_t rows() const override { return src_mask.size(0); }
+  std::vector<LayerCache> layers;
+  Tensor src_mask;      // [N, 1, 1, S] bool, true = padding
+  int64_t length = 0;   // target positions decoded so far
+  int64_t capacity = 0; // positions the self-attention caches hold
+};
+
+// Copies rows `rows` of the first `length` positions of a cache [N, H, cap, hd] into a fresh
+// [N', H, new_cap, hd]: one memcpy per (row, head), no temporaries.
+Tensor CopyCacheRows(const Tensor& cache, const std::vector<int64_t>& rows, int64_t length,
+                     int64_t new_cap) {
+  const int64_t h = cache.size(1), cap = cache.size(2), hd = cache.size(3);
+  const int64_t n_out = static_cast<int64_t>(rows.size());
+  Tensor out = Tensor::Empty({n_out, h, new_cap, hd}, cache.dtype());
+  const size_t elem = DTypeSize(cache.dtype());
+  const auto* src = static_cast<const uint8_t*>(cache.raw_data());
+  auto* dst = static_cast<uint8_t*>(out.raw_data());
+  const size_t bytes = static_cast<size_t>(length * hd) * elem;
+  if (bytes == 0) return out;
+  for (int64_t i = 0; i < n_out; ++i)
+    for (int64_t j = 0; j < h; ++j)
+      std::memcpy(dst + static_cast<size_t>((i * h + j) * new_cap * hd) * elem,
+                  src + static_cast<size_t>((rows[i] * h + j) * cap * hd) * elem, bytes);
+  return out;
+}
+
+class Transformer : public Seq2Seq {
+ public:
+  Transformer(const ModelConfig& c, Generator& gen) : Seq2Seq(c) {
+    ATTEND_CHECK(!c.share_embeddings || c.src_vocab == c.tgt_vocab,
+                 "Transformer: share_embeddings needs equal source and target vocabularies, got "
+                 "src_vocab ",
+                 c.src_vocab, " and tgt_vocab ", c.tgt_vocab);
+    // Embeddings are scaled by sqrt(d_model) on the way in, so they start at std d^-1/2: unit
+    // scale after scaling, and a sensible output projection when shared.
+    auto make_embedding = [&](int64_t vocab) {
+      auto e = std::make_shared<nn::Embedding>(vocab, c.d_model, gen, SpecialIds::kPad);
+      nn::init::Normal(e->weight, 0.0, 1.0 / std::sqrt(static_cast<double>(c.d_model)), gen);
+      e->weight.Select(0, SpecialIds::kPad).Fill(0.0);
+      return e;
+    };
+    if (c.share_embeddings) {
+      embed_ = RegisterModule("embed", make_embedding(c.src_vocab));
+      src_embed_ = tgt_embed_ = embed_;
+    } else {
+      src_embed_ = RegisterModule("src_embed", make_embedding(c.src_vocab));
+      tgt_embed_ = RegisterModule("tgt_embed", make_embedding(c.tgt_vocab));
+      output_ = RegisterModule("output", std::make_shared<nn::Linear>(c.d_model, c.tgt_vocab,
+                                                                      true, gen));
+    }
+    positions_ = RegisterModule(
+        "positions", std::make_shared<nn::SinusoidalPositionalEncoding>(c.max_positions, c.d_model));
+    embed_dropout_ = RegisterModule("embed_dropout",
+                                    std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    auto encoder = RegisterModule("encoder", std::make_shared<Stack>());
+    auto decoder = RegisterModule("decoder", std::make_shared<Stack>());
+    auto enc_layers = encoder->RegisterChild("layers", std::make_shared<Stack>());
+    auto dec_layers = decoder->RegisterChild("layers", std::make_shared<Stack>());
+    for (int64_t i = 0; i < c.layers; ++i) {
+      encoder_layers_.push_back(
+          enc_layers->RegisterChild(std::to_string(i), std::make_shared<EncoderLayer>(c, gen)));
+      decoder_layers_.push_back(
+          dec_layers->RegisterChild(std::to_string(i), std::make_shared<DecoderLayer>(c, gen)));
+    }
+    if (c.pre_norm) {  // pre-norm leaves each stack's output unnormalised: one final LayerNorm
+      encoder_norm_ = encoder->RegisterChild(
+          "norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+      decoder_norm_ = decoder->RegisterChild(
+          "norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    }
+    embed_scale_ = std::sqrt(static_cast<double>(c.d_model));
+  }
+
+  Tensor Forward(const Batch& batch, Tensor* attention) override {
+    CheckTokens(batch.src, config_.src_vocab, "source", "Forward");
+    CheckTokens(batch.tgt_in, config_.tgt_vocab, "target", "Forward");
+    ATTEND_CHECK(batch.tgt_in.size(0) == batch.src.size(0), "Transformer::Forward: tgt_in ",
+                 batch.tgt_in.str(), " and src ", batch.src.str(), " differ in batch size");
+    ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions, "Transformer::Forward: target length ",
+                 batch.tgt_in.size(1), " exceeds max_positions ", config_.max_positions);
+    Tensor mask = SourceMask(batch.src, batch.src_lengths, "Forward");  // [B, 1, 1, S]
+    Tensor memory = Encode(batch.src, mask);                            // [B, S, E]
+    Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);                     // [B, T, E]
+    for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+      const bool last = i + 1 == decoder_layers_.size();
+      y = decoder_layers_[i]->Forward(y, memory, mask, last ? attention : nullptr);
+    }
+    return Logits(y);  // [B, T, V]
+  }
+
+  std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) override {
+    NoGradGuard no_grad;  // decoding is inference only; the caches are written in place
+    CheckTokens(src, config_.src_vocab, "source", "Start");
+    auto state = std::make_unique<TransformerState>();
+    state->src_mask = SourceMask(src, src_lengths, "Start");
+    Tensor memory = Encode(src, state->src_mask);  // [N, S, E]
+    const int64_t n = src.size(0), h = config_.heads, hd = config_.d_model / config_.heads;
+    state->capacity = std::min(kInitialCacheCapacity, config_.max_positions);
+    for (const auto& layer : decoder_layers_) {
+      LayerCache lc;
+      auto [k, v] = layer->CrossKeysValues(memory);
+      lc.cross_k = k.Contiguous();  // [N, H, S, hd]
+      lc.cross_v = v.Contiguous();
+      lc.self_k = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
+      lc.self_v = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
+      state->layers.push_back(std::move(lc));
+    }
+    return state;
+  }
+
+  Tensor Step(DecoderState& base, const Tensor& tokens, Tensor* attention) override {
+    NoGradGuard no_grad;
+    auto* state = dynamic_cast<TransformerState*>(&base);
+    ATTEND_CHECK(state != nullptr, "Transformer::Step: the state was not made by this model's Start");
+    const int64_t n = state->rows();
+    ATTEND_CHECK(tokens.defined() && tokens.dtype() == DType::kI64 && tokens.dim() == 1 &&
+                     tokens.size(0) == n,
+                 "Transformer::Step: tokens must be i64 [", n, "] (one per hypothesis), got ",
+                 tokens.defined() ? tokens.str() : std::string("undefined"));
+    CheckTokens(tokens, config_.tgt_vocab, "target", "Step");
+    const int64_t pos = state->length;
+    ATTEND_CHECK(pos < config_.max_positions, "Transformer::Step: decoding position ", pos,
+                 " reaches max_positions ", config_.max_positions);
+    if (pos == state->capacity) Grow(*state);
+    Tensor y = Embed(*tgt_embed_, tokens.View({n, 1}), pos);  // [N, 1, E]
+    Tensor weights;
+    for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+      const bool last = i + 1 == decoder_layers_.size();
+      y = decoder_layers_[i]->Step(y, state->layers[i], pos, state->src_mask,
+                                   last && attention != nullptr ? &weights : nullptr);
+    }
+    state->length = pos + 1;
+    if (attention != nullptr) *attention = weights.View({n, weights.size(2)});  // [N, S]
+    return LogSoftmax(Logits(y).View({n, -1}), -1);                             // [N, V]
+  }
+
+  void Select(DecoderState& base, const Tensor& rows) override {
+    NoGradGuard no_grad;
+    auto* state = dynamic_cast<TransformerState*>(&base);
+    ATTEND_CHECK(state != nullptr,
+                 "Transformer::Select: the state was not made by this model's Start");
+    ATTEND_CHECK(rows.defined() && rows.dtype() == DType::kI64 && rows.dim() == 1,
+                 "Transformer::Select: rows must be i64 [N'], got ",
+                 rows.defined() ? rows.str() : std::string("undefined"));
+    const int64_t n = state->rows();
+    std::vector<int64_t> r = rows.ToVector<int64_t>();
+    for (size_t i = 0; i < r.size(); ++i)
+      ATTEND_CHECK(r[i] >= 0 && r[i] < n, "Transformer::Select: rows[", i, "] = ", r[i],
+                   " is not one of the ", n, " hypotheses held");
+    for (LayerCache& lc : state->layers) {
+      lc.self_k = CopyCacheRows(lc.self_k, r, state->length, state->capacity);
+      lc.self_v = CopyCacheRows(lc.self_v, r, state->length, state->capacity);
+      lc.cross_k = IndexSelect(lc.cross_k, 0, rows);
+      lc.cross_v = IndexSelect(lc.cross_v, 0, rows);
+    }
+    state->src_mask = IndexSelect(state->src_mask, 0, rows);
+  }
+
+ private:
+  void CheckTokens(const Tensor& ids, int64_t vocab, const char* side, const char* where) const {
+    ATTEND_CHECK(ids.defined() && ids.dtype() == DType::kI64 && ids.dim() >= 1,
+                 "Transformer::", where, ": ", side, " token ids must be i64, got ",
+                 ids.defined() ? ids.str() : std::string("undefined"));
+    const std::vector<int64_t> v = ids.ToVector<int64_t>();
+    for (size_t i = 0; i < v.size(); ++i)
+      ATTEND_CHECK(v[i] >= 0 && v[i] < vocab, "Transformer::", where, ": ", side, " token id ",
+                   v[i], " at flat index ", i, " of ", ids.str(), " is outside the vocabulary [0, ",
+                   vocab, ")");
+  }
+
+  // True at padding: [B, 1, 1, S] from lengths [B] (broadcasts over heads and queries).
+  Tensor SourceMask(const Tensor& src, const Tensor& lengths, const char* where) const {
+    ATTEND_CHECK(src.dim() == 2 && src.size(1) > 0, "Transformer::", where,
+                 ": src must be [B, S] with S > 0, got ", src.str());
+    const int64_t b = src.size(0), s = src.size(1);
+    ATTEND_CHECK(s <= config_.max_positions, "Transformer::", where, ": source length ", s,
+                 " exceeds max_positions ", config_.max_positions);
+    ATTEND_CHECK(lengths.defined() && lengths.dtype() == DType::kI64 && lengths.dim() == 1 &&
+                     lengths.size(0) == b,
+                 "Transformer::", where, ": src_lengths must be i64 [", b, "], got ",
+                 lengths.defined() ? lengths.str() : std::string("undefined"));
+    const std::vector<int64_t> len = lengths.ToVector<int64_t>();
+    std::vector<bool> m(static_cast<size_t>(b * s));
+    for (int64_t i = 0; i < b; ++i) {
+      ATTEND_CHECK(len[i] >= 1 && len[i] <= s, "Transformer::", where, ": src_lengths[", i,
+                   "] = ", len[i], " is not in [1, ", s, "]");
+      for (int64_t j = 0; j < s; ++j) m[i * s + j] = j >= len[i];
+    }
+    return Tensor::FromVector(m, {b, 1, 1, s});
+  }
+
+  // ids [B, T] at positions [first, first + T) -> dropout(E[ids] * sqrt(d) + PE) [B, T, E].
+  Tensor Embed(const nn::Embedding& table, const Tensor& ids, int64_t first) {
+    Tensor x = MulScalar(table.Forward(ids), embed_scale_);
+    x = Add(x, positions_->table.Narrow(0, first, ids.size(1)));
+    return embed_dropout_->Forward(x);
+  }
+
+  Tensor Encode(const Tensor& src, const Tensor& mask) {
+    Tensor x = Embed(*src_embed_, src, 0);  // [B, S, E]
+    for (const auto& layer : encoder_layers_) x = layer->Forward(x, mask);
+    return encoder_norm_ ? encoder_norm_->Forward(x) : x;
+  }
+
+  // Decoder output [.., E] -> logits [.., V] (the shared matrix transposed, or the output layer).
+  Tensor Logits(Tensor y) {
+    if (decoder_norm_) y = decoder_norm_->Forward(y);
+    if (output_) return output_->Forward(y);
+    return Matmul(y, embed_->weight.T());
+  }
+
+  // Doubles the self-attention caches' capacity (up to max_positions), keeping what is filled.
+  void Grow(TransformerState& state) const {
+    const int64_t cap = std::min(2 * state.capacity, config_.max_positions);
+    std::vector<int64_t> all(static_cast<size_t>(state.rows()));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+    for (LayerCache& lc : state.layers) {
+      lc.self_k = CopyCacheRows(lc.self_k, all, state.length, cap);
+      lc.self_v = CopyCacheRows(lc.self_v, all, state.length, cap);
+    }
+    state.capacity = cap;
+  }
+
+  std::shared_ptr<nn::Embedding> embed_, src_embed_, tgt_embed_;
+  std::shared_ptr<nn::Linear> output_;
+  std::shared_ptr<nn::SinusoidalPositionalEncoding> positions_;
+  std::shared_ptr<nn::DropoutModule> embed_dropout_;
+  std::vector<std::shared_ptr<EncoderLayer>> encoder_layers_;
+  std::vector<std::shared_ptr<DecoderLayer>> decoder_layers_;
+  std::shared_ptr<nn::LayerNormModule> encoder_norm_, decoder_norm_;
+  double embed_scale_ = 1.0;
+};
+
+}  // namespace
 
 std::shared_ptr<Seq2Seq> MakeTransformer(const ModelConfig& config, Generator& gen) {
-  ATTEND_CHECK(false, "the Transformer is not built yet");
-  return nullptr;
+  config.Validate();
+  return std::make_shared<Transformer>(config, gen);
 }
 
 }  // namespace attend::models

@@ -1,0 +1,192 @@
+# PyTorch oracle cases for the Transformer translation model: logits, loss and gradients.
+"""PyTorch oracle for attend's Transformer (src/models/transformer.cc), built from torch's own
+nn.TransformerEncoderLayer / nn.TransformerDecoderLayer (batch_first, ReLU, dropout 0).
+
+Run as `/usr/bin/python3 tests/reference/transformer_reference.py --out FILE` (Debian's
+python3-torch); tests/test_transformer.cc loads every weight by name into the C++ model's
+StateDict and compares. The file format is the one of ops_reference.py. Per case the op key gives
+the configuration, e.g. "transformer|pre_norm=1|share=0|src_vocab=17|tgt_vocab=19|d_model=16|
+heads=4|ff=24|layers=2|max_positions=32|label_smoothing=0.1", and the tensors are named:
+  src, src_lengths, tgt_in, tgt_out   the batch (i64; 0 = padding, 2 = BOS, 3 = EOS)
+  p:<name>          every parameter under the C++ model's name (torch's layer names: encoder.
+                    layers.0.self_attn.in_proj_weight, ..., embed.weight or src_embed.weight,
+                    tgt_embed.weight, output.weight, output.bias)
+  logits            [B, T, V]
+  attention         the last decoder layer's cross-attention weights averaged over heads [B, T, S]
+  loss              cross-entropy over the non-pad targets with label smoothing (scalar)
+  grad:<name>       d loss / d parameter
+"""
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import torch  # noqa: E402
+    import torch.nn.functional as F  # noqa: E402
+except ImportError as e:  # the python3 on PATH has no torch; Debian's /usr/bin/python3 does
+    sys.exit("transformer_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
+             "(Debian's python3-torch)" % e)
+from ops_reference import generator_main, Builder, op_key  # noqa: E402
+
+F32, F64 = torch.float32, torch.float64
+PAD, BOS, EOS = 0, 2, 3
+
+
+def sinusoidal_table(max_len, dim):
+    """pe[pos, 2i] = sin(pos / 10000^(2i/d)), pe[pos, 2i+1] = cos(...), in f64 then f32."""
+    pe = torch.zeros(max_len, dim, dtype=F64)
+    for pos in range(max_len):
+        for i in range(0, dim, 2):
+            angle = pos / math.pow(10000.0, i / dim)
+            pe[pos, i] = math.sin(angle)
+            if i + 1 < dim:
+                pe[pos, i + 1] = math.cos(angle)
+    return pe.to(F32)
+
+
+class Container(torch.nn.Module):
+    pass
+
+
+class RefTransformer(torch.nn.Module):
+    """The model of src/models/transformer.cc written with torch's layers and the same names."""
+
+    def __init__(self, pre_norm, share, src_vocab, tgt_vocab, d, heads, ff, layers, max_pos):
+        super().__init__()
+        self.pre_norm, self.share, self.d = pre_norm, share, d
+        if share:
+            self.embed = torch.nn.Embedding(src_vocab, d, padding_idx=PAD)
+            self.src_embed = self.tgt_embed = None
+        else:
+            self.src_embed = torch.nn.Embedding(src_vocab, d, padding_idx=PAD)
+            self.tgt_embed = torch.nn.Embedding(tgt_vocab, d, padding_idx=PAD)
+            self.output = torch.nn.Linear(d, tgt_vocab)
+        self.encoder, self.decoder = Container(), Container()
+        self.encoder.layers = torch.nn.ModuleList([
+            torch.nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True,
+                                             norm_first=pre_norm) for _ in range(layers)])
+        self.decoder.layers = torch.nn.ModuleList([
+            torch.nn.TransformerDecoderLayer(d, heads, ff, dropout=0.0, batch_first=True,
+                                             norm_first=pre_norm) for _ in range(layers)])
+        if pre_norm:
+            self.encoder.norm = torch.nn.LayerNorm(d)
+            self.decoder.norm = torch.nn.LayerNorm(d)
+        self.register_buffer("pe", sinusoidal_table(max_pos, d), persistent=False)
+        # torch's decoder layer asks for no weights; capture the last layer's cross-attention.
+        self.captured = None
+        last = self.decoder.layers[-1].multihead_attn
+        inner = last.forward
+
+        def forward_with_weights(*args, **kwargs):
+            kwargs["need_weights"] = True
+            kwargs["average_attn_weights"] = True
+            out, w = inner(*args, **kwargs)
+            self.captured = w
+            return out, w
+
+        last.forward = forward_with_weights
+
+    def embed_tokens(self, table, ids):
+        return table(ids) * math.sqrt(self.d) + self.pe[:ids.shape[1]]
+
+    def forward(self, src, src_lengths, tgt_in):
+        s, t = src.shape[1], tgt_in.shape[1]
+        pad = torch.arange(s)[None, :] >= src_lengths[:, None]  # [B, S], True = padding
+        x = self.embed_tokens(self.embed if self.share else self.src_embed, src)
+        for layer in self.encoder.layers:
+            x = layer(x, src_key_padding_mask=pad)
+        if self.pre_norm:
+            x = self.encoder.norm(x)
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+        y = self.embed_tokens(self.embed if self.share else self.tgt_embed, tgt_in)
+        for layer in self.decoder.layers:
+            y = layer(y, x, tgt_mask=causal, memory_key_padding_mask=pad)
+        if self.pre_norm:
+            y = self.decoder.norm(y)
+        if self.share:
+            return y @ self.embed.weight.t()
+        return self.output(y)
+
+
+def set_parameters(b, model, d):
+    """Every parameter drawn from the builder's generator: matrices U(-a, a) with a = 1/sqrt(fan
+    in), embeddings N(0, 1/d), LayerNorm gains 1 + N(0, 0.1^2), biases N(0, 0.1^2)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "embed" in name:
+                v = b.randn(*p.shape, dtype=F64) / math.sqrt(d)
+            elif p.dim() == 2:
+                a = 1.0 / math.sqrt(p.shape[1])
+                v = (torch.rand(p.shape, generator=b.gen, dtype=F64) * 2 - 1) * a
+            elif "norm" in name and name.endswith("weight"):
+                v = 1.0 + 0.1 * b.randn(*p.shape, dtype=F64)
+            else:
+                v = 0.1 * b.randn(*p.shape, dtype=F64)
+            p.copy_(v.to(F32))
+
+
+def make_batch(b, src_vocab, tgt_vocab, src_lengths, tgt_lengths):
+    """Padded src, and tgt_in = BOS y.., tgt_out = y.. EOS, with tgt_lengths = len(y) + 1."""
+    bsz, s, t = len(src_lengths), max(src_lengths), max(tgt_lengths)
+    src = torch.full((bsz, s), PAD, dtype=torch.int64)
+    tgt_in = torch.full((bsz, t), PAD, dtype=torch.int64)
+    tgt_out = torch.full((bsz, t), PAD, dtype=torch.int64)
+    for i in range(bsz):
+        src[i, :src_lengths[i]] = b.randint(4, src_vocab, src_lengths[i])
+        n = tgt_lengths[i] - 1
+        y = b.randint(4, tgt_vocab, n)
+        tgt_in[i, 0] = BOS
+        tgt_in[i, 1:n + 1] = y
+        tgt_out[i, :n] = y
+        tgt_out[i, n] = EOS
+    return src, torch.tensor(src_lengths, dtype=torch.int64), tgt_in, tgt_out
+
+
+def transformer_case(b, name, pre_norm, share, src_vocab, tgt_vocab, d=16, heads=4, ff=24,
+                     layers=2, max_pos=32, src_lengths=(7, 4, 5), tgt_lengths=(6, 3, 5),
+                     smoothing=0.1):
+    if name in b.names:
+        raise ValueError("duplicate case name " + name)
+    b.names.add(name)
+    model = RefTransformer(pre_norm, share, src_vocab, tgt_vocab, d, heads, ff, layers, max_pos)
+    set_parameters(b, model, d)
+    src, src_len, tgt_in, tgt_out = make_batch(b, src_vocab, tgt_vocab, list(src_lengths),
+                                               list(tgt_lengths))
+    logits = model(src, src_len, tgt_in)
+    v = logits.shape[-1]
+    loss = F.cross_entropy(logits.reshape(-1, v), tgt_out.reshape(-1), ignore_index=PAD,
+                           label_smoothing=smoothing)
+    loss.backward()
+    tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
+    params = list(model.named_parameters())
+    tensors += [("p:" + n, p.detach()) for n, p in params]
+    tensors += [("logits", logits.detach()), ("attention", model.captured.detach()),
+                ("loss", loss.detach())]
+    for n, p in params:
+        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        tensors.append(("grad:" + n, g.detach()))
+    key = op_key("transformer", pre_norm=pre_norm, share=share, src_vocab=src_vocab,
+                 tgt_vocab=tgt_vocab, d_model=d, heads=heads, ff=ff, layers=layers,
+                 max_positions=max_pos, label_smoothing=smoothing)
+    b.cases.append((name, key, tensors))
+
+
+def build_cases(seed):
+    b = Builder(seed)
+    for pre_norm in (True, False):
+        for share in (True, False):
+            tag = ("pre" if pre_norm else "post") + ("_shared" if share else "_separate")
+            transformer_case(b, tag, pre_norm, share, 19, 19 if share else 23)
+    # One layer, two heads, a longer target than source, no label smoothing.
+    transformer_case(b, "pre_separate_1layer_long_target", True, False, 13, 11, d=8, heads=2,
+                     ff=12, layers=1, src_lengths=(3, 5), tgt_lengths=(9, 4), smoothing=0.0)
+    return b.cases
+
+
+def main(argv):
+    return generator_main(argv, __doc__.splitlines()[0], build_cases, 20240621)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

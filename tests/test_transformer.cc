@@ -1,0 +1,399 @@
+// Tests of the Transformer translation model: end to end against PyTorch's own layers on the same
+// weights (logits, attention, label-smoothed loss, every parameter's gradient;
+// tests/reference/transformer_reference.py), cached incremental decoding against the full
+// forward (with padding, cache growth and beam-style Select), dropout modes, and the errors.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "attend/attend.h"
+#include "attend/models.h"
+#include "support/gradcheck.h"
+#include "support/reference_compare.h"
+#include "support/reference_file.h"
+
+namespace attend::models {
+namespace {
+
+using gradcheck::ThrownMessage;
+using reference::ExpectMatches;
+using reference::OpKey;
+using reference::Ref;
+using reference::RefCase;
+using reference::ToTensor;
+using ::testing::HasSubstr;
+
+ModelConfig TinyConfig(bool pre_norm, bool share, int64_t src_vocab = 29, int64_t tgt_vocab = 29) {
+  ModelConfig c;
+  c.arch = "transformer";
+  c.src_vocab = src_vocab;
+  c.tgt_vocab = share ? src_vocab : tgt_vocab;
+  c.d_model = 32;
+  c.heads = 4;
+  c.ff_dim = 48;
+  c.layers = 2;
+  c.pre_norm = pre_norm;
+  c.share_embeddings = share;
+  c.max_positions = 64;
+  c.dropout = 0.1;
+  return c;
+}
+
+// A padded batch: src rows of `src_lengths` random tokens (>= 4) then padding; tgt_in = BOS y..
+// and tgt_out = y.. EOS with tgt_lengths = len(y) + 1.
+Batch RandomBatch(const ModelConfig& c, const std::vector<int64_t>& src_lengths,
+                  const std::vector<int64_t>& tgt_lengths, uint64_t seed) {
+  Generator gen(seed);
+  const int64_t b = static_cast<int64_t>(src_lengths.size());
+  const int64_t s = *std::max_element(src_lengths.begin(), src_lengths.end());
+  const int64_t t = *std::max_element(tgt_lengths.begin(), tgt_lengths.end());
+  std::vector<int64_t> src(b * s, SpecialIds::kPad), in(b * t, SpecialIds::kPad),
+      out(b * t, SpecialIds::kPad);
+  std::vector<int64_t> sr = Tensor::Randint({b * s}, 4, c.src_vocab, gen).ToVector<int64_t>();
+  std::vector<int64_t> tr = Tensor::Randint({b * t}, 4, c.tgt_vocab, gen).ToVector<int64_t>();
+  Batch batch;
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t j = 0; j < src_lengths[i]; ++j) src[i * s + j] = sr[i * s + j];
+    const int64_t n = tgt_lengths[i] - 1;
+    in[i * t] = SpecialIds::kBos;
+    for (int64_t j = 0; j < n; ++j) in[i * t + j + 1] = out[i * t + j] = tr[i * t + j];
+    out[i * t + n] = SpecialIds::kEos;
+    batch.src_tokens += src_lengths[i];
+    batch.tgt_tokens += tgt_lengths[i];
+  }
+  batch.src = Tensor::FromVector(src, {b, s});
+  batch.src_lengths = Tensor::FromVector(src_lengths, {b});
+  batch.tgt_in = Tensor::FromVector(in, {b, t});
+  batch.tgt_out = Tensor::FromVector(out, {b, t});
+  batch.tgt_lengths = Tensor::FromVector(tgt_lengths, {b});
+  return batch;
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end against PyTorch.
+// ---------------------------------------------------------------------------------------------
+
+const reference::LoadedCases& LoadTransformerCases() {
+  static const reference::LoadedCases loaded = reference::LoadReferenceCases(
+      "transformer_reference.bin", "tests/reference/transformer_reference.py");
+  return loaded;
+}
+
+// Copies every parameter from the case (p:<name>) into the model, checking that the two sides
+// name exactly the same parameters with the same shapes.
+void LoadWeights(const RefCase& c, Seq2Seq& model) {
+  std::set<std::string> in_file;
+  for (const auto& t : c.tensors)
+    if (t.name.rfind("p:", 0) == 0) in_file.insert(t.name.substr(2));
+  std::set<std::string> in_model;
+  for (auto& [name, p] : model.NamedParameters()) {
+    in_model.insert(name);
+    const reference::RefTensor* r = c.Find("p:" + name);
+    if (r == nullptr) {
+      ADD_FAILURE() << "case " << c.name << ": torch has no parameter " << name;
+      continue;
+    }
+    ASSERT_EQ(p.shape().vec(), r->dims) << "case " << c.name << " parameter " << name;
+    p.CopyFrom(ToTensor(*r));
+  }
+  EXPECT_EQ(in_model, in_file) << "case " << c.name << ": parameter names differ";
+}
+
+void ReplayCase(const RefCase& c) {
+  SCOPED_TRACE("case " + c.name + " [" + c.op + "]");
+  OpKey k(c.op);
+  ModelConfig cfg;
+  cfg.arch = "transformer";
+  cfg.src_vocab = k.Int("src_vocab");
+  cfg.tgt_vocab = k.Int("tgt_vocab");
+  cfg.d_model = k.Int("d_model");
+  cfg.heads = k.Int("heads");
+  cfg.ff_dim = k.Int("ff");
+  cfg.layers = k.Int("layers");
+  cfg.max_positions = k.Int("max_positions");
+  cfg.pre_norm = k.Bool("pre_norm");
+  cfg.share_embeddings = k.Bool("share");
+  cfg.dropout = 0.0;
+  Generator gen(1);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  LoadWeights(c, *model);
+  if (::testing::Test::HasFatalFailure()) return;
+
+  Batch batch;
+  batch.src = ToTensor(Ref(c, "src"));
+  batch.src_lengths = ToTensor(Ref(c, "src_lengths"));
+  batch.tgt_in = ToTensor(Ref(c, "tgt_in"));
+  batch.tgt_out = ToTensor(Ref(c, "tgt_out"));
+  const int64_t b = batch.tgt_in.size(0), t = batch.tgt_in.size(1);
+  Tensor attention;
+  Tensor logits = model->Forward(batch, &attention);  // [B, T, V]
+  Tensor loss = CrossEntropy(logits.View({b * t, -1}), batch.tgt_out.View({b * t}),
+                             SpecialIds::kPad, k.Double("label_smoothing"));
+  loss.Backward();
+
+  // Tolerances (reference_compare.h: |got - want| <= atol * n + rtol * |want|). A logit ends in
+  // a d_model-long dot product; attention weights and the loss are O(1) normalised values (n = 1).
+  // The loss is a mean over the real target tokens, so each gradient is a sum over the B*T
+  // positions of terms scaled by 1/tokens: atol shrinks by that count. (Observed on these
+  // cases: logits within 7e-7, attention 6e-8, loss 7e-7, gradients 9e-8 of torch.)
+  ExpectMatches(c, "logits", logits, Ref(c, "logits"), static_cast<double>(cfg.d_model));
+  ExpectMatches(c, "attention", attention, Ref(c, "attention"), 1.0);
+  ExpectMatches(c, "loss", loss, Ref(c, "loss"), 1.0);
+  int64_t tokens = 0;
+  for (int64_t id : batch.tgt_out.ToVector<int64_t>()) tokens += id != SpecialIds::kPad;
+  reference::Tolerance grad_tol;
+  grad_tol.f32_atol /= static_cast<double>(tokens);
+  for (auto& [name, p] : model->NamedParameters())
+    ExpectMatches(c, "grad " + name, p.grad(), Ref(c, "grad:" + name), static_cast<double>(b * t),
+                  grad_tol);
+}
+
+TEST(TransformerTorchReference, LogitsLossAndGradientsMatch) {
+  const reference::LoadedCases& loaded = LoadTransformerCases();
+  // A missing or broken file is a failure, never a skip: the oracle is part of the test.
+  ASSERT_TRUE(loaded.error.empty()) << loaded.error;
+  std::set<std::string> seen;
+  for (const RefCase& c : loaded.cases) {
+    ReplayCase(c);
+    OpKey k(c.op);
+    seen.insert(std::string(k.Bool("pre_norm") ? "pre" : "post") +
+                (k.Bool("share") ? "+shared" : "+separate"));
+  }
+  // Every norm placement with and without shared embeddings was compared.
+  EXPECT_EQ(seen.size(), 4u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incremental decoding equals the full forward.
+// ---------------------------------------------------------------------------------------------
+
+// Both paths run the same ops on different shapes (BLAS blocking differs), so results agree to
+// f32 rounding, not bitwise: 1e-5 relative plus 2e-6 absolute (log-probabilities are O(1..10)).
+void ExpectRowClose(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  std::vector<float> g = got.Contiguous().ToVector<float>(), w = want.Contiguous().ToVector<float>();
+  int bad = 0;
+  for (size_t i = 0; i < g.size() && bad < 5; ++i)
+    if (!(std::abs(g[i] - w[i]) <= 2e-6f + 1e-5f * std::abs(w[i]))) {
+      ADD_FAILURE() << what << " element " << i << ": step " << g[i] << " vs forward " << w[i];
+      ++bad;
+    }
+}
+
+class TransformerIncremental : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+
+TEST_P(TransformerIncremental, StepsEqualForwardWithPaddingGrowthAndSelect) {
+  const auto [pre_norm, share] = GetParam();
+  ModelConfig cfg = TinyConfig(pre_norm, share, 29, 31);
+  Generator gen(7);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  model->Eval();
+  // Target length 21 outgrows the caches' initial capacity (16): one growth on the way.
+  Batch batch = RandomBatch(cfg, {6, 2, 4}, {21, 9, 14}, 11);
+  const int64_t b = 3, t = batch.tgt_in.size(1), s = batch.src.size(1);
+  NoGradGuard no_grad;
+  Tensor full_attn;
+  Tensor full = LogSoftmax(model->Forward(batch, &full_attn), -1);  // [B, T, V]
+  const std::vector<int64_t> tgt = batch.tgt_in.ToVector<int64_t>();
+  auto column = [&](const std::vector<int64_t>& rows, int64_t pos) {
+    std::vector<int64_t> ids;
+    for (int64_t r : rows) ids.push_back(tgt[r * t + pos]);
+    return Tensor::FromVector(ids, {static_cast<int64_t>(ids.size())});
+  };
+  // The full forward's rows `rows` at position pos: [N, V] and [N, S].
+  auto expected = [&](const Tensor& x, const std::vector<int64_t>& rows, int64_t pos) {
+    Tensor r = Tensor::FromVector(rows, {static_cast<int64_t>(rows.size())});
+    return IndexSelect(x.Select(1, pos), 0, r);
+  };
+
+  std::unique_ptr<DecoderState> state = model->Start(batch.src, batch.src_lengths);
+  ASSERT_EQ(state->rows(), b);
+  std::vector<int64_t> rows = {0, 1, 2};
+  for (int64_t pos = 0; pos < t; ++pos) {
+    if (pos == 5) {  // beam search: reorder and duplicate hypotheses
+      rows = {2, 0, 0, 1};
+      model->Select(*state, Tensor::FromVector(std::vector<int64_t>{2, 0, 0, 1}, {4}));
+      ASSERT_EQ(state->rows(), 4);
+    }
+    if (pos == 12) {  // ... and drop some: keep new rows 1 and 3 (old 0 and 1)
+      rows = {rows[1], rows[3]};
+      model->Select(*state, Tensor::FromVector(std::vector<int64_t>{1, 3}, {2}));
+      ASSERT_EQ(state->rows(), 2);
+    }
+    Tensor attn;
+    Tensor lp = model->Step(*state, column(rows, pos), &attn);
+    const std::string at = "position " + std::to_string(pos);
+    ASSERT_EQ(lp.shape(), Shape({static_cast<int64_t>(rows.size()), cfg.tgt_vocab})) << at;
+    ASSERT_EQ(attn.shape(), Shape({static_cast<int64_t>(rows.size()), s})) << at;
+    EXPECT_FALSE(lp.requires_grad());
+    ExpectRowClose(lp, expected(full, rows, pos), "log-probs " + at);
+    ExpectRowClose(attn, expected(full_attn, rows, pos), "cross-attention " + at);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(NormAndSharing, TransformerIncremental,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "PreNorm" : "PostNorm") +
+                                  (std::get<1>(info.param) ? "Shared" : "Separate");
+                         });
+
+TEST(Transformer, StepWithoutAttentionMatchesStepWithIt) {
+  ModelConfig cfg = TinyConfig(true, true);
+  Generator gen(3);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  model->Eval();
+  Batch batch = RandomBatch(cfg, {5, 3}, {4, 4}, 5);
+  auto a = model->Start(batch.src, batch.src_lengths);
+  auto w = model->Start(batch.src, batch.src_lengths);
+  for (int64_t pos = 0; pos < 4; ++pos) {
+    Tensor tokens = batch.tgt_in.Select(1, pos).Contiguous();
+    Tensor attn;
+    ExpectRowClose(model->Step(*a, tokens), model->Step(*w, tokens, &attn),
+                   "position " + std::to_string(pos));
+    // The weights over real source positions sum to one; padding gets none.
+    std::vector<float> v = attn.ToVector<float>();
+    for (int64_t r = 0; r < 2; ++r) {
+      const int64_t len = r == 0 ? 5 : 3;
+      float sum = 0;
+      for (int64_t j = 0; j < 5; ++j) {
+        if (j >= len) {
+          EXPECT_EQ(v[r * 5 + j], 0.0f) << "row " << r << " pad " << j;
+        }
+        sum += v[r * 5 + j];
+      }
+      EXPECT_NEAR(sum, 1.0f, 1e-5f);
+    }
+  }
+}
+
+TEST(Transformer, PaddingTokensNeverReachTheOutput) {
+  for (bool pre_norm : {true, false}) {
+    ModelConfig cfg = TinyConfig(pre_norm, false, 29, 31);
+    Generator gen(5);
+    std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+    model->Eval();
+    Batch batch = RandomBatch(cfg, {7, 3, 5}, {6, 6, 6}, 21);
+    Tensor base = model->Forward(batch);
+    // Different ids in the padded source positions: the masks must hide them entirely.
+    Batch other = batch;
+    other.src = batch.src.Clone();
+    int64_t* p = other.src.data<int64_t>();
+    const std::vector<int64_t> len = {7, 3, 5};
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = len[i]; j < 7; ++j) p[i * 7 + j] = 4 + (i + j) % 20;
+    ExpectRowClose(model->Forward(other), base, pre_norm ? "pre-norm" : "post-norm");
+  }
+}
+
+TEST(Transformer, DropoutOnlyInTraining) {
+  ModelConfig cfg = TinyConfig(true, true);
+  cfg.dropout = 0.3;
+  Generator gen(9);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  Batch batch = RandomBatch(cfg, {4, 3}, {5, 3}, 2);
+  Tensor a = model->Forward(batch), b = model->Forward(batch);
+  EXPECT_NE(a.ToVector<float>(), b.ToVector<float>()) << "training: fresh dropout masks";
+  model->Eval();
+  EXPECT_EQ(model->Forward(batch).ToVector<float>(), model->Forward(batch).ToVector<float>());
+}
+
+TEST(Transformer, ParameterNamesFollowTheConfiguration) {
+  Generator gen(1);
+  auto names = [&](bool pre_norm, bool share) {
+    std::set<std::string> n;
+    for (auto& [name, p] : MakeModel(TinyConfig(pre_norm, share, 29, 31), gen)->NamedParameters())
+      n.insert(name);
+    return n;
+  };
+  std::set<std::string> shared = names(true, true), separate = names(false, false);
+  EXPECT_TRUE(shared.count("embed.weight"));
+  EXPECT_FALSE(shared.count("output.weight"));  // the embedding matrix is the projection
+  EXPECT_TRUE(shared.count("encoder.norm.weight") && shared.count("decoder.norm.bias"));
+  EXPECT_TRUE(separate.count("src_embed.weight") && separate.count("tgt_embed.weight") &&
+              separate.count("output.bias"));
+  EXPECT_FALSE(separate.count("encoder.norm.weight"));  // post-norm: no final LayerNorm
+  EXPECT_TRUE(separate.count("decoder.layers.1.multihead_attn.in_proj_weight"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+// ---------------------------------------------------------------------------------------------
+
+TEST(TransformerErrors, SharedEmbeddingsNeedOneVocabulary) {
+  ModelConfig cfg = TinyConfig(true, false, 29, 31);
+  cfg.share_embeddings = true;
+  Generator gen(1);
+  EXPECT_THAT(ThrownMessage([&] { MakeModel(cfg, gen); }),
+              AllOf(HasSubstr("share_embeddings"), HasSubstr("29"), HasSubstr("31")));
+}
+
+TEST(TransformerErrors, SourceLongerThanMaxPositions) {
+  ModelConfig cfg = TinyConfig(true, true);
+  cfg.max_positions = 8;
+  Generator gen(1);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  Batch batch = RandomBatch(cfg, {9, 2}, {3, 3}, 1);
+  EXPECT_THAT(ThrownMessage([&] { model->Forward(batch); }),
+              AllOf(HasSubstr("source length 9"), HasSubstr("max_positions 8")));
+  EXPECT_THAT(ThrownMessage([&] { model->Start(batch.src, batch.src_lengths); }),
+              HasSubstr("max_positions 8"));
+  Batch long_target = RandomBatch(cfg, {3, 2}, {9, 3}, 1);
+  EXPECT_THAT(ThrownMessage([&] { model->Forward(long_target); }),
+              AllOf(HasSubstr("target length 9"), HasSubstr("max_positions 8")));
+  // Decoding cannot run past the last position either.
+  NoGradGuard no_grad;
+  Batch ok = RandomBatch(cfg, {3, 2}, {3, 3}, 1);
+  auto state = model->Start(ok.src, ok.src_lengths);
+  Tensor bos = Tensor::Full({2}, SpecialIds::kBos, DType::kI64);
+  for (int i = 0; i < 8; ++i) model->Step(*state, bos);
+  EXPECT_THAT(ThrownMessage([&] { model->Step(*state, bos); }),
+              AllOf(HasSubstr("position 8"), HasSubstr("max_positions 8")));
+}
+
+TEST(TransformerErrors, TokenIdsOutOfRange) {
+  ModelConfig cfg = TinyConfig(false, false, 29, 31);
+  Generator gen(1);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  Batch batch = RandomBatch(cfg, {4, 2}, {3, 3}, 1);
+  Batch bad_src = batch;
+  bad_src.src = batch.src.Clone();
+  bad_src.src.data<int64_t>()[1] = 29;
+  EXPECT_THAT(ThrownMessage([&] { model->Forward(bad_src); }),
+              AllOf(HasSubstr("source token id 29"), HasSubstr("[0, 29)")));
+  Batch bad_tgt = batch;
+  bad_tgt.tgt_in = batch.tgt_in.Clone();
+  bad_tgt.tgt_in.data<int64_t>()[2] = -1;
+  EXPECT_THAT(ThrownMessage([&] { model->Forward(bad_tgt); }),
+              AllOf(HasSubstr("target token id -1"), HasSubstr("[0, 31)")));
+  EXPECT_THAT(ThrownMessage([&] { model->Start(bad_src.src, bad_src.src_lengths); }),
+              HasSubstr("source token id 29"));
+  NoGradGuard no_grad;
+  auto state = model->Start(batch.src, batch.src_lengths);
+  EXPECT_THAT(ThrownMessage([&] {
+                model->Step(*state, Tensor::FromVector(std::vector<int64_t>{2, 31}, {2}));
+              }),
+              HasSubstr("target token id 31"));
+  EXPECT_THAT(ThrownMessage([&] {
+                model->Step(*state, Tensor::FromVector(std::vector<int64_t>{2, 2, 2}, {3}));
+              }),
+              HasSubstr("i64 [2]"));
+  EXPECT_THAT(ThrownMessage([&] {
+                model->Select(*state, Tensor::FromVector(std::vector<int64_t>{0, 2}, {2}));
+              }),
+              HasSubstr("rows[1] = 2"));
+  Batch bad_len = batch;
+  bad_len.src_lengths = Tensor::FromVector(std::vector<int64_t>{4, 5}, {2});
+  EXPECT_THAT(ThrownMessage([&] { model->Forward(bad_len); }),
+              HasSubstr("src_lengths[1] = 5"));
+}
+
+}  // namespace
+}  // namespace attend::models
