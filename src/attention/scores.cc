@@ -2,6 +2,7 @@
 // cosine (NTM), the MwAN element-wise scores and the ABCNN match score.
 #include <cmath>
 
+#include "attend/additive_attention.h"
 #include "attend/attention.h"
 
 namespace attend::attention {
@@ -66,9 +67,9 @@ Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
                "AdditiveScore: prepared keys ", pk.str(), " must be [", query.size(0), ", Tk, ",
                v.size(0), "] (from keys [B, Tk, Dk] of the same batch as the query ", query.str(),
                ")");
-  Tensor wq = query_proj->Forward(query);                    // [B, Tq, A]
-  Tensor s = Add(wq.Unsqueeze(2), pk.Unsqueeze(1));          // [B, Tq, Tk, A]
-  return ProjectTanh(s, v);                                  // [B, Tq, Tk]
+  Tensor wq = query_proj->Forward(query);  // [B, Tq, A]
+  // Fused: v^T tanh(wq + pk) per pair without the [B, Tq, Tk, A] intermediate.
+  return AdditiveScores(wq, pk, v);        // [B, Tq, Tk]
 }
 
 Tensor DotScore::Scores(const Tensor& q, const Tensor& k) const {
