@@ -1,14 +1,144 @@
-// `attend score`: not built yet (placeholder until its issue lands).
+// `attend score`: corpus BLEU, chrF and chrF++ of a hypothesis file against reference files,
+// printed as sacreBLEU prints them (`sacrebleu -f text`, or its JSON with --json).
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "attend/error.h"
+#include "attend/metrics.h"
 #include "commands.h"
 
 namespace attend::tools {
+namespace {
+
+struct ScoreArgs {
+  std::vector<std::string> references;
+  std::string input = "-";
+  std::vector<std::string> metrics = {"bleu"};
+  std::string tokenize = "13a";
+  bool lowercase = false;
+  std::string smooth_method = "exp";
+  double smooth_value = -1.0;  // < 0: the method's default
+  bool json = false;
+  bool short_signature = false;
+  bool score_only = false;
+  int width = 1;  // sacreBLEU's command-line default
+};
+
+std::vector<std::string> ReadScoringFile(const std::string& path) {
+  std::string contents;
+  if (path == "-") {
+    contents.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::error_code ec;
+    ATTEND_CHECK(!std::filesystem::is_directory(path, ec), "attend score: '", path,
+                 "' is a directory, not a text file");
+    std::ifstream in(path, std::ios::binary);
+    ATTEND_CHECK(in.good(), "attend score: cannot open '", path, "' (missing or unreadable)");
+    contents.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    ATTEND_CHECK(!in.bad(), "attend score: error while reading '", path, "'");
+  }
+  // Invalid UTF-8 is reported with the file, the line and the byte.
+  const std::string name = path == "-" ? "<stdin>" : path;
+  return metrics::SplitScoringLines(contents, name);
+}
+
+int RunScore(const ScoreArgs& args) {
+  ATTEND_CHECK(args.width >= 0 && args.width <= 20, "attend score: --width must be in [0, 20], got ",
+               args.width);
+  bool want_bleu = false, want_chrf = false, want_chrfpp = false;
+  for (const std::string& m : args.metrics) {
+    if (m == "bleu") {
+      want_bleu = true;
+    } else if (m == "chrf") {
+      want_chrf = true;
+    } else if (m == "chrf++") {
+      want_chrfpp = true;
+    } else {
+      ATTEND_CHECK(false, "attend score: unknown metric '", m, "' (expected bleu, chrf, chrf++)");
+    }
+  }
+  metrics::BleuOptions bleu_options;
+  bleu_options.tokenize = metrics::ParseTokenizer(args.tokenize);
+  bleu_options.lowercase = args.lowercase;
+  bleu_options.smooth_method = metrics::ParseSmoothing(args.smooth_method);
+  if (args.smooth_value >= 0) bleu_options.smooth_value = args.smooth_value;
+
+  const std::vector<std::string> hypotheses = ReadScoringFile(args.input);
+  const std::string hyp_name = args.input == "-" ? "<stdin>" : args.input;
+  ATTEND_CHECK(!hypotheses.empty(), "attend score: the hypotheses (", hyp_name,
+               ") contain no lines");
+  std::vector<metrics::Stream> references;
+  for (const std::string& path : args.references) {
+    ATTEND_CHECK(path != "-" || args.input != "-",
+                 "attend score: stdin cannot be both the hypotheses and a reference");
+    references.push_back(ReadScoringFile(path));
+    ATTEND_CHECK(references.back().size() == hypotheses.size(), "attend score: the hypotheses (",
+                 hyp_name, ") have ", hypotheses.size(), " lines but the reference ", path,
+                 " has ", references.back().size());
+  }
+
+  // sacreBLEU prints its metrics sorted by name: BLEU, then chrF, then chrF++.
+  std::vector<std::unique_ptr<metrics::Score>> scores;
+  if (want_bleu) {
+    scores.push_back(std::make_unique<metrics::BleuScore>(
+        metrics::CorpusBleu(hypotheses, references, bleu_options)));
+  }
+  for (bool plus : {false, true}) {
+    if (plus ? !want_chrfpp : !want_chrf) continue;
+    metrics::ChrfOptions chrf_options = plus ? metrics::ChrfOptions::PlusPlus() : metrics::ChrfOptions{};
+    chrf_options.lowercase = args.lowercase;
+    scores.push_back(std::make_unique<metrics::ChrfScore>(
+        metrics::CorpusChrf(hypotheses, references, chrf_options)));
+  }
+  std::string out;
+  if (args.score_only && !args.json) {
+    for (const auto& s : scores) out += s->FormatScore(args.width) + "\n";
+  } else {
+    std::vector<const metrics::Score*> views;
+    for (const auto& s : scores) views.push_back(s.get());
+    out = metrics::FormatScores(views, args.width, args.json, args.short_signature);
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
 
 Runner RegisterScoreCommand(CLI::App& app) {
-  app.add_subcommand("score", "(not built yet)");
-  return [] () -> int { ATTEND_CHECK(false, "attend score: not built yet"); return 1; };
+  auto args = std::make_shared<ScoreArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "score", "BLEU, chrF and chrF++ of a hypothesis file, as sacreBLEU computes and prints them");
+  sub->add_option("-r,--reference", args->references,
+                  "Reference file (one sentence per line); repeat for several references")
+      ->required();
+  sub->add_option("-i,--input", args->input, "Hypothesis file ('-': stdin)")
+      ->capture_default_str();
+  sub->add_option("--metrics", args->metrics, "Comma-separated: bleu, chrf, chrf++")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--tokenize", args->tokenize, "BLEU tokenizer: 13a, none, intl, char")
+      ->capture_default_str();
+  sub->add_flag("--lowercase", args->lowercase,
+                "Case-insensitive scores (every metric chosen; the signatures say case:lc)");
+  sub->add_option("--smooth-method", args->smooth_method, "BLEU smoothing: exp, floor, add-k, none")
+      ->capture_default_str();
+  sub->add_option("--smooth-value", args->smooth_value,
+                  "Value for floor (default 0.1) and add-k (default 1)");
+  sub->add_flag("--json", args->json, "Print sacreBLEU's JSON instead of text lines");
+  sub->add_flag("--short", args->short_signature, "Short signatures (#:1|c:mixed|...)");
+  sub->add_flag("-b,--score-only", args->score_only, "Print only the scores");
+  sub->add_option("-w,--width", args->width, "Decimals of the scores")->capture_default_str();
+  return [args]() -> int { return RunScore(*args); };
 }
 
 }  // namespace attend::tools

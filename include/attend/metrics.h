@@ -1,0 +1,154 @@
+// Corpus and sentence BLEU and chrF/chrF++ computed exactly as sacreBLEU 2.x computes them, with its
+// tokenizers, its score line, signature and JSON layout (docs/cli.md, "attend score").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attend::metrics {
+
+// The sacreBLEU release whose behaviour this module reproduces; the signature's version field is
+// kSacrebleuVersion + "+attend-" + the project version, so that a reader sees which sacreBLEU the
+// numbers are comparable to and that attend, not sacreBLEU, printed them.
+inline constexpr std::string_view kSacrebleuVersion = "2.6.0";
+std::string SignatureVersion();
+
+// One reference stream holds one line per hypothesis; several streams give several references.
+using Stream = std::vector<std::string>;
+
+// ---- Tokenizers (sacreBLEU's tokenizers/) ------------------------------------------------------
+enum class Tokenizer {
+  k13a,  // mteval-v13a: the default
+  kNone,
+  kIntl,  // mteval-v14 international: Unicode punctuation and symbols (Unicode 14.0 tables)
+  kChar,  // one token per character
+};
+Tokenizer ParseTokenizer(std::string_view name);  // "13a", "none", "intl", "char"
+std::string_view TokenizerName(Tokenizer tokenizer);
+// Tokenizes one line of valid UTF-8 (sacreBLEU's tokenizer __call__, without lowercasing).
+std::string Tokenize(std::string_view line, Tokenizer tokenizer);
+// Python's str.lower() on valid UTF-8 (full case mapping and the Greek final sigma rule).
+std::string Lowercase(std::string_view text);
+// The first invalid byte offset of `text` as UTF-8 (overlong forms, surrogates and code points past
+// U+10FFFF are invalid, as in Python's strict decoder), or -1 when all of it is valid.
+int64_t FindInvalidUtf8(std::string_view text);
+
+// Lines as sacreBLEU's command line reads a file: split on '\n' only (a final '\n' ends the last
+// line), each stripped of trailing whitespace as Python's str.rstrip() does (Unicode whitespace,
+// '\r' included). Invalid UTF-8 throws attend::Error naming `name`, the line and the byte.
+std::vector<std::string> SplitScoringLines(std::string_view contents, std::string_view name);
+
+// ---- Scores ------------------------------------------------------------------------------------
+// sacreBLEU's reproducibility signature: key/value pairs in its order, version last.
+struct SignatureField {
+  std::string key;    // "nrefs"
+  std::string abbr;   // "#" (the --short form)
+  std::string value;  // "2"
+};
+struct Signature {
+  std::vector<SignatureField> fields;
+  // "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0+attend-0.1.0"
+  std::string Format(bool short_form = false) const;
+};
+
+struct Score {
+  std::string name;  // "BLEU", "chrF2", "chrF2++"
+  double score = 0.0;
+  std::string verbose;  // BLEU's "82.4/50.0/... (BP = ...)"; empty for chrF
+  Signature signature;
+
+  // sacreBLEU's Score.format: "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944
+  // hyp_len = 17 ref_len = 18)"; with the signature: "BLEU|nrefs:2|...|version:... = 48.53 ...".
+  std::string Format(int width = 2, bool with_signature = false, bool short_signature = false) const;
+  // Only the score, "48.53" (sacreBLEU's --score-only).
+  std::string FormatScore(int width = 2) const;
+  // sacreBLEU's JSON (json.dumps(..., indent=1, ensure_ascii=False)): name, score rounded to
+  // `width` decimals, signature, verbose_score (BLEU), then each signature field.
+  std::string Json(int width = 2) const;
+};
+
+// Several scores as sacreBLEU's single-system output prints them: text lines right-aligned on
+// " = ", or a JSON list (a lone object when there is one score).
+std::string FormatScores(const std::vector<const Score*>& scores, int width, bool json,
+                         bool short_signature = false);
+
+// ---- BLEU --------------------------------------------------------------------------------------
+enum class Smoothing { kExp, kFloor, kAddK, kNone };
+Smoothing ParseSmoothing(std::string_view name);  // "exp", "floor", "add-k", "none"
+std::string_view SmoothingName(Smoothing smoothing);
+
+struct BleuOptions {
+  Tokenizer tokenize = Tokenizer::k13a;
+  bool lowercase = false;
+  Smoothing smooth_method = Smoothing::kExp;
+  std::optional<double> smooth_value;  // floor: 0.1, add-k: 1 when not given
+  int max_ngram_order = 4;
+  bool effective_order = false;  // stop at the highest order with any hypothesis n-gram
+};
+
+// Sufficient statistics of a corpus: lengths after tokenization and matched/total n-grams per order.
+struct BleuStats {
+  int64_t hyp_len = 0;
+  int64_t ref_len = 0;  // sum over sentences of the closest reference length (ties: the shorter)
+  std::vector<int64_t> correct;  // [max_ngram_order] clipped matches
+  std::vector<int64_t> total;    // [max_ngram_order] hypothesis n-grams
+};
+
+struct BleuScore : Score {
+  // add-k adds k to counts and totals of orders >= 2, as sacreBLEU's BLEUScore reports them.
+  std::vector<double> counts;      // [max_ngram_order]
+  std::vector<double> totals;      // [max_ngram_order]
+  std::vector<double> precisions;  // [max_ngram_order], percent
+  double bp = 1.0;
+  double ratio = 0.0;  // hyp_len / ref_len (0 when ref_len is 0)
+  int64_t sys_len = 0;
+  int64_t ref_len = 0;
+};
+
+// `references` holds one or more streams, each as long as `hypotheses`. Lines are valid UTF-8.
+BleuScore CorpusBleu(const std::vector<std::string>& hypotheses,
+                     const std::vector<Stream>& references, const BleuOptions& options = {});
+// Sentence BLEU is corpus BLEU over one sentence (sacreBLEU's sentence_score); sacreBLEU recommends
+// effective_order = true for it.
+BleuScore SentenceBleu(const std::string& hypothesis, const std::vector<std::string>& references,
+                       const BleuOptions& options = {});
+// Statistics of a corpus, and the score from statistics (sacreBLEU's compute_bleu).
+BleuStats CorpusBleuStats(const std::vector<std::string>& hypotheses,
+                          const std::vector<Stream>& references, const BleuOptions& options = {});
+BleuScore BleuFromStats(const BleuStats& stats, const BleuOptions& options = {}, int num_refs = 1);
+
+// ---- chrF / chrF++ -----------------------------------------------------------------------------
+struct ChrfOptions {
+  int char_order = 6;
+  int word_order = 0;  // 2 gives chrF++
+  int beta = 2;
+  bool lowercase = false;
+  bool whitespace = false;  // keep whitespace inside character n-grams
+  // false (sacreBLEU's default): average precision and recall over the orders that both sides
+  // have, as sacreBLEU < 2.0 did (signature eff:yes); true: chrF++.py's epsilon smoothing.
+  bool eps_smoothing = false;
+  static ChrfOptions PlusPlus() {
+    ChrfOptions options;
+    options.word_order = 2;
+    return options;
+  }
+};
+
+struct ChrfScore : Score {
+  int char_order = 6;
+  int word_order = 0;
+  int beta = 2;
+  // Summed over sentences, per order (characters 1..char_order, then words 1..word_order):
+  // [hyp n-grams, ref n-grams, matches] of each sentence's best-matching reference.
+  std::vector<int64_t> stats;
+};
+
+ChrfScore CorpusChrf(const std::vector<std::string>& hypotheses,
+                     const std::vector<Stream>& references, const ChrfOptions& options = {});
+ChrfScore SentenceChrf(const std::string& hypothesis, const std::vector<std::string>& references,
+                       const ChrfOptions& options = {});
+
+}  // namespace attend::metrics

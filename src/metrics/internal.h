@@ -1,0 +1,22 @@
+// Internal pieces shared by the BLEU and chrF translation units: tokenizers on code points and
+// the Python float formatting that sacreBLEU's output relies on.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "attend/metrics.h"
+
+namespace attend::metrics::detail {
+
+// sacreBLEU's tokenizer __call__ on decoded text; the result has single spaces between tokens
+// for 13a and intl, and is returned as is for none and char (BLEU splits it on whitespace later).
+std::u32string TokenizeCodePoints(std::u32string_view line, Tokenizer tokenizer);
+
+// Python's f"{value:.{width}f}".
+std::string FixedPoint(double value, int width);
+// Python's repr(float) (shortest round trip; exponent form outside [1e-4, 1e16)), as json.dumps
+// writes floats.
+std::string PythonFloatRepr(double value);
+
+}  // namespace attend::metrics::detail
