@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 
-def timeit(fn, min_time):
-    """Median microseconds per call over repeated batches, after a warm-up."""
-    for _ in range(3):
+def timeit(fn, min_time, warmup=3, samples=5):
+    """Median microseconds per call over `samples` batches, after `warmup` calls (calls of
+    several seconds can take warmup=1, samples=1 and leave the median to the rounds)."""
+    for _ in range(warmup):
         fn()
     # Pick a batch size so one batch takes about min_time / 5.
     n = 1
@@ -25,14 +26,14 @@ def timeit(fn, min_time):
         if dt > min_time / 5 or n > 1 << 20:
             break
         n *= 2
-    samples = []
-    for _ in range(5):
+    times = []
+    for _ in range(samples):
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
-        samples.append((time.perf_counter() - t0) / n)
-    samples.sort()
-    return samples[len(samples) // 2] * 1e6
+        times.append((time.perf_counter() - t0) / n)
+    times.sort()
+    return times[len(times) // 2] * 1e6
 
 
 def cases():

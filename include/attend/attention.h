@@ -200,6 +200,18 @@ Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tenso
 // The causal mask [Tq, Tk] (true = future, excluded).
 Tensor CausalMask(int64_t tq, int64_t tk);
 
+// The same context as ScaledDotProductAttention(...).context, computed by one fused kernel
+// (online softmax over streamed key blocks; backward recomputes the weights block by block), so
+// no [Tq, Tk] tensor is ever held. q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv], or all
+// 3-D ([B, T, D], one head); key_padding_mask bool [B, Tk] (true = excluded); causal as above.
+// Rows that see no key give zeros (and zero gradients). Dropout draws the counters that
+// ScaledDotProductAttention's Dropout on the weights [B, H, Tq, Tk] would, so with the same
+// generator state both give the same result. Returns the context [B, H, Tq, Dv].
+Tensor FusedScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const Tensor& key_padding_mask = Tensor(),
+                                      bool causal = false, double dropout = 0.0,
+                                      bool training = false, Generator* gen = nullptr);
+
 // torch.nn.MultiheadAttention's layout and semantics (batch_first): in_proj_weight [3E, E],
 // in_proj_bias [3E], out_proj (Linear E -> E).
 class MultiHeadAttention : public nn::Module {
@@ -208,9 +220,11 @@ class MultiHeadAttention : public nn::Module {
                      bool bias = true, DType dtype = DType::kF32);
   // query [B, Tq, E], key/value [B, Tk, E]; key_padding_mask bool [B, Tk]; attn_mask bool
   // [Tq, Tk] or [B*H, Tq, Tk]. Weights [B, H, Tq, Tk], or averaged over heads [B, Tq, Tk].
+  // need_weights = false (as torch): the weights come back undefined and, unless an attn_mask
+  // is given, the heads run through FusedScaledDotProductAttention.
   Attended Forward(const Tensor& query, const Tensor& key, const Tensor& value,
                    const Tensor& key_padding_mask = Tensor(), const Tensor& attn_mask = Tensor(),
-                   bool causal = false, bool average_weights = true);
+                   bool causal = false, bool average_weights = true, bool need_weights = true);
   int64_t embed_dim, num_heads, head_dim;
   double dropout;
   Tensor in_proj_weight, in_proj_bias;

@@ -80,7 +80,7 @@ MultiHeadAttention::MultiHeadAttention(int64_t e, int64_t h, Generator& g, doubl
 
 Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                      const Tensor& key_padding_mask, const Tensor& attn_mask,
-                                     bool causal, bool average_weights) {
+                                     bool causal, bool average_weights, bool need_weights) {
   ATTEND_CHECK(query.defined() && key.defined() && value.defined() && query.dim() == 3 &&
                    key.dim() == 3 && value.dim() == 3 && query.size(2) == embed_dim &&
                    key.size(2) == embed_dim && value.size(2) == embed_dim &&
@@ -115,11 +115,19 @@ Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, con
                  ", ", tk, "] or [", b * num_heads, ", ", tq, ", ", tk, "]");
     mask = OrMasks(mask, am);
   }
-  Attended a = ScaledDotProductAttention(q, k, v, mask, causal, dropout, training(), &gen);
+  Attended a;
+  if (!need_weights && !attn_mask.defined()) {
+    // No weights wanted: the fused kernel never forms them. It takes the padding mask [B, Tk]
+    // itself; an arbitrary attn_mask needs the composition below.
+    a.context = FusedScaledDotProductAttention(q, k, v, key_padding_mask, causal, dropout,
+                                               training(), &gen);                // [B, H, Tq, hd]
+  } else {
+    a = ScaledDotProductAttention(q, k, v, mask, causal, dropout, training(), &gen);
+  }
   Tensor ctx = a.context.Transpose(1, 2).Reshape({b, tq, embed_dim});           // [B, Tq, E]
   Attended out;
   out.context = out_proj->Forward(ctx);
-  out.weights = average_weights ? Mean(a.weights, {1}) : a.weights;
+  if (need_weights) out.weights = average_weights ? Mean(a.weights, {1}) : a.weights;
   return out;
 }
 

@@ -1,0 +1,255 @@
+// Scaled dot-product attention benchmarks: the fused kernels (forward, backward), the unfused
+// composition, raw cblas_sgemm on the same two GEMMs, the machine's FMA peak, and peak memory of
+// the fused op at long sequences. bench/attention_compare.py runs them beside PyTorch; every
+// case reports its FLOPs per iteration as the counter "flop".
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "attend/attend.h"
+#include "attend/attention.h"
+#include "backend/cpu/attention_args.h"
+#include "backend/cpu/simd/attention_kernels.h"
+
+namespace {
+
+using attend::Tensor;
+
+// ---- FMA peak: independent FMA chains in registers -------------------------------------------
+
+// kChains accumulators, each a chain of dependent FMAs: with more chains than FMA latency x FMA
+// ports, the ports never wait. 24 zmm accumulators cover 4-cycle latency on 2+ ports.
+constexpr int kChains = 24;
+
+__attribute__((target("avx512f"))) double FmaLoop512(int64_t iters) {
+  __m512 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(1.0f + c * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 24
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+  }
+  float sum = 0.0f;
+  for (int c = 0; c < kChains; ++c) sum += _mm512_reduce_add_ps(acc[c]);
+  benchmark::DoNotOptimize(sum);
+  return 2.0 * 16 * kChains * iters;
+}
+
+__attribute__((target("avx2,fma"))) double FmaLoop256(int64_t iters) {
+  __m256 acc[12];
+  for (int c = 0; c < 12; ++c) acc[c] = _mm256_set1_ps(1.0f + c * 1e-3f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int c = 0; c < 12; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+  }
+  float lanes[8], sum = 0.0f;
+  for (int c = 0; c < 12; ++c) {
+    _mm256_storeu_ps(lanes, acc[c]);
+    for (float x : lanes) sum += x;
+  }
+  benchmark::DoNotOptimize(sum);
+  return 2.0 * 8 * 12 * iters;
+}
+
+void BM_FmaPeak(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  const int64_t iters = 1 << 20;
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  double flops = 0;
+  for (auto _ : st) {
+    flops = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += avx512 ? FmaLoop512(iters) : FmaLoop256(iters);
+  }
+  st.counters["flop"] = flops;
+}
+
+// ---- attention -------------------------------------------------------------------------------
+
+struct Shape4 {
+  int64_t b, h, n, d;
+  bool causal;
+};
+
+// Forward FLOPs of the two GEMMs (q k^T and p v), halved when causal; backward is 2.5x.
+double ForwardFlops(const Shape4& s) {
+  return 4.0 * s.b * s.h * s.n * s.n * s.d * (s.causal ? 0.5 : 1.0);
+}
+
+Shape4 ShapeOf(const benchmark::State& st) {
+  return {st.range(0), 8, st.range(1), st.range(2), st.range(3) != 0};
+}
+
+void BM_FusedForward(benchmark::State& st) {
+  const Shape4 s = ShapeOf(st);
+  attend::Generator gen(1);
+  Tensor q = Tensor::Randn({s.b, s.h, s.n, s.d}, gen), k = Tensor::Randn({s.b, s.h, s.n, s.d}, gen),
+         v = Tensor::Randn({s.b, s.h, s.n, s.d}, gen);
+  attend::NoGradGuard no_grad;
+  for (auto _ : st) {
+    Tensor out = attend::attention::FusedScaledDotProductAttention(q, k, v, Tensor(), s.causal);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  st.counters["flop"] = ForwardFlops(s);
+}
+
+// The backward kernel alone, from the forward's output and log-sum-exp.
+void BM_FusedBackward(benchmark::State& st) {
+  const Shape4 s = ShapeOf(st);
+  attend::Generator gen(1);
+  const int64_t rows = s.b * s.h * s.n;
+  Tensor q = Tensor::Randn({rows, s.d}, gen), k = Tensor::Randn({rows, s.d}, gen),
+         v = Tensor::Randn({rows, s.d}, gen), g = Tensor::Randn({rows, s.d}, gen);
+  Tensor out = Tensor::Empty({rows, s.d}), lse = Tensor::Empty({rows});
+  Tensor dq = Tensor::Empty({rows, s.d}), dk = Tensor::Empty({rows, s.d}),
+         dv = Tensor::Empty({rows, s.d});
+  attend::cpu::SdpaArgs a;
+  a.batch = s.b, a.heads = s.h, a.tq = s.n, a.tk = s.n, a.d = s.d, a.dv = s.d;
+  a.causal = s.causal;
+  a.scale = 1.0 / std::sqrt(static_cast<double>(s.d));
+  for (int64_t* st3 : {a.q_stride, a.k_stride, a.v_stride}) {
+    st3[0] = s.h * s.n * s.d;
+    st3[1] = s.n * s.d;
+    st3[2] = s.d;
+  }
+  attend::cpu::simd::SdpaForward(a, q.data<float>(), k.data<float>(), v.data<float>(),
+                                 out.data<float>(), lse.data<float>());
+  for (auto _ : st) {
+    attend::cpu::simd::SdpaBackward(a, q.data<float>(), k.data<float>(), v.data<float>(),
+                                    out.data<float>(), g.data<float>(), lse.data<float>(),
+                                    dq.data<float>(), dk.data<float>(), dv.data<float>());
+    benchmark::DoNotOptimize(dq.raw_data());
+  }
+  st.counters["flop"] = 2.5 * ForwardFlops(s);
+}
+
+// The composition in this project: Matmul, Softmax (masked), Matmul. backward = true times
+// forward and backward together (the compare script subtracts the forward).
+void BM_Unfused(benchmark::State& st, bool backward) {
+  const Shape4 s = ShapeOf(st);
+  attend::Generator gen(1);
+  Tensor q = Tensor::Randn({s.b, s.h, s.n, s.d}, gen).set_requires_grad(backward),
+         k = Tensor::Randn({s.b, s.h, s.n, s.d}, gen).set_requires_grad(backward),
+         v = Tensor::Randn({s.b, s.h, s.n, s.d}, gen).set_requires_grad(backward);
+  Tensor g = Tensor::Randn({s.b, s.h, s.n, s.d}, gen);
+  for (auto _ : st) {
+    Tensor out = attend::attention::ScaledDotProductAttention(q, k, v, Tensor(), s.causal).context;
+    if (backward) out.Backward(g);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  st.counters["flop"] = (backward ? 3.5 : 1.0) * ForwardFlops(s);
+}
+
+// Raw cblas_sgemm on the same two GEMMs, head by head: S = q k^T [N, N], O = S v. The FLOPs are
+// those of the non-causal problem (a GEMM cannot skip the masked half).
+void BM_Sgemm(benchmark::State& st) {
+  Shape4 s = ShapeOf(st);
+  s.causal = false;
+  attend::Generator gen(1);
+  Tensor q = Tensor::Randn({s.n, s.d}, gen), k = Tensor::Randn({s.n, s.d}, gen),
+         v = Tensor::Randn({s.n, s.d}, gen);
+  Tensor p = Tensor::Empty({s.n, s.n}), o = Tensor::Empty({s.n, s.d});
+  for (auto _ : st) {
+    for (int64_t bh = 0; bh < s.b * s.h; ++bh) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.n, s.n, s.d, 1.0f, q.data<float>(),
+                  s.d, k.data<float>(), s.d, 0.0f, p.data<float>(), s.n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.n, s.d, s.n, 1.0f,
+                  p.data<float>(), s.n, v.data<float>(), s.d, 0.0f, o.data<float>(), s.d);
+    }
+    benchmark::DoNotOptimize(o.raw_data());
+  }
+  st.counters["flop"] = ForwardFlops(s);
+}
+
+// ---- peak memory of the fused op, forward + backward -----------------------------------------
+
+// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS; Linux's clear_refs "5".
+void ResetPeakRss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+double ReadStatusKb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::string(key).size()));
+  return 0.0;
+}
+
+// B = 1, heads H, length N, D = 64: tensor bytes at the allocator's peak and the process's peak
+// RSS above its RSS before the step (both include q, k, v, the output and the gradients).
+void BM_Memory(benchmark::State& st) {
+  const int64_t h = st.range(0), n = st.range(1), d = 64;
+  attend::EmptyCache();
+  attend::Generator gen(1);
+  double peak_alloc = 0, peak_rss = 0;
+  for (auto _ : st) {
+    Tensor q = Tensor::Randn({1, h, n, d}, gen).set_requires_grad(true),
+           k = Tensor::Randn({1, h, n, d}, gen).set_requires_grad(true),
+           v = Tensor::Randn({1, h, n, d}, gen).set_requires_grad(true);
+    Tensor g = Tensor::Randn({1, h, n, d}, gen);
+    attend::ResetPeakBytes();
+    ResetPeakRss();
+    const double rss0 = ReadStatusKb("VmRSS:");
+    const double base = static_cast<double>(attend::GetAllocatorStats().bytes_in_use);
+    Tensor out = attend::attention::FusedScaledDotProductAttention(q, k, v, Tensor(), true);
+    out.Backward(g);
+    peak_alloc = static_cast<double>(attend::GetAllocatorStats().peak_bytes_in_use) - base;
+    peak_rss = (ReadStatusKb("VmHWM:") - rss0) * 1024.0;
+  }
+  st.counters["peak_alloc_bytes"] = peak_alloc;  // above q, k, v and g
+  st.counters["peak_rss_bytes"] = peak_rss;
+  st.counters["qkv_bytes"] = 3.0 * h * n * d * 4;
+  st.counters["flop"] = 3.5 * 4.0 * h * n * n * d * 0.5;
+}
+
+int RegisterAll() {
+  for (int t : {1, 2})
+    benchmark::RegisterBenchmark(("fma_peak/threads:" + std::to_string(t)).c_str(), BM_FmaPeak)
+        ->Arg(t)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  for (int64_t b : {1, 4})
+    for (int64_t n : {128, 512, 1024, 4096})
+      for (int64_t d : {64, 128}) {
+        const std::string shape = "B" + std::to_string(b) + "_H8_N" + std::to_string(n) + "_D" +
+                                  std::to_string(d);
+        // The composition's [B, H, N, N] tensors at B = 4, N = 4096 (2 GiB each, several alive
+        // in backward) do not fit beside other work on the 23 GiB machine: skipped there.
+        const bool unfused_fits = b * n < 4 * 4096;
+        for (int causal : {0, 1}) {
+          const std::string name = shape + (causal ? "_causal" : "");
+          const std::vector<int64_t> args = {b, n, d, causal};
+          benchmark::RegisterBenchmark(("fused_fwd/" + name).c_str(), BM_FusedForward)
+              ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+          benchmark::RegisterBenchmark(("fused_bwd/" + name).c_str(), BM_FusedBackward)
+              ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+          if (unfused_fits) {
+            benchmark::RegisterBenchmark(("unfused_fwd/" + name).c_str(), BM_Unfused, false)
+                ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+            benchmark::RegisterBenchmark(("unfused_fwdbwd/" + name).c_str(), BM_Unfused, true)
+                ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+          }
+        }
+        benchmark::RegisterBenchmark(("sgemm/" + shape).c_str(), BM_Sgemm)
+            ->Args({b, n, d, 0})->UseRealTime()->Unit(benchmark::kMicrosecond);
+      }
+  for (int64_t h : {1, 2, 4, 8})
+    benchmark::RegisterBenchmark(("memory/H" + std::to_string(h) + "_N16384").c_str(), BM_Memory)
+        ->Args({h, 16384})->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (int64_t n : {2048, 4096, 8192})
+    benchmark::RegisterBenchmark(("memory/H1_N" + std::to_string(n)).c_str(), BM_Memory)
+        ->Args({1, n})->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+  return 0;
+}
+const int registered = RegisterAll();
+
+}  // namespace
+
+BENCHMARK_MAIN();

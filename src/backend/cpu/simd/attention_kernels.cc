@@ -1,0 +1,561 @@
+// Fused scaled dot-product attention in f32, written once with Highway and compiled per target:
+// query tiles against streamed key/value blocks with the online softmax (forward), and the
+// block-by-block recomputation of the weights (backward). Never an N x N buffer: the scratch of a
+// thread is a few blocks plus one head's packed keys and values.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/simd/attention_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+
+#include "attend/tensor.h"  // Generator: the dropout stream
+#include "backend/cpu/attention_args.h"
+#include "backend/cpu/simd/attention_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace attend::cpu::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+constexpr int64_t kBq = kSdpaQueryBlock;
+constexpr int64_t kBk = kSdpaKeyBlock;
+// Widths of packed rows are padded to 16 floats: a whole number of vectors on every target.
+constexpr int64_t kPad = 16;
+// Register tile of the micro-kernel: kMainRows rows x kMaxVecs vectors of accumulators. With 32
+// vector registers (AVX-512) 6 x 4 = 24 accumulators; with 16 (AVX2, baseline) 4 x 2.
+constexpr int kMaxVecs = HWY_MAX_BYTES >= 64 ? 4 : 2;
+constexpr int kMainRows = HWY_MAX_BYTES >= 64 ? 6 : 4;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// C[r, 0:kVecs*N] (+)= sum_{k < kdim} A(r, k) * B[k, 0:kVecs*N] for r < kRows, where
+// A(r, k) = a[r * ar + k * ak] is broadcast and B's rows are contiguous (stride ldb).
+template <int kRows, int kVecs, bool kAccumulate>
+HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t ar, int64_t ak,
+                     const float* HWY_RESTRICT b, int64_t ldb, int64_t kdim,
+                     float* HWY_RESTRICT c, int64_t ldc) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  VF acc[kRows][kVecs];
+  for (int r = 0; r < kRows; ++r)
+    for (int v = 0; v < kVecs; ++v)
+      acc[r][v] = kAccumulate ? hn::LoadU(d, c + r * ldc + v * N) : hn::Zero(d);
+  for (int64_t k = 0; k < kdim; ++k) {
+    const float* HWY_RESTRICT brow = b + k * ldb;
+    VF bv[kVecs];
+    for (int v = 0; v < kVecs; ++v) bv[v] = hn::LoadU(d, brow + v * N);
+    const float* HWY_RESTRICT ak_ptr = a + k * ak;
+    for (int r = 0; r < kRows; ++r) {
+      const VF av = hn::Set(d, ak_ptr[r * ar]);
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[r][v], d, c + r * ldc + v * N);
+}
+
+template <int kRows, bool kAccumulate>
+HWY_INLINE void TileVecs(int vecs, const float* a, int64_t ar, int64_t ak, const float* b,
+                         int64_t ldb, int64_t kdim, float* c, int64_t ldc) {
+  switch (vecs) {
+    case 1: return Tile<kRows, 1, kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
+    case 2: return Tile<kRows, (kMaxVecs >= 2 ? 2 : 1), kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
+    case 3: return Tile<kRows, (kMaxVecs >= 3 ? 3 : 1), kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
+    default: return Tile<kRows, kMaxVecs, kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
+  }
+}
+
+// C [rows, width] (+)= A [rows, kdim] B [kdim, width]; width is a multiple of the vector length.
+// Column chunks outside, rows inside, so a chunk of B stays in L1 while the rows stream by.
+template <bool kAccumulate>
+void Gemm(int64_t rows, int64_t width, int64_t kdim, const float* a, int64_t ar, int64_t ak,
+          const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  for (int64_t c0 = 0; c0 < width; c0 += kMaxVecs * N) {
+    const int vecs = static_cast<int>(std::min<int64_t>(kMaxVecs, (width - c0) / N));
+    const float* bc = b + c0;
+    float* cc = c + c0;
+    int64_t r = 0;
+    for (; r + kMainRows <= rows; r += kMainRows)
+      TileVecs<kMainRows, kAccumulate>(vecs, a + r * ar, ar, ak, bc, ldb, kdim, cc + r * ldc, ldc);
+    const float* ar_ptr = a + r * ar;
+    float* cr = cc + r * ldc;
+    switch (rows - r) {
+      case 0: break;
+      case 1: TileVecs<1, kAccumulate>(vecs, ar_ptr, ar, ak, bc, ldb, kdim, cr, ldc); break;
+      case 2: TileVecs<2, kAccumulate>(vecs, ar_ptr, ar, ak, bc, ldb, kdim, cr, ldc); break;
+      case 3: TileVecs<3, kAccumulate>(vecs, ar_ptr, ar, ak, bc, ldb, kdim, cr, ldc); break;
+      case 4: TileVecs<4, kAccumulate>(vecs, ar_ptr, ar, ak, bc, ldb, kdim, cr, ldc); break;
+      default: TileVecs<5, kAccumulate>(vecs, ar_ptr, ar, ak, bc, ldb, kdim, cr, ldc); break;
+    }
+  }
+}
+
+// One head's keys and values, packed for the micro-kernel, and what is known about each key
+// block before any score is computed.
+struct PackedHead {
+  int64_t nkb = 0, dp = 0, dvp = 0;
+  hwy::AlignedFreeUniquePtr<float[]> kt;    // [nkb, D, kBk]   scale * k^T per block
+  hwy::AlignedFreeUniquePtr<float[]> vp;    // [nkb * kBk, Dvp] v, zero-padded
+  hwy::AlignedFreeUniquePtr<float[]> bias;  // [nkb * kBk]      0, or -inf for excluded keys
+  std::vector<uint8_t> state;               // per block: 0 all keys in, 1 some out, 2 all out
+  // Backward only:
+  hwy::AlignedFreeUniquePtr<float[]> vt;    // [nkb, Dv, kBk]  v^T per block
+  hwy::AlignedFreeUniquePtr<float[]> kp;    // [nkb * kBk, Dp] scale * k, zero-padded
+
+  void Allocate(const SdpaArgs& a, bool backward) {
+    nkb = (a.tk + kBk - 1) / kBk;
+    dp = RoundUp(a.d, kPad);
+    dvp = RoundUp(a.dv, kPad);
+    kt = hwy::AllocateAligned<float>(nkb * a.d * kBk);
+    vp = hwy::AllocateAligned<float>(nkb * kBk * dvp);
+    bias = hwy::AllocateAligned<float>(nkb * kBk);
+    state.assign(nkb, 0);
+    if (backward) {
+      vt = hwy::AllocateAligned<float>(nkb * a.dv * kBk);
+      kp = hwy::AllocateAligned<float>(nkb * kBk * dp);
+    }
+  }
+
+  // Packs key blocks [kb0, kb1) of head (b, h).
+  void Pack(const SdpaArgs& a, const float* k, const float* v, int64_t b, int64_t h, int64_t kb0,
+            int64_t kb1, bool backward) {
+    const float scale = static_cast<float>(a.scale);
+    const float* kh = k + b * a.k_stride[0] + h * a.k_stride[1];
+    const float* vh = v + b * a.v_stride[0] + h * a.v_stride[1];
+    for (int64_t kb = kb0; kb < kb1; ++kb) {
+      const int64_t j0 = kb * kBk, cols = std::min(kBk, a.tk - j0);
+      float* ktb = kt.get() + kb * a.d * kBk;
+      int64_t excluded = kBk - cols;
+      for (int64_t jj = 0; jj < kBk; ++jj) {
+        const int64_t j = j0 + jj;
+        const bool in = jj < cols && !(a.key_padding && a.key_padding[b * a.tk + j]);
+        bias[j] = in ? 0.0f : kNegInf;
+        if (jj < cols && !in) ++excluded;
+        const float* kj = kh + j * a.k_stride[2];
+        const float* vj = vh + j * a.v_stride[2];
+        for (int64_t c = 0; c < a.d; ++c) ktb[c * kBk + jj] = jj < cols ? kj[c] * scale : 0.0f;
+        float* vrow = vp.get() + j * dvp;
+        for (int64_t c = 0; c < dvp; ++c) vrow[c] = jj < cols && c < a.dv ? vj[c] : 0.0f;
+        if (backward) {
+          float* vtb = vt.get() + kb * a.dv * kBk;
+          for (int64_t c = 0; c < a.dv; ++c) vtb[c * kBk + jj] = jj < cols ? vj[c] : 0.0f;
+          float* krow = kp.get() + j * dp;
+          for (int64_t c = 0; c < dp; ++c) krow[c] = jj < cols && c < a.d ? kj[c] * scale : 0.0f;
+        }
+      }
+      state[kb] = excluded == 0 ? 0 : excluded == kBk ? 2 : 1;
+    }
+  }
+};
+
+// Applies the padding bias and the causal limit to a row of kBk scores of query i against key
+// block kb (excluded keys become -inf).
+HWY_INLINE void MaskRow(const SdpaArgs& a, const PackedHead& pk, int64_t kb, int64_t i,
+                        float* HWY_RESTRICT s) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const int64_t j0 = kb * kBk;
+  if (pk.state[kb] == 1) {
+    const float* bias = pk.bias.get() + j0;
+    for (int64_t jj = 0; jj < kBk; jj += N)
+      hn::StoreU(hn::Add(hn::LoadU(d, s + jj), hn::LoadU(d, bias + jj)), d, s + jj);
+  }
+  if (a.causal) {
+    const int64_t limit = i + a.tk - a.tq - j0;  // keys jj > limit are in the future
+    if (limit < kBk - 1) {
+      const hn::RebindToSigned<DF> di;
+      const auto lim = hn::Set(di, static_cast<int32_t>(std::max<int64_t>(limit, -1)));
+      for (int64_t jj = 0; jj < kBk; jj += N) {
+        const auto future = hn::RebindMask(d, hn::Gt(hn::Iota(di, static_cast<int32_t>(jj)), lim));
+        hn::StoreU(hn::IfThenElse(future, hn::Set(d, kNegInf), hn::LoadU(d, s + jj)), d, s + jj);
+      }
+    }
+  }
+}
+
+// Multiplies a row of weights of query i against key block kb by the dropout multipliers (and
+// `other`, when given, by the same multipliers).
+void DropRow(const SdpaArgs& a, int64_t bh, int64_t i, int64_t kb, float* p, float* other) {
+  const int64_t j0 = kb * kBk, cols = std::min(kBk, a.tk - j0);
+  const float keep_scale = a.dropout >= 1.0 ? 0.0f : static_cast<float>(1.0 / (1.0 - a.dropout));
+  const uint64_t base = a.offset + static_cast<uint64_t>((bh * a.tq + i) * a.tk + j0);
+  for (int64_t jj = 0; jj < cols; ++jj) {
+    const float z = Generator::UniformD(a.seed, base + jj) >= a.dropout ? keep_scale : 0.0f;
+    p[jj] *= z;
+    if (other) other[jj] *= z;
+  }
+}
+
+// Scratch of one thread.
+struct Scratch {
+  hwy::AlignedFreeUniquePtr<float[]> s, o, m, l;
+  void Allocate(int64_t dvp) {
+    s = hwy::AllocateAligned<float>(kBq * kBk);
+    o = hwy::AllocateAligned<float>(kBq * std::max<int64_t>(dvp, kPad));
+    m = hwy::AllocateAligned<float>(kBq);
+    l = hwy::AllocateAligned<float>(kBq);
+  }
+};
+
+// The online softmax of query rows [i0, i0 + rows) of head (b, h) over key blocks [kb0, kb1):
+// updates the running max m, sum l and unnormalised output o [rows, Dvp] in `sc`.
+void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_t b, int64_t h,
+                 int64_t i0, int64_t rows, int64_t kb0, int64_t kb1, Scratch& sc) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const int64_t shift = a.tk - a.tq, dvp = pk.dvp;
+  const float* qrows = q + b * a.q_stride[0] + h * a.q_stride[1] + i0 * a.q_stride[2];
+  float* s = sc.s.get();
+  float* o = sc.o.get();
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    if (pk.state[kb] == 2) continue;
+    const int64_t j0 = kb * kBk;
+    if (a.causal && j0 > i0 + rows - 1 + shift) break;  // this block and later ones: future
+    Gemm<false>(rows, kBk, a.d, qrows, a.q_stride[2], 1, pk.kt.get() + kb * a.d * kBk, kBk, s, kBk);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* sr = s + r * kBk;
+      MaskRow(a, pk, kb, i0 + r, sr);
+      VF mx = hn::LoadU(d, sr);
+      for (int64_t jj = N; jj < kBk; jj += N) mx = hn::Max(mx, hn::LoadU(d, sr + jj));
+      const float m_old = sc.m[r];
+      const float m_new = std::max(m_old, hn::GetLane(hn::MaxOfLanes(d, mx)));
+      if (m_new == kNegInf) {  // nothing visible yet: weights zero, state unchanged
+        for (int64_t jj = 0; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, sr + jj);
+        continue;
+      }
+      const VF vm = hn::Set(d, m_new);
+      VF sum = hn::Zero(d);
+      for (int64_t jj = 0; jj < kBk; jj += N) {
+        const VF p = hn::Exp(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // exp(-inf) = 0
+        sum = hn::Add(sum, p);
+        hn::StoreU(p, d, sr + jj);
+      }
+      const float alpha = std::exp(m_old - m_new);  // 0 when m_old = -inf
+      sc.l[r] = sc.l[r] * alpha + hn::GetLane(hn::SumOfLanes(d, sum));
+      sc.m[r] = m_new;
+      if (alpha != 1.0f) {
+        const VF va = hn::Set(d, alpha);
+        float* orow = o + r * dvp;
+        for (int64_t c = 0; c < dvp; c += N) hn::StoreU(hn::Mul(hn::LoadU(d, orow + c), va), d, orow + c);
+      }
+      if (a.dropout > 0.0) DropRow(a, b * a.heads + h, i0 + r, kb, sr, nullptr);
+    }
+    Gemm<true>(rows, dvp, kBk, s, kBk, 1, pk.vp.get() + j0 * dvp, dvp, o, dvp);
+  }
+}
+
+void ResetRows(Scratch& sc, int64_t rows, int64_t dvp) {
+  std::fill(sc.m.get(), sc.m.get() + rows, kNegInf);
+  std::fill(sc.l.get(), sc.l.get() + rows, 0.0f);
+  std::fill(sc.o.get(), sc.o.get() + rows * dvp, 0.0f);
+}
+
+// Whether a call is big enough to be worth a parallel region (tens of microseconds on a busy
+// shared machine).
+inline bool WorthThreads(const SdpaArgs& a) {
+  return static_cast<double>(a.batch * a.heads) * a.tq * a.tk * (a.d + a.dv) >= (1 << 20);
+}
+
+void SdpaForwardImpl(const SdpaArgs& a, const float* q, const float* k, const float* v,
+                     float* out, float* lse) {
+  const int64_t bhs = a.batch * a.heads;
+  const int64_t nkb = (a.tk + kBk - 1) / kBk, nqb = (a.tq + kBq - 1) / kBq;
+  const int64_t dvp = RoundUp(a.dv, kPad);
+  const int64_t nchunks = SdpaSplitChunks(a.tq, a.tk);
+  if (bhs == 0 || a.tq == 0) return;
+
+  if (nchunks > 1) {
+    // Single query: each (head, key chunk) item leaves a partial (max, sum, output); the
+    // partials are combined per head at the end.
+    const int64_t per_chunk = (nkb + nchunks - 1) / nchunks;
+    const int64_t stride = dvp + 2;
+    auto partial = hwy::AllocateAligned<float>(bhs * nchunks * stride);
+#pragma omp parallel if (WorthThreads(a))
+    {
+      PackedHead pk;
+      pk.Allocate(a, false);
+      Scratch sc;
+      sc.Allocate(dvp);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t item = 0; item < bhs * nchunks; ++item) {
+        const int64_t bh = item / nchunks, chunk = item % nchunks;
+        const int64_t b = bh / a.heads, h = bh % a.heads;
+        const int64_t kb0 = std::min(nkb, chunk * per_chunk), kb1 = std::min(nkb, kb0 + per_chunk);
+        pk.Pack(a, k, v, b, h, kb0, kb1, false);
+        ResetRows(sc, 1, dvp);
+        ForwardRows(a, q, pk, b, h, 0, 1, kb0, kb1, sc);
+        float* pr = partial.get() + item * stride;
+        pr[0] = sc.m[0];
+        pr[1] = sc.l[0];
+        std::copy(sc.o.get(), sc.o.get() + dvp, pr + 2);
+      }
+    }
+    for (int64_t bh = 0; bh < bhs; ++bh) {
+      const float* pr = partial.get() + bh * nchunks * stride;
+      float m = kNegInf;
+      for (int64_t c = 0; c < nchunks; ++c) m = std::max(m, pr[c * stride]);
+      float* orow = out + bh * a.dv;
+      std::fill(orow, orow + a.dv, 0.0f);
+      if (m == kNegInf) {
+        lse[bh] = std::numeric_limits<float>::infinity();
+        continue;
+      }
+      float l = 0.0f;
+      for (int64_t c = 0; c < nchunks; ++c) {
+        const float* pc = pr + c * stride;
+        const float w = std::exp(pc[0] - m);  // 0 for chunks that saw nothing
+        l += w * pc[1];
+        for (int64_t x = 0; x < a.dv; ++x) orow[x] += w * pc[2 + x];
+      }
+      for (int64_t x = 0; x < a.dv; ++x) orow[x] /= l;
+      lse[bh] = m + std::log(l);
+    }
+    return;
+  }
+
+#pragma omp parallel if (WorthThreads(a))
+  {
+    PackedHead pk;
+    pk.Allocate(a, false);
+    Scratch sc;
+    sc.Allocate(dvp);
+    int64_t packed_bh = -1;
+    // Items go head by head, so consecutive items of a thread mostly share the packed head.
+    // Causal: the last query blocks see the most keys, so they are handed out first.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < bhs * nqb; ++item) {
+      const int64_t bh = item / nqb;
+      const int64_t qb = a.causal ? nqb - 1 - item % nqb : item % nqb;
+      const int64_t b = bh / a.heads, h = bh % a.heads;
+      if (bh != packed_bh) {
+        pk.Pack(a, k, v, b, h, 0, nkb, false);
+        packed_bh = bh;
+      }
+      const int64_t i0 = qb * kBq, rows = std::min(kBq, a.tq - i0);
+      ResetRows(sc, rows, dvp);
+      ForwardRows(a, q, pk, b, h, i0, rows, 0, nkb, sc);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float l = sc.l[r];
+        float* orow = out + (bh * a.tq + i0 + r) * a.dv;
+        const float* acc = sc.o.get() + r * dvp;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (int64_t x = 0; x < a.dv; ++x) orow[x] = acc[x] * inv;
+        lse[bh * a.tq + i0 + r] =
+            l > 0.0f ? sc.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
+      }
+    }
+  }
+}
+
+// Backward of one head: what is packed once per head on top of the keys and values.
+struct PackedQueries {
+  int64_t nqb = 0;
+  hwy::AlignedFreeUniquePtr<float[]> qp;    // [nqb * kBq, Dp]  q, zero-padded
+  hwy::AlignedFreeUniquePtr<float[]> dop;   // [nqb * kBq, Dvp] dout, zero-padded
+  hwy::AlignedFreeUniquePtr<float[]> dvec;  // [Tq] D_i = rowsum(dout * out)
+  void Allocate(const SdpaArgs& a, int64_t dp, int64_t dvp) {
+    nqb = (a.tq + kBq - 1) / kBq;
+    qp = hwy::AllocateAligned<float>(nqb * kBq * dp);
+    dop = hwy::AllocateAligned<float>(nqb * kBq * dvp);
+    dvec = hwy::AllocateAligned<float>(std::max<int64_t>(a.tq, 1));
+  }
+  void Pack(const SdpaArgs& a, const float* q, const float* out, const float* dout, int64_t b,
+            int64_t h, int64_t dp, int64_t dvp) {
+    const int64_t bh = b * a.heads + h;
+    const float* qh = q + b * a.q_stride[0] + h * a.q_stride[1];
+    for (int64_t i = 0; i < nqb * kBq; ++i) {
+      const bool in = i < a.tq;
+      const float* qi = qh + i * a.q_stride[2];
+      for (int64_t c = 0; c < dp; ++c) qp[i * dp + c] = in && c < a.d ? qi[c] : 0.0f;
+      const float* gi = dout + (bh * a.tq + i) * a.dv;
+      const float* oi = out + (bh * a.tq + i) * a.dv;
+      double di = 0.0;
+      for (int64_t c = 0; c < dvp; ++c) {
+        dop[i * dvp + c] = in && c < a.dv ? gi[c] : 0.0f;
+        if (in && c < a.dv) di += static_cast<double>(gi[c]) * oi[c];
+      }
+      if (in) dvec[i] = static_cast<float>(di);
+    }
+  }
+};
+
+struct BackwardScratch {
+  hwy::AlignedFreeUniquePtr<float[]> p, pz, ds, dk, dv;
+  void Allocate(int64_t dp, int64_t dvp) {
+    p = hwy::AllocateAligned<float>(kBq * kBk);
+    pz = hwy::AllocateAligned<float>(kBq * kBk);
+    ds = hwy::AllocateAligned<float>(kBq * kBk);
+    dk = hwy::AllocateAligned<float>(kBk * dp);
+    dv = hwy::AllocateAligned<float>(kBk * dvp);
+  }
+};
+
+// Key block kb of head (b, h) against every query block that sees it: writes dk and dv of the
+// block's keys and adds its share of dq (scaled) into dq_acc [nqb * kBq, Dp].
+void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueries& pq,
+                      const float* lse_h, int64_t b, int64_t h, int64_t kb, float* dq_acc,
+                      BackwardScratch& sc, float* dk, float* dv) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const int64_t bh = b * a.heads + h, shift = a.tk - a.tq, dp = pk.dp, dvp = pk.dvp;
+  const int64_t j0 = kb * kBk, cols = std::min(kBk, a.tk - j0);
+  std::fill(sc.dk.get(), sc.dk.get() + kBk * dp, 0.0f);
+  std::fill(sc.dv.get(), sc.dv.get() + kBk * dvp, 0.0f);
+  if (pk.state[kb] != 2) {
+    // Causal: query i sees this block once i + shift >= j0.
+    const int64_t first_q = a.causal ? std::max<int64_t>(0, j0 - shift) : 0;
+    for (int64_t qb = first_q / kBq; qb < pq.nqb; ++qb) {
+      const int64_t i0 = qb * kBq, rows = std::min(kBq, a.tq - i0);
+      float* p = sc.p.get();
+      float* ds = sc.ds.get();
+      // S = q (scale k)^T and dP~ = dout v^T, [rows, kBk].
+      Gemm<false>(rows, kBk, a.d, pq.qp.get() + i0 * dp, dp, 1, pk.kt.get() + kb * a.d * kBk,
+                  kBk, p, kBk);
+      Gemm<false>(rows, kBk, a.dv, pq.dop.get() + i0 * dvp, dvp, 1,
+                  pk.vt.get() + kb * a.dv * kBk, kBk, ds, kBk);
+      float* pz = a.dropout > 0.0 ? sc.pz.get() : p;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = i0 + r;
+        float* pr = p + r * kBk;
+        float* dr = ds + r * kBk;
+        MaskRow(a, pk, kb, i, pr);
+        const VF vl = hn::Set(d, lse_h[i]);  // +inf for rows that see nothing: p = 0
+        for (int64_t jj = 0; jj < kBk; jj += N)
+          hn::StoreU(hn::Exp(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
+        if (a.dropout > 0.0) {
+          std::copy(pr, pr + kBk, pz + r * kBk);
+          DropRow(a, bh, i, kb, pz + r * kBk, dr);
+        }
+        // dS = P * (dP - D_i)
+        const VF vd = hn::Set(d, pq.dvec[i]);
+        for (int64_t jj = 0; jj < kBk; jj += N) {
+          const VF pv = hn::LoadU(d, pr + jj);
+          hn::StoreU(hn::Mul(pv, hn::Sub(hn::LoadU(d, dr + jj), vd)), d, dr + jj);
+        }
+      }
+      // dv += (P z)^T dout, dk += dS^T q (scaled at the end), dq += dS (scale k).
+      Gemm<true>(kBk, dvp, rows, pz, 1, kBk, pq.dop.get() + i0 * dvp, dvp, sc.dv.get(), dvp);
+      Gemm<true>(kBk, dp, rows, ds, 1, kBk, pq.qp.get() + i0 * dp, dp, sc.dk.get(), dp);
+      Gemm<true>(rows, dp, kBk, ds, kBk, 1, pk.kp.get() + j0 * dp, dp, dq_acc + i0 * dp, dp);
+    }
+  }
+  const float scale = static_cast<float>(a.scale);
+  for (int64_t jj = 0; jj < cols; ++jj) {
+    float* dkr = dk + (bh * a.tk + j0 + jj) * a.d;
+    float* dvr = dv + (bh * a.tk + j0 + jj) * a.dv;
+    for (int64_t c = 0; c < a.d; ++c) dkr[c] = sc.dk[jj * dp + c] * scale;
+    for (int64_t c = 0; c < a.dv; ++c) dvr[c] = sc.dv[jj * dvp + c];
+  }
+}
+
+void SdpaBackwardImpl(const SdpaArgs& a, const float* q, const float* k, const float* v,
+                      const float* out, const float* dout, const float* lse, float* dq,
+                      float* dk, float* dv) {
+  const int64_t bhs = a.batch * a.heads;
+  if (bhs == 0) return;
+  const int64_t nkb = (a.tk + kBk - 1) / kBk;
+  const int64_t dp = RoundUp(a.d, kPad), dvp = RoundUp(a.dv, kPad);
+  const int64_t nqb = (a.tq + kBq - 1) / kBq;
+  const bool threads = WorthThreads(a);
+  const int nthreads = threads ? omp_get_max_threads() : 1;
+
+  if (bhs >= nthreads) {
+    // One thread per head: dq accumulates privately, nothing to combine.
+#pragma omp parallel if (threads)
+    {
+      PackedHead pk;
+      pk.Allocate(a, true);
+      PackedQueries pq;
+      pq.Allocate(a, dp, dvp);
+      BackwardScratch sc;
+      sc.Allocate(dp, dvp);
+      auto dq_acc = hwy::AllocateAligned<float>(nqb * kBq * dp);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t bh = 0; bh < bhs; ++bh) {
+        const int64_t b = bh / a.heads, h = bh % a.heads;
+        pk.Pack(a, k, v, b, h, 0, nkb, true);
+        pq.Pack(a, q, out, dout, b, h, dp, dvp);
+        std::fill(dq_acc.get(), dq_acc.get() + nqb * kBq * dp, 0.0f);
+        for (int64_t kb = 0; kb < nkb; ++kb)
+          BackwardKeyBlock(a, pk, pq, lse + bh * a.tq, b, h, kb, dq_acc.get(), sc, dk, dv);
+        for (int64_t i = 0; i < a.tq; ++i)
+          std::copy(dq_acc.get() + i * dp, dq_acc.get() + i * dp + a.d, dq + (bh * a.tq + i) * a.d);
+      }
+    }
+    return;
+  }
+
+  // Fewer heads than threads: the key blocks of each head are split over the threads, each
+  // adding into its own dq buffer; the buffers are summed at the end of the head.
+  PackedHead pk;
+  pk.Allocate(a, true);
+  PackedQueries pq;
+  pq.Allocate(a, dp, dvp);
+  auto dq_acc = hwy::AllocateAligned<float>(nthreads * nqb * kBq * dp);
+  for (int64_t bh = 0; bh < bhs; ++bh) {
+    const int64_t b = bh / a.heads, h = bh % a.heads;
+    pk.Pack(a, k, v, b, h, 0, nkb, true);
+    pq.Pack(a, q, out, dout, b, h, dp, dvp);
+    std::fill(dq_acc.get(), dq_acc.get() + nthreads * nqb * kBq * dp, 0.0f);
+#pragma omp parallel num_threads(nthreads)
+    {
+      BackwardScratch sc;
+      sc.Allocate(dp, dvp);
+      float* mine = dq_acc.get() + omp_get_thread_num() * nqb * kBq * dp;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t kb = 0; kb < nkb; ++kb)
+        BackwardKeyBlock(a, pk, pq, lse + bh * a.tq, b, h, kb, mine, sc, dk, dv);
+    }
+    for (int64_t i = 0; i < a.tq; ++i)
+      for (int64_t c = 0; c < a.d; ++c) {
+        float s = 0.0f;
+        for (int t = 0; t < nthreads; ++t) s += dq_acc[(t * nqb * kBq + i) * dp + c];
+        dq[(bh * a.tq + i) * a.d + c] = s;
+      }
+  }
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace attend::cpu::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace attend::cpu::simd {
+
+HWY_EXPORT(SdpaForwardImpl);
+HWY_EXPORT(SdpaBackwardImpl);
+
+int64_t SdpaSplitChunks(int64_t tq, int64_t tk) {
+  // A single query has one row of work per head: split its keys into chunks of at least four
+  // blocks, at most 16 chunks, independent of the thread count so results do not depend on it.
+  if (tq != 1) return 1;
+  const int64_t nkb = (tk + kSdpaKeyBlock - 1) / kSdpaKeyBlock;
+  return std::min<int64_t>(16, nkb / 4) > 1 ? std::min<int64_t>(16, nkb / 4) : 1;
+}
+
+void SdpaForward(const SdpaArgs& a, const float* q, const float* k, const float* v, float* out,
+                 float* lse) {
+  HWY_DYNAMIC_DISPATCH(SdpaForwardImpl)(a, q, k, v, out, lse);
+}
+void SdpaBackward(const SdpaArgs& a, const float* q, const float* k, const float* v,
+                  const float* out, const float* dout, const float* lse, float* dq, float* dk,
+                  float* dv) {
+  HWY_DYNAMIC_DISPATCH(SdpaBackwardImpl)(a, q, k, v, out, dout, lse, dq, dk, dv);
+}
+
+}  // namespace attend::cpu::simd
+#endif  // HWY_ONCE
