@@ -7,12 +7,14 @@ peak memory of the fused op at long sequences.
 FLOPs: forward 4*B*H*N^2*D (halved when causal), backward 2.5x that. The fused backward is timed
 alone (its kernel, from a saved forward); the composition's and PyTorch's backward are their
 forward+backward time minus their forward time. Each figure is the median over the rounds
-(PyTorch's multi-second cases run in the first round only). Usage:
+(the multi-second cases of the composition and PyTorch, N = 4096, run in the
+first round only). Usage:
   /usr/bin/python3 bench/attention_compare.py --bench build/bench/bench_attention [--markdown]
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,10 +36,12 @@ def run_ours(binary, threads, min_time, filt):
     return out, res.get("context", {})
 
 
-def run_torch(threads, min_time, skip_large):
+def run_torch(threads, min_time, skip_large, filt):
     here = os.path.dirname(os.path.abspath(__file__))
     cmd = [sys.executable, os.path.join(here, "torch_attention.py"), "--threads", str(threads),
            "--min-time", str(min_time)]
+    if filt:
+        cmd += ["--filter", filt]
     if skip_large:
         cmd.append("--skip-large")
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -50,6 +54,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--filter", default="", help="substring of the shape names (e.g. N1024_D64)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--markdown", action="store_true")
@@ -58,12 +63,16 @@ def main():
     ours_runs, torch_runs, flop = {}, {}, {}
     ctx, torch_version = {}, "-"
     for r in range(args.rounds):
-        o, ctx = run_ours(args.bench, args.threads, args.min_time, "^(fma|fused|unfused|sgemm)")
+        # The composition's N = 4096 cases take tens of seconds: first round only, as PyTorch's.
+        filt = "^(fma|fused|unfused|sgemm)" if r == 0 else "^(fma|fused|sgemm)|^unfused.*_N(1|5)"
+        if args.filter:
+            filt = f"^fma|/.*{re.escape(args.filter)}"
+        o, ctx = run_ours(args.bench, args.threads, args.min_time, filt)
         for k, b in o.items():
             ours_runs.setdefault(k, []).append(b["real_time"])  # microseconds
             flop[k] = b["flop"]
         if not args.no_torch:
-            t, torch_version = run_torch(args.threads, args.min_time, skip_large=r > 0)
+            t, torch_version = run_torch(args.threads, args.min_time, r > 0, args.filter)
             for k, v in t.items():
                 torch_runs.setdefault(k, []).append(v)
     ours = {k: median(v) for k, v in ours_runs.items()}

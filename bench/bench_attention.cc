@@ -59,8 +59,7 @@ __attribute__((target("avx2,fma"))) double FmaLoop256(int64_t iters) {
   return 2.0 * 8 * 12 * iters;
 }
 
-void BM_FmaPeak(benchmark::State& st) {
-  const int threads = static_cast<int>(st.range(0));
+void BM_FmaPeak(benchmark::State& st, int threads) {
   const int64_t iters = 1 << 20;
   const bool avx512 = __builtin_cpu_supports("avx512f");
   double flops = 0;
@@ -84,12 +83,7 @@ double ForwardFlops(const Shape4& s) {
   return 4.0 * s.b * s.h * s.n * s.n * s.d * (s.causal ? 0.5 : 1.0);
 }
 
-Shape4 ShapeOf(const benchmark::State& st) {
-  return {st.range(0), 8, st.range(1), st.range(2), st.range(3) != 0};
-}
-
-void BM_FusedForward(benchmark::State& st) {
-  const Shape4 s = ShapeOf(st);
+void BM_FusedForward(benchmark::State& st, Shape4 s) {
   attend::Generator gen(1);
   Tensor q = Tensor::Randn({s.b, s.h, s.n, s.d}, gen), k = Tensor::Randn({s.b, s.h, s.n, s.d}, gen),
          v = Tensor::Randn({s.b, s.h, s.n, s.d}, gen);
@@ -102,8 +96,7 @@ void BM_FusedForward(benchmark::State& st) {
 }
 
 // The backward kernel alone, from the forward's output and log-sum-exp.
-void BM_FusedBackward(benchmark::State& st) {
-  const Shape4 s = ShapeOf(st);
+void BM_FusedBackward(benchmark::State& st, Shape4 s) {
   attend::Generator gen(1);
   const int64_t rows = s.b * s.h * s.n;
   Tensor q = Tensor::Randn({rows, s.d}, gen), k = Tensor::Randn({rows, s.d}, gen),
@@ -133,8 +126,7 @@ void BM_FusedBackward(benchmark::State& st) {
 
 // The composition in this project: Matmul, Softmax (masked), Matmul. backward = true times
 // forward and backward together (the compare script subtracts the forward).
-void BM_Unfused(benchmark::State& st, bool backward) {
-  const Shape4 s = ShapeOf(st);
+void BM_Unfused(benchmark::State& st, Shape4 s, bool backward) {
   attend::Generator gen(1);
   Tensor q = Tensor::Randn({s.b, s.h, s.n, s.d}, gen).set_requires_grad(backward),
          k = Tensor::Randn({s.b, s.h, s.n, s.d}, gen).set_requires_grad(backward),
@@ -150,8 +142,7 @@ void BM_Unfused(benchmark::State& st, bool backward) {
 
 // Raw cblas_sgemm on the same two GEMMs, head by head: S = q k^T [N, N], O = S v. The FLOPs are
 // those of the non-causal problem (a GEMM cannot skip the masked half).
-void BM_Sgemm(benchmark::State& st) {
-  Shape4 s = ShapeOf(st);
+void BM_Sgemm(benchmark::State& st, Shape4 s) {
   s.causal = false;
   attend::Generator gen(1);
   Tensor q = Tensor::Randn({s.n, s.d}, gen), k = Tensor::Randn({s.n, s.d}, gen),
@@ -186,8 +177,8 @@ double ReadStatusKb(const char* key) {
 
 // B = 1, heads H, length N, D = 64: tensor bytes at the allocator's peak and the process's peak
 // RSS above its RSS before the step (both include q, k, v, the output and the gradients).
-void BM_Memory(benchmark::State& st) {
-  const int64_t h = st.range(0), n = st.range(1), d = 64;
+void BM_Memory(benchmark::State& st, int64_t h, int64_t n) {
+  const int64_t d = 64;
   attend::EmptyCache();
   attend::Generator gen(1);
   double peak_alloc = 0, peak_rss = 0;
@@ -211,10 +202,11 @@ void BM_Memory(benchmark::State& st) {
   st.counters["flop"] = 3.5 * 4.0 * h * n * n * d * 0.5;
 }
 
+#define REG(name, ...)                                                                \
+  benchmark::RegisterBenchmark((name).c_str(), __VA_ARGS__)->UseRealTime()->Unit(benchmark::kMicrosecond)
+
 int RegisterAll() {
-  for (int t : {1, 2})
-    benchmark::RegisterBenchmark(("fma_peak/threads:" + std::to_string(t)).c_str(), BM_FmaPeak)
-        ->Arg(t)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  for (int t : {1, 2}) REG("fma_peak/threads:" + std::to_string(t), BM_FmaPeak, t);
   for (int64_t b : {1, 4})
     for (int64_t n : {128, 512, 1024, 4096})
       for (int64_t d : {64, 128}) {
@@ -223,29 +215,22 @@ int RegisterAll() {
         // The composition's [B, H, N, N] tensors at B = 4, N = 4096 (2 GiB each, several alive
         // in backward) do not fit beside other work on the 23 GiB machine: skipped there.
         const bool unfused_fits = b * n < 4 * 4096;
-        for (int causal : {0, 1}) {
+        for (bool causal : {false, true}) {
           const std::string name = shape + (causal ? "_causal" : "");
-          const std::vector<int64_t> args = {b, n, d, causal};
-          benchmark::RegisterBenchmark(("fused_fwd/" + name).c_str(), BM_FusedForward)
-              ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
-          benchmark::RegisterBenchmark(("fused_bwd/" + name).c_str(), BM_FusedBackward)
-              ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+          const Shape4 s{b, 8, n, d, causal};
+          REG("fused_fwd/" + name, BM_FusedForward, s);
+          REG("fused_bwd/" + name, BM_FusedBackward, s);
           if (unfused_fits) {
-            benchmark::RegisterBenchmark(("unfused_fwd/" + name).c_str(), BM_Unfused, false)
-                ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
-            benchmark::RegisterBenchmark(("unfused_fwdbwd/" + name).c_str(), BM_Unfused, true)
-                ->Args(args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+            REG("unfused_fwd/" + name, BM_Unfused, s, false);
+            REG("unfused_fwdbwd/" + name, BM_Unfused, s, true);
           }
         }
-        benchmark::RegisterBenchmark(("sgemm/" + shape).c_str(), BM_Sgemm)
-            ->Args({b, n, d, 0})->UseRealTime()->Unit(benchmark::kMicrosecond);
+        REG("sgemm/" + shape, BM_Sgemm, Shape4{b, 8, n, d, false});
       }
   for (int64_t h : {1, 2, 4, 8})
-    benchmark::RegisterBenchmark(("memory/H" + std::to_string(h) + "_N16384").c_str(), BM_Memory)
-        ->Args({h, 16384})->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+    REG("memory/H" + std::to_string(h) + "_N16384", BM_Memory, h, 16384)->Iterations(1);
   for (int64_t n : {2048, 4096, 8192})
-    benchmark::RegisterBenchmark(("memory/H1_N" + std::to_string(n)).c_str(), BM_Memory)
-        ->Args({1, n})->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+    REG("memory/H1_N" + std::to_string(n), BM_Memory, 1, n)->Iterations(1);
   return 0;
 }
 const int registered = RegisterAll();
