@@ -1,0 +1,157 @@
+// Parallel corpora: the GNU gettext .mo catalog reader, the default corpus built from Debian's
+// installed catalogs (`attend corpus debian`), and readers/writers for users' own parallel text.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attend::io {
+
+// ---- GNU gettext .mo catalogs ----
+
+// One translated message. msgctxt and msgid come from the original string ("ctxt\x04id" when a
+// context is present, "id\0id_plural" for plurals); msgstr holds one form per plural index.
+struct MoEntry {
+  bool has_context = false;
+  std::string context;                // msgctxt, without the \x04 separator
+  std::string msgid;                  // singular msgid
+  std::string msgid_plural;           // empty unless is_plural
+  bool is_plural = false;
+  std::vector<std::string> msgstr;    // [nplurals] for plurals, [1] otherwise
+};
+
+struct MoCatalog {
+  std::string source;                 // file name used in messages
+  bool big_endian = false;            // byte order of the file
+  uint32_t revision = 0;              // major << 16 | minor
+  std::string charset;                // lower-cased, from the header's Content-Type ("" if none)
+  // True when the entries are UTF-8: the charset is UTF-8 or ASCII (or absent), or it was
+  // ISO-8859-1 and every string was converted. False for any other charset: then `entries` is
+  // empty, since the bytes cannot be read without a converter.
+  bool charset_supported = true;
+  bool converted_from_latin1 = false;
+  std::string header;                 // msgstr of the header entry (empty msgid), converted
+  std::string plural_forms;           // the header's "Plural-Forms:" value ("" if none)
+  std::vector<MoEntry> entries;       // every entry except the header, in file order
+  // Revision 0.1 files may hold system-dependent strings (<PRIu64> and the like) in separate
+  // tables; they are not read, only counted.
+  uint32_t system_dependent_strings = 0;
+};
+
+// Reads a .mo file. The file is untrusted: the magic (either byte order), the major revision
+// (0 or 1), the table offsets, each string's offset and length (and its terminating NUL) are all
+// checked against the file size, and anything wrong throws attend::Error naming the file and the
+// problem ("string 12 of the translation table: offset 4000 + length 30 is past the end of the
+// file (3500 bytes)"). Never reads out of bounds.
+MoCatalog ReadMoCatalog(const std::string& path);
+// The same from bytes in memory; `source` names them in messages.
+MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source);
+
+// Evaluates a gettext plural expression ("(n != 1)", "n%10==1 && n%100!=11 ? 0 : 1", ...) at
+// `n`: C syntax with n, integers, ?:, ||, &&, comparisons, + - * / %, ! and parentheses.
+// Throws attend::Error on a syntax error or a division by zero.
+uint64_t EvaluatePluralExpression(std::string_view expression, uint64_t n);
+// The plural index of a catalog's singular form: its Plural-Forms evaluated at n = 1, or 0 when
+// the catalog has no Plural-Forms (gettext's default is "n != 1"). -1 when the expression does
+// not parse or points past nplurals.
+int SingularPluralIndex(const MoCatalog& catalog);
+
+// ---- the default corpus from installed gettext catalogs ----
+
+struct DebianCorpusOptions {
+  std::string src = "en";                        // "en" pairs msgid with msgstr
+  std::string tgt = "de";
+  std::string locale_dir = "/usr/share/locale";  // reads <locale_dir>/<lang>/LC_MESSAGES/*.mo
+  std::string out_dir;                           // receives train/dev/test.<lang>, stats.json
+  size_t max_bytes = 400;                        // longer sides (after cleaning) are dropped
+  // Split by FNV-1a 64 of the cleaned source: hash % 1000 below dev_per_mille goes to dev, the
+  // next test_per_mille to test, the rest to train. Every pair with the same source lands in
+  // the same split, and a sentence's split does not move when catalogs are added.
+  uint32_t dev_per_mille = 15;
+  uint32_t test_per_mille = 15;
+  // Identical sides (untranslated names: "Szeged" -> "Szeged") are always dropped from dev and
+  // test; with this, from train as well.
+  bool drop_identical_train = false;
+};
+
+// Counts of everything the build read, dropped and wrote (also written as stats.json).
+struct DebianCorpusStats {
+  size_t catalogs_found = 0;            // <tgt>/LC_MESSAGES/*.mo
+  size_t catalogs_read = 0;
+  size_t catalogs_latin1 = 0;           // converted from ISO-8859-1
+  size_t catalogs_skipped_charset = 0;  // other non-UTF-8 charsets
+  size_t catalogs_skipped_corrupt = 0;  // ReadMoCatalog threw; the message is kept below
+  size_t catalogs_skipped_no_source = 0;  // src != en: no <src> catalog of the same name
+  std::vector<std::string> skipped;     // "name: reason" for each skipped catalog
+  // Entry counts: raw entries (header excluded) and the drops by rule, in rule order.
+  size_t raw_entries = 0;
+  std::map<std::string, size_t> dropped;
+  size_t plural_singular_kept = 0;      // plural entries that contributed their singular
+  size_t accelerators_stripped = 0;     // pairs whose mnemonic markers were removed
+  size_t pairs_before_split = 0;        // unique pairs
+  size_t train = 0, dev = 0, test = 0;
+};
+
+// Builds the corpus and writes it (atomically) under options.out_dir: train.<src>,
+// train.<tgt>, dev.*, test.* and stats.json. The rules, in order, are documented in
+// docs/cli.md ("attend corpus"). Throws attend::Error when the locale directory or the target
+// language's LC_MESSAGES is missing, when no catalog could be read, or on write errors;
+// single unreadable or corrupt catalogs are skipped and counted.
+DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& options);
+
+// The cleaning applied to each side before the rules (exposed for tests): control characters
+// (newlines, tabs, ...) become spaces, runs of ASCII whitespace collapse to one space, the ends
+// are trimmed.
+std::string NormalizeWhitespace(std::string_view text);
+// True when `text` holds no letter once printf directives (%s, %1$d, %%), brace fields ({0},
+// {name}), digits, punctuation and spaces are taken out: "%s: %s", "%d%%", "--", "{0}".
+bool IsFormatOnly(std::string_view text);
+// Removes gettext accelerator markers from a pair when that is unambiguous: a side holding
+// exactly one '_' (or one '&') followed by a letter or digit loses it, unless the word around it
+// also appears verbatim on the other side (an identifier such as LC_ALL or AT&T). "__" and "&&"
+// (literal characters), HTML entities (&amp;) and a marker before a space are left alone; a
+// parenthesised "(_F)" / "(&F)" suffix (CJK style) is removed whole. Returns true when it
+// changed anything.
+bool StripAccelerators(std::string& src, std::string& tgt);
+// FNV-1a 64 of the bytes.
+uint64_t Fnv1a64(std::string_view bytes);
+
+// ---- users' parallel data ----
+
+struct SentencePair {
+  std::string src;
+  std::string tgt;
+};
+
+struct ReadOptions {
+  size_t max_bytes = 2048;   // a longer line is an error (its length is named)
+  bool skip_empty = false;   // skip empty lines (in parallel data: pairs with an empty side)
+};
+
+// Lines of a UTF-8 text file ("-" reads stdin), without their "\n" and a trailing "\r"; a
+// UTF-8 byte-order mark at the start is dropped. attend::Error with "file:line" for: a missing
+// or unreadable file, invalid UTF-8 (with the byte offset), an empty line (unless skip_empty),
+// a line over max_bytes.
+std::vector<std::string> ReadLines(const std::string& path, const ReadOptions& options = {});
+// Sentence i of src_path with sentence i of tgt_path; the files must have as many lines (both
+// counts are named otherwise). With skip_empty, a pair with an empty side is skipped.
+std::vector<SentencePair> ReadParallelText(const std::string& src_path, const std::string& tgt_path,
+                                           const ReadOptions& options = {});
+// "source<TAB>target" per line; a line without exactly one tab is an error naming file:line.
+std::vector<SentencePair> ReadTsv(const std::string& path, const ReadOptions& options = {});
+// Writes lines joined by "\n" (with a final "\n") atomically: into a temporary file in the
+// same directory, fsync, rename. A line containing '\n' is refused.
+void WriteLinesAtomic(const std::string& path, const std::vector<std::string>& lines);
+// Writes `contents` to `path` atomically (as above).
+void WriteFileAtomic(const std::string& path, std::string_view contents);
+
+// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool IsValidUtf8(std::string_view text);
+// Offset of the first byte of the first invalid sequence, or std::string_view::npos.
+size_t FirstInvalidUtf8(std::string_view text);
+
+}  // namespace attend::io
