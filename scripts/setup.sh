@@ -30,7 +30,6 @@ CORPUS_PACKAGES=(
   pidgin-data hexchat-common filezilla-common lynx-common mc-data aptitude-common libsane-common
 )
 PACKAGES+=("${CORPUS_PACKAGES[@]}")
-)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
