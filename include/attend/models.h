@@ -38,7 +38,7 @@ struct ModelConfig {
   // RNN encoder-decoder.
   std::string cell = "gru";        // gru | lstm
   int64_t embed_dim = 256;
-  int64_t hidden_dim = 256;        // per direction in the (bidirectional) encoder; decoder size
+  int64_t hidden_dim = 256;        // decoder size = encoder output (hidden_dim / 2 per direction)
   int64_t encoder_layers = 1, decoder_layers = 1;
   std::string score = "additive";  // additive | dot | general | concat | location
   int64_t attention_dim = 256;     // additive / concat

@@ -1,0 +1,148 @@
+// Neural machine translation on top of the models: the subword vocabulary (SentencePiece),
+// token-count batching with length buckets, the trainer, greedy and beam search, alignments.
+// The `attend train` and `attend translate` commands are thin layers over these calls.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "attend/models.h"
+#include "attend/tensor.h"
+
+namespace attend::nmt {
+
+// ---- vocabulary ------------------------------------------------------------------------------
+// One joint subword vocabulary for both languages (so the Transformer can share embeddings).
+// Ids 0..3 are pad, unk, bos, eos (models::SpecialIds).
+struct VocabularyOptions {
+  int64_t size = 8000;
+  std::string model_type = "unigram";  // unigram | bpe
+  double character_coverage = 1.0;
+  int64_t max_sentences = 200000;      // sentences sampled for training the vocabulary
+  uint32_t seed = 1;
+};
+
+class Vocabulary {
+ public:
+  Vocabulary();
+  ~Vocabulary();
+  Vocabulary(Vocabulary&&) noexcept;
+  Vocabulary& operator=(Vocabulary&&) noexcept;
+  // Trains on `sentences` (both languages' sides); deterministic for the same input and seed.
+  static Vocabulary Train(const std::vector<std::string>& sentences,
+                          const VocabularyOptions& options);
+  // A SentencePiece model file (or its bytes); `source` names it in errors. The model must use
+  // the ids 0..3 for pad, unk, bos, eos.
+  static Vocabulary Load(const std::string& path);
+  static Vocabulary FromBytes(const std::string& bytes, const std::string& source);
+  void Save(const std::string& path) const;  // atomically
+  std::string bytes() const;
+
+  int64_t size() const;
+  std::vector<int64_t> Encode(const std::string& text) const;  // no bos/eos
+  std::string Decode(const std::vector<int64_t>& ids) const;   // stops at nothing; skips 0..3
+  std::string Piece(int64_t id) const;
+  std::vector<std::string> Pieces(const std::vector<int64_t>& ids) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- data ------------------------------------------------------------------------------------
+struct Example {
+  std::vector<int64_t> src, tgt;  // subword ids, no bos/eos
+  int64_t index = 0;              // line in the corpus
+};
+
+// Encodes sentence pairs; pairs longer than max_len subwords on either side are dropped
+// (training) and counted in *dropped.
+std::vector<Example> EncodePairs(const Vocabulary& vocab,
+                                 const std::vector<std::pair<std::string, std::string>>& pairs,
+                                 int64_t max_len, int64_t* dropped = nullptr);
+
+// Pads the examples `order` of `examples` into a batch (tgt_in = bos y, tgt_out = y eos).
+models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<int64_t>& order);
+
+// Batches by token count: examples sorted by length inside buckets, each batch holds at most
+// max_tokens padded target (and source) tokens; the order of batches is shuffled per epoch from
+// (seed, epoch), so an epoch's batches are a pure function of the data, the seed and the epoch.
+std::vector<std::vector<int64_t>> MakeBatches(const std::vector<Example>& examples,
+                                              int64_t max_tokens, uint64_t seed, int64_t epoch);
+
+// ---- search ----------------------------------------------------------------------------------
+struct SearchOptions {
+  int64_t beam = 5;              // 1 = greedy
+  int64_t nbest = 1;             // hypotheses returned per sentence (<= beam)
+  double length_penalty = 1.0;   // GNMT's alpha: score / ((5 + len) / 6)^alpha; 0 = none
+  double max_len_ratio = 2.0;    // output length limit: ratio * source length + max_len_extra
+  int64_t max_len_extra = 10;
+  int64_t batch_size = 32;       // sentences decoded together
+  bool keep_attention = false;   // store each target token's weights over the source
+};
+
+struct Hypothesis {
+  std::vector<int64_t> tokens;                // without bos / eos
+  double log_prob = 0.0;                      // sum of the tokens' (and eos') log-probabilities
+  double score = 0.0;                         // log_prob with the length penalty
+  std::vector<std::vector<float>> attention;  // [tokens + 1 (eos)][source length]
+};
+
+// Translates each source (subword ids) and returns nbest hypotheses per sentence, best first.
+// Runs in eval mode without gradients; the model's state is restored afterwards.
+std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
+                                               const std::vector<std::vector<int64_t>>& sources,
+                                               const SearchOptions& options);
+
+// Alignments from attention weights [target][source]: hard (Pharaoh "src-tgt" pairs, each
+// target token aligned to its highest-weighted source token, 0-based) and soft (one
+// distribution per target token: weights joined by ' ', tokens by " | ").
+std::string HardAlignment(const std::vector<std::vector<float>>& attention);
+std::string SoftAlignment(const std::vector<std::vector<float>>& attention, int precision = 3);
+
+// ---- training --------------------------------------------------------------------------------
+struct TrainOptions {
+  std::string out_dir = "model";   // best.ckpt, last.ckpt, vocab.model, train.log
+  int64_t max_tokens = 2048;       // tokens per batch
+  int64_t max_len = 100;           // training pairs longer than this (subwords) are dropped
+  double lr = 1e-3;                // peak learning rate (Adam)
+  int64_t warmup = 500;            // steps of linear warm-up, then inverse square root decay
+  double clip_norm = 1.0;
+  double label_smoothing = 0.1;
+  int64_t max_steps = 0, max_epochs = 0;  // 0 = no limit (one of the three must be set)
+  double max_minutes = 0.0;
+  int64_t valid_every = 500;       // steps between validations (and at the end)
+  int64_t valid_sentences = 500;   // dev sentences decoded (greedy) for BLEU/chrF
+  int64_t patience = 0;            // validations without a better dev BLEU before stopping; 0 = off
+  uint64_t seed = 1;
+  int64_t log_every = 50;
+  bool progress = true;            // the progress bar on stderr
+  int threads = 0;                 // 0 = the machine's cores
+};
+
+struct TrainSummary {
+  int64_t steps = 0, epochs_started = 0;
+  double best_bleu = 0.0, last_dev_loss = 0.0, seconds = 0.0, tokens_per_second = 0.0;
+  std::string stop_reason;
+};
+
+// Trains `model` on `train`, validating on `dev`, writing checkpoints to options.out_dir. With
+// `resume`, continues last.ckpt exactly (same batches, same random streams) to the same result
+// an uninterrupted run gives. The config JSON stored in the checkpoints holds `model_config`.
+TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
+                   const std::vector<Example>& train, const std::vector<Example>& dev,
+                   const std::vector<std::pair<std::string, std::string>>& dev_text,
+                   const TrainOptions& options, bool resume);
+
+// A trained model loaded from a checkpoint written by Train (config, weights and vocabulary).
+struct LoadedModel {
+  std::shared_ptr<models::Seq2Seq> model;
+  Vocabulary vocab;
+};
+LoadedModel LoadModel(const std::string& checkpoint_path);
+
+}  // namespace attend::nmt

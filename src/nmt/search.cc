@@ -1,0 +1,224 @@
+// Greedy and beam search over a Seq2Seq model (batched across sentences and hypotheses), and
+// alignments read off the attention weights.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "attend/autograd.h"
+#include "attend/error.h"
+#include "attend/nmt.h"
+
+namespace attend::nmt {
+
+using models::SpecialIds;
+
+namespace {
+
+struct Live {
+  std::vector<int64_t> tokens;
+  double log_prob = 0.0;
+  std::vector<std::vector<float>> attention;
+  int64_t sentence = 0;  // index in the chunk
+};
+
+double Penalty(size_t length, double alpha) {
+  return alpha == 0.0 ? 1.0 : std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
+}
+
+// Restores the model's train/eval mode when decoding ends (also on an exception).
+class EvalScope {
+ public:
+  explicit EvalScope(models::Seq2Seq& m) : m_(m), was_training_(m.training()) { m_.Eval(); }
+  ~EvalScope() { m_.Train(was_training_); }
+
+ private:
+  models::Seq2Seq& m_;
+  bool was_training_;
+};
+
+void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>& sources,
+                 const std::vector<int64_t>& chunk, const SearchOptions& opt,
+                 std::vector<std::vector<Hypothesis>>* results) {
+  const int64_t b = static_cast<int64_t>(chunk.size());
+  int64_t s = 0;
+  for (int64_t i : chunk) s = std::max<int64_t>(s, sources[i].size());
+  Tensor src = Tensor::Zeros({b, s}, DType::kI64), lengths = Tensor::Zeros({b}, DType::kI64);
+  std::vector<int64_t> max_len(b);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& x = sources[chunk[r]];
+    std::copy(x.begin(), x.end(), src.data<int64_t>() + r * s);
+    lengths.data<int64_t>()[r] = static_cast<int64_t>(x.size());
+    max_len[r] = static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(x.size())) +
+                 opt.max_len_extra;
+  }
+  std::unique_ptr<models::DecoderState> state = model.Start(src, lengths);
+  std::vector<Live> live(b);
+  for (int64_t r = 0; r < b; ++r) live[r].sentence = r;
+  std::vector<std::vector<Hypothesis>> finished(b);
+  std::vector<char> done(b, 0);
+  auto finish = [&](const Live& h, double eos_log_prob, std::vector<float> eos_attention) {
+    Hypothesis out;
+    out.tokens = h.tokens;
+    out.log_prob = h.log_prob + eos_log_prob;
+    out.score = out.log_prob / Penalty(h.tokens.size() + 1, opt.length_penalty);
+    if (opt.keep_attention) {
+      out.attention = h.attention;
+      out.attention.push_back(std::move(eos_attention));
+    }
+    finished[h.sentence].push_back(std::move(out));
+  };
+  Tensor tokens = Tensor::Full({b}, static_cast<double>(SpecialIds::kBos), DType::kI64);
+  for (int64_t step = 0; !live.empty(); ++step) {
+    Tensor attn;
+    Tensor logp = model.Step(*state, tokens, opt.keep_attention ? &attn : nullptr).Contiguous();
+    const int64_t v = logp.size(1);
+    const float* lp = logp.data<float>();
+    Tensor attn_c = opt.keep_attention ? attn.Contiguous() : Tensor();
+    auto attention_row = [&](int64_t row) {
+      if (!opt.keep_attention) return std::vector<float>();
+      const float* a = attn_c.data<float>() + row * attn_c.size(1);
+      const int64_t len = static_cast<int64_t>(sources[chunk[live[row].sentence]].size());
+      return std::vector<float>(a, a + len);
+    };
+    // Candidates per sentence: (score, row, token), the `beam` best tokens of each row.
+    struct Cand {
+      double log_prob;
+      int64_t row, token;
+    };
+    std::vector<std::vector<Cand>> cands(b);
+    std::vector<int64_t> idx(v);
+    const int64_t k = std::min<int64_t>(opt.beam, v);
+    for (int64_t row = 0; row < static_cast<int64_t>(live.size()); ++row) {
+      const Live& h = live[row];
+      const float* p = lp + row * v;
+      if (static_cast<int64_t>(h.tokens.size()) >= max_len[h.sentence]) {
+        // Out of length: this hypothesis ends here.
+        finish(h, p[SpecialIds::kEos], attention_row(row));
+        continue;
+      }
+      std::iota(idx.begin(), idx.end(), 0);
+      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t c) {
+        return p[a] > p[c] || (p[a] == p[c] && a < c);
+      });
+      for (int64_t j = 0; j < k; ++j)
+        cands[h.sentence].push_back({h.log_prob + p[idx[j]], row, idx[j]});
+    }
+    std::vector<Live> next;
+    std::vector<int64_t> rows;
+    for (int64_t sent = 0; sent < b; ++sent) {
+      if (done[sent]) continue;
+      auto& c = cands[sent];
+      std::stable_sort(c.begin(), c.end(),
+                       [](const Cand& x, const Cand& y) { return x.log_prob > y.log_prob; });
+      int64_t kept = 0;
+      for (const Cand& cand : c) {
+        if (kept >= opt.beam) break;
+        const Live& parent = live[cand.row];
+        if (cand.token == SpecialIds::kEos) {
+          finish(parent, cand.log_prob - parent.log_prob, attention_row(cand.row));
+          if (static_cast<int64_t>(finished[sent].size()) >= opt.beam) break;
+          continue;
+        }
+        Live h;
+        h.tokens = parent.tokens;
+        h.tokens.push_back(cand.token);
+        h.log_prob = cand.log_prob;
+        h.sentence = sent;
+        if (opt.keep_attention) {
+          h.attention = parent.attention;
+          h.attention.push_back(attention_row(cand.row));
+        }
+        next.push_back(std::move(h));
+        rows.push_back(cand.row);
+        ++kept;
+      }
+      if (static_cast<int64_t>(finished[sent].size()) >= opt.beam || kept == 0) {
+        done[sent] = 1;
+        // Drop this sentence's live hypotheses.
+        for (size_t i = next.size(); i-- > 0;) {
+          if (next[i].sentence != sent) break;
+          next.pop_back();
+          rows.pop_back();
+        }
+      }
+    }
+    live = std::move(next);
+    if (live.empty()) break;
+    model.Select(*state, Tensor::FromVector(rows, {static_cast<int64_t>(rows.size())}));
+    std::vector<int64_t> last(live.size());
+    for (size_t i = 0; i < live.size(); ++i) last[i] = live[i].tokens.back();
+    tokens = Tensor::FromVector(last, {static_cast<int64_t>(last.size())});
+  }
+  for (int64_t sent = 0; sent < b; ++sent) {
+    auto& f = finished[sent];
+    std::stable_sort(f.begin(), f.end(),
+                     [](const Hypothesis& x, const Hypothesis& y) { return x.score > y.score; });
+    if (static_cast<int64_t>(f.size()) > opt.nbest) f.resize(opt.nbest);
+    (*results)[chunk[sent]] = std::move(f);
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
+                                               const std::vector<std::vector<int64_t>>& sources,
+                                               const SearchOptions& opt) {
+  ATTEND_CHECK(opt.beam >= 1, "translate: beam size must be at least 1, got ", opt.beam);
+  ATTEND_CHECK(opt.nbest >= 1 && opt.nbest <= opt.beam, "translate: n-best ", opt.nbest,
+               " must be in 1..beam (", opt.beam, ")");
+  ATTEND_CHECK(opt.batch_size >= 1, "translate: batch size must be positive");
+  ATTEND_CHECK(opt.max_len_ratio >= 0 && opt.max_len_extra >= 1,
+               "translate: the output length limit must allow at least one token");
+  NoGradGuard no_grad;
+  EvalScope eval(model);
+  std::vector<std::vector<Hypothesis>> results(sources.size());
+  // Empty sources translate to empty outputs; the others are decoded in chunks of similar length.
+  std::vector<int64_t> order;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (sources[i].empty()) {
+      results[i].push_back(Hypothesis{});
+    } else {
+      order.push_back(static_cast<int64_t>(i));
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) {
+    return sources[a].size() < sources[c].size();
+  });
+  for (size_t at = 0; at < order.size(); at += opt.batch_size) {
+    std::vector<int64_t> chunk(order.begin() + at,
+                               order.begin() + std::min(order.size(), at + opt.batch_size));
+    DecodeChunk(model, sources, chunk, opt, &results);
+  }
+  return results;
+}
+
+std::string HardAlignment(const std::vector<std::vector<float>>& attention) {
+  std::string out;
+  // The last row belongs to eos; it aligns no target token.
+  const size_t n = attention.empty() ? 0 : attention.size() - 1;
+  for (size_t t = 0; t < n; ++t) {
+    const auto& row = attention[t];
+    if (row.empty()) continue;
+    const size_t j = std::max_element(row.begin(), row.end()) - row.begin();
+    if (!out.empty()) out += ' ';
+    out += std::to_string(j) + "-" + std::to_string(t);
+  }
+  return out;
+}
+
+std::string SoftAlignment(const std::vector<std::vector<float>>& attention, int precision) {
+  std::string out;
+  const size_t n = attention.empty() ? 0 : attention.size() - 1;
+  char buf[64];
+  for (size_t t = 0; t < n; ++t) {
+    if (t) out += " | ";
+    for (size_t j = 0; j < attention[t].size(); ++j) {
+      std::snprintf(buf, sizeof(buf), "%s%.*f", j ? " " : "", precision, attention[t][j]);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace attend::nmt

@@ -1,0 +1,409 @@
+// The training loop of `attend train`: token-count batches, Adam with warm-up, clipping,
+// validation (loss, BLEU, chrF), early stopping, best/last checkpoints, exact resume, progress.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "attend/autograd.h"
+#include "attend/checkpoint.h"
+#include "attend/error.h"
+#include "attend/metrics.h"
+#include "attend/nmt.h"
+#include "attend/ops.h"
+#include "attend/optim.h"
+
+namespace attend::nmt {
+
+using models::SpecialIds;
+
+namespace {
+
+constexpr const char* kVocabKey = "vocab.spm.base64";
+
+const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Base64Encode(const std::string& in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += kB64[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string Base64Decode(const std::string& in, const std::string& source) {
+  ATTEND_CHECK(in.size() % 4 == 0, source, ": the stored vocabulary is not valid base64");
+  auto value = [&](char c) -> uint32_t {
+    const char* p = std::strchr(kB64, c);
+    ATTEND_CHECK(c != 0 && p != nullptr, source, ": the stored vocabulary is not valid base64");
+    return static_cast<uint32_t>(p - kB64);
+  };
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 4) {
+    const int pad = (in[i + 3] == '=') + (in[i + 2] == '=');
+    ATTEND_CHECK(pad == 0 || i + 4 == in.size(), source, ": bad base64 padding");
+    uint32_t v = (value(in[i]) << 18) | (value(in[i + 1]) << 12);
+    if (pad < 2) v |= value(in[i + 2]) << 6;
+    if (pad < 1) v |= value(in[i + 3]);
+    out += static_cast<char>((v >> 16) & 255);
+    if (pad < 2) out += static_cast<char>((v >> 8) & 255);
+    if (pad < 1) out += static_cast<char>(v & 255);
+  }
+  return out;
+}
+
+std::string FormatDuration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+  else
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  return buf;
+}
+
+nlohmann::json TrainOptionsJson(const TrainOptions& o) {
+  return {{"max_tokens", o.max_tokens},   {"max_len", o.max_len},
+          {"lr", o.lr},                   {"warmup", o.warmup},
+          {"clip_norm", o.clip_norm},     {"label_smoothing", o.label_smoothing},
+          {"max_steps", o.max_steps},     {"max_epochs", o.max_epochs},
+          {"max_minutes", o.max_minutes}, {"valid_every", o.valid_every},
+          {"valid_sentences", o.valid_sentences}, {"patience", o.patience},
+          {"seed", o.seed}};
+}
+
+// Where the loop stands; stored in every checkpoint so a resumed run continues exactly.
+struct Progress {
+  int64_t step = 0, epoch = 0, batch_in_epoch = 0, bad_validations = 0;
+  double best_bleu = -1.0, seconds = 0.0, tokens = 0.0;
+  io::Metadata ToMetadata() const {
+    auto num = [](double v) {
+      std::ostringstream s;
+      s.precision(17);
+      s << v;
+      return s.str();
+    };
+    return {{"trainer.step", std::to_string(step)},
+            {"trainer.epoch", std::to_string(epoch)},
+            {"trainer.batch_in_epoch", std::to_string(batch_in_epoch)},
+            {"trainer.bad_validations", std::to_string(bad_validations)},
+            {"trainer.best_bleu", num(best_bleu)},
+            {"trainer.seconds", num(seconds)},
+            {"trainer.tokens", num(tokens)}};
+  }
+  static Progress FromMetadata(const io::Metadata& m, const std::string& source) {
+    auto get = [&](const char* key) -> const std::string& {
+      auto it = m.find(key);
+      ATTEND_CHECK(it != m.end(), source, ": not a training checkpoint (no '", key, "')");
+      return it->second;
+    };
+    Progress p;
+    try {
+      p.step = std::stoll(get("trainer.step"));
+      p.epoch = std::stoll(get("trainer.epoch"));
+      p.batch_in_epoch = std::stoll(get("trainer.batch_in_epoch"));
+      p.bad_validations = std::stoll(get("trainer.bad_validations"));
+      p.best_bleu = std::stod(get("trainer.best_bleu"));
+      p.seconds = std::stod(get("trainer.seconds"));
+      p.tokens = std::stod(get("trainer.tokens"));
+    } catch (const std::logic_error&) {
+      ATTEND_CHECK(false, source, ": a trainer.* entry is not a number");
+    }
+    return p;
+  }
+};
+
+class Logger {
+ public:
+  Logger(const std::string& path, bool progress) : progress_(progress && isatty(2)) {
+    file_.open(path, std::ios::app);
+    ATTEND_CHECK(file_.good(), "train: cannot open the log file ", path);
+  }
+  // A line in the log file and on stderr.
+  void Line(const std::string& s) {
+    ClearBar();
+    std::fprintf(stderr, "%s\n", s.c_str());
+    file_ << s << '\n';
+    file_.flush();
+  }
+  void Bar(const std::string& s) {
+    if (!progress_) return;
+    std::fprintf(stderr, "\r%s\x1b[K", s.c_str());
+    std::fflush(stderr);
+    bar_shown_ = true;
+  }
+  void ClearBar() {
+    if (bar_shown_) std::fprintf(stderr, "\r\x1b[K");
+    bar_shown_ = false;
+  }
+
+ private:
+  std::ofstream file_;
+  bool progress_, bar_shown_ = false;
+};
+
+struct Validation {
+  double loss = 0.0, bleu = 0.0, chrf = 0.0;
+};
+
+Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
+                    const std::vector<Example>& dev,
+                    const std::vector<std::pair<std::string, std::string>>& dev_text,
+                    const TrainOptions& o) {
+  Validation v;
+  const bool was_training = model.training();
+  model.Eval();
+  {
+    NoGradGuard no_grad;
+    double loss_sum = 0.0, tokens = 0.0;
+    for (const auto& order : MakeBatches(dev, o.max_tokens, o.seed, 0)) {
+      models::Batch batch = MakeBatch(dev, order);
+      Tensor logits = model.Forward(batch);
+      const int64_t vsize = logits.size(2);
+      Tensor loss = CrossEntropy(logits.View({-1, vsize}), batch.tgt_out.View({-1}),
+                                 SpecialIds::kPad, 0.0, Reduction::kSum);
+      loss_sum += loss.item();
+      tokens += static_cast<double>(batch.tgt_tokens);
+    }
+    v.loss = tokens > 0 ? loss_sum / tokens : 0.0;
+  }
+  const size_t n = std::min<size_t>(dev_text.size(), static_cast<size_t>(o.valid_sentences));
+  if (n > 0) {
+    std::vector<std::vector<int64_t>> sources(n);
+    std::vector<std::string> refs(n), hyps(n);
+    for (size_t i = 0; i < n; ++i) {
+      sources[i] = vocab.Encode(dev_text[i].first);
+      if (static_cast<int64_t>(sources[i].size()) > o.max_len) sources[i].resize(o.max_len);
+      refs[i] = dev_text[i].second;
+    }
+    SearchOptions search;
+    search.beam = 1;
+    search.batch_size = 64;
+    auto out = Translate(model, sources, search);
+    for (size_t i = 0; i < n; ++i) hyps[i] = out[i].empty() ? "" : vocab.Decode(out[i][0].tokens);
+    v.bleu = metrics::CorpusBleu(hyps, {refs}).score;
+    v.chrf = metrics::CorpusChrf(hyps, {refs}).score;
+  }
+  model.Train(was_training);
+  return v;
+}
+
+}  // namespace
+
+TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
+                   const std::vector<Example>& train, const std::vector<Example>& dev,
+                   const std::vector<std::pair<std::string, std::string>>& dev_text,
+                   const TrainOptions& o, bool resume) {
+  ATTEND_CHECK(!train.empty(), "train: no training examples");
+  ATTEND_CHECK(o.max_steps > 0 || o.max_epochs > 0 || o.max_minutes > 0,
+               "train: set a stop condition (steps, epochs or minutes)");
+  ATTEND_CHECK(o.max_tokens > 0 && o.valid_every > 0 && o.log_every > 0 && o.lr > 0,
+               "train: max_tokens, valid_every, log_every and lr must be positive");
+  ATTEND_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "train: label smoothing ",
+               o.label_smoothing, " is not in [0, 1)");
+  if (o.threads > 0) SetNumThreads(o.threads);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  ATTEND_CHECK(!ec && fs::is_directory(o.out_dir), "train: cannot create the output directory ",
+               o.out_dir, ec ? ": " + ec.message() : "");
+  const std::string last_path = (fs::path(o.out_dir) / "last.ckpt").string();
+  const std::string best_path = (fs::path(o.out_dir) / "best.ckpt").string();
+  vocab.Save((fs::path(o.out_dir) / "vocab.model").string());
+
+  optim::Adam adam(model.Parameters(), optim::AdamOptions{.lr = o.lr, .beta2 = 0.98, .eps = 1e-9});
+  optim::InverseSqrtWarmup schedule(adam, optim::InverseSqrtWarmup::Peak{
+                                              .lr_peak = o.lr, .warmup = std::max<int64_t>(1, o.warmup)});
+  nlohmann::json config;
+  config["model"] = nlohmann::json::parse(model.config().ToJson());
+  config["train"] = TrainOptionsJson(o);
+  const std::string config_json = config.dump();
+  const std::string vocab_b64 = Base64Encode(vocab.bytes());
+
+  Progress p;
+  if (resume) {
+    io::Metadata extra;
+    io::LoadCheckpoint(last_path, model, &adam, &schedule, &extra);
+    p = Progress::FromMetadata(extra, last_path);
+    auto it = extra.find(kVocabKey);
+    ATTEND_CHECK(it != extra.end() && it->second == vocab_b64, "train --resume: ", last_path,
+                 " was trained with a different vocabulary");
+  }
+  Logger log((fs::path(o.out_dir) / "train.log").string(), o.progress);
+  auto save = [&](const std::string& path) {
+    io::Metadata extra = p.ToMetadata();
+    extra[kVocabKey] = vocab_b64;
+    io::SaveCheckpoint(path, model, &adam, &schedule, config_json, extra);
+  };
+  {
+    std::ostringstream s;
+    s << (resume ? "resuming at step " + std::to_string(p.step) : std::string("training"))
+      << ": " << model.config().arch << ", " << model.NumParameters() << " parameters, "
+      << train.size() << " training pairs, " << dev.size() << " dev pairs, vocabulary "
+      << vocab.size();
+    log.Line(s.str());
+  }
+
+  TrainSummary summary;
+  const auto t0 = std::chrono::steady_clock::now();
+  const double seconds_before = p.seconds;
+  const double tokens_before = p.tokens;
+  auto elapsed = [&] {
+    return seconds_before +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  double window_loss = 0.0, window_tokens = 0.0;
+  auto t_window = std::chrono::steady_clock::now();
+  double window_tok = 0.0;
+  int64_t last_validated = resume ? p.step : -1;
+  std::string stop;
+  auto validate = [&]() {
+    Validation v = Validate(model, vocab, dev, dev_text, o);
+    summary.last_dev_loss = v.loss;
+    const bool better = v.bleu > p.best_bleu;
+    if (better) {
+      p.best_bleu = v.bleu;
+      p.bad_validations = 0;
+    } else {
+      ++p.bad_validations;
+    }
+    p.seconds = elapsed();
+    char buf[256];
+    std::snprintf(buf, sizeof(buf),
+                  "validation step %lld: dev loss %.4f ppl %.2f BLEU %.2f chrF %.2f%s (%s)",
+                  (long long)p.step, v.loss, std::exp(v.loss), v.bleu, v.chrf,
+                  better ? " *best*" : "", FormatDuration(p.seconds).c_str());
+    log.Line(buf);
+    save(last_path);
+    if (better) save(best_path);
+    last_validated = p.step;
+    if (o.patience > 0 && p.bad_validations >= o.patience)
+      stop = "early stopping (" + std::to_string(o.patience) + " validations without a better BLEU)";
+  };
+
+  model.Train();
+  const std::vector<Tensor> params = model.Parameters();
+  while (stop.empty()) {
+    if (o.max_epochs > 0 && p.epoch >= o.max_epochs) {
+      stop = "epochs";
+      break;
+    }
+    const auto batches = MakeBatches(train, o.max_tokens, o.seed, p.epoch);
+    summary.epochs_started = p.epoch + 1;
+    for (; p.batch_in_epoch < static_cast<int64_t>(batches.size()) && stop.empty();
+         ++p.batch_in_epoch) {
+      if (o.max_steps > 0 && p.step >= o.max_steps) {
+        stop = "steps";
+        break;
+      }
+      if (o.max_minutes > 0 && elapsed() >= o.max_minutes * 60.0) {
+        stop = "minutes";
+        break;
+      }
+      models::Batch batch = MakeBatch(train, batches[p.batch_in_epoch]);
+      Tensor logits = model.Forward(batch);
+      const int64_t vsize = logits.size(2);
+      Tensor loss = CrossEntropy(logits.View({-1, vsize}), batch.tgt_out.View({-1}),
+                                 SpecialIds::kPad, o.label_smoothing);
+      const double loss_value = loss.item();
+      ATTEND_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at step ",
+                   p.step + 1, " (try a lower learning rate)");
+      loss.Backward();
+      if (o.clip_norm > 0) optim::ClipGradNorm(params, o.clip_norm);
+      adam.Step();
+      schedule.Step();
+      adam.ZeroGrad();
+      ++p.step;
+      p.tokens += static_cast<double>(batch.tgt_tokens);
+      window_loss += loss_value * static_cast<double>(batch.tgt_tokens);
+      window_tokens += static_cast<double>(batch.tgt_tokens);
+      window_tok += static_cast<double>(batch.src_tokens + batch.tgt_tokens);
+      const double now = elapsed();
+      // ETA from whichever limit comes first.
+      double eta = INFINITY;
+      const double per_step = (now - seconds_before) / std::max<double>(1.0, p.step - (resume ? 0 : 0));
+      if (o.max_steps > 0) eta = std::min(eta, per_step * static_cast<double>(o.max_steps - p.step));
+      if (o.max_minutes > 0) eta = std::min(eta, o.max_minutes * 60.0 - now);
+      if (o.max_epochs > 0)
+        eta = std::min(eta, per_step * static_cast<double>(
+                                           (o.max_epochs - p.epoch) * batches.size() -
+                                           p.batch_in_epoch - 1));
+      const double window_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
+      char bar[256];
+      std::snprintf(bar, sizeof(bar), "step %lld | epoch %lld | loss %.3f | %.0f tok/s | lr %.2e | ETA %s",
+                    (long long)p.step, (long long)p.epoch + 1, window_loss / window_tokens,
+                    window_tok / std::max(1e-9, window_seconds), adam.lr(),
+                    FormatDuration(eta).c_str());
+      log.Bar(bar);
+      if (p.step % o.log_every == 0) {
+        log.Line(bar);
+        window_loss = window_tokens = window_tok = 0.0;
+        t_window = std::chrono::steady_clock::now();
+      }
+      if (p.step % o.valid_every == 0) {
+        p.batch_in_epoch += 1;  // the checkpoint continues after this batch
+        validate();
+        p.batch_in_epoch -= 1;
+      }
+    }
+    if (!stop.empty()) break;
+    ++p.epoch;
+    p.batch_in_epoch = 0;
+  }
+  if (last_validated != p.step) validate();
+  log.ClearBar();
+  summary.steps = p.step;
+  summary.best_bleu = p.best_bleu;
+  summary.seconds = elapsed();
+  summary.tokens_per_second = (p.tokens - tokens_before) / std::max(1e-9, summary.seconds - seconds_before);
+  summary.stop_reason = stop;
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "stopped (%s) after %lld steps, %s; best dev BLEU %.2f",
+                stop.c_str(), (long long)p.step, FormatDuration(summary.seconds).c_str(),
+                p.best_bleu);
+  log.Line(buf);
+  return summary;
+}
+
+LoadedModel LoadModel(const std::string& path) {
+  io::SafetensorsContents contents = io::LoadSafetensors(path, /*require_checksum=*/true);
+  auto it = contents.metadata.find("config");
+  ATTEND_CHECK(it != contents.metadata.end(), path, ": not a model checkpoint (no config)");
+  nlohmann::json config = nlohmann::json::parse(it->second, nullptr, false);
+  ATTEND_CHECK(config.is_object() && config.contains("model"), path,
+               ": the checkpoint's config has no model section");
+  models::ModelConfig mc = models::ModelConfig::FromJson(config["model"].dump());
+  auto v = contents.metadata.find(kVocabKey);
+  ATTEND_CHECK(v != contents.metadata.end(), path, ": the checkpoint holds no vocabulary");
+  LoadedModel out;
+  out.vocab = Vocabulary::FromBytes(Base64Decode(v->second, path), path);
+  ATTEND_CHECK(out.vocab.size() == mc.src_vocab && out.vocab.size() == mc.tgt_vocab, path,
+               ": vocabulary size ", out.vocab.size(), " does not match the model's ",
+               mc.src_vocab, "/", mc.tgt_vocab);
+  Generator gen(0);
+  out.model = models::MakeModel(mc, gen);
+  io::LoadCheckpoint(path, *out.model);
+  out.model->Eval();
+  return out;
+}
+
+}  // namespace attend::nmt
