@@ -42,14 +42,24 @@ Tensor ProjectSlice(const Tensor& x, const attention::MultiHeadAttention& mha, i
 }
 
 // Multi-head attention core over already-projected heads: q [B, H, Tq, hd], k/v [B, H, Tk, hd],
-// mask bool broadcastable to [B, H, Tq, Tk]. Returns the context [B, Tq, E] after out_proj and,
-// when `weights` is given, the weights averaged over heads [B, Tq, Tk].
+// pad_mask bool [B, Tk] (true = padding) or undefined. Returns the context [B, Tq, E] after
+// out_proj and, when `weights` is given, the weights averaged over heads [B, Tq, Tk]. Without
+// weights the fused kernel runs (no [Tq, Tk] buffer); with them, the exact composed path.
 Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Tensor& k,
-                   const Tensor& v, const Tensor& mask, bool causal, Tensor* weights) {
-  attention::Attended a = attention::ScaledDotProductAttention(
-      q, k, v, mask, causal, mha.dropout, mha.training(), &mha.gen);
-  if (weights != nullptr) *weights = Mean(a.weights, {1});
-  return mha.out_proj->Forward(MergeHeads(a.context));
+                   const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights) {
+  Tensor context;  // [B, H, Tq, hd]
+  if (weights == nullptr) {
+    context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
+                                                        mha.training(), &mha.gen);
+  } else {
+    Tensor mask = pad_mask.defined() ? pad_mask.View({pad_mask.size(0), 1, 1, pad_mask.size(1)})
+                                     : Tensor();  // broadcasts over heads and queries
+    attention::Attended a = attention::ScaledDotProductAttention(
+        q, k, v, mask, causal, mha.dropout, mha.training(), &mha.gen);
+    *weights = Mean(a.weights, {1});
+    context = a.context;
+  }
+  return mha.out_proj->Forward(MergeHeads(context));
 }
 
 class EncoderLayer : public nn::Module {
@@ -67,7 +77,7 @@ class EncoderLayer : public nn::Module {
     dropout2 = RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
   }
 
-  // x [B, S, E], pad_mask bool [B, 1, 1, S] (true = padding) -> [B, S, E].
+  // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E].
   Tensor Forward(const Tensor& x, const Tensor& pad_mask) {
     if (pre_norm_) {
       Tensor h = x + dropout1->Forward(SelfAttention(norm1->Forward(x), pad_mask));
@@ -131,7 +141,7 @@ class DecoderLayer : public nn::Module {
     return {SplitHeads(kv.Narrow(2, 0, e), heads_), SplitHeads(kv.Narrow(2, e, e), heads_)};
   }
 
-  // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, 1, 1, S] -> [B, T, E]; with
+  // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]; with
   // `weights`, the cross-attention weights averaged over heads [B, T, S].
   Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights) {
     auto [k, v] = CrossKeysValues(memory);
@@ -208,7 +218,7 @@ class Stack : public nn::Module {
 struct TransformerState : DecoderState {
   int64_t rows() const override { return src_mask.size(0); }
   std::vector<LayerCache> layers;
-  Tensor src_mask;      // [N, 1, 1, S] bool, true = padding
+  Tensor src_mask;      // [N, S] bool, true = padding
   int64_t length = 0;   // target positions decoded so far
   int64_t capacity = 0; // positions the self-attention caches hold
 };
@@ -286,7 +296,7 @@ class Transformer : public Seq2Seq {
                  batch.tgt_in.str(), " and src ", batch.src.str(), " differ in batch size");
     ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions, "Transformer::Forward: target length ",
                  batch.tgt_in.size(1), " exceeds max_positions ", config_.max_positions);
-    Tensor mask = SourceMask(batch.src, batch.src_lengths, "Forward");  // [B, 1, 1, S]
+    Tensor mask = SourceMask(batch.src, batch.src_lengths, "Forward");  // [B, S]
     Tensor memory = Encode(batch.src, mask);                            // [B, S, E]
     Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);                     // [B, T, E]
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
@@ -376,7 +386,7 @@ class Transformer : public Seq2Seq {
                    vocab, ")");
   }
 
-  // True at padding: [B, 1, 1, S] from lengths [B] (broadcasts over heads and queries).
+  // True at padding: [B, S] from lengths [B].
   Tensor SourceMask(const Tensor& src, const Tensor& lengths, const char* where) const {
     ATTEND_CHECK(src.dim() == 2 && src.size(1) > 0, "Transformer::", where,
                  ": src must be [B, S] with S > 0, got ", src.str());
@@ -394,7 +404,7 @@ class Transformer : public Seq2Seq {
                    "] = ", len[i], " is not in [1, ", s, "]");
       for (int64_t j = 0; j < s; ++j) m[i * s + j] = j >= len[i];
     }
-    return Tensor::FromVector(m, {b, 1, 1, s});
+    return Tensor::FromVector(m, {b, s});
   }
 
   // ids [B, T] at positions [first, first + T) -> dropout(E[ids] * sqrt(d) + PE) [B, T, E].
