@@ -98,41 +98,59 @@ void ForwardRowsImpl(const float* q, const float* k, const float* v, float* s, i
   }
 }
 
+// One chunk [c, c + N) of A (kFull) or the masked last one, of the backward below. Masked lanes
+// load zeros (v = 0 there) and are never stored.
+template <bool kFull>
+HWY_INLINE void BackwardChunk(DF d, const float* HWY_RESTRICT q, const float* HWY_RESTRICT k,
+                              const float* HWY_RESTRICT v, const float* HWY_RESTRICT g,
+                              float* HWY_RESTRICT dq, float* HWY_RESTRICT dk,
+                              float* HWY_RESTRICT dv, int64_t nk, int64_t na, int64_t t0,
+                              int64_t t1, int64_t c) {
+  const auto m = hn::FirstN(d, static_cast<size_t>(kFull ? hn::Lanes(d) : na - c));
+  auto load = [&](const float* p) { return kFull ? hn::LoadU(d, p) : hn::MaskedLoad(m, d, p); };
+  auto store = [&](VF x, float* p) {
+    if (kFull) hn::StoreU(x, d, p);
+    else hn::BlendedStore(x, m, d, p);
+  };
+  // One (t, j) pair: returns g (1 - th^2) and adds g th into dv_acc and v g (1 - th^2) into dk.
+  auto pair = [&](VF qv, VF vv, float gtj, int64_t j, VF& dv_acc) {
+    const VF th = TanhFast(d, hn::Add(qv, load(k + j * na + c)));
+    const VF gj = hn::Set(d, gtj);
+    const VF gth = hn::Mul(gj, th);
+    const VF u = hn::NegMulAdd(gth, th, gj);  // g (1 - th^2)
+    dv_acc = hn::Add(dv_acc, gth);
+    float* dkp = dk + j * na + c;
+    store(hn::MulAdd(vv, u, load(dkp)), dkp);
+    return u;
+  };
+  const VF vv = load(v + c);
+  VF dv0 = hn::Zero(d), dv1 = hn::Zero(d);
+  for (int64_t t = t0; t < t1; ++t) {
+    const VF qv = load(q + t * na + c);
+    const float* gt = g + t * nk;
+    // Two keys per iteration with separate accumulators: two independent tanh chains.
+    VF dq0 = hn::Zero(d), dq1 = hn::Zero(d);
+    int64_t j = 0;
+    for (; j + 2 <= nk; j += 2) {
+      dq0 = hn::Add(dq0, pair(qv, vv, gt[j], j, dv0));
+      dq1 = hn::Add(dq1, pair(qv, vv, gt[j + 1], j + 1, dv1));
+    }
+    if (j < nk) dq0 = hn::Add(dq0, pair(qv, vv, gt[j], j, dv0));
+    store(hn::Mul(vv, hn::Add(dq0, dq1)), dq + t * na + c);
+  }
+  store(hn::Add(load(dv + c), hn::Add(dv0, dv1)), dv + c);
+}
+
 // Backward of one batch item over its query rows [t0, t1): q [Tq, A], k [Tk, A], g [Tq, Tk].
-// Writes dq rows [t0, t1); adds into dk [Tk, A] and dv [A].
+// Writes dq rows [t0, t1); adds into dk [Tk, A] and dv [A]. A is walked in vectors on the
+// outside, so each pass over the keys touches one column block of k and dk.
 void BackwardRowsImpl(const float* q, const float* k, const float* v, const float* g, float* dq,
                       float* dk, float* dv, int64_t nk, int64_t na, int64_t t0, int64_t t1) {
   const DF d;
   const int64_t N = hn::Lanes(d);
-  for (int64_t c = 0; c < na; c += N) {
-    const bool full = c + N <= na;
-    const auto m = hn::FirstN(d, static_cast<size_t>(full ? N : na - c));
-    // Masked lanes load zeros (v = 0 there), and are never stored.
-    auto load = [&](const float* p) { return full ? hn::LoadU(d, p) : hn::MaskedLoad(m, d, p); };
-    auto store = [&](VF x, float* p) {
-      if (full) hn::StoreU(x, d, p);
-      else hn::BlendedStore(x, m, d, p);
-    };
-    const VF vv = load(v + c);
-    VF dv_acc = hn::Zero(d);
-    for (int64_t t = t0; t < t1; ++t) {
-      const VF qv = load(q + t * na + c);
-      const float* gt = g + t * nk;
-      VF dq_acc = hn::Zero(d);
-      for (int64_t j = 0; j < nk; ++j) {
-        const VF th = TanhFast(d, hn::Add(qv, load(k + j * na + c)));
-        const VF gj = hn::Set(d, gt[j]);
-        const VF gth = hn::Mul(gj, th);
-        const VF u = hn::NegMulAdd(gth, th, gj);  // g (1 - th^2)
-        dq_acc = hn::Add(dq_acc, u);
-        dv_acc = hn::Add(dv_acc, gth);
-        float* dkp = dk + j * na + c;
-        store(hn::MulAdd(vv, u, load(dkp)), dkp);
-      }
-      store(hn::Mul(vv, dq_acc), dq + t * na + c);
-    }
-    store(hn::Add(load(dv + c), dv_acc), dv + c);
-  }
+  int64_t c = 0;
+  for (; c + N <= na; c += N) BackwardChunk<true>(d, q, k, v, g, dq, dk, dv, nk, na, t0, t1, c);
+  if (c < na) BackwardChunk<false>(d, q, k, v, g, dq, dk, dv, nk, na, t0, t1, c);
 }
 
 }  // namespace HWY_NAMESPACE
