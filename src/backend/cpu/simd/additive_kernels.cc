@@ -12,8 +12,9 @@
 // (approximation error 1.9e-8; 1 - tanh(9) = 3.0e-8). 1/Q is the hardware's approximate
 // reciprocal (14 bits on AVX-512, 12 on AVX2) refined by one Newton step (then ~2^-23). In f32
 // the Horner steps, the reciprocal and the two products each round, so the total bound is set by
-// rounding near |x| = 8.6 where tanh is within an ulp of 1: measured 3.5e-7 worst case, bounded
-// by kFastTanhMaxError = 4e-7. Cost: 15 vector operations, no division and no exp, against
+// rounding near |x| = 8.6 where tanh is within an ulp of 1: the test's dense grid measures
+// 3.0e-7 (AVX-512), 3.2e-7 (AVX2) and 3.5e-7 (scalar baseline, no FMA), all within
+// kFastTanhMaxError = 4e-7. Cost: 15 vector operations, no division and no exp, against
 // about 30 for an exp-based tanh.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu/simd/additive_kernels.cc"
