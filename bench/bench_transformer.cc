@@ -84,7 +84,7 @@ void BM_OutputProjection49(benchmark::State& st) {
   const int64_t rows = st.range(0);
   attend::Generator gen(3);
   Tensor y = Tensor::Randn({rows, kTargetLen - 1, 256}, gen);  // [N, 49, d_model]
-  Tensor e = Tensor::Randn({kVocab, 256}, gen);                 // [V, d_model]
+  Tensor e = Tensor::Randn({kVocab, 256}, gen);                // [V, d_model]
   attend::NoGradGuard no_grad;
   for (auto _ : st) benchmark::DoNotOptimize(attend::Matmul(y, e.T()));
 }

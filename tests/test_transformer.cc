@@ -186,7 +186,8 @@ TEST(TransformerTorchReference, LogitsLossAndGradientsMatch) {
 // f32 rounding, not bitwise: 1e-5 relative plus 2e-6 absolute (log-probabilities are O(1..10)).
 void ExpectRowClose(const Tensor& got, const Tensor& want, const std::string& what) {
   ASSERT_EQ(got.shape(), want.shape()) << what;
-  std::vector<float> g = got.Contiguous().ToVector<float>(), w = want.Contiguous().ToVector<float>();
+  std::vector<float> g = got.Contiguous().ToVector<float>(),
+                     w = want.Contiguous().ToVector<float>();
   int bad = 0;
   for (size_t i = 0; i < g.size() && bad < 5; ++i)
     if (!(std::abs(g[i] - w[i]) <= 2e-6f + 1e-5f * std::abs(w[i]))) {
@@ -399,8 +400,7 @@ TEST(TransformerErrors, TokenIdsOutOfRange) {
               HasSubstr("rows[1] = 2"));
   Batch bad_len = batch;
   bad_len.src_lengths = Tensor::FromVector(std::vector<int64_t>{4, 5}, {2});
-  EXPECT_THAT(ThrownMessage([&] { model->Forward(bad_len); }),
-              HasSubstr("src_lengths[1] = 5"));
+  EXPECT_THAT(ThrownMessage([&] { model->Forward(bad_len); }), HasSubstr("src_lengths[1] = 5"));
 }
 
 }  // namespace

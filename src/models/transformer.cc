@@ -54,8 +54,8 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
   } else {
     Tensor mask = pad_mask.defined() ? pad_mask.View({pad_mask.size(0), 1, 1, pad_mask.size(1)})
                                      : Tensor();  // broadcasts over heads and queries
-    attention::Attended a = attention::ScaledDotProductAttention(
-        q, k, v, mask, causal, mha.dropout, mha.training(), &mha.gen);
+    attention::Attended a = attention::ScaledDotProductAttention(q, k, v, mask, causal, mha.dropout,
+                                                                 mha.training(), &mha.gen);
     *weights = Mean(a.weights, {1});
     context = a.context;
   }
@@ -65,16 +65,20 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
 class EncoderLayer : public nn::Module {
  public:
   EncoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
-    self_attn = RegisterModule(
-        "self_attn", std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen,
-                                                                     c.dropout));
-    linear1 = RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
-    linear2 = RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
+    self_attn = RegisterModule("self_attn", std::make_shared<attention::MultiHeadAttention>(
+                                                c.d_model, c.heads, gen, c.dropout));
+    linear1 =
+        RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
+    linear2 =
+        RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
     norm1 = RegisterModule("norm1", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
     norm2 = RegisterModule("norm2", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-    dropout = RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout1 = RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout2 = RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout =
+        RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout1 =
+        RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout2 =
+        RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
   }
 
   // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E].
@@ -117,21 +121,26 @@ struct LayerCache {
 class DecoderLayer : public nn::Module {
  public:
   DecoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
-    self_attn = RegisterModule(
-        "self_attn", std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen,
-                                                                     c.dropout));
+    self_attn = RegisterModule("self_attn", std::make_shared<attention::MultiHeadAttention>(
+                                                c.d_model, c.heads, gen, c.dropout));
     multihead_attn = RegisterModule(
-        "multihead_attn", std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen,
-                                                                          c.dropout));
-    linear1 = RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
-    linear2 = RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
+        "multihead_attn",
+        std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen, c.dropout));
+    linear1 =
+        RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
+    linear2 =
+        RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
     norm1 = RegisterModule("norm1", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
     norm2 = RegisterModule("norm2", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
     norm3 = RegisterModule("norm3", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-    dropout = RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout1 = RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout2 = RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout3 = RegisterModule("dropout3", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout =
+        RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout1 =
+        RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout2 =
+        RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    dropout3 =
+        RegisterModule("dropout3", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
   }
 
   // Cross-attention keys and values of memory [N, S, E]: each [N, H, S, hd], one GEMM.
@@ -218,9 +227,9 @@ class Stack : public nn::Module {
 struct TransformerState : DecoderState {
   int64_t rows() const override { return src_mask.size(0); }
   std::vector<LayerCache> layers;
-  Tensor src_mask;      // [N, S] bool, true = padding
-  int64_t length = 0;   // target positions decoded so far
-  int64_t capacity = 0; // positions the self-attention caches hold
+  Tensor src_mask;       // [N, S] bool, true = padding
+  int64_t length = 0;    // target positions decoded so far
+  int64_t capacity = 0;  // positions the self-attention caches hold
 };
 
 // Copies rows `rows` of the first `length` positions of a cache [N, H, cap, hd] into a fresh
@@ -263,11 +272,11 @@ class Transformer : public Seq2Seq {
     } else {
       src_embed_ = RegisterModule("src_embed", make_embedding(c.src_vocab));
       tgt_embed_ = RegisterModule("tgt_embed", make_embedding(c.tgt_vocab));
-      output_ = RegisterModule("output", std::make_shared<nn::Linear>(c.d_model, c.tgt_vocab,
-                                                                      true, gen));
+      output_ =
+          RegisterModule("output", std::make_shared<nn::Linear>(c.d_model, c.tgt_vocab, true, gen));
     }
-    positions_ = RegisterModule(
-        "positions", std::make_shared<nn::SinusoidalPositionalEncoding>(c.max_positions, c.d_model));
+    positions_ = RegisterModule("positions", std::make_shared<nn::SinusoidalPositionalEncoding>(
+                                                 c.max_positions, c.d_model));
     embed_dropout_ = RegisterModule("embed_dropout",
                                     std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
     auto encoder = RegisterModule("encoder", std::make_shared<Stack>());
@@ -281,10 +290,10 @@ class Transformer : public Seq2Seq {
           dec_layers->RegisterChild(std::to_string(i), std::make_shared<DecoderLayer>(c, gen)));
     }
     if (c.pre_norm) {  // pre-norm leaves each stack's output unnormalised: one final LayerNorm
-      encoder_norm_ = encoder->RegisterChild(
-          "norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-      decoder_norm_ = decoder->RegisterChild(
-          "norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+      encoder_norm_ =
+          encoder->RegisterChild("norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+      decoder_norm_ =
+          decoder->RegisterChild("norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
     }
     embed_scale_ = std::sqrt(static_cast<double>(c.d_model));
   }
@@ -292,10 +301,13 @@ class Transformer : public Seq2Seq {
   Tensor Forward(const Batch& batch, Tensor* attention) override {
     CheckTokens(batch.src, config_.src_vocab, "source", "Forward");
     CheckTokens(batch.tgt_in, config_.tgt_vocab, "target", "Forward");
-    ATTEND_CHECK(batch.tgt_in.size(0) == batch.src.size(0), "Transformer::Forward: tgt_in ",
-                 batch.tgt_in.str(), " and src ", batch.src.str(), " differ in batch size");
-    ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions, "Transformer::Forward: target length ",
-                 batch.tgt_in.size(1), " exceeds max_positions ", config_.max_positions);
+    ATTEND_CHECK(batch.tgt_in.dim() == 2 && batch.src.dim() == 2 &&
+                     batch.tgt_in.size(0) == batch.src.size(0),
+                 "Transformer::Forward: tgt_in ", batch.tgt_in.str(), " and src ", batch.src.str(),
+                 " must be [B, T] and [B, S] with one B");
+    ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions,
+                 "Transformer::Forward: target length ", batch.tgt_in.size(1),
+                 " exceeds max_positions ", config_.max_positions);
     Tensor mask = SourceMask(batch.src, batch.src_lengths, "Forward");  // [B, S]
     Tensor memory = Encode(batch.src, mask);                            // [B, S, E]
     Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);                     // [B, T, E]
@@ -329,7 +341,8 @@ class Transformer : public Seq2Seq {
   Tensor Step(DecoderState& base, const Tensor& tokens, Tensor* attention) override {
     NoGradGuard no_grad;
     auto* state = dynamic_cast<TransformerState*>(&base);
-    ATTEND_CHECK(state != nullptr, "Transformer::Step: the state was not made by this model's Start");
+    ATTEND_CHECK(state != nullptr,
+                 "Transformer::Step: the state was not made by this model's Start");
     const int64_t n = state->rows();
     ATTEND_CHECK(tokens.defined() && tokens.dtype() == DType::kI64 && tokens.dim() == 1 &&
                      tokens.size(0) == n,
@@ -340,7 +353,7 @@ class Transformer : public Seq2Seq {
     ATTEND_CHECK(pos < config_.max_positions, "Transformer::Step: decoding position ", pos,
                  " reaches max_positions ", config_.max_positions);
     if (pos == state->capacity) Grow(*state);
-    Tensor y = Embed(*tgt_embed_, tokens.View({n, 1}), pos);  // [N, 1, E]
+    Tensor y = Embed(*tgt_embed_, tokens.Reshape({n, 1}), pos);  // [N, 1, E]
     Tensor weights;
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
       const bool last = i + 1 == decoder_layers_.size();
