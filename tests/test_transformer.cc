@@ -226,6 +226,10 @@ TEST_P(TransformerIncremental, StepsEqualForwardWithPaddingGrowthAndSelect) {
   ASSERT_EQ(state->rows(), b);
   std::vector<int64_t> rows = {0, 1, 2};
   for (int64_t pos = 0; pos < t; ++pos) {
+    if (pos == 3) {  // every hypothesis kept in place
+      model->Select(*state, Tensor::FromVector(std::vector<int64_t>{0, 1, 2}, {3}));
+      ASSERT_EQ(state->rows(), 3);
+    }
     if (pos == 5) {  // beam search: reorder and duplicate hypotheses
       rows = {2, 0, 0, 1};
       model->Select(*state, Tensor::FromVector(std::vector<int64_t>{2, 0, 0, 1}, {4}));

@@ -378,6 +378,9 @@ class Transformer : public Seq2Seq {
     for (size_t i = 0; i < r.size(); ++i)
       ATTEND_CHECK(r[i] >= 0 && r[i] < n, "Transformer::Select: rows[", i, "] = ", r[i],
                    " is not one of the ", n, " hypotheses held");
+    bool identity = static_cast<int64_t>(r.size()) == n;
+    for (size_t i = 0; identity && i < r.size(); ++i) identity = r[i] == static_cast<int64_t>(i);
+    if (identity) return;  // every hypothesis kept in place (greedy search, or all beams alive)
     for (LayerCache& lc : state->layers) {
       lc.self_k = CopyCacheRows(lc.self_k, r, state->length, state->capacity);
       lc.self_v = CopyCacheRows(lc.self_v, r, state->length, state->capacity);
