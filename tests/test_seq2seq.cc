@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "attend/attention.h"
 #include "attend/autograd.h"
 #include "attend/checkpoint.h"
 #include "attend/models.h"
@@ -289,6 +290,8 @@ TEST(Search, LearnsToCopyAndBeamSearchFindsIt) {
   for (size_t i = 0; i < sources.size(); ++i) {
     ASSERT_EQ(g[i].size(), 1u);
     ASSERT_EQ(bm[i].size(), 3u);
+    for (const auto& h : bm[i])
+      for (int64_t tok : h.tokens) EXPECT_TRUE(tok != SpecialIds::kPad && tok != SpecialIds::kBos);
     greedy_ok += g[i][0].tokens == sources[i];
     beam_ok += bm[i][0].tokens == sources[i];
     EXPECT_GE(bm[i][0].score, bm[i][1].score);
@@ -320,6 +323,35 @@ TEST(Search, EmptySourceAndBadOptions) {
   o.nbest = 1;
   o.beam = 0;
   EXPECT_THROW(nmt::Translate(*model, {{4}}, o), Error);
+}
+
+// The fused kernels and the compositions they replace give the same model outputs.
+TEST(Seq2Seq, FusedKernelsSwitchKeepsResults) {
+  for (const std::string arch : {"rnn-attention", "transformer"}) {
+    Generator gen(4);
+    ModelConfig c = Tiny(arch);
+    c.src_vocab = c.tgt_vocab = 13;
+    c.d_model = 8;
+    c.heads = 2;
+    c.ff_dim = 16;
+    c.layers = 2;
+    auto model = models::MakeModel(c, gen);
+    model->Eval();
+    auto ex = Examples();
+    models::Batch batch = nmt::MakeBatch(ex, {0, 1, 2});
+    NoGradGuard no_grad;
+    ASSERT_TRUE(attention::FusedKernels());
+    Tensor fused = model->Forward(batch);
+    auto state = model->Start(batch.src, batch.src_lengths);
+    Tensor fused_step = model->Step(*state, batch.tgt_in.Select(1, 0).Contiguous());
+    attention::SetFusedKernels(false);
+    Tensor plain = model->Forward(batch);
+    state = model->Start(batch.src, batch.src_lengths);
+    Tensor plain_step = model->Step(*state, batch.tgt_in.Select(1, 0).Contiguous());
+    attention::SetFusedKernels(true);
+    EXPECT_LT(MaxAbsDiff(fused, plain), 1e-5) << arch;
+    EXPECT_LT(MaxAbsDiff(fused_step, plain_step), 1e-5) << arch;
+  }
 }
 
 }  // namespace

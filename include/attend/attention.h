@@ -18,6 +18,14 @@ struct Attended {
   Tensor weights;  // [B, Tq, Tk] (multi-head: [B, H, Tq, Tk], or averaged [B, Tq, Tk])
 };
 
+// Whether the fused kernels run where they apply: FusedScaledDotProductAttention inside
+// MultiHeadAttention (no weights asked for) and the Transformer, AdditiveScores inside
+// AdditiveScore. On by default; off runs the compositions of engine ops instead, which give the
+// same results (within rounding and the fast tanh's 4e-7) - for measuring what the kernels buy
+// end to end (`attend translate --no-fused`). Process-wide.
+void SetFusedKernels(bool enabled);
+bool FusedKernels();
+
 // Checks that `mask` is bool and broadcasts to `scores_shape`, naming `op` and both shapes.
 void CheckMask(const Tensor& mask, const Shape& scores_shape, const char* op);
 

@@ -116,7 +116,7 @@ Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, con
     mask = OrMasks(mask, am);
   }
   Attended a;
-  if (!need_weights && !attn_mask.defined()) {
+  if (!need_weights && !attn_mask.defined() && FusedKernels()) {
     // No weights wanted: the fused kernel never forms them. It takes the padding mask [B, Tk]
     // itself; an arbitrary attn_mask needs the composition below.
     a.context = FusedScaledDotProductAttention(q, k, v, key_padding_mask, causal, dropout,

@@ -69,7 +69,8 @@ Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
                ")");
   Tensor wq = query_proj->Forward(query);  // [B, Tq, A]
   // Fused: v^T tanh(wq + pk) per pair without the [B, Tq, Tk, A] intermediate.
-  return AdditiveScores(wq, pk, v);        // [B, Tq, Tk]
+  if (FusedKernels()) return AdditiveScores(wq, pk, v);  // [B, Tq, Tk]
+  return Matmul(Tanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1))), v);  // via [B, Tq, Tk, A]
 }
 
 Tensor DotScore::Scores(const Tensor& q, const Tensor& k) const {

@@ -48,7 +48,7 @@ Tensor ProjectSlice(const Tensor& x, const attention::MultiHeadAttention& mha, i
 Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Tensor& k,
                    const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights) {
   Tensor context;  // [B, H, Tq, hd]
-  if (weights == nullptr) {
+  if (weights == nullptr && attention::FusedKernels()) {
     context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
                                                         mha.training(), &mha.gen);
   } else {
@@ -56,7 +56,7 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
                                      : Tensor();  // broadcasts over heads and queries
     attention::Attended a = attention::ScaledDotProductAttention(q, k, v, mask, causal, mha.dropout,
                                                                  mha.training(), &mha.gen);
-    *weights = Mean(a.weights, {1});
+    if (weights) *weights = Mean(a.weights, {1});
     context = a.context;
   }
   return mha.out_proj->Forward(MergeHeads(context));

@@ -51,6 +51,9 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     lengths.data<int64_t>()[r] = static_cast<int64_t>(x.size());
     max_len[r] = static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(x.size())) +
                  opt.max_len_extra;
+    // The Transformer's positions end at max_positions (bos takes the first).
+    if (model.config().arch == "transformer")
+      max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
   }
   std::unique_ptr<models::DecoderState> state = model.Start(src, lengths);
   std::vector<Live> live(b);
@@ -97,11 +100,16 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
         finish(h, p[SpecialIds::kEos], attention_row(row));
         continue;
       }
+      // Padding and bos are never generated.
       std::iota(idx.begin(), idx.end(), 0);
-      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t c) {
+      auto generable = std::remove_if(idx.begin(), idx.end(), [](int64_t id) {
+        return id == SpecialIds::kPad || id == SpecialIds::kBos;
+      });
+      const int64_t kk = std::min<int64_t>(k, generable - idx.begin());
+      std::partial_sort(idx.begin(), idx.begin() + kk, generable, [&](int64_t a, int64_t c) {
         return p[a] > p[c] || (p[a] == p[c] && a < c);
       });
-      for (int64_t j = 0; j < k; ++j)
+      for (int64_t j = 0; j < kk; ++j)
         cands[h.sentence].push_back({h.log_prob + p[idx[j]], row, idx[j]});
     }
     std::vector<Live> next;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "attend/attention.h"
 #include "attend/corpus.h"
 #include "attend/error.h"
 #include "attend/nmt.h"
@@ -21,13 +22,14 @@ struct TranslateArgs {
   std::string model_path, input = "-", output = "-", alignment, png_dir;
   nmt::SearchOptions search;
   int threads = 0;
-  bool greedy = false, timing = false;
+  bool greedy = false, timing = false, no_fused = false;
 };
 
 int Run(TranslateArgs& a) {
   ATTEND_CHECK(a.alignment.empty() || a.alignment == "hard" || a.alignment == "soft",
                "translate: --alignment must be hard or soft, got '", a.alignment, "'");
   if (a.threads > 0) SetNumThreads(a.threads);
+  if (a.no_fused) attention::SetFusedKernels(false);
   if (a.greedy) a.search.beam = 1;
   if (a.search.nbest > a.search.beam) a.search.nbest = a.search.beam;
   const nmt::LoadedModel m = nmt::LoadModel(a.model_path);
@@ -116,6 +118,9 @@ Runner RegisterTranslateCommand(CLI::App& app) {
   c->add_option("--attention-png", a->png_dir, "Write one attention heatmap per sentence here");
   c->add_option("--threads", a->threads, "Threads (0 = all cores)");
   c->add_flag("--timing", a->timing, "Print sentences/s on stderr");
+  c->add_flag("--no-fused", a->no_fused,
+              "Run attention as compositions of engine ops instead of the fused kernels "
+              "(same results; for measuring the kernels)");
   return [a]() { return Run(*a); };
 }
 
