@@ -12,6 +12,7 @@ PACKAGES=(
   libbenchmark-dev           # Google Benchmark
   python3 python3-torch python3-numpy   # the PyTorch oracle for the tests and benchmarks
   libsentencepiece-dev       # subword vocabularies (the translation toolkit)
+  python3-sentencepiece      # the same vocabulary in bench/torch_reference/
   libcli11-dev               # the `attend` command line
   libstb-dev fonts-dejavu-core  # PNG heatmaps (stb_image_write, stb_truetype) and their font
   gettext                    # msgfmt: the .mo fixtures of the corpus tests

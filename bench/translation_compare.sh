@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Trains attend's attention RNN and its PyTorch mirror for the same budget and prints one table.
+#
+#   bash bench/translation_compare.sh [--data DIR] [--steps N] [--threads N] [--build DIR]
+#                                     [--out DIR] [--src en] [--tgt de] [--max-train N]
+#                                     [--vocab-size N] [-- extra `attend train` options]
+#
+# 1. `attend train` (GRU, additive attention, input feeding: the defaults) for --steps steps; it
+#    trains the SentencePiece vocabulary and writes OUT/attend/vocab.model and last.ckpt.
+# 2. bench/torch_reference/rnn_attention.py: the same model in PyTorch, on the same corpus encoded
+#    with that vocab.model, the same batches in the same order, the same optimiser and schedule.
+# 3. Both greedy-translate DIR/test.SRC (batches of 32); `attend score` gives BLEU and chrF.
+# Training speed is source+target tokens/s over the training steps alone (attend: its progress
+# line with --log-every = --steps and no validation before the end; torch: the same count).
+# Translation speed is sentences/s of `attend translate --timing` and of the torch script (both
+# include subword encoding, exclude model loading). Without --data the default corpus
+# data/en-de (`attend corpus debian`) is used, or, when it does not exist, a synthetic one
+# (bench/torch_reference/toy_corpus.py). Extra options after `--` go to `attend train` only.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+data="" steps=300 threads=2 build="$root/build" out="" src=en tgt=de max_train=0 vocab_size=8000
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) data="$2"; shift 2 ;;
+    --steps) steps="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --build) build="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --src) src="$2"; shift 2 ;;
+    --tgt) tgt="$2"; shift 2 ;;
+    --max-train) max_train="$2"; shift 2 ;;
+    --vocab-size) vocab_size="$2"; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "translation_compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+attend="$build/attend"
+if [ ! -x "$attend" ]; then
+  echo "translation_compare.sh: $attend is not built (cmake --build $build --target attend_cli)" >&2
+  exit 1
+fi
+torch_python=/usr/bin/python3  # Debian's python3-torch and python3-sentencepiece
+if ! "$torch_python" -c "import torch, sentencepiece" 2>/dev/null; then
+  echo "translation_compare.sh: $torch_python lacks torch or sentencepiece (scripts/setup.sh)" >&2
+  exit 1
+fi
+[ -n "$out" ] || out="$(mktemp -d /tmp/translation_compare.XXXXXX)"
+mkdir -p "$out"
+
+if [ -z "$data" ]; then
+  if [ -f "$root/data/en-de/train.$src" ]; then
+    data="$root/data/en-de"
+  else
+    data="$out/toy"
+    echo "no --data and no data/en-de: using a synthetic corpus in $data"
+    python3 "$here/torch_reference/toy_corpus.py" --out "$data"
+  fi
+fi
+for f in "train.$src" "train.$tgt" "dev.$src" "dev.$tgt" "test.$src" "test.$tgt"; do
+  [ -f "$data/$f" ] || { echo "translation_compare.sh: $data/$f is missing" >&2; exit 1; }
+done
+
+echo "== attend: training $steps steps on $threads threads ($data)"
+rm -rf "$out/attend"
+"$attend" train --data "$data" --src "$src" --tgt "$tgt" --out "$out/attend" \
+  --max-steps "$steps" --threads "$threads" --max-train "$max_train" --vocab-size "$vocab_size" \
+  --log-every "$steps" --valid-every $((steps + 1)) --valid-sentences 100 --no-progress \
+  "${extra[@]}" 2>&1 | tee "$out/attend_train.txt"
+"$attend" translate -m "$out/attend/last.ckpt" -i "$data/test.$src" -o "$out/attend.hyp" \
+  --greedy --timing --threads "$threads" 2>&1 | tee "$out/attend_translate.txt"
+
+echo "== torch: training $steps steps on $threads threads"
+"$torch_python" "$here/torch_reference/rnn_attention.py" --data "$data" --src "$src" \
+  --tgt "$tgt" --vocab "$out/attend/vocab.model" --max-train "$max_train" --steps "$steps" \
+  --threads "$threads" --log-every "$steps" --output "$out/torch.hyp" \
+  --json "$out/torch.json" 2>&1 | tee "$out/torch.txt"
+
+for side in attend torch; do
+  "$attend" score -r "$data/test.$tgt" -i "$out/$side.hyp" --metrics bleu,chrf --json \
+    > "$out/${side}_score.json"
+done
+
+python3 - "$out" "$steps" "$threads" "$data" <<'EOF'
+import json, re, sys
+out, steps, threads, data = sys.argv[1:]
+def find(path, pattern):
+    text = open(path).read()
+    m = re.findall(pattern, text)
+    if not m:
+        sys.exit("translation_compare.sh: no '%s' in %s" % (pattern, path))
+    return float(m[-1])
+ours_tok = find(out + "/attend_train.txt", r"step %s \|.*?\| ([0-9.]+) tok/s" % steps)
+ours_sps = find(out + "/attend_translate.txt", r"([0-9.]+) sentences/s")
+torch = json.load(open(out + "/torch.json"))
+def scores(side):
+    m = {m["name"]: m for m in json.load(open("%s/%s_score.json" % (out, side)))}
+    hyp_len = float(re.search(r"hyp_len = ([0-9]+)", m["BLEU"]["verbose_score"]).group(1))
+    return m["BLEU"]["score"], m["chrF2"]["score"], hyp_len
+ob, oc, ol = scores("attend")
+tb, tc, tl = scores("torch")
+rows = [("training tokens/s (src+tgt)", ours_tok, torch["tokens_per_s"], "%.0f"),
+        ("translation sentences/s (greedy)", ours_sps, torch["sentences_per_s"], "%.2f"),
+        ("test BLEU", ob, tb, "%.2f"), ("test chrF", oc, tc, "%.2f"),
+        # Decoding time grows with the output: sentences/s compare fairly at similar lengths.
+        ("test output length (13a tokens)", ol, tl, "%.0f")]
+print("\n%s, %s steps, %s threads, torch %s" % (data, steps, threads, torch["torch_version"]))
+print("| measure | attend | PyTorch | attend / PyTorch |")
+print("|---|---:|---:|---:|")
+for name, a, t, fmt in rows:
+    ratio = "%.2fx" % (a / t) if t else "-"
+    print("| %s | %s | %s | %s |" % (name, fmt % a, fmt % t, ratio))
+EOF
+echo "(files in $out)"
