@@ -132,7 +132,7 @@ def main():
     print("Peak memory of the fused op, forward + backward (B = 1, D = 64, causal): tensors at "
           "the allocator's peak above q, k, v and the cotangent; the process's peak RSS above its "
           "RSS before the step; q, k, v themselves for scale.\n")
-    mcols = ["case", "allocator peak MiB", "peak RSS MiB", "q+k+v MiB", "time s"]
+    mcols = ["case", "allocator peak MiB", "peak RSS MiB", "q+k+v MiB", "time ms"]
     if args.markdown:
         print("| " + " | ".join(mcols) + " |")
         print("|---" + "|---:" * (len(mcols) - 1) + "|")
