@@ -2,9 +2,10 @@
 """PyTorch oracle for attend's RNN encoder-decoders (src/models/rnn_seq2seq.cc).
 
 The torch model is bench/torch_reference/rnn_model.py (torch.nn.GRU/LSTM bidirectional encoder
-over a packed batch, an nn.GRU/LSTM decoder run step by step with input feeding, the same bridge,
-scores, windows, combine and output layers), the one the training benchmark uses, so this test
-also proves that the benchmark trains the same model as `attend train`.
+over a packed batch, an nn.GRU/LSTM decoder run step by step with input feeding (its weights
+through torch.gru_cell / lstm_cell), the same bridge, scores, windows, combine and output
+layers), the one the training benchmark uses, so this test also proves that the benchmark trains
+the same model as `attend train`.
 
 Run as `/usr/bin/python3 tests/reference/seq2seq_reference.py --out FILE` (Debian's
 python3-torch); tests/test_seq2seq_reference.cc loads every weight by name into
