@@ -233,11 +233,20 @@ class MultiHeadAttention : public nn::Module {
   Attended Forward(const Tensor& query, const Tensor& key, const Tensor& value,
                    const Tensor& key_padding_mask = Tensor(), const Tensor& attn_mask = Tensor(),
                    bool causal = false, bool average_weights = true, bool need_weights = true);
+  // The attention-dropout stream: `gen`, mirrored into the buffer `rng_state` (i64 [2]: seed,
+  // offset) after every use so a checkpoint holds it. A checkpoint loaded into the buffer is
+  // adopted by the next DropoutGenerator() call; so is a state set on `gen` directly.
+  Generator& DropoutGenerator();
+  void RecordDropoutGenerator();
   int64_t embed_dim, num_heads, head_dim;
   double dropout;
   Tensor in_proj_weight, in_proj_bias;
   std::shared_ptr<nn::Linear> out_proj;
   Generator gen;
+  Tensor rng_state;
+
+ private:
+  int64_t mirrored_[2] = {0, 0};
 };
 
 }  // namespace attend::attention

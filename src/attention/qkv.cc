@@ -76,6 +76,21 @@ MultiHeadAttention::MultiHeadAttention(int64_t e, int64_t h, Generator& g, doubl
   if (bias) in_proj_bias = RegisterParameter("in_proj_bias", Tensor::Zeros({3 * e}, dtype));
   out_proj = RegisterModule("out_proj", std::make_shared<nn::Linear>(e, e, bias, g, dtype));
   if (bias) out_proj->bias.Fill(0.0);
+  rng_state = RegisterBuffer("rng_state", Tensor::Zeros({2}, DType::kI64));
+  RecordDropoutGenerator();
+}
+
+Generator& MultiHeadAttention::DropoutGenerator() {
+  const int64_t* st = rng_state.data<int64_t>();
+  if (st[0] != mirrored_[0] || st[1] != mirrored_[1])  // loaded from a checkpoint
+    gen.set_state(static_cast<uint64_t>(st[0]), static_cast<uint64_t>(st[1]));
+  return gen;
+}
+
+void MultiHeadAttention::RecordDropoutGenerator() {
+  int64_t* st = rng_state.data<int64_t>();
+  st[0] = mirrored_[0] = static_cast<int64_t>(gen.seed());
+  st[1] = mirrored_[1] = static_cast<int64_t>(gen.offset());
 }
 
 Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, const Tensor& value,
@@ -116,14 +131,16 @@ Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, con
     mask = OrMasks(mask, am);
   }
   Attended a;
+  Generator& g = DropoutGenerator();
   if (!need_weights && !attn_mask.defined() && FusedKernels()) {
     // No weights wanted: the fused kernel never forms them. It takes the padding mask [B, Tk]
     // itself; an arbitrary attn_mask needs the composition below.
     a.context = FusedScaledDotProductAttention(q, k, v, key_padding_mask, causal, dropout,
-                                               training(), &gen);                // [B, H, Tq, hd]
+                                               training(), &g);                  // [B, H, Tq, hd]
   } else {
-    a = ScaledDotProductAttention(q, k, v, mask, causal, dropout, training(), &gen);
+    a = ScaledDotProductAttention(q, k, v, mask, causal, dropout, training(), &g);
   }
+  RecordDropoutGenerator();
   Tensor ctx = a.context.Transpose(1, 2).Reshape({b, tq, embed_dim});           // [B, Tq, E]
   Attended out;
   out.context = out_proj->Forward(ctx);

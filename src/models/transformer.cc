@@ -48,17 +48,19 @@ Tensor ProjectSlice(const Tensor& x, const attention::MultiHeadAttention& mha, i
 Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Tensor& k,
                    const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights) {
   Tensor context;  // [B, H, Tq, hd]
+  Generator& gen = mha.DropoutGenerator();
   if (weights == nullptr && attention::FusedKernels()) {
     context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
-                                                        mha.training(), &mha.gen);
+                                                        mha.training(), &gen);
   } else {
     Tensor mask = pad_mask.defined() ? pad_mask.View({pad_mask.size(0), 1, 1, pad_mask.size(1)})
                                      : Tensor();  // broadcasts over heads and queries
     attention::Attended a = attention::ScaledDotProductAttention(q, k, v, mask, causal, mha.dropout,
-                                                                 mha.training(), &mha.gen);
+                                                                 mha.training(), &gen);
     if (weights) *weights = Mean(a.weights, {1});
     context = a.context;
   }
+  mha.RecordDropoutGenerator();
   return mha.out_proj->Forward(MergeHeads(context));
 }
 
