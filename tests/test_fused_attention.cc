@@ -59,7 +59,7 @@ struct Case {
   std::string name;
   int64_t b, h, tq, tk, d, dv;
   double pad_p = 0.0;                 // padding probability (0: no mask)
-  std::vector<int64_t> all_masked;    // batch rows whose keys are all excluded
+  std::vector<int64_t> all_masked = {};  // batch rows whose keys are all excluded
   bool causal = false;
   bool three_d = false;               // q, k, v as [B, T, D] (h must be 1)
   bool strided = false;               // q, k, v as transposed views of [B, T, H, D]
