@@ -24,7 +24,7 @@ def score(attend, refs, hyps):
         for path, lines in ((r, refs), (h, hyps)):
             with open(path, "w", encoding="utf-8") as f:
                 f.write("".join(line + "\n" for line in lines))
-        out = subprocess.run([attend, "score", "-r", r, "-i", h, "--metrics", "bleu,chrf", "--json"],
+        out = subprocess.run([attend, "score", "-r", r, "-i", h, "--metrics", "bleu,chrf", "--json", "-w", "2"],
                              check=True, capture_output=True, text=True).stdout
     scores = json.loads(out)
     return {s["name"]: s["score"] for s in scores}

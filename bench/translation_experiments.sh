@@ -13,8 +13,9 @@ DATA="${DATA:-data/en-de}"
 OUT="${OUT:-runs/experiments}"
 MODELS="${MODELS:-rnn rnn-attention:additive rnn-attention:dot rnn-attention:general rnn-attention:concat rnn-attention:location transformer}"
 mkdir -p "$OUT"
-# A private copy of the binary, so rebuilding during the runs changes nothing.
-cp "$BUILD_DIR/attend" "$OUT/attend"
+# A private copy of the binary, so rebuilding during the runs changes nothing (every model of
+# one comparison runs the same binary; delete it to take a new build).
+[ -x "$OUT/attend" ] || cp "$BUILD_DIR/attend" "$OUT/attend"
 ATTEND="$OUT/attend"
 [ -f "$DATA/train.en" ] || "$ATTEND" corpus debian --src en --tgt de --out "$DATA"
 # One vocabulary for every model.
@@ -33,6 +34,8 @@ run() {
   [ "$arch" = rnn-attention ] || name="$arch"
   local dir="$OUT/$name"
   if [ -f "$dir/test.hyp.de" ]; then return; fi
+  # A finished training (killed before translating) is not repeated.
+  grep -q "^stopped" "$dir.train.out" 2>/dev/null ||
   "$ATTEND" train --data "$DATA" --out "$dir" --vocab "$OUT/vocab.model" --arch "$arch" \
     --score "$score" --max-steps "$STEPS" --valid-every "$STEPS" --valid-sentences 300 \
     --warmup 200 --threads 1 --no-progress > "$dir.train.out" 2>&1

@@ -198,6 +198,19 @@ TEST_F(NmtCli, BadInputGivesAMessageAndNonZeroExit) {
   }
 }
 
+// The fixed-context baseline has no attention to align with: a clear message, not a crash.
+TEST_F(NmtCli, AlignmentOfAModelWithoutAttentionIsRefused) {
+  const fs::path out = *dir_ / "baseline";
+  auto r = RunCommand(AttendCommand(TrainArgs(out, 2, "--arch rnn")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string model = ShellQuote(out / "best.ckpt");
+  r = RunCommand("echo lo ka | " + AttendCommand("translate -m " + model));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = RunCommand("echo lo ka | " + AttendCommand("translate -m " + model + " --alignment hard"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("without attention"), std::string::npos) << r.output;
+}
+
 // A checkpoint with any byte changed is refused with a message; so is an input line that is not
 // UTF-8.
 TEST_F(NmtCli, CorruptedCheckpointAndBadTranslateInput) {

@@ -126,7 +126,8 @@ struct TrainOptions {
 
 struct TrainSummary {
   int64_t steps = 0, epochs_started = 0;
-  double best_bleu = 0.0, last_dev_loss = 0.0, seconds = 0.0, tokens_per_second = 0.0;
+  double best_bleu = 0.0, last_dev_loss = 0.0, seconds = 0.0;
+  double tokens_per_second = 0.0;  // target tokens per second of training steps (no validation)
   std::string stop_reason;
 };
 

@@ -77,6 +77,9 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     Tensor logp = model.Step(*state, tokens, opt.keep_attention ? &attn : nullptr).Contiguous();
     const int64_t v = logp.size(1);
     const float* lp = logp.data<float>();
+    ATTEND_CHECK(!opt.keep_attention || attn.defined(),
+                 "translate: this model gives no attention weights (arch ", model.config().arch,
+                 "), so there are no alignments to keep");
     Tensor attn_c = opt.keep_attention ? attn.Contiguous() : Tensor();
     auto attention_row = [&](int64_t row) {
       if (!opt.keep_attention) return std::vector<float>();

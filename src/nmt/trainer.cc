@@ -270,6 +270,9 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     return seconds_before +
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
+  // Time spent in training steps only (validations excluded): what tokens/s is measured over.
+  double train_seconds = 0.0;
+  const int64_t first_step = p.step;
   double window_loss = 0.0, window_tokens = 0.0;
   auto t_window = std::chrono::steady_clock::now();
   double window_tok = 0.0;
@@ -318,6 +321,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         stop = "minutes";
         break;
       }
+      const auto step_start = std::chrono::steady_clock::now();
       models::Batch batch = MakeBatch(train, batches[p.batch_in_epoch]);
       Tensor logits = model.Forward(batch);
       const int64_t vsize = logits.size(2);
@@ -332,6 +336,8 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       schedule.Step();
       adam.ZeroGrad();
       ++p.step;
+      train_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       p.tokens += static_cast<double>(batch.tgt_tokens);
       window_loss += loss_value * static_cast<double>(batch.tgt_tokens);
       window_tokens += static_cast<double>(batch.tgt_tokens);
@@ -339,7 +345,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       const double now = elapsed();
       // ETA from whichever limit comes first.
       double eta = INFINITY;
-      const double per_step = (now - seconds_before) / std::max<double>(1.0, p.step - (resume ? 0 : 0));
+      const double per_step = train_seconds / std::max<double>(1.0, p.step - first_step);
       if (o.max_steps > 0) eta = std::min(eta, per_step * static_cast<double>(o.max_steps - p.step));
       if (o.max_minutes > 0) eta = std::min(eta, o.max_minutes * 60.0 - now);
       if (o.max_epochs > 0)
@@ -349,7 +355,8 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       const double window_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
       char bar[256];
-      std::snprintf(bar, sizeof(bar), "step %lld | epoch %lld | loss %.3f | %.0f tok/s | lr %.2e | ETA %s",
+      std::snprintf(bar, sizeof(bar),
+                    "step %lld | epoch %lld | loss %.3f | %.0f src+tgt tok/s | lr %.2e | ETA %s",
                     (long long)p.step, (long long)p.epoch + 1, window_loss / window_tokens,
                     window_tok / std::max(1e-9, window_seconds), adam.lr(),
                     FormatDuration(eta).c_str());
@@ -363,6 +370,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         p.batch_in_epoch += 1;  // the checkpoint continues after this batch
         validate();
         p.batch_in_epoch -= 1;
+        t_window = std::chrono::steady_clock::now();  // tokens/s leaves validation out
       }
     }
     if (!stop.empty()) break;
@@ -374,7 +382,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   summary.steps = p.step;
   summary.best_bleu = p.best_bleu;
   summary.seconds = elapsed();
-  summary.tokens_per_second = (p.tokens - tokens_before) / std::max(1e-9, summary.seconds - seconds_before);
+  summary.tokens_per_second = (p.tokens - tokens_before) / std::max(1e-9, train_seconds);
   summary.stop_reason = stop;
   char buf[256];
   std::snprintf(buf, sizeof(buf), "stopped (%s) after %lld steps, %s; best dev BLEU %.2f",

@@ -50,6 +50,9 @@ int Run(TranslateArgs& a) {
                  " subwords; this model accepts at most ", max_len);
   }
   a.search.keep_attention = !a.alignment.empty() || !a.png_dir.empty();
+  ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != "rnn", "translate: ",
+               a.model_path, " is an rnn model without attention (one fixed context vector): ",
+               "--alignment and --attention-png need rnn-attention or transformer");
   const auto results = nmt::Translate(*m.model, sources, a.search);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
