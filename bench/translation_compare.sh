@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Trains attend's attention RNN and its PyTorch mirror for the same budget and prints one table.
+# Trains an attend model and its PyTorch mirror for the same budget and prints one table.
 #
-#   bash bench/translation_compare.sh [--data DIR] [--steps N] [--threads N] [--build DIR]
-#                                     [--out DIR] [--src en] [--tgt de] [--max-train N]
-#                                     [--vocab-size N] [-- extra `attend train` options]
+#   bash bench/translation_compare.sh [--arch rnn-attention|transformer] [--data DIR] [--steps N]
+#                                     [--threads N] [--build DIR] [--out DIR] [--src en]
+#                                     [--tgt de] [--max-train N] [--vocab-size N]
+#                                     [-- extra `attend train` options]
 #
-# 1. `attend train` (GRU, additive attention, input feeding: the defaults) for --steps steps; it
-#    trains the SentencePiece vocabulary and writes OUT/attend/vocab.model and last.ckpt.
-# 2. bench/torch_reference/rnn_attention.py: the same model in PyTorch, on the same corpus encoded
-#    with that vocab.model, the same batches in the same order, the same optimiser and schedule.
+# 1. `attend train --arch ARCH` (default rnn-attention: GRU, additive attention, input feeding;
+#    transformer: d_model 256, 4 heads, ff 1024, 3 layers, pre-norm, shared embeddings) for
+#    --steps steps; it trains the SentencePiece vocabulary, writes OUT/attend/vocab.model and
+#    last.ckpt.
+# 2. bench/torch_reference/rnn_attention.py or transformer.py: the same model in PyTorch, on the
+#    same corpus encoded with that vocab.model, the same batches in the same order, the same
+#    optimiser and schedule.
 # 3. Both greedy-translate DIR/test.SRC (batches of 32); `attend score` gives BLEU and chrF.
 # Training speed is source+target tokens/s over the training steps alone (attend: its progress
 # line with --log-every = --steps and no validation before the end; torch: the same count).
@@ -20,10 +24,12 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-data="" steps=300 threads=2 build="$root/build" out="" src=en tgt=de max_train=0 vocab_size=8000
+arch=rnn-attention data="" steps=300 threads=2 build="$root/build" out="" src=en tgt=de
+max_train=0 vocab_size=8000
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --arch) arch="$2"; shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
@@ -34,10 +40,17 @@ while [ $# -gt 0 ]; do
     --max-train) max_train="$2"; shift 2 ;;
     --vocab-size) vocab_size="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "translation_compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+
+case "$arch" in
+  rnn-attention) torch_script=rnn_attention.py ;;
+  transformer) torch_script=transformer.py ;;
+  *) echo "translation_compare.sh: --arch '$arch' has no PyTorch mirror (rnn-attention or" \
+       "transformer)" >&2; exit 2 ;;
+esac
 
 attend="$build/attend"
 if [ ! -x "$attend" ]; then
@@ -65,17 +78,17 @@ for f in "train.$src" "train.$tgt" "dev.$src" "dev.$tgt" "test.$src" "test.$tgt"
   [ -f "$data/$f" ] || { echo "translation_compare.sh: $data/$f is missing" >&2; exit 1; }
 done
 
-echo "== attend: training $steps steps on $threads threads ($data)"
+echo "== attend: $arch, training $steps steps on $threads threads ($data)"
 rm -rf "$out/attend"
-"$attend" train --data "$data" --src "$src" --tgt "$tgt" --out "$out/attend" \
+"$attend" train --arch "$arch" --data "$data" --src "$src" --tgt "$tgt" --out "$out/attend" \
   --max-steps "$steps" --threads "$threads" --max-train "$max_train" --vocab-size "$vocab_size" \
   --log-every "$steps" --valid-every $((steps + 1)) --valid-sentences 100 --no-progress \
   "${extra[@]}" 2>&1 | tee "$out/attend_train.txt"
 "$attend" translate -m "$out/attend/last.ckpt" -i "$data/test.$src" -o "$out/attend.hyp" \
   --greedy --timing --threads "$threads" 2>&1 | tee "$out/attend_translate.txt"
 
-echo "== torch: training $steps steps on $threads threads"
-"$torch_python" "$here/torch_reference/rnn_attention.py" --data "$data" --src "$src" \
+echo "== torch: $arch, training $steps steps on $threads threads"
+"$torch_python" "$here/torch_reference/$torch_script" --data "$data" --src "$src" \
   --tgt "$tgt" --vocab "$out/attend/vocab.model" --max-train "$max_train" --steps "$steps" \
   --threads "$threads" --log-every "$steps" --output "$out/torch.hyp" \
   --json "$out/torch.json" 2>&1 | tee "$out/torch.txt"
@@ -85,9 +98,9 @@ for side in attend torch; do
     > "$out/${side}_score.json"
 done
 
-python3 - "$out" "$steps" "$threads" "$data" <<'EOF'
+python3 - "$out" "$steps" "$threads" "$data" "$arch" <<'EOF'
 import json, re, sys
-out, steps, threads, data = sys.argv[1:]
+out, steps, threads, data, arch = sys.argv[1:]
 def find(path, pattern):
     text = open(path).read()
     m = re.findall(pattern, text)
@@ -108,7 +121,8 @@ rows = [("training tokens/s (src+tgt)", ours_tok, torch["tokens_per_s"], "%.0f")
         ("test BLEU", ob, tb, "%.2f"), ("test chrF", oc, tc, "%.2f"),
         # Decoding time grows with the output: sentences/s compare fairly at similar lengths.
         ("test output length (13a tokens)", ol, tl, "%.0f")]
-print("\n%s, %s steps, %s threads, torch %s" % (data, steps, threads, torch["torch_version"]))
+print("\n%s: %s, %s steps, %s threads, torch %s" %
+      (arch, data, steps, threads, torch["torch_version"]))
 print("| measure | attend | PyTorch | attend / PyTorch |")
 print("|---|---:|---:|---:|")
 for name, a, t, fmt in rows:

@@ -13,10 +13,17 @@ Each piece mirrors attend's C++ so that a torch run sees the same data in the sa
   greedy_translate                         src/nmt/search.cc with beam 1, batched
 A model plugs in through a forward(batch) -> logits [B, T, V] callable for training and
 start(src, lengths) -> state, step(state, tokens) -> log-probs [N, V], state.select(rows) for
-decoding, so a Transformer can use all of it unchanged.
+decoding. A trainer script is then argument_parser() plus its model's options, and run():
+  common_arguments / run                   the options every script takes (data, vocabulary,
+                                           stop conditions, attend train's optimiser defaults,
+                                           search) and the whole run: train, time, translate the
+                                           test split, print and write the figures
 """
+import argparse
+import json
 import math
 import os
+import sys
 import time
 
 import torch
@@ -275,3 +282,98 @@ def greedy_translate(model, sources, batch_size=32, max_len_ratio=2.0, max_len_e
             results[i] = out[r]
     model.train(was_training)
     return results
+
+
+# ---- the script around a model -----------------------------------------------------------------
+def argument_parser(doc):
+    """The options every reference trainer takes, with `attend train`'s defaults
+    (tools/attend/train_command.cc, nmt.h); a script adds its model's own."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", required=True, help="corpus dir: train.SRC/TGT, test.SRC/TGT")
+    ap.add_argument("--src", default="en")
+    ap.add_argument("--tgt", default="de")
+    ap.add_argument("--vocab", required=True, help="the vocab.model `attend train` wrote")
+    ap.add_argument("--max-train", type=int, default=0, help="first N training pairs (0 = all)")
+    ap.add_argument("--test-split", default="test", help="split translated after training")
+    ap.add_argument("--output", default="", help="file for the test translations")
+    # Stop conditions and speed.
+    ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=0.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=2048)
+    ap.add_argument("--max-len", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--clip-norm", type=float, default=1.0)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    # Search (nmt::SearchOptions' defaults, beam 1).
+    ap.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+    ap.add_argument("--json", default="", help="also write the figures to this JSON file")
+    return ap
+
+
+def parse(ap, argv):
+    a = ap.parse_args(argv)
+    if a.steps <= 0 and a.minutes <= 0:
+        ap.error("set --steps or --minutes")
+    return a
+
+
+def _write_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run(a, arch, make_model, forward):
+    """The whole run of a reference trainer with options `a` (argument_parser's): reads and
+    encodes the corpus, builds make_model(vocab_size), trains it with forward(model, batch) ->
+    logits, prints training target tokens/s and source+target tokens/s (attend's progress
+    measure), greedy-translates the test split timing sentences/s (subword encoding included, as
+    `attend translate --timing`), writes the detokenized translations (--output) and the
+    figures (--json). Returns the exit status."""
+    set_threads(a.threads)
+    torch.manual_seed(a.seed)
+    vocab = Vocabulary(a.vocab)
+    train_pairs = read_split(a.data, "train", a.src, a.tgt, a.max_train)
+    examples, dropped = encode_pairs(vocab, train_pairs, a.max_len)
+    if not examples:
+        sys.exit("%s: no training pairs left in %s" % (arch, a.data))
+    model = make_model(vocab.size())
+    n_params = sum(p.numel() for p in model.parameters())
+    print("torch %s, %d threads: %s, %d parameters, %d training pairs (%d dropped), "
+          "vocabulary %d" % (torch.__version__, torch.get_num_threads(), arch, n_params,
+                             len(examples), dropped, vocab.size()), flush=True)
+
+    t = train(model, lambda batch: forward(model, batch), examples, a.max_tokens, a.lr,
+              a.warmup, a.clip_norm, a.label_smoothing, a.seed, max_steps=a.steps,
+              max_minutes=a.minutes, log_every=a.log_every, log=lambda s: print(s, flush=True))
+    train_tps = t["tgt_tokens"] / t["seconds"]
+    all_tps = t["all_tokens"] / t["seconds"]
+    print("train: %d steps in %.1f s (%s), %.0f target tokens/s, %.0f source+target tokens/s, "
+          "loss %.3f" % (t["steps"], t["seconds"], t["stop"], train_tps, all_tps, t["loss"]),
+          flush=True)
+
+    lines = read_lines(os.path.join(a.data, "%s.%s" % (a.test_split, a.src)))
+    t0 = time.perf_counter()
+    sources = [vocab.encode(line) for line in lines]
+    hyps = greedy_translate(model, sources, batch_size=a.batch_size)
+    seconds = time.perf_counter() - t0
+    text = [vocab.decode(h) for h in hyps]
+    print("translate: %d sentences in %.3f s: %.2f sentences/s" %
+          (len(lines), seconds, len(lines) / seconds), flush=True)
+    if a.output:
+        _write_atomically(a.output, "".join(line + "\n" for line in text))
+    if a.json:
+        result = {"arch": arch, "torch_version": torch.__version__,
+                  "threads": torch.get_num_threads(), "parameters": n_params,
+                  "steps": t["steps"], "train_seconds": t["seconds"],
+                  "target_tokens_per_s": train_tps, "tokens_per_s": all_tps,
+                  "final_loss": t["loss"], "sentences": len(lines),
+                  "translate_seconds": seconds, "sentences_per_s": len(lines) / seconds}
+        _write_atomically(a.json, json.dumps(result, indent=1))
+    return 0

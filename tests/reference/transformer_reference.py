@@ -1,6 +1,7 @@
 # PyTorch oracle cases for the Transformer translation model: logits, loss and gradients.
-"""PyTorch oracle for attend's Transformer (src/models/transformer.cc), built from torch's own
-nn.TransformerEncoderLayer / nn.TransformerDecoderLayer (batch_first, ReLU, dropout 0).
+"""PyTorch oracle for attend's Transformer (src/models/transformer.cc): the model of
+bench/torch_reference/transformer_model.py (torch's own nn.TransformerEncoderLayer /
+nn.TransformerDecoderLayer, batch_first, ReLU), with dropout 0.
 
 Run as `/usr/bin/python3 tests/reference/transformer_reference.py --out FILE` (Debian's
 python3-torch); tests/test_transformer.cc loads every weight by name into the C++ model's
@@ -20,7 +21,9 @@ import math
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "torch_reference"))
 try:
     import torch  # noqa: E402
     import torch.nn.functional as F  # noqa: E402
@@ -28,85 +31,10 @@ except ImportError as e:  # the python3 on PATH has no torch; Debian's /usr/bin/
     sys.exit("transformer_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
              "(Debian's python3-torch)" % e)
 from ops_reference import generator_main, Builder, op_key  # noqa: E402
+# The model itself is the benchmark's: bench/torch_reference/transformer_model.py.
+from transformer_model import Transformer, PAD, BOS, EOS  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
-PAD, BOS, EOS = 0, 2, 3
-
-
-def sinusoidal_table(max_len, dim):
-    """pe[pos, 2i] = sin(pos / 10000^(2i/d)), pe[pos, 2i+1] = cos(...), in f64 then f32."""
-    pe = torch.zeros(max_len, dim, dtype=F64)
-    for pos in range(max_len):
-        for i in range(0, dim, 2):
-            angle = pos / math.pow(10000.0, i / dim)
-            pe[pos, i] = math.sin(angle)
-            if i + 1 < dim:
-                pe[pos, i + 1] = math.cos(angle)
-    return pe.to(F32)
-
-
-class Container(torch.nn.Module):
-    pass
-
-
-class RefTransformer(torch.nn.Module):
-    """The model of src/models/transformer.cc written with torch's layers and the same names."""
-
-    def __init__(self, pre_norm, share, src_vocab, tgt_vocab, d, heads, ff, layers, max_pos):
-        super().__init__()
-        self.pre_norm, self.share, self.d = pre_norm, share, d
-        if share:
-            self.embed = torch.nn.Embedding(src_vocab, d, padding_idx=PAD)
-            self.src_embed = self.tgt_embed = None
-        else:
-            self.src_embed = torch.nn.Embedding(src_vocab, d, padding_idx=PAD)
-            self.tgt_embed = torch.nn.Embedding(tgt_vocab, d, padding_idx=PAD)
-            self.output = torch.nn.Linear(d, tgt_vocab)
-        self.encoder, self.decoder = Container(), Container()
-        self.encoder.layers = torch.nn.ModuleList([
-            torch.nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True,
-                                             norm_first=pre_norm) for _ in range(layers)])
-        self.decoder.layers = torch.nn.ModuleList([
-            torch.nn.TransformerDecoderLayer(d, heads, ff, dropout=0.0, batch_first=True,
-                                             norm_first=pre_norm) for _ in range(layers)])
-        if pre_norm:
-            self.encoder.norm = torch.nn.LayerNorm(d)
-            self.decoder.norm = torch.nn.LayerNorm(d)
-        self.register_buffer("pe", sinusoidal_table(max_pos, d), persistent=False)
-        # torch's decoder layer asks for no weights; capture the last layer's cross-attention.
-        self.captured = None
-        last = self.decoder.layers[-1].multihead_attn
-        inner = last.forward
-
-        def forward_with_weights(*args, **kwargs):
-            kwargs["need_weights"] = True
-            kwargs["average_attn_weights"] = True
-            out, w = inner(*args, **kwargs)
-            self.captured = w
-            return out, w
-
-        last.forward = forward_with_weights
-
-    def embed_tokens(self, table, ids):
-        return table(ids) * math.sqrt(self.d) + self.pe[:ids.shape[1]]
-
-    def forward(self, src, src_lengths, tgt_in):
-        s, t = src.shape[1], tgt_in.shape[1]
-        pad = torch.arange(s)[None, :] >= src_lengths[:, None]  # [B, S], True = padding
-        x = self.embed_tokens(self.embed if self.share else self.src_embed, src)
-        for layer in self.encoder.layers:
-            x = layer(x, src_key_padding_mask=pad)
-        if self.pre_norm:
-            x = self.encoder.norm(x)
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
-        y = self.embed_tokens(self.embed if self.share else self.tgt_embed, tgt_in)
-        for layer in self.decoder.layers:
-            y = layer(y, x, tgt_mask=causal, memory_key_padding_mask=pad)
-        if self.pre_norm:
-            y = self.decoder.norm(y)
-        if self.share:
-            return y @ self.embed.weight.t()
-        return self.output(y)
 
 
 def set_parameters(b, model, d):
@@ -149,7 +77,9 @@ def transformer_case(b, name, pre_norm, share, src_vocab, tgt_vocab, d=16, heads
     if name in b.names:
         raise ValueError("duplicate case name " + name)
     b.names.add(name)
-    model = RefTransformer(pre_norm, share, src_vocab, tgt_vocab, d, heads, ff, layers, max_pos)
+    model = Transformer(pre_norm, share, src_vocab, tgt_vocab, d, heads, ff, layers, max_pos,
+                        dropout=0.0)
+    model.capture_cross_attention()
     set_parameters(b, model, d)
     src, src_len, tgt_in, tgt_out = make_batch(b, src_vocab, tgt_vocab, list(src_lengths),
                                                list(tgt_lengths))
