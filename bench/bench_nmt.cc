@@ -2,6 +2,7 @@
 // and beam decoding, for the RNN with attention and the Transformer at the quickstart's sizes.
 #include <benchmark/benchmark.h>
 
+#include "attend/attention.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "attend/ops.h"
@@ -61,10 +62,13 @@ void BM_Translate(benchmark::State& state, const std::string& arch) {
   for (auto& e : ex) sources.push_back(e.src);
   nmt::SearchOptions o;
   o.beam = state.range(0);
+  // range(1) = 0 runs the compositions instead of the fused kernels (attend translate --no-fused).
+  attention::SetFusedKernels(state.range(1) != 0);
   // An untrained model rarely ends early: cap the output at the source length.
   o.max_len_ratio = 1.0;
   o.max_len_extra = 1;
   for (auto _ : state) benchmark::DoNotOptimize(nmt::Translate(*model, sources, o));
+  attention::SetFusedKernels(true);
   state.counters["sent/s"] =
       benchmark::Counter(static_cast<double>(n) * state.iterations(), benchmark::Counter::kIsRate);
 }
@@ -73,10 +77,11 @@ BENCHMARK_CAPTURE(BM_TrainStep, rnn_attention, std::string("rnn-attention"))
     ->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, transformer, std::string("transformer"))
     ->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+// Args: beam, fused (1) or composed (0).
 BENCHMARK_CAPTURE(BM_Translate, rnn_attention, std::string("rnn-attention"))
-    ->Arg(1)->Arg(5)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->ArgsProduct({{1, 4}, {1, 0}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Translate, transformer, std::string("transformer"))
-    ->Arg(1)->Arg(5)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->ArgsProduct({{1, 4}, {1, 0}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
