@@ -49,7 +49,14 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
                    const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights) {
   Tensor context;  // [B, H, Tq, hd]
   Generator& gen = mha.DropoutGenerator();
-  if (weights == nullptr && attention::FusedKernels()) {
+  // The fused kernel is tiled and threaded for long sequences; on a decoding step (one query
+  // against ~20 keys per head) or a ~20x20 training batch its fixed costs lose to the composition
+  // (docs/results.md: translation 0.66-0.72x fused). Below this many (query, key) pairs per head
+  // the composition runs; it gives the same result.
+  constexpr int64_t kFusedMinPairs = 128 * 128;
+  const bool fused = weights == nullptr && attention::FusedKernels() &&
+                     q.size(2) * k.size(2) >= kFusedMinPairs;
+  if (fused) {
     context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
                                                         mha.training(), &gen);
   } else {
