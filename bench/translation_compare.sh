@@ -107,7 +107,7 @@ def find(path, pattern):
     if not m:
         sys.exit("translation_compare.sh: no '%s' in %s" % (pattern, path))
     return float(m[-1])
-ours_tok = find(out + "/attend_train.txt", r"step %s \|.*?\| ([0-9.]+) tok/s" % steps)
+ours_tok = find(out + "/attend_train.txt", r"step %s \|.*?\| ([0-9.]+) (?:src\+tgt )?tok/s" % steps)
 ours_sps = find(out + "/attend_translate.txt", r"([0-9.]+) sentences/s")
 torch = json.load(open(out + "/torch.json"))
 def scores(side):
