@@ -2,7 +2,6 @@
 // corpus rules of `attend corpus debian` on a small fake locale directory, the readers of users'
 // parallel data with each of their errors, and the command line.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 
 #include "attend/corpus.h"
 #include "attend/error.h"
+#include "support/command.h"
 
 namespace attend::io {
 namespace {
@@ -737,16 +737,10 @@ TEST(ParallelText, WriteLinesAtomicRoundTrip) {
 
 // ---- the command line ----
 
-// Runs a shell command; returns its exit status and its output (stdout and stderr).
+// The exit status and the output (stdout and stderr) of a shell command.
 std::pair<int, std::string> RunShell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const attend::testing::CommandResult r = attend::testing::RunCommand(cmd);
+  return {r.exit_code, r.output};
 }
 
 TEST(CorpusCli, BadLocaleDirExitsNonZeroWithAMessage) {

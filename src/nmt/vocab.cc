@@ -3,10 +3,10 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "attend/corpus.h"
 #include "attend/error.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
@@ -90,18 +90,7 @@ Vocabulary Vocabulary::Load(const std::string& path) {
   return FromBytes(ss.str(), path);
 }
 
-void Vocabulary::Save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ATTEND_CHECK(out.good(), "vocabulary: cannot write ", tmp);
-    out.write(impl_->bytes.data(), static_cast<std::streamsize>(impl_->bytes.size()));
-    out.flush();
-    ATTEND_CHECK(out.good(), "vocabulary: writing ", tmp, " failed");
-  }
-  ATTEND_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "vocabulary: cannot rename ", tmp,
-               " to ", path);
-}
+void Vocabulary::Save(const std::string& path) const { io::WriteFileAtomic(path, impl_->bytes); }
 
 std::string Vocabulary::bytes() const { return impl_->bytes; }
 int64_t Vocabulary::size() const { return impl_->sp.GetPieceSize(); }

@@ -18,6 +18,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "attend/corpus.h"
 #include "attend/error.h"
 #include "metrics/unicode.h"
 
@@ -70,29 +71,6 @@ void CellColor(double x, bool color, uint8_t rgb[3]) {
   // Grey: white to black. Colour: white to dark blue (8, 48, 107).
   const double end[3] = {color ? 8.0 : 0.0, color ? 48.0 : 0.0, color ? 107.0 : 0.0};
   for (int c = 0; c < 3; ++c) rgb[c] = static_cast<uint8_t>(std::lround(255.0 - x * (255.0 - end[c])));
-}
-
-void WriteAtomically(const std::string& path, const std::string& bytes, const char* fn) {
-  std::string tmpl = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmpl.data());
-  ATTEND_CHECK(fd >= 0, fn, ": cannot create a temporary file next to '", path,
-               "': ", std::strerror(errno));
-  size_t done = 0;
-  bool ok = true;
-  while (ok && done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<size_t>(n);
-  }
-  const int saved = errno;
-  ok = ok && ::fchmod(fd, 0644) == 0 && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || std::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const int err = ok ? errno : saved;
-    std::remove(tmpl.c_str());
-    ATTEND_CHECK(false, fn, ": cannot write '", path, "': ", std::strerror(err));
-  }
 }
 
 // A coverage bitmap (0..255) of rendered text.
@@ -266,7 +244,7 @@ HeatmapLayout WriteAttentionHeatmap(const std::string& path,
   const int ok = stbi_write_png_to_func(AppendPng, &png, image.w, image.h, 3, image.rgb.data(),
                                         image.w * 3);
   ATTEND_CHECK(ok != 0 && !png.empty(), fn, ": PNG encoding failed for '", path, "'");
-  WriteAtomically(path, png, fn);
+  io::WriteFileAtomic(path, png);
   return layout;
 }
 
@@ -315,7 +293,7 @@ void WriteAttentionSvg(const std::string& path, const std::vector<std::string>& 
         << XmlEscape(metrics::unicode::Encode(Label(src_tokens[s], options, "source", s))) << "</text>\n";
   }
   svg << "</svg>\n";
-  WriteAtomically(path, svg.str(), fn);
+  io::WriteFileAtomic(path, svg.str());
 }
 
 }  // namespace attend::viz
