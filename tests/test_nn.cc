@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "attend/attend.h"
+#include "attend/autograd.h"
 #include "attend/nn.h"
 #include "support/reference_compare.h"
 
@@ -106,6 +107,51 @@ TEST(Module, BadInputsNameTheLayer) {
   SinusoidalPositionalEncoding pe(4, 6);
   EXPECT_THROW(pe.Forward(Tensor::Zeros({1, 5, 6})), Error);
   EXPECT_THROW(Embedding(3, 2, gen, 5), Error);
+}
+
+// The decoding layer on a packed weight gives Linear's results, for any leading shape, on both
+// sides of the row count where it hands over to the BLAS.
+TEST(PackedLinear, EqualsLinear) {
+  Generator gen(9);
+  for (bool bias : {true, false}) {
+    Linear lin(70, 45, bias, gen);
+    PackedLinear packed(lin);
+    EXPECT_EQ(packed.in_features(), 70);
+    EXPECT_EQ(packed.out_features(), 45);
+    NoGradGuard no_grad;
+    for (const Shape& shape : {Shape{70}, Shape{3, 70}, Shape{2, 5, 70}, Shape{300, 70}}) {
+      Tensor x = Tensor::Randn(shape, gen);
+      Tensor want = lin.Forward(x), got = packed.Forward(x);
+      ASSERT_EQ(got.shape(), want.shape());
+      auto g = got.ToVector<float>(), w = want.ToVector<float>();
+      for (size_t i = 0; i < g.size(); ++i)
+        ASSERT_NEAR(g[i], w[i], 1e-5 * (1 + std::abs(w[i]))) << shape.str() << " at " << i;
+    }
+    // Non-contiguous input.
+    Tensor x = Tensor::Randn({70, 4}, gen).T();
+    auto g = packed.Forward(x).ToVector<float>(), w = lin.Forward(x).ToVector<float>();
+    for (size_t i = 0; i < g.size(); ++i) ASSERT_NEAR(g[i], w[i], 1e-5 * (1 + std::abs(w[i])));
+  }
+}
+
+TEST(PackedLinear, RefusesWhatItCannotDo) {
+  Generator gen(10);
+  Linear lin(4, 3, true, gen);
+  PackedLinear packed(lin);
+  Tensor x = Tensor::Randn({2, 4}, gen);
+  x.set_requires_grad(true);
+  try {
+    packed.Forward(x);  // gradient mode is on and x wants a gradient
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("inference only"), std::string::npos) << e.what();
+  }
+  NoGradGuard no_grad;
+  EXPECT_THROW(packed.Forward(Tensor::Zeros({2, 5})), Error);
+  EXPECT_THROW(packed.Forward(Tensor::Zeros({2, 4}, DType::kF64)), Error);
+  EXPECT_THROW(PackedLinear().Forward(Tensor::Zeros({2, 4})), Error);
+  Linear lin64(4, 3, true, gen, DType::kF64);
+  EXPECT_THROW(PackedLinear{lin64}, Error);
 }
 
 // Initialisers: sample mean and variance against the target distribution (n = 40000 draws, so

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "attend/attend.h"
+#include "attend/autograd.h"
 #include "attend/nn.h"
 #include "attend/nn/rnn.h"
 #include "backend/cpu/reference/rnn_kernels.h"
@@ -823,6 +824,69 @@ void ReplayCase(const RefCase& c) {
   if (c0.defined()) ExpectMatches(c, "grad_c0", c0.grad(), Ref(c, "grad_c0"), acc.inputs);
   for (auto& [name, p] : module->NamedParameters())
     ExpectMatches(c, "grad_" + name, p.grad(), Ref(c, "grad_" + name), acc.weights);
+}
+
+// Decoding one step at a time on packed weights equals the module run over the sequence (eval
+// mode), for GRU and LSTM, one and two layers, with and without bias.
+TEST(PackedRecurrentStep, EqualsTheModule) {
+  for (bool lstm : {false, true})
+    for (int64_t layers : {1, 2})
+      for (bool bias : {true, false}) {
+        Generator gen(40 + layers);
+        nn::RnnOptions opt;
+        opt.num_layers = layers;
+        opt.bias = bias;
+        opt.dropout = 0.3;  // off in eval mode, as in the packed step
+        std::shared_ptr<nn::RnnBase> rnn;
+        std::shared_ptr<nn::GRU> gru;
+        std::shared_ptr<nn::LSTM> lstm_m;
+        if (lstm) rnn = lstm_m = std::make_shared<nn::LSTM>(6, 5, gen, opt);
+        else rnn = gru = std::make_shared<nn::GRU>(6, 5, gen, opt);
+        rnn->Eval();
+        const int64_t b = 3, t_len = 4;
+        Tensor x = Tensor::Randn({b, t_len, 6}, gen), h0 = Tensor::Randn({layers, b, 5}, gen),
+               c0 = Tensor::Randn({layers, b, 5}, gen);
+        NoGradGuard no_grad;
+        Tensor out, hn, cn;
+        if (lstm) {
+          auto o = lstm_m->Forward(x, Tensor(), h0, c0);
+          out = o.output, hn = o.h_n, cn = o.c_n;
+        } else {
+          auto o = gru->Forward(x, Tensor(), h0);
+          out = o.output, hn = o.h_n;
+        }
+        nn::PackedRecurrentStep step(*rnn);
+        Tensor h = h0, c = c0;
+        for (int64_t t = 0; t < t_len; ++t) {
+          Tensor top = step.Step(x.Select(1, t), &h, lstm ? &c : nullptr);
+          auto got = top.ToVector<float>(), want = out.Select(1, t).ToVector<float>();
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-5) << (lstm ? "lstm" : "gru") << " layers " << layers
+                                               << " bias " << bias << " step " << t;
+        }
+        auto gh = h.ToVector<float>(), wh = hn.ToVector<float>();
+        for (size_t i = 0; i < gh.size(); ++i) ASSERT_NEAR(gh[i], wh[i], 1e-5);
+        if (lstm) {
+          auto gc = c.ToVector<float>(), wc = cn.ToVector<float>();
+          for (size_t i = 0; i < gc.size(); ++i) ASSERT_NEAR(gc[i], wc[i], 1e-5);
+        }
+      }
+}
+
+TEST(PackedRecurrentStep, RefusesBidirectionalAndBadStates) {
+  Generator gen(50);
+  nn::RnnOptions bi;
+  bi.bidirectional = true;
+  nn::GRU encoder(4, 3, gen, bi);
+  EXPECT_THROW(nn::PackedRecurrentStep{encoder}, Error);
+  nn::LSTM decoder(4, 3, gen);
+  nn::PackedRecurrentStep step(decoder);
+  NoGradGuard no_grad;
+  Tensor h = Tensor::Zeros({1, 2, 3});
+  EXPECT_THROW(step.Step(Tensor::Zeros({2, 4}), &h, nullptr), Error);  // an LSTM needs c
+  Tensor c = Tensor::Zeros({1, 2, 3});
+  EXPECT_THROW(step.Step(Tensor::Zeros({3, 4}), &h, &c), Error);       // rows differ
+  EXPECT_NO_THROW(step.Step(Tensor::Zeros({2, 4}), &h, &c));
 }
 
 TEST(RnnTorchReference, AllCases) {

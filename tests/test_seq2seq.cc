@@ -98,10 +98,14 @@ TEST_P(Seq2SeqVariants, StepByStepEqualsTeacherForcing) {
         double sum = 0;
         for (int64_t j = 0; j < s; ++j) {
           const float x = w[(b * t_len + t) * s + j];
-          if (j >= lens[b]) EXPECT_EQ(x, 0.0f);
+          if (j >= lens[b]) {
+            EXPECT_EQ(x, 0.0f);
+          }
           sum += x;
         }
-        if (v.window == "global") EXPECT_NEAR(sum, 1.0, 1e-5);
+        if (v.window == "global") {
+          EXPECT_NEAR(sum, 1.0, 1e-5);
+        }
       }
   }
 }

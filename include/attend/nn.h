@@ -84,6 +84,26 @@ class Linear : public Module {
   Tensor weight, bias;                    // bias undefined when built without one
 };
 
+// A Linear layer's weight copied once into the layout of the small-batch GEMM kernel
+// (backend/cpu/reference/gemm_kernels.h), for decoding: each step multiplies a few rows by the
+// same weight, and a BLAS would re-copy the weight into its own layout on every call. The copy
+// does not follow later changes to the layer (pack after training; the models pack in Start).
+// Inference only: f32, and no gradient flows through it.
+class PackedLinear {
+ public:
+  PackedLinear() = default;
+  explicit PackedLinear(const Linear& layer) : PackedLinear(layer.weight, layer.bias) {}
+  PackedLinear(const Tensor& weight, const Tensor& bias);  // [out, in] f32; bias [out] or none
+  bool defined() const { return packed_.defined(); }
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  Tensor Forward(const Tensor& x) const;  // [..., in] -> [..., out]
+
+ private:
+  Tensor weight_, bias_, packed_;  // the original (for large batches), bias, packed copy
+  int64_t in_ = 0, out_ = 0;
+};
+
 class Embedding : public Module {
  public:
   // padding_idx -1 = none; the padding row starts at zero and never receives gradient.

@@ -58,6 +58,9 @@ class RnnState : public DecoderState {
   Tensor h, c;           // [L, N, H]
   Tensor feed;           // [N, H] the previous attentional state (input feeding)
   int64_t step = 0;
+  // Decoding (eval mode, no gradient): the output and combine layers packed once per Start.
+  nn::PackedLinear out, combine;
+  nn::PackedRecurrentStep decoder;
 };
 
 class RnnSeq2Seq : public Seq2Seq {
@@ -159,7 +162,14 @@ class RnnSeq2Seq : public Seq2Seq {
 
   std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) override {
     CheckTokens(src, config_.src_vocab, "source");
-    return std::make_unique<RnnState>(Encode(src, src_lengths));
+    auto st = std::make_unique<RnnState>(Encode(src, src_lengths));
+    if (!training() && !GradMode::enabled()) {
+      st->out = nn::PackedLinear(*out_);
+      st->combine = nn::PackedLinear(*combine_);
+      st->decoder = decoder_.gru ? nn::PackedRecurrentStep(*decoder_.gru)
+                                 : nn::PackedRecurrentStep(*decoder_.lstm);
+    }
+    return st;
   }
 
   Tensor Step(DecoderState& state, const Tensor& tokens, Tensor* attention) override {
@@ -171,6 +181,7 @@ class RnnSeq2Seq : public Seq2Seq {
     Tensor w;
     Tensor ht = DecodeStep(st, emb, attention ? &w : nullptr);
     if (attention) *attention = w;
+    if (st.out.defined()) return LogSoftmax(st.out.Forward(ht), 1);   // [N, V]
     return LogSoftmax(out_->Forward(out_dropout_->Forward(ht)), 1);  // [N, V]
   }
 
@@ -267,14 +278,17 @@ class RnnSeq2Seq : public Seq2Seq {
       if (weights) *weights = w;
       context = attention::WeightedSum(w, st.memory);  // [N, Tq, H]
     }
-    return Tanh(combine_->Forward(Concat({context, top}, 2)));
+    const Tensor both = Concat({context, top}, 2);
+    return Tanh(st.combine.defined() ? st.combine.Forward(both) : combine_->Forward(both));
   }
 
   // One decoder step from input embeddings [N, E]; returns h~ [N, H] and updates the state.
   Tensor DecodeStep(RnnState& st, const Tensor& emb, Tensor* weights) {
     Tensor x = config_.input_feeding ? Concat({emb, st.feed}, 1) : emb;  // [N, in]
-    Tensor top = decoder_.Run(x.Unsqueeze(1), Tensor(), &st.h,
-                              config_.cell == "lstm" ? &st.c : nullptr);  // [N, 1, H]
+    Tensor* c = config_.cell == "lstm" ? &st.c : nullptr;
+    const Tensor top = st.decoder.defined()
+                           ? st.decoder.Step(x, &st.h, c).Unsqueeze(1)
+                           : decoder_.Run(x.Unsqueeze(1), Tensor(), &st.h, c);  // [N, 1, H]
     Tensor w;
     Tensor ht = Attend(st, top, st.step, weights ? &w : nullptr).Squeeze(1);  // [N, H]
     if (weights && w.defined()) *weights = w.Squeeze(1);

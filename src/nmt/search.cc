@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 
 #include "attend/autograd.h"
 #include "attend/error.h"
@@ -93,8 +92,8 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
       int64_t row, token;
     };
     std::vector<std::vector<Cand>> cands(b);
-    std::vector<int64_t> idx(v);
     const int64_t k = std::min<int64_t>(opt.beam, v);
+    std::vector<int64_t> top(k);
     for (int64_t row = 0; row < static_cast<int64_t>(live.size()); ++row) {
       const Live& h = live[row];
       const float* p = lp + row * v;
@@ -103,17 +102,19 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
         finish(h, p[SpecialIds::kEos], attention_row(row));
         continue;
       }
-      // Padding and bos are never generated.
-      std::iota(idx.begin(), idx.end(), 0);
-      auto generable = std::remove_if(idx.begin(), idx.end(), [](int64_t id) {
-        return id == SpecialIds::kPad || id == SpecialIds::kBos;
-      });
-      const int64_t kk = std::min<int64_t>(k, generable - idx.begin());
-      std::partial_sort(idx.begin(), idx.begin() + kk, generable, [&](int64_t a, int64_t c) {
-        return p[a] > p[c] || (p[a] == p[c] && a < c);
-      });
+      // The k best tokens by (log-prob desc, id asc) in one pass, kept sorted in `top`; padding
+      // and bos are never generated.
+      int64_t kk = 0;
+      for (int64_t id = 0; id < v; ++id) {
+        if (id == SpecialIds::kPad || id == SpecialIds::kBos) continue;
+        const float q = p[id];
+        if (kk == k && !(q > p[top[k - 1]])) continue;  // ties keep the smaller id
+        int64_t at = kk < k ? kk++ : k - 1;
+        for (; at > 0 && q > p[top[at - 1]]; --at) top[at] = top[at - 1];
+        top[at] = id;
+      }
       for (int64_t j = 0; j < kk; ++j)
-        cands[h.sentence].push_back({h.log_prob + p[idx[j]], row, idx[j]});
+        cands[h.sentence].push_back({h.log_prob + p[top[j]], row, top[j]});
     }
     std::vector<Live> next;
     std::vector<int64_t> rows;
