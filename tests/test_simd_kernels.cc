@@ -217,6 +217,43 @@ TEST(SimdKernels, PackedGemm) {
   ExpectClose(got, want, 1e-6f * k, "packed gemm, threaded");
 }
 
+// The general GEMM: every transpose pair, padded strides, alpha and beta (beta 0 must ignore
+// NaN in C), k across several packed blocks, m across several row blocks, partial panels, and a
+// product large enough for threads.
+TEST(SimdKernels, Gemm) {
+  struct Shape3 { int64_t m, n, k; };
+  const Shape3 shapes[] = {{1, 1, 1},   {5, 33, 7},    {13, 32, 300}, {7, 100, 513},
+                           {300, 45, 20}, {70, 64, 256}, {257, 31, 65}, {64, 300, 600}};
+  for (const Shape3& s : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float beta : {0.0f, 1.0f, -0.5f}) {
+          const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
+          auto a = RandomVec((ta ? s.k : s.m) * lda, -1, 1, 30);
+          auto b = RandomVec((tb ? s.n : s.k) * ldb, -1, 1, 31);
+          auto c0 = RandomVec(s.m * ldc, -1, 1, 32);
+          if (beta == 0.0f)
+            for (auto& x : c0) x = std::nanf("");
+          std::vector<float> got = c0, want = c0;
+          simd::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, got.data(),
+                     ldc);
+          ref::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, want.data(),
+                    ldc);
+          // Only the m x n block is written; the stride padding keeps its old value.
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t j = s.n; j < ldc; ++j)
+              ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(got[i * ldc + j])
+                                                       : got[i * ldc + j] == c0[i * ldc + j]);
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t j = 0; j < s.n; ++j) {
+              const float g = got[i * ldc + j], w = want[i * ldc + j];
+              ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(s.k + 2) * std::max(1.0f, std::abs(w)))
+                  << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb
+                  << " beta " << beta << " at " << i << ", " << j;
+            }
+        }
+}
+
 TEST(SimdKernels, DispatchPicksATarget) {
   EXPECT_NE(std::string(simd::TargetName()), "");
 }

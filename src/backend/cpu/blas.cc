@@ -1,7 +1,12 @@
-// OpenBLAS behind a two-function interface, so no other file includes cblas.h.
+// The GEMM entry point. f32 runs the project's own kernel (backend/cpu/simd/gemm_kernels.cc):
+// Debian's OpenBLAS 0.3.21 runs its Haswell (AVX2) sgemm on this AVX-512 machine, at half the
+// kernel's speed (docs/results.md). f64 (gradient checks, references) stays with OpenBLAS, so
+// no other file includes cblas.h.
 #include "backend/cpu/blas.h"
 
 #include <cblas.h>
+
+#include "backend/cpu/simd/gemm_kernels.h"
 
 namespace attend::cpu {
 
@@ -9,6 +14,13 @@ template <>
 void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc) {
+  // Small products (attention heads of ~20 x 20 x 64, thin outputs) stay with OpenBLAS: the
+  // kernel's packing and 32-column panels cost more than they save there (bench/gemm_compare:
+  // 0.2x at 20 x 20 x 64, 0.8x at 64^3, 1.0-1.2x at 100^3, 1.6x at 128^3).
+  if (n >= 16 && m * n * k >= (int64_t{1} << 19)) {
+    simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,

@@ -45,5 +45,20 @@ inline void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const 
     }
 }
 
+// Row-major C [m x n] = alpha * op(A) @ op(B) + beta * C in double: the oracle for simd::Gemm.
+// beta 0 never reads C.
+inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (int64_t kk = 0; kk < k; ++kk)
+        s += static_cast<double>(ta ? a[kk * lda + i] : a[i * lda + kk]) *
+             static_cast<double>(tb ? b[j * ldb + kk] : b[kk * ldb + j]);
+      const double prev = beta == 0.0f ? 0.0 : static_cast<double>(beta) * c[i * ldc + j];
+      c[i * ldc + j] = static_cast<float>(static_cast<double>(alpha) * s + prev);
+    }
+}
+
 }  // namespace ref
 }  // namespace attend::cpu

@@ -9,7 +9,10 @@
 
 #include "hwy/highway.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <vector>
 
 #include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
@@ -25,57 +28,74 @@ constexpr size_t kLanes = hn::MaxLanes(DF());
 constexpr size_t kNV = kPackPanel / kLanes;            // vectors per panel row
 constexpr size_t kMR = kNV >= 12 ? 1 : 12 / kNV;       // rows per tile: ~12 accumulators
 
-// Rows [0, MR) of x against one panel; `cols` of the panel's 32 columns are stored.
+// How a tile's accumulators start: from zero, the bias, beta * C (the first block of k) or C
+// (the later blocks).
+enum class Init { kZero, kBias, kScaleC, kAddC };
+
+// Rows [0, MR) of A against one panel of kb input features: a(r, kk) = a[r * sr + kk * sk], so
+// one code path reads A as it is or transposed. Writes `cols` (<= 32) columns of y.
 template <size_t MR>
-HWY_INLINE void Tile(const float* HWY_RESTRICT x, int64_t k, int64_t ldx,
-                     const float* HWY_RESTRICT panel, const float* bias, float* y, int64_t ldy,
-                     int64_t cols) {
+HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
+                     const float* HWY_RESTRICT panel, Init init, const float* bias, float beta,
+                     float* y, int64_t ldy, int64_t cols) {
   const DF d;
+  const bool full = cols == kPackPanel;
+  HWY_ALIGN float buf[kPackPanel];
   // The accumulators live in registers only when these constant loops are unrolled, which -O2
   // alone does not do.
   VF acc[MR][kNV];
   HWY_UNROLL(32)
-  for (size_t v = 0; v < kNV; ++v) {
-    const VF b0 = bias && cols == kPackPanel ? hn::LoadU(d, bias + v * kLanes) : hn::Zero(d);
+  for (size_t r = 0; r < MR; ++r) {
+    const float* src = nullptr;  // what this row starts from, when not zero
+    if (init == Init::kBias) {
+      src = bias;
+    } else if (init != Init::kZero) {
+      src = y + r * ldy;
+    }
+    if (src && !full) {
+      for (int64_t c = 0; c < kPackPanel; ++c) buf[c] = c < cols ? src[c] : 0.0f;
+      src = buf;
+    }
     HWY_UNROLL(32)
-    for (size_t r = 0; r < MR; ++r) acc[r][v] = b0;
+    for (size_t v = 0; v < kNV; ++v) {
+      VF start = src ? hn::LoadU(d, src + v * kLanes) : hn::Zero(d);
+      if (init == Init::kScaleC) start = hn::Mul(start, hn::Set(d, beta));
+      acc[r][v] = start;
+    }
   }
-  for (int64_t kk = 0; kk < k; ++kk) {
+  for (int64_t kk = 0; kk < kb; ++kk) {
     VF w[kNV];
     HWY_UNROLL(32)
     for (size_t v = 0; v < kNV; ++v) w[v] = hn::LoadU(d, panel + kk * kPackPanel + v * kLanes);
     HWY_UNROLL(32)
     for (size_t r = 0; r < MR; ++r) {
-      const VF xr = hn::Set(d, x[r * ldx + kk]);
+      const VF xr = hn::Set(d, a[r * sr + kk * sk]);
       HWY_UNROLL(32)
       for (size_t v = 0; v < kNV; ++v) acc[r][v] = hn::MulAdd(xr, w[v], acc[r][v]);
     }
   }
-  if (cols == kPackPanel) {
-    for (size_t r = 0; r < MR; ++r)
-      for (size_t v = 0; v < kNV; ++v) hn::StoreU(acc[r][v], d, y + r * ldy + v * kLanes);
-    return;
-  }
-  // The last, partial panel: through a buffer, adding the bias of the columns that exist.
-  HWY_ALIGN float buf[kPackPanel];
   for (size_t r = 0; r < MR; ++r) {
+    if (full) {
+      for (size_t v = 0; v < kNV; ++v) hn::StoreU(acc[r][v], d, y + r * ldy + v * kLanes);
+      continue;
+    }
+    // The last, partial panel goes through the buffer.
     for (size_t v = 0; v < kNV; ++v) hn::Store(acc[r][v], d, buf + v * kLanes);
-    for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = buf[c] + (bias ? bias[c] : 0.0f);
+    for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = buf[c];
   }
 }
 
-// Rows [0, m) with m < MR: the largest smaller tile first.
+// Rows [0, m) of one panel, MR at a time, the remainder with smaller tiles.
 template <size_t MR>
-HWY_INLINE void TailRows(int64_t m, const float* x, int64_t k, int64_t ldx, const float* panel,
-                         const float* bias, float* y, int64_t ldy, int64_t cols) {
+HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t kb,
+                     const float* panel, Init init, const float* bias, float beta, float* y,
+                     int64_t ldy, int64_t cols) {
+  int64_t i = 0;
+  for (; i + static_cast<int64_t>(MR) <= m; i += MR)
+    Tile<MR>(a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy, ldy, cols);
   if constexpr (MR > 1) {
-    if (m >= static_cast<int64_t>(MR - 1)) {
-      Tile<MR - 1>(x, k, ldx, panel, bias, y, ldy, cols);
-      m -= MR - 1;
-      x += (MR - 1) * ldx;
-      y += (MR - 1) * ldy;
-    }
-    if (m > 0) TailRows<MR - 1>(m, x, k, ldx, panel, bias, y, ldy, cols);
+    if (i < m) Rows<MR - 1>(m - i, a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy,
+                            ldy, cols);
   }
 }
 
@@ -86,13 +106,71 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
   const bool threads = m * n * k >= (int64_t{1} << 22);
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t p = 0; p < panels; ++p) {
-    const float* panel = packed + p * k * kPackPanel;
+    const int64_t c0 = p * kPackPanel;
+    Rows<kMR>(m, x, ldx, 1, k, packed + p * k * kPackPanel, bias ? Init::kBias : Init::kZero,
+              bias ? bias + c0 : nullptr, 0.0f, y + c0, ldy, std::min<int64_t>(kPackPanel, n - c0));
+  }
+}
+
+// Blocks: kKc input features per packed block (one panel's block is 32 KB, L1-sized) and kMc
+// rows of A per pass over the panels (256 KB of A at kKc, kept in L2).
+constexpr int64_t kKc = 256, kMc = 256;
+
+// Panels [p0, p1) of alpha * op(B)[k0 .. k0 + kb, :] into `packed` (panel p at p * kb * 32).
+void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t kb, float alpha,
+           int64_t p0, int64_t p1, float* packed) {
+  for (int64_t p = p0; p < p1; ++p) {
+    float* dst = packed + p * kb * kPackPanel;
     const int64_t c0 = p * kPackPanel, cols = std::min<int64_t>(kPackPanel, n - c0);
-    const float* b = bias ? bias + c0 : nullptr;
-    int64_t i = 0;
-    for (; i + static_cast<int64_t>(kMR) <= m; i += kMR)
-      Tile<kMR>(x + i * ldx, k, ldx, panel, b, y + i * ldy + c0, ldy, cols);
-    if (i < m) TailRows<kMR>(m - i, x + i * ldx, k, ldx, panel, b, y + i * ldy + c0, ldy, cols);
+    if (!tb) {  // op(B)[kk][c] = b[kk * ldb + c]: rows of 32 contiguous floats
+      for (int64_t kk = 0; kk < kb; ++kk) {
+        const float* src = b + (k0 + kk) * ldb + c0;
+        float* row = dst + kk * kPackPanel;
+        for (int64_t j = 0; j < cols; ++j) row[j] = alpha * src[j];
+        for (int64_t j = cols; j < kPackPanel; ++j) row[j] = 0.0f;
+      }
+    } else {  // op(B)[kk][c] = b[c * ldb + kk]: each row of b scatters into a column
+      for (int64_t j = 0; j < kPackPanel; ++j) {
+        if (j >= cols) {
+          for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = 0.0f;
+          continue;
+        }
+        const float* src = b + (c0 + j) * ldb + k0;
+        for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = alpha * src[kk];
+      }
+    }
+  }
+}
+
+void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
+  const int64_t kc = std::min(k, kKc);
+  // One buffer per calling thread, kept: no allocation (or page faults) per call.
+  static thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < panels * kc * kPackPanel)
+    buffer.resize(panels * kc * kPackPanel);
+  float* packed = buffer.data();
+  const int64_t sr = ta ? 1 : lda, sk = ta ? lda : 1;  // a(r, kk) = a[r * sr + kk * sk]
+  const int64_t mblocks = (m + kMc - 1) / kMc, items = mblocks * panels;
+  const bool threads = m * n * k >= (int64_t{1} << 22) && omp_get_max_threads() > 1;
+#pragma omp parallel if (threads)
+  {
+    for (int64_t k0 = 0; k0 < k; k0 += kc) {
+      const int64_t kb = std::min(kc, k - k0);
+      const Init init = k0 > 0 ? Init::kAddC : (beta == 0.0f ? Init::kZero : Init::kScaleC);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panels; ++p) PackB(tb, b, ldb, n, k0, kb, alpha, p, p + 1, packed);
+      // (implicit barrier: the block is packed before any thread reads it)
+#pragma omp for schedule(static)
+      for (int64_t it = 0; it < items; ++it) {
+        const int64_t mb = it / panels, p = it % panels;
+        const int64_t r0 = mb * kMc, rows = std::min(kMc, m - r0), c0 = p * kPackPanel;
+        Rows<kMR>(rows, a + r0 * sr + k0 * sk, sr, sk, kb, packed + p * kb * kPackPanel, init,
+                  nullptr, beta, c + r0 * ldc + c0, ldc, std::min<int64_t>(kPackPanel, n - c0));
+      }
+      // (implicit barrier: every tile is done before the next block overwrites the buffer)
+    }
   }
 }
 
@@ -104,6 +182,19 @@ HWY_AFTER_NAMESPACE();
 namespace attend::cpu::simd {
 
 HWY_EXPORT(PackedGemmImpl);
+HWY_EXPORT(GemmImpl);
+
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+          int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // C = beta * C; beta 0 never reads C
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(GemmImpl)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const float* packed, int64_t n,
                 const float* bias, float* y, int64_t ldy) {
