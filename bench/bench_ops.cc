@@ -153,6 +153,14 @@ int RegisterAll() {
   REG("sgemm_bt/1024x1024x1024", BM_Sgemm, 1024, 1024, 1024, true);
   REG("matmul/4096x512x512", BM_Matmul, 4096, 512, 512, false);
   REG("sgemm/4096x512x512", BM_Sgemm, 4096, 512, 512, false);
+  // The Transformer's training GEMMs (2048 tokens, d 256, ff 1024, vocabulary 8000): forward
+  // x W^T and the input gradient dY W.
+  REG("matmul_bt/2048x256x1024", BM_Matmul, 2048, 256, 1024, true);
+  REG("sgemm_bt/2048x256x1024", BM_Sgemm, 2048, 256, 1024, true);
+  REG("matmul/2048x1024x256", BM_Matmul, 2048, 1024, 256, false);
+  REG("sgemm/2048x1024x256", BM_Sgemm, 2048, 1024, 256, false);
+  REG("matmul_bt/2048x256x8000", BM_Matmul, 2048, 256, 8000, true);
+  REG("sgemm_bt/2048x256x8000", BM_Sgemm, 2048, 256, 8000, true);
   REG("bmm_bt/32x128x64x128", BM_BatchedMatmul, 32, 128, 64, 128);
   REG("bsgemm_bt/32x128x64x128", BM_BatchedSgemm, 32, 128, 64, 128);
   REG("softmax/4096x1024", BM_Softmax, 4096, 1024);

@@ -50,6 +50,9 @@ def cases():
     mm("matmul/1024x1024x1024", 1024, 1024, 1024)
     mm("matmul_bt/1024x1024x1024", 1024, 1024, 1024, True)
     mm("matmul/4096x512x512", 4096, 512, 512)
+    mm("matmul_bt/2048x256x1024", 2048, 256, 1024, True)
+    mm("matmul/2048x1024x256", 2048, 1024, 256)
+    mm("matmul_bt/2048x256x8000", 2048, 256, 8000, True)
     x3, y3 = r(32, 128, 64), r(32, 128, 64).transpose(1, 2)
     c["bmm_bt/32x128x64x128"] = lambda: torch.matmul(x3, y3)
 

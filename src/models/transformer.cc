@@ -46,7 +46,8 @@ Tensor ProjectSlice(const Tensor& x, const attention::MultiHeadAttention& mha, i
 // out_proj and, when `weights` is given, the weights averaged over heads [B, Tq, Tk]. Without
 // weights the fused kernel runs (no [Tq, Tk] buffer); with them, the exact composed path.
 Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Tensor& k,
-                   const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights) {
+                   const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights,
+                   const nn::PackedLinear* out_proj = nullptr) {
   Tensor context;  // [B, H, Tq, hd]
   Generator& gen = mha.DropoutGenerator();
   // The fused kernel is tiled and threaded for long sequences; on a decoding step (one query
@@ -68,6 +69,7 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
     context = a.context;
   }
   mha.RecordDropoutGenerator();
+  if (out_proj) return out_proj->Forward(MergeHeads(context));
   return mha.out_proj->Forward(MergeHeads(context));
 }
 
@@ -127,6 +129,11 @@ struct LayerCache {
   Tensor self_k, self_v;    // [N, H, capacity, hd]; positions [0, length) are filled
 };
 
+// A decoder layer's weights packed for decoding steps (nn::PackedLinear), made in Start.
+struct PackedDecoderLayer {
+  nn::PackedLinear self_qkv, self_out, cross_q, cross_out, ff1, ff2;
+};
+
 class DecoderLayer : public nn::Module {
  public:
   DecoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
@@ -171,27 +178,52 @@ class DecoderLayer : public nn::Module {
                          SplitHeads(qkv.Narrow(2, 2 * e, e), heads_), Tensor(), true, nullptr);
     };
     auto cross_block = [&](const Tensor& x) { return CrossAttention(x, k, v, pad_mask, weights); };
-    return Sublayers(y, self_block, cross_block);
+    return Sublayers(y, self_block, cross_block, [&](const Tensor& x) { return FeedForward(x); });
   }
 
   // One decoding step: y [N, 1, E] at position cache.length; appends this position's keys and
   // values to the cache (the caller has made room) and attends over every position so far.
   Tensor Step(const Tensor& y, LayerCache& cache, int64_t length, const Tensor& pad_mask,
-              Tensor* weights) {
+              Tensor* weights, const PackedDecoderLayer* pk) {
     auto self_block = [&](const Tensor& x) {
       const int64_t e = x.size(2);
-      Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [N, 1, 3E]
+      Tensor qkv = pk ? pk->self_qkv.Forward(x)
+                      : ProjectSlice(x, *self_attn, 0, 3 * e);  // [N, 1, 3E]
       cache.self_k.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, e, e), heads_));
       cache.self_v.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, 2 * e, e), heads_));
       // Every cached position precedes this one: no causal mask is needed.
       return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
                          cache.self_k.Narrow(2, 0, length + 1),
-                         cache.self_v.Narrow(2, 0, length + 1), Tensor(), false, nullptr);
+                         cache.self_v.Narrow(2, 0, length + 1), Tensor(), false, nullptr,
+                         pk ? &pk->self_out : nullptr);
     };
     auto cross_block = [&](const Tensor& x) {
-      return CrossAttention(x, cache.cross_k, cache.cross_v, pad_mask, weights);
+      if (!pk) return CrossAttention(x, cache.cross_k, cache.cross_v, pad_mask, weights);
+      Tensor q = SplitHeads(pk->cross_q.Forward(x), heads_);
+      return AttendHeads(*multihead_attn, q, cache.cross_k, cache.cross_v, pad_mask, false,
+                         weights, &pk->cross_out);
     };
-    return Sublayers(y, self_block, cross_block);
+    auto ff_block = [&](const Tensor& x) {
+      return pk ? pk->ff2.Forward(Relu(pk->ff1.Forward(x))) : FeedForward(x);
+    };
+    return Sublayers(y, self_block, cross_block, ff_block);
+  }
+
+  // This layer's weights packed for Step (eval mode: dropout is the identity there).
+  PackedDecoderLayer Pack() const {
+    const int64_t e = self_attn->in_proj_weight.size(1);
+    auto rows = [](const Tensor& t, int64_t first, int64_t count) {
+      return t.defined() ? t.Narrow(0, first, count) : Tensor();
+    };
+    PackedDecoderLayer pk;
+    pk.self_qkv = nn::PackedLinear(self_attn->in_proj_weight, self_attn->in_proj_bias);
+    pk.self_out = nn::PackedLinear(*self_attn->out_proj);
+    pk.cross_q = nn::PackedLinear(rows(multihead_attn->in_proj_weight, 0, e),
+                                  rows(multihead_attn->in_proj_bias, 0, e));
+    pk.cross_out = nn::PackedLinear(*multihead_attn->out_proj);
+    pk.ff1 = nn::PackedLinear(*linear1);
+    pk.ff2 = nn::PackedLinear(*linear2);
+    return pk;
   }
 
   std::shared_ptr<attention::MultiHeadAttention> self_attn, multihead_attn;
@@ -209,16 +241,17 @@ class DecoderLayer : public nn::Module {
     return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
   }
   // The three residual sublayers, shared by Forward and Step so both compute the same thing.
-  template <typename SelfBlock, typename CrossBlock>
-  Tensor Sublayers(const Tensor& y, SelfBlock&& self_block, CrossBlock&& cross_block) {
+  template <typename SelfBlock, typename CrossBlock, typename FeedForwardBlock>
+  Tensor Sublayers(const Tensor& y, SelfBlock&& self_block, CrossBlock&& cross_block,
+                   FeedForwardBlock&& ff_block) {
     if (pre_norm_) {
       Tensor h = y + dropout1->Forward(self_block(norm1->Forward(y)));
       h = h + dropout2->Forward(cross_block(norm2->Forward(h)));
-      return h + dropout3->Forward(FeedForward(norm3->Forward(h)));
+      return h + dropout3->Forward(ff_block(norm3->Forward(h)));
     }
     Tensor h = norm1->Forward(y + dropout1->Forward(self_block(y)));
     h = norm2->Forward(h + dropout2->Forward(cross_block(h)));
-    return norm3->Forward(h + dropout3->Forward(FeedForward(h)));
+    return norm3->Forward(h + dropout3->Forward(ff_block(h)));
   }
   bool pre_norm_;
   int64_t heads_;
@@ -236,6 +269,9 @@ class Stack : public nn::Module {
 struct TransformerState : DecoderState {
   int64_t rows() const override { return src_mask.size(0); }
   std::vector<LayerCache> layers;
+  // Eval mode only: each decoder layer's weights and the output projection packed for Step.
+  std::vector<PackedDecoderLayer> packed;
+  nn::PackedLinear logits;
   Tensor src_mask;       // [N, S] bool, true = padding
   int64_t length = 0;    // target positions decoded so far
   int64_t capacity = 0;  // positions the self-attention caches hold
@@ -343,7 +379,11 @@ class Transformer : public Seq2Seq {
       lc.self_k = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
       lc.self_v = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
       state->layers.push_back(std::move(lc));
+      if (!training()) state->packed.push_back(layer->Pack());
     }
+    if (!training())
+      state->logits =
+          output_ ? nn::PackedLinear(*output_) : nn::PackedLinear(embed_->weight, Tensor());
     return state;
   }
 
@@ -367,11 +407,14 @@ class Transformer : public Seq2Seq {
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
       const bool last = i + 1 == decoder_layers_.size();
       y = decoder_layers_[i]->Step(y, state->layers[i], pos, state->src_mask,
-                                   last && attention != nullptr ? &weights : nullptr);
+                                   last && attention != nullptr ? &weights : nullptr,
+                                   state->packed.empty() ? nullptr : &state->packed[i]);
     }
     state->length = pos + 1;
     if (attention != nullptr) *attention = weights.View({n, weights.size(2)});  // [N, S]
-    return LogSoftmax(Logits(y).View({n, -1}), -1);                             // [N, V]
+    if (!state->logits.defined()) return LogSoftmax(Logits(y).View({n, -1}), -1);  // [N, V]
+    if (decoder_norm_) y = decoder_norm_->Forward(y);
+    return LogSoftmax(state->logits.Forward(y).View({n, -1}), -1);
   }
 
   void Select(DecoderState& base, const Tensor& rows) override {

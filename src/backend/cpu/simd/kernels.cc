@@ -5,6 +5,8 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "hwy/highway.h"
+
+#include <algorithm>
 #include "hwy/contrib/math/math-inl.h"
 
 #include "backend/cpu/reference/kernels.h"
@@ -112,7 +114,15 @@ void UnaryImpl(UnaryOp op, const float* x, float* y, int64_t n, float p0, float 
   const VF v0 = hn::Set(d, p0), v1 = hn::Set(d, p1);
   int64_t i = 0;
   for (; i + N <= n; i += N) hn::StoreU(ApplyUn(d, op, hn::LoadU(d, x + i), v0, v1), d, y + i);
-  if (i < n) ref::Unary(op, x + i, 1, y + i, 1, n - i, p0, p1);
+  if (i < n) {
+    // The tail through one padded vector, not the scalar reference: every element gets the same
+    // approximation wherever it sits, so a row's result does not depend on its position (beam
+    // search reorders hypotheses between steps).
+    HWY_ALIGN float buf[hn::MaxLanes(DF())] = {};
+    std::copy(x + i, x + n, buf);
+    hn::Store(ApplyUn(d, op, hn::Load(d, buf), v0, v1), d, buf);
+    std::copy(buf, buf + (n - i), y + i);
+  }
 }
 
 HWY_INLINE VF ApplyUnGrad(DF d, UnaryGradOp op, VF x, VF y, VF g, VF p0, VF p1) {
@@ -154,7 +164,16 @@ void UnaryGradImpl(UnaryGradOp op, const float* x, const float* y, const float* 
     const VF vy = y ? hn::LoadU(d, y + i) : zero;
     hn::StoreU(ApplyUnGrad(d, op, vx, vy, hn::LoadU(d, g + i), v0, v1), d, dx + i);
   }
-  if (i < n) ref::UnaryGrad(op, x ? x + i : nullptr, y ? y + i : nullptr, g + i, dx + i, n - i, p0, p1);
+  if (i < n) {  // the tail through one padded vector, as in UnaryImpl
+    HWY_ALIGN float bx[hn::MaxLanes(DF())] = {}, by[hn::MaxLanes(DF())] = {},
+                    bg[hn::MaxLanes(DF())] = {};
+    if (x) std::copy(x + i, x + n, bx);
+    if (y) std::copy(y + i, y + n, by);
+    std::copy(g + i, g + n, bg);
+    hn::Store(ApplyUnGrad(d, op, hn::Load(d, bx), hn::Load(d, by), hn::Load(d, bg), v0, v1), d,
+              bg);
+    std::copy(bg, bg + (n - i), dx + i);
+  }
 }
 
 float SumImpl(const float* x, int64_t n) {
