@@ -275,6 +275,21 @@ TEST(SimdKernels, UnaryIsPositionIndependent) {
   }
 }
 
+// Cross-entropy's row kernels: the normaliser and the gradient row.
+TEST(SimdKernels, LogSumExpAndExpAffineRows) {
+  for (int64_t n : kLengths) {
+    auto x = RandomVec(n, -20, 20, 50);
+    const float got = simd::LogSumExpRow(x.data(), n), want = ref::LogSumExpRow(x.data(), n);
+    EXPECT_NEAR(got, want, 1e-6f * std::max(1.0f, std::abs(want))) << "n " << n;
+    std::vector<float> ys(n), yr(n);
+    simd::ExpAffineRow(x.data(), want, 0.5f, 0.01f, ys.data(), n);
+    ref::ExpAffineRow(x.data(), want, 0.5f, 0.01f, yr.data(), n);
+    ExpectClose(ys, yr, kTransTol, "exp affine row");
+  }
+  std::vector<float> masked(20, -HUGE_VALF);
+  EXPECT_EQ(simd::LogSumExpRow(masked.data(), 20), -HUGE_VALF);
+}
+
 TEST(SimdKernels, DispatchPicksATarget) {
   EXPECT_NE(std::string(simd::TargetName()), "");
 }

@@ -46,17 +46,14 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
     ParallelRange(rows, std::max<int64_t>(2, (1 << 13) / c), [&](int64_t s, int64_t e) {
       for (int64_t r = s; r < e; ++r) {
         const T* row = px + r * c;
-        T m, sum_x;
-        double se = 0;
+        T l, sum_x;
         if constexpr (std::is_same_v<T, float>) {
-          m = cpu::simd::Max(row, c);
+          l = cpu::simd::LogSumExpRow(row, c);
           sum_x = cpu::simd::Sum(row, c);
         } else {
-          m = cpu::ref::Max(row, c);
+          l = cpu::ref::LogSumExpRow(row, c);
           sum_x = cpu::ref::Sum(row, c);
         }
-        for (int64_t j = 0; j < c; ++j) se += std::exp(static_cast<double>(row[j] - m));
-        T l = m + static_cast<T>(std::log(se));
         pl[r] = l;
         if (pt[r] == ignore_index) {
           pr[r] = T(0);
@@ -101,7 +98,11 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
           const T scale = (reduction == Reduction::kNone ? pg[r] : pg[0]) * mean_scale;
           const T* row = px + r * c;
           // d loss / d x_j = softmax_j - (1 - eps) [j == t] - eps / C
-          for (int64_t j = 0; j < c; ++j) d[j] = scale * (std::exp(row[j] - pl[r]) - off);
+          if constexpr (std::is_same_v<T, float>) {
+            cpu::simd::ExpAffineRow(row, pl[r], scale, off, d, c);
+          } else {
+            cpu::ref::ExpAffineRow(row, pl[r], scale, off, d, c);
+          }
           d[pt[r]] -= scale * on;
         }
       });

@@ -139,6 +139,24 @@ void SoftmaxRow(const T* x, T* y, int64_t n, bool log) {
   }
 }
 
+// log(sum_i exp(x_i)) of one row, shifted by its max (-inf when every x_i is -inf): the
+// normaliser of cross-entropy.
+template <typename T>
+T LogSumExpRow(const T* x, int64_t n) {
+  const T m = Max(x, n);
+  if (m == -std::numeric_limits<T>::infinity()) return m;
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
+  return m + static_cast<T>(std::log(s));
+}
+
+// y_i = scale * (exp(x_i - shift) - offset): cross-entropy's gradient row (softmax from the saved
+// normaliser, minus label smoothing's uniform share).
+template <typename T>
+void ExpAffineRow(const T* x, T shift, T scale, T offset, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = scale * (std::exp(x[i] - shift) - offset);
+}
+
 // Softmax: dx = y * (g - sum(g*y)); log-softmax: dx = g - exp(y) * sum(g). Positions with y == 0
 // (softmax) or y == -inf (log-softmax) get zero.
 template <typename T>

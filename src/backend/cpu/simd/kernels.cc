@@ -271,6 +271,38 @@ void SoftmaxRowImpl(const float* x, float* y, int64_t n, bool log) {
   for (; i < n; ++i) y[i] *= inv;
 }
 
+float LogSumExpRowImpl(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float m = MaxImpl(x, n);
+  if (m == -HUGE_VALF) return m;
+  const VF vm = hn::Set(d, m);
+  // Four accumulators: the adds of one would wait on each other.
+  VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = hn::Add(a0, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
+    a1 = hn::Add(a1, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i + N), vm)));
+    a2 = hn::Add(a2, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i + 2 * N), vm)));
+    a3 = hn::Add(a3, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i + 3 * N), vm)));
+  }
+  for (; i + N <= n; i += N) a0 = hn::Add(a0, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
+  double s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
+  return m + static_cast<float>(std::log(s));
+}
+
+void ExpAffineRowImpl(const float* x, float shift, float scale, float offset, float* y,
+                      int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const VF vs = hn::Set(d, shift), vk = hn::Set(d, scale), vo = hn::Set(d, offset);
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Mul(vk, hn::Sub(hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vs)), vo)), d, y + i);
+  for (; i < n; ++i) y[i] = scale * (std::exp(x[i] - shift) - offset);
+}
+
 void SoftmaxGradRowImpl(const float* y, const float* g, float* dx, int64_t n, bool log) {
   const DF d;
   const int64_t N = hn::Lanes(d);
@@ -389,6 +421,8 @@ HWY_EXPORT(MinImpl);
 HWY_EXPORT(AccumulateImpl);
 HWY_EXPORT(SoftmaxRowImpl);
 HWY_EXPORT(SoftmaxGradRowImpl);
+HWY_EXPORT(LogSumExpRowImpl);
+HWY_EXPORT(ExpAffineRowImpl);
 HWY_EXPORT(LayerNormRowImpl);
 HWY_EXPORT(LayerNormGradRowImpl);
 HWY_EXPORT(TargetNameImpl);
@@ -405,6 +439,12 @@ void UnaryGrad(UnaryGradOp op, const float* x, const float* y, const float* g, f
   HWY_DYNAMIC_DISPATCH(UnaryGradImpl)(op, x, y, g, dx, n, p0, p1);
 }
 float Sum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumImpl)(x, n); }
+float LogSumExpRow(const float* x, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(LogSumExpRowImpl)(x, n);
+}
+void ExpAffineRow(const float* x, float shift, float scale, float offset, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(ExpAffineRowImpl)(x, shift, scale, offset, y, n);
+}
 float Max(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxImpl)(x, n); }
 float Min(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MinImpl)(x, n); }
 void Accumulate(float* out, const float* x, int64_t n) {

@@ -20,6 +20,8 @@ float Min(const float* x, int64_t n);
 void Accumulate(float* out, const float* x, int64_t n);
 void SoftmaxRow(const float* x, float* y, int64_t n, bool log);
 void SoftmaxGradRow(const float* y, const float* g, float* dx, int64_t n, bool log);
+float LogSumExpRow(const float* x, int64_t n);
+void ExpAffineRow(const float* x, float shift, float scale, float offset, float* y, int64_t n);
 void LayerNormRow(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
                   float eps, float* mean_out, float* rstd_out);
 void LayerNormGradRow(const float* x, const float* g, const float* gamma, float mean, float rstd,
