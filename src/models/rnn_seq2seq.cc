@@ -163,7 +163,8 @@ class RnnSeq2Seq : public Seq2Seq {
   std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) override {
     CheckTokens(src, config_.src_vocab, "source");
     auto st = std::make_unique<RnnState>(Encode(src, src_lengths));
-    if (!training() && !GradMode::enabled()) {
+    // Packed for decoding in eval mode without gradients (the packed layers are f32 only).
+    if (!training() && !GradMode::enabled() && out_->weight.dtype() == DType::kF32) {
       st->out = nn::PackedLinear(*out_);
       st->combine = nn::PackedLinear(*combine_);
       st->decoder = decoder_.gru ? nn::PackedRecurrentStep(*decoder_.gru)

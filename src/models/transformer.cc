@@ -371,6 +371,8 @@ class Transformer : public Seq2Seq {
     Tensor memory = Encode(src, state->src_mask);  // [N, S, E]
     const int64_t n = src.size(0), h = config_.heads, hd = config_.d_model / config_.heads;
     state->capacity = std::min(kInitialCacheCapacity, config_.max_positions);
+    // Eval mode (f32): the decoder's weights packed once for every Step.
+    const bool pack = !training() && memory.dtype() == DType::kF32;
     for (const auto& layer : decoder_layers_) {
       LayerCache lc;
       auto [k, v] = layer->CrossKeysValues(memory);
@@ -379,9 +381,9 @@ class Transformer : public Seq2Seq {
       lc.self_k = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
       lc.self_v = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
       state->layers.push_back(std::move(lc));
-      if (!training()) state->packed.push_back(layer->Pack());
+      if (pack) state->packed.push_back(layer->Pack());
     }
-    if (!training())
+    if (pack)
       state->logits =
           output_ ? nn::PackedLinear(*output_) : nn::PackedLinear(embed_->weight, Tensor());
     return state;

@@ -30,8 +30,9 @@ PackedLinear::PackedLinear(const Tensor& weight, const Tensor& bias) {
                                    bias.dtype() == DType::kF32),
                "PackedLinear: bias ", bias.defined() ? bias.str() : "", " must be f32 [", out_, "]");
   NoGradGuard no_grad;
-  weight_ = weight.Detach().Contiguous();
-  if (bias.defined()) bias_ = bias.Detach().Contiguous();
+  // Copies, so that every row count sees the weights as they were when packed.
+  weight_ = weight.Detach().Clone();
+  if (bias.defined()) bias_ = bias.Detach().Clone();
   packed_ = Tensor::Empty({cpu::PackedSize(out_, in_)}, DType::kF32);
   cpu::PackWeight(weight_.data<float>(), out_, in_, in_, packed_.data<float>());
 }
