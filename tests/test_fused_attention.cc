@@ -156,6 +156,11 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"SingleQueryLongKeysSplit", 2, 3, 1, 1000, 64, 64, 0.2},
         Case{"SingleQueryCausal", 1, 2, 1, 777, 32, 32, 0.0, {}, true},
         Case{"SingleQueryAllMasked", 2, 1, 1, 600, 16, 16, 0.1, {0}},
+        // The decoding path: one query, short keys, no dropout (padding, a fully masked row,
+        // head dims off the vector width).
+        Case{"DecodeShortKeysPadded", 3, 4, 1, 23, 64, 64, 0.3, {2}},
+        Case{"DecodeOddDims", 2, 3, 1, 9, 13, 7},
+        Case{"DecodeStrided", 2, 3, 1, 17, 16, 16, 0.2, {}, false, false, true},
         Case{"ThreeD", 2, 1, 45, 77, 20, 12, 0.2, {}, false, true},
         Case{"StridedLikeMultiHead", 2, 4, 70, 90, 16, 16, 0.1, {}, true, false, true},
         // Large enough for threads: many heads, and one head (backward splits its key blocks).

@@ -1,10 +1,13 @@
 // The caching allocator: 64-byte aligned buffers kept in size classes and reused, so a steady
-// training loop stops asking the system for memory after its first step.
+// training loop stops asking the system for memory after its first step. A request takes the
+// smallest cached block of at least its class and at most twice it: decoding asks for sizes
+// that change every step (hypotheses finish, caches grow), and exact classes alone would keep
+// allocating fresh (page-faulting) memory and never reuse it.
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "core/tensor_impl.h"
@@ -28,7 +31,7 @@ size_t RoundToClass(size_t bytes) {
 
 struct Cache {
   std::mutex mu;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  std::map<size_t, std::vector<void*>> free_blocks;  // no empty lists
   AllocatorStats stats;
 };
 
@@ -37,14 +40,18 @@ Cache& GetCache() {
   return *cache;
 }
 
-void* Acquire(size_t capacity) {
+// A block of at least *capacity bytes; *capacity becomes the block's own size.
+void* Acquire(size_t* capacity_io) {
   Cache& c = GetCache();
+  size_t capacity = *capacity_io;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.find(capacity);
-    if (it != c.free_blocks.end() && !it->second.empty()) {
+    auto it = c.free_blocks.lower_bound(capacity);
+    if (it != c.free_blocks.end() && it->first <= 2 * capacity) {
       void* p = it->second.back();
       it->second.pop_back();
+      capacity = *capacity_io = it->first;
+      if (it->second.empty()) c.free_blocks.erase(it);
       c.stats.cache_hits++;
       c.stats.bytes_cached -= capacity;
       c.stats.bytes_in_use += capacity;
@@ -85,7 +92,7 @@ std::shared_ptr<Storage> AllocateStorage(size_t bytes) {
   auto s = std::make_shared<Storage>();
   s->capacity = RoundToClass(bytes);
   s->bytes = bytes;
-  s->data = Acquire(s->capacity);
+  s->data = Acquire(&s->capacity);
   return s;
 }
 
@@ -107,8 +114,8 @@ void EmptyCache() {
   for (auto& [cap, blocks] : c.free_blocks) {
     for (void* p : blocks) std::free(p);
     c.stats.bytes_cached -= cap * blocks.size();
-    blocks.clear();
   }
+  c.free_blocks.clear();
 }
 
 }  // namespace attend

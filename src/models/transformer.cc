@@ -50,13 +50,14 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
                    const nn::PackedLinear* out_proj = nullptr) {
   Tensor context;  // [B, H, Tq, hd]
   Generator& gen = mha.DropoutGenerator();
-  // The fused kernel is tiled and threaded for long sequences; on a decoding step (one query
-  // against ~20 keys per head) or a ~20x20 training batch its fixed costs lose to the composition
-  // (docs/results.md: translation 0.66-0.72x fused). Below this many (query, key) pairs per head
-  // the composition runs; it gives the same result.
+  // The fused kernel is tiled and threaded for long sequences; on a ~20x20 training batch its
+  // fixed costs lose to the composition (docs/results.md: translation 0.66-0.72x fused before
+  // the kernel had a decoding path). Below this many (query, key) pairs per head the composition
+  // runs; it gives the same result. A decoding step (one query) takes the kernel's own
+  // single-query path, which has no such costs.
   constexpr int64_t kFusedMinPairs = 128 * 128;
   const bool fused = weights == nullptr && attention::FusedKernels() &&
-                     q.size(2) * k.size(2) >= kFusedMinPairs;
+                     (q.size(2) * k.size(2) >= kFusedMinPairs || (q.size(2) == 1 && !mha.training()));
   if (fused) {
     context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
                                                         mha.training(), &gen);

@@ -7,6 +7,7 @@
 #include "attend/autograd.h"
 #include "attend/error.h"
 #include "attend/nmt.h"
+#include "backend/cpu/simd/kernels.h"
 
 namespace attend::nmt {
 
@@ -105,7 +106,19 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
       // The k best tokens by (log-prob desc, id asc) in one pass, kept sorted in `top`; padding
       // and bos are never generated.
       int64_t kk = 0;
-      for (int64_t id = 0; id < v; ++id) {
+      bool found = false;
+      if (k == 1) {
+        // Greedy: the vector max, then its first position (fewer comparisons than the scan);
+        // the scan below when that is padding or bos (or the row holds NaN).
+        const float best = cpu::simd::Max(p, v);
+        for (int64_t id = 0; id < v; ++id)
+          if (p[id] == best) {
+            found = id != SpecialIds::kPad && id != SpecialIds::kBos;
+            if (found) top[kk++] = id;
+            break;
+          }
+      }
+      for (int64_t id = 0; !found && id < v; ++id) {
         if (id == SpecialIds::kPad || id == SpecialIds::kBos) continue;
         const float q = p[id];
         if (kk == k && !(q > p[top[k - 1]])) continue;  // ties keep the smaller id

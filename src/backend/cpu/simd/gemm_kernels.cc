@@ -1,8 +1,9 @@
-// Highway implementation of the small-batch GEMM on a packed weight. Each tile keeps MR rows of
-// the output x one panel (kPackPanel = 32 columns, NV vectors) in registers and walks k once:
-// per k, NV loads of the panel and MR broadcasts of x feed MR * NV fused multiply-adds. The
-// panel loop is outermost, so the weight streams from memory once per call while the few rows of
-// x stay in cache.
+// Highway implementations of the f32 GEMMs: PackedGemm (decoding: a weight packed once, a few
+// rows per call) and Gemm (everything else: op(B) packed per call, block by block). Both run the
+// same tile: MR rows of the output x one panel (kPackPanel = 32 columns, NV vectors) held in
+// registers while k is walked once; per k, NV loads of the panel and MR broadcasts of A feed
+// MR * NV fused multiply-adds (6 x 2 with AVX-512). The panel loop is outermost within a row
+// block, so a panel (32 KB at 256 features) stays in L1 while the rows of A stream from L2.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu/simd/gemm_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
