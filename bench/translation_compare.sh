@@ -3,7 +3,7 @@
 #
 #   bash bench/translation_compare.sh [--arch rnn-attention|transformer] [--data DIR] [--steps N]
 #                                     [--threads N] [--build DIR] [--out DIR] [--src en]
-#                                     [--tgt de] [--max-train N] [--vocab-size N]
+#                                     [--tgt de] [--max-train N] [--vocab-size N] [--reuse]
 #                                     [-- extra `attend train` options]
 #
 # 1. `attend train --arch ARCH` (default rnn-attention: GRU, additive attention, input feeding;
@@ -14,6 +14,10 @@
 #    same corpus encoded with that vocab.model, the same batches in the same order, the same
 #    optimiser and schedule.
 # 3. Both greedy-translate DIR/test.SRC (batches of 32); `attend score` gives BLEU and chrF.
+# 4. The torch script again, on attend's trained weights (--init-from, no training): both sides
+#    then run the same model, so their outputs should agree line for line, and translation
+#    speed compares like with like.
+# --reuse keeps OUT's trained models and torch's training figures and redoes the translations.
 # Training speed is source+target tokens/s over the training steps alone (attend: its progress
 # line with --log-every = --steps and no validation before the end; torch: the same count).
 # Translation speed is sentences/s of `attend translate --timing` and of the torch script (both
@@ -25,7 +29,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 arch=rnn-attention data="" steps=300 threads=2 build="$root/build" out="" src=en tgt=de
-max_train=0 vocab_size=8000
+max_train=0 vocab_size=8000 reuse=0
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,8 +43,9 @@ while [ $# -gt 0 ]; do
     --tgt) tgt="$2"; shift 2 ;;
     --max-train) max_train="$2"; shift 2 ;;
     --vocab-size) vocab_size="$2"; shift 2 ;;
+    --reuse) reuse=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "translation_compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,20 +83,30 @@ for f in "train.$src" "train.$tgt" "dev.$src" "dev.$tgt" "test.$src" "test.$tgt"
   [ -f "$data/$f" ] || { echo "translation_compare.sh: $data/$f is missing" >&2; exit 1; }
 done
 
-echo "== attend: $arch, training $steps steps on $threads threads ($data)"
-rm -rf "$out/attend"
-"$attend" train --arch "$arch" --data "$data" --src "$src" --tgt "$tgt" --out "$out/attend" \
-  --max-steps "$steps" --threads "$threads" --max-train "$max_train" --vocab-size "$vocab_size" \
-  --log-every "$steps" --valid-every $((steps + 1)) --valid-sentences 100 --no-progress \
-  "${extra[@]}" 2>&1 | tee "$out/attend_train.txt"
+if [ "$reuse" = 0 ]; then
+  echo "== attend: $arch, training $steps steps on $threads threads ($data)"
+  rm -rf "$out/attend"
+  "$attend" train --arch "$arch" --data "$data" --src "$src" --tgt "$tgt" --out "$out/attend" \
+    --max-steps "$steps" --threads "$threads" --max-train "$max_train" \
+    --vocab-size "$vocab_size" --log-every "$steps" --valid-every $((steps + 1)) \
+    --valid-sentences 100 --no-progress "${extra[@]}" 2>&1 | tee "$out/attend_train.txt"
+fi
 "$attend" translate -m "$out/attend/last.ckpt" -i "$data/test.$src" -o "$out/attend.hyp" \
   --greedy --timing --threads "$threads" 2>&1 | tee "$out/attend_translate.txt"
 
-echo "== torch: $arch, training $steps steps on $threads threads"
+if [ "$reuse" = 0 ]; then
+  echo "== torch: $arch, training $steps steps on $threads threads"
+  "$torch_python" "$here/torch_reference/$torch_script" --data "$data" --src "$src" \
+    --tgt "$tgt" --vocab "$out/attend/vocab.model" --max-train "$max_train" --steps "$steps" \
+    --threads "$threads" --log-every "$steps" --output "$out/torch.hyp" \
+    --json "$out/torch.json" 2>&1 | tee "$out/torch.txt"
+fi
+
+echo "== torch: $arch on attend's trained weights, translating only"
 "$torch_python" "$here/torch_reference/$torch_script" --data "$data" --src "$src" \
-  --tgt "$tgt" --vocab "$out/attend/vocab.model" --max-train "$max_train" --steps "$steps" \
-  --threads "$threads" --log-every "$steps" --output "$out/torch.hyp" \
-  --json "$out/torch.json" 2>&1 | tee "$out/torch.txt"
+  --tgt "$tgt" --vocab "$out/attend/vocab.model" --max-train "$max_train" --steps 0 \
+  --init-from "$out/attend/last.ckpt" --threads "$threads" --output "$out/torch_same.hyp" \
+  --json "$out/torch_same.json" 2>&1 | tee "$out/torch_same.txt"
 
 for side in attend torch; do
   "$attend" score -r "$data/test.$tgt" -i "$out/$side.hyp" --metrics bleu,chrf --json \
@@ -110,6 +125,10 @@ def find(path, pattern):
 ours_tok = find(out + "/attend_train.txt", r"step %s \|.*?\| ([0-9.]+) (?:src\+tgt )?tok/s" % steps)
 ours_sps = find(out + "/attend_translate.txt", r"([0-9.]+) sentences/s")
 torch = json.load(open(out + "/torch.json"))
+same = json.load(open(out + "/torch_same.json"))
+ours_lines = open(out + "/attend.hyp", encoding="utf-8").read().splitlines()
+same_lines = open(out + "/torch_same.hyp", encoding="utf-8").read().splitlines()
+agree = sum(a == b for a, b in zip(ours_lines, same_lines))
 def scores(side):
     m = {m["name"]: m for m in json.load(open("%s/%s_score.json" % (out, side)))}
     hyp_len = float(re.search(r"hyp_len = ([0-9]+)", m["BLEU"]["verbose_score"]).group(1))
@@ -117,7 +136,10 @@ def scores(side):
 ob, oc, ol = scores("attend")
 tb, tc, tl = scores("torch")
 rows = [("training tokens/s (src+tgt)", ours_tok, torch["tokens_per_s"], "%.0f"),
-        ("translation sentences/s (greedy)", ours_sps, torch["sentences_per_s"], "%.2f"),
+        ("translation sentences/s (greedy, each its own model)", ours_sps,
+         torch["sentences_per_s"], "%.2f"),
+        ("translation sentences/s (greedy, attend's weights on both)", ours_sps,
+         same["sentences_per_s"], "%.2f"),
         ("test BLEU", ob, tb, "%.2f"), ("test chrF", oc, tc, "%.2f"),
         # Decoding time grows with the output: sentences/s compare fairly at similar lengths.
         ("test output length (13a tokens)", ol, tl, "%.0f")]
@@ -128,5 +150,7 @@ print("|---|---:|---:|---:|")
 for name, a, t, fmt in rows:
     ratio = "%.2fx" % (a / t) if t else "-"
     print("| %s | %s | %s | %s |" % (name, fmt % a, fmt % t, ratio))
+print("\nOn attend's weights the two translations agree on %d of %d lines." %
+      (agree, max(len(ours_lines), len(same_lines))))
 EOF
 echo "(files in $out)"
