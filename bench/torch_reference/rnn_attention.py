@@ -20,13 +20,9 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-sentencepiece).
 import os
 import sys
 
-# torch (and the BLAS it loads) read their thread settings when first imported.
-if __name__ == "__main__" and "--threads" in sys.argv:
-    _n = sys.argv[sys.argv.index("--threads") + 1]
-    os.environ.setdefault("OMP_NUM_THREADS", _n)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", _n)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":
+    import thread_env  # noqa: E402,F401  (before torch: --threads into the environment)
 import common  # noqa: E402
 from rnn_model import RnnConfig, RnnSeq2Seq  # noqa: E402
 

@@ -199,10 +199,7 @@ class DecoderLayer : public nn::Module {
                          pk ? &pk->self_out : nullptr);
     };
     auto cross_block = [&](const Tensor& x) {
-      if (!pk) return CrossAttention(x, cache.cross_k, cache.cross_v, pad_mask, weights);
-      Tensor q = SplitHeads(pk->cross_q.Forward(x), heads_);
-      return AttendHeads(*multihead_attn, q, cache.cross_k, cache.cross_v, pad_mask, false,
-                         weights, &pk->cross_out);
+      return CrossAttention(x, cache.cross_k, cache.cross_v, pad_mask, weights, pk);
     };
     auto ff_block = [&](const Tensor& x) {
       return pk ? pk->ff2.Forward(Relu(pk->ff1.Forward(x))) : FeedForward(x);
@@ -233,10 +230,13 @@ class DecoderLayer : public nn::Module {
   std::shared_ptr<nn::DropoutModule> dropout, dropout1, dropout2, dropout3;
 
  private:
+  // pk (nullable): the layer's packed weights, for decoding steps.
   Tensor CrossAttention(const Tensor& x, const Tensor& k, const Tensor& v, const Tensor& pad_mask,
-                        Tensor* weights) {
-    Tensor q = SplitHeads(ProjectSlice(x, *multihead_attn, 0, x.size(2)), heads_);
-    return AttendHeads(*multihead_attn, q, k, v, pad_mask, false, weights);
+                        Tensor* weights, const PackedDecoderLayer* pk = nullptr) {
+    Tensor q = SplitHeads(pk ? pk->cross_q.Forward(x)
+                             : ProjectSlice(x, *multihead_attn, 0, x.size(2)), heads_);
+    return AttendHeads(*multihead_attn, q, k, v, pad_mask, false, weights,
+                       pk ? &pk->cross_out : nullptr);
   }
   Tensor FeedForward(const Tensor& x) {
     return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));

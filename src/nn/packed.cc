@@ -12,10 +12,9 @@
 namespace attend::nn {
 namespace {
 
-// Beyond this many rows the weight is used as it is, through the BLAS. The packed kernel led
-// Debian's OpenBLAS 0.3.21 (which runs its Haswell sgemm on this AVX-512 machine) by 2x up to 256
-// rows (8000 x 256 and 768 x 512 weights, one thread); with OPENBLAS_CORETYPE=SKYLAKEX the BLAS
-// closes in from about 100 rows.
+// Beyond this many rows the weight is used as it is, through Matmul. The packed kernel led
+// OpenBLAS as this environment runs it (Haswell sgemm) by 2x or more up to 256 rows of the
+// 8000 x 256 output layer, one thread (bench/bench_gemm, packed/ vs sgemm_bt/ rows).
 constexpr int64_t kMaxPackedRows = 256;
 
 }  // namespace
@@ -87,7 +86,10 @@ Tensor PackedRecurrentStep::Step(const Tensor& x, Tensor* h, Tensor* c) const {
   Tensor h_new = Tensor::Empty(h->shape(), DType::kF32);
   Tensor c_new = lstm_ ? Tensor::Empty(c->shape(), DType::kF32) : Tensor();
   const Tensor h_old = h->Contiguous(), c_old = lstm_ ? c->Contiguous() : Tensor();
-  std::vector<float> act(g * hd), extra(hd);
+  // Gate scratch, reused across steps (the kernels overwrite it).
+  static thread_local std::vector<float> act, extra;
+  act.resize(g * hd);
+  extra.resize(hd);
   Tensor input = x;
   for (int64_t l = 0; l < layers; ++l) {
     const Tensor xp = ih_[l].Forward(input), hp = hh_[l].Forward(h_old.Select(0, l));  // [N, G*H]

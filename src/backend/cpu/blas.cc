@@ -15,8 +15,8 @@ void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc) {
   // Small products (attention heads of ~20 x 20 x 64, thin outputs) stay with OpenBLAS: the
-  // kernel's packing and 32-column panels cost more than they save there (bench/gemm_compare:
-  // 0.2x at 20 x 20 x 64, 0.8x at 64^3, 1.0-1.2x at 100^3, 1.6x at 128^3).
+  // kernel's packing and 32-column panels cost more than they save there (bench/bench_gemm:
+  // 0.2x at 20 x 20 x 64, 0.8x at 64^3, 1.6x at 128^3, one thread).
   if (n >= 16 && m * n * k >= (int64_t{1} << 19)) {
     simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;

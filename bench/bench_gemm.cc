@@ -1,0 +1,91 @@
+// The f32 GEMM kernel (backend/cpu/simd/gemm_kernels.cc) beside raw cblas_sgemm on the same
+// operands: the Transformer's training products in all three orientations (forward x W^T, input
+// gradient dY W, weight gradient dY^T X) and the decoding products on a weight packed once
+// (PackedGemm, a few rows against the 8000 x 256 output layer). GFLOP/s counters; run with
+// OMP_NUM_THREADS=1 for one core. The thresholds in backend/cpu/blas.cc and nn/packed.cc come
+// from these rows.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <vector>
+
+#include "backend/cpu/reference/gemm_kernels.h"
+#include "backend/cpu/simd/gemm_kernels.h"
+
+namespace {
+
+std::vector<float> Filled(size_t n, float scale) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>(static_cast<int>(i % 97) - 48);
+  return v;
+}
+
+void SetFlops(benchmark::State& st, int64_t m, int64_t n, int64_t k) {
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k,
+                                              benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+
+// ours = true: the kernel; false: cblas_sgemm.
+void BM_Gemm(benchmark::State& st, bool ours, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  auto a = Filled(m * k, 1e-3f), b = Filled(k * n, 1e-3f), c = Filled(m * n, 0.0f);
+  const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+  for (auto _ : st) {
+    if (ours)
+      attend::cpu::simd::Gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(),
+                              n);
+    else
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  SetFlops(st, m, n, k);
+}
+
+// Decoding: m rows times a weight [n, k] packed once (ours) or passed transposed to sgemm.
+void BM_Decode(benchmark::State& st, bool ours, int64_t m, int64_t n, int64_t k) {
+  auto x = Filled(m * k, 1e-3f), w = Filled(n * k, 1e-3f), y = Filled(m * n, 0.0f);
+  std::vector<float> packed(attend::cpu::PackedSize(n, k));
+  attend::cpu::PackWeight(w.data(), n, k, k, packed.data());
+  for (auto _ : st) {
+    if (ours)
+      attend::cpu::simd::PackedGemm(x.data(), m, k, k, packed.data(), n, nullptr, y.data(), n);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(),
+                  k, 0.0f, y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  SetFlops(st, m, n, k);
+}
+
+#define REG(name, fn, ...) \
+  benchmark::RegisterBenchmark(name, fn, __VA_ARGS__)->UseRealTime()->Unit(benchmark::kMicrosecond)
+
+int RegisterAll() {
+  struct S { const char* name; bool ta, tb; int64_t m, n, k; };
+  const S shapes[] = {
+      {"fwd_xWt/2048x768x256", false, true, 2048, 768, 256},
+      {"dx_dYW/2048x256x768", false, false, 2048, 256, 768},
+      {"dw_dYtX/768x256x2048", true, false, 768, 256, 2048},
+      {"fwd_xWt/2048x8000x256", false, true, 2048, 8000, 256},
+      {"dw_dYtX/8000x256x2048", true, false, 8000, 256, 2048},
+      {"square/128x128x128", false, false, 128, 128, 128},
+      {"square/64x64x64", false, false, 64, 64, 64},
+      {"head/20x20x64", false, true, 20, 20, 64},
+  };
+  for (const S& s : shapes) {
+    REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, true, s.ta, s.tb, s.m, s.n, s.k);
+    REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, false, s.ta, s.tb, s.m, s.n, s.k);
+  }
+  for (int64_t m : {1, 8, 32, 128, 256}) {
+    const std::string shape = std::to_string(m) + "x8000x256";
+    REG(("packed/" + shape).c_str(), BM_Decode, true, m, 8000, 256);
+    REG(("sgemm_bt/" + shape).c_str(), BM_Decode, false, m, 8000, 256);
+  }
+  return 0;
+}
+const int registered = RegisterAll();
+
+}  // namespace
+
+BENCHMARK_MAIN();
