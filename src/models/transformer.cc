@@ -170,7 +170,11 @@ class DecoderLayer : public nn::Module {
   // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]; with
   // `weights`, the cross-attention weights averaged over heads [B, T, S].
   Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights) {
-    auto [k, v] = CrossKeysValues(memory);
+    // Named tensors, not a structured binding: the lambda below captures them, which clang
+    // refuses under OpenMP ("capturing a structured binding is not yet supported in OpenMP").
+    const std::pair<Tensor, Tensor> kv = CrossKeysValues(memory);
+    const Tensor& k = kv.first;
+    const Tensor& v = kv.second;
     auto self_block = [&](const Tensor& x) {
       const int64_t e = x.size(2);
       Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [B, T, 3E]
