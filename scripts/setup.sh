@@ -6,7 +6,6 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libopenblas-openmp-dev     # BLAS (CBLAS), the OpenMP build: one thread pool with our kernels
   libhwy-dev                 # Highway: portable SIMD
-  libomp-dev                 # OpenMP headers (g++ brings libgomp)
   nlohmann-json3-dev         # JSON (checkpoint headers and configs)
   libgtest-dev libgmock-dev googletest  # GoogleTest / GoogleMock
   libbenchmark-dev           # Google Benchmark
@@ -31,6 +30,13 @@ CORPUS_PACKAGES=(
   pidgin-data hexchat-common filezilla-common lynx-common mc-data aptitude-common libsane-common
 )
 PACKAGES+=("${CORPUS_PACKAGES[@]}")
+
+# The fuzz targets (scripts/fuzz.sh, CMake option ATTEND_FUZZ): clang 16 with libFuzzer and the
+# sanitizer runtimes (libclang-rt), and LLVM's OpenMP runtime, which clang's -fopenmp links (g++
+# uses its own libgomp). libomp-16-dev conflicts with Debian's default libomp-dev (LLVM 14),
+# which nothing here needs, so only the former is listed.
+FUZZ_PACKAGES=(clang-16 libclang-rt-16-dev libfuzzer-16-dev libomp-16-dev)
+PACKAGES+=("${FUZZ_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
