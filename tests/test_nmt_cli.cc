@@ -2,10 +2,16 @@
 // resume, alignments, heatmaps, n-best output, and a clear message with a non-zero exit code
 // for each kind of bad input.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "attend/checkpoint.h"
 #include "support/command.h"
@@ -15,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AttendCommand;
+using testing::Interactive;
 using testing::RunCommand;
 using testing::ShellQuote;
 
@@ -98,6 +105,101 @@ TEST_F(NmtCli, TrainTranslateAlignAndDraw) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 3) << r.output;
 }
 
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t at = 0;
+  for (size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+    lines.push_back(text.substr(at, nl - at));
+  return lines;
+}
+
+// Output line i is the translation of input line i, whatever the line: an empty line gives an
+// empty line, an over-long one is cropped (bytes or subwords) with a warning naming it, and
+// batch boundaries do not matter.
+TEST_F(NmtCli, TranslateKeepsEveryLine) {
+  const fs::path out = *dir_ / "keep";
+  auto r = RunCommand(AttendCommand(TrainArgs(out, 4)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string model = ShellQuote(out / "best.ckpt");
+  std::string long_line;
+  for (int i = 0; i < 40; ++i) long_line += i ? " mi" : "mi";
+  WriteFile(*dir_ / "keep.src", "lo ka\n\nmi su te\n" + long_line + "\n\nlo\n");
+  // Each line alone is the reference (greedy search does not depend on the batch).
+  std::vector<std::string> alone;
+  for (const std::string& l : {"lo ka", "", "mi su te", "mi mi mi mi mi mi mi", "", "lo"}) {
+    WriteFile(*dir_ / "one.src", l + "\n");
+    r = RunCommand(AttendCommand("translate --greedy -m " + model + " -i " +
+                                 ShellQuote(*dir_ / "one.src")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_EQ(Lines(r.output).size(), 1u) << r.output;
+    alone.push_back(Lines(r.output)[0]);
+  }
+  EXPECT_EQ(alone[1], "");
+  for (const char* batch : {"1", "2", "32"}) {
+    const fs::path hyp = *dir_ / ("keep." + std::string(batch) + ".hyp");
+    r = RunCommand(AttendCommand("translate --greedy -m " + model + " -i " +
+                                 ShellQuote(*dir_ / "keep.src") + " -o " + ShellQuote(hyp) +
+                                 " --max-line-bytes 20 --batch-size " + batch));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // The 119-byte line 4 is cropped to 20 bytes ("mi mi mi mi mi mi mi"), and said so.
+    EXPECT_NE(r.output.find("keep.src:4: the line is 119 bytes long; cropped"), std::string::npos)
+        << r.output;
+    const std::vector<std::string> got = Lines(ReadFile(hyp));
+    EXPECT_EQ(got, alone) << "batch " << batch;
+  }
+  // n-best: the empty line keeps its index.
+  r = RunCommand("printf 'lo\\n\\nka\\n' | " +
+                 AttendCommand("translate -m " + model + " --beam 3 --nbest 2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 |||  ||| "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 ||| "), std::string::npos) << r.output;
+}
+
+// A Transformer takes max_positions (1024) source subwords: a longer line is cropped to them
+// and translated, with a warning naming it.
+TEST_F(NmtCli, TranslateCropsToTheModelsLengthLimit) {
+  const fs::path out = *dir_ / "crop";
+  auto r = RunCommand(AttendCommand(
+      TrainArgs(out, 2, "--arch transformer --d-model 16 --heads 2 --ff-dim 32 --layers 1")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string words;
+  for (int i = 0; i < 1100; ++i) words += i ? " lo" : "lo";
+  WriteFile(*dir_ / "crop.src", "ka\n" + words + "\nmi\n");
+  r = RunCommand(AttendCommand("translate --greedy --max-len-ratio 0 -m " +
+                               ShellQuote(out / "best.ckpt") + " -i " +
+                               ShellQuote(*dir_ / "crop.src") + " -o " +
+                               ShellQuote(*dir_ / "crop.hyp")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("crop.src:2: the sentence has"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cropped to them"), std::string::npos) << r.output;
+  EXPECT_EQ(Lines(ReadFile(*dir_ / "crop.hyp")).size(), 3u);
+}
+
+// `attend translate` in a pipe answers each line before the next is sent.
+TEST_F(NmtCli, TranslateStreamsThroughAPipe) {
+  const fs::path out = *dir_ / "stream";
+  auto r = RunCommand(AttendCommand(TrainArgs(out, 4)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> want;
+  for (const std::string l : {"lo ka", "", "mi su te", "su"}) {
+    WriteFile(*dir_ / "stream_one.src", l + "\n");
+    r = RunCommand(AttendCommand("translate --greedy -m " + ShellQuote(out / "best.ckpt") +
+                                 " -i " + ShellQuote(*dir_ / "stream_one.src") + " 2>/dev/null"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    want.push_back(r.output.substr(0, r.output.size() - 1));
+  }
+  Interactive p(AttendCommand("translate --greedy -m " + ShellQuote(out / "best.ckpt")));
+  size_t i = 0;
+  for (const std::string l : {"lo ka", "", "mi su te", "su"}) {
+    ASSERT_TRUE(p.Send(l));
+    std::string got;
+    ASSERT_TRUE(p.Receive(&got, 60.0)) << "no answer to line " << i + 1 << " within 60 s";
+    EXPECT_EQ(got, want[i]) << "line " << i + 1;
+    ++i;
+  }
+  EXPECT_EQ(p.Finish(), 0);
+}
+
 // Training 6 steps straight and training 3, stopping, then resuming to 6 give the same weights
 // (dropout on: its streams are part of the checkpoint).
 void ExpectResumeExact(const fs::path& a, const fs::path& b,
@@ -141,6 +243,80 @@ TEST_F(NmtCli, ResumeContinuesExactlyTransformer) {
                      "--arch transformer --d-model 16 --heads 2 --ff-dim 32 --layers 2 "
                      "--dropout 0.3");
   });
+}
+
+// A training run killed with SIGKILL at random moments (checkpoint writes included: it saves
+// after every step) always leaves a loadable last.ckpt, and --resume from it ends with the same
+// weights as a run that was never interrupted.
+TEST_F(NmtCli, KilledTrainingResumesExactly) {
+  const fs::path straight = *dir_ / "kill_straight", killed = *dir_ / "kill_resumed";
+  // Validation (and a checkpoint) after every step.
+  auto args = [](const fs::path& out) {
+    std::string a = TrainArgs(out, 30, "--dropout 0.3");
+    a.replace(a.find("--valid-every 3"), 15, "--valid-every 1");
+    return a;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = RunCommand(AttendCommand(args(straight)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Kill times spread over a third of a whole run's duration, as measured here: resumed runs
+  // make progress, and are killed several times before one gets to the end.
+  const int run_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - t0)
+                                          .count());
+  uint64_t x = 99;
+  int kills = 0, loads = 0, finished = 0;
+  for (int attempt = 0; attempt < 40 && !finished; ++attempt) {
+    const bool resume = fs::exists(killed / "last.ckpt");
+    const std::string command =
+        "exec " + AttendCommand(args(killed) + (resume ? " --resume" : "")) + " > /dev/null 2>&1";
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Kill at a random moment of a run, unless it finished first; the last attempts run to
+    // the end.
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int wait_ms =
+        attempt < 30 ? 10 + static_cast<int>((x >> 33) % std::max(30, run_ms / 3)) : 1 << 30;
+    int status = 0;
+    bool exited = false;
+    for (int ms = 0; ms < wait_ms && !exited; ms += 5) {
+      exited = ::waitpid(pid, &status, WNOHANG) == pid;
+      if (!exited) ::usleep(5000);
+    }
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ++kills;
+    } else {
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "attempt " << attempt;
+      finished = 1;
+    }
+    if (fs::exists(killed / "last.ckpt")) {
+      EXPECT_NO_THROW(io::LoadSafetensors((killed / "last.ckpt").string())) << "attempt " << attempt;
+      ++loads;
+    }
+  }
+  ASSERT_TRUE(finished);
+  for (const auto& entry : fs::directory_iterator(killed))  // no temporary file left behind
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+  EXPECT_GE(kills, 5);
+  EXPECT_GE(loads, 3);
+  for (const char* name : {"last.ckpt", "best.ckpt"}) {
+    auto a = io::LoadSafetensors((straight / name).string());
+    auto b = io::LoadSafetensors((killed / name).string());
+    ASSERT_EQ(a.tensors.size(), b.tensors.size()) << name;
+    for (size_t i = 0; i < a.tensors.size(); ++i) {
+      ASSERT_EQ(a.tensors[i].first, b.tensors[i].first) << name;
+      if (a.tensors[i].second.dtype() == DType::kF32)
+        EXPECT_EQ(a.tensors[i].second.ToVector<float>(), b.tensors[i].second.ToVector<float>())
+            << name << " " << a.tensors[i].first;
+    }
+    EXPECT_EQ(a.metadata.at("trainer.step"), b.metadata.at("trainer.step")) << name;
+  }
 }
 
 struct BadInput {

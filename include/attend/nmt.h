@@ -75,6 +75,11 @@ std::vector<std::vector<int64_t>> MakeBatches(const std::vector<Example>& exampl
                                               int64_t max_tokens, uint64_t seed, int64_t epoch);
 
 // ---- search ----------------------------------------------------------------------------------
+// Beam search with beam B: each live hypothesis proposes its B best tokens; the B best non-eos
+// proposals of a sentence live on, and every eos proposal ranked before the last of them
+// finishes a hypothesis. A sentence ends when nothing lives on, or when no live hypothesis can
+// still beat the nbest-th finished score (a bound valid with the length penalty: log-probs only
+// fall, and the penalty is largest at the length limit), or at the length limit. B = 1 is greedy.
 struct SearchOptions {
   int64_t beam = 5;              // 1 = greedy
   int64_t nbest = 1;             // hypotheses returned per sentence (<= beam)
@@ -82,6 +87,7 @@ struct SearchOptions {
   double max_len_ratio = 2.0;    // output length limit: ratio * source length + max_len_extra
   int64_t max_len_extra = 10;
   int64_t batch_size = 32;       // sentences decoded together
+  int64_t no_repeat_ngram = 0;   // > 0: no n-gram of this size twice in a hypothesis
   bool keep_attention = false;   // store each target token's weights over the source
 };
 

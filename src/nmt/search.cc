@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+#include <limits>
 
 #include "attend/autograd.h"
 #include "attend/error.h"
@@ -24,6 +26,30 @@ struct Live {
 
 double Penalty(size_t length, double alpha) {
   return alpha == 0.0 ? 1.0 : std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha);
+}
+
+// The n-th best score among `finished` (n <= its size).
+double NthBestScore(const std::vector<Hypothesis>& finished, int64_t n) {
+  std::vector<double> scores(finished.size());
+  for (size_t i = 0; i < finished.size(); ++i) scores[i] = finished[i].score;
+  std::nth_element(scores.begin(), scores.begin() + (n - 1), scores.end(), std::greater<>());
+  return scores[n - 1];
+}
+
+// The tokens that would complete an n-gram of size n that `tokens` already holds (sorted,
+// unique); none when n is 0 or the hypothesis is shorter than n - 1.
+void BannedTokens(const std::vector<int64_t>& tokens, int64_t n, std::vector<int64_t>* banned) {
+  banned->clear();
+  const int64_t len = static_cast<int64_t>(tokens.size());
+  if (n <= 0 || len < n - 1) return;
+  // The last n - 1 tokens; every earlier occurrence of them bans the token that followed it.
+  const int64_t tail = len - (n - 1);
+  for (int64_t i = 0; i + n - 1 < len; ++i) {
+    if (std::equal(tokens.begin() + i, tokens.begin() + i + (n - 1), tokens.begin() + tail))
+      banned->push_back(tokens[i + n - 1]);
+  }
+  std::sort(banned->begin(), banned->end());
+  banned->erase(std::unique(banned->begin(), banned->end()), banned->end());
 }
 
 // Restores the model's train/eval mode when decoding ends (also on an exception).
@@ -87,7 +113,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
       const int64_t len = static_cast<int64_t>(sources[chunk[live[row].sentence]].size());
       return std::vector<float>(a, a + len);
     };
-    // Candidates per sentence: (score, row, token), the `beam` best tokens of each row.
+    // Candidates per sentence: (log-prob, row, token), the `beam` best tokens of each row.
     struct Cand {
       double log_prob;
       int64_t row, token;
@@ -95,6 +121,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     std::vector<std::vector<Cand>> cands(b);
     const int64_t k = std::min<int64_t>(opt.beam, v);
     std::vector<int64_t> top(k);
+    std::vector<int64_t> banned;
     for (int64_t row = 0; row < static_cast<int64_t>(live.size()); ++row) {
       const Live& h = live[row];
       const float* p = lp + row * v;
@@ -103,23 +130,28 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
         finish(h, p[SpecialIds::kEos], attention_row(row));
         continue;
       }
-      // The k best tokens by (log-prob desc, id asc) in one pass, kept sorted in `top`; padding
-      // and bos are never generated.
+      BannedTokens(h.tokens, opt.no_repeat_ngram, &banned);
+      auto allowed = [&](int64_t id) {
+        return id != SpecialIds::kPad && id != SpecialIds::kBos &&
+               !std::binary_search(banned.begin(), banned.end(), id);
+      };
+      // The k best tokens by (log-prob desc, id asc) in one pass, kept sorted in `top`; padding,
+      // bos and the tokens that would repeat an n-gram are never generated.
       int64_t kk = 0;
       bool found = false;
       if (k == 1) {
         // Greedy: the vector max, then its first position (fewer comparisons than the scan);
-        // the scan below when that is padding or bos (or the row holds NaN).
+        // the scan below when that token is not allowed (or the row holds NaN).
         const float best = cpu::simd::Max(p, v);
         for (int64_t id = 0; id < v; ++id)
           if (p[id] == best) {
-            found = id != SpecialIds::kPad && id != SpecialIds::kBos;
+            found = allowed(id);
             if (found) top[kk++] = id;
             break;
           }
       }
       for (int64_t id = 0; !found && id < v; ++id) {
-        if (id == SpecialIds::kPad || id == SpecialIds::kBos) continue;
+        if (!allowed(id)) continue;
         const float q = p[id];
         if (kk == k && !(q > p[top[k - 1]])) continue;  // ties keep the smaller id
         int64_t at = kk < k ? kk++ : k - 1;
@@ -136,13 +168,14 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
       auto& c = cands[sent];
       std::stable_sort(c.begin(), c.end(),
                        [](const Cand& x, const Cand& y) { return x.log_prob > y.log_prob; });
+      // The `beam` best extensions live on; every eos ranked before the last of them finishes.
       int64_t kept = 0;
+      double best_live = -std::numeric_limits<double>::infinity();
       for (const Cand& cand : c) {
         if (kept >= opt.beam) break;
         const Live& parent = live[cand.row];
         if (cand.token == SpecialIds::kEos) {
           finish(parent, cand.log_prob - parent.log_prob, attention_row(cand.row));
-          if (static_cast<int64_t>(finished[sent].size()) >= opt.beam) break;
           continue;
         }
         Live h;
@@ -154,11 +187,21 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
           h.attention = parent.attention;
           h.attention.push_back(attention_row(cand.row));
         }
+        best_live = std::max(best_live, h.log_prob);
         next.push_back(std::move(h));
         rows.push_back(cand.row);
         ++kept;
       }
-      if (static_cast<int64_t>(finished[sent].size()) >= opt.beam || kept == 0) {
+      // Done when nothing lives on, or when no live hypothesis can still enter the n-best: every
+      // token adds a log-probability <= 0, so a descendant's log-prob is at most its ancestor's,
+      // and the length penalty divides by at most Penalty(longest final length).
+      bool stop = kept == 0;
+      if (!stop && static_cast<int64_t>(finished[sent].size()) >= opt.nbest) {
+        const double bound =
+            best_live / Penalty(static_cast<size_t>(max_len[sent]) + 1, opt.length_penalty);
+        stop = !(bound > NthBestScore(finished[sent], opt.nbest));
+      }
+      if (stop) {
         done[sent] = 1;
         // Drop this sentence's live hypotheses.
         for (size_t i = next.size(); i-- > 0;) {
@@ -192,6 +235,10 @@ std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
   ATTEND_CHECK(opt.beam >= 1, "translate: beam size must be at least 1, got ", opt.beam);
   ATTEND_CHECK(opt.nbest >= 1 && opt.nbest <= opt.beam, "translate: n-best ", opt.nbest,
                " must be in 1..beam (", opt.beam, ")");
+  ATTEND_CHECK(opt.length_penalty >= 0, "translate: the length penalty must be >= 0, got ",
+               opt.length_penalty);
+  ATTEND_CHECK(opt.no_repeat_ngram >= 0, "translate: --no-repeat-ngram must be >= 0, got ",
+               opt.no_repeat_ngram);
   ATTEND_CHECK(opt.batch_size >= 1, "translate: batch size must be positive");
   ATTEND_CHECK(opt.max_len_ratio >= 0 && opt.max_len_extra >= 1,
                "translate: the output length limit must allow at least one token");

@@ -227,6 +227,13 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
                o.out_dir, ec ? ": " + ec.message() : "");
   const std::string last_path = (fs::path(o.out_dir) / "last.ckpt").string();
   const std::string best_path = (fs::path(o.out_dir) / "best.ckpt").string();
+  // A run killed while writing a file leaves its temporary (NAME.tmp or NAME.tmp.XXXXXX, next to
+  // the complete NAME it would have replaced): remove those.
+  for (const auto& entry : fs::directory_iterator(o.out_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    for (const std::string base : {"last.ckpt.tmp", "best.ckpt.tmp", "vocab.model.tmp"})
+      if (name == base || name.rfind(base + ".", 0) == 0) fs::remove(entry.path(), ec);
+  }
   vocab.Save((fs::path(o.out_dir) / "vocab.model").string());
 
   optim::Adam adam(model.Parameters(), optim::AdamOptions{.lr = o.lr, .beta2 = 0.98, .eps = 1e-9});
@@ -295,8 +302,10 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
                   (long long)p.step, v.loss, std::exp(v.loss), v.bleu, v.chrf,
                   better ? " *best*" : "", FormatDuration(p.seconds).c_str());
     log.Line(buf);
-    save(last_path);
+    // best before last: a run killed between the two resumes from the previous last.ckpt and
+    // redoes this validation, so best.ckpt always matches the best BLEU that last.ckpt records.
     if (better) save(best_path);
+    save(last_path);
     last_validated = p.step;
     if (o.patience > 0 && p.bad_validations >= o.patience)
       stop = "early stopping (" + std::to_string(o.patience) + " validations without a better BLEU)";

@@ -16,6 +16,26 @@ CommandResult RunCommand(const std::string& command);
 // The built binary (ATTEND_CLI_PATH) followed by `args`.
 std::string AttendCommand(const std::string& args);
 
+// A command run with /bin/sh whose stdin and stdout are pipes held by the test (stderr is
+// inherited), for driving a filter one line at a time.
+class Interactive {
+ public:
+  explicit Interactive(const std::string& command);
+  ~Interactive();
+  Interactive(const Interactive&) = delete;
+  Interactive& operator=(const Interactive&) = delete;
+  // Writes `line` and "\n" to the command's stdin; false if it is gone.
+  bool Send(const std::string& line);
+  // One line of its stdout (without "\n"); false after `seconds` without one, or at its end.
+  bool Receive(std::string* line, double seconds);
+  // Closes its stdin and returns its exit code.
+  int Finish();
+
+ private:
+  int pid_ = -1, in_ = -1, out_ = -1;
+  std::string buffered_;
+};
+
 // Single-quotes `s` for /bin/sh.
 std::string ShellQuote(const std::string& s);
 
