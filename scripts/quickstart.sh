@@ -22,7 +22,10 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target attend_cli
 ATTEND="$BUILD_DIR/attend"
 
-"$ATTEND" corpus debian --src en --tgt de --out "$DATA"
+# Only the pinned packages' catalogs (not whatever else this machine's image carries).
+source scripts/corpus_packages.sh
+corpus_locale_dir "$DATA.locale" de
+"$ATTEND" corpus debian --src en --tgt de --locale-dir "$DATA.locale" --out "$DATA"
 
 if [ -n "$MINUTES" ]; then LIMIT=(--max-minutes "$MINUTES"); else LIMIT=(--max-steps "$STEPS"); fi
 "$ATTEND" train --data "$DATA" --src en --tgt de --out "$OUT" --arch "$ARCH" \

@@ -17,18 +17,8 @@ PACKAGES=(
   gettext                    # msgfmt: the .mo fixtures of the corpus tests
 )
 
-# The default parallel corpus (`attend corpus debian`, docs/cli.md) is read from the gettext
-# catalogs under /usr/share/locale/<lang>/LC_MESSAGES. These packages carry German (and many
-# other languages') catalogs; pinning them by name makes every fresh Debian 12 machine build the
-# same corpus (docs/results.md has its counts). Chosen for many messages per MB and no
-# dependencies; the first group is often present already, the second is installed for it.
-CORPUS_PACKAGES=(
-  iso-codes libc-l10n coreutils binutils-common git gnupg-l10n krb5-locales xkb-data
-  libglib2.0-data libgtk-3-common libgtk2.0-common libgphoto2-l10n libexif12
-  gcc-12-locales util-linux-locales e2fsprogs-l10n xfsprogs cryptsetup-bin libgpg-error-l10n
-  gnumeric-common gnucash-common evolution-common evolution-data-server-common vlc-l10n
-  pidgin-data hexchat-common filezilla-common lynx-common mc-data aptitude-common libsane-common
-)
+# The packages whose gettext catalogs make the default corpus (scripts/corpus_packages.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/corpus_packages.sh"
 PACKAGES+=("${CORPUS_PACKAGES[@]}")
 
 # The fuzz targets (scripts/fuzz.sh, CMake option ATTEND_FUZZ): clang 16 with libFuzzer and the
