@@ -23,9 +23,10 @@ PACKAGES+=("${CORPUS_PACKAGES[@]}")
 
 # The fuzz targets (scripts/fuzz.sh, CMake option ATTEND_FUZZ): clang 16 with libFuzzer and the
 # sanitizer runtimes (libclang-rt), and LLVM's OpenMP runtime, which clang's -fopenmp links (g++
-# uses its own libgomp). libomp-16-dev conflicts with Debian's default libomp-dev (LLVM 14),
-# which nothing here needs, so only the former is listed.
-FUZZ_PACKAGES=(clang-16 libclang-rt-16-dev libfuzzer-16-dev libomp-16-dev)
+# uses its own libgomp), and llvm-16 for llvm-symbolizer (readable stack traces in the sanitizers'
+# reports). libomp-16-dev conflicts with Debian's default libomp-dev (LLVM 14), which nothing
+# here needs, so only the former is listed.
+FUZZ_PACKAGES=(clang-16 libclang-rt-16-dev libfuzzer-16-dev libomp-16-dev llvm-16)
 PACKAGES+=("${FUZZ_PACKAGES[@]}")
 
 missing=()
