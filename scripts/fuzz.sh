@@ -12,14 +12,16 @@
 # Each target starts from fuzz/corpus/TARGET (the seeds in the repository, read only) and keeps
 # what it finds in build-fuzz/corpus/TARGET; crashes, leaks, timeouts and out-of-memory inputs go
 # to build-fuzz/artifacts/TARGET/ and make the run fail. Limits: -rss_limit_mb=2048 and
-# -timeout=5 (seconds per input). FUZZ_BUILD_DIR and JOBS override the build directory and the
-# parallel compile jobs.
+# -timeout=5 (seconds per input; FUZZ_TIMEOUT changes it). FUZZ_BUILD_DIR and JOBS override the
+# build directory and the parallel compile jobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
-FUZZ_FLAGS=(-rss_limit_mb=2048 -timeout=5 -print_final_stats=1)
+# Seconds one input may take (wall clock: raise it on a machine shared with heavy jobs).
+FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-5}"
+FUZZ_FLAGS=(-rss_limit_mb=2048 -timeout="$FUZZ_TIMEOUT" -print_final_stats=1)
 # The readers are single-threaded; the library's OpenMP pool would only add idle threads.
 export OMP_NUM_THREADS=1
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
@@ -93,7 +95,7 @@ case "${1:-}" in
     echo "fuzz --ci: every target replayed its corpus and fuzzed ${seconds}s without a finding"
     ;;
   ""|-h|--help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     echo "targets: $(targets | tr '\n' ' ')"
     ;;
   *)
