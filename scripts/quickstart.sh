@@ -3,14 +3,14 @@
 # catalogs, train an RNN with attention for a fixed number of steps (seeded: the same batches and
 # the same model on every machine, up to floating-point differences), score it on the test set
 # (BLEU, chrF), translate a few sentences and draw where the model attends.
-#   STEPS     training steps (default 3600, about 4 epochs; the progress line shows the ETA)
+#   STEPS     training steps (default 2000, about 4 epochs; the progress line shows the ETA)
 #   MINUTES   train for this many minutes instead of STEPS (the result then depends on the machine)
 #   ARCH      rnn-attention | rnn | transformer
 #   OUT       output directory (default runs/quickstart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS="${STEPS:-3600}"
+STEPS="${STEPS:-2000}"
 MINUTES="${MINUTES:-}"
 ARCH="${ARCH:-rnn-attention}"
 OUT="${OUT:-runs/quickstart}"
