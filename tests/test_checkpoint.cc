@@ -537,6 +537,30 @@ void ExpectSameState(const TrainingRun& a, const TrainingRun& b) {
   EXPECT_EQ(a.sched->State(), b.sched->State());
 }
 
+// Found by fuzz/fuzz_model_config.cc: a size given as a float in a checkpoint's config (3.7e99
+// overflowed nlohmann's cast to int64, undefined behaviour; 2.5 was read as 2) or as an integer
+// past int64's range.
+TEST(Checkpoint, ConfigSizesMustBeIntegers) {
+  models::ModelConfig c;
+  c.src_vocab = c.tgt_vocab = 100;
+  const std::string json = c.ToJson();
+  const std::string field = "\"embed_dim\":256";
+  ASSERT_NE(json.find(field), std::string::npos) << json;
+  auto with = [&](const std::string& value) {
+    std::string s = json;
+    return s.replace(s.find(field), field.size(), "\"embed_dim\":" + value);
+  };
+  EXPECT_EQ(models::ModelConfig::FromJson(with("64")).embed_dim, 64);
+  for (const char* bad :
+       {"3688888888888888888888888888888888888888", "3.7e99", "-1e300", "2.5", "64.0"}) {
+    EXPECT_THAT(ErrorOf([&] { models::ModelConfig::FromJson(with(bad)); }),
+                AllOf(HasSubstr("embed_dim"), HasSubstr("must be an integer")))
+        << bad;
+  }
+  EXPECT_THAT(ErrorOf([&] { models::ModelConfig::FromJson(with("18446744073709551615")); }),
+              AllOf(HasSubstr("embed_dim"), HasSubstr("out of range")));
+}
+
 TEST(Checkpoint, ResumingContinuesBitIdentically) {
   TempDir dir;
   constexpr int kSteps = 12, kSplit = 5;

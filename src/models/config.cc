@@ -1,4 +1,6 @@
 // ModelConfig as JSON (stored in every checkpoint) and the factory over the architectures.
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 
 #include "attend/error.h"
@@ -57,6 +59,14 @@ ModelConfig ModelConfig::FromJson(const std::string& text) {
   ForEachField(c, [&](const char* name, auto& value) {
     auto it = j.find(name);
     if (it == j.end()) return;  // older configs: the default
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, int64_t>) {
+      // nlohmann would convert a float with a plain cast: undefined behaviour past int64's range
+      // (found by fuzz/fuzz_model_config.cc), 2.5 silently read as 2 below it.
+      ATTEND_CHECK(!it->is_number_float(), "model config: key '", name,
+                   "' must be an integer, not ", it->dump());
+      ATTEND_CHECK(!it->is_number_unsigned() || it->template get<uint64_t>() <= INT64_MAX,
+                   "model config: key '", name, "' is out of range: ", it->dump());
+    }
     try {
       it->get_to(value);
     } catch (const nlohmann::json::exception&) {
