@@ -1347,5 +1347,27 @@ TEST(Autograd, DeepChain) {
   EXPECT_NEAR(y.item(), 1.0 + depth * 1e-3, 1e-9);
 }
 
+// Issue 11: a 200,000-op graph is released without recursing (the destructor of the last node
+// used to release `next` recursively: SIGSEGV in Release, a stack overflow under ASan), and a
+// node still held elsewhere survives the release of the graph above it.
+TEST(Autograd, DeepGraphReleasedIteratively) {
+  Tensor x = Leaf({1.0}, {1});
+  const int depth = 200000;
+  Tensor mid;
+  {
+    Tensor y = x;
+    for (int i = 0; i < depth; ++i) {
+      y = AddScalar(y, 1.0);
+      if (i == depth / 2) mid = y;
+    }
+    // Two branches meeting again: the shared part is released once, when both are gone.
+    Tensor z = Add(y, MulScalar(y, 2.0));
+    EXPECT_EQ(z.item(), 3.0 * (1.0 + depth));
+  }  // y and z die here with no backward run: the whole graph above `mid` goes
+  Sum(mid).Backward();
+  EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(1.0));
+  EXPECT_EQ(mid.item(), 2.0 + depth / 2);
+}
+
 }  // namespace
 }  // namespace attend

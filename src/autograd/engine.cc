@@ -14,6 +14,20 @@ thread_local bool grad_mode_enabled = true;
 bool GradMode::enabled() { return grad_mode_enabled; }
 void GradMode::set_enabled(bool on) { grad_mode_enabled = on; }
 
+Node::~Node() {
+  // A node whose last owner is this stack gives its edges to the stack before it dies, so its own
+  // destructor finds `next` empty; a node someone else still holds is only unreferenced.
+  std::vector<std::shared_ptr<Node>> stack = std::move(next);
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    if (n && n.use_count() == 1) {
+      for (auto& e : n->next) stack.push_back(std::move(e));
+      n->next.clear();
+    }
+  }
+}
+
 std::vector<Tensor> AccumulateGrad::Apply(const Tensor& grad_output) {
   auto leaf = leaf_.lock();
   if (!leaf) return {};

@@ -16,7 +16,9 @@ namespace attend {
 class Node {
  public:
   explicit Node(const char* name) : name_(name) {}
-  virtual ~Node() = default;
+  // Releases the graph below iteratively (engine.cc): letting `next` go member by member would
+  // recurse once per node, and a chain of 10^5 ops overflows the stack.
+  virtual ~Node();
   // Given the gradient of the output, returns one gradient per input (undefined = none).
   virtual std::vector<Tensor> Apply(const Tensor& grad_output) = 0;
   // Frees saved tensors once backward has run through this node.
