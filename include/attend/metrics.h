@@ -55,6 +55,14 @@ struct Signature {
 };
 
 struct Score {
+  // BleuScore and ChrfScore are held and deleted through Score (attend score's list of metrics).
+  Score() = default;
+  Score(const Score&) = default;
+  Score(Score&&) = default;
+  Score& operator=(const Score&) = default;
+  Score& operator=(Score&&) = default;
+  virtual ~Score() = default;
+
   std::string name;  // "BLEU", "chrF2", "chrF2++"
   double score = 0.0;
   std::string verbose;  // BLEU's "82.4/50.0/... (BP = ...)"; empty for chrF
