@@ -186,6 +186,27 @@ AllocatorStats GetAllocatorStats();
 void ResetPeakBytes();
 void EmptyCache();  // returns all cached free buffers to the system
 
+// Caps the tensor bytes this thread requests while the guard lives (all requests, freed or not,
+// cached or fresh): code that builds from untrusted sizes (a checkpoint's model config) fails
+// with attend::Error "<what>: ..." at the first request past the cap, before allocating it.
+// Guards nest; the innermost one counts.
+class AllocationLimitGuard {
+ public:
+  AllocationLimitGuard(uint64_t max_bytes, std::string what);
+  ~AllocationLimitGuard();
+  AllocationLimitGuard(const AllocationLimitGuard&) = delete;
+  AllocationLimitGuard& operator=(const AllocationLimitGuard&) = delete;
+  uint64_t requested() const { return requested_; }
+  // Called for every request on this thread (the allocator): throws past the cap.
+  void Request(uint64_t bytes);
+
+ private:
+  uint64_t max_bytes_;
+  uint64_t requested_ = 0;
+  std::string what_;
+  AllocationLimitGuard* outer_;
+};
+
 // Threads used by the library's own kernels (OpenMP); BLAS threads are set separately.
 void SetNumThreads(int n);
 int GetNumThreads();

@@ -35,6 +35,8 @@ struct Cache {
   AllocatorStats stats;
 };
 
+thread_local AllocationLimitGuard* current_limit = nullptr;
+
 Cache& GetCache() {
   static Cache* cache = new Cache();  // never destroyed: storages may outlive static teardown
   return *cache;
@@ -61,8 +63,11 @@ void* Acquire(size_t* capacity_io) {
     }
   }
   // Large buffers are aligned to 2 MiB and offered transparent huge pages: streaming through
-  // tens of MiB with 4 KiB pages spends a measurable share of the time in TLB misses.
+  // tens of MiB with 4 KiB pages spends a measurable share of the time in TLB misses. They are
+  // whole huge pages: aligned_alloc needs a size that is a multiple of the alignment (C11), and
+  // the block, counted and cached under its real size, is then all huge-page backed.
   const bool huge = capacity >= kHugePage;
+  if (huge) capacity = *capacity_io = (capacity + kHugePage - 1) / kHugePage * kHugePage;
   void* p = std::aligned_alloc(huge ? kHugePage : kAlignment, capacity);
   ATTEND_CHECK(p != nullptr, "allocator: out of memory allocating ", capacity, " bytes");
   if (huge) madvise(p, capacity, MADV_HUGEPAGE);
@@ -88,7 +93,22 @@ Storage::~Storage() {
   if (data) Release(data, capacity);
 }
 
+AllocationLimitGuard::AllocationLimitGuard(uint64_t max_bytes, std::string what)
+    : max_bytes_(max_bytes), what_(std::move(what)), outer_(current_limit) {
+  current_limit = this;
+}
+
+AllocationLimitGuard::~AllocationLimitGuard() { current_limit = outer_; }
+
+void AllocationLimitGuard::Request(uint64_t bytes) {
+  ATTEND_CHECK(bytes <= max_bytes_ - requested_, what_, ": a request for ", bytes,
+               " bytes of tensors would pass the limit of ", max_bytes_, " (", requested_,
+               " requested so far)");
+  requested_ += bytes;
+}
+
 std::shared_ptr<Storage> AllocateStorage(size_t bytes) {
+  if (current_limit != nullptr) current_limit->Request(bytes);
   auto s = std::make_shared<Storage>();
   s->capacity = RoundToClass(bytes);
   s->bytes = bytes;
