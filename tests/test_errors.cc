@@ -440,6 +440,24 @@ TEST(Errors, NegativeSizeInAShape) {
   EXPECT_THAT(ThrownMessage([] { Tensor::Zeros({-1, 3}); }), UserError(HasSubstr("[-1, 3]")));
 }
 
+// Issue 11: a zero dim makes the element count 0 but not the others' strides, which must still
+// be countable ([0, 2^62, 4]: the stride of dim 0 is 2^64; it overflowed silently).
+TEST(Errors, ShapesWhoseStridesOrBytesOverflow) {
+  const int64_t big = int64_t{1} << 62;
+  EXPECT_THAT(ThrownMessage([&] { Tensor::Empty({0, big, 4}); }),
+              UserError(HasSubstr("[0, 4611686018427387904, 4]"), HasSubstr("overflow")));
+  EXPECT_THAT(ThrownMessage([&] { Tensor::Zeros({big, 4, 1}); }), UserError(HasSubstr("overflow")));
+  EXPECT_THAT(ThrownMessage([&] { Tensor::Empty({big / 2}, DType::kF64); }),
+              UserError(HasSubstr("bytes")));
+  EXPECT_THAT(ThrownMessage([&] { Tensor::Zeros({0, 3}).Reshape({0, big, 4}); }),
+              UserError(HasSubstr("overflow")));
+  // Zero elements with countable strides are fine, wherever the zero is.
+  EXPECT_EQ(Tensor::Empty({big, 0}).numel(), 0);
+  EXPECT_EQ(Tensor::Empty({big, 4, 0}).numel(), 0);
+  EXPECT_EQ(Shape({0, big, 4}).numel(), 0);
+  EXPECT_EQ(Tensor::Empty({0, 5, 3}).strides(), Shape({15, 3, 1}));
+}
+
 TEST(Errors, ItemOfAMultiElementTensor) {
   EXPECT_THAT(ThrownMessage([] {
                 F32({2, 3}).item();

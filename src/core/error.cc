@@ -55,8 +55,12 @@ void Shape::erase(int pos) {
 }
 
 int64_t Shape::numel() const {
+  for (int i = 0; i < n_; ++i)
+    if (d_[i] == 0) return 0;  // before multiplying: [0, 2^62, 4] has no elements, not overflow
   int64_t n = 1;
-  for (int i = 0; i < n_; ++i) n *= d_[i];
+  for (int i = 0; i < n_; ++i)
+    ATTEND_CHECK(!__builtin_mul_overflow(n, d_[i], &n), "Shape: ", str(),
+                 " has more elements than a 64-bit count holds");
   return n;
 }
 
@@ -76,11 +80,14 @@ std::string Shape::str() const {
 }
 
 Shape ContiguousStrides(const Shape& shape) {
+  // A stride is the product of the dims after it, whatever the others are: a zero dim elsewhere
+  // does not make [0, 2^62, 4]'s stride 2^64 countable.
   Shape s = shape;
   int64_t acc = 1;
   for (int i = shape.size() - 1; i >= 0; --i) {
     s[i] = acc;
-    acc *= shape[i];
+    ATTEND_CHECK(!__builtin_mul_overflow(acc, shape[i], &acc), "Shape: the strides of ",
+                 shape.str(), " overflow a 64-bit count");
   }
   return s;
 }

@@ -15,10 +15,14 @@ namespace attend {
 namespace {
 Tensor NewTensor(const Shape& shape, DType dtype) {
   for (int64_t d : shape) ATTEND_CHECK(d >= 0, "Tensor: negative size in shape ", shape.str());
+  Shape strides = ContiguousStrides(shape);  // checks that they fit 64 bits, zero dims or not
+  size_t bytes = 0;
+  ATTEND_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape.numel()), DTypeSize(dtype), &bytes),
+               "Tensor: ", shape.str(), " of ", DTypeName(dtype), " needs more bytes than exist");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = AllocateStorage(static_cast<size_t>(shape.numel()) * DTypeSize(dtype));
+  impl->storage = AllocateStorage(bytes);
   impl->shape = shape;
-  impl->strides = ContiguousStrides(shape);
+  impl->strides = strides;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
