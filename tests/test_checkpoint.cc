@@ -23,6 +23,8 @@
 
 #include "attend/attend.h"
 #include "attend/checkpoint.h"
+#include "attend/models.h"
+#include "attend/nmt.h"
 #include "attend/nn.h"
 #include "attend/optim.h"
 #include "support/reference_file.h"
@@ -449,6 +451,45 @@ TEST(Safetensors, MalformedHeadersNameTheProblem) {
   EXPECT_THAT(ParseOutcome(MakeFile(R"({})", ""), true), HasSubstr("no 'attend.crc32' checksum"));
 }
 
+// Issue 11: headers a fuzzer or an attacker writes. A zero dim does not excuse the others' size
+// (the strides of [0, 2^62, 4] overflowed); nesting 100,000 deep crashed the error message's
+// dump(); a long value is quoted only in part.
+TEST(Safetensors, HostileHeadersFailWithShortMessages) {
+  EXPECT_THAT(ParseOutcome(MakeFile(
+                  R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", "")),
+              AllOf(HasSubstr("fuzz.safetensors"), HasSubstr("tensor 'w'"),
+                    HasSubstr("too many elements")));
+  EXPECT_THAT(ParseOutcome(MakeFile(
+                  R"({"w":{"dtype":"F64","shape":[1152921504606846976,0],"data_offsets":[0,0]}})", "")),
+              HasSubstr("too many elements"));
+  EXPECT_EQ(ParseOutcome(MakeFile(
+                R"({"w":{"dtype":"F32","shape":[0,1048576,1048576],"data_offsets":[0,0]}})", "")),
+            "");
+  const int depth = 100000;
+  const std::string deep = std::string(depth, '[') + "1" + std::string(depth, ']');
+  for (const std::string& header :
+       {R"({"w":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,0]}})",
+        R"({"w":{"dtype":"F32","shape":[0],"data_offsets":)" + deep + "}}",
+        R"({"__metadata__":{"k":)" + deep + "}}"}) {
+    const std::string msg = ParseOutcome(MakeFile(header, ""));
+    EXPECT_THAT(msg, AllOf(HasSubstr("fuzz.safetensors"), HasSubstr("nested deeper than 64")));
+    EXPECT_LT(msg.size(), 300u) << msg.substr(0, 300);
+  }
+  // Nesting that is legal JSON but not a shape is reported, quoted short.
+  const std::string long_value(1 << 20, 'x');
+  for (const std::string& header :
+       {std::string(R"({"w":{"dtype":"F32","shape":[[[[[[[[1]]]]]]]],"data_offsets":[0,4]}})"),
+        R"({"w":{"dtype":"F32","shape":[")" + long_value + R"("],"data_offsets":[0,4]}})",
+        R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[")" + long_value + R"(",4]}})",
+        R"({"w":{"dtype":")" + long_value + R"(","shape":[1],"data_offsets":[0,4]}})",
+        R"({")" + long_value + R"(":3})",
+        R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "x":)" + long_value + "}"}) {
+    const std::string msg = ParseOutcome(MakeFile(header, std::string(4, '\0')));
+    EXPECT_THAT(msg, HasSubstr("fuzz.safetensors"));
+    EXPECT_LT(msg.size(), 500u) << msg.substr(0, 500);
+  }
+}
+
 // ---- checkpoints ----
 
 class TinyNet : public nn::Module {
@@ -744,6 +785,85 @@ TEST(Checkpoint, SaveRejectsBadArguments) {
                 HasSubstr("reserved")) << key;
   }
   EXPECT_FALSE(fs::exists(path));
+}
+
+// ---- model checkpoints (nmt::LoadModel, what `attend translate` opens) ----
+
+std::string Base64(const std::string& in) {
+  static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    const size_t n = std::min<size_t>(3, in.size() - i);
+    uint32_t v = 0;
+    for (size_t j = 0; j < 3; ++j) v = v << 8 | (j < n ? uint8_t(in[i + j]) : 0u);
+    for (size_t j = 0; j < 4; ++j) out += j <= n ? k[(v >> (18 - 6 * j)) & 63] : '=';
+  }
+  return out;
+}
+
+// Issue 11: the config of a checkpoint is as untrusted as its tensors. A small file claiming
+// embed_dim=120000 made `attend translate` allocate the claimed model (4 GiB for a larger
+// vocabulary) before comparing it with the file; a config nested 10^6 deep crashed in dump().
+TEST(Checkpoint, ModelConfigIsCheckedAgainstTheFile) {
+  TempDir dir;
+  std::vector<std::string> sentences;
+  for (int i = 0; i < 50; ++i)
+    sentences.push_back("the cat " + std::to_string(i % 7) + " sat on the mat number " +
+                        std::to_string(i % 11));
+  nmt::VocabularyOptions vo;
+  vo.size = 40;
+  const nmt::Vocabulary vocab = nmt::Vocabulary::Train(sentences, vo);
+  models::ModelConfig cfg;
+  cfg.arch = "rnn-attention";
+  cfg.src_vocab = cfg.tgt_vocab = vocab.size();
+  cfg.embed_dim = cfg.hidden_dim = cfg.attention_dim = 8;
+  Generator gen(3);
+  const std::shared_ptr<models::Seq2Seq> model = models::MakeModel(cfg, gen);
+  const Metadata extra = {{"vocab.spm.base64", Base64(vocab.bytes())}};
+  auto write = [&](const std::string& name, const std::string& model_json) {
+    const std::string path = dir.File(name);
+    io::SaveCheckpoint(path, *model, nullptr, nullptr, R"({"model":)" + model_json + "}", extra);
+    return path;
+  };
+
+  const nmt::LoadedModel good = nmt::LoadModel(write("good.ckpt", cfg.ToJson()));
+  EXPECT_EQ(good.model->config().ToJson(), cfg.ToJson());
+  EXPECT_EQ(good.vocab.size(), vocab.size());
+
+  // A larger model than the file's tensors: refused before most of it is allocated.
+  models::ModelConfig claimed = cfg;
+  claimed.embed_dim = 120000;
+  const std::string big = write("big.ckpt", claimed.ToJson());
+  const uint64_t base = GetAllocatorStats().bytes_in_use;
+  ResetPeakBytes();
+  EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(big); }),
+              AllOf(HasSubstr(big), HasSubstr("larger model"), HasSubstr("120000")));
+  // The claimed model needs > 55 MB here (two 16 MB embeddings, GRUs over 120000 inputs); the
+  // cap for this small file is ~16 MiB, and the allocation that would pass it is not made.
+  EXPECT_LT(GetAllocatorStats().peak_bytes_in_use - base, uint64_t{24} << 20);
+  // Sizes past sane limits, and a config that matches the sizes but not the names.
+  models::ModelConfig huge = cfg;
+  huge.hidden_dim = int64_t{1} << 40;
+  const std::string huge_path = write("huge.ckpt", huge.ToJson());
+  EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(huge_path); }),
+              AllOf(HasSubstr(huge_path), HasSubstr("hidden_dim 1099511627776 exceeds")));
+  models::ModelConfig other = cfg;
+  other.score = "dot";
+  const std::string other_path = write("other.ckpt", other.ToJson());
+  EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(other_path); }),
+              AllOf(HasSubstr(other_path), HasSubstr("score")));
+
+  // Nesting and long values: short messages naming the file, no crash.
+  const int depth = 1000000;
+  const std::string deep = write("deep.ckpt", std::string(depth, '[') + std::string(depth, ']'));
+  std::string msg = ErrorOf([&] { nmt::LoadModel(deep); });
+  EXPECT_THAT(msg, AllOf(HasSubstr(deep), HasSubstr("nested deeper than 64")));
+  EXPECT_LT(msg.size(), 400u);
+  const std::string long_arch =
+      write("long.ckpt", R"({"arch":[")" + std::string(1 << 20, 'x') + R"("]})");
+  msg = ErrorOf([&] { nmt::LoadModel(long_arch); });
+  EXPECT_THAT(msg, AllOf(HasSubstr(long_arch), HasSubstr("key 'arch' has the wrong type")));
+  EXPECT_LT(msg.size(), 400u);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/checkpoint.h"
+#include "io/untrusted_json.h"
 
 namespace attend::io {
 namespace {
@@ -276,8 +277,8 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
-// Parses the JSON header, refusing duplicate keys (which JSON leaves undefined and a flipped
-// byte can create).
+// Parses the JSON header (nesting bounded, io/untrusted_json.h), refusing duplicate keys (which
+// JSON leaves undefined and a flipped byte can create).
 nlohmann::json ParseHeader(const std::string& text, const std::string& where) {
   std::vector<std::set<std::string>> keys;
   std::string duplicate;
@@ -294,24 +295,20 @@ nlohmann::json ParseHeader(const std::string& text, const std::string& where) {
     }
     return true;
   };
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(text, callback);
-  } catch (const nlohmann::json::exception& e) {
-    ATTEND_CHECK(false, where, ": the header is not valid JSON (", e.what(), ")");
-  }
-  ATTEND_CHECK(duplicate.empty(), where, ": the header has the key '", duplicate, "' twice");
+  const nlohmann::json root = ParseUntrustedJson(text, where + ": the header", callback);
+  ATTEND_CHECK(duplicate.empty(), where, ": the header has the key '", Excerpt(duplicate),
+               "' twice");
   ATTEND_CHECK(root.is_object(), where, ": the header is not a JSON object");
   return root;
 }
 
 Entry ParseEntry(const std::string& name, const nlohmann::json& v, const std::string& where) {
-  const std::string what = where + ": tensor '" + name + "'";
+  const std::string what = where + ": tensor '" + Excerpt(name) + "'";
   ATTEND_CHECK(!name.empty(), where, ": a tensor has an empty name");
   ATTEND_CHECK(v.is_object(), what, ": entry is not a JSON object");
   for (const auto& item : v.items())
     ATTEND_CHECK(item.key() == "dtype" || item.key() == "shape" || item.key() == "data_offsets",
-                 what, ": unexpected field '", item.key(), "'");
+                 what, ": unexpected field '", Excerpt(item.key()), "'");
   for (const char* field : {"dtype", "shape", "data_offsets"})
     ATTEND_CHECK(v.contains(field), what, ": field '", field, "' is missing");
   Entry e;
@@ -322,34 +319,35 @@ Entry ParseEntry(const std::string& name, const nlohmann::json& v, const std::st
   if (!ParseDTypeTag(tag, &e.dtype)) {
     ATTEND_CHECK(!IsOtherSafetensorsDType(tag), what, ": dtype ", tag,
                  " is not supported (attend reads F32, F64, I64 and BOOL)");
-    ATTEND_CHECK(false, what, ": unknown dtype '", tag, "'");
+    ATTEND_CHECK(false, what, ": unknown dtype '", Excerpt(tag), "'");
   }
   const nlohmann::json& shape = v.at("shape");
   ATTEND_CHECK(shape.is_array(), what, ": shape is not a list");
   ATTEND_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), what, ": shape has ", shape.size(),
                " dims; at most ", kMaxDims, " are supported");
-  uint64_t numel = 1;
+  // The bytes of the nonzero dims must be countable even when a dim is 0: the tensor's strides
+  // multiply the others ([0, 2^62, 4] has no elements but a stride of 2^64).
+  uint64_t numel = 1, extent = DTypeSize(e.dtype);
   for (const auto& d : shape) {
-    ATTEND_CHECK(d.is_number_unsigned(), what, ": shape ", shape.dump(),
+    ATTEND_CHECK(d.is_number_unsigned(), what, ": shape ", JsonExcerpt(shape),
                  " is not a list of non-negative integers");
     const uint64_t n = d.get<uint64_t>();
-    ATTEND_CHECK(n <= static_cast<uint64_t>(INT64_MAX), what, ": shape ", shape.dump(),
-                 " has a dim too large");
     e.dims.push_back(n);
-    ATTEND_CHECK(!__builtin_mul_overflow(numel, n, &numel), what, ": shape ", shape.dump(),
-                 " has too many elements");
+    numel *= n;  // cannot overflow: bounded by `extent` or zero
+    ATTEND_CHECK(n == 0 || (!__builtin_mul_overflow(extent, n, &extent) &&
+                            extent <= static_cast<uint64_t>(INT64_MAX)),
+                 what, ": shape ", JsonExcerpt(shape), " has too many elements");
   }
   const nlohmann::json& offsets = v.at("data_offsets");
   ATTEND_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
                    offsets[1].is_number_unsigned(),
-               what, ": data_offsets ", offsets.dump(), " is not a pair of non-negative integers");
+               what, ": data_offsets ", JsonExcerpt(offsets),
+               " is not a pair of non-negative integers");
   e.begin = offsets[0].get<uint64_t>();
   e.end = offsets[1].get<uint64_t>();
   ATTEND_CHECK(e.begin <= e.end, what, ": data_offsets [", e.begin, ", ", e.end,
                "] end before they begin");
-  uint64_t bytes = 0;
-  ATTEND_CHECK(!__builtin_mul_overflow(numel, DTypeSize(e.dtype), &bytes), what, ": shape ",
-               shape.dump(), " has too many elements");
+  const uint64_t bytes = numel * DTypeSize(e.dtype);  // at most `extent`
   ATTEND_CHECK(bytes == e.end - e.begin, what, ": shape ", ShapeString(e.dims), " of ", tag,
                " needs ", bytes, " bytes but data_offsets [", e.begin, ", ", e.end, "] span ",
                e.end - e.begin);
@@ -379,7 +377,7 @@ SafetensorsContents ReadSafetensors(const Source& src, const std::string& where,
     if (item.key() == "__metadata__") {
       ATTEND_CHECK(item.value().is_object(), where, ": __metadata__ is not a JSON object");
       for (const auto& m : item.value().items()) {
-        ATTEND_CHECK(m.value().is_string(), where, ": metadata '", m.key(),
+        ATTEND_CHECK(m.value().is_string(), where, ": metadata '", Excerpt(m.key()),
                      "' is not a string");
         out.metadata[m.key()] = m.value().get<std::string>();
       }

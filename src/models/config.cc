@@ -5,6 +5,7 @@
 
 #include "attend/error.h"
 #include "attend/models.h"
+#include "io/untrusted_json.h"
 
 namespace attend::models {
 namespace {
@@ -53,7 +54,8 @@ std::string ModelConfig::ToJson() const {
 }
 
 ModelConfig ModelConfig::FromJson(const std::string& text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // Checkpoints carry this text: nesting is bounded and quoted values are cut short.
+  const nlohmann::json j = io::ParseUntrustedJson(text, "model config");
   ATTEND_CHECK(j.is_object(), "model config: not a JSON object");
   ModelConfig c;
   ForEachField(c, [&](const char* name, auto& value) {
@@ -70,7 +72,8 @@ ModelConfig ModelConfig::FromJson(const std::string& text) {
     try {
       it->get_to(value);
     } catch (const nlohmann::json::exception&) {
-      ATTEND_CHECK(false, "model config: key '", name, "' has the wrong type: ", it->dump());
+      ATTEND_CHECK(false, "model config: key '", name, "' has the wrong type: ",
+                   io::JsonExcerpt(*it));
     }
   });
   c.Validate();
@@ -78,6 +81,15 @@ ModelConfig ModelConfig::FromJson(const std::string& text) {
 }
 
 void ModelConfig::Validate() const {
+  // Every size and count is at most 2^24 (16.7M): far above any model here, and low enough that
+  // the constructors' products of two of them cannot overflow.
+  constexpr int64_t kMaxSize = int64_t{1} << 24;
+  ForEachField(*this, [&](const char* name, const auto& value) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, int64_t>) {
+      ATTEND_CHECK(value <= kMaxSize, "model config: ", name, " ", value, " exceeds the limit ",
+                   kMaxSize);
+    }
+  });
   ATTEND_CHECK(OneOf(arch, {"rnn", "rnn-attention", "transformer"}), "model config: arch '", arch,
                "' is not one of rnn, rnn-attention, transformer");
   ATTEND_CHECK(src_vocab > 4 && tgt_vocab > 4, "model config: vocabulary sizes ", src_vocab, ", ",

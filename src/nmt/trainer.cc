@@ -18,6 +18,7 @@
 #include "attend/nmt.h"
 #include "attend/ops.h"
 #include "attend/optim.h"
+#include "io/untrusted_json.h"
 
 namespace attend::nmt {
 
@@ -405,10 +406,17 @@ LoadedModel LoadModel(const std::string& path) {
   io::SafetensorsContents contents = io::LoadSafetensors(path, /*require_checksum=*/true);
   auto it = contents.metadata.find("config");
   ATTEND_CHECK(it != contents.metadata.end(), path, ": not a model checkpoint (no config)");
-  nlohmann::json config = nlohmann::json::parse(it->second, nullptr, false);
+  // The file may come from anywhere: its config is parsed with bounded nesting and quoted short.
+  const nlohmann::json config =
+      io::ParseUntrustedJson(it->second, path + ": the checkpoint's config");
   ATTEND_CHECK(config.is_object() && config.contains("model"), path,
                ": the checkpoint's config has no model section");
-  models::ModelConfig mc = models::ModelConfig::FromJson(config["model"].dump());
+  models::ModelConfig mc;
+  try {
+    mc = models::ModelConfig::FromJson(config.at("model").dump());
+  } catch (const Error& e) {
+    ATTEND_CHECK(false, path, ": ", e.what());
+  }
   auto v = contents.metadata.find(kVocabKey);
   ATTEND_CHECK(v != contents.metadata.end(), path, ": the checkpoint holds no vocabulary");
   LoadedModel out;
@@ -416,8 +424,23 @@ LoadedModel LoadModel(const std::string& path) {
   ATTEND_CHECK(out.vocab.size() == mc.src_vocab && out.vocab.size() == mc.tgt_vocab, path,
                ": vocabulary size ", out.vocab.size(), " does not match the model's ",
                mc.src_vocab, "/", mc.tgt_vocab);
+  // The config decides how much the model allocates; the file's tensors are what it must hold
+  // (LoadCheckpoint checks every name and shape once it is built). Building is capped by them,
+  // so a config claiming a far larger model fails here instead of allocating gigabytes. The
+  // cap leaves room for the temporaries of initialisation (an f64 table converted to f32, a
+  // draw then scaled: at most 3x a tensor) and for small tensors.
+  uint64_t file_bytes = 0;
+  for (const auto& [name, t] : contents.tensors)
+    file_bytes += static_cast<uint64_t>(t.numel()) * DTypeSize(t.dtype());
+  contents.tensors.clear();  // the bytes are read again by LoadCheckpoint
+  const uint64_t cap = 4 * file_bytes + (uint64_t{16} << 20);
   Generator gen(0);
-  out.model = models::MakeModel(mc, gen);
+  {
+    AllocationLimitGuard limit(
+        cap, path + ": the config describes a larger model than the file's " +
+                 std::to_string(file_bytes) + " bytes of tensors (" + mc.ToJson() + ")");
+    out.model = models::MakeModel(mc, gen);
+  }
   io::LoadCheckpoint(path, *out.model);
   out.model->Eval();
   return out;
