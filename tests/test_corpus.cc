@@ -2,6 +2,7 @@
 // corpus rules of `attend corpus debian` on a small fake locale directory, the readers of users'
 // parallel data with each of their errors, and the command line.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -295,6 +296,52 @@ TEST(MoCatalog, HeaderErrorsNameTheFileAndTheProblem) {
   EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("is not NUL-terminated"),
             std::string::npos);
   EXPECT_NE(ErrorOf([] { ReadMoCatalog("/nonexistent/dir/x.mo"); }).find("/nonexistent/dir/x.mo"),
+            std::string::npos);
+}
+
+// Peak resident memory of this process so far, in bytes.
+uint64_t PeakRss() {
+  struct rusage u;
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
+}
+
+// Issue 11: the whole file used to be read before its 28-byte header was looked at (a sparse
+// 1 GiB .mo took 2 GB). The header is checked against the file's size first, and files over
+// 64 MiB are refused unread.
+TEST(MoCatalog, LargeFilesAreJudgedByTheirHeaderFirst) {
+  TempDir dir;
+  const uint64_t gib = uint64_t{1} << 30;
+  auto sparse = [&](const std::string& name, const std::string& start) {
+    const std::string path = dir / name;
+    WriteBytes(path, start);
+    fs::resize_file(path, gib);  // a hole: no disk, no memory until read
+    return path;
+  };
+  const uint64_t rss_before = PeakRss();
+  const std::string zeros = sparse("zeros.mo", "");
+  std::string msg = ErrorOf([&] { ReadMoCatalog(zeros); });
+  EXPECT_NE(msg.find(zeros + ": not a .mo file"), std::string::npos) << msg;
+  // A valid header and tables, then a gigabyte of nothing.
+  const std::string valid = sparse("valid.mo", MakeMo(SampleEntries(), false));
+  msg = ErrorOf([&] { ReadMoCatalog(valid); });
+  EXPECT_NE(msg.find(valid + ": the file is 1073741824 bytes, over the 67108864"),
+            std::string::npos)
+      << msg;
+  // Tables that reach past the end of the file are found from the header alone.
+  std::string mo = MakeMo(SampleEntries(), false);
+  mo[16] = mo[17] = mo[18] = '\xff';  // translation table offset
+  const std::string past = sparse("past.mo", mo);
+  fs::resize_file(past, 100000);
+  msg = ErrorOf([&] { ReadMoCatalog(past); });
+  EXPECT_NE(msg.find("translations at offset 16777215 runs past the end of the file (100000 bytes)"),
+            std::string::npos)
+      << msg;
+  EXPECT_LT(PeakRss() - rss_before, uint64_t{256} << 20);
+  // The files themselves still read as before; a directory is not a catalog.
+  WriteBytes(dir / "ok.mo", MakeMo(SampleEntries(), true));
+  ExpectSample(ReadMoCatalog(dir / "ok.mo"));
+  EXPECT_NE(ErrorOf([&] { ReadMoCatalog(dir.path().string()); }).find("not a regular file"),
             std::string::npos);
 }
 
@@ -620,6 +667,48 @@ TEST(DebianCorpus, MissingDirectoriesAreErrors) {
   EXPECT_NE(ErrorOf([&] { BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out")); })
                 .find("no .mo catalogs in"),
             std::string::npos);
+}
+
+// Issue 11: a catalog whose file name or charset name is not UTF-8 stopped the build with
+// nlohmann's type_error 316 after train/dev/test were written and before stats.json. They are
+// skipped and counted, and the output files are written as a set or not at all.
+TEST(DebianCorpus, NonUtf8NamesAreSkippedAndTheOutputIsNeverHalfWritten) {
+  TempDir dir;
+  const fs::path root = dir.path() / "locale";
+  WriteFakeLocale(root, false);
+  const fs::path de = root / "de" / "LC_MESSAGES";
+  WriteBytes((de / "bad\xff\xfe.mo").string(), MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
+  WriteBytes((de / "e.mo").string(), MakeMo({{"", Header("x\xe9\xff-8")}, {"No", "Nein"}}, false));
+  const DebianCorpusStats st = BuildDebianCorpus(FakeOptions(root.string(), dir / "out"));
+  EXPECT_EQ(st.catalogs_found, 6u);
+  EXPECT_EQ(st.catalogs_read, 2u);
+  EXPECT_EQ(st.catalogs_skipped_name, 1u);
+  EXPECT_EQ(st.catalogs_skipped_charset, 2u);  // c.mo (KOI8-R) and e.mo
+  const std::string stats = ReadBytes(dir / "out/stats.json");
+  EXPECT_NE(stats.find("bad\\\\xff\\\\xfe.mo: the file name is not valid UTF-8"), std::string::npos)
+      << stats;
+  EXPECT_NE(stats.find("e.mo: charset x\\\\xe9\\\\xff-8"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"skipped_name\": 1"), std::string::npos) << stats;
+  EXPECT_TRUE(IsValidUtf8(stats));
+
+  // A build that fails at its last step (stats.json cannot be replaced: it is a directory)
+  // changes nothing: the older train/dev/test stay, and no temporary file is left.
+  const fs::path small = dir.path() / "small";
+  WriteBytes((small / "de/LC_MESSAGES/app.mo").string(),
+             MakeMo({{"", Header("UTF-8")}, {"Open", "Öffnen"}, {"Close", "Schließen"}}, false));
+  DebianCorpusOptions o = FakeOptions(small.string(), dir / "out2");
+  o.dev_per_mille = o.test_per_mille = 0;
+  BuildDebianCorpus(o);
+  const std::string train_before = ReadBytes(dir / "out2/train.en");
+  ASSERT_EQ(train_before.empty(), false);
+  fs::remove(dir / "out2/stats.json");
+  fs::create_directories(dir / "out2/stats.json");
+  const std::string msg = ErrorOf([&] { BuildDebianCorpus(FakeOptions(root.string(), dir / "out2")); });
+  EXPECT_NE(msg.find("stats.json"), std::string::npos) << msg;
+  EXPECT_EQ(ReadBytes(dir / "out2/train.en"), train_before);
+  EXPECT_FALSE(fs::exists(dir / "out2/dev.de") && fs::file_size(dir / "out2/dev.de") > 0);
+  for (const auto& e : fs::directory_iterator(dir.path() / "out2"))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
 
 // ---- users' parallel data ----

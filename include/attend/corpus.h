@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace attend::io {
@@ -46,7 +47,8 @@ struct MoCatalog {
 // (0 or 1), the table offsets, each string's offset and length (and its terminating NUL) are all
 // checked against the file size, and anything wrong throws attend::Error naming the file and the
 // problem ("string 12 of the translation table: offset 4000 + length 30 is past the end of the
-// file (3500 bytes)"). Never reads out of bounds.
+// file (3500 bytes)"). Never reads out of bounds. ReadMoCatalog checks the header against the
+// file's size before reading the rest, and refuses files over 64 MiB (catalogs are ~2 MB at most).
 MoCatalog ReadMoCatalog(const std::string& path);
 // The same from bytes in memory; `source` names them in messages.
 MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source);
@@ -86,6 +88,7 @@ struct DebianCorpusStats {
   size_t catalogs_skipped_charset = 0;  // other non-UTF-8 charsets
   size_t catalogs_skipped_corrupt = 0;  // ReadMoCatalog threw; the message is kept below
   size_t catalogs_skipped_no_source = 0;  // src != en: no <src> catalog of the same name
+  size_t catalogs_skipped_name = 0;     // a file name that is not valid UTF-8
   std::vector<std::string> skipped;     // "name: reason" for each skipped catalog
   // Entry counts: raw entries (header excluded) and the drops by rule, in rule order.
   size_t raw_entries = 0;
@@ -148,6 +151,25 @@ std::vector<SentencePair> ReadTsv(const std::string& path, const ReadOptions& op
 void WriteLinesAtomic(const std::string& path, const std::vector<std::string>& lines);
 // Writes `contents` to `path` atomically (as above).
 void WriteFileAtomic(const std::string& path, std::string_view contents);
+
+// Files written as one set: Add writes each to a temporary file beside its path (fsync'ed);
+// Commit renames them into place in the order added (put last the file that says the set is
+// complete). No path changes before Commit, and a set destroyed uncommitted (an error on the
+// way) removes its temporaries. POSIX renames one file at a time: only a crash during Commit's
+// renames can leave part of a set new.
+class StagedFiles {
+ public:
+  StagedFiles() = default;
+  ~StagedFiles();
+  StagedFiles(const StagedFiles&) = delete;
+  StagedFiles& operator=(const StagedFiles&) = delete;
+  void Add(const std::string& path, std::string_view contents);
+  void AddLines(const std::string& path, const std::vector<std::string>& lines);  // as above
+  void Commit();
+
+ private:
+  std::vector<std::pair<std::string, std::string>> staged_;  // (path, temporary)
+};
 
 // Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
 bool IsValidUtf8(std::string_view text);

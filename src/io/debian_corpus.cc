@@ -3,6 +3,7 @@
 // train/dev/test by a hash of the source sentence.
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -88,6 +89,25 @@ struct Candidate {
 };
 
 std::string JoinPath(const std::string& a, const std::string& b) { return (fs::path(a) / b).string(); }
+
+// `s` with each byte that is not part of valid UTF-8 written as \xNN: file names, charset names
+// and error messages go into stats.json, which is UTF-8 (the JSON writer refuses anything else).
+std::string Printable(std::string_view s) {
+  std::string out;
+  while (!s.empty()) {
+    const size_t bad = FirstInvalidUtf8(s);
+    if (bad == std::string_view::npos) {
+      out += s;
+      break;
+    }
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(s[bad]));
+    out += s.substr(0, bad);
+    out += hex;
+    s.remove_prefix(bad + 1);
+  }
+  return out;
+}
 
 // Entries of a catalog keyed by (context, msgid), for pairing two languages' msgstrs.
 using EntryKey = std::tuple<bool, std::string, std::string>;
@@ -288,17 +308,23 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
   st.catalogs_found = names.size();
   std::vector<Candidate> candidates;
   for (const std::string& name : names) {
+    if (!IsValidUtf8(name)) {
+      ++st.catalogs_skipped_name;
+      st.skipped.push_back(Printable(name) + ": the file name is not valid UTF-8");
+      continue;
+    }
     MoCatalog tgt_cat, src_cat;
     try {
       tgt_cat = ReadMoCatalog(JoinPath(tgt_dir, name));
     } catch (const Error& e) {
       ++st.catalogs_skipped_corrupt;
-      st.skipped.push_back(name + ": " + e.what());
+      st.skipped.push_back(name + ": " + Printable(e.what()));
       continue;
     }
     if (!tgt_cat.charset_supported) {
       ++st.catalogs_skipped_charset;
-      st.skipped.push_back(name + ": charset " + tgt_cat.charset + " (neither UTF-8 nor ISO-8859-1)");
+      st.skipped.push_back(name + ": charset " + Printable(tgt_cat.charset) +
+                           " (neither UTF-8 nor ISO-8859-1)");
       continue;
     }
     std::map<EntryKey, const MoEntry*> src_entries;
@@ -314,12 +340,12 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
         src_cat = ReadMoCatalog(src_path);
       } catch (const Error& e) {
         ++st.catalogs_skipped_corrupt;
-        st.skipped.push_back(name + " (" + opt.src + "): " + e.what());
+        st.skipped.push_back(name + " (" + opt.src + "): " + Printable(e.what()));
         continue;
       }
       if (!src_cat.charset_supported) {
         ++st.catalogs_skipped_charset;
-        st.skipped.push_back(name + " (" + opt.src + "): charset " + src_cat.charset +
+        st.skipped.push_back(name + " (" + opt.src + "): charset " + Printable(src_cat.charset) +
                              " (neither UTF-8 nor ISO-8859-1)");
         continue;
       }
@@ -420,33 +446,25 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
     splits[split].push_back({h, &c});
   }
   const char* kSplitNames[3] = {"train", "dev", "test"};
-  fs::create_directories(opt.out_dir, ec);
-  ATTEND_CHECK(fs::is_directory(opt.out_dir), "attend corpus debian: cannot create --out ",
-               opt.out_dir, ": ", ec.message());
+  std::vector<std::string> lines[3][2];  // [split][source, target]
   for (int s = 0; s < 3; ++s) {
     std::vector<Keyed>& v = splits[s];
     std::sort(v.begin(), v.end(), [](const Keyed& a, const Keyed& b) {
       return std::tie(a.hash, a.c->src, a.c->tgt) < std::tie(b.hash, b.c->src, b.c->tgt);
     });
-    std::vector<std::string> src_lines, tgt_lines;
-    src_lines.reserve(v.size());
-    tgt_lines.reserve(v.size());
     for (const Keyed& k : v) {
-      src_lines.push_back(k.c->src);
-      tgt_lines.push_back(k.c->tgt);
+      lines[s][0].push_back(k.c->src);
+      lines[s][1].push_back(k.c->tgt);
     }
-    const std::string stem = JoinPath(opt.out_dir, kSplitNames[s]);
-    WriteLinesAtomic(stem + "." + opt.src, src_lines);
-    WriteLinesAtomic(stem + "." + opt.tgt, tgt_lines);
   }
   st.train = splits[0].size();
   st.dev = splits[1].size();
   st.test = splits[2].size();
 
   nlohmann::ordered_json j;
-  j["src"] = opt.src;
-  j["tgt"] = opt.tgt;
-  j["locale_dir"] = opt.locale_dir;
+  j["src"] = Printable(opt.src);
+  j["tgt"] = Printable(opt.tgt);
+  j["locale_dir"] = Printable(opt.locale_dir);
   j["options"] = {{"max_bytes", opt.max_bytes},
                   {"dev_per_mille", opt.dev_per_mille},
                   {"test_per_mille", opt.test_per_mille},
@@ -458,7 +476,12 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
                    {"skipped_charset", st.catalogs_skipped_charset},
                    {"skipped_corrupt", st.catalogs_skipped_corrupt},
                    {"skipped_no_source_catalog", st.catalogs_skipped_no_source},
-                   {"skipped", st.skipped}};
+                   {"skipped_name", st.catalogs_skipped_name},
+                   {"skipped", [&] {
+                      std::vector<std::string> v;  // --src may be any bytes
+                      for (const std::string& m : st.skipped) v.push_back(Printable(m));
+                      return v;
+                    }()}};
   nlohmann::ordered_json dropped = nlohmann::ordered_json::object();
   for (const char* rule : kRules) dropped[rule] = st.dropped[rule];
   j["entries"] = {{"raw", st.raw_entries},
@@ -467,7 +490,22 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
                   {"accelerators_stripped", st.accelerators_stripped},
                   {"unique_pairs", st.pairs_before_split}};
   j["splits"] = {{"train", st.train}, {"dev", st.dev}, {"test", st.test}};
-  WriteFileAtomic(JoinPath(opt.out_dir, "stats.json"), j.dump(2) + "\n");
+  const std::string stats = j.dump(2) + "\n";
+
+  // Everything is known before the first byte is written. The seven files are staged beside
+  // their names and renamed into place together, stats.json last: an error on the way leaves
+  // the output directory as it was, never a new train.* beside an old stats.json.
+  fs::create_directories(opt.out_dir, ec);
+  ATTEND_CHECK(fs::is_directory(opt.out_dir), "attend corpus debian: cannot create --out ",
+               opt.out_dir, ": ", ec.message());
+  StagedFiles out;
+  for (int s = 0; s < 3; ++s) {
+    const std::string stem = JoinPath(opt.out_dir, kSplitNames[s]);
+    out.AddLines(stem + "." + opt.src, lines[s][0]);
+    out.AddLines(stem + "." + opt.tgt, lines[s][1]);
+  }
+  out.Add(JoinPath(opt.out_dir, "stats.json"), stats);
+  out.Commit();
   return st;
 }
 

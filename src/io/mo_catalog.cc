@@ -1,11 +1,13 @@
 // GNU gettext .mo catalogs: a validating reader (every offset and length is checked against
 // the file size before it is used) and gettext's plural-expression evaluator.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include "attend/corpus.h"
@@ -18,6 +20,8 @@ constexpr uint32_t kMoMagic = 0x950412de;
 constexpr uint32_t kMoMagicSwapped = 0xde120495;
 constexpr size_t kHeaderBytes = 28;         // magic .. hash table offset
 constexpr size_t kSysdepHeaderBytes = 48;   // revision x.1 adds five more words
+// ReadMoCatalog refuses larger files (Debian's largest catalogs are ~2 MB).
+constexpr uint64_t kMaxMoBytes = uint64_t{64} << 20;
 
 uint32_t Swap32(uint32_t v) {
   return (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
@@ -329,53 +333,80 @@ int SingularPluralIndex(const MoCatalog& catalog) {
   }
 }
 
-MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source) {
-  const std::string where = ".mo catalog " + source;
-  const uint64_t size = bytes.size();
-  ATTEND_CHECK(size >= kHeaderBytes, where, ": the file is ", size,
+namespace {
+
+// The layout a .mo header gives: byte order, revision and the tables, each checked against the
+// file's size. `head` holds the file's first min(size, 48) bytes at least.
+struct MoLayout {
+  bool big_endian = false;
+  uint32_t revision = 0;
+  uint64_t count = 0, orig_table = 0, trans_table = 0;
+  uint32_t system_dependent_strings = 0;
+};
+
+MoLayout ParseMoHeader(std::string_view head, uint64_t size, const std::string& where) {
+  ATTEND_CHECK(size >= kHeaderBytes && head.size() >= kHeaderBytes, where, ": the file is ", size,
                " bytes, shorter than the 28-byte .mo header");
   uint32_t magic;
-  std::memcpy(&magic, bytes.data(), 4);
-  MoCatalog cat;
-  cat.source = source;
+  std::memcpy(&magic, head.data(), 4);
+  MoLayout l;
   if (magic == kMoMagic) {
-    cat.big_endian = false;
+    l.big_endian = false;
   } else if (magic == kMoMagicSwapped) {
-    cat.big_endian = true;
+    l.big_endian = true;
   } else {
     std::ostringstream hex;
     hex << std::hex << magic;
     ATTEND_CHECK(false, where, ": not a .mo file (magic number 0x", hex.str(),
                  ", expected 0x950412de in either byte order)");
   }
-  const WordReader w(bytes, cat.big_endian);
-  cat.revision = w.At(4);
-  const uint32_t major = cat.revision >> 16, minor = cat.revision & 0xffff;
+  const WordReader w(head, l.big_endian);
+  l.revision = w.At(4);
+  const uint32_t major = l.revision >> 16, minor = l.revision & 0xffff;
   ATTEND_CHECK(major <= 1, where, ": unsupported major revision ", major, " (0 and 1 are known)");
-  const uint64_t count = w.At(8);
-  const uint64_t orig_table = w.At(12), trans_table = w.At(16);
+  l.count = w.At(8);
+  l.orig_table = w.At(12);
+  l.trans_table = w.At(16);
   const uint64_t hash_size = w.At(20), hash_offset = w.At(24);
   // All arithmetic is in 64 bits on 32-bit fields, so none of these sums can wrap.
-  ATTEND_CHECK(orig_table + count * 8 <= size, where, ": the table of ", count,
-               " original strings at offset ", orig_table, " runs past the end of the file (",
+  ATTEND_CHECK(l.orig_table + l.count * 8 <= size, where, ": the table of ", l.count,
+               " original strings at offset ", l.orig_table, " runs past the end of the file (",
                size, " bytes)");
-  ATTEND_CHECK(trans_table + count * 8 <= size, where, ": the table of ", count,
-               " translations at offset ", trans_table, " runs past the end of the file (", size,
+  ATTEND_CHECK(l.trans_table + l.count * 8 <= size, where, ": the table of ", l.count,
+               " translations at offset ", l.trans_table, " runs past the end of the file (", size,
                " bytes)");
   ATTEND_CHECK(hash_size == 0 || hash_offset + hash_size * 4 <= size, where, ": the hash table of ",
                hash_size, " slots at offset ", hash_offset, " runs past the end of the file (",
                size, " bytes)");
   if (minor >= 1) {
-    ATTEND_CHECK(size >= kSysdepHeaderBytes, where, ": revision ", major, ".", minor,
-                 " needs a 48-byte header, the file is ", size, " bytes");
+    ATTEND_CHECK(size >= kSysdepHeaderBytes && head.size() >= kSysdepHeaderBytes, where,
+                 ": revision ", major, ".", minor, " needs a 48-byte header, the file is ", size,
+                 " bytes");
     const uint64_t n_segments = w.At(28), segments_offset = w.At(32);
     const uint64_t n_sysdep = w.At(36), sysdep_orig = w.At(40), sysdep_trans = w.At(44);
     ATTEND_CHECK(segments_offset + n_segments * 8 <= size && sysdep_orig + n_sysdep * 4 <= size &&
                      sysdep_trans + n_sysdep * 4 <= size,
                  where, ": the system-dependent string tables (", n_segments, " segments, ",
                  n_sysdep, " strings) run past the end of the file (", size, " bytes)");
-    cat.system_dependent_strings = static_cast<uint32_t>(n_sysdep);
+    l.system_dependent_strings = static_cast<uint32_t>(n_sysdep);
   }
+  return l;
+}
+
+}  // namespace
+
+MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source) {
+  const std::string where = ".mo catalog " + source;
+  const uint64_t size = bytes.size();
+  const MoLayout layout = ParseMoHeader(bytes, size, where);
+  MoCatalog cat;
+  cat.source = source;
+  cat.big_endian = layout.big_endian;
+  cat.revision = layout.revision;
+  cat.system_dependent_strings = layout.system_dependent_strings;
+  const uint64_t count = layout.count, orig_table = layout.orig_table;
+  const uint64_t trans_table = layout.trans_table;
+  const WordReader w(bytes, cat.big_endian);
 
   // String i of a table, checked: it and its terminating NUL lie inside the file.
   auto string_at = [&](uint64_t table, uint64_t i, const char* table_name) {
@@ -443,12 +474,39 @@ MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source) {
 }
 
 MoCatalog ReadMoCatalog(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  ATTEND_CHECK(in.good(), ".mo catalog ", path, ": cannot open the file: ", std::strerror(errno));
-  // Catalogs are small (the largest Debian ones are a few MB); a corrupt size is not a risk
-  // here since the file's real length is what gets read.
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ATTEND_CHECK(!in.bad(), ".mo catalog ", path, ": read error");
+  const std::string where = ".mo catalog " + path;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ATTEND_CHECK(fd >= 0, where, ": cannot open the file: ", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  // pread until `n` bytes are in `dst` or the file ends; the count read.
+  auto read_at = [&](char* dst, size_t n, uint64_t offset) {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t r = ::pread(fd, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      ATTEND_CHECK(r >= 0, where, ": read error: ", std::strerror(errno));
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  };
+  struct stat st;
+  ATTEND_CHECK(::fstat(fd, &st) == 0 && S_ISREG(st.st_mode), where, ": not a regular file");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  // The header and its tables are checked against the size before the rest is read: a large
+  // (or sparse) file that is not a catalog costs one small read, not its size in memory.
+  std::string head(static_cast<size_t>(std::min<uint64_t>(size, kSysdepHeaderBytes)), '\0');
+  head.resize(read_at(head.data(), head.size(), 0));
+  ParseMoHeader(head, size, where);
+  ATTEND_CHECK(size <= kMaxMoBytes, where, ": the file is ", size, " bytes, over the ",
+               kMaxMoBytes, " bytes a catalog may have (the largest Debian catalogs are ~2 MB)");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  const size_t got = read_at(bytes.data(), bytes.size(), 0);
+  ATTEND_CHECK(got == size, where, ": the file shrank while it was read (", got, " of ", size,
+               " bytes)");
   return ParseMoCatalog(bytes, path);
 }
 

@@ -185,14 +185,45 @@ std::vector<SentencePair> ReadTsv(const std::string& path, const ReadOptions& op
   return pairs;
 }
 
-void WriteFileAtomic(const std::string& path, std::string_view contents) {
+namespace {
+
+void SyncDirectory(const std::string& path) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = std::filesystem::path(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+std::string JoinLines(const std::string& path, const std::vector<std::string>& lines) {
+  std::string out;
+  size_t total = 0;
+  for (const std::string& l : lines) total += l.size() + 1;
+  out.reserve(total);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ATTEND_CHECK(lines[i].find('\n') == std::string::npos, "WriteLinesAtomic ", path, ": line ",
+                 i + 1, " contains a newline");
+    out += lines[i];
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
+StagedFiles::~StagedFiles() {
+  for (const auto& [path, tmp] : staged_) ::unlink(tmp.c_str());
+}
+
+void StagedFiles::Add(const std::string& path, std::string_view contents) {
   // A unique temporary name in the same directory: rename() is atomic only within a file system.
   std::string tmp = path + ".tmp.XXXXXX";
   const int fd = ::mkstemp(tmp.data());
-  ATTEND_CHECK(fd >= 0, path, ": cannot create a temporary file in ", dir.string(), ": ",
-               ErrnoText());
+  ATTEND_CHECK(fd >= 0, path, ": cannot create a temporary file in ",
+               std::filesystem::path(path).parent_path().string(), ": ", ErrnoText());
+  staged_.emplace_back(path, tmp);  // removed by the destructor unless committed
   bool closed = false;
   try {
     ATTEND_CHECK(::fchmod(fd, 0644) == 0, tmp, ": chmod failed: ", ErrnoText());
@@ -206,32 +237,40 @@ void WriteFileAtomic(const std::string& path, std::string_view contents) {
     ATTEND_CHECK(::fsync(fd) == 0, tmp, ": fsync failed: ", ErrnoText());
     closed = true;  // even a failed close releases the descriptor
     ATTEND_CHECK(::close(fd) == 0, tmp, ": close failed: ", ErrnoText());
-    ATTEND_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path, ": renaming ", tmp,
-                 " failed: ", ErrnoText());
   } catch (...) {
     if (!closed) ::close(fd);
-    ::unlink(tmp.c_str());
     throw;
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
   }
 }
 
-void WriteLinesAtomic(const std::string& path, const std::vector<std::string>& lines) {
-  std::string out;
-  size_t total = 0;
-  for (const std::string& l : lines) total += l.size() + 1;
-  out.reserve(total);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    ATTEND_CHECK(lines[i].find('\n') == std::string::npos, "WriteLinesAtomic ", path, ": line ",
-                 i + 1, " contains a newline");
-    out += lines[i];
-    out += '\n';
+void StagedFiles::AddLines(const std::string& path, const std::vector<std::string>& lines) {
+  Add(path, JoinLines(path, lines));
+}
+
+void StagedFiles::Commit() {
+  // A path that is a directory would stop the renames half-way: refused before the first.
+  for (const auto& [path, tmp] : staged_) {
+    struct stat st;
+    ATTEND_CHECK(::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode), path,
+                 ": is a directory; nothing was written");
   }
-  WriteFileAtomic(path, out);
+  while (!staged_.empty()) {
+    const auto& [path, tmp] = staged_.front();
+    ATTEND_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path, ": renaming ", tmp,
+                 " failed: ", ErrnoText());
+    SyncDirectory(path);
+    staged_.erase(staged_.begin());
+  }
+}
+
+void WriteFileAtomic(const std::string& path, std::string_view contents) {
+  StagedFiles file;
+  file.Add(path, contents);
+  file.Commit();
+}
+
+void WriteLinesAtomic(const std::string& path, const std::vector<std::string>& lines) {
+  WriteFileAtomic(path, JoinLines(path, lines));
 }
 
 }  // namespace attend::io

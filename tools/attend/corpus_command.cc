@@ -46,12 +46,12 @@ Runner RegisterCorpusCommand(CLI::App& app) {
                 opt->src.c_str(), opt->tgt.c_str(), st.catalogs_found, opt->locale_dir.c_str(),
                 opt->tgt.c_str());
     std::printf("  catalogs: %zu read (%zu converted from ISO-8859-1), %zu skipped (charset %zu, "
-                "corrupt %zu, no %s catalog %zu)\n",
+                "corrupt %zu, no %s catalog %zu, file name not UTF-8 %zu)\n",
                 st.catalogs_read, st.catalogs_latin1,
                 st.catalogs_skipped_charset + st.catalogs_skipped_corrupt +
-                    st.catalogs_skipped_no_source,
+                    st.catalogs_skipped_no_source + st.catalogs_skipped_name,
                 st.catalogs_skipped_charset, st.catalogs_skipped_corrupt, opt->src.c_str(),
-                st.catalogs_skipped_no_source);
+                st.catalogs_skipped_no_source, st.catalogs_skipped_name);
     std::printf("  entries: %zu raw;", st.raw_entries);
     for (const auto& [rule, n] : st.dropped)
       if (n > 0) std::printf(" %s -%zu", rule.c_str(), n);
