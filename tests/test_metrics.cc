@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "attend/error.h"
@@ -279,6 +281,18 @@ TEST(MetricsBleu, Errors) {
   BleuOptions o;
   o.max_ngram_order = 0;
   EXPECT_THROW(CorpusBleu(kHyps, kRefs, o), Error);
+}
+
+// Issue 11: `attend score` holds its scores as unique_ptr<Score>; deleting a BleuScore through
+// Score without a virtual destructor is undefined (ASan: new-delete-type-mismatch).
+TEST(MetricsFormat, ScoresAreDeletedThroughTheBase) {
+  EXPECT_TRUE(std::has_virtual_destructor_v<Score>);
+  std::vector<std::unique_ptr<Score>> scores;
+  scores.push_back(std::make_unique<BleuScore>(CorpusBleu(kHyps, kRefs)));
+  scores.push_back(std::make_unique<ChrfScore>(CorpusChrf(kHyps, kRefs)));
+  EXPECT_EQ(scores[0]->name, "BLEU");
+  EXPECT_EQ(scores[1]->name, "chrF2");
+  scores.clear();
 }
 
 TEST(MetricsTokenize, Mteval13a) {
@@ -609,6 +623,25 @@ TEST_F(ScoreCli, Errors) {
   EXPECT_TRUE(out.empty()) << out;
   // No reference at all is a command-line error.
   EXPECT_NE(Run("-i " + hyp, out, err), 0);
+}
+
+// Issue 11: one 50 MB line took 3.65 GB and 4 minutes of chrF. A line over --max-line-bytes
+// (1 MiB by default) is an error naming file:line, found while reading.
+TEST_F(ScoreCli, LinesOverTheLimitAreRefusedWhileReading) {
+  const std::string hyp = Readme();
+  std::string out, err;
+  const std::string long_line(2 << 20, 'a');
+  const std::string big = Write("big.hyp", "fine\n" + long_line + "\nfine\n");
+  EXPECT_EQ(Run("-r " + ref_a_ + " -i " + big + " --metrics chrf", out, err), 1);
+  EXPECT_NE(err.find(big + ":2: the line is longer than 1048576 bytes"), std::string::npos) << err;
+  EXPECT_EQ(Run("-r " + big + " -i " + hyp, out, err), 1);
+  EXPECT_NE(err.find(big + ":2: the line is longer"), std::string::npos) << err;
+  EXPECT_EQ(Run("-r " + ref_a_ + " --max-line-bytes 10 < " + hyp, out, err), 1);
+  EXPECT_NE(err.find("<stdin>:1: the line is longer than 10 bytes"), std::string::npos) << err;
+  // At the limit is fine: "The dog bit the man." is 20 bytes.
+  const std::string one = Write("one.hyp", kHyps[0] + "\n");
+  const std::string one_ref = Write("one.ref", kRefs[0][0] + "\n");
+  EXPECT_EQ(Run("-r " + one_ref + " -i " + one + " --max-line-bytes 20", out, err), 0) << err;
 }
 
 }  // namespace

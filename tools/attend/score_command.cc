@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -31,23 +30,43 @@ struct ScoreArgs {
   bool short_signature = false;
   bool score_only = false;
   int width = 1;  // sacreBLEU's command-line default
+  size_t max_line_bytes = size_t{1} << 20;
 };
 
-std::vector<std::string> ReadScoringFile(const std::string& path) {
-  std::string contents;
-  if (path == "-") {
-    contents.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
+// Reads the file in blocks and stops at the first line over `max_line_bytes`: one line is scored
+// in memory proportional to its length (chrF keeps every character n-gram of it), so a runaway
+// line is an error naming it, found before it is read whole.
+std::vector<std::string> ReadScoringFile(const std::string& path, size_t max_line_bytes) {
+  const std::string name = path == "-" ? "<stdin>" : path;
+  std::ifstream file;
+  if (path != "-") {
     std::error_code ec;
     ATTEND_CHECK(!std::filesystem::is_directory(path, ec), "attend score: '", path,
                  "' is a directory, not a text file");
-    std::ifstream in(path, std::ios::binary);
-    ATTEND_CHECK(in.good(), "attend score: cannot open '", path, "' (missing or unreadable)");
-    contents.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    ATTEND_CHECK(!in.bad(), "attend score: error while reading '", path, "'");
+    file.open(path, std::ios::binary);
+    ATTEND_CHECK(file.good(), "attend score: cannot open '", path, "' (missing or unreadable)");
   }
+  std::istream& in = path == "-" ? std::cin : file;
+  std::string contents;
+  size_t line = 1, line_bytes = 0;
+  std::vector<char> block(size_t{1} << 16);
+  while (in) {
+    in.read(block.data(), static_cast<std::streamsize>(block.size()));
+    const size_t n = static_cast<size_t>(in.gcount());
+    for (size_t i = 0; i < n; ++i) {
+      if (block[i] == '\n') {
+        ++line;
+        line_bytes = 0;
+      } else {
+        ATTEND_CHECK(++line_bytes <= max_line_bytes, "attend score: ", name, ":", line,
+                     ": the line is longer than ", max_line_bytes,
+                     " bytes (--max-line-bytes raises the limit)");
+      }
+    }
+    contents.append(block.data(), n);
+  }
+  ATTEND_CHECK(!in.bad(), "attend score: error while reading '", name, "'");
   // Invalid UTF-8 is reported with the file, the line and the byte.
-  const std::string name = path == "-" ? "<stdin>" : path;
   return metrics::SplitScoringLines(contents, name);
 }
 
@@ -72,7 +91,7 @@ int RunScore(const ScoreArgs& args) {
   bleu_options.smooth_method = metrics::ParseSmoothing(args.smooth_method);
   if (args.smooth_value >= 0) bleu_options.smooth_value = args.smooth_value;
 
-  const std::vector<std::string> hypotheses = ReadScoringFile(args.input);
+  const std::vector<std::string> hypotheses = ReadScoringFile(args.input, args.max_line_bytes);
   const std::string hyp_name = args.input == "-" ? "<stdin>" : args.input;
   ATTEND_CHECK(!hypotheses.empty(), "attend score: the hypotheses (", hyp_name,
                ") contain no lines");
@@ -80,7 +99,7 @@ int RunScore(const ScoreArgs& args) {
   for (const std::string& path : args.references) {
     ATTEND_CHECK(path != "-" || args.input != "-",
                  "attend score: stdin cannot be both the hypotheses and a reference");
-    references.push_back(ReadScoringFile(path));
+    references.push_back(ReadScoringFile(path, args.max_line_bytes));
     ATTEND_CHECK(references.back().size() == hypotheses.size(), "attend score: the hypotheses (",
                  hyp_name, ") have ", hypotheses.size(), " lines but the reference ", path,
                  " has ", references.back().size());
@@ -138,6 +157,10 @@ Runner RegisterScoreCommand(CLI::App& app) {
   sub->add_flag("--short", args->short_signature, "Short signatures (#:1|c:mixed|...)");
   sub->add_flag("-b,--score-only", args->score_only, "Print only the scores");
   sub->add_option("-w,--width", args->width, "Decimals of the scores")->capture_default_str();
+  sub->add_option("--max-line-bytes", args->max_line_bytes,
+                  "A longer line (hypotheses or references) is an error naming it")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30));
   return [args]() -> int { return RunScore(*args); };
 }
 
