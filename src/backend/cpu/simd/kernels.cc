@@ -334,17 +334,29 @@ void LayerNormRowImpl(const float* x, const float* gamma, const float* beta, flo
                       float eps, float* mean_out, float* rstd_out) {
   const DF d;
   const int64_t N = hn::Lanes(d);
-  const float mean = SumImpl(x, n) / static_cast<float>(n);
-  const VF vm = hn::Set(d, mean);
-  VF acc = hn::Zero(d);
+  // Corrected two-pass moments (Chan, Golub and LeVeque): the f32 sum of a row far from zero
+  // (values around 50) puts the first mean several ulps off, which shifts every output; the sum
+  // of the residuals c = x - mean is small and exact enough to correct it, in the same pass as
+  // the squares: mean += sum(c) / n, var = (sum(c^2) - sum(c)^2 / n) / n.
+  const float mean0 = SumImpl(x, n) / static_cast<float>(n);
+  const VF vm0 = hn::Set(d, mean0);
+  VF acc = hn::Zero(d), acc_c = hn::Zero(d);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    const VF c = hn::Sub(hn::LoadU(d, x + i), vm);
+    const VF c = hn::Sub(hn::LoadU(d, x + i), vm0);
     acc = hn::MulAdd(c, c, acc);
+    acc_c = hn::Add(acc_c, c);
   }
-  float var = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-  var /= static_cast<float>(n);
+  float sq = hn::GetLane(hn::SumOfLanes(d, acc));
+  float sc = hn::GetLane(hn::SumOfLanes(d, acc_c));
+  for (; i < n; ++i) {
+    const float c = x[i] - mean0;
+    sq += c * c;
+    sc += c;
+  }
+  const float mean = mean0 + sc / static_cast<float>(n);
+  const float var = std::max(0.0f, (sq - sc * sc / static_cast<float>(n)) / static_cast<float>(n));
+  const VF vm = hn::Set(d, mean);
   const float rstd = 1.0f / std::sqrt(var + eps);
   const VF vr = hn::Set(d, rstd);
   for (i = 0; i + N <= n; i += N) {
