@@ -30,7 +30,9 @@ struct ScoreArgs {
   bool short_signature = false;
   bool score_only = false;
   int width = 1;  // sacreBLEU's command-line default
-  size_t max_line_bytes = size_t{1} << 20;
+  // chrF holds every n-gram of a line: ~400 bytes per character at worst (random text), so a
+  // 256 KiB line costs ~100 MB and a few seconds. Segments are sentences or paragraphs.
+  size_t max_line_bytes = size_t{256} << 10;
 };
 
 // Reads the file in blocks and stops at the first line over `max_line_bytes`: one line is scored
