@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# Set-up, configure, build and run every test (C++ tests and the PyTorch oracle) with ctest.
+# The project's tests, as CI runs them (.ci/run):
+#   1. set-up, Release build, every test with ctest (C++ tests and the PyTorch oracle);
+#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh,
+#      build-asan/);
+#   3. the libFuzzer targets (scripts/fuzz.sh --ci, clang-16, build-fuzz/): every seed corpus
+#      replayed, then each target fuzzed for FUZZ_SECONDS (default 15).
+# SKIP_SANITIZE=1 and SKIP_FUZZ=1 leave out stages 2 and 3 (a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 BUILD_DIR="${BUILD_DIR:-build}"
 JOBS="${JOBS:-$(nproc)}"
+stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S), ${SECONDS}s so far)"; }
+
+stage "release build and tests"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DATTEND_BUILD_BENCH=ON
 cmake --build "$BUILD_DIR" -j"$JOBS"
-cd "$BUILD_DIR"
-ctest --output-on-failure -j"$JOBS" --timeout 600
+(cd "$BUILD_DIR" && ctest --output-on-failure -j"$JOBS" --timeout 600)
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  stage "sanitizers: every test under ASan + UBSan"
+  JOBS="$JOBS" bash scripts/sanitize.sh
+fi
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  stage "fuzzing: replay the seed corpora, fuzz each target"
+  JOBS="$JOBS" bash scripts/fuzz.sh --ci "${FUZZ_SECONDS:-15}"
+fi
+stage "all passed"
