@@ -3,8 +3,10 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "attend/corpus.h"
 #include "attend/error.h"
@@ -48,6 +50,117 @@ void CheckSpecialIds(const sentencepiece::SentencePieceProcessor& sp, const std:
                "; they must be 0/1/2/3 (train it with --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)");
 }
 
+// ---- the normalizer tables of an untrusted model ----
+//
+// SentencePiece (0.1.97) trusts a model's precompiled_charsmap: a corrupt one makes Encode read
+// outside the table (a SEGV, found by fuzz/fuzz_vocab.cc), and a table length within 4 bytes of
+// the end overruns the blob while loading. So the tables are checked here first: the protobuf
+// fields are walked to every NormalizerSpec (ModelProto fields 3 and 5) and its charsmap (field
+// 2), laid out as u32 trie size, the Darts-clone double array (u32 units), then NUL-terminated
+// replacement strings.
+
+// Reads a protobuf varint from the front of `s`.
+bool ReadVarint(std::string_view& s, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !s.empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(s.front());
+    s.remove_prefix(1);
+    *v |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Calls f(field, payload) for each length-delimited field of the message `s`; false when `s` is
+// not a well-formed sequence of fields.
+template <typename F>
+bool ForEachBytesField(std::string_view s, F&& f) {
+  while (!s.empty()) {
+    uint64_t key = 0, n = 0;
+    if (!ReadVarint(s, &key)) return false;
+    switch (key & 7) {
+      case 0:
+        if (!ReadVarint(s, &n)) return false;
+        break;
+      case 1:
+      case 5: {
+        const size_t width = (key & 7) == 1 ? 8 : 4;
+        if (s.size() < width) return false;
+        s.remove_prefix(width);
+        break;
+      }
+      case 2:
+        if (!ReadVarint(s, &n) || n > s.size()) return false;
+        if (!f(key >> 3, s.substr(0, n))) return false;
+        s.remove_prefix(n);
+        break;
+      default:
+        return false;  // groups: never in a SentencePiece model
+    }
+  }
+  return true;
+}
+
+// Empty when `charsmap` is safe to hand to SentencePiece, else what is wrong with it. Every node
+// reachable from the root must keep its 256 child slots (and its value slot) inside the array,
+// and every value must start a NUL-terminated string of the replacement blob.
+std::string CheckCharsMap(std::string_view charsmap) {
+  if (charsmap.empty()) return "";  // no table (the identity normalization)
+  uint32_t trie_bytes = 0;
+  if (charsmap.size() < 4) return "the table is shorter than its 4-byte length";
+  std::memcpy(&trie_bytes, charsmap.data(), 4);
+  if (trie_bytes == 0 || trie_bytes % 4 != 0 || trie_bytes > charsmap.size() - 4)
+    return "trie size " + std::to_string(trie_bytes) + " does not fit the table of " +
+           std::to_string(charsmap.size()) + " bytes";
+  const size_t n = trie_bytes / 4;
+  const std::string_view strings = charsmap.substr(4 + trie_bytes);
+  auto unit = [&](size_t i) {
+    uint32_t u;
+    std::memcpy(&u, charsmap.data() + 4 + 4 * i, 4);
+    return u;
+  };
+  // Darts-clone's unit layout (darts.h): offset, label, leaf flag, value.
+  auto offset = [](uint32_t u) -> size_t { return (u >> 10) << ((u & (1u << 9)) >> 6); };
+  std::vector<uint8_t> seen(n, 0);
+  std::vector<size_t> stack = {0};
+  seen[0] = 1;
+  while (!stack.empty()) {
+    const size_t pos = stack.back();
+    stack.pop_back();
+    const uint32_t u = unit(pos);
+    const size_t base = pos ^ offset(u);
+    if ((base | 0xff) >= n) return "trie node " + std::to_string(pos) + " points outside the trie";
+    if (pos != 0 && ((u >> 8) & 1) != 0) {
+      const size_t value = unit(base) & 0x7fffffffu;
+      if (value >= strings.size() || strings.find('\0', value) == std::string_view::npos)
+        return "trie value " + std::to_string(value) + " is not a string of the table";
+    }
+    for (uint32_t c = 0; c < 256; ++c) {
+      const size_t child = base ^ c;
+      if ((unit(child) & ((1u << 31) | 0xffu)) == c && !seen[child]) {
+        seen[child] = 1;
+        stack.push_back(child);
+      }
+    }
+  }
+  return "";
+}
+
+void CheckNormalizers(const std::string& bytes, const std::string& source) {
+  std::string problem;
+  const bool parsed = ForEachBytesField(bytes, [&](uint64_t field, std::string_view spec) {
+    if (field != 3 && field != 5) return true;  // normalizer_spec, denormalizer_spec
+    return ForEachBytesField(spec, [&](uint64_t spec_field, std::string_view charsmap) {
+      if (spec_field == 2 && problem.empty()) problem = CheckCharsMap(charsmap);
+      return true;
+    });
+  });
+  ATTEND_CHECK(parsed, "vocabulary ", source,
+               ": not a valid SentencePiece model (malformed protobuf)");
+  ATTEND_CHECK(problem.empty(), "vocabulary ", source,
+               ": not a valid SentencePiece model (normalization table: ", problem, ")");
+}
+
 }  // namespace
 
 Vocabulary Vocabulary::Train(const std::vector<std::string>& sentences,
@@ -71,6 +184,7 @@ Vocabulary Vocabulary::Train(const std::vector<std::string>& sentences,
 }
 
 Vocabulary Vocabulary::FromBytes(const std::string& bytes, const std::string& source) {
+  CheckNormalizers(bytes, source);
   Vocabulary v;
   const auto status = v.impl_->sp.LoadFromSerializedProto(bytes);
   ATTEND_CHECK(status.ok(), "vocabulary ", source, ": not a valid SentencePiece model (",
