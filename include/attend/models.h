@@ -87,6 +87,10 @@ class Seq2Seq : public nn::Module {
 
 // Builds the model `config.arch` names, initialised from `gen`.
 std::shared_ptr<Seq2Seq> MakeModel(const ModelConfig& config, Generator& gen);
+// MakeModel requests (AllocationLimitGuard counts) at most this many bytes per byte of the
+// model's tensors: initialisation draws, scales and shifts each one (tested for every
+// architecture). nmt::LoadModel caps a checkpoint's model by it and the file's tensor bytes.
+inline constexpr uint64_t kModelBuildFactor = 8;
 // The constructors MakeModel dispatches to (src/models/rnn_seq2seq.cc, transformer.cc).
 std::shared_ptr<Seq2Seq> MakeRnnSeq2Seq(const ModelConfig& config, Generator& gen);
 std::shared_ptr<Seq2Seq> MakeTransformer(const ModelConfig& config, Generator& gen);

@@ -427,13 +427,13 @@ LoadedModel LoadModel(const std::string& path) {
   // The config decides how much the model allocates; the file's tensors are what it must hold
   // (LoadCheckpoint checks every name and shape once it is built). Building is capped by them,
   // so a config claiming a far larger model fails here instead of allocating gigabytes. The
-  // cap leaves room for the temporaries of initialisation (an f64 table converted to f32, a
-  // draw then scaled: at most 3x a tensor) and for small tensors.
+  // cap counts every request, so it leaves room for initialisation: a tensor, its draw, scaled,
+  // shifted (4x), an embedding drawn twice (7x; tested for every architecture).
   uint64_t file_bytes = 0;
   for (const auto& [name, t] : contents.tensors)
     file_bytes += static_cast<uint64_t>(t.numel()) * DTypeSize(t.dtype());
   contents.tensors.clear();  // the bytes are read again by LoadCheckpoint
-  const uint64_t cap = 4 * file_bytes + (uint64_t{16} << 20);
+  const uint64_t cap = models::kModelBuildFactor * file_bytes + (uint64_t{16} << 20);
   Generator gen(0);
   {
     AllocationLimitGuard limit(
