@@ -25,9 +25,9 @@ void CheckScore(const metrics::Score& s, bool bounded) {
   FUZZ_CHECK(std::isfinite(s.score) && s.score >= 0.0, "%s = %g", s.name.c_str(), s.score);
   FUZZ_CHECK(!bounded || s.score <= 100.0 + 1e-9, "%s = %g", s.name.c_str(), s.score);
   for (const int width : {0, 1, 2, 20}) {
-    FUZZ_CHECK(io::IsValidUtf8(s.Format(width, true, false)));
+    FUZZ_CHECK(text::IsValidUtf8(s.Format(width, true, false)));
     s.FormatScore(width);
-    FUZZ_CHECK(io::IsValidUtf8(s.Json(width)));
+    FUZZ_CHECK(text::IsValidUtf8(s.Json(width)));
   }
 }
 
@@ -43,12 +43,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                      metrics::Tokenizer::kIntl, metrics::Tokenizer::kChar}) {
     std::string out;
     if (fuzz::Accepts([&] { out = metrics::Tokenize(rest, t); }))
-      FUZZ_CHECK(io::IsValidUtf8(out), "tokenizer %s made invalid UTF-8",
+      FUZZ_CHECK(text::IsValidUtf8(out), "tokenizer %s made invalid UTF-8",
                  std::string(metrics::TokenizerName(t)).c_str());
   }
   std::string lower;
-  if (fuzz::Accepts([&] { lower = metrics::Lowercase(rest); })) FUZZ_CHECK(io::IsValidUtf8(lower));
-  FUZZ_CHECK((metrics::FindInvalidUtf8(rest) < 0) == io::IsValidUtf8(rest),
+  if (fuzz::Accepts([&] { lower = metrics::Lowercase(rest); })) FUZZ_CHECK(text::IsValidUtf8(lower));
+  FUZZ_CHECK((metrics::FindInvalidUtf8(rest) < 0) == text::IsValidUtf8(rest),
              "the metrics' and the corpus' UTF-8 checks disagree");
 
   // The files, as `attend score` splits them.
@@ -71,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (refs.empty()) refs.push_back(metrics::Stream(hyps.size()));
   for (const std::string& line : hyps) {
-    FUZZ_CHECK(io::IsValidUtf8(line) && line.find('\n') == std::string::npos);
+    FUZZ_CHECK(text::IsValidUtf8(line) && line.find('\n') == std::string::npos);
     metrics::Tokenize(line, metrics::Tokenizer(a & 3));
     metrics::Lowercase(line);
   }
@@ -102,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const bool json : {false, true}) {
     const std::string out =
         metrics::FormatScores({&corpus_bleu, &corpus_chrf, &corpus_chrfpp}, 2, json, json);
-    FUZZ_CHECK(io::IsValidUtf8(out));
+    FUZZ_CHECK(text::IsValidUtf8(out));
   }
   // The statistics give the same score as the corpus call.
   const metrics::BleuStats stats = metrics::CorpusBleuStats(hyps, refs, bleu);

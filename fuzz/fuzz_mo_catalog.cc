@@ -7,7 +7,7 @@
 
 namespace {
 
-bool SameEntry(const attend::io::MoEntry& a, const attend::io::MoEntry& b) {
+bool SameEntry(const attend::data::MoEntry& a, const attend::data::MoEntry& b) {
   return a.has_context == b.has_context && a.context == b.context && a.msgid == b.msgid &&
          a.msgid_plural == b.msgid_plural && a.is_plural == b.is_plural && a.msgstr == b.msgstr;
 }
@@ -20,14 +20,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes = fuzz::AsView(data, size);
   const std::string& path = file.Write(bytes);
 
-  io::MoCatalog from_file, from_memory;
-  const bool file_ok = fuzz::Accepts([&] { from_file = io::ReadMoCatalog(path); });
-  const bool memory_ok = fuzz::Accepts([&] { from_memory = io::ParseMoCatalog(bytes, path); });
+  data::MoCatalog from_file, from_memory;
+  const bool file_ok = fuzz::Accepts([&] { from_file = data::ReadMoCatalog(path); });
+  const bool memory_ok = fuzz::Accepts([&] { from_memory = data::ParseMoCatalog(bytes, path); });
   FUZZ_CHECK(file_ok == memory_ok, "ReadMoCatalog %s the file, ParseMoCatalog %s its bytes",
              file_ok ? "accepts" : "refuses", memory_ok ? "accepts" : "refuses");
   if (!file_ok) return 0;
 
-  const io::MoCatalog& cat = from_file;
+  const data::MoCatalog& cat = from_file;
   FUZZ_CHECK(cat.big_endian == from_memory.big_endian && cat.revision == from_memory.revision &&
              cat.charset == from_memory.charset && cat.header == from_memory.header &&
              cat.plural_forms == from_memory.plural_forms &&
@@ -39,38 +39,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!cat.charset_supported) {
     FUZZ_CHECK(cat.entries.empty(), "unsupported charset '%s' with entries", cat.charset.c_str());
   }
-  for (const io::MoEntry& e : cat.entries) {
+  for (const data::MoEntry& e : cat.entries) {
     FUZZ_CHECK(!e.msgstr.empty());
     FUZZ_CHECK(e.is_plural || e.msgstr.size() == 1);
     FUZZ_CHECK(e.has_context || e.context.empty());
     FUZZ_CHECK(e.is_plural || e.msgid_plural.empty());
     if (cat.converted_from_latin1) {
       // ISO-8859-1 converts to valid UTF-8 whatever the bytes.
-      FUZZ_CHECK(io::IsValidUtf8(e.msgid) && io::IsValidUtf8(e.context) &&
-                 io::IsValidUtf8(e.msgid_plural));
-      for (const std::string& form : e.msgstr) FUZZ_CHECK(io::IsValidUtf8(form));
+      FUZZ_CHECK(text::IsValidUtf8(e.msgid) && text::IsValidUtf8(e.context) &&
+                 text::IsValidUtf8(e.msgid_plural));
+      for (const std::string& form : e.msgstr) FUZZ_CHECK(text::IsValidUtf8(form));
     }
   }
-  const int singular = io::SingularPluralIndex(cat);
+  const int singular = data::SingularPluralIndex(cat);
   FUZZ_CHECK(singular >= -1, "SingularPluralIndex %d", singular);
   // What the corpus builder does next with each entry (src/io/debian_corpus.cc): the singular
   // form, valid UTF-8 only, then the cleaning rules.
-  for (const io::MoEntry& e : cat.entries) {
+  for (const data::MoEntry& e : cat.entries) {
     const int index = e.is_plural ? singular : 0;
     if (index < 0 || static_cast<size_t>(index) >= e.msgstr.size()) continue;
     const std::string& target = e.msgstr[static_cast<size_t>(index)];
-    if (!io::IsValidUtf8(e.msgid) || !io::IsValidUtf8(target)) continue;
-    std::string src = io::NormalizeWhitespace(e.msgid);
-    std::string tgt = io::NormalizeWhitespace(target);
-    io::StripAccelerators(src, tgt);
+    if (!text::IsValidUtf8(e.msgid) || !text::IsValidUtf8(target)) continue;
+    std::string src = data::NormalizeWhitespace(e.msgid);
+    std::string tgt = data::NormalizeWhitespace(target);
+    data::StripAccelerators(src, tgt);
     for (const std::string* side : {&src, &tgt}) {
-      const std::string clean = io::NormalizeWhitespace(*side);
-      FUZZ_CHECK(io::IsValidUtf8(clean), "cleaning made invalid UTF-8");
+      const std::string clean = data::NormalizeWhitespace(*side);
+      FUZZ_CHECK(text::IsValidUtf8(clean), "cleaning made invalid UTF-8");
       FUZZ_CHECK(clean.empty() || (clean.front() != ' ' && clean.back() != ' '));
       FUZZ_CHECK(clean.find("  ") == std::string::npos);
-      io::IsFormatOnly(clean);
+      data::IsFormatOnly(clean);
     }
-    io::Fnv1a64(src);
+    data::Fnv1a64(src);
   }
   return 0;
 }

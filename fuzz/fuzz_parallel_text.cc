@@ -7,9 +7,9 @@
 
 namespace {
 
-void CheckLine(const std::string& line, const attend::io::ReadOptions& options) {
+void CheckLine(const std::string& line, const attend::data::ReadOptions& options) {
   FUZZ_CHECK(line.size() <= options.max_bytes, "a line of %zu bytes", line.size());
-  FUZZ_CHECK(attend::io::IsValidUtf8(line), "invalid UTF-8 accepted");
+  FUZZ_CHECK(attend::text::IsValidUtf8(line), "invalid UTF-8 accepted");
   FUZZ_CHECK(line.find('\n') == std::string::npos, "a newline inside a line");
   FUZZ_CHECK(options.skip_empty || !line.empty(), "an empty line without skip_empty");
 }
@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace attend;
   static fuzz::ScratchFile src_file("src"), tgt_file("tgt");
   if (size == 0) return 0;
-  io::ReadOptions options;
+  data::ReadOptions options;
   options.skip_empty = (data[0] & 1) != 0;
   if (data[0] & 2) options.max_bytes = 16;
   const std::string_view rest = fuzz::AsView(data + 1, size - 1);
@@ -31,13 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& tgt_path = tgt_file.Write(tgt);
 
   std::vector<std::string> src_lines, tgt_lines;
-  const bool src_ok = fuzz::Accepts([&] { src_lines = io::ReadLines(src_path, options); });
-  const bool tgt_ok = fuzz::Accepts([&] { tgt_lines = io::ReadLines(tgt_path, options); });
+  const bool src_ok = fuzz::Accepts([&] { src_lines = data::ReadLines(src_path, options); });
+  const bool tgt_ok = fuzz::Accepts([&] { tgt_lines = data::ReadLines(tgt_path, options); });
   for (const std::string& line : src_lines) CheckLine(line, options);
   for (const std::string& line : tgt_lines) CheckLine(line, options);
 
-  std::vector<io::SentencePair> pairs;
-  if (!fuzz::Accepts([&] { pairs = io::ReadParallelText(src_path, tgt_path, options); })) return 0;
+  std::vector<data::SentencePair> pairs;
+  if (!fuzz::Accepts([&] { pairs = data::ReadParallelText(src_path, tgt_path, options); })) return 0;
   // The pair reader applies ReadLines' checks to each file, so each file alone reads too.
   FUZZ_CHECK(src_ok && tgt_ok, "the pair reader accepts a file ReadLines refuses");
   FUZZ_CHECK(pairs.size() <= src_lines.size() && pairs.size() <= tgt_lines.size());

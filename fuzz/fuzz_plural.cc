@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                            uint64_t{22}, uint64_t{101}, uint64_t{1000000},
                            std::numeric_limits<uint64_t>::max()}) {
     try {
-      io::EvaluatePluralExpression(text, n);
+      data::EvaluatePluralExpression(text, n);
       parsed_once = true;
     } catch (const Error& e) {
       // Either a syntax error (then at every n) or a division by zero at this n.
@@ -26,13 +26,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  io::MoCatalog cat;
+  data::MoCatalog cat;
   cat.plural_forms = std::string(text);
-  const int index = io::SingularPluralIndex(cat);
+  const int index = data::SingularPluralIndex(cat);
   FUZZ_CHECK(index >= -1, "SingularPluralIndex %d", index);
   // And as a header line: the reader takes Plural-Forms from the header and the same rules apply.
   cat.plural_forms = "nplurals=3; plural=" + std::string(text) + ";";
-  const int index3 = io::SingularPluralIndex(cat);
+  const int index3 = data::SingularPluralIndex(cat);
   FUZZ_CHECK(index3 >= -1 && index3 < 3, "SingularPluralIndex %d with nplurals=3", index3);
   return 0;
 }

@@ -9,24 +9,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace attend;
   static fuzz::ScratchFile file("tsv");
   if (size == 0) return 0;
-  io::ReadOptions options;
+  data::ReadOptions options;
   options.skip_empty = (data[0] & 1) != 0;
   if (data[0] & 2) options.max_bytes = 16;
   const std::string& path = file.Write(fuzz::AsView(data + 1, size - 1));
 
-  std::vector<io::SentencePair> pairs;
-  if (!fuzz::Accepts([&] { pairs = io::ReadTsv(path, options); })) return 0;
-  io::ReadOptions line_options = options;
+  std::vector<data::SentencePair> pairs;
+  if (!fuzz::Accepts([&] { pairs = data::ReadTsv(path, options); })) return 0;
+  data::ReadOptions line_options = options;
   line_options.max_bytes = 2 * options.max_bytes + 1;
   std::vector<std::string> lines;
-  FUZZ_CHECK(fuzz::Accepts([&] { lines = io::ReadLines(path, line_options); }),
+  FUZZ_CHECK(fuzz::Accepts([&] { lines = data::ReadLines(path, line_options); }),
              "ReadTsv accepts a file ReadLines refuses");
   FUZZ_CHECK(pairs.size() <= lines.size());
-  for (const io::SentencePair& p : pairs) {
+  for (const data::SentencePair& p : pairs) {
     for (const std::string* side : {&p.src, &p.tgt}) {
       FUZZ_CHECK(!side->empty() && side->size() <= options.max_bytes, "a side of %zu bytes",
                  side->size());
-      FUZZ_CHECK(io::IsValidUtf8(*side), "invalid UTF-8 accepted");
+      FUZZ_CHECK(text::IsValidUtf8(*side), "invalid UTF-8 accepted");
       FUZZ_CHECK(side->find_first_of("\t\n") == std::string::npos, "a tab or newline in a side");
     }
   }

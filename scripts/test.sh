@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's tests, as CI runs them (.ci/run):
+# The project's tests, as CI runs them (.ci/run): first the include-direction check
+# (scripts/check_layers.py), then
 #   1. set-up, Release build, every test with ctest (C++ tests and the PyTorch oracle);
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh,
 #      build-asan/);
@@ -13,6 +14,9 @@ bash scripts/setup.sh
 BUILD_DIR="${BUILD_DIR:-build}"
 JOBS="${JOBS:-$(nproc)}"
 stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S), ${SECONDS}s so far)"; }
+
+stage "layers: every include points down (scripts/check_layers.py)"
+python3 scripts/check_layers.py
 
 stage "release build and tests"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DATTEND_BUILD_BENCH=ON

@@ -20,7 +20,9 @@
 #include "attend/error.h"
 #include "support/command.h"
 
-namespace attend::io {
+namespace attend::data {
+using namespace attend::io;    // the atomic writers (attend/files.h)
+using namespace attend::text;  // UTF-8 checks
 namespace {
 
 namespace fs = std::filesystem;
@@ -860,4 +862,4 @@ TEST(CorpusCli, BuildsTheFakeCorpus) {
 }
 
 }  // namespace
-}  // namespace attend::io
+}  // namespace attend::data

@@ -42,7 +42,7 @@ def set_threads(n):
 # ---- data ------------------------------------------------------------------------------------
 def read_lines(path):
     """Lines without "\\n" and a trailing "\\r"; a UTF-8 byte-order mark is dropped (as
-    io::ReadLines). Invalid UTF-8 and empty lines are errors naming file:line."""
+    data::ReadLines). Invalid UTF-8 and empty lines are errors naming file:line."""
     with open(path, "rb") as f:
         data = f.read()
     if data.startswith(b"\xef\xbb\xbf"):

@@ -1,5 +1,6 @@
-// Parallel corpora: the GNU gettext .mo catalog reader, the default corpus built from Debian's
-// installed catalogs (`attend corpus debian`), and readers/writers for users' own parallel text.
+// Parallel corpora (src/data/): the GNU gettext .mo catalog reader, the default corpus built from
+// Debian's installed catalogs (`attend corpus debian`), and readers for users' own parallel
+// text. Writing them goes through attend/files.h; UTF-8 checks are in attend/text.h.
 #pragma once
 
 #include <cstddef>
@@ -10,7 +11,10 @@
 #include <utility>
 #include <vector>
 
-namespace attend::io {
+#include "attend/files.h"
+#include "attend/text.h"
+
+namespace attend::data {
 
 // ---- GNU gettext .mo catalogs ----
 
@@ -146,34 +150,5 @@ std::vector<SentencePair> ReadParallelText(const std::string& src_path, const st
                                            const ReadOptions& options = {});
 // "source<TAB>target" per line; a line without exactly one tab is an error naming file:line.
 std::vector<SentencePair> ReadTsv(const std::string& path, const ReadOptions& options = {});
-// Writes lines joined by "\n" (with a final "\n") atomically: into a temporary file in the
-// same directory, fsync, rename. A line containing '\n' is refused.
-void WriteLinesAtomic(const std::string& path, const std::vector<std::string>& lines);
-// Writes `contents` to `path` atomically (as above).
-void WriteFileAtomic(const std::string& path, std::string_view contents);
 
-// Files written as one set: Add writes each to a temporary file beside its path (fsync'ed);
-// Commit renames them into place in the order added (put last the file that says the set is
-// complete). No path changes before Commit, and a set destroyed uncommitted (an error on the
-// way) removes its temporaries. POSIX renames one file at a time: only a crash during Commit's
-// renames can leave part of a set new.
-class StagedFiles {
- public:
-  StagedFiles() = default;
-  ~StagedFiles();
-  StagedFiles(const StagedFiles&) = delete;
-  StagedFiles& operator=(const StagedFiles&) = delete;
-  void Add(const std::string& path, std::string_view contents);
-  void AddLines(const std::string& path, const std::vector<std::string>& lines);  // as above
-  void Commit();
-
- private:
-  std::vector<std::pair<std::string, std::string>> staged_;  // (path, temporary)
-};
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool IsValidUtf8(std::string_view text);
-// Offset of the first byte of the first invalid sequence, or std::string_view::npos.
-size_t FirstInvalidUtf8(std::string_view text);
-
-}  // namespace attend::io
+}  // namespace attend::data

@@ -4,7 +4,7 @@
 
 #include "backend/cpu/reference/additive_kernels.h"
 #include "backend/cpu/simd/additive_kernels.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend::attention {
 

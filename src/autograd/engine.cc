@@ -3,7 +3,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "attend/ops.h"
 #include "autograd/node.h"
 
 namespace attend {
@@ -43,7 +42,7 @@ std::vector<Tensor> AccumulateGrad::Apply(const Tensor& grad_output) {
     Tensor& g = leaf->grad;
     ATTEND_ASSERT(g.shape() == grad_output.shape(), "grad shape ", g.shape().str(), " vs ",
                   grad_output.shape().str());
-    g.CopyFrom(Add(g, grad_output));
+    g.CopyFrom(SumGradients(g, grad_output));
   }
   return {};
 }
@@ -123,7 +122,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
     auto node = GradientEdge(r);
     auto it = buffers.find(node.get());
     if (it == buffers.end()) buffers.emplace(node.get(), g);
-    else it->second = Add(it->second, g);
+    else it->second = SumGradients(it->second, g);
     root_nodes.push_back(node);
   }
 
@@ -171,7 +170,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
       if (i < input_grads.size() && input_grads[i].defined()) {
         auto it = buffers.find(e);
         if (it == buffers.end()) buffers.emplace(e, std::move(input_grads[i]));
-        else it->second = Add(it->second, input_grads[i]);
+        else it->second = SumGradients(it->second, input_grads[i]);
       }
       if (--deps[e] == 0) {
         if (buffers.count(e)) ready.push_back(e);

@@ -60,6 +60,12 @@ class AccumulateGrad : public Node {
   std::weak_ptr<TensorImpl> leaf_;
 };
 
+// a + b for two gradients of one tensor (same shape and dtype), which the backward pass sums.
+// Declared here and defined by ops (src/ops/elementwise.cc, the Add op): autograd runs the
+// graph, ops own the arithmetic. Includes point down; at link time core, autograd and ops are
+// one unit (docs/design.md, "Layers").
+Tensor SumGradients(const Tensor& a, const Tensor& b);
+
 // The node a gradient for `t` should flow into: its grad_fn, its accumulator, or null.
 std::shared_ptr<Node> GradientEdge(const Tensor& t);
 

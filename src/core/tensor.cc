@@ -1,12 +1,11 @@
-// Tensor creation, metadata, element access, copies and the autograd accessors.
+// Tensor creation, metadata, element access, copies and the autograd accessors. Clone() and To(),
+// which record themselves for autograd, are ops: src/ops/copy.cc.
 #include <cmath>
 #include <cstring>
 #include <sstream>
 
 #include <omp.h>
 
-#include "attend/ops.h"
-#include "autograd/node.h"
 #include "core/strided.h"
 #include "core/tensor_impl.h"
 
@@ -331,24 +330,6 @@ void Tensor::CopyFrom(const Tensor& src) {
 Tensor Tensor::Contiguous() const {
   if (is_contiguous()) return *this;
   return Clone();
-}
-
-Tensor Tensor::Clone() const {
-  Tensor out = NewTensor(shape(), dtype());
-  out.CopyFrom(*this);
-  RecordOp("Clone", out, {this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
-  return out;
-}
-
-Tensor Tensor::To(DType dt) const {
-  if (dt == dtype()) return *this;
-  Tensor out = NewTensor(shape(), dt);
-  out.CopyFrom(*this);
-  if (IsFloating(dt) && IsFloating(dtype())) {
-    DType src_dt = dtype();
-    RecordOp("To", out, {this}, [src_dt](const Tensor& g) { return std::vector<Tensor>{g.To(src_dt)}; });
-  }
-  return out;
 }
 
 Tensor Tensor::Detach() const {

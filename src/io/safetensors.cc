@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/checkpoint.h"
+#include "attend/files.h"
 #include "io/untrusted_json.h"
 
 namespace attend::io {
@@ -129,34 +130,19 @@ class StringSink : public Sink {
 
 std::string ErrnoText() { return std::strerror(errno); }
 
-class FdSink : public Sink {
+// Writes into an atomic file (attend/files.h).
+class FileSink : public Sink {
  public:
-  FdSink(int fd, const std::string& path) : fd_(fd), path_(path) {}
+  explicit FileSink(io::AtomicFileWriter& file) : file_(file) {}
   void Write(const void* data, size_t size) override {
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::write(fd_, p, size);
-      if (n < 0 && errno == EINTR) continue;
-      ATTEND_CHECK(n > 0, "SaveSafetensors: writing ", path_, " failed: ", ErrnoText());
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
+    file_.Write(std::string_view(static_cast<const char*>(data), size));
   }
   void Patch(uint64_t offset, const void* data, size_t size) override {
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::pwrite(fd_, p, size, static_cast<off_t>(offset));
-      if (n < 0 && errno == EINTR) continue;
-      ATTEND_CHECK(n > 0, "SaveSafetensors: writing ", path_, " failed: ", ErrnoText());
-      p += n;
-      offset += static_cast<uint64_t>(n);
-      size -= static_cast<size_t>(n);
-    }
+    file_.WriteAt(offset, std::string_view(static_cast<const char*>(data), size));
   }
 
  private:
-  int fd_;
-  std::string path_;
+  io::AtomicFileWriter& file_;
 };
 
 void WriteSafetensors(Sink& sink, const NamedTensors& tensors, const Metadata& metadata,
@@ -482,36 +468,12 @@ std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& me
 
 void SaveSafetensors(const std::string& path, const NamedTensors& tensors,
                      const Metadata& metadata) {
-  const std::string what = "SaveSafetensors " + path;
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ATTEND_CHECK(fd >= 0, what, ": cannot create ", tmp, ": ", ErrnoText());
-  bool closed = false;
-  try {
-    FdSink sink(fd, tmp);
-    WriteSafetensors(sink, tensors, metadata, what);
-    // The data must be on disk before the rename makes it the file at `path`.
-    ATTEND_CHECK(::fsync(fd) == 0, what, ": fsync of ", tmp, " failed: ", ErrnoText());
-    closed = true;  // even a failed close releases the descriptor
-    ATTEND_CHECK(::close(fd) == 0, what, ": closing ", tmp, " failed: ", ErrnoText());
-  } catch (...) {
-    if (!closed) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = ErrnoText();
-    ::unlink(tmp.c_str());
-    ATTEND_CHECK(false, what, ": renaming ", tmp, " failed: ", err);
-  }
-  // And the rename itself must be durable: sync the directory entry.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // Written beside `path` and renamed over it once on disk: a crash leaves the old file or the
+  // new one, never a part.
+  io::AtomicFileWriter file(path);
+  FileSink sink(file);
+  WriteSafetensors(sink, tensors, metadata, "SaveSafetensors " + path);
+  file.Commit();
 }
 
 SafetensorsContents LoadSafetensors(const std::string& path, bool require_checksum) {

@@ -7,7 +7,7 @@
 #include "attend/error.h"
 #include "attend/metrics.h"
 #include "metrics/internal.h"
-#include "metrics/unicode.h"
+#include "text/unicode.h"
 
 namespace attend::metrics {
 namespace {
@@ -45,10 +45,10 @@ std::string Where(const char* side, size_t stream, size_t line) {
 // _preprocess_segment: lowercase, rstrip, tokenize; then the spaces of str.split().
 std::string Preprocess(const std::string& line, const BleuOptions& options,
                        const std::string& where) {
-  std::u32string text = unicode::Decode(line, where);
-  if (options.lowercase) text = unicode::Lower(text);
-  text = detail::TokenizeCodePoints(unicode::RStrip(text), options.tokenize);
-  return unicode::Encode(unicode::NormalizeSpaces(text));
+  std::u32string text = text::Decode(line, where);
+  if (options.lowercase) text = text::Lower(text);
+  text = detail::TokenizeCodePoints(text::RStrip(text), options.tokenize);
+  return text::Encode(text::NormalizeSpaces(text));
 }
 
 // N-grams of a line whose tokens are separated by single spaces; keys view into `line`.

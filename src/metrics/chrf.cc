@@ -8,7 +8,7 @@
 #include "attend/error.h"
 #include "attend/metrics.h"
 #include "metrics/internal.h"
-#include "metrics/unicode.h"
+#include "text/unicode.h"
 
 namespace attend::metrics {
 namespace {
@@ -48,17 +48,17 @@ void AddNGrams(const std::string& text, const std::vector<size_t>& starts,
 
 void Extract(const std::string& line, const ChrfOptions& o, const std::string& where,
              SentenceNGrams& out) {
-  std::u32string text = unicode::Decode(line, where);
-  if (o.lowercase) text = unicode::Lower(text);
+  std::u32string text = text::Decode(line, where);
+  if (o.lowercase) text = text::Lower(text);
   out.counts.assign(o.char_order + o.word_order, {});
 
   // Characters: whitespace removed unless kept (extract_all_char_ngrams).
   std::vector<size_t> starts, ends;
   out.chars.clear();
   for (char32_t c : text) {
-    if (!o.whitespace && unicode::IsSpace(c)) continue;
+    if (!o.whitespace && text::IsSpace(c)) continue;
     starts.push_back(out.chars.size());
-    unicode::AppendUtf8(c, out.chars);
+    text::AppendUtf8(c, out.chars);
     ends.push_back(out.chars.size());
   }
   AddNGrams(out.chars, starts, ends, o.char_order, out.counts.data());
@@ -70,10 +70,10 @@ void Extract(const std::string& line, const ChrfOptions& o, const std::string& w
   const std::u32string_view view(text);
   size_t pos = 0;
   while (pos < view.size()) {
-    while (pos < view.size() && unicode::IsSpace(view[pos])) ++pos;
+    while (pos < view.size() && text::IsSpace(view[pos])) ++pos;
     if (pos == view.size()) break;
     size_t end = pos;
-    while (end < view.size() && !unicode::IsSpace(view[end])) ++end;
+    while (end < view.size() && !text::IsSpace(view[end])) ++end;
     const std::u32string_view w = view.substr(pos, end - pos);
     if (w.size() == 1) {
       words.push_back(w);
@@ -94,7 +94,7 @@ void Extract(const std::string& line, const ChrfOptions& o, const std::string& w
   for (const std::u32string_view w : words) {
     if (!out.words.empty()) out.words.push_back(' ');
     starts.push_back(out.words.size());
-    for (char32_t c : w) unicode::AppendUtf8(c, out.words);
+    for (char32_t c : w) text::AppendUtf8(c, out.words);
     ends.push_back(out.words.size());
   }
   AddNGrams(out.words, starts, ends, o.word_order, out.counts.data() + o.char_order);

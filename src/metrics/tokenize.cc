@@ -4,7 +4,7 @@
 
 #include "attend/error.h"
 #include "metrics/internal.h"
-#include "metrics/unicode.h"
+#include "text/unicode.h"
 
 namespace attend::metrics {
 namespace {
@@ -94,18 +94,18 @@ std::u32string Tokenize13a(std::u32string_view input) {
   std::u32string s = SubstitutePairs(padded, not_digit, IsPeriodOrComma, Spacing::kAfterBoth);
   s = SubstitutePairs(s, IsPeriodOrComma, not_digit, Spacing::kBeforeBoth);
   s = SubstitutePairs(s, IsAsciiDigit, [](char32_t c) { return c == U'-'; }, Spacing::kAfterBoth);
-  return unicode::NormalizeSpaces(s);
+  return text::NormalizeSpaces(s);
 }
 
 std::u32string TokenizeIntl(std::u32string_view line) {
-  auto not_number = [](char32_t c) { return !unicode::IsNumber(c); };
+  auto not_number = [](char32_t c) { return !text::IsNumber(c); };
   std::u32string s =
-      SubstitutePairs(line, not_number, unicode::IsPunctuation, Spacing::kAfterBoth);
-  s = SubstitutePairs(s, unicode::IsPunctuation, not_number, Spacing::kBeforeBoth);
+      SubstitutePairs(line, not_number, text::IsPunctuation, Spacing::kAfterBoth);
+  s = SubstitutePairs(s, text::IsPunctuation, not_number, Spacing::kBeforeBoth);
   std::u32string out;
   out.reserve(s.size() + s.size() / 4);
   for (char32_t c : s) {
-    if (unicode::IsSymbol(c)) {
+    if (text::IsSymbol(c)) {
       out.push_back(U' ');
       out.push_back(c);
       out.push_back(U' ');
@@ -113,7 +113,7 @@ std::u32string TokenizeIntl(std::u32string_view line) {
       out.push_back(c);
     }
   }
-  return unicode::NormalizeSpaces(out);
+  return text::NormalizeSpaces(out);
 }
 
 std::u32string TokenizeChar(std::u32string_view line) {
@@ -169,12 +169,12 @@ std::string_view TokenizerName(Tokenizer tokenizer) {
 }
 
 std::string Tokenize(std::string_view line, Tokenizer tokenizer) {
-  return unicode::Encode(
-      detail::TokenizeCodePoints(unicode::Decode(line, "Tokenize: input line"), tokenizer));
+  return text::Encode(
+      detail::TokenizeCodePoints(text::Decode(line, "Tokenize: input line"), tokenizer));
 }
 
 std::string Lowercase(std::string_view text) {
-  return unicode::Encode(unicode::Lower(unicode::Decode(text, "Lowercase: input text")));
+  return text::Encode(text::Lower(text::Decode(text, "Lowercase: input text")));
 }
 
 std::vector<std::string> SplitScoringLines(std::string_view contents, std::string_view name) {
@@ -184,13 +184,13 @@ std::vector<std::string> SplitScoringLines(std::string_view contents, std::strin
     size_t end = contents.find('\n', pos);
     if (end == std::string_view::npos) end = contents.size();
     const std::string where = std::string(name) + ":" + std::to_string(lines.size() + 1);
-    const std::u32string line = unicode::Decode(contents.substr(pos, end - pos), where);
-    lines.push_back(unicode::Encode(unicode::RStrip(line)));
+    const std::u32string line = text::Decode(contents.substr(pos, end - pos), where);
+    lines.push_back(text::Encode(text::RStrip(line)));
     pos = end + 1;
   }
   return lines;
 }
 
-int64_t FindInvalidUtf8(std::string_view text) { return unicode::DecodeUtf8(text, nullptr); }
+int64_t FindInvalidUtf8(std::string_view text) { return text::DecodeUtf8(text, nullptr); }
 
 }  // namespace attend::metrics

@@ -9,7 +9,6 @@
 #include "attend/autograd.h"
 #include "attend/error.h"
 #include "attend/nmt.h"
-#include "backend/cpu/simd/kernels.h"
 
 namespace attend::nmt {
 
@@ -121,6 +120,9 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     std::vector<std::vector<Cand>> cands(b);
     const int64_t k = std::min<int64_t>(opt.beam, v);
     std::vector<int64_t> top(k);
+    Tensor row_max;  // greedy: each row's largest log-prob (the Max op's SIMD kernel)
+    if (k == 1) row_max = Max(logp, {1});
+    const float* best_of_row = k == 1 ? row_max.data<float>() : nullptr;
     std::vector<int64_t> banned;
     for (int64_t row = 0; row < static_cast<int64_t>(live.size()); ++row) {
       const Live& h = live[row];
@@ -142,7 +144,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
       if (k == 1) {
         // Greedy: the vector max, then its first position (fewer comparisons than the scan);
         // the scan below when that token is not allowed (or the row holds NaN).
-        const float best = cpu::simd::Max(p, v);
+        const float best = best_of_row[row];
         for (int64_t id = 0; id < v; ++id)
           if (p[id] == best) {
             found = allowed(id);

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string_view>
 
-#include "attend/corpus.h"
+#include "attend/files.h"
 #include "attend/error.h"
 #include "attend/models.h"
 #include "attend/nmt.h"

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <string>
 
-#include "attend/nn/conv.h"
+#include "attend/ops/conv.h"
 #include "backend/cpu/blas.h"
 #include "backend/cpu/reference/kernels.h"
 #include "backend/cpu/simd/kernels.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 

@@ -4,7 +4,7 @@
 
 #include "backend/cpu/reference/kernels.h"
 #include "backend/cpu/simd/kernels.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 
@@ -189,6 +189,7 @@ Tensor UnaryWithGrad(UnaryOp op, UnaryGradOp grad_op, bool uses_y, const Tensor&
 }  // namespace
 
 Tensor Add(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kAdd, a, b); }
+Tensor SumGradients(const Tensor& a, const Tensor& b) { return Add(a, b); }  // autograd/node.h
 Tensor Sub(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kSub, a, b); }
 Tensor Mul(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kMul, a, b); }
 Tensor Div(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kDiv, a, b); }

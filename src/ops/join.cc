@@ -1,5 +1,5 @@
 // Joining and splitting along a dim: concat, stack, split, chunk.
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 

@@ -4,7 +4,7 @@
 
 #include "backend/cpu/reference/kernels.h"
 #include "backend/cpu/simd/kernels.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 

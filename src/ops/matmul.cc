@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "backend/cpu/blas.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 

@@ -11,8 +11,8 @@
 #include <limits>
 #include <string>
 
-#include "attend/nn/conv.h"
-#include "ops/internal.h"
+#include "attend/ops/conv.h"
+#include "ops/op_helpers.h"
 
 // The scalar kernels, defined once (this file is included again for every SIMD target).
 #ifndef ATTEND_OPS_POOL_SCALAR_KERNELS_

@@ -30,12 +30,12 @@
 #include <numeric>
 #include <string>
 
-#include "attend/nn/rnn.h"
+#include "attend/ops/rnn.h"
 #include "backend/cpu/blas.h"
 #include "backend/cpu/reference/rnn_kernels.h"
 #include "backend/cpu/simd/kernels.h"
 #include "backend/cpu/simd/rnn_kernels.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 

@@ -2,7 +2,7 @@
 // each differentiable.
 #include <numeric>
 
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend {
 

@@ -8,7 +8,7 @@
 
 #include "attend/autograd.h"
 #include "attend/optim.h"
-#include "ops/internal.h"
+#include "ops/op_helpers.h"
 
 namespace attend::optim {
 namespace {

@@ -18,9 +18,9 @@
 #include <iterator>
 #include <sstream>
 
-#include "attend/corpus.h"
+#include "attend/files.h"
 #include "attend/error.h"
-#include "metrics/unicode.h"
+#include "text/unicode.h"
 
 namespace attend::viz {
 namespace {
@@ -54,7 +54,7 @@ void CheckInputs(const char* fn, const std::vector<std::string>& src,
 
 std::u32string Label(const std::string& token, const HeatmapOptions& o, const char* side,
                      size_t index) {
-  std::u32string text = metrics::unicode::Decode(
+  std::u32string text = text::Decode(
       token, std::string("attention heatmap: ") + side + " token " + std::to_string(index));
   if (static_cast<int>(text.size()) > o.max_label_chars) {
     text.resize(o.max_label_chars - 1);
@@ -284,13 +284,13 @@ void WriteAttentionSvg(const std::string& path, const std::vector<std::string>& 
   for (int t = 0; t < T; ++t) {
     svg << "<text x=\"" << grid_x - kLabelGap << "\" y=\"" << grid_y + t * cell + cell / 2
         << "\" text-anchor=\"end\" dominant-baseline=\"middle\">"
-        << XmlEscape(metrics::unicode::Encode(Label(tgt_tokens[t], options, "target", t))) << "</text>\n";
+        << XmlEscape(text::Encode(Label(tgt_tokens[t], options, "target", t))) << "</text>\n";
   }
   for (int s = 0; s < S; ++s) {
     const int x = grid_x + s * cell + cell / 2, y = grid_y - kLabelGap;
     svg << "<text transform=\"translate(" << x << "," << y << ") rotate(-90)\" "
         << "dominant-baseline=\"middle\">"
-        << XmlEscape(metrics::unicode::Encode(Label(src_tokens[s], options, "source", s))) << "</text>\n";
+        << XmlEscape(text::Encode(Label(src_tokens[s], options, "source", s))) << "</text>\n";
   }
   svg << "</svg>\n";
   io::WriteFileAtomic(path, svg.str());

@@ -1,5 +1,5 @@
 // `attend corpus debian`: builds the default parallel corpus from the installed gettext
-// catalogs (a thin layer over io::BuildDebianCorpus) and prints a short summary.
+// catalogs (a thin layer over data::BuildDebianCorpus) and prints a short summary.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -16,7 +16,7 @@ Runner RegisterCorpusCommand(CLI::App& app) {
   corpus->require_subcommand(1);
   CLI::App* debian = corpus->add_subcommand(
       "debian", "Parallel corpus from the gettext catalogs (.mo) under a locale directory");
-  auto opt = std::make_shared<io::DebianCorpusOptions>();
+  auto opt = std::make_shared<data::DebianCorpusOptions>();
   auto quiet = std::make_shared<bool>(false);
   debian->add_option("--src", opt->src, "Source language (en: the msgids)")->capture_default_str();
   debian->add_option("--tgt", opt->tgt, "Target language directory (de, fr, pt_BR, ...)")
@@ -40,7 +40,7 @@ Runner RegisterCorpusCommand(CLI::App& app) {
 
   return [opt, quiet, debian]() -> int {
     ATTEND_CHECK(debian->parsed(), "attend corpus: give a source of data (attend corpus debian ...)");
-    const io::DebianCorpusStats st = io::BuildDebianCorpus(*opt);
+    const data::DebianCorpusStats st = data::BuildDebianCorpus(*opt);
     if (*quiet) return 0;
     std::printf("attend corpus debian: %s-%s from %zu catalogs in %s/%s/LC_MESSAGES\n",
                 opt->src.c_str(), opt->tgt.c_str(), st.catalogs_found, opt->locale_dir.c_str(),

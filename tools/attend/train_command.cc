@@ -30,7 +30,7 @@ struct TrainArgs {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-Pairs ToPairs(const std::vector<io::SentencePair>& v, int64_t limit) {
+Pairs ToPairs(const std::vector<data::SentencePair>& v, int64_t limit) {
   Pairs out;
   const size_t n = limit > 0 ? std::min<size_t>(v.size(), limit) : v.size();
   out.reserve(n);
@@ -40,18 +40,18 @@ Pairs ToPairs(const std::vector<io::SentencePair>& v, int64_t limit) {
 
 Pairs ReadSplit(const TrainArgs& a, const std::string& split, const std::string& src,
                 const std::string& tgt, const std::string& tsv, int64_t limit) {
-  io::ReadOptions ro;
-  if (!tsv.empty()) return ToPairs(io::ReadTsv(tsv, ro), limit);
+  data::ReadOptions ro;
+  if (!tsv.empty()) return ToPairs(data::ReadTsv(tsv, ro), limit);
   if (!src.empty() || !tgt.empty()) {
     ATTEND_CHECK(!src.empty() && !tgt.empty(), "train: give both --", split, "-src and --",
                  split, "-tgt");
-    return ToPairs(io::ReadParallelText(src, tgt, ro), limit);
+    return ToPairs(data::ReadParallelText(src, tgt, ro), limit);
   }
   ATTEND_CHECK(!a.data_dir.empty(), "train: no ", split,
                " data (give --data DIR, --", split, "-src/--", split, "-tgt or --", split, "-tsv)");
   namespace fs = std::filesystem;
   const fs::path d(a.data_dir);
-  return ToPairs(io::ReadParallelText((d / (split + "." + a.src_lang)).string(),
+  return ToPairs(data::ReadParallelText((d / (split + "." + a.src_lang)).string(),
                                       (d / (split + "." + a.tgt_lang)).string(), ro),
                  limit);
 }

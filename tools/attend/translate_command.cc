@@ -12,7 +12,8 @@
 #include "attend/attention.h"
 #include "attend/corpus.h"
 #include "attend/error.h"
-#include "attend/line_stream.h"
+#include "attend/files.h"
+#include "attend/text.h"
 #include "attend/nmt.h"
 #include "attend/viz.h"
 #include "commands.h"
@@ -88,24 +89,24 @@ int Run(TranslateArgs& a) {
                a.model_path, " is an rnn model without attention (one fixed context vector): ",
                "--alignment and --attention-png need rnn-attention or transformer");
   const int64_t max_len = SourceLimit(m.model->config());
-  io::LineReader in(a.input, a.max_line_bytes);
+  text::LineReader in(a.input, a.max_line_bytes);
   std::unique_ptr<io::AtomicFileWriter> file;
   if (a.output != "-") file = std::make_unique<io::AtomicFileWriter>(a.output);
   // Batches of several decoding chunks: translation sorts a batch by length into chunks.
   const size_t batch_lines = static_cast<size_t>(std::max<int64_t>(1, a.search.batch_size)) * 16;
   size_t translated = 0;
   double seconds = 0;
-  std::vector<io::LineReader::Line> lines;
+  std::vector<text::LineReader::Line> lines;
   std::vector<std::vector<int64_t>> sources;
   for (bool more = true; more;) {
     lines.clear();
     while (lines.size() < batch_lines && (lines.empty() || in.Ready())) {
-      io::LineReader::Line line;
+      text::LineReader::Line line;
       if (!in.Next(&line)) {
         more = false;
         break;
       }
-      const size_t bad = io::FirstInvalidUtf8(line.text);
+      const size_t bad = text::FirstInvalidUtf8(line.text);
       ATTEND_CHECK(bad == std::string_view::npos, "translate: ", in.name(), ":", line.number,
                    ": invalid UTF-8 at byte ", bad, " of the line");
       if (line.cropped())

@@ -1,13 +1,15 @@
-// UTF-8 decoding and Python's Unicode rules (whitespace, str.lower, general categories) for the
-// metrics, looked up in tables generated from Python's Unicode data (unicode_tables_gen.py).
-#include "metrics/unicode.h"
+// UTF-8 decoding and Python's Unicode rules (whitespace, str.lower, general categories), looked
+// up in tables generated from Python's Unicode data (unicode_tables_gen.py).
+#include "text/unicode.h"
+
+#include "attend/text.h"
 
 #include <algorithm>
 #include <iterator>
 
 #include "attend/error.h"
 
-namespace attend::metrics::unicode {
+namespace attend::text {
 namespace {
 
 struct CodeRange {
@@ -17,7 +19,7 @@ struct LowerMapping {
   char32_t from, first, second;  // second is 0 when the mapping is a single code point
 };
 
-#include "metrics/unicode_tables.inc"
+#include "text/unicode_tables.inc"
 
 template <size_t N>
 bool InRanges(const CodeRange (&table)[N], char32_t c) {
@@ -45,6 +47,23 @@ char32_t LowerSigma(std::u32string_view text, size_t i) {
 }
 
 }  // namespace
+
+size_t FirstInvalidUtf8(std::string_view text) {
+  const int64_t bad = DecodeUtf8(text, nullptr);
+  return bad < 0 ? std::string_view::npos : static_cast<size_t>(bad);
+}
+
+bool IsValidUtf8(std::string_view text) { return DecodeUtf8(text, nullptr) < 0; }
+
+char32_t DecodeAt(std::string_view text, size_t i, size_t* length) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+  if (i + n > text.size()) n = 1;
+  char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+  for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+  *length = n;
+  return cp;
+}
 
 int64_t DecodeUtf8(std::string_view text, std::u32string* out) {
   if (out != nullptr) out->reserve(out->size() + text.size());
@@ -172,4 +191,4 @@ std::u32string_view RStrip(std::u32string_view text) {
   return text.substr(0, end);
 }
 
-}  // namespace attend::metrics::unicode
+}  // namespace attend::text

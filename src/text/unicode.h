@@ -1,12 +1,14 @@
-// Internal Unicode helpers of the metrics: UTF-8 decoding and Python's whitespace, lowercase and
-// general-category rules, from tables generated out of Python's own Unicode data.
+// The toolkit's Unicode rules: UTF-8 decoding and encoding, and Python's whitespace, lowercase
+// and general-category rules from tables generated out of Python's own Unicode data. Used by
+// the metrics (sacreBLEU's tokenisers), the heatmaps' labels and the corpus builder; the public
+// UTF-8 checks (attend/text.h) are defined with them.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace attend::metrics::unicode {
+namespace attend::text {
 
 // Appends the code points of `text` to `out` (when not null) and returns -1, or returns the offset
 // of the first byte that does not start a valid sequence (overlong forms, surrogates and values past
@@ -15,6 +17,9 @@ int64_t DecodeUtf8(std::string_view text, std::u32string* out);
 // Decodes valid UTF-8 into code points; throws attend::Error naming `what` and the byte offset
 // when `text` is not valid UTF-8.
 std::u32string Decode(std::string_view text, std::string_view what);
+// The code point that starts at text[i] and its length in bytes, for text already known to be
+// valid UTF-8 (on invalid input: a best effort that never reads past the end).
+char32_t DecodeAt(std::string_view text, size_t i, size_t* length);
 void AppendUtf8(char32_t c, std::string& out);
 std::string Encode(std::u32string_view text);
 
@@ -30,4 +35,4 @@ const char* TablesUnicodeVersion();
 std::u32string NormalizeSpaces(std::u32string_view text);
 std::u32string_view RStrip(std::u32string_view text);
 
-}  // namespace attend::metrics::unicode
+}  // namespace attend::text

@@ -1,9 +1,5 @@
 // Users' parallel data: line readers for plain text and TSV with UTF-8 and length checks that
-// name file:line, and the atomic text writer shared with the corpus builder.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+// name file:line.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -15,7 +11,7 @@
 #include "attend/corpus.h"
 #include "attend/error.h"
 
-namespace attend::io {
+namespace attend::data {
 namespace {
 
 std::string ErrnoText() { return std::strerror(errno); }
@@ -42,7 +38,7 @@ bool CheckLine(const std::string& name, size_t line_no, uint64_t file_offset, st
                const ReadOptions& options) {
   ATTEND_CHECK(line.size() <= options.max_bytes, name, ":", line_no, ": the line is ", line.size(),
                " bytes long, over the limit of ", options.max_bytes, " bytes (max_bytes)");
-  const size_t bad = FirstInvalidUtf8(line);
+  const size_t bad = text::FirstInvalidUtf8(line);
   ATTEND_CHECK(bad == std::string_view::npos, name, ":", line_no, ": invalid UTF-8 at byte ", bad,
                " of the line (byte ", file_offset + bad, " of the file)");
   if (line.empty()) {
@@ -79,45 +75,6 @@ std::vector<std::string> SplitChecked(const std::string& name, const std::string
 std::string DisplayName(const std::string& path) { return path == "-" ? "<stdin>" : path; }
 
 }  // namespace
-
-size_t FirstInvalidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return i;  // a continuation byte, C0/C1 (overlong) or F5..FF
-    }
-    if (n - i < len) return i;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
-
-bool IsValidUtf8(std::string_view text) { return FirstInvalidUtf8(text) == std::string_view::npos; }
 
 std::vector<std::string> ReadLines(const std::string& path, const ReadOptions& options) {
   return SplitChecked(DisplayName(path), ReadAll(path), options, /*keep_empty=*/false);
@@ -185,92 +142,4 @@ std::vector<SentencePair> ReadTsv(const std::string& path, const ReadOptions& op
   return pairs;
 }
 
-namespace {
-
-void SyncDirectory(const std::string& path) {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = std::filesystem::path(".");
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-std::string JoinLines(const std::string& path, const std::vector<std::string>& lines) {
-  std::string out;
-  size_t total = 0;
-  for (const std::string& l : lines) total += l.size() + 1;
-  out.reserve(total);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    ATTEND_CHECK(lines[i].find('\n') == std::string::npos, "WriteLinesAtomic ", path, ": line ",
-                 i + 1, " contains a newline");
-    out += lines[i];
-    out += '\n';
-  }
-  return out;
-}
-
-}  // namespace
-
-StagedFiles::~StagedFiles() {
-  for (const auto& [path, tmp] : staged_) ::unlink(tmp.c_str());
-}
-
-void StagedFiles::Add(const std::string& path, std::string_view contents) {
-  // A unique temporary name in the same directory: rename() is atomic only within a file system.
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  ATTEND_CHECK(fd >= 0, path, ": cannot create a temporary file in ",
-               std::filesystem::path(path).parent_path().string(), ": ", ErrnoText());
-  staged_.emplace_back(path, tmp);  // removed by the destructor unless committed
-  bool closed = false;
-  try {
-    ATTEND_CHECK(::fchmod(fd, 0644) == 0, tmp, ": chmod failed: ", ErrnoText());
-    size_t done = 0;
-    while (done < contents.size()) {
-      const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      ATTEND_CHECK(n > 0, tmp, ": write failed: ", ErrnoText());
-      done += static_cast<size_t>(n);
-    }
-    ATTEND_CHECK(::fsync(fd) == 0, tmp, ": fsync failed: ", ErrnoText());
-    closed = true;  // even a failed close releases the descriptor
-    ATTEND_CHECK(::close(fd) == 0, tmp, ": close failed: ", ErrnoText());
-  } catch (...) {
-    if (!closed) ::close(fd);
-    throw;
-  }
-}
-
-void StagedFiles::AddLines(const std::string& path, const std::vector<std::string>& lines) {
-  Add(path, JoinLines(path, lines));
-}
-
-void StagedFiles::Commit() {
-  // A path that is a directory would stop the renames half-way: refused before the first.
-  for (const auto& [path, tmp] : staged_) {
-    struct stat st;
-    ATTEND_CHECK(::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode), path,
-                 ": is a directory; nothing was written");
-  }
-  while (!staged_.empty()) {
-    const auto& [path, tmp] = staged_.front();
-    ATTEND_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path, ": renaming ", tmp,
-                 " failed: ", ErrnoText());
-    SyncDirectory(path);
-    staged_.erase(staged_.begin());
-  }
-}
-
-void WriteFileAtomic(const std::string& path, std::string_view contents) {
-  StagedFiles file;
-  file.Add(path, contents);
-  file.Commit();
-}
-
-void WriteLinesAtomic(const std::string& path, const std::vector<std::string>& lines) {
-  WriteFileAtomic(path, JoinLines(path, lines));
-}
-
-}  // namespace attend::io
+}  // namespace attend::data

@@ -1,14 +1,20 @@
-// Streams of text lines with bounded memory: a reader that hands out one line at a time (and
-// says whether the next one is already there, so a filter in a pipe can answer line by line),
-// and a writer that builds a file in place of its final name and renames it when complete.
+// Text: UTF-8 validity and streams of text lines with bounded memory (src/text/). The Unicode
+// rules behind the metrics and heatmaps (decoding, categories, case) are in src/text/unicode.h.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace attend::io {
+namespace attend::text {
 
+// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool IsValidUtf8(std::string_view text);
+// Offset of the first byte of the first invalid sequence, or std::string_view::npos.
+size_t FirstInvalidUtf8(std::string_view text);
+
+// A reader that hands out one line at a time and says whether the next one is already there,
+// so a filter in a pipe can answer line by line.
 class LineReader {
  public:
   struct Line {
@@ -43,22 +49,4 @@ class LineReader {
   std::string name_, buf_;
 };
 
-// Writes a file under a temporary name in the same directory; Commit() fsyncs and renames it to
-// `path`. Destroyed without Commit() (an error on the way), it removes the temporary file and
-// `path` is untouched.
-class AtomicFileWriter {
- public:
-  explicit AtomicFileWriter(const std::string& path);
-  ~AtomicFileWriter();
-  AtomicFileWriter(const AtomicFileWriter&) = delete;
-  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
-
-  void Write(std::string_view bytes);
-  void Commit();
-
- private:
-  std::string path_, tmp_;
-  int fd_ = -1;
-};
-
-}  // namespace attend::io
+}  // namespace attend::text

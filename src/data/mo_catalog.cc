@@ -12,8 +12,9 @@
 
 #include "attend/corpus.h"
 #include "attend/error.h"
+#include "text/unicode.h"
 
-namespace attend::io {
+namespace attend::data {
 namespace {
 
 constexpr uint32_t kMoMagic = 0x950412de;
@@ -95,14 +96,7 @@ CharsetKind ClassifyCharset(const std::string& cs) {
 std::string Latin1ToUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-    }
-  }
+  for (unsigned char c : s) text::AppendUtf8(c, out);  // Latin-1 byte = its code point
   return out;
 }
 
@@ -510,4 +504,4 @@ MoCatalog ReadMoCatalog(const std::string& path) {
   return ParseMoCatalog(bytes, path);
 }
 
-}  // namespace attend::io
+}  // namespace attend::data

@@ -16,8 +16,9 @@
 
 #include "attend/corpus.h"
 #include "attend/error.h"
+#include "text/unicode.h"
 
-namespace attend::io {
+namespace attend::data {
 namespace fs = std::filesystem;
 namespace {
 
@@ -36,17 +37,6 @@ constexpr const char* kRules[] = {
 };
 
 bool IsAsciiAlnum(unsigned char c) { return std::isalnum(c) != 0; }
-
-// The code point starting at s[i] (s is valid UTF-8 or this is a best effort), and its length.
-uint32_t DecodeAt(std::string_view s, size_t i, size_t* len) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  if (i + n > s.size()) n = 1;
-  uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-  for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  *len = n;
-  return cp;
-}
 
 // Non-ASCII code points that are punctuation or symbols rather than letters: Latin-1's
 // symbols, general punctuation (… – “ ”), arrows, math and box drawing, shapes, CJK
@@ -95,7 +85,7 @@ std::string JoinPath(const std::string& a, const std::string& b) { return (fs::p
 std::string Printable(std::string_view s) {
   std::string out;
   while (!s.empty()) {
-    const size_t bad = FirstInvalidUtf8(s);
+    const size_t bad = text::FirstInvalidUtf8(s);
     if (bad == std::string_view::npos) {
       out += s;
       break;
@@ -172,7 +162,7 @@ bool IsFormatOnly(std::string_view s) {
       continue;
     }
     size_t len;
-    const uint32_t cp = DecodeAt(s, i, &len);
+    const uint32_t cp = text::DecodeAt(s, i, &len);
     if (!IsNonAsciiSymbol(cp)) return false;
     i += len;
   }
@@ -308,7 +298,7 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
   st.catalogs_found = names.size();
   std::vector<Candidate> candidates;
   for (const std::string& name : names) {
-    if (!IsValidUtf8(name)) {
+    if (!text::IsValidUtf8(name)) {
       ++st.catalogs_skipped_name;
       st.skipped.push_back(Printable(name) + ": the file name is not valid UTF-8");
       continue;
@@ -390,7 +380,7 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
         ++st.dropped["fuzzy_conflict"];
         continue;
       }
-      if (!IsValidUtf8(*source) || !IsValidUtf8(*target)) {
+      if (!text::IsValidUtf8(*source) || !text::IsValidUtf8(*target)) {
         ++st.dropped["invalid_utf8"];
         continue;
       }
@@ -498,7 +488,7 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
   fs::create_directories(opt.out_dir, ec);
   ATTEND_CHECK(fs::is_directory(opt.out_dir), "attend corpus debian: cannot create --out ",
                opt.out_dir, ": ", ec.message());
-  StagedFiles out;
+  io::StagedFiles out;
   for (int s = 0; s < 3; ++s) {
     const std::string stem = JoinPath(opt.out_dir, kSplitNames[s]);
     out.AddLines(stem + "." + opt.src, lines[s][0]);
@@ -509,4 +499,4 @@ DebianCorpusStats BuildDebianCorpus(const DebianCorpusOptions& opt) {
   return st;
 }
 
-}  // namespace attend::io
+}  // namespace attend::data

@@ -1,4 +1,6 @@
-// Helpers shared by the op files (not part of the public API).
+// Helpers for writing an op (checks, dtype dispatch, SumTo, the threading threshold): used by
+// the op files and by the fused ops and updates of the layers above (attention, optim). Not part
+// of the public API.
 #pragma once
 
 #include <vector>

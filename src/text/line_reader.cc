@@ -1,5 +1,5 @@
-// Line streams with bounded memory (attend/line_stream.h).
-#include "attend/line_stream.h"
+// Line streams with bounded memory (attend/text.h).
+#include "attend/text.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +12,7 @@
 
 #include "attend/error.h"
 
-namespace attend::io {
+namespace attend::text {
 namespace {
 
 constexpr size_t kChunk = 1 << 16;
@@ -120,62 +120,4 @@ bool LineReader::Ready() {
   return r != 0;  // data, hang-up or an error that Next will report
 }
 
-AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  tmp_ = path + ".tmp.XXXXXX";
-  fd_ = ::mkstemp(tmp_.data());
-  ATTEND_CHECK(fd_ >= 0, path, ": cannot create a temporary file in ", dir.string(), ": ",
-               ErrnoText());
-  if (::fchmod(fd_, 0644) != 0) {
-    const std::string err = ErrnoText();
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-    fd_ = -1;
-    ATTEND_CHECK(false, tmp_, ": chmod failed: ", err);
-  }
-}
-
-AtomicFileWriter::~AtomicFileWriter() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-  }
-}
-
-void AtomicFileWriter::Write(std::string_view bytes) {
-  ATTEND_CHECK(fd_ >= 0, path_, ": write after the file was committed");
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ATTEND_CHECK(n > 0, tmp_, ": write failed: ", ErrnoText());
-    done += static_cast<size_t>(n);
-  }
-}
-
-void AtomicFileWriter::Commit() {
-  ATTEND_CHECK(fd_ >= 0, path_, ": committed twice");
-  ATTEND_CHECK(::fsync(fd_) == 0, tmp_, ": fsync failed: ", ErrnoText());
-  const int fd = fd_;
-  fd_ = -1;  // even a failed close releases the descriptor
-  if (::close(fd) != 0) {
-    const std::string err = ErrnoText();
-    ::unlink(tmp_.c_str());
-    ATTEND_CHECK(false, tmp_, ": close failed: ", err);
-  }
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const std::string err = ErrnoText();
-    ::unlink(tmp_.c_str());
-    ATTEND_CHECK(false, path_, ": renaming ", tmp_, " failed: ", err);
-  }
-  std::filesystem::path dir = std::filesystem::path(path_).parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-}  // namespace attend::io
+}  // namespace attend::text
