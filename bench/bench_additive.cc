@@ -43,8 +43,8 @@ void BM_Additive(benchmark::State& st, bool fused, bool backward, int64_t na, in
     }
     benchmark::DoNotOptimize(s.raw_data());
   }
-  st.counters["Mpairs/s"] = benchmark::Counter(
-      static_cast<double>(nb * nq * nk) * 1e-6, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["Mpairs/s"] = benchmark::Counter(static_cast<double>(nb * nq * nk) * 1e-6,
+                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void Register() {

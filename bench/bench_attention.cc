@@ -152,8 +152,8 @@ void BM_Sgemm(benchmark::State& st, Shape4 s) {
     for (int64_t bh = 0; bh < s.b * s.h; ++bh) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.n, s.n, s.d, 1.0f, q.data<float>(),
                   s.d, k.data<float>(), s.d, 0.0f, p.data<float>(), s.n);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.n, s.d, s.n, 1.0f,
-                  p.data<float>(), s.n, v.data<float>(), s.d, 0.0f, o.data<float>(), s.d);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.n, s.d, s.n, 1.0f, p.data<float>(),
+                  s.n, v.data<float>(), s.d, 0.0f, o.data<float>(), s.d);
     }
     benchmark::DoNotOptimize(o.raw_data());
   }
@@ -202,16 +202,18 @@ void BM_Memory(benchmark::State& st, int64_t h, int64_t n) {
   st.counters["flop"] = 3.5 * 4.0 * h * n * n * d * 0.5;
 }
 
-#define REG(name, ...)                                                                \
-  benchmark::RegisterBenchmark((name).c_str(), __VA_ARGS__)->UseRealTime()->Unit(benchmark::kMicrosecond)
+#define REG(name, ...)                                      \
+  benchmark::RegisterBenchmark((name).c_str(), __VA_ARGS__) \
+      ->UseRealTime()                                       \
+      ->Unit(benchmark::kMicrosecond)
 
 int RegisterAll() {
   for (int t : {1, 2}) REG("fma_peak/threads:" + std::to_string(t), BM_FmaPeak, t);
   for (int64_t b : {1, 4})
     for (int64_t n : {128, 512, 1024, 4096})
       for (int64_t d : {64, 128}) {
-        const std::string shape = "B" + std::to_string(b) + "_H8_N" + std::to_string(n) + "_D" +
-                                  std::to_string(d);
+        const std::string shape =
+            "B" + std::to_string(b) + "_H8_N" + std::to_string(n) + "_D" + std::to_string(d);
         // The composition's [B, H, N, N] tensors at B = 4, N = 4096 (2 GiB each, several alive
         // in backward) do not fit beside other work on the 23 GiB machine: skipped there.
         const bool unfused_fits = b * n < 4 * 4096;

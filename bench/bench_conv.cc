@@ -25,9 +25,9 @@ Tensor Rand(const Shape& s, uint64_t seed = 1) {
 void BM_Conv2dForward(benchmark::State& st, int64_t b, int64_t c, int64_t h, int64_t o) {
   Tensor x = Rand({b, c, h, h}), w = Rand({o, c, 3, 3}, 2), bias = Rand({o}, 3);
   for (auto _ : st) benchmark::DoNotOptimize(attend::Conv2d(x, w, bias, 1, 1).raw_data());
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * b * h * h * o * c * 9,
-                                              benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * b * h * h * o * c * 9, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
 }
 
 // Forward and backward; the input needs a gradient except for the first layer (as in the step).

@@ -21,9 +21,8 @@ std::vector<float> Filled(size_t n, float scale) {
 }
 
 void SetFlops(benchmark::State& st, int64_t m, int64_t n, int64_t k) {
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k,
-                                              benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // ours = true: the kernel; false: cblas_sgemm.
@@ -35,8 +34,8 @@ void BM_Gemm(benchmark::State& st, bool ours, bool ta, bool tb, int64_t m, int64
       attend::cpu::simd::Gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(),
                               n);
     else
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                  m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), n);
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                  n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
   SetFlops(st, m, n, k);
@@ -51,8 +50,8 @@ void BM_Decode(benchmark::State& st, bool ours, int64_t m, int64_t n, int64_t k)
     if (ours)
       attend::cpu::simd::PackedGemm(x.data(), m, k, k, packed.data(), n, nullptr, y.data(), n);
     else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(),
-                  k, 0.0f, y.data(), n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k,
+                  0.0f, y.data(), n);
     benchmark::DoNotOptimize(y.data());
   }
   SetFlops(st, m, n, k);
@@ -62,7 +61,11 @@ void BM_Decode(benchmark::State& st, bool ours, int64_t m, int64_t n, int64_t k)
   benchmark::RegisterBenchmark(name, fn, __VA_ARGS__)->UseRealTime()->Unit(benchmark::kMicrosecond)
 
 int RegisterAll() {
-  struct S { const char* name; bool ta, tb; int64_t m, n, k; };
+  struct S {
+    const char* name;
+    bool ta, tb;
+    int64_t m, n, k;
+  };
   const S shapes[] = {
       {"fwd_xWt/2048x768x256", false, true, 2048, 768, 256},
       {"dx_dYW/2048x256x768", false, false, 2048, 256, 768},

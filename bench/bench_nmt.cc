@@ -74,14 +74,22 @@ void BM_Translate(benchmark::State& state, const std::string& arch) {
 }
 
 BENCHMARK_CAPTURE(BM_TrainStep, rnn_attention, std::string("rnn-attention"))
-    ->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, transformer, std::string("transformer"))
-    ->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 // Args: beam, fused (1) or composed (0).
 BENCHMARK_CAPTURE(BM_Translate, rnn_attention, std::string("rnn-attention"))
-    ->ArgsProduct({{1, 4}, {1, 0}})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->ArgsProduct({{1, 4}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Translate, transformer, std::string("transformer"))
-    ->ArgsProduct({{1, 4}, {1, 0}})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->ArgsProduct({{1, 4}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

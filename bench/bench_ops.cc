@@ -20,8 +20,8 @@ Tensor Rand(const Shape& s, uint64_t seed = 1) {
 void BM_Matmul(benchmark::State& st, int64_t m, int64_t k, int64_t n, bool trans_b) {
   Tensor a = Rand({m, k}), b = trans_b ? Rand({n, k}).T() : Rand({k, n});
   for (auto _ : st) benchmark::DoNotOptimize(attend::Matmul(a, b).raw_data());
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 void BM_Sgemm(benchmark::State& st, int64_t m, int64_t k, int64_t n, bool trans_b) {
   Tensor a = Rand({m, k}), b = Rand(trans_b ? Shape{n, k} : Shape{k, n});
@@ -31,25 +31,28 @@ void BM_Sgemm(benchmark::State& st, int64_t m, int64_t k, int64_t n, bool trans_
                 a.data<float>(), k, b.data<float>(), trans_b ? k : n, 0.0f, c.data<float>(), n);
     benchmark::DoNotOptimize(c.raw_data());
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 void BM_BatchedMatmul(benchmark::State& st, int64_t b, int64_t m, int64_t k, int64_t n) {
   Tensor x = Rand({b, m, k}), y = Rand({b, n, k}).Transpose(1, 2);
   for (auto _ : st) benchmark::DoNotOptimize(attend::Matmul(x, y).raw_data());
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * b * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * b * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
 }
 void BM_BatchedSgemm(benchmark::State& st, int64_t b, int64_t m, int64_t k, int64_t n) {
   Tensor x = Rand({b, m, k}), y = Rand({b, n, k}), c = Tensor::Empty({b, m, n});
   for (auto _ : st) {
     for (int64_t i = 0; i < b; ++i)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data<float>() + i * m * k, k,
-                  y.data<float>() + i * n * k, k, 0.0f, c.data<float>() + i * m * n, n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f,
+                  x.data<float>() + i * m * k, k, y.data<float>() + i * n * k, k, 0.0f,
+                  c.data<float>() + i * m * n, n);
     benchmark::DoNotOptimize(c.raw_data());
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * b * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * b * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
 }
 
 // ---- softmax / layer norm ----

@@ -63,8 +63,8 @@ void BM_RnnStep(benchmark::State& st, bool lstm, int64_t layers, bool bidir, int
   }
   // Buffers the caching allocator had to take from the system after the first step (0 when
   // steady-state steps reuse their buffers).
-  st.counters["sys_allocs"] = static_cast<double>(attend::GetAllocatorStats().system_allocs -
-                                                  allocs_before);
+  st.counters["sys_allocs"] =
+      static_cast<double>(attend::GetAllocatorStats().system_allocs - allocs_before);
   // FLOPs of the GEMMs per step of training: forward W_ih x and W_hh h; backward dW_ih, dW_hh,
   // the recurrent dh = dgates @ W_hh, and dx = dgates @ W_ih except for the first layer (its
   // input needs no gradient).
@@ -79,9 +79,9 @@ void BM_RnnStep(benchmark::State& st, bool lstm, int64_t layers, bool bidir, int
                                               benchmark::Counter::kIs1000);
 }
 
-#define REG(name, ...)                                              \
-  benchmark::RegisterBenchmark(name, BM_RnnStep, __VA_ARGS__)       \
-      ->UseRealTime()                                               \
+#define REG(name, ...)                                        \
+  benchmark::RegisterBenchmark(name, BM_RnnStep, __VA_ARGS__) \
+      ->UseRealTime()                                         \
       ->Unit(benchmark::kMicrosecond)
 
 int RegisterAll() {

@@ -50,9 +50,9 @@ int main(int argc, char** argv) {
       p.set_requires_grad(true);
       return p;
     };
-    Tensor embed = param({vocab, dim}, 0.5);     // token embeddings
-    Tensor pos = param({len, dim}, 0.5);         // source positions
-    Tensor queries = param({len, dim}, 0.5);     // one learned query per target position
+    Tensor embed = param({vocab, dim}, 0.5);  // token embeddings
+    Tensor pos = param({len, dim}, 0.5);      // source positions
+    Tensor queries = param({len, dim}, 0.5);  // one learned query per target position
     Tensor wq = param({dim, dim}, 1.0 / std::sqrt(dim));
     Tensor wk = param({dim, dim}, 1.0 / std::sqrt(dim));
     Tensor wv = param({dim, dim}, 1.0 / std::sqrt(dim));
@@ -63,19 +63,19 @@ int main(int argc, char** argv) {
                 static_cast<long long>(len), static_cast<long long>(vocab));
     double first = 0, last = 0, acc = 0;
     for (int step = 1; step <= steps; ++step) {
-      Tensor src = Tensor::Randint({batch, len}, 0, vocab, gen);                  // [B, L]
+      Tensor src = Tensor::Randint({batch, len}, 0, vocab, gen);  // [B, L]
       Tensor tgt = Tensor::Empty({batch, len}, attend::DType::kI64);
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t i = 0; i < len; ++i)
           tgt.data<int64_t>()[b * len + i] = src.data<int64_t>()[b * len + (len - 1 - i)];
-      Tensor x = attend::Embedding(embed, src) + pos;                             // [B, L, D]
-      Tensor q = attend::Matmul(queries, wq);                                     // [L, D]
-      Tensor k = attend::Matmul(x, wk);                                           // [B, L, D]
-      Tensor v = attend::Matmul(x, wv);                                           // [B, L, D]
-      Tensor scores = attend::Matmul(q, k.Transpose(1, 2)) / std::sqrt(dim);      // [B, L, L]
+      Tensor x = attend::Embedding(embed, src) + pos;                         // [B, L, D]
+      Tensor q = attend::Matmul(queries, wq);                                 // [L, D]
+      Tensor k = attend::Matmul(x, wk);                                       // [B, L, D]
+      Tensor v = attend::Matmul(x, wv);                                       // [B, L, D]
+      Tensor scores = attend::Matmul(q, k.Transpose(1, 2)) / std::sqrt(dim);  // [B, L, L]
       Tensor weights = attend::Softmax(scores, -1);
-      Tensor ctx = attend::Matmul(weights, v);                                    // [B, L, D]
-      Tensor logits = attend::Matmul(ctx, wo).Reshape({batch * len, vocab});      // [B*L, V]
+      Tensor ctx = attend::Matmul(weights, v);                                // [B, L, D]
+      Tensor logits = attend::Matmul(ctx, wo).Reshape({batch * len, vocab});  // [B*L, V]
       Tensor loss = attend::CrossEntropy(logits, tgt.Reshape({batch * len}));
       loss.Backward();
       opt.Step();

@@ -56,9 +56,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The trainer's resume: the same file into the model, its Adam and its schedule.
   {
-    optim::Adam adam(model.Parameters(), optim::AdamOptions{.lr = 1e-3, .beta2 = 0.98, .eps = 1e-9});
-    optim::InverseSqrtWarmup schedule(adam, optim::InverseSqrtWarmup::Peak{.lr_peak = 1e-3,
-                                                                           .warmup = 10});
+    optim::Adam adam(model.Parameters(),
+                     optim::AdamOptions{.lr = 1e-3, .beta2 = 0.98, .eps = 1e-9});
+    optim::InverseSqrtWarmup schedule(
+        adam, optim::InverseSqrtWarmup::Peak{.lr_peak = 1e-3, .warmup = 10});
     io::Metadata extra;
     fuzz::Accepts([&] { io::LoadCheckpoint(path, model, &adam, &schedule, &extra); });
   }
@@ -77,7 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& nbest : out) {
       for (const nmt::Hypothesis& h : nbest) {
         FUZZ_CHECK(static_cast<int64_t>(h.tokens.size()) <= 3 + 3, "hypothesis too long");
-        for (const int64_t id : h.tokens) FUZZ_CHECK(id >= 0 && id < vocab, "token %lld", (long long)id);
+        for (const int64_t id : h.tokens)
+          FUZZ_CHECK(id >= 0 && id < vocab, "token %lld", (long long)id);
         fuzz::Accepts([&] { loaded.vocab.Decode(h.tokens); });
       }
     }

@@ -47,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  std::string(metrics::TokenizerName(t)).c_str());
   }
   std::string lower;
-  if (fuzz::Accepts([&] { lower = metrics::Lowercase(rest); })) FUZZ_CHECK(text::IsValidUtf8(lower));
+  if (fuzz::Accepts([&] { lower = metrics::Lowercase(rest); }))
+    FUZZ_CHECK(text::IsValidUtf8(lower));
   FUZZ_CHECK((metrics::FindInvalidUtf8(rest) < 0) == text::IsValidUtf8(rest),
              "the metrics' and the corpus' UTF-8 checks disagree");
 

@@ -37,18 +37,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const std::string& line : tgt_lines) CheckLine(line, options);
 
   std::vector<data::SentencePair> pairs;
-  if (!fuzz::Accepts([&] { pairs = data::ReadParallelText(src_path, tgt_path, options); })) return 0;
+  if (!fuzz::Accepts([&] { pairs = data::ReadParallelText(src_path, tgt_path, options); }))
+    return 0;
   // The pair reader applies ReadLines' checks to each file, so each file alone reads too.
   FUZZ_CHECK(src_ok && tgt_ok, "the pair reader accepts a file ReadLines refuses");
   FUZZ_CHECK(pairs.size() <= src_lines.size() && pairs.size() <= tgt_lines.size());
-  FUZZ_CHECK(options.skip_empty ||
-                 (src_lines.size() == pairs.size() && tgt_lines.size() == pairs.size()),
-             "without skip_empty every line makes a pair");
+  FUZZ_CHECK(
+      options.skip_empty || (src_lines.size() == pairs.size() && tgt_lines.size() == pairs.size()),
+      "without skip_empty every line makes a pair");
   for (size_t i = 0; i < pairs.size(); ++i) {
     CheckLine(pairs[i].src, options);
     CheckLine(pairs[i].tgt, options);
     FUZZ_CHECK(!pairs[i].src.empty() && !pairs[i].tgt.empty(), "a pair with an empty side");
-    if (!options.skip_empty) FUZZ_CHECK(pairs[i].src == src_lines[i] && pairs[i].tgt == tgt_lines[i]);
+    if (!options.skip_empty)
+      FUZZ_CHECK(pairs[i].src == src_lines[i] && pairs[i].tgt == tgt_lines[i]);
   }
   return 0;
 }

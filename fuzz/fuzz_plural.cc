@@ -12,9 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A parse does not depend on n (n only feeds the arithmetic), so an expression that parses at
   // one n parses at every n, except for a division by zero that n produces.
   bool parsed_once = false;
-  for (const uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{2}, uint64_t{5}, uint64_t{11},
-                           uint64_t{22}, uint64_t{101}, uint64_t{1000000},
-                           std::numeric_limits<uint64_t>::max()}) {
+  for (const uint64_t n :
+       {uint64_t{0}, uint64_t{1}, uint64_t{2}, uint64_t{5}, uint64_t{11}, uint64_t{22},
+        uint64_t{101}, uint64_t{1000000}, std::numeric_limits<uint64_t>::max()}) {
     try {
       data::EvaluatePluralExpression(text, n);
       parsed_once = true;

@@ -17,8 +17,8 @@ size_t Bytes(const attend::Tensor& t) {
 
 // By name: tensors without bytes may sit at one offset in any order.
 void CheckSame(const SafetensorsContents& a, const SafetensorsContents& b, const char* what) {
-  FUZZ_CHECK(a.tensors.size() == b.tensors.size(), "%s: %zu vs %zu tensors", what,
-             a.tensors.size(), b.tensors.size());
+  FUZZ_CHECK(a.tensors.size() == b.tensors.size(), "%s: %zu vs %zu tensors", what, a.tensors.size(),
+             b.tensors.size());
   std::map<std::string, const attend::Tensor*> by_name;
   for (const auto& [name, t] : b.tensors) by_name.emplace(name, &t);
   for (const auto& [name, ta] : a.tensors) {
@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool file_ok = fuzz::Accepts([&] { from_file = io::LoadSafetensors(path); });
   FUZZ_CHECK(memory_ok == file_ok, "ParseSafetensors %s, LoadSafetensors %s",
              memory_ok ? "accepts" : "refuses", file_ok ? "accepts" : "refuses");
-  const bool checked_ok = fuzz::Accepts([&] { checked = io::ParseSafetensors(bytes, "fuzz", true); });
+  const bool checked_ok =
+      fuzz::Accepts([&] { checked = io::ParseSafetensors(bytes, "fuzz", true); });
   FUZZ_CHECK(!checked_ok || memory_ok, "accepted only when the checksum is required");
   if (!memory_ok) return 0;
   CheckSame(from_memory, from_file, "memory vs file");
@@ -58,8 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   io::Metadata metadata = from_memory.metadata;
   metadata.erase(io::kChecksumKey);
   std::string again;
-  FUZZ_CHECK(fuzz::Accepts([&] { again = io::SerializeSafetensors(from_memory.tensors, metadata); }),
-             "a loaded file cannot be written back");
+  FUZZ_CHECK(
+      fuzz::Accepts([&] { again = io::SerializeSafetensors(from_memory.tensors, metadata); }),
+      "a loaded file cannot be written back");
   SafetensorsContents reloaded;
   FUZZ_CHECK(fuzz::Accepts([&] { reloaded = io::ParseSafetensors(again, "again", true); }),
              "a written file does not load");

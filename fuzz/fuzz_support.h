@@ -19,14 +19,14 @@
 #include "attend/error.h"
 
 // A property every accepted input must have; a violation aborts with the condition and message.
-#define FUZZ_CHECK(cond, ...)                                                         \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define FUZZ_CHECK(cond, ...)                                                            \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       std::fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, "" __VA_ARGS__);                                           \
-      std::fputc('\n', stderr);                                                       \
-      std::abort();                                                                   \
-    }                                                                                 \
+      std::fprintf(stderr, "" __VA_ARGS__);                                              \
+      std::fputc('\n', stderr);                                                          \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 namespace attend::fuzz {

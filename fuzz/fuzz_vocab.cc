@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   nmt::Vocabulary from_file, from_bytes;
   const bool file_ok = fuzz::Accepts([&] { from_file = nmt::Vocabulary::Load(path); });
-  const bool bytes_ok = fuzz::Accepts([&] { from_bytes = nmt::Vocabulary::FromBytes(bytes, "fuzz"); });
+  const bool bytes_ok =
+      fuzz::Accepts([&] { from_bytes = nmt::Vocabulary::FromBytes(bytes, "fuzz"); });
   FUZZ_CHECK(file_ok == bytes_ok, "Load %s the file, FromBytes %s its bytes",
              file_ok ? "accepts" : "refuses", bytes_ok ? "accepts" : "refuses");
   if (!file_ok) return 0;
@@ -31,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                  "  \xe2\x80\x83 \xef\xbc\xa1\xef\xbd\x82 \xf0\x9f\x98\x80 "}) {
     std::vector<int64_t> ids;
     if (!fuzz::Accepts([&] { ids = vocab.Encode(text); })) continue;
-    for (const int64_t id : ids) FUZZ_CHECK(id >= 0 && id < n, "Encode gave id %lld", (long long)id);
+    for (const int64_t id : ids)
+      FUZZ_CHECK(id >= 0 && id < n, "Encode gave id %lld", (long long)id);
     fuzz::Accepts([&] { vocab.Decode(ids); });
     vocab.Pieces(ids);
   }

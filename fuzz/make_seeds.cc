@@ -35,9 +35,9 @@ std::string ReadFile(const fs::path& path) {
 }
 
 const std::vector<std::pair<std::string, std::string>> kPairs = {
-    {"open the file", "die Datei öffnen"},   {"save the file", "die Datei speichern"},
+    {"open the file", "die Datei öffnen"},         {"save the file", "die Datei speichern"},
     {"close the window", "das Fenster schließen"}, {"open a window", "ein Fenster öffnen"},
-    {"print the page", "die Seite drucken"},  {"the file is open", "die Datei ist offen"},
+    {"print the page", "die Seite drucken"},       {"the file is open", "die Datei ist offen"},
 };
 
 // A small SentencePiece model with attend's reserved ids. The identity normalization keeps the
@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
     // checkpoints and their configs
     const nmt::Vocabulary vocab = nmt::Vocabulary::FromBytes(unigram, "seed");
     for (const char* arch : {"rnn-attention", "rnn", "transformer"}) {
-      WriteSeed(out / "checkpoint", std::string(arch) + ".ckpt", TrainCheckpoint(arch, vocab, work));
+      WriteSeed(out / "checkpoint", std::string(arch) + ".ckpt",
+                TrainCheckpoint(arch, vocab, work));
       WriteSeed(out / "model_config", std::string(arch) + ".json",
                 TinyConfig(arch, vocab.size()).ToJson());
     }

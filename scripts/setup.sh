@@ -28,6 +28,8 @@ PACKAGES+=("${CORPUS_PACKAGES[@]}")
 # here needs, so only the former is listed.
 FUZZ_PACKAGES=(clang-16 libclang-rt-16-dev libfuzzer-16-dev libomp-16-dev llvm-16)
 PACKAGES+=("${FUZZ_PACKAGES[@]}")
+# The format check (scripts/check_format.sh, .clang-format).
+PACKAGES+=(clang-format-16)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

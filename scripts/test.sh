@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's tests, as CI runs them (.ci/run): first the include-direction check
-# (scripts/check_layers.py), then
+# The project's tests, as CI runs them (.ci/run): first the include-direction and format checks
+# (scripts/check_layers.py, scripts/check_format.sh), then
 #   1. set-up, Release build, every test with ctest (C++ tests and the PyTorch oracle);
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh,
 #      build-asan/);
@@ -15,8 +15,9 @@ BUILD_DIR="${BUILD_DIR:-build}"
 JOBS="${JOBS:-$(nproc)}"
 stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S), ${SECONDS}s so far)"; }
 
-stage "layers: every include points down (scripts/check_layers.py)"
+stage "layers and format: every include points down, every C++ file follows .clang-format"
 python3 scripts/check_layers.py
+bash scripts/check_format.sh
 
 stage "release build and tests"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DATTEND_BUILD_BENCH=ON

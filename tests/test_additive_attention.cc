@@ -26,11 +26,11 @@
 namespace attend::attention {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using gradcheck::GradCheck;
 using gradcheck::RandomUniform;
 using gradcheck::ThrownMessage;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 // Runs the Highway kernels on one instruction set for its lifetime (then back to the best one).
 class TargetScope {
@@ -43,8 +43,8 @@ class TargetScope {
 // a candidate counts when selecting it makes the library's dispatcher report it.
 std::vector<int64_t> KernelTargets() {
   std::vector<int64_t> out;
-  for (int64_t t : {int64_t{HWY_AVX3}, int64_t{HWY_AVX2}, int64_t{HWY_EMU128},
-                    int64_t{HWY_SCALAR}}) {
+  for (int64_t t :
+       {int64_t{HWY_AVX3}, int64_t{HWY_AVX2}, int64_t{HWY_EMU128}, int64_t{HWY_SCALAR}}) {
     if (!(hwy::SupportedTargets() & t)) continue;
     TargetScope scope(t);
     if (std::string(cpu::simd::TargetName()) == hwy::TargetName(t)) out.push_back(t);
@@ -94,9 +94,9 @@ double MaxAbs(const Tensor& t) {
   }
   const double scale = MaxAbs(want);
   if (diff <= rtol * scale) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "max |difference| " << diff << " at flat index " << at
-                                       << " (" << a[at] << " vs " << b[at] << ") exceeds " << rtol
-                                       << " x max |reference| " << scale;
+  return ::testing::AssertionFailure()
+         << "max |difference| " << diff << " at flat index " << at << " (" << a[at] << " vs "
+         << b[at] << ") exceeds " << rtol << " x max |reference| " << scale;
 }
 
 struct Case {
@@ -111,8 +111,7 @@ void CheckAgainstComposition(const Case& c, uint64_t seed) {
                " Tk=" + std::to_string(c.nk) + " A=" + std::to_string(c.na) +
                " range=" + std::to_string(c.range));
   const Tensor qp0 = RandomUniform({c.nb, c.nq, c.na}, seed, -c.range, c.range).To(DType::kF32);
-  const Tensor kp0 =
-      RandomUniform({c.nb, c.nk, c.na}, seed + 1, -c.range, c.range).To(DType::kF32);
+  const Tensor kp0 = RandomUniform({c.nb, c.nk, c.na}, seed + 1, -c.range, c.range).To(DType::kF32);
   const double bound = 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(c.na, 1)));
   const Tensor v0 = RandomUniform({c.na}, seed + 2, -bound, bound).To(DType::kF32);
   const Tensor w = RandomUniform({c.nb, c.nq, c.nk}, seed + 3).To(DType::kF32);
@@ -173,15 +172,13 @@ TEST(AdditiveAttention, FastTanhWithinItsBoundOnEveryTarget) {
 
 TEST(AdditiveAttention, MatchesTheUnfusedCompositionInF32) {
   const Case cases[] = {
-      {2, 3, 5, 7, 1.5},      // everything odd and smaller than a vector
-      {3, 1, 13, 37, 1.5},    // one decoder step; Tk % 4 != 0; A % 16 != 0
-      {1, 1, 1, 1, 1.5},      // a single pair
-      {2, 1, 32, 128, 1.0},   // the decoder's shape
-      {2, 4, 9, 128, 1.0},
-      {1, 2, 31, 100, 2.0},
-      {4, 2, 6, 16, 1.5},     // A exactly one AVX-512 vector
-      {2, 5, 17, 33, 1.5},
-      {2, 3, 11, 24, 12.0},   // saturated tanh: the clamp and the flat tails
+      {2, 3, 5, 7, 1.5},     // everything odd and smaller than a vector
+      {3, 1, 13, 37, 1.5},   // one decoder step; Tk % 4 != 0; A % 16 != 0
+      {1, 1, 1, 1, 1.5},     // a single pair
+      {2, 1, 32, 128, 1.0},  // the decoder's shape
+      {2, 4, 9, 128, 1.0},  {1, 2, 31, 100, 2.0},
+      {4, 2, 6, 16, 1.5},                          // A exactly one AVX-512 vector
+      {2, 5, 17, 33, 1.5},  {2, 3, 11, 24, 12.0},  // saturated tanh: the clamp and the flat tails
   };
   uint64_t seed = 100;
   for (const Case& c : cases) CheckAgainstComposition(c, seed += 10);
@@ -199,8 +196,8 @@ TEST(AdditiveAttention, MatchesTheUnfusedCompositionWhenThreaded) {
 }
 
 TEST(AdditiveAttention, EmptyShapes) {
-  for (const Case& c : {Case{2, 3, 0, 5, 1}, Case{2, 0, 4, 5, 1}, Case{0, 2, 3, 4, 1},
-                        Case{2, 3, 4, 0, 1}}) {
+  for (const Case& c :
+       {Case{2, 3, 0, 5, 1}, Case{2, 0, 4, 5, 1}, Case{0, 2, 3, 4, 1}, Case{2, 3, 4, 0, 1}}) {
     Tensor qp = RandomUniform({c.nb, c.nq, c.na}, 1).To(DType::kF32).set_requires_grad(true);
     Tensor kp = RandomUniform({c.nb, c.nk, c.na}, 2).To(DType::kF32).set_requires_grad(true);
     Tensor v = RandomUniform({c.na}, 3).To(DType::kF32).set_requires_grad(true);
@@ -248,7 +245,9 @@ double SumBound(double magnitude_sum, int64_t n, double per_term) {
 
 TEST(AdditiveAttention, SimdKernelsMatchTheScalarReferenceOnEveryTarget) {
   const double e = cpu::simd::kFastTanhMaxError;
-  struct Dims { int64_t nb, nq, nk, na; };
+  struct Dims {
+    int64_t nb, nq, nk, na;
+  };
   for (const Dims z : {Dims{2, 3, 7, 5}, Dims{1, 1, 9, 17}, Dims{3, 2, 13, 40}, Dims{2, 5, 4, 128},
                        Dims{1, 6, 21, 129}}) {
     const auto q = RandomFloats(z.nb * z.nq * z.na, -2, 2, 1);
@@ -260,18 +259,17 @@ TEST(AdditiveAttention, SimdKernelsMatchTheScalarReferenceOnEveryTarget) {
     for (int64_t b = 0; b < z.nb; ++b) {
       cpu::ref::AdditiveScoresForward(q.data() + b * z.nq * z.na, k.data() + b * z.nk * z.na,
                                       v.data(), s_ref.data() + b * z.nq * z.nk, z.nq, z.nk, z.na);
-      cpu::ref::AdditiveScoresBackward(q.data() + b * z.nq * z.na, k.data() + b * z.nk * z.na,
-                                       v.data(), g.data() + b * z.nq * z.nk,
-                                       dq_ref.data() + b * z.nq * z.na,
-                                       dk_ref.data() + b * z.nk * z.na, dv_ref.data(), z.nq, z.nk,
-                                       z.na);
+      cpu::ref::AdditiveScoresBackward(
+          q.data() + b * z.nq * z.na, k.data() + b * z.nk * z.na, v.data(),
+          g.data() + b * z.nq * z.nk, dq_ref.data() + b * z.nq * z.na,
+          dk_ref.data() + b * z.nk * z.na, dv_ref.data(), z.nq, z.nk, z.na);
     }
     double sum_abs_v = 0;
     for (float x : v) sum_abs_v += std::abs(x);
     for (int64_t target : KernelTargets()) {
       for (int threads : {1, 2}) {
-        SCOPED_TRACE(std::string(hwy::TargetName(target)) + ", threads " +
-                     std::to_string(threads) + ", A=" + std::to_string(z.na));
+        SCOPED_TRACE(std::string(hwy::TargetName(target)) + ", threads " + std::to_string(threads) +
+                     ", A=" + std::to_string(z.na));
         TargetScope scope(target);
         std::vector<float> s(s_ref.size()), dq(q.size()), dk(k.size(), 7.0f), dv(z.na, 7.0f);
         cpu::simd::AdditiveScoresForward(q.data(), k.data(), v.data(), s.data(), z.nb, z.nq, z.nk,
@@ -335,17 +333,23 @@ TEST(AdditiveAttention, AdditiveScoreTakesTheFusedPath) {
 
 TEST(AdditiveAttention, ErrorsNameTheOpAndShapes) {
   Tensor q = Tensor::Zeros({2, 3, 4}), k = Tensor::Zeros({2, 5, 4}), v = Tensor::Zeros({4});
-  EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q, Tensor::Zeros({3, 5, 4}), v); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                AdditiveScores(q, Tensor::Zeros({3, 5, 4}), v);
+              }),
               AllOf(HasSubstr("AdditiveScores"), HasSubstr("[2, 3, 4]"), HasSubstr("[3, 5, 4]")));
   EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q, k, Tensor::Zeros({5})); }),
               AllOf(HasSubstr("AdditiveScores"), HasSubstr("[5]")));
-  EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q, Tensor::Zeros({2, 5, 6}), v); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                AdditiveScores(q, Tensor::Zeros({2, 5, 6}), v);
+              }),
               AllOf(HasSubstr("AdditiveScores"), HasSubstr("[2, 5, 6]")));
   EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q.To(DType::kF64), k, v); }),
               AllOf(HasSubstr("AdditiveScores"), HasSubstr("dtypes differ")));
   EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q.Flatten(0, 1), k, v); }),
               AllOf(HasSubstr("AdditiveScores"), HasSubstr("[6, 4]")));
-  EXPECT_THAT(ThrownMessage([&] { AdditiveScores(Tensor::Zeros({2, 3, 4}, DType::kI64), k, v); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                AdditiveScores(Tensor::Zeros({2, 3, 4}, DType::kI64), k, v);
+              }),
               HasSubstr("AdditiveScores"));
 }
 

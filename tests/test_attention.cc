@@ -21,8 +21,6 @@
 namespace attend::attention {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using gradcheck::GradCheck;
 using gradcheck::GradCheckMulti;
 using gradcheck::Mask;
@@ -34,6 +32,8 @@ using reference::Named;
 using reference::Ref;
 using reference::RefCase;
 using reference::ToTensor;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 std::vector<double> F64(const Tensor& t) { return t.To(DType::kF64).ToVector<double>(); }
 std::vector<bool> Bools(const Tensor& t) { return t.Contiguous().ToVector<bool>(); }
@@ -82,8 +82,8 @@ void LoadParameters(nn::Module& m, std::vector<Tensor>& x, size_t first, Replay&
 std::shared_ptr<ScoreFunction> MakeScore(const reference::OpKey& key, std::vector<Tensor>& x,
                                          Replay& r) {
   static const char* const kScoreOps[] = {"additive", "dot",    "scaled_dot",
-                                           "general",  "concat", "location",
-                                           "cosine",   "mwan",   "cosine_strength"};
+                                          "general",  "concat", "location",
+                                          "cosine",   "mwan",   "cosine_strength"};
   const std::string& op = key.name();
   if (std::find(std::begin(kScoreOps), std::end(kScoreOps), op) == std::end(kScoreOps)) {
     return nullptr;
@@ -148,8 +148,8 @@ Replay ReplayCase(const RefCase& c, int variant) {
     r.n_forward = r.n_backward = x[0].size(-1);  // one row's sum
   } else if (op == "local_p") {
     Generator gen(18);
-    auto m = std::make_shared<LocalPredictive>(x[1].size(2), x[2].size(0), key.Int("window"),
-                                               gen, dt);
+    auto m =
+        std::make_shared<LocalPredictive>(x[1].size(2), x[2].size(0), key.Int("window"), gen, dt);
     r.module = m;
     LoadParameters(*m, x, 2, r);
     Tensor centers;
@@ -163,7 +163,7 @@ Replay ReplayCase(const RefCase& c, int variant) {
                                            key.Bool("causal"));
     r.outputs = {a.context, a.weights};
     const int64_t d = x[0].size(-1), tq = x[0].size(-2), tk = x[1].size(-2);
-    r.n_forward = d + tk;                              // q·k, then the weighted sum over Tk
+    r.n_forward = d + tk;  // q·k, then the weighted sum over Tk
     r.n_backward = std::max(tq, tk) * (d + x[2].size(-1));
   } else if (op == "weighted_sum") {
     r.outputs = {WeightedSum(x[0], x[1])};
@@ -191,7 +191,7 @@ Replay ReplayCase(const RefCase& c, int variant) {
     Attended a = m->Forward(q, k, v, kpm, attn_mask, causal, key.Bool("avg"));
     r.outputs = {a.context, a.weights};
     const int64_t b = q.size(0), tk = k.size(1);
-    r.n_forward = e + tk + e;  // in-projection, the weighted sum, out-projection
+    r.n_forward = e + tk + e;   // in-projection, the weighted sum, out-projection
     r.n_backward = b * tk * e;  // in_proj_weight's gradient sums over B·Tk rows of E products
   } else {
     throw Error("attention reference: unknown op " + c.op);
@@ -287,8 +287,9 @@ Tensor U(const Shape& s, uint64_t seed, double scale = 1.0) {
 
 // A [2, 3, 5] mask with a partly masked row in every batch and row (1, 2) fully masked.
 Tensor MaskWithEmptyRow() {
-  return Mask({0, 1, 0, 0, 1,  1, 1, 1, 0, 1,  0, 0, 0, 0, 0,
-               1, 0, 0, 1, 0,  0, 0, 1, 1, 0,  1, 1, 1, 1, 1}, {kB, kTq, kTk});
+  return Mask(
+      {0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1},
+      {kB, kTq, kTk});
 }
 
 TEST(AttentionGradCheck, AdditiveScore) {
@@ -332,8 +333,8 @@ TEST(AttentionGradCheck, ConcatScore) {
     m.v = x[3];
     return m.Forward(x[0], x[1]);
   };
-  EXPECT_TRUE(GradCheck(fn, {U({kB, kTq, 4}, 12), U({kB, kTk, 7}, 13), U({6, 11}, 14, 0.5),
-                             U({6}, 15)}));
+  EXPECT_TRUE(
+      GradCheck(fn, {U({kB, kTq, 4}, 12), U({kB, kTk, 7}, 13), U({6, 11}, 14, 0.5), U({6}, 15)}));
 }
 
 TEST(AttentionGradCheck, LocationScore) {
@@ -368,8 +369,8 @@ TEST(AttentionGradCheck, MwanScores) {
       m.v = x[3];
       return m.Forward(x[0], x[1]);
     };
-    EXPECT_TRUE(GradCheck(fn, {U({kB, kTq, 7}, 23), U({kB, kTk, 7}, 24), U({6, 7}, 25, 0.6),
-                               U({6}, 26)}));
+    EXPECT_TRUE(
+        GradCheck(fn, {U({kB, kTq, 7}, 23), U({kB, kTk, 7}, 24), U({6, 7}, 25, 0.6), U({6}, 26)}));
   }
 }
 
@@ -420,8 +421,8 @@ double SparsemaxKinkMargin(const Tensor& z, const Tensor& mask) {
 }
 
 TEST(AttentionGradCheck, SparsemaxWithMasks) {
-  const Tensor mask = Mask({0, 1, 0, 0, 0, 1, 0,  0, 0, 0, 0, 0, 0, 0,  1, 1, 1, 1, 1, 1, 1,
-                            0, 0, 1, 0, 0, 0, 0,  1, 0, 0, 0, 1, 0, 0,  0, 0, 0, 0, 0, 0, 1},
+  const Tensor mask = Mask({0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
+                            0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1},
                            {kB, kTq, 7});
   const Tensor z = MulScalar(RandomDistinct({kB, kTq, 7}, 35), 0.4);
   ASSERT_GT(SparsemaxKinkMargin(z, mask), 1e-4) << "pick another seed: a score sits on a kink";
@@ -470,8 +471,8 @@ TEST(AttentionGradCheck, ScaledDotProductAttentionPaddingAndCausal) {
     Attended a = ScaledDotProductAttention(x[0], x[1], x[2], rows);
     return std::vector<Tensor>{a.context, a.weights};
   };
-  EXPECT_TRUE(GradCheckMulti(fn4, {U({kB, 2, kTq, 7}, 43), U({kB, 2, kTk, 7}, 44),
-                                   U({kB, 2, kTk, 3}, 45)}));
+  EXPECT_TRUE(GradCheckMulti(
+      fn4, {U({kB, 2, kTq, 7}, 43), U({kB, 2, kTk, 7}, 44), U({kB, 2, kTk, 3}, 45)}));
 }
 
 TEST(AttentionGradCheck, WeightedSum) {
@@ -487,9 +488,9 @@ TEST(AttentionGradCheck, MultiHeadAttentionMasksAndCausal) {
     bool self, causal, average;
     Tensor kpm, am;
   };
-  for (const Config& cfg : {Config{false, false, false, kpm, am},
-                            Config{false, true, true, kpm, Tensor()},
-                            Config{true, true, false, Tensor(), Tensor()}}) {
+  for (const Config& cfg :
+       {Config{false, false, false, kpm, am}, Config{false, true, true, kpm, Tensor()},
+        Config{true, true, false, Tensor(), Tensor()}}) {
     SCOPED_TRACE(std::string(cfg.self ? "self" : "cross") + (cfg.causal ? " causal" : ""));
     Generator gen(7);
     MultiHeadAttention m(e, h, gen, 0.0, true, DType::kF64);
@@ -504,9 +505,9 @@ TEST(AttentionGradCheck, MultiHeadAttentionMasksAndCausal) {
                             : m.Forward(q, x[1], x[2], cfg.kpm, cfg.am, cfg.causal, cfg.average);
       return std::vector<Tensor>{a.context, a.weights};
     };
-    EXPECT_TRUE(GradCheckMulti(fn, {U({kB, tq, e}, 48), U({kB, kTk, e}, 49), U({kB, kTk, e}, 50),
-                                    U({3 * e, e}, 51, 0.6), U({3 * e}, 52, 0.3), U({e, e}, 53, 0.6),
-                                    U({e}, 54, 0.3)}));
+    EXPECT_TRUE(GradCheckMulti(
+        fn, {U({kB, tq, e}, 48), U({kB, kTk, e}, 49), U({kB, kTk, e}, 50), U({3 * e, e}, 51, 0.6),
+             U({3 * e}, 52, 0.3), U({e, e}, 53, 0.6), U({e}, 54, 0.3)}));
   }
 }
 
@@ -583,9 +584,8 @@ TEST(AttentionProperties, FullyMaskedRowGivesZeroWeightsAndZeroGradient) {
       {"TopKWeights", [&](const Tensor& s) { return TopKWeights(s, 2, mask); }},
       {"Sparsemax", [&](const Tensor& s) { return Sparsemax(s, mask); }},
       // Here s is the query [B, Tq, D=5] against fixed keys [B, Tk, 5].
-      {"ScaledDotProductAttention weights", [&](const Tensor& s) {
-         return ScaledDotProductAttention(s, keys, keys, mask).weights;
-       }}};
+      {"ScaledDotProductAttention weights",
+       [&](const Tensor& s) { return ScaledDotProductAttention(s, keys, keys, mask).weights; }}};
   for (const auto& [name, fn] : mechanisms) {
     SCOPED_TRACE(name);
     Tensor s = U({kB, kTq, kTk}, 63, 2.0).To(DType::kF32);
@@ -604,7 +604,9 @@ TEST(AttentionProperties, FullyMaskedRowGivesZeroWeightsAndZeroGradient) {
   for (auto mode : {HardAttention::Mode::kArgmax, HardAttention::Mode::kReinforce,
                     HardAttention::Mode::kGumbelStraightThrough}) {
     HardAttention hard(mode, 1);
-    EXPECT_THAT(ThrownMessage([&] { hard.Weights(U({kB, kTq, kTk}, 64), mask); }),
+    EXPECT_THAT(ThrownMessage([&] {
+                  hard.Weights(U({kB, kTq, kTk}, 64), mask);
+                }),
                 HasSubstr("HardAttention"));
   }
 }
@@ -700,8 +702,9 @@ std::vector<int64_t> ExpectOneHot(const Tensor& w) {
 
 TEST(AttentionProperties, HardAttentionIsOneHotAndArgmaxPicksTheArgmax) {
   const Tensor s = RandomDistinct({kB, kTq, kTk}, 69);
-  const Tensor mask = Mask({0, 1, 0, 0, 1,  1, 1, 1, 0, 1,  0, 0, 0, 0, 0,
-                            1, 0, 0, 1, 0,  0, 0, 1, 1, 0,  0, 1, 1, 1, 1}, {kB, kTq, kTk});
+  const Tensor mask = Mask(
+      {0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1},
+      {kB, kTq, kTk});
   const auto mv = Bools(mask);
   for (auto mode : {HardAttention::Mode::kArgmax, HardAttention::Mode::kReinforce,
                     HardAttention::Mode::kGumbelStraightThrough}) {
@@ -746,8 +749,7 @@ TEST(AttentionProperties, ReinforceLossGradientAndBaseline) {
   // -(reward_b - baseline) * (onehot - softmax) / B, with the baseline as it was before the call;
   // the first call starts the baseline at the batch's mean reward, and every call then moves it
   // to decay * baseline + (1 - decay) * mean(reward).
-  const std::vector<double> sv = {0.2, -0.4, 1.0, 0.5, 0.1, -0.3,
-                                  -1.0, 0.3, 0.6, 0.0, 0.0, 0.7};
+  const std::vector<double> sv = {0.2, -0.4, 1.0, 0.5, 0.1, -0.3, -1.0, 0.3, 0.6, 0.0, 0.0, 0.7};
   const Tensor mask = Mask({0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, {2, 2, 3});
   const auto mv = Bools(mask);
   HardAttention hard(HardAttention::Mode::kReinforce, 13, 1.0, 0.8);
@@ -834,8 +836,9 @@ TEST(AttentionProperties, MatchScoreIsOneWithZeroGradientAtEqualVectors) {
 
 TEST(AttentionProperties, GumbelStraightThroughIsOneHotWithSoftmaxGradient) {
   const double tau = 0.7;
-  const Tensor mask = Mask({0, 1, 0, 0, 1,  0, 0, 0, 0, 0,  1, 1, 0, 1, 1,
-                            0, 0, 0, 0, 0,  0, 1, 1, 0, 0,  0, 0, 0, 0, 1}, {kB, kTq, kTk});
+  const Tensor mask = Mask(
+      {0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1},
+      {kB, kTq, kTk});
   const auto mv = Bools(mask);
   for (DType dt : {DType::kF64, DType::kF32}) {
     SCOPED_TRACE(DTypeName(dt));
@@ -960,17 +963,16 @@ TEST(AttentionProperties, ModuleParametersHaveTorchNamesAndShapes) {
   // Own parameters first, then sub-modules' (torch's named_parameters() order).
   EXPECT_EQ(names(AdditiveScore(4, 6, 7, gen)),
             (V{"v[7]", "query_proj.weight[7, 4]", "key_proj.weight[7, 6]", "key_proj.bias[7]"}));
-  EXPECT_EQ(names(MultiHeadAttention(8, 2, gen)),
-            (V{"in_proj_weight[24, 8]", "in_proj_bias[24]", "out_proj.weight[8, 8]",
-               "out_proj.bias[8]"}));
+  EXPECT_EQ(names(MultiHeadAttention(8, 2, gen)), (V{"in_proj_weight[24, 8]", "in_proj_bias[24]",
+                                                     "out_proj.weight[8, 8]", "out_proj.bias[8]"}));
   EXPECT_EQ(names(LocalPredictive(4, 5, 2, gen)), (V{"v[5]", "proj.weight[5, 4]"}));
 }
 
 // ---- bad shapes: attend::Error naming the mechanism and the offending shapes ----
 
 struct BadCall {
-  std::string what;                  // the mechanism the message must name
-  std::vector<std::string> shapes;   // substrings the message must contain
+  std::string what;                 // the mechanism the message must name
+  std::vector<std::string> shapes;  // substrings the message must contain
   std::function<void()> call;
 };
 
@@ -992,45 +994,90 @@ TEST(AttentionErrors, BadShapesNameTheMechanismAndShapes) {
       {"DotScore", {"[2, 3, 6]", "[3, 5, 6]"}, [&] { DotScore().Forward(q6, k6b3); }},
       {"ScaledDotScore", {"[2, 3, 4]", "[2, 5, 6]"}, [&] { ScaledDotScore().Forward(q4, k6); }},
       {"CosineScore", {"[2, 3, 4]", "[2, 5, 6]"}, [&] { CosineScore().Forward(q4, k6); }},
-      {"CosineScore", {"[3, 3]"},
-       [&] { CosineScore().ScoresWithStrength(q6, k6, Tensor::Ones({3, 3})); }},
+      {"CosineScore",
+       {"[3, 3]"},
+       [&] {
+         CosineScore().ScoresWithStrength(q6, k6, Tensor::Ones({3, 3}));
+       }},
       {"MatchScore", {"[2, 3, 4]", "[2, 5, 6]"}, [&] { MatchScore(q4, k6); }},
-      {"AdditiveScore", {"[2, 5, 4]"}, [&] { additive.Forward(q4, Tensor::Zeros({2, 5, 4})); }},
+      {"AdditiveScore",
+       {"[2, 5, 4]"},
+       [&] {
+         additive.Forward(q4, Tensor::Zeros({2, 5, 4}));
+       }},
       {"AdditiveScore", {"[2, 3, 6]"}, [&] { additive.Forward(q6, k6); }},
       {"AdditiveScore", {"[3, 5, 6]"}, [&] { additive.Forward(q4, k6b3); }},
-      {"GeneralScore", {"[2, 5, 4]"}, [&] { general.Forward(q4, Tensor::Zeros({2, 5, 4})); }},
+      {"GeneralScore",
+       {"[2, 5, 4]"},
+       [&] {
+         general.Forward(q4, Tensor::Zeros({2, 5, 4}));
+       }},
       {"GeneralScore", {"[2, 3, 6]"}, [&] { general.Forward(q6, k6); }},
       {"ConcatScore", {"[2, 3, 6]"}, [&] { concat.Forward(q6, k6); }},
-      {"ConcatScore", {"[2, 5, 4]"}, [&] { concat.Forward(q4, Tensor::Zeros({2, 5, 4})); }},
+      {"ConcatScore",
+       {"[2, 5, 4]"},
+       [&] {
+         concat.Forward(q4, Tensor::Zeros({2, 5, 4}));
+       }},
       {"LocationScore", {"[2, 3, 6]"}, [&] { location.Forward(q6, k6); }},
-      {"LocationScore", {"9"}, [&] { location.Forward(q4, Tensor::Zeros({2, 9, 6})); }},
-      {"MwanScore", {"[2, 3, 4]", "[2, 5, 4]"},
-       [&] { mwan.Forward(q4, Tensor::Zeros({2, 5, 4})); }},
-      {"WeightedSum", {"[2, 3, 5]", "[2, 4, 3]"},
-       [&] { WeightedSum(s, Tensor::Zeros({2, 4, 3})); }},
+      {"LocationScore",
+       {"9"},
+       [&] {
+         location.Forward(q4, Tensor::Zeros({2, 9, 6}));
+       }},
+      {"MwanScore",
+       {"[2, 3, 4]", "[2, 5, 4]"},
+       [&] {
+         mwan.Forward(q4, Tensor::Zeros({2, 5, 4}));
+       }},
+      {"WeightedSum",
+       {"[2, 3, 5]", "[2, 4, 3]"},
+       [&] {
+         WeightedSum(s, Tensor::Zeros({2, 4, 3}));
+       }},
       {"SoftWeights", {"[2, 3, 5]", "[2, 3, 4]"}, [&] { SoftWeights(s, bad_mask); }},
       {"TopKWeights", {"[2, 3, 5]", "[2, 3, 4]"}, [&] { TopKWeights(s, 2, bad_mask); }},
       {"TopKWeights", {"0"}, [&] { TopKWeights(s, 0); }},
       {"Sparsemax", {"[2, 3, 5]", "[2, 3, 4]"}, [&] { Sparsemax(s, bad_mask); }},
-      {"HardAttention", {"[2, 3, 5]", "[2, 3, 4]"},
+      {"HardAttention",
+       {"[2, 3, 5]", "[2, 3, 4]"},
        [&] { HardAttention(HardAttention::Mode::kArgmax).Weights(s, bad_mask); }},
-      {"LocalPredictive", {"[2, 3, 5]", "[2, 4, 4]"},
-       [&] { local.Weights(s, Tensor::Zeros({2, 4, 4}), Tensor()); }},
+      {"LocalPredictive",
+       {"[2, 3, 5]", "[2, 4, 4]"},
+       [&] {
+         local.Weights(s, Tensor::Zeros({2, 4, 4}), Tensor());
+       }},
       {"LocalPredictive", {"[2, 3, 6]"}, [&] { local.Weights(s, q6, Tensor()); }},
-      {"LocalPredictive", {"[3]"},
-       [&] { local.Weights(s, q4, gradcheck::Indices({5, 5, 5}, {3})); }},
-      {"LocalPredictive", {"7"}, [&] { local.Weights(s, q4, gradcheck::Indices({7, 5}, {2})); }},
-      {"ScaledDotProductAttention", {"[2, 3, 4]", "[2, 5, 6]"},
+      {"LocalPredictive",
+       {"[3]"},
+       [&] {
+         local.Weights(s, q4, gradcheck::Indices({5, 5, 5}, {3}));
+       }},
+      {"LocalPredictive",
+       {"7"},
+       [&] {
+         local.Weights(s, q4, gradcheck::Indices({7, 5}, {2}));
+       }},
+      {"ScaledDotProductAttention",
+       {"[2, 3, 4]", "[2, 5, 6]"},
        [&] { ScaledDotProductAttention(q4, k6, k6); }},
-      {"ScaledDotProductAttention", {"[2, 3, 6]", "[3, 5, 6]"},
+      {"ScaledDotProductAttention",
+       {"[2, 3, 6]", "[3, 5, 6]"},
        [&] { ScaledDotProductAttention(q6, k6b3, k6b3); }},
-      {"ScaledDotProductAttention", {"[2, 3, 4]"},
+      {"ScaledDotProductAttention",
+       {"[2, 3, 4]"},
        [&] { ScaledDotProductAttention(q6, k6, k6, bad_mask); }},
       {"MultiHeadAttention", {"[2, 3, 6]"}, [&] { mha.Forward(q6, x8, x8); }},
-      {"MultiHeadAttention", {"[2, 4]"},
-       [&] { mha.Forward(x8, x8, x8, Tensor::Zeros({2, 4}, DType::kBool)); }},
-      {"MultiHeadAttention", {"[5, 4]"},
-       [&] { mha.Forward(x8, x8, x8, Tensor(), Tensor::Zeros({5, 4}, DType::kBool)); }},
+      {"MultiHeadAttention",
+       {"[2, 4]"},
+       [&] {
+         mha.Forward(x8, x8, x8, Tensor::Zeros({2, 4}, DType::kBool));
+       }},
+      {"MultiHeadAttention",
+       {"[5, 4]"},
+       [&] {
+         mha.Forward(x8, x8, x8, Tensor(), Tensor::Zeros({5, 4}, DType::kBool));
+       }},
       {"MultiHeadAttention", {"8", "3"}, [&] { MultiHeadAttention(8, 3, gen); }},
       {"LocalMonotonicMask", {"-1"}, [&] { LocalMonotonicMask(3, 5, -1); }},
   };

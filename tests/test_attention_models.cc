@@ -155,8 +155,8 @@ Replay ReplayCase(const RefCase& c) {
     r.module = m;
   } else if (op == "han") {
     auto m = std::make_shared<HierarchicalAttentionNetwork>(
-        key.Int("vocab"), key.Int("embed_dim"), key.Int("word_hidden"),
-        key.Int("sentence_hidden"), key.Int("attn_dim"), gen, 0, dt);
+        key.Int("vocab"), key.Int("embed_dim"), key.Int("word_hidden"), key.Int("sentence_hidden"),
+        key.Int("attn_dim"), gen, 0, dt);
     forward = [m, in] {
       auto o = m->Forward(in[0], in[1], in[2]);
       return Xs{o.document, o.word_weights, o.sentence_weights};
@@ -177,9 +177,9 @@ Replay ReplayCase(const RefCase& c) {
     };
     r.module = m;
   } else if (op == "stacked_latent") {
-    auto m = std::make_shared<StackedLatentAttention>(in[0].size(2), in[1].size(2),
-                                                      key.Int("attn_dim"),
-                                                      static_cast<int>(key.Int("layers")), gen, dt);
+    auto m =
+        std::make_shared<StackedLatentAttention>(in[0].size(2), in[1].size(2), key.Int("attn_dim"),
+                                                 static_cast<int>(key.Int("layers")), gen, dt);
     forward = [m, in] {
       auto o = m->Forward(in[0], in[1], in.size() > 2 ? in[2] : Tensor());
       Xs outs{o.context};
@@ -311,10 +311,10 @@ TEST(AttentionModelsTorch, StructuresMatchTorch) {
   msg.precision(12);
   for (auto& [name, p] : params) {
     if (p.dtype() != kF64 || !p.is_contiguous())
-      return ::testing::AssertionFailure() << name << " is " << p.str()
-                                           << "; needs f64, contiguous";
-    const std::vector<double> analytic = p.grad().defined() ? p.grad().ToVector<double>()
-                                                            : std::vector<double>(p.numel(), 0.0);
+      return ::testing::AssertionFailure()
+             << name << " is " << p.str() << "; needs f64, contiguous";
+    const std::vector<double> analytic =
+        p.grad().defined() ? p.grad().ToVector<double>() : std::vector<double>(p.numel(), 0.0);
     double* d = p.data<double>();
     for (int64_t i = 0; i < p.numel(); ++i) {
       const double x = d[i], xp = x + o.eps, xm = x - o.eps;
@@ -335,8 +335,8 @@ TEST(AttentionModelsTorch, StructuresMatchTorch) {
     }
   }
   if (bad > 0)
-    return ::testing::AssertionFailure() << bad << " of " << checked
-                                         << " parameter gradients differ" << msg.str();
+    return ::testing::AssertionFailure()
+           << bad << " of " << checked << " parameter gradients differ" << msg.str();
   return ::testing::AssertionSuccess() << checked << " parameter elements";
 }
 
@@ -357,8 +357,7 @@ TEST(AttentionModelsGradCheck, ContextAttention) {
 // absent, one of them with words the sentence level must ignore). Padded slots hold arbitrary
 // ids, the padding index 0 among them.
 struct HanBatch {
-  Tensor words = Indices({3, 1, 4, 2, 5, 6, 1, 0, 0,
-                          4, 4, 3, 6, 1, 2, 5, 5, 5}, {2, 3, 3});
+  Tensor words = Indices({3, 1, 4, 2, 5, 6, 1, 0, 0, 4, 4, 3, 6, 1, 2, 5, 5, 5}, {2, 3, 3});
   Tensor lengths = Indices({2, 3, 1, 3, 0, 2}, {2, 3});
   Tensor counts = Indices({3, 1}, {2});
 };
@@ -421,7 +420,10 @@ TEST(AttentionModelsGradCheck, SparseAttentiveBacktracking) {
     Generator gen(23);
     SparseAttentiveBacktracking m(3, 3, cfg.ktop, cfg.katt, cfg.ktrunc, gen, kF64);
     // Larger concat-score weights spread the scores so the selection has a clear margin.
-    { NoGradGuard ng; m.score->v.CopyFrom(MulScalar(m.score->v, 4.0)); }
+    {
+      NoGradGuard ng;
+      m.score->v.CopyFrom(MulScalar(m.score->v, 4.0));
+    }
     const Tensor x = RandomUniform({2, cfg.t, 3}, 30 + cfg.ktrunc, -1.5, 1.5);
     const double gap = MinTopKGap(m, m.Forward(x));
     // eps 1e-6 moves a score by ~1e-6; a gap 1000 times that keeps the selection fixed.
@@ -454,7 +456,10 @@ TEST(AttentionModelsGradCheck, StackedLatentAttention) {
 
 TEST(AttentionModelsGradCheck, TransparentAttention) {
   TransparentAttention m(3, 5, kF64);
-  { NoGradGuard ng; m.logits.CopyFrom(RandomUniform({5, 3}, 4, -1.5, 1.5)); }
+  {
+    NoGradGuard ng;
+    m.logits.CopyFrom(RandomUniform({5, 3}, 4, -1.5, 1.5));
+  }
   auto fn = [&](const Xs& x) {
     Xs outs = m.Forward(x);
     outs.push_back(m.MixWeights());
@@ -899,7 +904,10 @@ TEST(AttentionModelsProperties, NonContiguousInputsGiveTheSameResults) {
   }
   {
     TransparentAttention m(2, 2, kF64);
-    { NoGradGuard ng; m.logits.CopyFrom(RandomUniform({2, 2}, 22)); }
+    {
+      NoGradGuard ng;
+      m.logits.CopyFrom(RandomUniform({2, 2}, 22));
+    }
     Tensor a = RandomUniform({3, 2, 4}, 23).Transpose(0, 1), b = RandomUniform({2, 3, 4}, 24);
     expect_same(m.Forward({a, b})[1], m.Forward({a.Contiguous(), b})[1], "TransparentAttention");
   }
@@ -912,15 +920,21 @@ TEST(AttentionModelsProperties, NonContiguousInputsGiveTheSameResults) {
 TEST(AttentionModelsErrors, ContextAttention) {
   Generator gen(41);
   ContextAttention m(5, 4, gen);
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 3}));
+              }),
               AllOf(HasSubstr("ContextAttention"), HasSubstr("[2, 3]")));
   EXPECT_THAT(ThrownMessage([&] {
                 m.Forward(Tensor::Zeros({2, 3, 5}), Tensor::Zeros({2, 4}, DType::kBool));
               }),
               AllOf(HasSubstr("ContextAttention"), HasSubstr("[2, 4]"), HasSubstr("[2, 3, 5]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 3, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 3, 4}));
+              }),
               AllOf(HasSubstr("ContextAttention"), HasSubstr("[2, 3, 4]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 3, 5}), Tensor::Zeros({2, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 3, 5}), Tensor::Zeros({2, 3}));
+              }),
               AllOf(HasSubstr("ContextAttention"), HasSubstr("f32[2, 3]")));
 }
 
@@ -929,21 +943,32 @@ TEST(AttentionModelsErrors, HierarchicalAttentionNetwork) {
   HierarchicalAttentionNetwork m(7, 4, 3, 3, 5, gen);
   HanBatch d;
   const char* kName = "HierarchicalAttentionNetwork";
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 3, 3}), d.lengths, d.counts); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 3, 3}), d.lengths, d.counts);
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 3, 3]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words.Reshape({6, 3}), d.lengths, d.counts); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(d.words.Reshape({6, 3}), d.lengths, d.counts);
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[6, 3]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, Indices({2, 2, 2, 2}, {2, 2}), d.counts); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(d.words, Indices({2, 2, 2, 2}, {2, 2}), d.counts);
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 2]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, d.lengths, Indices({3, 1, 1}, {3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(d.words, d.lengths, Indices({3, 1, 1}, {3}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[3]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, d.lengths, Indices({3, 0}, {2})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(d.words, d.lengths, Indices({3, 0}, {2}));
+              }),
               HasSubstr(kName));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, d.lengths, Indices({4, 1}, {2})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(d.words, d.lengths, Indices({4, 1}, {2}));
+              }),
               HasSubstr(kName));
   const Tensor too_long = Indices({2, 3, 1, 4, 0, 2}, {2, 3});
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, too_long, d.counts); }),
-              HasSubstr(kName));
+  EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, too_long, d.counts); }), HasSubstr(kName));
   // A present sentence with no words.
   const Tensor empty_sentence = Indices({2, 0, 1, 3, 0, 2}, {2, 3});
   EXPECT_THAT(ThrownMessage([&] { m.Forward(d.words, empty_sentence, d.counts); }),
@@ -956,9 +981,13 @@ TEST(AttentionModelsErrors, SparseAttentiveBacktracking) {
   EXPECT_THAT(ThrownMessage([&] { SparseAttentiveBacktracking(3, 4, 0, 1, 1, gen); }),
               HasSubstr(kName));
   SparseAttentiveBacktracking m(3, 4, 2, 2, 2, gen);
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 3}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 3]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 5, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 5, 4}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 5, 4]")));
   // An empty sequence may give an empty output or an error, but an error must say whose.
   try {
@@ -974,13 +1003,21 @@ TEST(AttentionModelsErrors, StackedLatentAttention) {
   const char* kName = "StackedLatentAttention";
   EXPECT_THAT(ThrownMessage([&] { StackedLatentAttention(3, 4, 5, 0, gen); }), HasSubstr(kName));
   StackedLatentAttention m(3, 4, 5, 2, gen);
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 3}), Tensor::Zeros({2, 5, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 3}), Tensor::Zeros({2, 5, 4}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 3]"), HasSubstr("[2, 5, 4]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 1, 3}), Tensor::Zeros({3, 5, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 1, 3}), Tensor::Zeros({3, 5, 4}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 1, 3]"), HasSubstr("[3, 5, 4]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 1, 6}), Tensor::Zeros({2, 5, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 1, 6}), Tensor::Zeros({2, 5, 4}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 1, 6]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 1, 3}), Tensor::Zeros({2, 5, 7})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 1, 3}), Tensor::Zeros({2, 5, 7}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 5, 7]")));
   EXPECT_THAT(ThrownMessage([&] {
                 m.Forward(Tensor::Zeros({2, 1, 3}), Tensor::Zeros({2, 5, 4}),
@@ -994,8 +1031,7 @@ TEST(AttentionModelsErrors, TransparentAttention) {
   EXPECT_THAT(ThrownMessage([&] { TransparentAttention(0, 2); }), HasSubstr(kName));
   TransparentAttention m(3, 2);
   const Tensor layer = Tensor::Zeros({2, 3, 4});
-  EXPECT_THAT(ThrownMessage([&] { m.Forward({layer, layer}); }),
-              HasSubstr(kName));
+  EXPECT_THAT(ThrownMessage([&] { m.Forward({layer, layer}); }), HasSubstr(kName));
   EXPECT_THAT(ThrownMessage([&] {
                 m.Forward({layer, layer, Tensor::Zeros({2, 5, 4})});
               }),
@@ -1007,9 +1043,13 @@ TEST(AttentionModelsErrors, SqueezeExcitation) {
   const char* kName = "SqueezeExcitation";
   EXPECT_THAT(ThrownMessage([&] { SqueezeExcitation(4, 8, gen); }), HasSubstr(kName));
   SqueezeExcitation m(6, 2, gen);
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 5, 3, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 5, 3, 3}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 5, 3, 3]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Forward(Tensor::Zeros({2, 6})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Forward(Tensor::Zeros({2, 6}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 6]")));
 }
 
@@ -1017,14 +1057,22 @@ TEST(AttentionModelsErrors, ImageAttention) {
   Generator gen(46);
   const char* kName = "ImageAttention";
   ImageAttention m(5, 6, 4, gen);
-  EXPECT_THAT(ThrownMessage([&] { m.Prepare(Tensor::Zeros({2, 5, 12})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Prepare(Tensor::Zeros({2, 5, 12}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 5, 12]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Prepare(Tensor::Zeros({2, 4, 3, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Prepare(Tensor::Zeros({2, 4, 3, 3}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 4, 3, 3]")));
   auto p = m.Prepare(Tensor::Zeros({2, 5, 3, 3}));
-  EXPECT_THAT(ThrownMessage([&] { m.Step(p, Tensor::Zeros({3, 6})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Step(p, Tensor::Zeros({3, 6}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[3, 6]")));
-  EXPECT_THAT(ThrownMessage([&] { m.Step(p, Tensor::Zeros({2, 7})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Step(p, Tensor::Zeros({2, 7}));
+              }),
               AllOf(HasSubstr(kName), HasSubstr("[2, 7]")));
 }
 

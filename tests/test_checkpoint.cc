@@ -33,10 +33,10 @@ namespace attend {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using io::Metadata;
 using io::NamedTensors;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 // ---- helpers ----
 
@@ -45,9 +45,8 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("attend_ckpt_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" +
-             info->name());
+    path_ = fs::temp_directory_path() / ("attend_ckpt_" + std::to_string(::getpid()) + "_" +
+                                         info->test_suite_name() + "_" + info->name());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -166,7 +165,9 @@ TEST(Safetensors, OverwritesAtomicallyAndCleansUpOnFailure) {
   io::SaveSafetensors(path, {{"y", Tensor::Zeros({3})}});
   EXPECT_EQ(io::LoadSafetensors(path).tensors.at(0).first, "y");
   // A failing save (duplicate names) leaves the previous file and no temporary behind.
-  EXPECT_THAT(ErrorOf([&] { io::SaveSafetensors(path, {{"z", Tensor::Ones({1})}, {"z", Tensor::Ones({1})}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::SaveSafetensors(path, {{"z", Tensor::Ones({1})}, {"z", Tensor::Ones({1})}});
+              }),
               AllOf(HasSubstr(path), HasSubstr("'z' appears twice")));
   EXPECT_EQ(io::LoadSafetensors(path).tensors.at(0).first, "y");
   EXPECT_FALSE(fs::exists(path + ".tmp"));
@@ -179,15 +180,25 @@ TEST(Safetensors, OverwritesAtomicallyAndCleansUpOnFailure) {
 }
 
 TEST(Safetensors, WriterRejectsBadInput) {
-  EXPECT_THAT(ErrorOf([&] { io::SerializeSafetensors({{"", Tensor::Ones({1})}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::SerializeSafetensors({{"", Tensor::Ones({1})}});
+              }),
               HasSubstr("empty name"));
-  EXPECT_THAT(ErrorOf([&] { io::SerializeSafetensors({{"__metadata__", Tensor::Ones({1})}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::SerializeSafetensors({{"__metadata__", Tensor::Ones({1})}});
+              }),
               HasSubstr("'__metadata__' cannot name a tensor"));
-  EXPECT_THAT(ErrorOf([&] { io::SerializeSafetensors({{"t", Tensor()}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::SerializeSafetensors({{"t", Tensor()}});
+              }),
               HasSubstr("'t' is undefined"));
-  EXPECT_THAT(ErrorOf([&] { io::SerializeSafetensors({}, {{io::kChecksumKey, "0"}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::SerializeSafetensors({}, {{io::kChecksumKey, "0"}});
+              }),
               HasSubstr("reserved"));
-  EXPECT_THAT(ErrorOf([&] { io::SerializeSafetensors({{"bad\xff", Tensor::Ones({1})}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::SerializeSafetensors({{"bad\xff", Tensor::Ones({1})}});
+              }),
               HasSubstr("not valid UTF-8"));
 }
 
@@ -225,10 +236,12 @@ TEST(Safetensors, ReadsAFileWrittenByPython) {
     if (rc.name == "safetensors_interop") c = &rc;
   ASSERT_NE(c, nullptr) << "no safetensors_interop case in the oracle";
   const reference::OpKey key(c->op);
-  const io::SafetensorsContents got =
-      io::LoadSafetensors(oracle.dir + "/" + key.Str("file"));
+  const io::SafetensorsContents got = io::LoadSafetensors(oracle.dir + "/" + key.Str("file"));
   EXPECT_EQ(got.metadata, (Metadata{{"writer", "optim_reference.py"},
-                                    {"unicode", "\xc3\xbcn\xc3\xaf" "c\xc3\xb8" "de \xe2\x9c\x93"}}));
+                                    {"unicode",
+                                     "\xc3\xbcn\xc3\xaf"
+                                     "c\xc3\xb8"
+                                     "de \xe2\x9c\x93"}}));
   ASSERT_EQ(got.tensors.size(), c->tensors.size());
   for (size_t i = 0; i < got.tensors.size(); ++i) {
     const reference::RefTensor& want = c->tensors[i];  // the generator lists them in data order
@@ -274,7 +287,9 @@ TEST(Safetensors, PythonReadsAFileWrittenByAttend) {
   TempDir dir;
   const std::string path = dir.File("for_python.safetensors");
   NamedTensors tensors = SampleTensors();
-  tensors.emplace_back("special", Tensor::FromVector(std::vector<float>{-0.0f, INFINITY, -INFINITY, 1e-45f, 3.4028235e38f}, {5}));
+  tensors.emplace_back(
+      "special", Tensor::FromVector(
+                     std::vector<float>{-0.0f, INFINITY, -INFINITY, 1e-45f, 3.4028235e38f}, {5}));
   const Metadata meta = {{"who", "attend"}, {"unicode", "\xc3\xbc \xe2\x9c\x93"}};
   io::SaveSafetensors(path, tensors, meta);
   std::string error;
@@ -298,8 +313,10 @@ TEST(Safetensors, PythonReadsAFileWrittenByAttend) {
         case DType::kF64: {
           EXPECT_EQ(t["dtype"], want.dtype() == DType::kF32 ? "F32" : "F64");
           const double x = std::strtod(v[j].get<std::string>().c_str(), nullptr);
-          const double w = want.dtype() == DType::kF32 ? want.data<float>()[j] : want.data<double>()[j];
-          EXPECT_TRUE(x == w && std::signbit(x) == std::signbit(w)) << j << ": " << x << " vs " << w;
+          const double w =
+              want.dtype() == DType::kF32 ? want.data<float>()[j] : want.data<double>()[j];
+          EXPECT_TRUE(x == w && std::signbit(x) == std::signbit(w))
+              << j << ": " << x << " vs " << w;
           break;
         }
         case DType::kI64:
@@ -339,8 +356,8 @@ TEST(Safetensors, EveryByteFlipIsCaught) {
   std::mt19937 rng(1234);
   int caught = 0;
   for (size_t pos = 0; pos < full.size(); ++pos) {
-    for (uint8_t mask : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xff},
-                         static_cast<uint8_t>(1 + rng() % 255)}) {
+    for (uint8_t mask :
+         {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xff}, static_cast<uint8_t>(1 + rng() % 255)}) {
       std::string bad = full;
       bad[pos] = static_cast<char>(bad[pos] ^ mask);
       const std::string strict = ParseOutcome(bad, true);
@@ -402,36 +419,50 @@ TEST(Safetensors, MalformedHeadersNameTheProblem) {
       {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", f4, ""},  // the valid base
       {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]})", f4, "not valid JSON"},
       {R"([1,2])", "", "not a JSON object"},
-      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", f4, "key 'a' twice"},
-      {R"({"a":{"dtype":"F32","shape":[4],"shape":[4],"data_offsets":[0,16]}})", f4, "key 'shape' twice"},
-      {R"({"a":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}})", f4, "dtype F16 is not supported"},
+      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+       f4, "key 'a' twice"},
+      {R"({"a":{"dtype":"F32","shape":[4],"shape":[4],"data_offsets":[0,16]}})", f4,
+       "key 'shape' twice"},
+      {R"({"a":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}})", f4,
+       "dtype F16 is not supported"},
       {R"({"a":{"dtype":"Q7","shape":[4],"data_offsets":[0,16]}})", f4, "unknown dtype 'Q7'"},
       {R"({"a":{"dtype":3,"shape":[4],"data_offsets":[0,16]}})", f4, "dtype is not a string"},
-      {R"({"a":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}})", f4, "needs 20 bytes but data_offsets [0, 16] span 16"},
+      {R"({"a":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}})", f4,
+       "needs 20 bytes but data_offsets [0, 16] span 16"},
       {R"({"a":{"dtype":"F64","shape":[4],"data_offsets":[0,16]}})", f4, "needs 32 bytes"},
       {R"({"a":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}})", f4, "non-negative integers"},
       {R"({"a":{"dtype":"F32","shape":[4.0],"data_offsets":[0,16]}})", f4, "non-negative integers"},
       {R"({"a":{"dtype":"F32","shape":4,"data_offsets":[0,16]}})", f4, "shape is not a list"},
       {R"({"a":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,4],"data_offsets":[0,16]}})", f4, "9 dims"},
-      {R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,16]}})", f4, "too many elements"},
-      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,32]}})", f4 + f4.substr(0, 0), "needs 16 bytes"},
-      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}})", f4, "reach beyond the 16 bytes"},
+      {R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,16]}})", f4,
+       "too many elements"},
+      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,32]}})", f4 + f4.substr(0, 0),
+       "needs 16 bytes"},
+      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}})", f4,
+       "reach beyond the 16 bytes"},
       {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,0]}})", f4, "end before they begin"},
       {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0]}})", f4, "not a pair"},
-      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16],"crc":1}})", f4, "unexpected field 'crc'"},
+      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16],"crc":1}})", f4,
+       "unexpected field 'crc'"},
       {R"({"a":{"dtype":"F32","shape":[4]}})", f4, "field 'data_offsets' is missing"},
       {R"({"a":[1]})", f4, "entry is not a JSON object"},
       {R"({"":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", f4, "empty name"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", f4.substr(0, 12), "'a' and 'b' overlap"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f4.substr(0, 8), "overlap"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})", f4, "4 unused bytes before tensor 'b'"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", f4.substr(0, 12), "4 unused bytes before tensor 'a'"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+       f4.substr(0, 12), "'a' and 'b' overlap"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+       f4.substr(0, 8), "overlap"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})",
+       f4, "4 unused bytes before tensor 'b'"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", f4.substr(0, 12),
+       "4 unused bytes before tensor 'a'"},
       {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f4, "8 trailing bytes"},
       {R"({})", "x", "1 trailing bytes"},
       {R"({"__metadata__":{"k":1}})", "", "metadata 'k' is not a string"},
       {R"({"__metadata__":[]})", "", "__metadata__ is not a JSON object"},
-      {R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", std::string("\x01\x02", 2), "holds the byte 2"},
-      {"{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", f4, "not valid JSON"},
+      {R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", std::string("\x01\x02", 2),
+       "holds the byte 2"},
+      {"{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", f4,
+       "not valid JSON"},
       {R"({"__metadata__":{"attend.crc32":"xyz"}})", "", "not 8 lowercase hex digits"},
       {R"({"__metadata__":{"attend.crc32" : "00000000"}})", "", "not laid out as attend writes it"},
       {R"({"__metadata__":{"attend.crc32":"00000000"}})", "", "checksum mismatch"},
@@ -446,7 +477,11 @@ TEST(Safetensors, MalformedHeadersNameTheProblem) {
     }
   }
   // Zero-size tensors may share an offset with their neighbours; a file of only metadata is fine.
-  EXPECT_EQ(ParseOutcome(MakeFile(R"({"e":{"dtype":"I64","shape":[0,3],"data_offsets":[8,8]},"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},"f":{"dtype":"BOOL","shape":[0],"data_offsets":[8,8]}})", std::string(8, '\0'))), "");
+  EXPECT_EQ(
+      ParseOutcome(MakeFile(
+          R"({"e":{"dtype":"I64","shape":[0,3],"data_offsets":[8,8]},"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},"f":{"dtype":"BOOL","shape":[0],"data_offsets":[8,8]}})",
+          std::string(8, '\0'))),
+      "");
   EXPECT_EQ(ParseOutcome(MakeFile(R"({"__metadata__":{"a":"b"}}   )", "")), "");
   EXPECT_THAT(ParseOutcome(MakeFile(R"({})", ""), true), HasSubstr("no 'attend.crc32' checksum"));
 }
@@ -455,13 +490,15 @@ TEST(Safetensors, MalformedHeadersNameTheProblem) {
 // (the strides of [0, 2^62, 4] overflowed); nesting 100,000 deep crashed the error message's
 // dump(); a long value is quoted only in part.
 TEST(Safetensors, HostileHeadersFailWithShortMessages) {
-  EXPECT_THAT(ParseOutcome(MakeFile(
-                  R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", "")),
-              AllOf(HasSubstr("fuzz.safetensors"), HasSubstr("tensor 'w'"),
-                    HasSubstr("too many elements")));
-  EXPECT_THAT(ParseOutcome(MakeFile(
-                  R"({"w":{"dtype":"F64","shape":[1152921504606846976,0],"data_offsets":[0,0]}})", "")),
-              HasSubstr("too many elements"));
+  EXPECT_THAT(
+      ParseOutcome(MakeFile(
+          R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", "")),
+      AllOf(HasSubstr("fuzz.safetensors"), HasSubstr("tensor 'w'"),
+            HasSubstr("too many elements")));
+  EXPECT_THAT(
+      ParseOutcome(MakeFile(
+          R"({"w":{"dtype":"F64","shape":[1152921504606846976,0],"data_offsets":[0,0]}})", "")),
+      HasSubstr("too many elements"));
   EXPECT_EQ(ParseOutcome(MakeFile(
                 R"({"w":{"dtype":"F32","shape":[0,1048576,1048576],"data_offsets":[0,0]}})", "")),
             "");
@@ -500,9 +537,7 @@ class TinyNet : public nn::Module {
     fc2 = RegisterModule("fc2", std::make_shared<nn::Linear>(hidden, 3, true, gen));
     scale = RegisterBuffer("scale", Tensor::Full({3}, 1.5));
   }
-  Tensor Forward(const Tensor& x) const {
-    return Mul(fc2->Forward(Tanh(fc1->Forward(x))), scale);
-  }
+  Tensor Forward(const Tensor& x) const { return Mul(fc2->Forward(Tanh(fc1->Forward(x))), scale); }
   std::shared_ptr<nn::Linear> fc1, fc2;
   Tensor scale;
 };
@@ -529,16 +564,20 @@ TrainingRun MakeRun(Recipe recipe, uint64_t seed) {
   std::vector<Tensor> params = r.net->Parameters();
   switch (recipe) {
     case Recipe::kAdamWWarmup:
-      r.opt = std::make_unique<optim::AdamW>(params, optim::AdamWOptions{.lr = 1.0, .weight_decay = 0.05});
+      r.opt = std::make_unique<optim::AdamW>(params,
+                                             optim::AdamWOptions{.lr = 1.0, .weight_decay = 0.05});
       r.sched = std::make_unique<optim::InverseSqrtWarmup>(
           *r.opt, optim::InverseSqrtWarmup::Transformer{.d_model = 16, .warmup = 4, .factor = 0.5});
       break;
     case Recipe::kSgdStepLR:
-      r.opt = std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-3, .nesterov = true});
+      r.opt = std::make_unique<optim::SGD>(
+          params,
+          optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-3, .nesterov = true});
       r.sched = std::make_unique<optim::StepLR>(*r.opt, 3, 0.5);
       break;
     case Recipe::kAdamAmsgradPlateau:
-      r.opt = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = 0.05, .amsgrad = true});
+      r.opt =
+          std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = 0.05, .amsgrad = true});
       r.sched = std::make_unique<optim::ReduceLROnPlateau>(
           *r.opt, optim::PlateauOptions{.factor = 0.5, .patience = 0, .threshold = 0.05});
       break;
@@ -620,8 +659,9 @@ TEST(Checkpoint, ResumingContinuesBitIdentically) {
     first = TrainingRun();
     TrainingRun resumed = MakeRun(recipe, 99);
     Metadata extra;
-    EXPECT_EQ(io::LoadCheckpoint(path, *resumed.net, resumed.opt.get(), resumed.sched.get(), &extra),
-              config);
+    EXPECT_EQ(
+        io::LoadCheckpoint(path, *resumed.net, resumed.opt.get(), resumed.sched.get(), &extra),
+        config);
     EXPECT_EQ(extra, (Metadata{{"data.epoch", "5"}}));
     EXPECT_EQ(resumed.opt->step_count(), kSplit);
     EXPECT_EQ(resumed.sched->last_epoch(), kSplit);
@@ -639,10 +679,10 @@ TEST(Checkpoint, FileLayout) {
   const io::SafetensorsContents c = io::LoadSafetensors(path, true);
   std::vector<std::string> names;
   for (const auto& [name, t] : c.tensors) names.push_back(name);
-  EXPECT_THAT(names, ::testing::IsSupersetOf({"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
-                                              "scale", "optim.state.0.step",
-                                              "optim.state.0.exp_avg",
-                                              "optim.state.3.exp_avg_sq"}));
+  EXPECT_THAT(names,
+              ::testing::IsSupersetOf({"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "scale",
+                                       "optim.state.0.step", "optim.state.0.exp_avg",
+                                       "optim.state.3.exp_avg_sq"}));
   EXPECT_EQ(c.metadata.at("attend.format"), "checkpoint/1");
   EXPECT_EQ(c.metadata.at("config"), "{}");
   EXPECT_EQ(c.metadata.at("optim.type"), "AdamW");
@@ -726,10 +766,15 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
   const std::string missing = rewrite([](NamedTensors& t) {
     t.erase(std::find_if(t.begin(), t.end(), [](auto& e) { return e.first == "fc2.bias"; }));
   });
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(missing, *target.net, target.opt.get(), target.sched.get()); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::LoadCheckpoint(missing, *target.net, target.opt.get(), target.sched.get());
+              }),
               HasSubstr("model tensor 'fc2.bias' (f32[3]) is missing"));
-  const std::string unexpected = rewrite([](NamedTensors& t) { t.emplace_back("fc3.weight", Tensor::Ones({2})); });
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(unexpected, *target.net, target.opt.get(), target.sched.get()); }),
+  const std::string unexpected =
+      rewrite([](NamedTensors& t) { t.emplace_back("fc3.weight", Tensor::Ones({2})); });
+  EXPECT_THAT(ErrorOf([&] {
+                io::LoadCheckpoint(unexpected, *target.net, target.opt.get(), target.sched.get());
+              }),
               HasSubstr("unexpected tensor 'fc3.weight'"));
   const std::string dtype = rewrite([](NamedTensors& t) {
     for (auto& e : t)
@@ -741,7 +786,9 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
     for (auto& e : t)
       if (e.first == "optim.state.1.exp_avg") e.second = Tensor::Zeros({2});
   });
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(bad_state, *target.net, target.opt.get(), target.sched.get()); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::LoadCheckpoint(bad_state, *target.net, target.opt.get(), target.sched.get());
+              }),
               AllOf(HasSubstr("optimizer state"), HasSubstr("'state.1.exp_avg'")));
   // The model part loads without the optimizer when none is given.
   io::LoadCheckpoint(bad_state, *target.net);
@@ -752,7 +799,9 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
   // Schedule state with a bad key, and a corrupted lr.
   c.metadata["sched.extra"] = "1";
   const std::string sched_key = rewrite([](NamedTensors&) {});
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(sched_key, *target.net, target.opt.get(), target.sched.get()); }),
+  EXPECT_THAT(ErrorOf([&] {
+                io::LoadCheckpoint(sched_key, *target.net, target.opt.get(), target.sched.get());
+              }),
               AllOf(HasSubstr("schedule state"), HasSubstr("unexpected key 'extra'")));
   c.metadata.erase("sched.extra");
   c.metadata["optim.lr"] = "0.1x";
@@ -766,7 +815,8 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
   bytes[bytes.size() - 3] ^= 0x10;
   const std::string flipped = dir.File("flipped.safetensors");
   WriteAll(flipped, bytes);
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(flipped, *target.net); }), HasSubstr("checksum mismatch"));
+  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(flipped, *target.net); }),
+              HasSubstr("checksum mismatch"));
   // A plain safetensors file (no format key) is not a checkpoint.
   io::SaveSafetensors(weights, target.net->StateDict());
   EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(weights, *target.net); }),
@@ -781,8 +831,11 @@ TEST(Checkpoint, SaveRejectsBadArguments) {
   EXPECT_THAT(ErrorOf([&] { io::SaveCheckpoint(path, net, nullptr, nullptr, "{not json"); }),
               HasSubstr("config is not valid JSON"));
   for (const char* key : {"config", "attend.format", "optim.lr", "sched.best"}) {
-    EXPECT_THAT(ErrorOf([&] { io::SaveCheckpoint(path, net, nullptr, nullptr, "{}", {{key, "x"}}); }),
-                HasSubstr("reserved")) << key;
+    EXPECT_THAT(ErrorOf([&] {
+                  io::SaveCheckpoint(path, net, nullptr, nullptr, "{}", {{key, "x"}});
+                }),
+                HasSubstr("reserved"))
+        << key;
   }
   EXPECT_FALSE(fs::exists(path));
 }

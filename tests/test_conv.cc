@@ -44,12 +44,12 @@ struct Conv1dCase {
 TEST(ConvGradCheck, Conv1d) {
   const std::vector<Conv1dCase> cases = {
       {{2, 3, 9}, {4, 3, 3}, 1, 0, 1, 1, true},
-      {{2, 3, 11}, {5, 3, 4}, 2, 1, 1, 1, true},    // stride 2, padding, even kernel
-      {{1, 2, 13}, {3, 2, 3}, 1, 2, 2, 1, true},    // dilation
-      {{2, 3, 16}, {2, 3, 3}, 3, 3, 2, 1, false},   // all three, no bias
-      {{2, 4, 9}, {6, 2, 3}, 2, 1, 1, 2, true},     // groups
-      {{2, 5, 7}, {3, 5, 1}, 1, 0, 1, 1, true},     // pointwise (no im2col)
-      {{2, 3, 3}, {2, 3, 5}, 1, 1, 1, 1, true},     // kernel spans the whole padded input
+      {{2, 3, 11}, {5, 3, 4}, 2, 1, 1, 1, true},   // stride 2, padding, even kernel
+      {{1, 2, 13}, {3, 2, 3}, 1, 2, 2, 1, true},   // dilation
+      {{2, 3, 16}, {2, 3, 3}, 3, 3, 2, 1, false},  // all three, no bias
+      {{2, 4, 9}, {6, 2, 3}, 2, 1, 1, 2, true},    // groups
+      {{2, 5, 7}, {3, 5, 1}, 1, 0, 1, 1, true},    // pointwise (no im2col)
+      {{2, 3, 3}, {2, 3, 5}, 1, 1, 1, 1, true},    // kernel spans the whole padded input
   };
   uint64_t seed = 1;
   for (const Conv1dCase& c : cases) {
@@ -77,14 +77,14 @@ struct Conv2dCase {
 TEST(ConvGradCheck, Conv2d) {
   const std::vector<Conv2dCase> cases = {
       {{2, 3, 5, 4}, {4, 3, 3, 3}, 1, 1, 1, 1, true},
-      {{2, 2, 7, 5}, {3, 2, 3, 3}, 2, 1, 1, 1, true},                    // stride 2, odd sizes
+      {{2, 2, 7, 5}, {3, 2, 3, 3}, 2, 1, 1, 1, true},                      // stride 2, odd sizes
       {{1, 2, 9, 8}, {3, 2, 3, 2}, Size2{2, 3}, Size2{1, 2}, 1, 1, true},  // uneven h/w
       {{2, 2, 9, 7}, {2, 2, 3, 3}, 1, Size2{2, 1}, Size2{2, 1}, 1, true},  // dilation
-      {{1, 3, 11, 9}, {2, 3, 5, 3}, 2, 3, 2, 1, false},                  // all of it, no bias
-      {{2, 4, 6, 5}, {6, 2, 3, 3}, 1, 1, 1, 2, true},                    // groups
-      {{2, 3, 6, 7}, {3, 1, 3, 3}, 2, 1, 1, 3, true},                    // depthwise
-      {{2, 4, 5, 3}, {3, 4, 1, 1}, 1, 0, 1, 1, true},                    // pointwise
-      {{2, 4, 5, 6}, {3, 4, 1, 1}, 2, 1, 1, 1, true},                    // 1x1, strided, padded
+      {{1, 3, 11, 9}, {2, 3, 5, 3}, 2, 3, 2, 1, false},                    // all of it, no bias
+      {{2, 4, 6, 5}, {6, 2, 3, 3}, 1, 1, 1, 2, true},                      // groups
+      {{2, 3, 6, 7}, {3, 1, 3, 3}, 2, 1, 1, 3, true},                      // depthwise
+      {{2, 4, 5, 3}, {3, 4, 1, 1}, 1, 0, 1, 1, true},                      // pointwise
+      {{2, 4, 5, 6}, {3, 4, 1, 1}, 2, 1, 1, 1, true},                      // 1x1, strided, padded
   };
   uint64_t seed = 100;
   for (const Conv2dCase& c : cases) {
@@ -108,12 +108,12 @@ TEST(ConvGradCheck, Conv2dNonContiguousAndUnbatched) {
       },
       {RandomUniform({2, 3, 6, 7}, 200), RandomUniform({3, 2, 3, 4}, 201),
        RandomUniform({4}, 202)}));
-  EXPECT_TRUE(GradCheck([](const Xs& v) { return Conv2d(v[0], v[1], v[2], 1, 1); },
-                        {RandomUniform({3, 5, 4}, 203), RandomUniform({2, 3, 3, 3}, 204),
-                         RandomUniform({2}, 205)}));
-  EXPECT_TRUE(GradCheck([](const Xs& v) { return Conv1d(v[0], v[1], v[2], 2, 1); },
-                        {RandomUniform({3, 8}, 206), RandomUniform({2, 3, 3}, 207),
-                         RandomUniform({2}, 208)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& v) { return Conv2d(v[0], v[1], v[2], 1, 1); },
+      {RandomUniform({3, 5, 4}, 203), RandomUniform({2, 3, 3, 3}, 204), RandomUniform({2}, 205)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& v) { return Conv1d(v[0], v[1], v[2], 2, 1); },
+      {RandomUniform({3, 8}, 206), RandomUniform({2, 3, 3}, 207), RandomUniform({2}, 208)}));
 }
 
 // Big enough that the images are split over threads (and the GEMMs are blocked); only a sample
@@ -197,12 +197,12 @@ struct PoolCase {
 };
 
 const std::vector<PoolCase> kPool2dCases = {
-    {{2, 3, 6, 6}, 2, std::nullopt, 0},       // the 2x2 fast path
-    {{2, 2, 7, 5}, 2, std::nullopt, 0},       // fast path with a cut-off last row and column
-    {{2, 2, 7, 8}, 3, Size2{2}, 1},           // overlapping windows, padding
+    {{2, 3, 6, 6}, 2, std::nullopt, 0},  // the 2x2 fast path
+    {{2, 2, 7, 5}, 2, std::nullopt, 0},  // fast path with a cut-off last row and column
+    {{2, 2, 7, 8}, 3, Size2{2}, 1},      // overlapping windows, padding
     {{1, 2, 7, 9}, Size2{3, 2}, Size2{1, 2}, Size2{1, 0}},
     {{1, 3, 9, 6}, Size2{5, 3}, Size2{2, 1}, Size2{2, 1}},
-    {{3, 5, 5}, 2, Size2{1}, 1},              // unbatched, stride 1, padding
+    {{3, 5, 5}, 2, Size2{1}, 1},  // unbatched, stride 1, padding
 };
 
 TEST(PoolGradCheck, MaxPool2d) {
@@ -210,9 +210,9 @@ TEST(PoolGradCheck, MaxPool2d) {
   for (const PoolCase& c : kPool2dCases) {
     SCOPED_TRACE("x " + c.x.str());
     // Distinct values: every window has one maximum, unmoved by the perturbation.
-    EXPECT_TRUE(GradCheck(
-        [&](const Xs& v) { return MaxPool2d(v[0], c.kernel, c.stride, c.padding); },
-        {RandomDistinct(c.x, seed++)}));
+    EXPECT_TRUE(
+        GradCheck([&](const Xs& v) { return MaxPool2d(v[0], c.kernel, c.stride, c.padding); },
+                  {RandomDistinct(c.x, seed++)}));
   }
 }
 
@@ -242,9 +242,9 @@ TEST(PoolGradCheck, Pool1d) {
   uint64_t seed = 800;
   for (const Case& c : cases) {
     SCOPED_TRACE("x " + c.x.str() + " kernel " + std::to_string(c.kernel));
-    EXPECT_TRUE(GradCheck(
-        [&](const Xs& v) { return MaxPool1d(v[0], c.kernel, c.stride, c.padding); },
-        {RandomDistinct(c.x, seed++)}));
+    EXPECT_TRUE(
+        GradCheck([&](const Xs& v) { return MaxPool1d(v[0], c.kernel, c.stride, c.padding); },
+                  {RandomDistinct(c.x, seed++)}));
     for (bool cip : {true, false}) {
       EXPECT_TRUE(GradCheck(
           [&](const Xs& v) { return AvgPool1d(v[0], c.kernel, c.stride, c.padding, cip); },
@@ -348,57 +348,79 @@ TEST(PoolGradCheck, MaxPool2x2KernelsMatchPlainLoop) {
 
 TEST(ConvErrors, Conv2dMessages) {
   Tensor x = Tensor::Zeros({2, 3, 8, 8}), w = Tensor::Zeros({4, 3, 3, 3}), b = Tensor::Zeros({4});
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(x, Tensor::Zeros({4, 5, 3, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(x, Tensor::Zeros({4, 5, 3, 3}));
+              }),
               HasSubstr("Conv2d: input f32[2, 3, 8, 8] has 3 channels, but weight "
                         "f32[4, 5, 3, 3] expects 5"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w, b, 0); }),
               HasSubstr("Conv2d: stride must be positive, got 0x0"));
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w, b, Size2{1, -2}); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(x, w, b, Size2{1, -2});
+              }),
               HasSubstr("Conv2d: stride must be positive, got 1x-2"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w, b, 1, -1); }),
               HasSubstr("Conv2d: padding must be non-negative, got -1x-1"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w, b, 1, 0, 0); }),
               HasSubstr("Conv2d: dilation must be positive, got 0x0"));
   Tensor small = Tensor::Zeros({2, 3, 4, 4});
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(small, Tensor::Zeros({4, 3, 5, 5})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(small, Tensor::Zeros({4, 3, 5, 5}));
+              }),
               HasSubstr("Conv2d: kernel 5x5 with dilation 1x1 spans 5x5, larger than the padded "
                         "input 4x4 (input f32[2, 3, 4, 4], padding 0x0)"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(small, w, b, 1, 0, 3); }),
               HasSubstr("kernel 3x3 with dilation 3x3 spans 7x7, larger than the padded "
                         "input 4x4"));
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(Tensor::Zeros({3, 8}), w); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(Tensor::Zeros({3, 8}), w);
+              }),
               HasSubstr("Conv2d: input must be [B, C, H, W] or unbatched [C, H, W], got "
                         "f32[3, 8]"));
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(x, Tensor::Zeros({4, 3, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(x, Tensor::Zeros({4, 3, 3}));
+              }),
               HasSubstr("Conv2d: weight must be [C_out, C_in / groups, KH, KW], got f32[4, 3, 3]"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w, Tensor::Zeros({3})); }),
               HasSubstr("Conv2d: bias f32[3] must be [4]"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w.To(DType::kF64)); }),
               HasSubstr("Conv2d: dtypes differ"));
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(x, Tensor::Zeros({4, 1, 3, 3}), Tensor(), 1, 0, 1, 2); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(x, Tensor::Zeros({4, 1, 3, 3}), Tensor(), 1, 0, 1, 2);
+              }),
               HasSubstr("Conv2d: input f32[2, 3, 8, 8] has 3 channels, not divisible by groups 2"));
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(Tensor::Zeros({2, 4, 8, 8}), Tensor::Zeros({3, 2, 3, 3}),
-                                         Tensor(), 1, 0, 1, 2); }),
-              HasSubstr("has 3 output channels, not divisible by groups 2"));
+  EXPECT_THAT(
+      ThrownMessage([&] {
+        Conv2d(Tensor::Zeros({2, 4, 8, 8}), Tensor::Zeros({3, 2, 3, 3}), Tensor(), 1, 0, 1, 2);
+      }),
+      HasSubstr("has 3 output channels, not divisible by groups 2"));
   EXPECT_THAT(ThrownMessage([&] { Conv2d(x, w, Tensor(), 1, 0, 1, 0); }),
               HasSubstr("Conv2d: groups must be positive, got 0"));
-  EXPECT_THAT(ThrownMessage([&] { Conv2d(Tensor::Zeros({2, 3, 8, 8}, DType::kI64), w); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv2d(Tensor::Zeros({2, 3, 8, 8}, DType::kI64), w);
+              }),
               HasSubstr("Conv2d: expected a floating tensor"));
 }
 
 TEST(ConvErrors, Conv1dMessages) {
   Tensor x = Tensor::Zeros({2, 3, 8}), w = Tensor::Zeros({4, 3, 3});
-  EXPECT_THAT(ThrownMessage([&] { Conv1d(x, Tensor::Zeros({4, 2, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv1d(x, Tensor::Zeros({4, 2, 3}));
+              }),
               HasSubstr("Conv1d: input f32[2, 3, 8] has 3 channels, but weight f32[4, 2, 3] "
                         "expects 2"));
   EXPECT_THAT(ThrownMessage([&] { Conv1d(x, w, Tensor(), 0); }),
               HasSubstr("Conv1d: stride must be positive, got 0"));
   EXPECT_THAT(ThrownMessage([&] { Conv1d(x, w, Tensor(), -3); }),
               HasSubstr("Conv1d: stride must be positive, got -3"));
-  EXPECT_THAT(ThrownMessage([&] { Conv1d(x, Tensor::Zeros({4, 3, 11}), Tensor(), 1, 1); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv1d(x, Tensor::Zeros({4, 3, 11}), Tensor(), 1, 1);
+              }),
               HasSubstr("Conv1d: kernel 11 with dilation 1 spans 11, larger than the padded "
                         "input 10 (input f32[2, 3, 8], padding 1)"));
-  EXPECT_THAT(ThrownMessage([&] { Conv1d(Tensor::Zeros({2, 3, 8, 8}), w); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Conv1d(Tensor::Zeros({2, 3, 8, 8}), w);
+              }),
               HasSubstr("Conv1d: input must be [B, C, L] or unbatched [C, L]"));
 }
 
@@ -406,7 +428,9 @@ TEST(ConvErrors, PoolMessages) {
   Tensor x = Tensor::Zeros({2, 3, 4, 4});
   EXPECT_THAT(ThrownMessage([&] { MaxPool2d(x, 2, Size2{0}); }),
               HasSubstr("MaxPool2d: stride must be positive, got 0x0"));
-  EXPECT_THAT(ThrownMessage([&] { AvgPool2d(x, 2, Size2{2, -1}); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                AvgPool2d(x, 2, Size2{2, -1});
+              }),
               HasSubstr("AvgPool2d: stride must be positive, got 2x-1"));
   EXPECT_THAT(ThrownMessage([&] { MaxPool2d(x, 5); }),
               HasSubstr("MaxPool2d: kernel 5x5 is larger than the padded input 4x4 "
@@ -415,19 +439,31 @@ TEST(ConvErrors, PoolMessages) {
               HasSubstr("MaxPool2d: padding 2x2 must be at most half the kernel 3x3"));
   EXPECT_THAT(ThrownMessage([&] { MaxPool2d(x, 0); }),
               HasSubstr("MaxPool2d: kernel size must be positive, got 0x0"));
-  EXPECT_THAT(ThrownMessage([&] { MaxPool1d(Tensor::Zeros({2, 3, 4}), 2, 0); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                MaxPool1d(Tensor::Zeros({2, 3, 4}), 2, 0);
+              }),
               HasSubstr("MaxPool1d: stride must be positive, got 0"));
-  EXPECT_THAT(ThrownMessage([&] { AvgPool1d(Tensor::Zeros({2, 3, 4}), 7, 1, 1); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                AvgPool1d(Tensor::Zeros({2, 3, 4}), 7, 1, 1);
+              }),
               HasSubstr("AvgPool1d: kernel 7 is larger than the padded input 6 "
                         "(input f32[2, 3, 4], padding 1)"));
-  EXPECT_THAT(ThrownMessage([&] { MaxPool2d(Tensor::Zeros({4, 4}), 2); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                MaxPool2d(Tensor::Zeros({4, 4}), 2);
+              }),
               HasSubstr("MaxPool2d: input must be [B, C, H, W] or unbatched [C, H, W], got "
                         "f32[4, 4]"));
-  EXPECT_THAT(ThrownMessage([&] { MaxPool2d(Tensor::Zeros({1, 2, 0, 4}), 1); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                MaxPool2d(Tensor::Zeros({1, 2, 0, 4}), 1);
+              }),
               HasSubstr("MaxPool2d: input f32[1, 2, 0, 4] has an empty spatial dim"));
-  EXPECT_THAT(ThrownMessage([&] { AdaptiveAvgPool2d(x, Size2{0, 2}); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                AdaptiveAvgPool2d(x, Size2{0, 2});
+              }),
               HasSubstr("AdaptiveAvgPool2d: output size must be positive, got 0x2"));
-  EXPECT_THAT(ThrownMessage([&] { GlobalAvgPool(Tensor::Zeros({2, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                GlobalAvgPool(Tensor::Zeros({2, 3}));
+              }),
               HasSubstr("GlobalAvgPool: input must be [B, C, ...] with at least one spatial dim"));
 }
 
@@ -551,10 +587,11 @@ const Loaded& Load() {
     Loaded l;
     const char* dir = std::getenv("ATTEND_REFERENCE_DIR");
     if (dir == nullptr || *dir == '\0') {
-      l.error = "ATTEND_REFERENCE_DIR is not set. Run these tests through ctest (its "
-                "generate_conv_reference fixture writes the file first), or run "
-                "`/usr/bin/python3 tests/reference/conv_reference.py --out DIR/conv_reference.bin` "
-                "and set ATTEND_REFERENCE_DIR=DIR.";
+      l.error =
+          "ATTEND_REFERENCE_DIR is not set. Run these tests through ctest (its "
+          "generate_conv_reference fixture writes the file first), or run "
+          "`/usr/bin/python3 tests/reference/conv_reference.py --out DIR/conv_reference.bin` "
+          "and set ATTEND_REFERENCE_DIR=DIR.";
       return l;
     }
     const std::string path = std::string(dir) + "/conv_reference.bin";
@@ -562,7 +599,8 @@ const Loaded& Load() {
       l.cases = reference::ReadReferenceFile(path);
       if (l.cases.empty()) l.error = path + " holds no cases";
     } catch (const Error& e) {
-      l.error = std::string(e.what()) + " -- generate_conv_reference (needs /usr/bin/python3 "
+      l.error = std::string(e.what()) +
+                " -- generate_conv_reference (needs /usr/bin/python3 "
                 "with torch) must have failed or not run.";
     }
     return l;
@@ -588,8 +626,7 @@ Tensor ToTensor(const RefTensor& r) {
       if (!v.empty()) std::memcpy(v.data(), r.bytes.data(), r.bytes.size());
       return Tensor::FromVector(v, shape);
     }
-    case RefDType::kBool:
-      break;
+    case RefDType::kBool: break;
   }
   throw Error("conv reference: unexpected tensor dtype in " + r.name);
 }
@@ -708,9 +745,8 @@ Replayed Run(const OpKey& k, const std::vector<Tensor>& in) {
     ConvAcc(&r, in[1], k.Int("groups"), bias);
   } else if (op == "max_pool1d" || op == "avg_pool1d") {
     const int64_t kernel = k.Int("kernel"), stride = k.Int("stride");
-    r.y = op == "max_pool1d"
-              ? MaxPool1d(in.at(0), kernel, stride, k.Int("padding"))
-              : AvgPool1d(in.at(0), kernel, stride, k.Int("padding"), k.Bool("cip"));
+    r.y = op == "max_pool1d" ? MaxPool1d(in.at(0), kernel, stride, k.Int("padding"))
+                             : AvgPool1d(in.at(0), kernel, stride, k.Int("padding"), k.Bool("cip"));
     PoolAcc(&r, static_cast<double>(kernel), Overlap(Size2{1, kernel}, Size2{1, stride}));
   } else if (op == "max_pool2d" || op == "avg_pool2d" || op == "module_max_pool2d" ||
              op == "module_avg_pool2d") {
@@ -741,24 +777,28 @@ Replayed Run(const OpKey& k, const std::vector<Tensor>& in) {
     Generator gen(1);
     std::shared_ptr<nn::Module> m;
     if (op == "module_conv2d") {
-      auto conv = std::make_shared<nn::Conv2dModule>(
-          k.Int("in"), k.Int("out"), PairParam(k, "kernel"), gen,
-          nn::Conv2dOptions{.stride = PairParam(k, "stride"), .padding = PairParam(k, "padding"),
-                            .dilation = PairParam(k, "dilation"), .groups = k.Int("groups"),
-                            .bias = bias},
-          in.at(0).dtype());
+      auto conv =
+          std::make_shared<nn::Conv2dModule>(k.Int("in"), k.Int("out"), PairParam(k, "kernel"), gen,
+                                             nn::Conv2dOptions{.stride = PairParam(k, "stride"),
+                                                               .padding = PairParam(k, "padding"),
+                                                               .dilation = PairParam(k, "dilation"),
+                                                               .groups = k.Int("groups"),
+                                                               .bias = bias},
+                                             in.at(0).dtype());
       CopyInto(conv->weight, in.at(1));
       if (bias) CopyInto(conv->bias, in.at(2));
       r.y = conv->Forward(in[0]);
       r.grad_of = {in[0], conv->weight, conv->bias};
       m = conv;
     } else {
-      auto conv = std::make_shared<nn::Conv1dModule>(
-          k.Int("in"), k.Int("out"), k.Int("kernel"), gen,
-          nn::Conv1dOptions{.stride = k.Int("stride"), .padding = k.Int("padding"),
-                            .dilation = k.Int("dilation"), .groups = k.Int("groups"),
-                            .bias = bias},
-          in.at(0).dtype());
+      auto conv =
+          std::make_shared<nn::Conv1dModule>(k.Int("in"), k.Int("out"), k.Int("kernel"), gen,
+                                             nn::Conv1dOptions{.stride = k.Int("stride"),
+                                                               .padding = k.Int("padding"),
+                                                               .dilation = k.Int("dilation"),
+                                                               .groups = k.Int("groups"),
+                                                               .bias = bias},
+                                             in.at(0).dtype());
       CopyInto(conv->weight, in.at(1));
       if (bias) CopyInto(conv->bias, in.at(2));
       r.y = conv->Forward(in[0]);
@@ -860,9 +900,9 @@ TEST(ConvTorchReference, SequentialCnn) { EXPECT_EQ(ReplayFamily({"cnn"}), 1); }
 TEST(ConvTorchReference, EveryCaseHasARunner) {
   const Loaded& l = Load();
   ASSERT_TRUE(l.error.empty()) << l.error;
-  const std::vector<std::string> known = {"conv1d", "conv2d", "max_pool", "avg_pool",
-                                          "adaptive_avg_pool", "global_avg_pool", "module_",
-                                          "cnn"};
+  const std::vector<std::string> known = {
+      "conv1d",          "conv2d",  "max_pool", "avg_pool", "adaptive_avg_pool",
+      "global_avg_pool", "module_", "cnn"};
   for (const RefCase& c : l.cases) {
     const std::string name = OpKey(c.op).name();
     bool found = false;

@@ -64,7 +64,8 @@ std::string MakeMo(const std::vector<std::pair<std::string, std::string>>& entri
     blob.push_back('\0');
   }
   for (const auto& [o, t] : entries) {
-    trans.push_back({static_cast<uint32_t>(t.size()), strings + static_cast<uint32_t>(blob.size())});
+    trans.push_back(
+        {static_cast<uint32_t>(t.size()), strings + static_cast<uint32_t>(blob.size())});
     blob += t;
     blob.push_back('\0');
   }
@@ -141,7 +142,9 @@ std::vector<std::pair<std::string, std::string>> SampleEntries() {
       {"", Header("UTF-8")},
       {"%d file" + S("\0", 1) + "%d files", "%d Datei" + S("\0", 1) + "%d Dateien"},
       {"Open", "Öffnen"},
-      {"menu\x04" "File", "Datei"},
+      {"menu\x04"
+       "File",
+       "Datei"},
       {"Line one\nline two", "Zeile eins\nZeile zwei"},
   };
 }
@@ -179,8 +182,12 @@ TEST(MoCatalog, RoundTripInBothByteOrders) {
 
 TEST(MoCatalog, Latin1IsConvertedToUtf8) {
   const std::string mo = MakeMo({{"", Header("ISO-8859-1")},
-                                 {"Open", "\xD6" "ffnen"},
-                                 {"size", "Gr\xF6\xDF" "e"}},
+                                 {"Open",
+                                  "\xD6"
+                                  "ffnen"},
+                                 {"size",
+                                  "Gr\xF6\xDF"
+                                  "e"}},
                                 false);
   const MoCatalog cat = ParseMoCatalog(mo, "latin1.mo");
   EXPECT_EQ(cat.charset, "iso-8859-1");
@@ -215,7 +222,8 @@ TEST(MoCatalog, Revision01HeaderIsRead) {
 }
 
 TEST(MoCatalog, MsgfmtCatalogWithContextPluralAndFuzzy) {
-  if (!fs::exists("/usr/bin/msgfmt")) GTEST_SKIP() << "msgfmt missing (scripts/setup.sh installs gettext)";
+  if (!fs::exists("/usr/bin/msgfmt"))
+    GTEST_SKIP() << "msgfmt missing (scripts/setup.sh installs gettext)";
   TempDir dir;
   const std::string po = R"(msgid ""
 msgstr ""
@@ -276,7 +284,8 @@ TEST(MoCatalog, HeaderErrorsNameTheFileAndTheProblem) {
   std::string mo = MakeMo(SampleEntries(), false);
   std::string bad = mo;
   bad[0] = 'X';
-  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("not a .mo file"), std::string::npos);
+  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("not a .mo file"),
+            std::string::npos);
   bad = mo;
   bad[6] = 2;  // revision 2.0
   EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("unsupported major revision 2"),
@@ -289,7 +298,8 @@ TEST(MoCatalog, HeaderErrorsNameTheFileAndTheProblem) {
   // The first original string's offset (word at 28 + 4) far beyond the file.
   bad[32] = bad[33] = bad[34] = bad[35] = '\xff';
   const std::string msg = ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); });
-  EXPECT_NE(msg.find("string 0 of the original table: offset 4294967295"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("string 0 of the original table: offset 4294967295"), std::string::npos)
+      << msg;
   // A string whose NUL terminator was overwritten.
   bad = mo;
   const size_t nul = bad.find(std::string("Open") + '\0');
@@ -336,8 +346,9 @@ TEST(MoCatalog, LargeFilesAreJudgedByTheirHeaderFirst) {
   const std::string past = sparse("past.mo", mo);
   fs::resize_file(past, 100000);
   msg = ErrorOf([&] { ReadMoCatalog(past); });
-  EXPECT_NE(msg.find("translations at offset 16777215 runs past the end of the file (100000 bytes)"),
-            std::string::npos)
+  EXPECT_NE(
+      msg.find("translations at offset 16777215 runs past the end of the file (100000 bytes)"),
+      std::string::npos)
       << msg;
   EXPECT_LT(PeakRss() - rss_before, uint64_t{256} << 20);
   // The files themselves still read as before; a directory is not a catalog.
@@ -405,8 +416,9 @@ TEST(MoCatalog, PluralExpressions) {
             std::string::npos);
   EXPECT_NE(ErrorOf([] { EvaluatePluralExpression("n ! 1", 1); }).find("unexpected"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { EvaluatePluralExpression(std::string(10000, '(') + "n", 1); })
-                .find("nesting too deep"),
+  EXPECT_NE(ErrorOf([] {
+              EvaluatePluralExpression(std::string(10000, '(') + "n", 1);
+            }).find("nesting too deep"),
             std::string::npos);
 
   MoCatalog cat;
@@ -442,7 +454,7 @@ TEST(CorpusRules, AcceleratorsAreStrippedOnlyWhenSafe) {
   const Case cases[] = {
       {"_Open", "Ö_ffnen", "Open", "Öffnen"},
       {"Sa_ve", "_Speichern", "Save", "Speichern"},
-      {"_Save", "Speichern", "Save", "Speichern"},          // a mnemonic at the start of a word
+      {"_Save", "Speichern", "Save", "Speichern"},  // a mnemonic at the start of a word
       {"&Quit", "&Beenden", "Quit", "Beenden"},
       {"_File", "ファイル(_F)", "File", "ファイル"},
       {"LC_ALL is set", "LC_ALL ist gesetzt", "LC_ALL is set", "LC_ALL ist gesetzt"},
@@ -451,14 +463,15 @@ TEST(CorpusRules, AcceleratorsAreStrippedOnlyWhenSafe) {
       {"Tom &amp; Jerry", "Tom &amp; Jerry", "Tom &amp; Jerry", "Tom &amp; Jerry"},
       {"a __b", "a __b", "a __b", "a __b"},
       {"x & y", "x & y", "x & y", "x & y"},
-      {"_one _two", "_eins", "_one _two", "eins"},          // two markers: not a mnemonic
+      {"_one _two", "_eins", "_one _two", "eins"},  // two markers: not a mnemonic
       // The verbatim test is by whole word: "_Text" is not the word "_Textdatei".
       {"Import _Text File...", "_Textdatei importieren …", "Import Text File...",
        "Textdatei importieren …"},
       {"&Sort order...", "&Sortierreihenfolge...", "Sort order...", "Sortierreihenfolge..."},
       {"_Horizontal:", "_Horizontal:", "Horizontal:", "Horizontal:"},  // opens the label
       {"P_ause", "P_ause", "P_ause", "P_ause"},  // inside a copied word: could be a name
-      {"dev_unlock failed", "dev_unlock schlug fehl", "dev_unlock failed", "dev_unlock schlug fehl"},
+      {"dev_unlock failed", "dev_unlock schlug fehl", "dev_unlock failed",
+       "dev_unlock schlug fehl"},
   };
   for (const Case& c : cases) {
     std::string s = c.src, t = c.tgt;
@@ -471,7 +484,9 @@ TEST(CorpusRules, AcceleratorsAreStrippedOnlyWhenSafe) {
 
 // ---- the corpus on a fake locale directory ----
 
-std::string Sentence(const char* word, int i) { return std::string(word) + " " + std::to_string(i); }
+std::string Sentence(const char* word, int i) {
+  return std::string(word) + " " + std::to_string(i);
+}
 
 // Catalogs whose every rule has a known count. Identical pairs and translations come in
 // numbered families so that each split gets some.
@@ -480,18 +495,20 @@ void WriteFakeLocale(const fs::path& root, bool reverse_creation_order) {
       {"", Header("UTF-8")},
       {"Open", "Öffnen"},
       {"_Save", "_Speichern"},
-      {"%s", "%s"},                                           // format_only
+      {"%s", "%s"},  // format_only
       {"Line one\nline two", "Zeile eins\tZeile zwei"},
-      {"Untranslated", ""},                                   // empty
+      {"Untranslated", ""},  // empty
       {"%d file" + S("\0", 1) + "%d files", "%d Datei" + S("\0", 1) + "%d Dateien"},
-      {"Conflict", "#-#-#-#-#  a.po  #-#-#-#-#\nKonflikt"},   // fuzzy_conflict
-      {"Long", std::string(500, 'x')},                        // too_long
-      {"Broken", "\xff\xfe"},                                 // invalid_utf8
+      {"Conflict", "#-#-#-#-#  a.po  #-#-#-#-#\nKonflikt"},  // fuzzy_conflict
+      {"Long", std::string(500, 'x')},                       // too_long
+      {"Broken", "\xff\xfe"},                                // invalid_utf8
   };
   for (int i = 0; i < 200; ++i) a.push_back({Sentence("Message", i), Sentence("Nachricht", i)});
   std::vector<std::pair<std::string, std::string>> b = {
       {"", Header("ISO-8859-1")},
-      {"Open", "\xD6" "ffnen"},  // the same pair as in a.mo once converted: duplicate
+      {"Open",
+       "\xD6"
+       "ffnen"},  // the same pair as in a.mo once converted: duplicate
   };
   for (int i = 0; i < 200; ++i) b.push_back({Sentence("Szeged", i), Sentence("Szeged", i)});
   std::vector<std::pair<std::string, std::string>> files[] = {
@@ -543,7 +560,8 @@ TEST(DebianCorpus, RulesOnAFakeLocaleDirectory) {
   EXPECT_EQ(st.accelerators_stripped, 1u);
   EXPECT_EQ(st.pairs_before_split, 4u + 200u + 200u);
 
-  const Strings train_en = FileLines(dir / "out/train.en"), train_de = FileLines(dir / "out/train.de");
+  const Strings train_en = FileLines(dir / "out/train.en"),
+                train_de = FileLines(dir / "out/train.de");
   const Strings dev_en = FileLines(dir / "out/dev.en"), dev_de = FileLines(dir / "out/dev.de");
   const Strings test_en = FileLines(dir / "out/test.en"), test_de = FileLines(dir / "out/test.de");
   ASSERT_EQ(train_en.size(), train_de.size());
@@ -631,13 +649,19 @@ TEST(DebianCorpus, DeterministicAndIndependentOfDirectoryOrder) {
 TEST(DebianCorpus, TwoTranslatedLanguagesPairThroughTheMsgid) {
   TempDir dir;
   const fs::path root = dir.path() / "locale";
-  WriteBytes((root / "de/LC_MESSAGES/app.mo").string(),
-             MakeMo({{"", Header("UTF-8")}, {"Open", "Öffnen"}, {"Close", "Schließen"},
-                     {"menu\x04" "Quit", "Beenden"}},
-                    false));
+  WriteBytes((root / "de/LC_MESSAGES/app.mo").string(), MakeMo({{"", Header("UTF-8")},
+                                                                {"Open", "Öffnen"},
+                                                                {"Close", "Schließen"},
+                                                                {"menu\x04"
+                                                                 "Quit",
+                                                                 "Beenden"}},
+                                                               false));
   WriteBytes((root / "fr/LC_MESSAGES/app.mo").string(),
-             MakeMo({{"", Header("UTF-8", "nplurals=2; plural=(n > 1);")}, {"Open", "Ouvrir"},
-                     {"menu\x04" "Quit", "Quitter"}},
+             MakeMo({{"", Header("UTF-8", "nplurals=2; plural=(n > 1);")},
+                     {"Open", "Ouvrir"},
+                     {"menu\x04"
+                      "Quit",
+                      "Quitter"}},
                     true));
   WriteBytes((root / "de/LC_MESSAGES/other.mo").string(),
              MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
@@ -658,16 +682,19 @@ TEST(DebianCorpus, TwoTranslatedLanguagesPairThroughTheMsgid) {
 
 TEST(DebianCorpus, MissingDirectoriesAreErrors) {
   TempDir dir;
-  EXPECT_NE(ErrorOf([&] { BuildDebianCorpus(FakeOptions(dir / "nowhere", dir / "out")); })
-                .find("--locale-dir " + (dir / "nowhere") + ": no such directory"),
+  EXPECT_NE(ErrorOf([&] {
+              BuildDebianCorpus(FakeOptions(dir / "nowhere", dir / "out"));
+            }).find("--locale-dir " + (dir / "nowhere") + ": no such directory"),
             std::string::npos);
   fs::create_directories(dir.path() / "locale/fr/LC_MESSAGES");
-  EXPECT_NE(ErrorOf([&] { BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out")); })
-                .find("no catalogs for language 'de'"),
+  EXPECT_NE(ErrorOf([&] {
+              BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out"));
+            }).find("no catalogs for language 'de'"),
             std::string::npos);
   fs::create_directories(dir.path() / "locale/de/LC_MESSAGES");
-  EXPECT_NE(ErrorOf([&] { BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out")); })
-                .find("no .mo catalogs in"),
+  EXPECT_NE(ErrorOf([&] {
+              BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out"));
+            }).find("no .mo catalogs in"),
             std::string::npos);
 }
 
@@ -679,7 +706,8 @@ TEST(DebianCorpus, NonUtf8NamesAreSkippedAndTheOutputIsNeverHalfWritten) {
   const fs::path root = dir.path() / "locale";
   WriteFakeLocale(root, false);
   const fs::path de = root / "de" / "LC_MESSAGES";
-  WriteBytes((de / "bad\xff\xfe.mo").string(), MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
+  WriteBytes((de / "bad\xff\xfe.mo").string(),
+             MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
   WriteBytes((de / "e.mo").string(), MakeMo({{"", Header("x\xe9\xff-8")}, {"No", "Nein"}}, false));
   const DebianCorpusStats st = BuildDebianCorpus(FakeOptions(root.string(), dir / "out"));
   EXPECT_EQ(st.catalogs_found, 6u);
@@ -705,7 +733,8 @@ TEST(DebianCorpus, NonUtf8NamesAreSkippedAndTheOutputIsNeverHalfWritten) {
   ASSERT_EQ(train_before.empty(), false);
   fs::remove(dir / "out2/stats.json");
   fs::create_directories(dir / "out2/stats.json");
-  const std::string msg = ErrorOf([&] { BuildDebianCorpus(FakeOptions(root.string(), dir / "out2")); });
+  const std::string msg =
+      ErrorOf([&] { BuildDebianCorpus(FakeOptions(root.string(), dir / "out2")); });
   EXPECT_NE(msg.find("stats.json"), std::string::npos) << msg;
   EXPECT_EQ(ReadBytes(dir / "out2/train.en"), train_before);
   EXPECT_FALSE(fs::exists(dir / "out2/dev.de") && fs::file_size(dir / "out2/dev.de") > 0);
@@ -744,14 +773,16 @@ TEST(ParallelText, ReadsStdin) {
 TEST(ParallelText, ErrorsNameFileAndLine) {
   TempDir dir;
   const std::string missing = dir / "missing.txt";
-  EXPECT_NE(ErrorOf([&] { ReadLines(missing); }).find(missing + ": no such file"), std::string::npos);
+  EXPECT_NE(ErrorOf([&] { ReadLines(missing); }).find(missing + ": no such file"),
+            std::string::npos);
   EXPECT_NE(ErrorOf([&] { ReadLines(dir.path().string()); }).find("is a directory"),
             std::string::npos);
 
   WriteBytes(dir / "three", "a\nb\nc\n");
   WriteBytes(dir / "two", "a\nb\n");
   const std::string counts = ErrorOf([&] { ReadParallelText(dir / "three", dir / "two"); });
-  EXPECT_NE(counts.find("has 3 lines but " + (dir / "two") + " has 2"), std::string::npos) << counts;
+  EXPECT_NE(counts.find("has 3 lines but " + (dir / "two") + " has 2"), std::string::npos)
+      << counts;
 
   WriteBytes(dir / "empty", "a\n\nc\n");
   EXPECT_NE(ErrorOf([&] { ReadLines(dir / "empty"); }).find(dir / "empty" + ":2: empty line"),
@@ -759,8 +790,9 @@ TEST(ParallelText, ErrorsNameFileAndLine) {
   ReadOptions skip;
   skip.skip_empty = true;
   EXPECT_EQ(ReadLines(dir / "empty", skip), (Strings{"a", "c"}));
-  EXPECT_NE(ErrorOf([&] { ReadParallelText(dir / "three", dir / "empty"); })
-                .find(dir / "empty" + ":2: empty line"),
+  EXPECT_NE(ErrorOf([&] {
+              ReadParallelText(dir / "three", dir / "empty");
+            }).find(dir / "empty" + ":2: empty line"),
             std::string::npos);
   const std::vector<SentencePair> kept = ReadParallelText(dir / "three", dir / "empty", skip);
   ASSERT_EQ(kept.size(), 2u);
@@ -769,8 +801,9 @@ TEST(ParallelText, ErrorsNameFileAndLine) {
 
   WriteBytes(dir / "utf8", "fine\nab\xC3(x\n");
   const std::string utf8 = ErrorOf([&] { ReadLines(dir / "utf8"); });
-  EXPECT_NE(utf8.find(dir / "utf8" + ":2: invalid UTF-8 at byte 2 of the line (byte 7 of the file)"),
-            std::string::npos)
+  EXPECT_NE(
+      utf8.find(dir / "utf8" + ":2: invalid UTF-8 at byte 2 of the line (byte 7 of the file)"),
+      std::string::npos)
       << utf8;
 
   WriteBytes(dir / "long", "short\n" + std::string(3000, 'x') + "\n");
@@ -783,8 +816,9 @@ TEST(ParallelText, ErrorsNameFileAndLine) {
   EXPECT_EQ(ReadLines(dir / "long", big).size(), 2u);
 
   WriteBytes(dir / "tsv", "a\tb\nno tab here\n");
-  EXPECT_NE(ErrorOf([&] { ReadTsv(dir / "tsv"); })
-                .find(dir / "tsv" + ":2: expected exactly one tab (source<TAB>target), found 0"),
+  EXPECT_NE(ErrorOf([&] {
+              ReadTsv(dir / "tsv");
+            }).find(dir / "tsv" + ":2: expected exactly one tab (source<TAB>target), found 0"),
             std::string::npos);
   WriteBytes(dir / "tsv2", "a\tb\tc\n");
   EXPECT_NE(ErrorOf([&] { ReadTsv(dir / "tsv2"); }).find(":1: expected exactly one tab"),
@@ -816,10 +850,12 @@ TEST(ParallelText, WriteLinesAtomicRoundTrip) {
   EXPECT_EQ(ReadBytes(dir / "out.txt"), "eins\nzwei\n\ndrei\n");
   WriteLinesAtomic(dir / "out.txt", {"neu"});  // replaces the file
   EXPECT_EQ(ReadBytes(dir / "out.txt"), "neu\n");
-  EXPECT_NE(ErrorOf([&] { WriteLinesAtomic(dir / "bad.txt", {"a\nb"}); }).find("contains a newline"),
-            std::string::npos);
-  EXPECT_NE(ErrorOf([&] { WriteLinesAtomic(dir / "no/such/dir/x.txt", {"a"}); })
-                .find("cannot create a temporary file"),
+  EXPECT_NE(
+      ErrorOf([&] { WriteLinesAtomic(dir / "bad.txt", {"a\nb"}); }).find("contains a newline"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf([&] {
+              WriteLinesAtomic(dir / "no/such/dir/x.txt", {"a"});
+            }).find("cannot create a temporary file"),
             std::string::npos);
   size_t files = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++files;
@@ -836,9 +872,9 @@ std::pair<int, std::string> RunShell(const std::string& cmd) {
 
 TEST(CorpusCli, BadLocaleDirExitsNonZeroWithAMessage) {
   TempDir dir;
-  const auto [code, out] = RunShell(std::string(ATTEND_CLI_PATH) + " corpus debian --src en --tgt de" +
-                               " --locale-dir '" + (dir / "nowhere") + "' --out '" +
-                               (dir / "out") + "'");
+  const auto [code, out] =
+      RunShell(std::string(ATTEND_CLI_PATH) + " corpus debian --src en --tgt de" +
+               " --locale-dir '" + (dir / "nowhere") + "' --out '" + (dir / "out") + "'");
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("attend: error: attend corpus debian: --locale-dir " + (dir / "nowhere") +
                      ": no such directory"),
@@ -851,9 +887,9 @@ TEST(CorpusCli, BadLocaleDirExitsNonZeroWithAMessage) {
 TEST(CorpusCli, BuildsTheFakeCorpus) {
   TempDir dir;
   WriteFakeLocale(dir.path() / "locale", false);
-  const auto [code, out] =
-      RunShell(std::string(ATTEND_CLI_PATH) + " corpus debian --tgt de --locale-dir '" +
-          (dir / "locale") + "' --out '" + (dir / "out") + "' --dev-per-mille 250 --test-per-mille 250");
+  const auto [code, out] = RunShell(
+      std::string(ATTEND_CLI_PATH) + " corpus debian --tgt de --locale-dir '" + (dir / "locale") +
+      "' --out '" + (dir / "out") + "' --dev-per-mille 250 --test-per-mille 250");
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("4 catalogs"), std::string::npos) << out;
   EXPECT_NE(out.find("duplicate -1"), std::string::npos) << out;

@@ -444,12 +444,16 @@ TEST(Errors, NegativeSizeInAShape) {
 // be countable ([0, 2^62, 4]: the stride of dim 0 is 2^64; it overflowed silently).
 TEST(Errors, ShapesWhoseStridesOrBytesOverflow) {
   const int64_t big = int64_t{1} << 62;
-  EXPECT_THAT(ThrownMessage([&] { Tensor::Empty({0, big, 4}); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Tensor::Empty({0, big, 4});
+              }),
               UserError(HasSubstr("[0, 4611686018427387904, 4]"), HasSubstr("overflow")));
   EXPECT_THAT(ThrownMessage([&] { Tensor::Zeros({big, 4, 1}); }), UserError(HasSubstr("overflow")));
   EXPECT_THAT(ThrownMessage([&] { Tensor::Empty({big / 2}, DType::kF64); }),
               UserError(HasSubstr("bytes")));
-  EXPECT_THAT(ThrownMessage([&] { Tensor::Zeros({0, 3}).Reshape({0, big, 4}); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                Tensor::Zeros({0, 3}).Reshape({0, big, 4});
+              }),
               UserError(HasSubstr("overflow")));
   // Zero elements with countable strides are fine, wherever the zero is.
   EXPECT_EQ(Tensor::Empty({big, 0}).numel(), 0);

@@ -21,9 +21,9 @@
 namespace attend::attention {
 namespace {
 
-using ::testing::HasSubstr;
 using gradcheck::GradCheck;
 using gradcheck::ThrownMessage;
+using ::testing::HasSubstr;
 
 constexpr int64_t kBq = cpu::simd::kSdpaQueryBlock;
 constexpr int64_t kBk = cpu::simd::kSdpaKeyBlock;
@@ -58,11 +58,11 @@ Tensor PaddingMask(int64_t b, int64_t tk, double p, uint64_t seed,
 struct Case {
   std::string name;
   int64_t b, h, tq, tk, d, dv;
-  double pad_p = 0.0;                 // padding probability (0: no mask)
+  double pad_p = 0.0;                    // padding probability (0: no mask)
   std::vector<int64_t> all_masked = {};  // batch rows whose keys are all excluded
   bool causal = false;
-  bool three_d = false;               // q, k, v as [B, T, D] (h must be 1)
-  bool strided = false;               // q, k, v as transposed views of [B, T, H, D]
+  bool three_d = false;  // q, k, v as [B, T, D] (h must be 1)
+  bool strided = false;  // q, k, v as transposed views of [B, T, H, D]
 };
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
@@ -103,8 +103,8 @@ struct Result {
 Result RunFused(const Case& c, const Inputs& in, double dropout = 0.0, Generator* gen = nullptr) {
   Tensor q = in.q.Detach().set_requires_grad(true), k = in.k.Detach().set_requires_grad(true),
          v = in.v.Detach().set_requires_grad(true);
-  Tensor out = FusedScaledDotProductAttention(q, k, v, in.mask, c.causal, dropout, dropout > 0,
-                                              gen);
+  Tensor out =
+      FusedScaledDotProductAttention(q, k, v, in.mask, c.causal, dropout, dropout > 0, gen);
   out.Backward(in.w);
   return {out.Detach(), q.grad(), k.grad(), v.grad()};
 }
@@ -144,8 +144,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Case{"OneBlock", 2, 3, 20, 20, 16, 16},
         Case{"BlocksAndTails", 2, 2, kBq + 5, 2 * kBk + 3, 32, 32},
-        Case{"OddHeadDims", 1, 2, 67, 131, 13, 7},
-        Case{"TqDiffersFromTk", 2, 2, 37, 150, 24, 40},
+        Case{"OddHeadDims", 1, 2, 67, 131, 13, 7}, Case{"TqDiffersFromTk", 2, 2, 37, 150, 24, 40},
         Case{"Padding", 3, 2, 50, 150, 16, 16, 0.3},
         Case{"PaddingWholeBlocks", 2, 2, 30, 3 * kBk, 16, 16, 0.9},
         Case{"FullyMaskedBatchRow", 3, 2, 20, 90, 8, 8, 0.2, {1}},
@@ -221,9 +220,7 @@ TEST(FusedAttention, ChecksShapes) {
               HasSubstr("key_padding_mask bool[2, 5] must be bool [2, 7]"));
   EXPECT_THAT(ThrownMessage([&] { FusedScaledDotProductAttention(q, k, v.Select(1, 0)); }),
               HasSubstr("must all be"));
-  EXPECT_THAT(ThrownMessage([&] {
-                FusedScaledDotProductAttention(q, k, v.To(DType::kF64));
-              }),
+  EXPECT_THAT(ThrownMessage([&] { FusedScaledDotProductAttention(q, k, v.To(DType::kF64)); }),
               HasSubstr("share one floating dtype"));
 }
 

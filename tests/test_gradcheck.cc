@@ -400,9 +400,9 @@ TEST(GradCheck, SoftmaxWithMask) {
     for (int dim : {0, 1, -1}) {
       SCOPED_TRACE(name + ", dim " + std::to_string(dim));
       // `mask` by an init-capture: clang refuses to capture a structured binding under OpenMP.
-      EXPECT_TRUE(GradCheck(
-          [&, dim = dim, &mask = mask](const Xs& x) { return Softmax(x[0], dim, mask); },
-          {RandomUniform({3, 5, 7}, 430, -3, 3)}));
+      EXPECT_TRUE(
+          GradCheck([&, dim = dim, &mask = mask](const Xs& x) { return Softmax(x[0], dim, mask); },
+                    {RandomUniform({3, 5, 7}, 430, -3, 3)}));
     }
   }
 }

@@ -64,8 +64,9 @@ TEST(MetricsBleu, ReadmeCorpus) {
 
 TEST(MetricsBleu, ReadmeLineAndSignature) {
   const BleuScore s = CorpusBleu(kHyps, kRefs);
-  EXPECT_EQ(s.Format(), "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 "
-                        "hyp_len = 17 ref_len = 18)");
+  EXPECT_EQ(s.Format(),
+            "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 "
+            "hyp_len = 17 ref_len = 18)");
   // README: "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.0.0"; the version is ours.
   EXPECT_EQ(s.signature.Format(), Sig("nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp"));
   EXPECT_EQ(s.signature.Format(true), "#:2|c:mixed|e:no|tok:13a|s:exp|v:" + SignatureVersion());
@@ -79,20 +80,25 @@ TEST(MetricsBleu, ReadmeLineAndSignature) {
   // The README's variable-reference example: the first reference of sentence 1 is empty.
   std::vector<Stream> var = kRefs;
   var[0][0] = "";
-  EXPECT_EQ(CorpusBleu(kHyps, var).Format(), "BLEU = 29.44 82.4/42.9/27.3/12.5 (BP = 0.889 "
-                                             "ratio = 0.895 hyp_len = 17 ref_len = 19)");
+  EXPECT_EQ(CorpusBleu(kHyps, var).Format(),
+            "BLEU = 29.44 82.4/42.9/27.3/12.5 (BP = 0.889 "
+            "ratio = 0.895 hyp_len = 17 ref_len = 19)");
 }
 
 TEST(MetricsBleu, Json) {
   const BleuScore s = CorpusBleu(kHyps, kRefs);
   // Laid out as sacreBLEU's Score.format(is_json=True) writes it (README, "JSON output").
   const std::string v = SignatureVersion();
-  EXPECT_EQ(s.Json(1), "{\n \"name\": \"BLEU\",\n \"score\": 48.5,\n \"signature\": \"nrefs:2|"
-                       "case:mixed|eff:no|tok:13a|smooth:exp|version:" + v + "\",\n"
-                       " \"verbose_score\": \"82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 "
-                       "hyp_len = 17 ref_len = 18)\",\n \"nrefs\": \"2\",\n \"case\": \"mixed\",\n"
-                       " \"eff\": \"no\",\n \"tok\": \"13a\",\n \"smooth\": \"exp\",\n"
-                       " \"version\": \"" + v + "\"\n}");
+  EXPECT_EQ(s.Json(1),
+            "{\n \"name\": \"BLEU\",\n \"score\": 48.5,\n \"signature\": \"nrefs:2|"
+            "case:mixed|eff:no|tok:13a|smooth:exp|version:" +
+                v +
+                "\",\n"
+                " \"verbose_score\": \"82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 "
+                "hyp_len = 17 ref_len = 18)\",\n \"nrefs\": \"2\",\n \"case\": \"mixed\",\n"
+                " \"eff\": \"no\",\n \"tok\": \"13a\",\n \"smooth\": \"exp\",\n"
+                " \"version\": \"" +
+                v + "\"\n}");
   // Python writes a whole float with ".0" and tiny ones in exponent form.
   Score z;
   z.name = "BLEU";
@@ -111,8 +117,9 @@ TEST(MetricsBleu, EmptyHypothesesAreScoredNotDropped) {
   EXPECT_EQ(s.score, 0.0);
   EXPECT_EQ(s.sys_len, 0);
   // Every reference length is closest to 0 by being the shortest: 6 + 5 + 6.
-  EXPECT_EQ(s.Format(), "BLEU = 0.00 0.0/0.0/0.0/0.0 (BP = 0.000 ratio = 0.000 hyp_len = 0 "
-                        "ref_len = 17)");
+  EXPECT_EQ(s.Format(),
+            "BLEU = 0.00 0.0/0.0/0.0/0.0 (BP = 0.000 ratio = 0.000 hyp_len = 0 "
+            "ref_len = 17)");
 }
 
 TEST(MetricsBleu, RawCorpusCases) {
@@ -125,8 +132,8 @@ TEST(MetricsBleu, RawCorpusCases) {
   // test_case_effective_order.
   EXPECT_NEAR(RawCorpusBleu({"test"}, {{"a test"}}, .01).score / 100, 0.3678794411714425, 1e-8);
   EXPECT_NEAR(RawCorpusBleu({"a test"}, {{"a test"}}, .01).score / 100, 1.0, 1e-8);
-  EXPECT_NEAR(RawCorpusBleu({"a little test"}, {{"a test"}}, .01).score / 100,
-              0.03218297948685433, 1e-8);
+  EXPECT_NEAR(RawCorpusBleu({"a little test"}, {{"a test"}}, .01).score / 100, 0.03218297948685433,
+              1e-8);
 }
 
 TEST(MetricsBleu, StatisticsAndOffset) {
@@ -160,12 +167,10 @@ TEST(MetricsBleu, ScoreFromStatistics) {
     BleuStats stats;
     double offset;
   };
-  const std::vector<Degenerate> cases = {{{0, 1, {0, 0, 0, 0}, {4, 4, 2, 1}}, 0.0},
-                                         {{14, 10, {0, 0, 0, 0}, {10, 11, 12, 0}}, 0.0},
-                                         {{0, 0, {0, 0, 0, 0}, {0, 0, 0, 0}}, 0.0},
-                                         {{6, 6, {6, 5, 4, 0}, {6, 5, 4, 3}}, 0.0},
-                                         {{0, 0, {0, 0, 0, 0}, {0, 0, 0, 0}}, 0.1},
-                                         {{1, 5, {0, 0, 0, 0}, {0, 0, 0, 0}}, 0.01}};
+  const std::vector<Degenerate> cases = {
+      {{0, 1, {0, 0, 0, 0}, {4, 4, 2, 1}}, 0.0}, {{14, 10, {0, 0, 0, 0}, {10, 11, 12, 0}}, 0.0},
+      {{0, 0, {0, 0, 0, 0}, {0, 0, 0, 0}}, 0.0}, {{6, 6, {6, 5, 4, 0}, {6, 5, 4, 3}}, 0.0},
+      {{0, 0, {0, 0, 0, 0}, {0, 0, 0, 0}}, 0.1}, {{1, 5, {0, 0, 0, 0}, {0, 0, 0, 0}}, 0.01}};
   for (const Degenerate& c : cases) {
     BleuOptions floor;
     floor.smooth_method = Smoothing::kFloor;
@@ -328,10 +333,10 @@ TEST(MetricsTokenize, PythonLowercase) {
   // U+0130 lowers to two code points (i + combining dot above).
   EXPECT_EQ(Lowercase("\u0130x"), "i\u0307x");
   EXPECT_EQ(FindInvalidUtf8("ok"), -1);
-  EXPECT_EQ(FindInvalidUtf8("ab\xc0\xaf"), 2);          // overlong '/'
-  EXPECT_EQ(FindInvalidUtf8("a\xed\xa0\x80"), 1);       // surrogate
-  EXPECT_EQ(FindInvalidUtf8("abc\xe2\x82"), 3);         // truncated
-  EXPECT_EQ(FindInvalidUtf8("\xf4\x90\x80\x80"), 0);    // past U+10FFFF
+  EXPECT_EQ(FindInvalidUtf8("ab\xc0\xaf"), 2);        // overlong '/'
+  EXPECT_EQ(FindInvalidUtf8("a\xed\xa0\x80"), 1);     // surrogate
+  EXPECT_EQ(FindInvalidUtf8("abc\xe2\x82"), 3);       // truncated
+  EXPECT_EQ(FindInvalidUtf8("\xf4\x90\x80\x80"), 0);  // past U+10FFFF
   EXPECT_EQ(SplitScoringLines("a \r\nb\n\n c\t\n", "f"),
             (std::vector<std::string>{"a", "b", "", " c"}));
   EXPECT_EQ(SplitScoringLines("x", "f"), (std::vector<std::string>{"x"}));
@@ -387,10 +392,10 @@ TEST(MetricsChrf, EffectiveOrderCases) {
     std::vector<std::string> hyp, ref;
     double expected;
   };
-  const std::vector<Case> cases = {{{"a"}, {"a"}, 100.0},        {{""}, {"reference"}, 0.0},
-                                   {{"a b c"}, {"a b c"}, 100.0}, {{"a b c"}, {"abc"}, 100.0},
-                                   {{""}, {"c"}, 0.0},            {{"a", "b"}, {"a", "c"}, 50.0},
-                                   {{"aa"}, {"ab"}, 25.0}};
+  const std::vector<Case> cases = {
+      {{"a"}, {"a"}, 100.0},       {{""}, {"reference"}, 0.0}, {{"a b c"}, {"a b c"}, 100.0},
+      {{"a b c"}, {"abc"}, 100.0}, {{""}, {"c"}, 0.0},         {{"a", "b"}, {"a", "c"}, 50.0},
+      {{"aa"}, {"ab"}, 25.0}};
   for (const Case& c : cases) {
     EXPECT_NEAR(CorpusChrf(c.hyp, {c.ref}, Beta3(false)).score, c.expected, 1e-4) << c.hyp[0];
   }
@@ -400,12 +405,13 @@ TEST(MetricsChrf, KeepWhitespaceCases) {
   // test_cases_keep_whitespace (remove_whitespace=False), beta 3.
   ChrfOptions o = Beta3(false);
   o.whitespace = true;
-  EXPECT_NEAR(CorpusChrf({"Die Beziehung zwischen Obama und Netanjahu ist nicht gerade freundlich."},
-                         {{"Das Verhältnis zwischen Obama und Netanyahu ist nicht gerade "
-                           "freundschaftlich."}},
-                         o)
-                  .score,
-              67.3481606, 1e-4);
+  EXPECT_NEAR(
+      CorpusChrf({"Die Beziehung zwischen Obama und Netanjahu ist nicht gerade freundlich."},
+                 {{"Das Verhältnis zwischen Obama und Netanyahu ist nicht gerade "
+                   "freundschaftlich."}},
+                 o)
+          .score,
+      67.3481606, 1e-4);
   EXPECT_NEAR(CorpusChrf({"risk assessment must be made of those who are qualified and expertise "
                           "in the sector - these are the scientists ."},
                          {{"risk assessment has to be undertaken by those who are qualified and "
@@ -447,8 +453,7 @@ TEST(MetricsChrf, ReadmeCorpusAndFormat) {
   const ChrfScore s = CorpusChrf(kHyps, kRefs);
   EXPECT_EQ(s.Format(), "chrF2 = 59.73");
   EXPECT_EQ(s.signature.Format(), Sig("nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no"));
-  EXPECT_EQ(s.signature.Format(true),
-            "#:2|c:mixed|e:yes|nc:6|nw:0|s:no|v:" + SignatureVersion());
+  EXPECT_EQ(s.signature.Format(true), "#:2|c:mixed|e:yes|nc:6|nw:0|s:no|v:" + SignatureVersion());
   const ChrfScore pp = CorpusChrf(kHyps, kRefs, ChrfOptions::PlusPlus());
   EXPECT_EQ(pp.name, "chrF2++");
   EXPECT_EQ(pp.signature.Format(), Sig("nrefs:2|case:mixed|eff:yes|nc:6|nw:2|space:no"));
@@ -466,8 +471,8 @@ TEST(MetricsChrf, PlusPlusByHand) {
   // chrF++ = 100 * 5PR / (4P + R) with P, R averaged over the 8 orders = 54.50411974135973
   // (6 character orders only: 53.49828079223901), computed with exact fractions.
   const ChrfScore pp = SentenceChrf("the cat.", {"the cat sat."}, ChrfOptions::PlusPlus());
-  EXPECT_EQ(pp.stats, (std::vector<int64_t>{7, 10, 7, 6, 9, 6, 5, 8, 5, 4, 7, 3, 3, 6, 2, 2, 5, 1,
-                                            3, 4, 3, 2, 3, 1}));
+  EXPECT_EQ(pp.stats, (std::vector<int64_t>{7, 10, 7, 6, 9, 6, 5, 8, 5, 4, 7, 3,
+                                            3, 6,  2, 2, 5, 1, 3, 4, 3, 2, 3, 1}));
   EXPECT_NEAR(pp.score, 54.50411974135973, 1e-10);
   EXPECT_NEAR(SentenceChrf("the cat.", {"the cat sat."}).score, 53.49828079223901, 1e-10);
   // '(hi)' splits into '(hi' and ')' (sacreBLEU issue #124); a leading mark splits off when the
@@ -581,8 +586,9 @@ TEST_F(ScoreCli, SeveralMetricsAndJson) {
   const ChrfScore c = CorpusChrf(kHyps, kRefs);
   const ChrfScore pp = CorpusChrf(kHyps, kRefs, ChrfOptions::PlusPlus());
   EXPECT_EQ(out, FormatScores({&b, &c, &pp}, 2, false));
-  EXPECT_NE(out.find("chrF2|" + Sig("nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no") + " = 59.73\n"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("chrF2|" + Sig("nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no") + " = 59.73\n"),
+      std::string::npos)
       << out;
   ASSERT_EQ(Run(refs + " --metrics bleu --json", out, err), 0) << err;
   EXPECT_EQ(out, b.Json(1) + "\n");

@@ -40,7 +40,8 @@ std::string ReadFile(const fs::path& p) {
 class NmtCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("attend_nmt_cli_" + std::to_string(::getpid())));
+    dir_ =
+        new fs::path(fs::temp_directory_path() / ("attend_nmt_cli_" + std::to_string(::getpid())));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     const char* words[] = {"lo", "ka", "mi", "su", "te", "ra", "no", "vi"};
@@ -71,10 +72,11 @@ class NmtCli : public ::testing::Test {
   static std::string TrainArgs(const fs::path& out, int steps, const std::string& extra = "") {
     const fs::path& d = *dir_;
     return "train --train-src " + ShellQuote(d / "train.src") + " --train-tgt " +
-           ShellQuote(d / "train.tgt") + " --dev-src " + ShellQuote(d / "dev.src") +
-           " --dev-tgt " + ShellQuote(d / "dev.tgt") + " --out " + ShellQuote(out) +
+           ShellQuote(d / "train.tgt") + " --dev-src " + ShellQuote(d / "dev.src") + " --dev-tgt " +
+           ShellQuote(d / "dev.tgt") + " --out " + ShellQuote(out) +
            " --vocab-size 40 --embed-dim 16 --hidden-dim 16 --attention-dim 8 --max-tokens 120"
-           " --max-steps " + std::to_string(steps) +
+           " --max-steps " +
+           std::to_string(steps) +
            " --valid-every 3 --valid-sentences 2 --warmup 2 --lr 0.01 --no-progress --threads 1 " +
            extra;
   }
@@ -99,8 +101,8 @@ TEST_F(NmtCli, TrainTranslateAlignAndDraw) {
   EXPECT_NE(r.output.find(" ||| "), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(*dir_ / "png" / "sentence-00001.png"));
   EXPECT_TRUE(fs::exists(*dir_ / "png" / "sentence-00002.png"));
-  r = RunCommand("printf 'lo ka\\n' | " + AttendCommand("translate -m " + model +
-                                                        " --beam 4 --nbest 3 --alignment soft"));
+  r = RunCommand("printf 'lo ka\\n' | " +
+                 AttendCommand("translate -m " + model + " --beam 4 --nbest 3 --alignment soft"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.rfind("0 ||| ", 0), 0u) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 3) << r.output;
@@ -129,8 +131,8 @@ TEST_F(NmtCli, TranslateKeepsEveryLine) {
   std::vector<std::string> alone;
   for (const std::string& l : {"lo ka", "", "mi su te", "mi mi mi mi mi mi mi", "", "lo"}) {
     WriteFile(*dir_ / "one.src", l + "\n");
-    r = RunCommand(AttendCommand("translate --greedy -m " + model + " -i " +
-                                 ShellQuote(*dir_ / "one.src")));
+    r = RunCommand(
+        AttendCommand("translate --greedy -m " + model + " -i " + ShellQuote(*dir_ / "one.src")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     ASSERT_EQ(Lines(r.output).size(), 1u) << r.output;
     alone.push_back(Lines(r.output)[0]);
@@ -166,10 +168,9 @@ TEST_F(NmtCli, TranslateCropsToTheModelsLengthLimit) {
   std::string words;
   for (int i = 0; i < 1100; ++i) words += i ? " lo" : "lo";
   WriteFile(*dir_ / "crop.src", "ka\n" + words + "\nmi\n");
-  r = RunCommand(AttendCommand("translate --greedy --max-len-ratio 0 -m " +
-                               ShellQuote(out / "best.ckpt") + " -i " +
-                               ShellQuote(*dir_ / "crop.src") + " -o " +
-                               ShellQuote(*dir_ / "crop.hyp")));
+  r = RunCommand(AttendCommand(
+      "translate --greedy --max-len-ratio 0 -m " + ShellQuote(out / "best.ckpt") + " -i " +
+      ShellQuote(*dir_ / "crop.src") + " -o " + ShellQuote(*dir_ / "crop.hyp")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("crop.src:2: the sentence has"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("cropped to them"), std::string::npos) << r.output;
@@ -184,8 +185,8 @@ TEST_F(NmtCli, TranslateStreamsThroughAPipe) {
   std::vector<std::string> want;
   for (const std::string l : {"lo ka", "", "mi su te", "su"}) {
     WriteFile(*dir_ / "stream_one.src", l + "\n");
-    r = RunCommand(AttendCommand("translate --greedy -m " + ShellQuote(out / "best.ckpt") +
-                                 " -i " + ShellQuote(*dir_ / "stream_one.src") + " 2>/dev/null"));
+    r = RunCommand(AttendCommand("translate --greedy -m " + ShellQuote(out / "best.ckpt") + " -i " +
+                                 ShellQuote(*dir_ / "stream_one.src") + " 2>/dev/null"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     want.push_back(r.output.substr(0, r.output.size() - 1));
   }
@@ -262,9 +263,9 @@ TEST_F(NmtCli, KilledTrainingResumesExactly) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // Kill times spread over a sixth of a whole run's duration, as measured here: resumed runs
   // make progress, and are killed many times before one gets to the end.
-  const int run_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::steady_clock::now() - t0)
-                                          .count());
+  const int run_ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
   uint64_t x = 99;
   int kills = 0, loads = 0, finished = 0;
   for (int attempt = 0; attempt < 60 && !finished; ++attempt) {
@@ -297,7 +298,8 @@ TEST_F(NmtCli, KilledTrainingResumesExactly) {
       finished = 1;
     }
     if (fs::exists(killed / "last.ckpt")) {
-      EXPECT_NO_THROW(io::LoadSafetensors((killed / "last.ckpt").string())) << "attempt " << attempt;
+      EXPECT_NO_THROW(io::LoadSafetensors((killed / "last.ckpt").string()))
+          << "attempt " << attempt;
       ++loads;
     }
   }
@@ -401,12 +403,14 @@ TEST_F(NmtCli, CorruptedCheckpointAndBadTranslateInput) {
     std::string broken = bytes;
     broken[at] = static_cast<char>(broken[at] ^ 0x20);
     WriteFile(*dir_ / "broken.ckpt", broken);
-    r = RunCommand("echo lo | " + AttendCommand("translate -m " + ShellQuote(*dir_ / "broken.ckpt")));
+    r = RunCommand("echo lo | " +
+                   AttendCommand("translate -m " + ShellQuote(*dir_ / "broken.ckpt")));
     EXPECT_EQ(r.exit_code, 1) << "byte " << at << "\n" << r.output;
     EXPECT_NE(r.output.find("broken.ckpt"), std::string::npos) << r.output;
   }
   WriteFile(*dir_ / "truncated.ckpt", bytes.substr(0, bytes.size() / 3));
-  r = RunCommand("echo lo | " + AttendCommand("translate -m " + ShellQuote(*dir_ / "truncated.ckpt")));
+  r = RunCommand("echo lo | " +
+                 AttendCommand("translate -m " + ShellQuote(*dir_ / "truncated.ckpt")));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   r = RunCommand("printf 'lo\\n\\377\\n' | " + AttendCommand("translate -m " + model.string()));
   EXPECT_EQ(r.exit_code, 1) << r.output;

@@ -251,7 +251,8 @@ Replay ReplayCase(const RefCase& c, Generator& gen) {
   if (auto* m = dynamic_cast<LayerNormModule*>(r.module.get())) r.output = m->Forward(x);
   if (auto* m = dynamic_cast<Embedding*>(r.module.get())) r.output = m->Forward(x);
   if (auto* m = dynamic_cast<Sequential*>(r.module.get())) r.output = m->Forward(x);
-  if (auto* m = dynamic_cast<SinusoidalPositionalEncoding*>(r.module.get())) r.output = m->Forward(x);
+  if (auto* m = dynamic_cast<SinusoidalPositionalEncoding*>(r.module.get()))
+    r.output = m->Forward(x);
   return r;
 }
 

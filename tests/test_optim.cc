@@ -28,12 +28,12 @@
 namespace attend {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using reference::OpKey;
 using reference::RefCase;
 using reference::RefDType;
 using reference::RefTensor;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 constexpr double kF32Rtol = 1e-6, kF32Atol = 1e-7;
 constexpr double kF64Rtol = 1e-13, kF64Atol = 1e-15;
@@ -78,8 +78,8 @@ std::string Compare(const Tensor& got, const RefTensor& want, const std::string&
     const bool both_nan = std::isnan(g[i]) && std::isnan(w[i]);
     if (both_nan || std::fabs(g[i] - w[i]) <= atol + rtol * std::fabs(w[i])) continue;
     if (bad++ < 5)
-      os << what << "[" << i << "]: got " << g[i] << ", torch " << w[i] << " (diff "
-         << g[i] - w[i] << ")\n";
+      os << what << "[" << i << "]: got " << g[i] << ", torch " << w[i] << " (diff " << g[i] - w[i]
+         << ")\n";
   }
   if (bad > 5) os << what << ": " << bad << " mismatches in all\n";
   return os.str();
@@ -111,10 +111,13 @@ std::unique_ptr<optim::Optimizer> MakeOptimizer(const OpKey& key, std::vector<Te
   o.amsgrad = key.Bool("amsgrad");
   if (kind == "adam") return std::make_unique<optim::Adam>(std::move(params), o);
   if (kind == "adamw") {
-    return std::make_unique<optim::AdamW>(
-        std::move(params), optim::AdamWOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2,
-                                               .eps = o.eps, .weight_decay = o.weight_decay,
-                                               .amsgrad = o.amsgrad});
+    return std::make_unique<optim::AdamW>(std::move(params),
+                                          optim::AdamWOptions{.lr = o.lr,
+                                                              .beta1 = o.beta1,
+                                                              .beta2 = o.beta2,
+                                                              .eps = o.eps,
+                                                              .weight_decay = o.weight_decay,
+                                                              .amsgrad = o.amsgrad});
   }
   throw Error("unknown optimizer in op key " + key.key());
 }
@@ -223,15 +226,16 @@ TEST(OptimReference, ClipGradNorm) {
     for (int i = 0; i < key.Int("n"); ++i) {
       const RefTensor* g = c.Find("grad." + std::to_string(i));
       const RefTensor& like = g ? *g : Need(c, "grad.0");
-      Tensor p = Tensor::Zeros(Shape(g ? g->dims : std::vector<int64_t>{1}), ToTensor(like).dtype());
+      Tensor p =
+          Tensor::Zeros(Shape(g ? g->dims : std::vector<int64_t>{1}), ToTensor(like).dtype());
       p.set_requires_grad(true);
       if (g != nullptr) p.set_grad(ToTensor(*g));
       params.push_back(p);
     }
     const double total =
         optim::ClipGradNorm(params, key.Double("max_norm"), key.Double("norm_type"));
-    std::string failures = Compare(Tensor::Scalar(total, DType::kF64), Need(c, "total_norm"),
-                                   "total_norm");
+    std::string failures =
+        Compare(Tensor::Scalar(total, DType::kF64), Need(c, "total_norm"), "total_norm");
     for (size_t i = 0; i < params.size(); ++i) {
       const RefTensor* want = c.Find("clipped." + std::to_string(i));
       if (want == nullptr) {
@@ -361,8 +365,13 @@ TEST(Optim, StepAllocatesNothingOnceBuffersExist) {
   for (int which = 0; which < 3; ++which) {
     std::vector<Tensor> params = RandomParams(gen);
     std::unique_ptr<optim::Optimizer> opt;
-    if (which == 0) opt = std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
-    if (which == 1) opt = std::make_unique<optim::Adam>(params, optim::AdamOptions{.weight_decay = 0.1, .amsgrad = true});
+    if (which == 0)
+      opt = std::make_unique<optim::SGD>(
+          params,
+          optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+    if (which == 1)
+      opt = std::make_unique<optim::Adam>(params,
+                                          optim::AdamOptions{.weight_decay = 0.1, .amsgrad = true});
     if (which == 2) opt = std::make_unique<optim::AdamW>(params);
     RandomGrads(params, gen);
     opt->Step();  // creates the buffers
@@ -433,9 +442,13 @@ TEST(Optim, StateRoundTripContinuesExactly) {
     std::vector<Tensor> a = RandomParams(gen, DType::kF64);
     std::vector<Tensor> b = {a[0].Detach().Clone(), a[1].Detach().Clone()};
     auto make = [&](std::vector<Tensor> ps) -> std::unique_ptr<optim::Optimizer> {
-      if (which == 0) return std::make_unique<optim::SGD>(ps, optim::SGDOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0.1});
-      if (which == 1) return std::make_unique<optim::Adam>(ps, optim::AdamOptions{.lr = 0.05, .amsgrad = true});
-      return std::make_unique<optim::AdamW>(ps, optim::AdamWOptions{.lr = 0.05, .weight_decay = 0.1});
+      if (which == 0)
+        return std::make_unique<optim::SGD>(
+            ps, optim::SGDOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0.1});
+      if (which == 1)
+        return std::make_unique<optim::Adam>(ps, optim::AdamOptions{.lr = 0.05, .amsgrad = true});
+      return std::make_unique<optim::AdamW>(ps,
+                                            optim::AdamWOptions{.lr = 0.05, .weight_decay = 0.1});
     };
     auto opt_a = make(a);
     auto opt_b = make(b);
@@ -515,35 +528,55 @@ TEST(Optim, LoadStateNamesTheFirstProblemAndChangesNothing) {
     return s;
   };
   optim::Adam fresh(params, {.lr = 0.1});
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(with("state.0.momentum", Tensor::Zeros({6, 5}))); }),
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadState(with("state.0.momentum", Tensor::Zeros({6, 5})));
+              }),
               AllOf(HasSubstr("Adam::LoadState"), HasSubstr("'state.0.momentum'")));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(with("exp_avg", Tensor::Zeros({6, 5}))); }),
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadState(with("exp_avg", Tensor::Zeros({6, 5})));
+              }),
               HasSubstr("unexpected entry 'exp_avg'"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(with("state.2.step", Tensor::Scalar(1, DType::kI64))); }),
-              HasSubstr("names parameter 2 but the optimizer has 2"));
+  EXPECT_THAT(
+      ErrorOf([&] { fresh.LoadState(with("state.2.step", Tensor::Scalar(1, DType::kI64))); }),
+      HasSubstr("names parameter 2 but the optimizer has 2"));
   EXPECT_THAT(ErrorOf([&] { fresh.LoadState(without("state.1.exp_avg_sq")); }),
               HasSubstr("'state.1.exp_avg_sq' is missing"));
   EXPECT_THAT(ErrorOf([&] { fresh.LoadState(without("state.0.step")); }),
               HasSubstr("'state.0.step' is missing"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(replaced("state.0.exp_avg", Tensor::Zeros({5, 6}))); }),
-              AllOf(HasSubstr("'state.0.exp_avg'"), HasSubstr("f32[5, 6]"), HasSubstr("f32[6, 5]")));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(replaced("state.0.exp_avg", Tensor::Zeros({6, 5}, DType::kF64))); }),
+  EXPECT_THAT(
+      ErrorOf([&] {
+        fresh.LoadState(replaced("state.0.exp_avg", Tensor::Zeros({5, 6})));
+      }),
+      AllOf(HasSubstr("'state.0.exp_avg'"), HasSubstr("f32[5, 6]"), HasSubstr("f32[6, 5]")));
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadState(replaced("state.0.exp_avg", Tensor::Zeros({6, 5}, DType::kF64)));
+              }),
               HasSubstr("f64[6, 5]"));
   EXPECT_THAT(ErrorOf([&] { fresh.LoadState(replaced("state.1.step", Tensor::Scalar(1.0))); }),
               HasSubstr("must be an i64 scalar"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(with("state.0.step", Tensor::Scalar(2, DType::kI64))); }),
-              HasSubstr("appears twice"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(with("state.01.step", Tensor::Scalar(2, DType::kI64))); }),
-              HasSubstr("unexpected entry 'state.01.step'"));
+  EXPECT_THAT(
+      ErrorOf([&] { fresh.LoadState(with("state.0.step", Tensor::Scalar(2, DType::kI64))); }),
+      HasSubstr("appears twice"));
+  EXPECT_THAT(
+      ErrorOf([&] { fresh.LoadState(with("state.01.step", Tensor::Scalar(2, DType::kI64))); }),
+      HasSubstr("unexpected entry 'state.01.step'"));
   EXPECT_TRUE(fresh.State().empty());  // nothing was loaded by the failed calls
   // Scalars.
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadScalarState({{"lr", 0.1}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadScalarState({{"lr", 0.1}});
+              }),
               HasSubstr("'step_count' is missing"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadScalarState({{"lr", -1}, {"step_count", 1}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadScalarState({{"lr", -1}, {"step_count", 1}});
+              }),
               HasSubstr("invalid learning rate"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadScalarState({{"lr", 1}, {"step_count", 1.5}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadScalarState({{"lr", 1}, {"step_count", 1.5}});
+              }),
               HasSubstr("step_count"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadScalarState({{"lr", 1}, {"step_count", 1}, {"beta", 1}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                fresh.LoadScalarState({{"lr", 1}, {"step_count", 1}, {"beta", 1}});
+              }),
               HasSubstr("unexpected scalar 'beta'"));
   EXPECT_EQ(fresh.lr(), 0.1);
 }
@@ -556,12 +589,15 @@ TEST(Optim, ConstructionErrors) {
   EXPECT_THAT(ErrorOf([&] { optim::SGD({Tensor::Zeros({2}, DType::kI64)}, {}); }),
               HasSubstr("only f32 and f64"));
   EXPECT_THAT(ErrorOf([&] { optim::SGD({MulScalar(p, 2.0)}, {}); }), HasSubstr("leaf"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({Tensor::Zeros({3, 4}).T()}, {}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                optim::SGD({Tensor::Zeros({3, 4}).T()}, {});
+              }),
               HasSubstr("not contiguous"));
   EXPECT_THAT(ErrorOf([&] { optim::SGD({p}, {.lr = -1}); }), HasSubstr("learning rate"));
   EXPECT_THAT(ErrorOf([&] { optim::SGD({p}, {.nesterov = true}); }), HasSubstr("Nesterov"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({p}, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); }),
-              HasSubstr("Nesterov"));
+  EXPECT_THAT(
+      ErrorOf([&] { optim::SGD({p}, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); }),
+      HasSubstr("Nesterov"));
   EXPECT_THAT(ErrorOf([&] { optim::Adam({p}, {.beta1 = 1.0}); }), HasSubstr("beta1"));
   EXPECT_THAT(ErrorOf([&] { optim::AdamW({p}, {.beta2 = -0.1}); }),
               AllOf(HasSubstr("AdamW"), HasSubstr("beta2")));
@@ -596,7 +632,9 @@ TEST(Optim, ClipGradNormEdgeCases) {
   EXPECT_TRUE(std::isnan(optim::ClipGradNorm({a, b}, 1.0)));
   EXPECT_TRUE(std::isnan(a.grad().ToVector<float>()[0]));  // torch scales by NaN too
   b.set_grad(Tensor::FromVector(std::vector<float>{INFINITY, 1}, {2}));
-  EXPECT_THAT(ErrorOf([&] { optim::ClipGradNorm({a, b}, 1.0, 2.0, true); }),
+  EXPECT_THAT(ErrorOf([&] {
+                optim::ClipGradNorm({a, b}, 1.0, 2.0, true);
+              }),
               HasSubstr("ClipGradNorm"));
   EXPECT_THAT(ErrorOf([&] { optim::ClipGradNorm({a}, 1.0, 0.0); }), HasSubstr("norm_type"));
   EXPECT_THAT(ErrorOf([&] { optim::ClipGradNorm({a}, 1.0, -2.0); }), HasSubstr("norm_type"));
@@ -613,18 +651,21 @@ TEST(Optim, ClipGradNormEdgeCases) {
 TEST(Schedules, InverseSqrtWarmupShape) {
   Tensor p = Tensor::Zeros({1}).set_requires_grad(true);
   optim::Adam opt({p}, {.lr = 123.0});
-  optim::InverseSqrtWarmup peak(opt, optim::InverseSqrtWarmup::Peak{.lr_peak = 1e-3, .warmup = 100});
+  optim::InverseSqrtWarmup peak(opt,
+                                optim::InverseSqrtWarmup::Peak{.lr_peak = 1e-3, .warmup = 100});
   EXPECT_DOUBLE_EQ(opt.lr(), 1e-5);  // epoch 0 counts as step 1
   EXPECT_DOUBLE_EQ(peak.LrAt(50), 5e-4);
   EXPECT_DOUBLE_EQ(peak.LrAt(100), 1e-3);
   EXPECT_DOUBLE_EQ(peak.LrAt(400), 5e-4);
-  optim::InverseSqrtWarmup tr(opt, optim::InverseSqrtWarmup::Transformer{.d_model = 512, .warmup = 4000});
+  optim::InverseSqrtWarmup tr(
+      opt, optim::InverseSqrtWarmup::Transformer{.d_model = 512, .warmup = 4000});
   // The peak is at step == warmup: d_model^-0.5 * warmup^-0.5.
   EXPECT_DOUBLE_EQ(tr.LrAt(4000), 1.0 / std::sqrt(512.0 * 4000.0));
   EXPECT_LT(tr.LrAt(3999), tr.LrAt(4000));
   EXPECT_LT(tr.LrAt(4001), tr.LrAt(4000));
-  EXPECT_THAT(ErrorOf([&] { optim::InverseSqrtWarmup(opt, optim::InverseSqrtWarmup::Peak{.warmup = 0}); }),
-              HasSubstr("warmup"));
+  EXPECT_THAT(
+      ErrorOf([&] { optim::InverseSqrtWarmup(opt, optim::InverseSqrtWarmup::Peak{.warmup = 0}); }),
+      HasSubstr("warmup"));
 }
 
 TEST(Schedules, StateRoundTripContinuesExactly) {
@@ -670,16 +711,26 @@ TEST(Schedules, Errors) {
   EXPECT_THAT(ErrorOf([&] { plateau.Step(); }), HasSubstr("needs the monitored metric"));
   EXPECT_THAT(ErrorOf([&] { optim::StepLR(opt, 0); }), HasSubstr("step_size"));
   EXPECT_THAT(ErrorOf([&] { optim::ConstantLR(opt, 1.5); }), HasSubstr("factor"));
-  EXPECT_THAT(ErrorOf([&] { optim::ReduceLROnPlateau(opt, {.factor = 1.0}); }), HasSubstr("factor"));
-  EXPECT_THAT(ErrorOf([&] { step.LoadState({{"last_epoch", 1}}); }),
+  EXPECT_THAT(ErrorOf([&] { optim::ReduceLROnPlateau(opt, {.factor = 1.0}); }),
+              HasSubstr("factor"));
+  EXPECT_THAT(ErrorOf([&] {
+                step.LoadState({{"last_epoch", 1}});
+              }),
               HasSubstr("'base_lr' is missing"));
-  EXPECT_THAT(ErrorOf([&] { step.LoadState({{"last_epoch", 1}, {"base_lr", 0.1}, {"best", 1}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                step.LoadState({{"last_epoch", 1}, {"base_lr", 0.1}, {"best", 1}});
+              }),
               HasSubstr("unexpected key 'best'"));
-  EXPECT_THAT(ErrorOf([&] { step.LoadState({{"last_epoch", -1}, {"base_lr", 0.1}}); }),
+  EXPECT_THAT(ErrorOf([&] {
+                step.LoadState({{"last_epoch", -1}, {"base_lr", 0.1}});
+              }),
               HasSubstr("last_epoch"));
   EXPECT_THAT(ErrorOf([&] {
-                plateau.LoadState({{"last_epoch", 1}, {"base_lr", 0.1}, {"best", 1},
-                                   {"num_bad_epochs", 0.5}, {"cooldown_counter", 0}});
+                plateau.LoadState({{"last_epoch", 1},
+                                   {"base_lr", 0.1},
+                                   {"best", 1},
+                                   {"num_bad_epochs", 0.5},
+                                   {"cooldown_counter", 0}});
               }),
               HasSubstr("num_bad_epochs"));
   EXPECT_EQ(plateau.last_epoch(), 0);  // failed loads change nothing

@@ -125,11 +125,11 @@ TEST(RnnKernels, GruForwardAndBackwardMatchReference) {
         auto dh_r = dh;
         std::vector<float> dgx(3 * h), dgx_r(3 * h), dgh(3 * h), dgh_r(3 * h);
         cpu::simd::GruBackwardRow(act_r.data(), hn_r.data(), h0.data(),
-                                  with_dy ? dy.data() : nullptr, dh.data(), dgx.data(),
-                                  dgh.data(), h);
+                                  with_dy ? dy.data() : nullptr, dh.data(), dgx.data(), dgh.data(),
+                                  h);
         cpu::ref::GruBackwardRow<float>(act_r.data(), hn_r.data(), h0.data(),
-                                        with_dy ? dy.data() : nullptr, dh_r.data(),
-                                        dgx_r.data(), dgh_r.data(), h);
+                                        with_dy ? dy.data() : nullptr, dh_r.data(), dgx_r.data(),
+                                        dgh_r.data(), h);
         ExpectCloseVec(dgx, dgx_r, what + " dgx");
         ExpectCloseVec(dgh, dgh_r, what + " dgh");
         ExpectCloseVec(dh, dh_r, what + " dh");
@@ -273,9 +273,7 @@ TEST(RnnLayerGrad, GruBidirectionalNoBiasWithH0) {
 TEST(RnnLayerGrad, LstmTwoLayersBidirectionalPadded) {
   EXPECT_TRUE(CheckTwoLayers(RnnMode::kLstm));
 }
-TEST(RnnLayerGrad, GruTwoLayersBidirectionalPadded) {
-  EXPECT_TRUE(CheckTwoLayers(RnnMode::kGru));
-}
+TEST(RnnLayerGrad, GruTwoLayersBidirectionalPadded) { EXPECT_TRUE(CheckTwoLayers(RnnMode::kGru)); }
 
 // ---------------------------------------------------------------------------------------------
 // Module parameter gradients against central differences (f64): the gradcheck harness takes
@@ -374,9 +372,8 @@ TEST(RnnModuleGrad, Cells) {
   nn::GRUCell gc(3, 4, gen, false, DType::kF64);
   EXPECT_TRUE(CheckModuleParams(gc, [&] { return std::vector<Tensor>{gc.Forward(x, h)}; }));
   // Unbatched input and state.
-  EXPECT_TRUE(CheckModuleParams(gc, [&] {
-    return std::vector<Tensor>{gc.Forward(x.Select(0, 1), h.Select(0, 1))};
-  }));
+  EXPECT_TRUE(CheckModuleParams(
+      gc, [&] { return std::vector<Tensor>{gc.Forward(x.Select(0, 1), h.Select(0, 1))}; }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,16 +417,19 @@ RunResult RunStack(nn::RnnBase& m, bool lstm, const Tensor& x_in, const std::vec
   for (size_t b = 0; b < len.size(); ++b)
     for (int64_t t = len[b]; t < nt; ++t)
       for (int64_t k = 0; k < w; ++k) dy[(b * nt + t) * w + k] = pad_cot;
-  std::vector<Tensor> roots{r.output, r.h_n}, cots{Tensor::FromVector(dy, r.output.shape()),
-                                                   U(r.h_n.shape(), 78)};
+  std::vector<Tensor> roots{r.output, r.h_n},
+      cots{Tensor::FromVector(dy, r.output.shape()), U(r.h_n.shape(), 78)};
   if (lstm) {
     roots.push_back(r.c_n);
     cots.push_back(U(r.c_n.shape(), 79));
   }
   m.ZeroGrad();
   Backward(roots, cots);
-  RunResult res{Values(r.output), Values(r.h_n), lstm ? Values(r.c_n) : std::vector<double>{},
-                Values(x.grad()), {}};
+  RunResult res{Values(r.output),
+                Values(r.h_n),
+                lstm ? Values(r.c_n) : std::vector<double>{},
+                Values(x.grad()),
+                {}};
   for (const Tensor& p : m.Parameters()) res.grad_params.push_back(Values(p.grad()));
   return res;
 }
@@ -529,9 +529,9 @@ TEST(RnnModule, ParameterNamesShapesAndInitMatchPyTorch) {
     }
   }
   const std::vector<std::string> want{
-      "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+      "weight_ih_l0",         "weight_hh_l0",         "bias_ih_l0",         "bias_hh_l0",
       "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
-      "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
+      "weight_ih_l1",         "weight_hh_l1",         "bias_ih_l1",         "bias_hh_l1",
       "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse"};
   EXPECT_EQ(names, want);
   const std::vector<std::vector<int64_t>> want_shapes{
@@ -629,10 +629,9 @@ TEST(RnnModule, SameResultsWithAnyThreadCount) {
       }
       m->ZeroGrad();
       Backward({out, hn}, {Tensor::Ones(out.shape()), Tensor::Ones(hn.shape())});
-      std::vector<std::vector<float>> results{out.ToVector<float>(), hn.ToVector<float>(),
-                                              xr.grad().ToVector<float>(),
-                                              m->weight_hh(1, 0).grad().ToVector<float>(),
-                                              m->bias_ih(0, 0).grad().ToVector<float>()};
+      std::vector<std::vector<float>> results{
+          out.ToVector<float>(), hn.ToVector<float>(), xr.grad().ToVector<float>(),
+          m->weight_hh(1, 0).grad().ToVector<float>(), m->bias_ih(0, 0).grad().ToVector<float>()};
       if (first.empty()) {
         first = results;
         continue;
@@ -662,11 +661,11 @@ TEST(RnnModule, F32AgreesWithF64) {
       return out;
     };
     const bool lstm = mode == RnnMode::kLstm;
-    RnnLayerOutput d = RnnLayer(mode, x, p.w_ih, p.w_hh, p.b_ih, p.b_hh, h0,
-                                lstm ? c0 : Tensor(), lengths);
-    RnnLayerOutput s = RnnLayer(mode, x.To(DType::kF32), f32(p.w_ih), f32(p.w_hh), f32(p.b_ih),
-                                f32(p.b_hh), h0.To(DType::kF32),
-                                lstm ? c0.To(DType::kF32) : Tensor(), lengths);
+    RnnLayerOutput d =
+        RnnLayer(mode, x, p.w_ih, p.w_hh, p.b_ih, p.b_hh, h0, lstm ? c0 : Tensor(), lengths);
+    RnnLayerOutput s =
+        RnnLayer(mode, x.To(DType::kF32), f32(p.w_ih), f32(p.w_hh), f32(p.b_ih), f32(p.b_hh),
+                 h0.To(DType::kF32), lstm ? c0.To(DType::kF32) : Tensor(), lengths);
     std::vector<double> vd = Values(d.output), vs = Values(s.output.To(DType::kF64));
     for (size_t i = 0; i < vd.size(); ++i) ASSERT_NEAR(vs[i], vd[i], 1e-5) << i;
   }
@@ -677,37 +676,54 @@ TEST(RnnModule, ErrorsNameTheModuleAndShapes) {
   nn::LSTM lstm(3, 4, gen);
   nn::GRU gru(3, 4, gen);
   Tensor x = Tensor::Zeros({2, 5, 3});
-  EXPECT_THAT(ThrownMessage([&] { lstm.Forward(Tensor::Zeros({2, 5, 6})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                lstm.Forward(Tensor::Zeros({2, 5, 6}));
+              }),
               HasSubstr("LSTM: input f32[2, 5, 6] has width 6 but the module was built for "
                         "input_size 3"));
-  EXPECT_THAT(ThrownMessage([&] { gru.Forward(Tensor::Zeros({5, 3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                gru.Forward(Tensor::Zeros({5, 3}));
+              }),
               HasSubstr("GRU: input must be 3-D"));
-  EXPECT_THAT(ThrownMessage([&] { gru.Forward(x, Indices({5, 0}, Shape{2})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                gru.Forward(x, Indices({5, 0}, Shape{2}));
+              }),
               HasSubstr("lengths[1] = 0 is outside [1, T] = [1, 5]"));
-  EXPECT_THAT(ThrownMessage([&] { gru.Forward(x, Indices({6, 1}, Shape{2})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                gru.Forward(x, Indices({6, 1}, Shape{2}));
+              }),
               HasSubstr("lengths[0] = 6 is outside [1, T] = [1, 5]"));
-  EXPECT_THAT(ThrownMessage([&] { gru.Forward(x, Indices({5, 1, 2}, Shape{3})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                gru.Forward(x, Indices({5, 1, 2}, Shape{3}));
+              }),
               HasSubstr("lengths must be i64 [B] = [2]"));
-  EXPECT_THAT(ThrownMessage([&] { lstm.Forward(x, Tensor(), Tensor::Zeros({2, 2, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                lstm.Forward(x, Tensor(), Tensor::Zeros({2, 2, 4}));
+              }),
               HasSubstr("LSTM: initial h0 f32[2, 2, 4] must be [num_layers * num_directions, "
                         "B, H] = [1, 2, 4]"));
   EXPECT_THAT(ThrownMessage([&] { lstm.Forward(x.To(DType::kF64)); }),
               HasSubstr("LSTM: input f64[2, 5, 3] but parameters are f32"));
+  EXPECT_THAT(
+      ThrownMessage([&] {
+        RnnLayer(RnnMode::kGru, x, {Tensor::Zeros({12, 5})}, {Tensor::Zeros({12, 4})}, {}, {});
+      }),
+      HasSubstr("RnnLayer(GRU): weight_ih of direction 0 must be [12, 3] for input "
+                "f32[2, 5, 3] and hidden size 4, got f32[12, 5]"));
   EXPECT_THAT(ThrownMessage([&] {
-                RnnLayer(RnnMode::kGru, x, {Tensor::Zeros({12, 5})}, {Tensor::Zeros({12, 4})},
-                         {}, {});
-              }),
-              HasSubstr("RnnLayer(GRU): weight_ih of direction 0 must be [12, 3] for input "
-                        "f32[2, 5, 3] and hidden size 4, got f32[12, 5]"));
-  EXPECT_THAT(ThrownMessage([&] {
-                RnnLayer(RnnMode::kGru, x, {Tensor::Zeros({12, 3})}, {Tensor::Zeros({12, 4})},
-                         {}, {}, Tensor(), Tensor::Zeros({1, 2, 4}));
+                RnnLayer(RnnMode::kGru, x, {Tensor::Zeros({12, 3})}, {Tensor::Zeros({12, 4})}, {},
+                         {}, Tensor(), Tensor::Zeros({1, 2, 4}));
               }),
               HasSubstr("a GRU has no cell state c0"));
-  EXPECT_THAT(ThrownMessage([&] { nn::GRUCell(3, 4, gen).Forward(Tensor::Zeros({2, 3}),
-                                                                 Tensor::Zeros({3, 4})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                nn::GRUCell(3, 4, gen).Forward(Tensor::Zeros({2, 3}), Tensor::Zeros({3, 4}));
+              }),
               HasSubstr("GRUCell: state h f32[3, 4] must be [2, 4]"));
-  EXPECT_THAT(ThrownMessage([&] { nn::RnnOptions o; o.dropout = 1.5; nn::GRU(3, 4, gen, o); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                nn::RnnOptions o;
+                o.dropout = 1.5;
+                nn::GRU(3, 4, gen, o);
+              }),
               HasSubstr("GRU: dropout must be in [0, 1]"));
 }
 
@@ -885,7 +901,7 @@ TEST(PackedRecurrentStep, RefusesBidirectionalAndBadStates) {
   Tensor h = Tensor::Zeros({1, 2, 3});
   EXPECT_THROW(step.Step(Tensor::Zeros({2, 4}), &h, nullptr), Error);  // an LSTM needs c
   Tensor c = Tensor::Zeros({1, 2, 3});
-  EXPECT_THROW(step.Step(Tensor::Zeros({3, 4}), &h, &c), Error);       // rows differ
+  EXPECT_THROW(step.Step(Tensor::Zeros({3, 4}), &h, &c), Error);  // rows differ
   EXPECT_NO_THROW(step.Step(Tensor::Zeros({2, 4}), &h, &c));
 }
 

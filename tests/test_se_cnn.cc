@@ -15,8 +15,8 @@ TEST(SeCnn, GradientsMatchFiniteDifferences) {
   SeCnn net(2, 4, 4, 3, 2, gen, DType::kF64);
   Tensor x = Tensor::Randn({2, 2, 5, 5}, gen, DType::kF64);
   // Input gradient through conv, ReLU, SE, pooling and the classifier.
-  EXPECT_TRUE(gradcheck::GradCheck([&](const std::vector<Tensor>& in) { return net.Forward(in[0]).logits; },
-                                   {x}));
+  EXPECT_TRUE(gradcheck::GradCheck(
+      [&](const std::vector<Tensor>& in) { return net.Forward(in[0]).logits; }, {x}));
   // Every parameter receives a gradient.
   Sum(net.Forward(x).logits).Backward();
   for (auto& [name, p] : net.NamedParameters()) EXPECT_TRUE(p.grad().defined()) << name;

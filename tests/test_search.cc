@@ -276,9 +276,10 @@ TEST(SearchProperties, StoppingRuleNeverChangesTheResult) {
     stepped += model.rows_stepped();
     for (size_t i = 0; i < sources.size(); ++i) {
       const auto want = PlainBeam(model, sources[i], o, &stepped_plain);
-      ExpectSameNBest(got[i], want, "trial " + std::to_string(trial) + " sentence " +
-                                        std::to_string(i) + " beam " + std::to_string(o.beam) +
-                                        " alpha " + std::to_string(o.length_penalty));
+      ExpectSameNBest(got[i], want,
+                      "trial " + std::to_string(trial) + " sentence " + std::to_string(i) +
+                          " beam " + std::to_string(o.beam) + " alpha " +
+                          std::to_string(o.length_penalty));
       ++compared;
     }
   }

@@ -261,7 +261,8 @@ TEST(Search, LearnsToCopyAndBeamSearchFindsIt) {
     for (auto& e : ex) {
       const int len = 3 + static_cast<int>(Generator::Bits(data.seed(), data.Reserve(1)) % 4);
       for (int j = 0; j < len; ++j)
-        e.src.push_back(4 + static_cast<int64_t>(Generator::Bits(data.seed(), data.Reserve(1)) % 6));
+        e.src.push_back(4 +
+                        static_cast<int64_t>(Generator::Bits(data.seed(), data.Reserve(1)) % 6));
       e.tgt = e.src;
     }
     return ex;
@@ -271,8 +272,8 @@ TEST(Search, LearnsToCopyAndBeamSearchFindsIt) {
   for (int step = 0; step < 400; ++step) {
     auto ex = random_examples(32);
     models::Batch b = nmt::MakeBatch(ex, all);
-    Tensor loss = CrossEntropy(model->Forward(b).View({-1, 10}), b.tgt_out.View({-1}),
-                               SpecialIds::kPad);
+    Tensor loss =
+        CrossEntropy(model->Forward(b).View({-1, 10}), b.tgt_out.View({-1}), SpecialIds::kPad);
     loss.Backward();
     adam.Step();
     adam.ZeroGrad();
@@ -333,7 +334,10 @@ TEST(Search, EmptySourceAndBadOptions) {
 // mode with dropout 0, nothing packed) give the same steps, for GRU and LSTM decoders and the
 // Transformer (pre- and post-norm).
 TEST(Seq2Seq, PackedDecodingEqualsTheModules) {
-  struct Case { std::string arch, cell; bool pre_norm; };
+  struct Case {
+    std::string arch, cell;
+    bool pre_norm;
+  };
   for (const Case& k : {Case{"rnn-attention", "gru", true}, Case{"rnn-attention", "lstm", true},
                         Case{"rnn", "gru", true}, Case{"transformer", "gru", true},
                         Case{"transformer", "gru", false}}) {

@@ -55,14 +55,24 @@ TEST(SimdKernels, Binary) {
 }
 
 TEST(SimdKernels, Unary) {
-  struct Case { UnaryOp op; float lo, hi, p0, p1; float tol; };
+  struct Case {
+    UnaryOp op;
+    float lo, hi, p0, p1;
+    float tol;
+  };
   const Case cases[] = {
-      {UnaryOp::kNeg, -5, 5, 0, 0, kElemTol},      {UnaryOp::kAbs, -5, 5, 0, 0, kElemTol},
-      {UnaryOp::kExp, -80, 80, 0, 0, kTransTol},   {UnaryOp::kLog, 1e-6f, 1e6f, 0, 0, kTransTol},
-      {UnaryOp::kSqrt, 0, 100, 0, 0, kElemTol},    {UnaryOp::kRsqrt, 0.01f, 100, 0, 0, kTransTol},
-      {UnaryOp::kTanh, -10, 10, 0, 0, kTransTol},  {UnaryOp::kSigmoid, -100, 100, 0, 0, kTransTol},
-      {UnaryOp::kRelu, -5, 5, 0, 0, kElemTol},     {UnaryOp::kGelu, -8, 8, 0, 0, kTransTol},
-      {UnaryOp::kPow, 0.1f, 4, 2.5f, 0, kTransTol}, {UnaryOp::kClamp, -5, 5, -1, 2, kElemTol},
+      {UnaryOp::kNeg, -5, 5, 0, 0, kElemTol},
+      {UnaryOp::kAbs, -5, 5, 0, 0, kElemTol},
+      {UnaryOp::kExp, -80, 80, 0, 0, kTransTol},
+      {UnaryOp::kLog, 1e-6f, 1e6f, 0, 0, kTransTol},
+      {UnaryOp::kSqrt, 0, 100, 0, 0, kElemTol},
+      {UnaryOp::kRsqrt, 0.01f, 100, 0, 0, kTransTol},
+      {UnaryOp::kTanh, -10, 10, 0, 0, kTransTol},
+      {UnaryOp::kSigmoid, -100, 100, 0, 0, kTransTol},
+      {UnaryOp::kRelu, -5, 5, 0, 0, kElemTol},
+      {UnaryOp::kGelu, -8, 8, 0, 0, kTransTol},
+      {UnaryOp::kPow, 0.1f, 4, 2.5f, 0, kTransTol},
+      {UnaryOp::kClamp, -5, 5, -1, 2, kElemTol},
       {UnaryOp::kAddScalar, -5, 5, 1.5f, 0, kElemTol},
       {UnaryOp::kMulScalar, -5, 5, -0.5f, 0, kElemTol},
   };
@@ -77,7 +87,11 @@ TEST(SimdKernels, Unary) {
 }
 
 TEST(SimdKernels, UnaryGrad) {
-  struct Case { UnaryGradOp op; UnaryOp fwd; float lo, hi, p0, p1; };
+  struct Case {
+    UnaryGradOp op;
+    UnaryOp fwd;
+    float lo, hi, p0, p1;
+  };
   const Case cases[] = {
       {UnaryGradOp::kAbs, UnaryOp::kAbs, -5, 5, 0, 0},
       {UnaryGradOp::kExp, UnaryOp::kExp, -5, 5, 0, 0},
@@ -221,8 +235,10 @@ TEST(SimdKernels, PackedGemm) {
 // NaN in C), k across several packed blocks, m across several row blocks, partial panels, and a
 // product large enough for threads.
 TEST(SimdKernels, Gemm) {
-  struct Shape3 { int64_t m, n, k; };
-  const Shape3 shapes[] = {{1, 1, 1},   {5, 33, 7},    {13, 32, 300}, {7, 100, 513},
+  struct Shape3 {
+    int64_t m, n, k;
+  };
+  const Shape3 shapes[] = {{1, 1, 1},     {5, 33, 7},    {13, 32, 300}, {7, 100, 513},
                            {300, 45, 20}, {70, 64, 256}, {257, 31, 65}, {64, 300, 600}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
@@ -243,7 +259,7 @@ TEST(SimdKernels, Gemm) {
           for (int64_t i = 0; i < s.m; ++i)
             for (int64_t j = s.n; j < ldc; ++j)
               ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(got[i * ldc + j])
-                                                       : got[i * ldc + j] == c0[i * ldc + j]);
+                                                      : got[i * ldc + j] == c0[i * ldc + j]);
           for (int64_t i = 0; i < s.m; ++i)
             for (int64_t j = 0; j < s.n; ++j) {
               const float g = got[i * ldc + j], w = want[i * ldc + j];
@@ -290,9 +306,7 @@ TEST(SimdKernels, LogSumExpAndExpAffineRows) {
   EXPECT_EQ(simd::LogSumExpRow(masked.data(), 20), -HUGE_VALF);
 }
 
-TEST(SimdKernels, DispatchPicksATarget) {
-  EXPECT_NE(std::string(simd::TargetName()), "");
-}
+TEST(SimdKernels, DispatchPicksATarget) { EXPECT_NE(std::string(simd::TargetName()), ""); }
 
 }  // namespace
 }  // namespace attend::cpu

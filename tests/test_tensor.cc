@@ -97,7 +97,8 @@ TEST(Tensor, RandomIsDeterministicBySeed) {
   EXPECT_NEAR(Var(big).item(), 1.0, 0.05);
   Generator d1(5), d2(5);
   Tensor x = Tensor::Ones({1000});
-  EXPECT_EQ(Dropout(x, 0.3, true, d1).ToVector<float>(), Dropout(x, 0.3, true, d2).ToVector<float>());
+  EXPECT_EQ(Dropout(x, 0.3, true, d1).ToVector<float>(),
+            Dropout(x, 0.3, true, d2).ToVector<float>());
   Tensor kept = Gt(Dropout(x, 0.3, true, d1), Tensor::Scalar(0)).To(DType::kF32);
   EXPECT_NEAR(Mean(kept).item(), 0.7, 0.05);
   EXPECT_EQ(Dropout(x, 0.3, false, d1).ToVector<float>(), x.ToVector<float>());

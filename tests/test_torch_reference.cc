@@ -24,13 +24,13 @@
 namespace attend {
 namespace {
 
+using reference::ExpectMatches;
+using reference::Named;
 using reference::OpKey;
+using reference::Ref;
 using reference::RefCase;
 using reference::RefDType;
 using reference::RefTensor;
-using reference::ExpectMatches;
-using reference::Named;
-using reference::Ref;
 using reference::ToDType;
 using reference::ToTensor;
 using reference::ValuesOf;

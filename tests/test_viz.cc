@@ -31,7 +31,9 @@ class Heatmap : public ::testing::Test {
   struct Decoded {
     int w = 0, h = 0;
     std::vector<unsigned char> rgb;
-    const unsigned char* At(int x, int y) const { return &rgb[(static_cast<size_t>(y) * w + x) * 3]; }
+    const unsigned char* At(int x, int y) const {
+      return &rgb[(static_cast<size_t>(y) * w + x) * 3];
+    }
   };
   Decoded Load(const std::string& path) {
     Decoded d;
@@ -60,8 +62,8 @@ TEST_F(Heatmap, PngSizeCellsAndLabels) {
   const std::vector<std::string> src = {"▁Der", "▁Hund", "▁bellt", "."};
   const std::vector<std::string> tgt = {"▁The", "▁dog", "▁barks"};
   // [T=3, S=4]: each row a distribution.
-  const std::vector<float> w = {0.7f, 0.2f, 0.1f, 0.0f,  //
-                                0.1f, 0.8f, 0.1f, 0.0f,  //
+  const std::vector<float> w = {0.7f, 0.2f,  0.1f, 0.0f,  //
+                                0.1f, 0.8f,  0.1f, 0.0f,  //
                                 0.0f, 0.25f, 0.5f, 0.25f};
   const std::string path = (dir_ / "attn.png").string();
   HeatmapOptions o;
@@ -115,7 +117,8 @@ TEST_F(Heatmap, PngSizeCellsAndLabels) {
   EXPECT_GT(layout.grid_y - top, o.cell_size);
   // No temporary file is left behind.
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_)) files += entry.is_regular_file();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_))
+    files += entry.is_regular_file();
   EXPECT_EQ(files, 1);
 }
 
@@ -124,9 +127,11 @@ TEST_F(Heatmap, ColourScaleAndMaxWeight) {
   HeatmapOptions o;
   o.color = true;
   o.max_weight = 2.0f;
-  const HeatmapLayout layout = WriteAttentionHeatmap(path, {"a", "b"}, {"x"}, std::vector<float>{2.0f, 1.0f}, o);
+  const HeatmapLayout layout =
+      WriteAttentionHeatmap(path, {"a", "b"}, {"x"}, std::vector<float>{2.0f, 1.0f}, o);
   const Decoded d = Load(path);
-  const unsigned char* full = d.At(layout.grid_x + o.cell_size / 2, layout.grid_y + o.cell_size / 2);
+  const unsigned char* full =
+      d.At(layout.grid_x + o.cell_size / 2, layout.grid_y + o.cell_size / 2);
   const unsigned char* half =
       d.At(layout.grid_x + o.cell_size + o.cell_size / 2, layout.grid_y + o.cell_size / 2);
   EXPECT_EQ(full[0], 8);  // the ramp's dark blue end (8, 48, 107)
@@ -147,11 +152,13 @@ TEST_F(Heatmap, Errors) {
     return "";
   };
   const std::vector<float> six(6, 0.1f);
-  EXPECT_NE(message([&] { WriteAttentionHeatmap(path, {"a", "b"}, {"x", "y"}, six); })
-                .find("weights have 6 values but [T, S] = [2, 2] needs 4"),
+  EXPECT_NE(message([&] {
+              WriteAttentionHeatmap(path, {"a", "b"}, {"x", "y"}, six);
+            }).find("weights have 6 values but [T, S] = [2, 2] needs 4"),
             std::string::npos);
-  EXPECT_NE(message([&] { WriteAttentionHeatmap(path, {}, {"x"}, std::vector<float>{}); })
-                .find("at least one source and one target"),
+  EXPECT_NE(message([&] {
+              WriteAttentionHeatmap(path, {}, {"x"}, std::vector<float>{});
+            }).find("at least one source and one target"),
             std::string::npos);
   EXPECT_NE(message([&] {
               WriteAttentionHeatmap(path, {"a", "b"}, {"x"}, std::vector<float>{0.5f, -0.1f});

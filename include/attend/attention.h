@@ -148,10 +148,10 @@ Tensor Sparsemax(const Tensor& scores, const Tensor& mask = Tensor());
 class HardAttention {
  public:
   enum class Mode {
-    kArgmax,          // inference: the highest-scoring position
-    kReinforce,       // training: sample from softmax(scores); gradient by the score-function
-                      // estimator with a moving-average baseline (ReinforceLoss, once the
-                      // reward is known, covers every Weights call since the last one)
+    kArgmax,                // inference: the highest-scoring position
+    kReinforce,             // training: sample from softmax(scores); gradient by the score-function
+                            // estimator with a moving-average baseline (ReinforceLoss, once the
+                            // reward is known, covers every Weights call since the last one)
     kGumbelStraightThrough  // training: one-hot of argmax(scores + Gumbel noise) forward,
                             // gradient of softmax((scores + noise) / tau) backward
   };

@@ -54,9 +54,9 @@ class SparseAttentiveBacktracking : public nn::Module {
   SparseAttentiveBacktracking(int64_t input_size, int64_t hidden_size, int64_t ktop, int64_t katt,
                               int64_t ktrunc, Generator& gen, DType dtype = DType::kF32);
   struct Output {
-    Tensor output;                  // [B, T, H]
-    std::vector<Tensor> weights;    // per attending step: [B, 1, M] over the memories so far
-    std::vector<int64_t> steps;     // the time step of each entry of `weights`
+    Tensor output;                // [B, T, H]
+    std::vector<Tensor> weights;  // per attending step: [B, 1, M] over the memories so far
+    std::vector<int64_t> steps;   // the time step of each entry of `weights`
   };
   Output Forward(const Tensor& x) const;  // x [B, T, in]
   std::shared_ptr<nn::LSTMCell> cell;

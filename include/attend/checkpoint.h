@@ -74,13 +74,13 @@ void SaveCheckpoint(const std::string& path, const nn::Module& model,
                     const std::string& config_json, const Metadata& extra = {});
 
 // Loads a checkpoint into existing objects (values are copied into the model's tensors in
-// place) and returns its config JSON; `extra`, when given, receives the caller's extra metadata. Every model tensor must be present with the
-// same shape and dtype and the file may hold no other model tensor; the optimizer (and the
-// schedule) must be of the saved type and their state must fit. The first tensor or entry that
-// is missing, unexpected or mismatched is named in the attend::Error. Everything is checked
-// before anything is changed, so a failed load leaves the objects as they were.
-// A null optimizer or scheduler skips that part of the file (loading weights only); a non-null
-// one whose state the file lacks is an error.
+// place) and returns its config JSON; `extra`, when given, receives the caller's extra metadata.
+// Every model tensor must be present with the same shape and dtype and the file may hold no other
+// model tensor; the optimizer (and the schedule) must be of the saved type and their state must
+// fit. The first tensor or entry that is missing, unexpected or mismatched is named in the
+// attend::Error. Everything is checked before anything is changed, so a failed load leaves the
+// objects as they were. A null optimizer or scheduler skips that part of the file (loading weights
+// only); a non-null one whose state the file lacks is an error.
 std::string LoadCheckpoint(const std::string& path, nn::Module& model,
                            optim::Optimizer* optimizer = nullptr,
                            optim::LRScheduler* scheduler = nullptr, Metadata* extra = nullptr);

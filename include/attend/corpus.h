@@ -22,26 +22,26 @@ namespace attend::data {
 // context is present, "id\0id_plural" for plurals); msgstr holds one form per plural index.
 struct MoEntry {
   bool has_context = false;
-  std::string context;                // msgctxt, without the \x04 separator
-  std::string msgid;                  // singular msgid
-  std::string msgid_plural;           // empty unless is_plural
+  std::string context;       // msgctxt, without the \x04 separator
+  std::string msgid;         // singular msgid
+  std::string msgid_plural;  // empty unless is_plural
   bool is_plural = false;
-  std::vector<std::string> msgstr;    // [nplurals] for plurals, [1] otherwise
+  std::vector<std::string> msgstr;  // [nplurals] for plurals, [1] otherwise
 };
 
 struct MoCatalog {
-  std::string source;                 // file name used in messages
-  bool big_endian = false;            // byte order of the file
-  uint32_t revision = 0;              // major << 16 | minor
-  std::string charset;                // lower-cased, from the header's Content-Type ("" if none)
+  std::string source;       // file name used in messages
+  bool big_endian = false;  // byte order of the file
+  uint32_t revision = 0;    // major << 16 | minor
+  std::string charset;      // lower-cased, from the header's Content-Type ("" if none)
   // True when the entries are UTF-8: the charset is UTF-8 or ASCII (or absent), or it was
   // ISO-8859-1 and every string was converted. False for any other charset: then `entries` is
   // empty, since the bytes cannot be read without a converter.
   bool charset_supported = true;
   bool converted_from_latin1 = false;
-  std::string header;                 // msgstr of the header entry (empty msgid), converted
-  std::string plural_forms;           // the header's "Plural-Forms:" value ("" if none)
-  std::vector<MoEntry> entries;       // every entry except the header, in file order
+  std::string header;            // msgstr of the header entry (empty msgid), converted
+  std::string plural_forms;      // the header's "Plural-Forms:" value ("" if none)
+  std::vector<MoEntry> entries;  // every entry except the header, in file order
   // Revision 0.1 files may hold system-dependent strings (<PRIu64> and the like) in separate
   // tables; they are not read, only counted.
   uint32_t system_dependent_strings = 0;
@@ -69,7 +69,7 @@ int SingularPluralIndex(const MoCatalog& catalog);
 // ---- the default corpus from installed gettext catalogs ----
 
 struct DebianCorpusOptions {
-  std::string src = "en";                        // "en" pairs msgid with msgstr
+  std::string src = "en";  // "en" pairs msgid with msgstr
   std::string tgt = "de";
   std::string locale_dir = "/usr/share/locale";  // reads <locale_dir>/<lang>/LC_MESSAGES/*.mo
   std::string out_dir;                           // receives train/dev/test.<lang>, stats.json
@@ -86,20 +86,20 @@ struct DebianCorpusOptions {
 
 // Counts of everything the build read, dropped and wrote (also written as stats.json).
 struct DebianCorpusStats {
-  size_t catalogs_found = 0;            // <tgt>/LC_MESSAGES/*.mo
+  size_t catalogs_found = 0;  // <tgt>/LC_MESSAGES/*.mo
   size_t catalogs_read = 0;
-  size_t catalogs_latin1 = 0;           // converted from ISO-8859-1
-  size_t catalogs_skipped_charset = 0;  // other non-UTF-8 charsets
-  size_t catalogs_skipped_corrupt = 0;  // ReadMoCatalog threw; the message is kept below
+  size_t catalogs_latin1 = 0;             // converted from ISO-8859-1
+  size_t catalogs_skipped_charset = 0;    // other non-UTF-8 charsets
+  size_t catalogs_skipped_corrupt = 0;    // ReadMoCatalog threw; the message is kept below
   size_t catalogs_skipped_no_source = 0;  // src != en: no <src> catalog of the same name
-  size_t catalogs_skipped_name = 0;     // a file name that is not valid UTF-8
-  std::vector<std::string> skipped;     // "name: reason" for each skipped catalog
+  size_t catalogs_skipped_name = 0;       // a file name that is not valid UTF-8
+  std::vector<std::string> skipped;       // "name: reason" for each skipped catalog
   // Entry counts: raw entries (header excluded) and the drops by rule, in rule order.
   size_t raw_entries = 0;
   std::map<std::string, size_t> dropped;
-  size_t plural_singular_kept = 0;      // plural entries that contributed their singular
-  size_t accelerators_stripped = 0;     // pairs whose mnemonic markers were removed
-  size_t pairs_before_split = 0;        // unique pairs
+  size_t plural_singular_kept = 0;   // plural entries that contributed their singular
+  size_t accelerators_stripped = 0;  // pairs whose mnemonic markers were removed
+  size_t pairs_before_split = 0;     // unique pairs
   size_t train = 0, dev = 0, test = 0;
 };
 
@@ -135,8 +135,8 @@ struct SentencePair {
 };
 
 struct ReadOptions {
-  size_t max_bytes = 2048;   // a longer line is an error (its length is named)
-  bool skip_empty = false;   // skip empty lines (in parallel data: pairs with an empty side)
+  size_t max_bytes = 2048;  // a longer line is an error (its length is named)
+  bool skip_empty = false;  // skip empty lines (in parallel data: pairs with an empty side)
 };
 
 // Lines of a UTF-8 text file ("-" reads stdin), without their "\n" and a trailing "\r"; a

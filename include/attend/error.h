@@ -33,17 +33,17 @@ template <typename... Args>
 }  // namespace attend
 
 // User-caused problems: the message should name the op and the shapes or the input at fault.
-#define ATTEND_CHECK(cond, ...)                                          \
-  do {                                                                   \
+#define ATTEND_CHECK(cond, ...)                                                   \
+  do {                                                                            \
     if (!(cond)) ::attend::detail::Throw(__FILE__, __LINE__, false, __VA_ARGS__); \
   } while (0)
 
 // Invariants the library itself must keep.
-#define ATTEND_ASSERT(cond, ...)                                                           \
-  do {                                                                                     \
-    if (!(cond))                                                                           \
+#define ATTEND_ASSERT(cond, ...)                                                        \
+  do {                                                                                  \
+    if (!(cond))                                                                        \
       ::attend::detail::Throw(__FILE__, __LINE__, true, "assertion failed: " #cond " ", \
-                              ##__VA_ARGS__);                                              \
+                              ##__VA_ARGS__);                                           \
   } while (0)
 
 #ifndef NDEBUG

@@ -1,5 +1,5 @@
-// Corpus and sentence BLEU and chrF/chrF++ computed exactly as sacreBLEU 2.x computes them, with its
-// tokenizers, its score line, signature and JSON layout (docs/cli.md, "attend score").
+// Corpus and sentence BLEU and chrF/chrF++ computed exactly as sacreBLEU 2.x computes them, with
+// its tokenizers, its score line, signature and JSON layout (docs/cli.md, "attend score").
 #pragma once
 
 #include <cstdint>
@@ -70,7 +70,8 @@ struct Score {
 
   // sacreBLEU's Score.format: "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944
   // hyp_len = 17 ref_len = 18)"; with the signature: "BLEU|nrefs:2|...|version:... = 48.53 ...".
-  std::string Format(int width = 2, bool with_signature = false, bool short_signature = false) const;
+  std::string Format(int width = 2, bool with_signature = false,
+                     bool short_signature = false) const;
   // Only the score, "48.53" (sacreBLEU's --score-only).
   std::string FormatScore(int width = 2) const;
   // sacreBLEU's JSON (json.dumps(..., indent=1, ensure_ascii=False)): name, score rounded to
@@ -97,7 +98,8 @@ struct BleuOptions {
   bool effective_order = false;  // stop at the highest order with any hypothesis n-gram
 };
 
-// Sufficient statistics of a corpus: lengths after tokenization and matched/total n-grams per order.
+// Sufficient statistics of a corpus: lengths after tokenization and matched/total n-grams per
+// order.
 struct BleuStats {
   int64_t hyp_len = 0;
   int64_t ref_len = 0;  // sum over sentences of the closest reference length (ties: the shorter)

@@ -21,11 +21,11 @@ struct SpecialIds {
 
 // A padded batch of sentence pairs (token ids, i64).
 struct Batch {
-  Tensor src;          // [B, S], padded with kPad
-  Tensor src_lengths;  // [B]
-  Tensor tgt_in;       // [B, T]: kBos y_1 .. y_{n}, padded with kPad
-  Tensor tgt_out;      // [B, T]: y_1 .. y_n kEos, padded with kPad
-  Tensor tgt_lengths;  // [B] (n + 1)
+  Tensor src;                              // [B, S], padded with kPad
+  Tensor src_lengths;                      // [B]
+  Tensor tgt_in;                           // [B, T]: kBos y_1 .. y_{n}, padded with kPad
+  Tensor tgt_out;                          // [B, T]: y_1 .. y_n kEos, padded with kPad
+  Tensor tgt_lengths;                      // [B] (n + 1)
   int64_t src_tokens = 0, tgt_tokens = 0;  // real (non-pad) tokens
 };
 
@@ -36,9 +36,9 @@ struct ModelConfig {
   int64_t src_vocab = 0, tgt_vocab = 0;
   double dropout = 0.1;
   // RNN encoder-decoder.
-  std::string cell = "gru";        // gru | lstm
+  std::string cell = "gru";  // gru | lstm
   int64_t embed_dim = 256;
-  int64_t hidden_dim = 256;        // decoder size = encoder output (hidden_dim / 2 per direction)
+  int64_t hidden_dim = 256;  // decoder size = encoder output (hidden_dim / 2 per direction)
   int64_t encoder_layers = 1, decoder_layers = 1;
   std::string score = "additive";  // additive | dot | general | concat | location
   int64_t attention_dim = 256;     // additive / concat
@@ -46,16 +46,16 @@ struct ModelConfig {
   int64_t window_size = 5;         // D of the local windows
   int64_t max_source_len = 256;    // location score's positions
   bool input_feeding = true;
-  double teacher_forcing = 1.0;    // probability of feeding the reference token in training
+  double teacher_forcing = 1.0;  // probability of feeding the reference token in training
   // Transformer (Vaswani et al. 2017; the Annotated Transformer).
   int64_t d_model = 256, heads = 4, ff_dim = 1024, layers = 3;
   bool pre_norm = true;
-  bool share_embeddings = true;    // source, target and output projection share one matrix
+  bool share_embeddings = true;  // source, target and output projection share one matrix
   int64_t max_positions = 1024;
 
   std::string ToJson() const;
   static ModelConfig FromJson(const std::string& json);  // throws attend::Error naming the key
-  void Validate() const;                                   // throws attend::Error
+  void Validate() const;                                 // throws attend::Error
 };
 
 // What one decoding step needs to keep per sentence (per beam hypothesis).

@@ -22,7 +22,7 @@ struct VocabularyOptions {
   int64_t size = 8000;
   std::string model_type = "unigram";  // unigram | bpe
   double character_coverage = 1.0;
-  int64_t max_sentences = 200000;      // sentences sampled for training the vocabulary
+  int64_t max_sentences = 200000;  // sentences sampled for training the vocabulary
   uint32_t seed = 1;
 };
 
@@ -81,14 +81,14 @@ std::vector<std::vector<int64_t>> MakeBatches(const std::vector<Example>& exampl
 // still beat the nbest-th finished score (a bound valid with the length penalty: log-probs only
 // fall, and the penalty is largest at the length limit), or at the length limit. B = 1 is greedy.
 struct SearchOptions {
-  int64_t beam = 5;              // 1 = greedy
-  int64_t nbest = 1;             // hypotheses returned per sentence (<= beam)
-  double length_penalty = 1.0;   // GNMT's alpha: score / ((5 + len) / 6)^alpha; 0 = none
-  double max_len_ratio = 2.0;    // output length limit: ratio * source length + max_len_extra
+  int64_t beam = 5;             // 1 = greedy
+  int64_t nbest = 1;            // hypotheses returned per sentence (<= beam)
+  double length_penalty = 1.0;  // GNMT's alpha: score / ((5 + len) / 6)^alpha; 0 = none
+  double max_len_ratio = 2.0;   // output length limit: ratio * source length + max_len_extra
   int64_t max_len_extra = 10;
-  int64_t batch_size = 32;       // sentences decoded together
-  int64_t no_repeat_ngram = 0;   // > 0: no n-gram of this size twice in a hypothesis
-  bool keep_attention = false;   // store each target token's weights over the source
+  int64_t batch_size = 32;      // sentences decoded together
+  int64_t no_repeat_ngram = 0;  // > 0: no n-gram of this size twice in a hypothesis
+  bool keep_attention = false;  // store each target token's weights over the source
 };
 
 struct Hypothesis {
@@ -112,22 +112,22 @@ std::string SoftAlignment(const std::vector<std::vector<float>>& attention, int 
 
 // ---- training --------------------------------------------------------------------------------
 struct TrainOptions {
-  std::string out_dir = "model";   // best.ckpt, last.ckpt, vocab.model, train.log
-  int64_t max_tokens = 2048;       // tokens per batch
-  int64_t max_len = 100;           // training pairs longer than this (subwords) are dropped
-  double lr = 1e-3;                // peak learning rate (Adam)
-  int64_t warmup = 500;            // steps of linear warm-up, then inverse square root decay
+  std::string out_dir = "model";  // best.ckpt, last.ckpt, vocab.model, train.log
+  int64_t max_tokens = 2048;      // tokens per batch
+  int64_t max_len = 100;          // training pairs longer than this (subwords) are dropped
+  double lr = 1e-3;               // peak learning rate (Adam)
+  int64_t warmup = 500;           // steps of linear warm-up, then inverse square root decay
   double clip_norm = 1.0;
   double label_smoothing = 0.1;
   int64_t max_steps = 0, max_epochs = 0;  // 0 = no limit (one of the three must be set)
   double max_minutes = 0.0;
-  int64_t valid_every = 500;       // steps between validations (and at the end)
-  int64_t valid_sentences = 500;   // dev sentences decoded (greedy) for BLEU/chrF
-  int64_t patience = 0;            // validations without a better dev BLEU before stopping; 0 = off
+  int64_t valid_every = 500;      // steps between validations (and at the end)
+  int64_t valid_sentences = 500;  // dev sentences decoded (greedy) for BLEU/chrF
+  int64_t patience = 0;           // validations without a better dev BLEU before stopping; 0 = off
   uint64_t seed = 1;
   int64_t log_every = 50;
-  bool progress = true;            // the progress bar on stderr
-  int threads = 0;                 // 0 = the machine's cores
+  bool progress = true;  // the progress bar on stderr
+  int threads = 0;       // 0 = the machine's cores
 };
 
 struct TrainSummary {

@@ -60,8 +60,9 @@ class Module {
   bool training_ = true;
 };
 
-// In-place initialisers (nothing recorded); they write through the handle, so views work. fan_in/fan_out follow PyTorch: for a weight of shape
-// [out, in, k...], fan_in = in * prod(k), fan_out = out * prod(k).
+// In-place initialisers (nothing recorded); they write through the handle, so views work.
+// fan_in/fan_out follow PyTorch: for a weight of shape [out, in, k...], fan_in = in * prod(k),
+// fan_out = out * prod(k).
 namespace init {
 enum class FanMode { kFanIn, kFanOut };
 void Uniform(Tensor t, double lo, double hi, Generator& gen);
@@ -165,7 +166,8 @@ class SinusoidalPositionalEncoding : public Module {
 // Learned positional embeddings [max_len, dim], added to x [B, T, dim].
 class LearnedPositionalEncoding : public Module {
  public:
-  LearnedPositionalEncoding(int64_t max_len, int64_t dim, Generator& gen, DType dtype = DType::kF32);
+  LearnedPositionalEncoding(int64_t max_len, int64_t dim, Generator& gen,
+                            DType dtype = DType::kF32);
   Tensor Forward(const Tensor& x) const;
   Tensor weight;
 };

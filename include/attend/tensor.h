@@ -57,9 +57,16 @@ class Generator {
   explicit Generator(uint64_t seed = 0) : seed_(seed) {}
   uint64_t seed() const { return seed_; }
   uint64_t offset() const { return offset_; }
-  void set_state(uint64_t seed, uint64_t offset) { seed_ = seed; offset_ = offset; }
+  void set_state(uint64_t seed, uint64_t offset) {
+    seed_ = seed;
+    offset_ = offset;
+  }
   // Reserves n consecutive counters and returns the first.
-  uint64_t Reserve(uint64_t n) { uint64_t o = offset_; offset_ += n; return o; }
+  uint64_t Reserve(uint64_t n) {
+    uint64_t o = offset_;
+    offset_ += n;
+    return o;
+  }
   static uint64_t Bits(uint64_t seed, uint64_t counter);
   // Uniform in [0, 1) with 24 (float) or 53 (double) bits.
   static float UniformF(uint64_t seed, uint64_t counter);
@@ -99,27 +106,31 @@ class Tensor {
   const Shape& shape() const;
   const Shape& strides() const;
   int dim() const { return shape().size(); }
-  int64_t size(int d) const;    // negative d counts from the end
+  int64_t size(int d) const;  // negative d counts from the end
   int64_t stride(int d) const;
   int64_t numel() const;
-  int64_t offset() const;       // in elements, into the storage
+  int64_t offset() const;  // in elements, into the storage
   DType dtype() const;
   Device device() const;
   bool is_contiguous() const;
-  std::string str() const;      // shape and dtype, for messages: "f32[2, 3]"
+  std::string str() const;                         // shape and dtype, for messages: "f32[2, 3]"
   std::string ToString(int max_elems = 64) const;  // values, for debugging
 
   // ---- data access ----
-  template <typename T> T* data();              // checks dtype; pointer at the view's first element
-  template <typename T> const T* data() const;
+  template <typename T>
+  T* data();  // checks dtype; pointer at the view's first element
+  template <typename T>
+  const T* data() const;
   void* raw_data();
   const void* raw_data() const;
-  double item() const;                          // a one-element tensor's value
-  template <typename T> std::vector<T> ToVector() const;  // contiguous copy in logical order
+  double item() const;  // a one-element tensor's value
+  template <typename T>
+  std::vector<T> ToVector() const;  // contiguous copy in logical order
 
   // ---- views (no copy; differentiable) ----
-  Tensor Reshape(const Shape& shape) const;    // a view when strides allow, else a copy; one -1 allowed
-  Tensor View(const Shape& shape) const;       // a view or an error
+  Tensor Reshape(
+      const Shape& shape) const;          // a view when strides allow, else a copy; one -1 allowed
+  Tensor View(const Shape& shape) const;  // a view or an error
   Tensor Flatten(int start = 0, int end = -1) const;
   Tensor Transpose(int d0, int d1) const;
   Tensor T() const { return Transpose(-2, -1); }
@@ -128,24 +139,24 @@ class Tensor {
   Tensor Select(int dim, int64_t index) const;  // removes dim
   Tensor Expand(const Shape& shape) const;      // -1 keeps a size; new leading dims allowed
   Tensor Squeeze(int dim) const;
-  Tensor Squeeze() const;                       // all size-1 dims
+  Tensor Squeeze() const;  // all size-1 dims
   Tensor Unsqueeze(int dim) const;
 
   // ---- copies ----
-  Tensor Contiguous() const;  // itself if already contiguous
-  Tensor Clone() const;       // always a fresh contiguous copy (differentiable)
+  Tensor Contiguous() const;     // itself if already contiguous
+  Tensor Clone() const;          // always a fresh contiguous copy (differentiable)
   Tensor To(DType dtype) const;  // differentiable between floating types
-  Tensor Detach() const;      // shares storage, no history
+  Tensor Detach() const;         // shares storage, no history
   // Copies src (broadcast to this shape, converting dtype) into this tensor; not recorded.
   void CopyFrom(const Tensor& src);
-  void Fill(double value);    // in place; not recorded
+  void Fill(double value);  // in place; not recorded
 
   // ---- autograd ----
   bool requires_grad() const;
   Tensor& set_requires_grad(bool r);
-  Tensor grad() const;        // undefined if none accumulated
+  Tensor grad() const;  // undefined if none accumulated
   void set_grad(const Tensor& g);
-  void ZeroGrad();            // drops .grad (the next backward writes a fresh one)
+  void ZeroGrad();  // drops .grad (the next backward writes a fresh one)
   bool is_leaf() const;
   const std::shared_ptr<Node>& grad_fn() const;
   // From a one-element tensor, or with an explicit gradient of this tensor's shape.
@@ -176,10 +187,10 @@ Tensor operator-(const Tensor& a);
 
 // Statistics of the caching allocator.
 struct AllocatorStats {
-  uint64_t system_allocs = 0;   // buffers obtained from the system (cache misses)
-  uint64_t cache_hits = 0;      // buffers served from the cache
-  uint64_t bytes_cached = 0;    // bytes held in the cache, free
-  uint64_t bytes_in_use = 0;    // bytes handed out and not yet returned
+  uint64_t system_allocs = 0;  // buffers obtained from the system (cache misses)
+  uint64_t cache_hits = 0;     // buffers served from the cache
+  uint64_t bytes_cached = 0;   // bytes held in the cache, free
+  uint64_t bytes_in_use = 0;   // bytes handed out and not yet returned
   uint64_t peak_bytes_in_use = 0;
 };
 AllocatorStats GetAllocatorStats();

@@ -14,14 +14,14 @@ struct HeatmapOptions {
   int margin = 8;      // white border around everything
   // Weights are drawn as min(w / max_weight, 1): 1 for attention distributions.
   float max_weight = 1.0f;
-  bool color = false;  // false: white (0) to black (1); true: white to dark blue
+  bool color = false;        // false: white (0) to black (1); true: white to dark blue
   int max_label_chars = 32;  // longer labels are cut and end in "…"
   std::string font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";  // fonts-dejavu-core
 };
 
 // Where the parts of a heatmap land, in pixels (PNG) from the top-left corner.
 struct HeatmapLayout {
-  int width = 0, height = 0;  // of the whole image
+  int width = 0, height = 0;   // of the whole image
   int grid_x = 0, grid_y = 0;  // top-left corner of cell (0, 0)
   int cell_size = 0;
 };

@@ -31,9 +31,8 @@ Tensor Forward(const Tensor& q, const Tensor& k, const Tensor& v, const Sizes& z
   } else {
     const double *pq = q.data<double>(), *pk = k.data<double>();
     for (int64_t b = 0; b < z.nb; ++b)
-      cpu::ref::AdditiveScoresForward(pq + b * z.nq * z.na, pk + b * z.nk * z.na,
-                                      v.data<double>(), s.data<double>() + b * z.nq * z.nk,
-                                      z.nq, z.nk, z.na);
+      cpu::ref::AdditiveScoresForward(pq + b * z.nq * z.na, pk + b * z.nk * z.na, v.data<double>(),
+                                      s.data<double>() + b * z.nq * z.nk, z.nq, z.nk, z.na);
   }
   return s;
 }
@@ -53,8 +52,8 @@ std::vector<Tensor> Backward(const Tensor& q, const Tensor& k, const Tensor& v, 
     dv.Fill(0);
     for (int64_t b = 0; b < z.nb; ++b)
       cpu::ref::AdditiveScoresBackward(
-          q.data<double>() + b * z.nq * z.na, k.data<double>() + b * z.nk * z.na,
-          v.data<double>(), g.data<double>() + b * z.nq * z.nk, dq.data<double>() + b * z.nq * z.na,
+          q.data<double>() + b * z.nq * z.na, k.data<double>() + b * z.nk * z.na, v.data<double>(),
+          g.data<double>() + b * z.nq * z.nk, dq.data<double>() + b * z.nq * z.na,
           dk.data<double>() + b * z.nk * z.na, dv.data<double>(), z.nq, z.nk, z.na);
   }
   return {dq, dk, dv};
@@ -71,17 +70,18 @@ Tensor AdditiveScores(const Tensor& query_proj, const Tensor& key_proj, const Te
   ATTEND_CHECK(query_proj.dim() == 3 && key_proj.dim() == 3 && v.dim() == 1 &&
                    query_proj.size(0) == key_proj.size(0) &&
                    query_proj.size(2) == key_proj.size(2) && v.size(0) == query_proj.size(2),
-               kOp, ": expected query_proj [B, Tq, A], key_proj [B, Tk, A] and v [A] with the same "
-               "B and A, got ", query_proj.str(), ", ", key_proj.str(), " and ", v.str());
+               kOp,
+               ": expected query_proj [B, Tq, A], key_proj [B, Tk, A] and v [A] with the same "
+               "B and A, got ",
+               query_proj.str(), ", ", key_proj.str(), " and ", v.str());
   const Sizes z{query_proj.size(0), query_proj.size(1), key_proj.size(1), v.size(0)};
   Tensor q = query_proj.Detach().Contiguous();
   Tensor k = key_proj.Detach().Contiguous();
   Tensor w = v.Detach().Contiguous();
   Tensor out = Forward(q, k, w, z);
   // Saved: the three (small) inputs only; backward recomputes tanh.
-  RecordOp(kOp, out, {&query_proj, &key_proj, &v}, [q, k, w, z](const Tensor& g) {
-    return Backward(q, k, w, g.Contiguous(), z);
-  });
+  RecordOp(kOp, out, {&query_proj, &key_proj, &v},
+           [q, k, w, z](const Tensor& g) { return Backward(q, k, w, g.Contiguous(), z); });
   return out;
 }
 

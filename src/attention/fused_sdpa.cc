@@ -78,9 +78,8 @@ Tensor Fused4d(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
              Tensor dv = Tensor::Empty(vd.shape(), vd.dtype());
              if (qd.dtype() == DType::kF32)
                cpu::simd::SdpaBackward(b, qd.data<float>(), kd.data<float>(), vd.data<float>(),
-                                       saved_out.data<float>(), gc.data<float>(),
-                                       lse.data<float>(), dq.data<float>(), dk.data<float>(),
-                                       dv.data<float>());
+                                       saved_out.data<float>(), gc.data<float>(), lse.data<float>(),
+                                       dq.data<float>(), dk.data<float>(), dv.data<float>());
              else
                cpu::ref::SdpaBackward(b, qd.data<double>(), kd.data<double>(), vd.data<double>(),
                                       saved_out.data<double>(), gc.data<double>(),
@@ -94,20 +93,20 @@ Tensor Fused4d(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
 }  // namespace
 
 Tensor FusedScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                      const Tensor& key_padding_mask, bool causal,
-                                      double dropout, bool training, Generator* gen) {
+                                      const Tensor& key_padding_mask, bool causal, double dropout,
+                                      bool training, Generator* gen) {
   const char* op = "FusedScaledDotProductAttention";
   ATTEND_CHECK(q.defined() && k.defined() && v.defined(), op, ": q, k and v must be defined");
   ATTEND_CHECK((q.dim() == 3 || q.dim() == 4) && k.dim() == q.dim() && v.dim() == q.dim(), op,
-               ": q, k, v must all be [B, H, T, D] or all [B, T, D], got ", q.str(), ", ",
-               k.str(), ", ", v.str());
+               ": q, k, v must all be [B, H, T, D] or all [B, T, D], got ", q.str(), ", ", k.str(),
+               ", ", v.str());
   ATTEND_CHECK(IsFloating(q.dtype()) && k.dtype() == q.dtype() && v.dtype() == q.dtype(), op,
-               ": q, k, v must share one floating dtype (f32 or f64), got ", q.str(), ", ",
-               k.str(), ", ", v.str());
+               ": q, k, v must share one floating dtype (f32 or f64), got ", q.str(), ", ", k.str(),
+               ", ", v.str());
   const int n = q.dim();
   ATTEND_CHECK(q.size(-1) == k.size(-1) && k.size(-2) == v.size(-2) && q.size(0) == k.size(0) &&
-                   k.size(0) == v.size(0) && (n == 3 || (q.size(1) == k.size(1) &&
-                                                         k.size(1) == v.size(1))),
+                   k.size(0) == v.size(0) &&
+                   (n == 3 || (q.size(1) == k.size(1) && k.size(1) == v.size(1))),
                op, ": q ", q.str(), " k ", k.str(), " v ", v.str(),
                " do not fit (expected [B, H, Tq, D], [B, H, Tk, D], [B, H, Tk, Dv])");
   ATTEND_CHECK(q.size(-1) > 0, op, ": the head dim of q ", q.str(), " must be positive");
@@ -115,13 +114,12 @@ Tensor FusedScaledDotProductAttention(const Tensor& q, const Tensor& k, const Te
   if (key_padding_mask.defined())
     ATTEND_CHECK(key_padding_mask.dtype() == DType::kBool && key_padding_mask.dim() == 2 &&
                      key_padding_mask.size(0) == b && key_padding_mask.size(1) == tk,
-                 op, ": key_padding_mask ", key_padding_mask.str(), " must be bool [", b, ", ",
-                 tk, "] for keys ", k.str());
-  ATTEND_CHECK(dropout >= 0.0 && dropout <= 1.0, op, ": dropout must be in [0, 1], got ",
-               dropout);
+                 op, ": key_padding_mask ", key_padding_mask.str(), " must be bool [", b, ", ", tk,
+                 "] for keys ", k.str());
+  ATTEND_CHECK(dropout >= 0.0 && dropout <= 1.0, op, ": dropout must be in [0, 1], got ", dropout);
   if (n == 4) return Fused4d(q, k, v, key_padding_mask, causal, dropout, training, gen);
-  return Fused4d(q.Unsqueeze(1), k.Unsqueeze(1), v.Unsqueeze(1), key_padding_mask, causal,
-                 dropout, training, gen)
+  return Fused4d(q.Unsqueeze(1), k.Unsqueeze(1), v.Unsqueeze(1), key_padding_mask, causal, dropout,
+                 training, gen)
       .Squeeze(1);
 }
 

@@ -26,8 +26,8 @@ Tensor OrMasks(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                   const Tensor& mask, bool causal, double dropout,
-                                   bool training, Generator* gen) {
+                                   const Tensor& mask, bool causal, double dropout, bool training,
+                                   Generator* gen) {
   ATTEND_CHECK(q.defined() && k.defined() && v.defined() && q.dim() >= 2 && q.dim() == k.dim() &&
                    k.dim() == v.dim(),
                "ScaledDotProductAttention: q, k, v must have the same number of dims (>= 2), got ",
@@ -45,7 +45,8 @@ Attended ScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tenso
     sshape[q.dim() - 1] = tk;
     CheckMask(mask, sshape, "ScaledDotProductAttention");
   }
-  Tensor scores = MulScalar(Matmul(q, k.Transpose(-2, -1)), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  Tensor scores =
+      MulScalar(Matmul(q, k.Transpose(-2, -1)), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
   Tensor m = mask;
   if (causal) m = OrMasks(m, CausalMask(tq, tk));
   Attended out;
@@ -96,35 +97,35 @@ void MultiHeadAttention::RecordDropoutGenerator() {
 Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                      const Tensor& key_padding_mask, const Tensor& attn_mask,
                                      bool causal, bool average_weights, bool need_weights) {
-  ATTEND_CHECK(query.defined() && key.defined() && value.defined() && query.dim() == 3 &&
-                   key.dim() == 3 && value.dim() == 3 && query.size(2) == embed_dim &&
-                   key.size(2) == embed_dim && value.size(2) == embed_dim &&
-                   key.size(1) == value.size(1) && query.size(0) == key.size(0) &&
-                   key.size(0) == value.size(0),
-               "MultiHeadAttention: expected query [B, Tq, ", embed_dim, "], key and value [B, Tk, ",
-               embed_dim, "], got ", query.str(), ", ", key.str(), ", ", value.str());
+  ATTEND_CHECK(
+      query.defined() && key.defined() && value.defined() && query.dim() == 3 && key.dim() == 3 &&
+          value.dim() == 3 && query.size(2) == embed_dim && key.size(2) == embed_dim &&
+          value.size(2) == embed_dim && key.size(1) == value.size(1) &&
+          query.size(0) == key.size(0) && key.size(0) == value.size(0),
+      "MultiHeadAttention: expected query [B, Tq, ", embed_dim, "], key and value [B, Tk, ",
+      embed_dim, "], got ", query.str(), ", ", key.str(), ", ", value.str());
   const int64_t b = query.size(0), tq = query.size(1), tk = key.size(1);
   auto project = [&](const Tensor& x, int i, int64_t t) {
     Tensor y = Matmul(x, in_proj_weight.Narrow(0, i * embed_dim, embed_dim).T());  // [B, T, E]
     if (in_proj_bias.defined()) y = Add(y, in_proj_bias.Narrow(0, i * embed_dim, embed_dim));
-    return y.View({b, t, num_heads, head_dim}).Transpose(1, 2);                   // [B, H, T, hd]
+    return y.View({b, t, num_heads, head_dim}).Transpose(1, 2);  // [B, H, T, hd]
   };
   Tensor q = project(query, 0, tq), k = project(key, 1, tk), v = project(value, 2, tk);
   Tensor mask;
   if (key_padding_mask.defined()) {
     ATTEND_CHECK(key_padding_mask.dtype() == DType::kBool && key_padding_mask.dim() == 2 &&
                      key_padding_mask.size(0) == b && key_padding_mask.size(1) == tk,
-                 "MultiHeadAttention: key_padding_mask ", key_padding_mask.str(),
-                 " must be bool [", b, ", ", tk, "]");
+                 "MultiHeadAttention: key_padding_mask ", key_padding_mask.str(), " must be bool [",
+                 b, ", ", tk, "]");
     mask = key_padding_mask.View({b, 1, 1, tk});
   }
   if (attn_mask.defined()) {
-    ATTEND_CHECK(attn_mask.dtype() == DType::kBool, "MultiHeadAttention: attn_mask must be bool, got ",
-                 attn_mask.str());
+    ATTEND_CHECK(attn_mask.dtype() == DType::kBool,
+                 "MultiHeadAttention: attn_mask must be bool, got ", attn_mask.str());
     Tensor am;
     if (attn_mask.dim() == 2 && attn_mask.size(0) == tq && attn_mask.size(1) == tk) am = attn_mask;
-    else if (attn_mask.dim() == 3 && attn_mask.size(0) == b * num_heads && attn_mask.size(1) == tq &&
-             attn_mask.size(2) == tk)
+    else if (attn_mask.dim() == 3 && attn_mask.size(0) == b * num_heads &&
+             attn_mask.size(1) == tq && attn_mask.size(2) == tk)
       am = attn_mask.View({b, num_heads, tq, tk});
     ATTEND_CHECK(am.defined(), "MultiHeadAttention: attn_mask ", attn_mask.str(), " must be [", tq,
                  ", ", tk, "] or [", b * num_heads, ", ", tq, ", ", tk, "]");
@@ -136,12 +137,12 @@ Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, con
     // No weights wanted: the fused kernel never forms them. It takes the padding mask [B, Tk]
     // itself; an arbitrary attn_mask needs the composition below.
     a.context = FusedScaledDotProductAttention(q, k, v, key_padding_mask, causal, dropout,
-                                               training(), &g);                  // [B, H, Tq, hd]
+                                               training(), &g);  // [B, H, Tq, hd]
   } else {
     a = ScaledDotProductAttention(q, k, v, mask, causal, dropout, training(), &g);
   }
   RecordDropoutGenerator();
-  Tensor ctx = a.context.Transpose(1, 2).Reshape({b, tq, embed_dim});           // [B, Tq, E]
+  Tensor ctx = a.context.Transpose(1, 2).Reshape({b, tq, embed_dim});  // [B, Tq, E]
   Attended out;
   out.context = out_proj->Forward(ctx);
   if (need_weights) out.weights = average_weights ? Mean(a.weights, {1}) : a.weights;

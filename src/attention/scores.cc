@@ -37,17 +37,19 @@ Tensor ScoreFunction::Forward(const Tensor& query, const Tensor& keys) const {
 }
 
 Tensor WeightedSum(const Tensor& weights, const Tensor& values) {
-  ATTEND_CHECK(weights.defined() && values.defined() && weights.dim() >= 2 &&
-                   values.dim() >= 2 && weights.size(-1) == values.size(-2),
+  ATTEND_CHECK(weights.defined() && values.defined() && weights.dim() >= 2 && values.dim() >= 2 &&
+                   weights.size(-1) == values.size(-2),
                "WeightedSum: weights ", weights.str(), " do not match values ", values.str(),
                " (expected [.., Tq, Tk] and [.., Tk, Dv])");
   return Matmul(weights, values);
 }
 
-AdditiveScore::AdditiveScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim,
-                             Generator& gen, DType dtype) {
-  query_proj = RegisterModule("query_proj", std::make_shared<nn::Linear>(query_dim, attn_dim, false, gen, dtype));
-  key_proj = RegisterModule("key_proj", std::make_shared<nn::Linear>(key_dim, attn_dim, true, gen, dtype));
+AdditiveScore::AdditiveScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, Generator& gen,
+                             DType dtype) {
+  query_proj = RegisterModule("query_proj",
+                              std::make_shared<nn::Linear>(query_dim, attn_dim, false, gen, dtype));
+  key_proj =
+      RegisterModule("key_proj", std::make_shared<nn::Linear>(key_dim, attn_dim, true, gen, dtype));
   v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
 }
 
@@ -62,14 +64,13 @@ Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
   ATTEND_CHECK(query.defined() && query.dim() == 3 && query.size(2) == query_proj->weight.size(1),
                "AdditiveScore: query must be [B, Tq, ", query_proj->weight.size(1), "], got ",
                query.str());
-  ATTEND_CHECK(pk.defined() && pk.dim() == 3 && pk.size(0) == query.size(0) &&
-                   pk.size(2) == v.size(0),
-               "AdditiveScore: prepared keys ", pk.str(), " must be [", query.size(0), ", Tk, ",
-               v.size(0), "] (from keys [B, Tk, Dk] of the same batch as the query ", query.str(),
-               ")");
+  ATTEND_CHECK(
+      pk.defined() && pk.dim() == 3 && pk.size(0) == query.size(0) && pk.size(2) == v.size(0),
+      "AdditiveScore: prepared keys ", pk.str(), " must be [", query.size(0), ", Tk, ", v.size(0),
+      "] (from keys [B, Tk, Dk] of the same batch as the query ", query.str(), ")");
   Tensor wq = query_proj->Forward(query);  // [B, Tq, A]
   // Fused: v^T tanh(wq + pk) per pair without the [B, Tq, Tk, A] intermediate.
-  if (FusedKernels()) return AdditiveScores(wq, pk, v);  // [B, Tq, Tk]
+  if (FusedKernels()) return AdditiveScores(wq, pk, v);           // [B, Tq, Tk]
   return Matmul(Tanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1))), v);  // via [B, Tq, Tk, A]
 }
 
@@ -103,8 +104,9 @@ ConcatScore::ConcatScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, G
                          DType dtype) {
   this->query_dim = query_dim;
   this->key_dim = key_dim;
-  weight = RegisterParameter("weight", NewParam({attn_dim, query_dim + key_dim}, dtype, gen,
-                                                1.0 / std::sqrt(static_cast<double>(query_dim + key_dim))));
+  weight = RegisterParameter("weight",
+                             NewParam({attn_dim, query_dim + key_dim}, dtype, gen,
+                                      1.0 / std::sqrt(static_cast<double>(query_dim + key_dim))));
   v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
 }
 
@@ -125,13 +127,14 @@ Tensor ConcatScore::Scores(const Tensor& q, const Tensor& pk) const {
 
 LocationScore::LocationScore(int64_t query_dim, int64_t max_source_len, Generator& gen,
                              DType dtype) {
-  proj = RegisterModule("proj", std::make_shared<nn::Linear>(query_dim, max_source_len, true, gen, dtype));
+  proj = RegisterModule("proj",
+                        std::make_shared<nn::Linear>(query_dim, max_source_len, true, gen, dtype));
 }
 
 Tensor LocationScore::Scores(const Tensor& q, const Tensor& k) const {
   CheckQK(q, k, "LocationScore");
-  ATTEND_CHECK(q.size(2) == proj->weight.size(1), "LocationScore: query ", q.str(), " must be [B, Tq, ",
-               proj->weight.size(1), "]");
+  ATTEND_CHECK(q.size(2) == proj->weight.size(1), "LocationScore: query ", q.str(),
+               " must be [B, Tq, ", proj->weight.size(1), "]");
   ATTEND_CHECK(k.size(1) <= proj->weight.size(0), "LocationScore: source length ", k.size(1),
                " exceeds the maximum ", proj->weight.size(0), " (keys ", k.str(), ")");
   return proj->Forward(q).Narrow(2, 0, k.size(1));  // [B, Tq, Tk]
@@ -164,15 +167,15 @@ Tensor MwanScore::Scores(const Tensor& q, const Tensor& k) const {
   CheckSameDim(q, k, "MwanScore");
   ATTEND_CHECK(q.size(2) == weight.size(1), "MwanScore: query ", q.str(), " and keys ", k.str(),
                " must have ", weight.size(1), " features");
-  Tensor qe = q.Unsqueeze(2), ke = k.Unsqueeze(1);                      // [B, Tq, 1, D], [B, 1, Tk, D]
-  Tensor pair = kind == Kind::kDot ? Mul(qe, ke) : Sub(qe, ke);        // [B, Tq, Tk, D]
-  return ProjectTanh(Matmul(pair, weight.T()), v);                      // [B, Tq, Tk]
+  Tensor qe = q.Unsqueeze(2), ke = k.Unsqueeze(1);               // [B, Tq, 1, D], [B, 1, Tk, D]
+  Tensor pair = kind == Kind::kDot ? Mul(qe, ke) : Sub(qe, ke);  // [B, Tq, Tk, D]
+  return ProjectTanh(Matmul(pair, weight.T()), v);               // [B, Tq, Tk]
 }
 
 Tensor MatchScore(const Tensor& q, const Tensor& k) {
   CheckSameDim(q, k, "MatchScore");
-  Tensor d = Sub(q.Unsqueeze(2), k.Unsqueeze(1));                        // [B, Tq, Tk, D]
-  Tensor ss = Sum(Mul(d, d), {-1});                                      // [B, Tq, Tk]
+  Tensor d = Sub(q.Unsqueeze(2), k.Unsqueeze(1));  // [B, Tq, Tk, D]
+  Tensor ss = Sum(Mul(d, d), {-1});                // [B, Tq, Tk]
   // |q - k| has no derivative at q == k; take the zero subgradient there instead of 0/0.
   Tensor zero = Tensor::Scalar(0.0, q.dtype());
   Tensor nonzero = Gt(ss.Detach(), zero);

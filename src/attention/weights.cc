@@ -64,9 +64,9 @@ Tensor TopKWeights(const Tensor& scores, int64_t k, const Tensor& mask) {
       if (!ex[r * tk + j]) order[n++] = j;
     if (n <= k) continue;
     const double* row = ps + r * tk;
-    std::partial_sort(order.begin(), order.begin() + k, order.begin() + n, [&](int64_t a, int64_t b) {
-      return row[a] != row[b] ? row[a] > row[b] : a < b;
-    });
+    std::partial_sort(
+        order.begin(), order.begin() + k, order.begin() + n,
+        [&](int64_t a, int64_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
     for (int64_t i = k; i < n; ++i) ex[r * tk + order[i]] = true;
   }
   return Softmax(scores, -1, excluded);
@@ -129,7 +129,10 @@ Tensor Sparsemax(const Tensor& scores, const Tensor& mask) {
         double s = 0;
         int64_t k = 0;
         for (int64_t j = 0; j < n; ++j)
-          if (pp[r * n + j] > T(0)) { s += pg[r * n + j]; ++k; }
+          if (pp[r * n + j] > T(0)) {
+            s += pg[r * n + j];
+            ++k;
+          }
         const T mean = k ? static_cast<T>(s / k) : T(0);
         for (int64_t j = 0; j < n; ++j)
           pd[r * n + j] = pp[r * n + j] > T(0) ? pg[r * n + j] - mean : T(0);
@@ -167,8 +170,7 @@ Tensor HardAttention::Weights(const Tensor& scores, const Tensor& mask) {
     ATTEND_CHECK(m > -kInf, "HardAttention: a row of scores ", scores.str(),
                  " has every position masked; hard attention needs one position to pick");
   switch (mode) {
-    case Mode::kArgmax:
-      return OneHot(Argmax(masked, -1), tk, scores.dtype());
+    case Mode::kArgmax: return OneHot(Argmax(masked, -1), tk, scores.dtype());
     case Mode::kReinforce: {
       Tensor logp = LogSoftmax(scores, -1, mask);  // [.., Tk], differentiable
       Tensor probs = Exp(logp.Detach()).To(DType::kF64).Contiguous();
@@ -212,8 +214,8 @@ Tensor HardAttention::ReinforceLoss(const Tensor& reward) {
   ATTEND_CHECK(!log_probs_.empty(), "HardAttention: ReinforceLoss before any Weights call");
   const int64_t b = log_probs_[0].dim() == 0 ? 1 : log_probs_[0].size(0);
   ATTEND_CHECK(reward.defined() && reward.dim() == 1 && reward.size(0) == b,
-               "HardAttention: reward ", reward.str(), " must be [", b,
-               "] for log-probabilities ", log_probs_[0].str());
+               "HardAttention: reward ", reward.str(), " must be [", b, "] for log-probabilities ",
+               log_probs_[0].str());
   // Sum of log p over every sample of each batch row: [B].
   Tensor total;
   for (const Tensor& lp : log_probs_) {
@@ -228,7 +230,7 @@ Tensor HardAttention::ReinforceLoss(const Tensor& reward) {
     baseline = mean_reward;
     baseline_initialized = true;
   }
-  Tensor advantage = AddScalar(r, -baseline);                                    // [B]
+  Tensor advantage = AddScalar(r, -baseline);  // [B]
   Tensor loss = Neg(Mean(Mul(total, advantage)));
   baseline = baseline_decay * baseline + (1.0 - baseline_decay) * mean_reward;
   log_probs_.clear();

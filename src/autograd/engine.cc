@@ -97,8 +97,7 @@ namespace {
 // Runs backward. With `captures`, gradients reaching those nodes are stored there instead of
 // being accumulated into leaves (used by Grad()).
 void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-                 bool retain_graph,
-                 std::unordered_map<Node*, Tensor>* captures) {
+                 bool retain_graph, std::unordered_map<Node*, Tensor>* captures) {
   ATTEND_CHECK(grads.empty() || grads.size() == roots.size(), "Backward: got ", roots.size(),
                " roots but ", grads.size(), " gradients");
   std::unordered_map<Node*, Tensor> buffers;
@@ -110,8 +109,10 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
                  " does not require grad and has no grad_fn");
     Tensor g = grads.empty() ? Tensor() : grads[i];
     if (!g.defined()) {
-      ATTEND_CHECK(r.numel() == 1, "Backward: a gradient can be created implicitly only for a "
-                   "one-element output; got ", r.str(), " (pass the gradient explicitly)");
+      ATTEND_CHECK(r.numel() == 1,
+                   "Backward: a gradient can be created implicitly only for a "
+                   "one-element output; got ",
+                   r.str(), " (pass the gradient explicitly)");
       g = Tensor::Ones(r.shape(), r.dtype());
     } else {
       ATTEND_CHECK(g.shape() == r.shape(), "Backward: gradient shape ", g.shape().str(),
@@ -135,8 +136,11 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
-    ATTEND_CHECK(!n->released(), "Backward: trying to backward through the graph a second time "
-                 "(op ", n->name(), "): its saved tensors were freed by the first backward; pass "
+    ATTEND_CHECK(!n->released(),
+                 "Backward: trying to backward through the graph a second time "
+                 "(op ",
+                 n->name(),
+                 "): its saved tensors were freed by the first backward; pass "
                  "retain_graph=true to the first call if you need to backward twice");
     for (auto& e : n->next) {
       if (!e) continue;

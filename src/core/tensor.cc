@@ -16,8 +16,9 @@ Tensor NewTensor(const Shape& shape, DType dtype) {
   for (int64_t d : shape) ATTEND_CHECK(d >= 0, "Tensor: negative size in shape ", shape.str());
   Shape strides = ContiguousStrides(shape);  // checks that they fit 64 bits, zero dims or not
   size_t bytes = 0;
-  ATTEND_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape.numel()), DTypeSize(dtype), &bytes),
-               "Tensor: ", shape.str(), " of ", DTypeName(dtype), " needs more bytes than exist");
+  ATTEND_CHECK(
+      !__builtin_mul_overflow(static_cast<size_t>(shape.numel()), DTypeSize(dtype), &bytes),
+      "Tensor: ", shape.str(), " of ", DTypeName(dtype), " needs more bytes than exist");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = AllocateStorage(bytes);
   impl->shape = shape;
@@ -122,7 +123,8 @@ Tensor Tensor::FromVector(const std::vector<bool>& v, const Shape& s) {
 
 uint64_t Generator::Bits(uint64_t seed, uint64_t counter) {
   // splitmix64 of a mix of seed and counter: cheap, stateless, well distributed.
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + counter * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
+  uint64_t z =
+      seed * 0x9E3779B97F4A7C15ull + counter * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
@@ -156,7 +158,8 @@ Tensor Tensor::Randn(const Shape& shape, Generator& gen, DType dtype) {
   uint64_t base = gen.Reserve(2 * n), seed = gen.seed();
   for (int64_t i = 0; i < n; ++i) {
     // Box-Muller from two counters per element.
-    double u1 = Generator::UniformD(seed, base + 2 * i), u2 = Generator::UniformD(seed, base + 2 * i + 1);
+    double u1 = Generator::UniformD(seed, base + 2 * i),
+           u2 = Generator::UniformD(seed, base + 2 * i + 1);
     double z = std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
     if (dtype == DType::kF32) t.data<float>()[i] = static_cast<float>(z);
     else t.data<double>()[i] = z;
@@ -212,11 +215,24 @@ bool Tensor::SameStorage(const Tensor& o) const {
 
 // ---- data access ----
 namespace {
-template <typename T> constexpr DType DTypeOf();
-template <> constexpr DType DTypeOf<float>() { return DType::kF32; }
-template <> constexpr DType DTypeOf<double>() { return DType::kF64; }
-template <> constexpr DType DTypeOf<int64_t>() { return DType::kI64; }
-template <> constexpr DType DTypeOf<bool>() { return DType::kBool; }
+template <typename T>
+constexpr DType DTypeOf();
+template <>
+constexpr DType DTypeOf<float>() {
+  return DType::kF32;
+}
+template <>
+constexpr DType DTypeOf<double>() {
+  return DType::kF64;
+}
+template <>
+constexpr DType DTypeOf<int64_t>() {
+  return DType::kI64;
+}
+template <>
+constexpr DType DTypeOf<bool>() {
+  return DType::kBool;
+}
 }  // namespace
 
 template <typename T>
@@ -291,11 +307,12 @@ void Tensor::Fill(double value) {
     T v = static_cast<T>(value);
     std::array<Shape, 1> st{strides()};
     T* base = data<T>();
-    ForEachRow<1>(shape(), st, [&](const std::array<int64_t, 1>& off, int64_t n,
-                                   const std::array<int64_t, 1>& inner) {
-      T* p = base + off[0];
-      for (int64_t i = 0; i < n; ++i) p[i * inner[0]] = v;
-    });
+    ForEachRow<1>(
+        shape(), st,
+        [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& inner) {
+          T* p = base + off[0];
+          for (int64_t i = 0; i < n; ++i) p[i * inner[0]] = v;
+        });
   });
 }
 
@@ -317,7 +334,8 @@ void Tensor::CopyFrom(const Tensor& src) {
         const S* p = s + off[1];
         if (inner[0] == 1 && inner[1] == 1) {
           if constexpr (std::is_same_v<D, S>) std::memcpy(d, p, n * sizeof(D));
-          else for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(p[i]);
+          else
+            for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(p[i]);
         } else {
           for (int64_t i = 0; i < n; ++i) d[i * inner[0]] = static_cast<D>(p[i * inner[1]]);
         }
@@ -332,16 +350,17 @@ Tensor Tensor::Contiguous() const {
   return Clone();
 }
 
-Tensor Tensor::Detach() const {
-  return MakeView(*this, shape(), strides(), offset());
-}
+Tensor Tensor::Detach() const { return MakeView(*this, shape(), strides(), offset()); }
 
 // ---- autograd ----
 bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
 Tensor& Tensor::set_requires_grad(bool r) {
-  ATTEND_CHECK(!r || IsFloating(dtype()), "set_requires_grad: only floating tensors can require "
-               "grad, got ", str());
-  ATTEND_CHECK(is_leaf(), "set_requires_grad: ", str(), " is the result of an op; only leaves "
+  ATTEND_CHECK(!r || IsFloating(dtype()),
+               "set_requires_grad: only floating tensors can require "
+               "grad, got ",
+               str());
+  ATTEND_CHECK(is_leaf(), "set_requires_grad: ", str(),
+               " is the result of an op; only leaves "
                "can change requires_grad (use Detach())");
   impl_->requires_grad = r;
   return *this;

@@ -11,8 +11,8 @@ namespace attend {
 // A buffer from the caching allocator; returned to the cache when the last view goes away.
 struct Storage {
   void* data = nullptr;
-  size_t bytes = 0;      // bytes requested
-  size_t capacity = 0;   // bytes of the cached block
+  size_t bytes = 0;     // bytes requested
+  size_t capacity = 0;  // bytes of the cached block
   Device device;
   Storage() = default;
   Storage(const Storage&) = delete;

@@ -24,10 +24,10 @@ namespace {
 
 // The drop rules, in the order they are applied; stats.json lists them in this order.
 constexpr const char* kRules[] = {
-    "no_source_entry",        // src != en: the source catalog lacks the msgid
-    "plural_index_unknown",   // a plural entry whose Plural-Forms does not give the n=1 form
-    "empty",                  // an empty msgstr (untranslated) or msgid
-    "fuzzy_conflict",         // msgcat's "#-#-#-#-#" conflict marker: a fuzzy entry compiled in
+    "no_source_entry",       // src != en: the source catalog lacks the msgid
+    "plural_index_unknown",  // a plural entry whose Plural-Forms does not give the n=1 form
+    "empty",                 // an empty msgstr (untranslated) or msgid
+    "fuzzy_conflict",        // msgcat's "#-#-#-#-#" conflict marker: a fuzzy entry compiled in
     "invalid_utf8",
     "format_only",            // no letter outside printf directives, digits and punctuation
     "too_long",               // a side over max_bytes after cleaning
@@ -42,10 +42,9 @@ bool IsAsciiAlnum(unsigned char c) { return std::isalnum(c) != 0; }
 // symbols, general punctuation (… – “ ”), arrows, math and box drawing, shapes, CJK
 // punctuation. Everything else above ASCII counts as a letter.
 bool IsNonAsciiSymbol(uint32_t cp) {
-  return (cp >= 0xA0 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 ||
-         (cp >= 0x2000 && cp <= 0x206F) || (cp >= 0x2190 && cp <= 0x27BF) ||
-         (cp >= 0x3000 && cp <= 0x303F) || (cp >= 0xFE10 && cp <= 0xFE6F) ||
-         (cp >= 0xFF00 && cp <= 0xFF20);
+  return (cp >= 0xA0 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 || (cp >= 0x2000 && cp <= 0x206F) ||
+         (cp >= 0x2190 && cp <= 0x27BF) || (cp >= 0x3000 && cp <= 0x303F) ||
+         (cp >= 0xFE10 && cp <= 0xFE6F) || (cp >= 0xFF00 && cp <= 0xFF20);
 }
 
 // Length of the printf directive at s[i] == '%' ("%s", "%-10.3lf", "%1$s", "%'d", "%zu"),
@@ -63,10 +62,12 @@ size_t PrintfDirectiveLength(std::string_view s, size_t i) {
     j = arg_start;
   }
   while (j < s.size() && std::strchr("-+ #0'I", s[j]) != nullptr && s[j] != '\0') ++j;
-  if (j < s.size() && s[j] == '*') ++j; else digits();
+  if (j < s.size() && s[j] == '*') ++j;
+  else digits();
   if (j < s.size() && s[j] == '.') {
     ++j;
-    if (j < s.size() && s[j] == '*') ++j; else digits();
+    if (j < s.size() && s[j] == '*') ++j;
+    else digits();
   }
   while (j < s.size() && std::strchr("hlLqjzt", s[j]) != nullptr && s[j] != '\0') ++j;
   if (j < s.size() && std::strchr("diouxXeEfFgGaAcspnm", s[j]) != nullptr && s[j] != '\0')
@@ -78,7 +79,9 @@ struct Candidate {
   std::string src, tgt;
 };
 
-std::string JoinPath(const std::string& a, const std::string& b) { return (fs::path(a) / b).string(); }
+std::string JoinPath(const std::string& a, const std::string& b) {
+  return (fs::path(a) / b).string();
+}
 
 // `s` with each byte that is not part of valid UTF-8 written as \xNN: file names, charset names
 // and error messages go into stats.json, which is UTF-8 (the JSON writer refuses anything else).
@@ -190,7 +193,8 @@ bool StripParenthesisedMnemonic(std::string& s, char marker) {
 // by a letter or digit (a UTF-8 lead byte counts: _Öffnen), not an HTML entity for '&'.
 size_t AcceleratorPosition(const std::string& s, char marker) {
   const size_t pos = s.find(marker);
-  if (pos == std::string::npos || s.find(marker, pos + 1) != std::string::npos) return std::string::npos;
+  if (pos == std::string::npos || s.find(marker, pos + 1) != std::string::npos)
+    return std::string::npos;
   if (pos + 1 >= s.size()) return std::string::npos;
   const auto next = static_cast<unsigned char>(s[pos + 1]);
   if (!IsAsciiAlnum(next) && next < 0xC2) return std::string::npos;
@@ -247,10 +251,10 @@ bool StripAccelerators(std::string& src, std::string& tgt) {
     // A marker that opens the string is a mnemonic (GTK labels: "_Horizontal:", even when the
     // label is the same in both languages). Elsewhere, a word copied verbatim to the other side
     // is an identifier (LC_ALL, dev_unlock, AT&T), not a mnemonic.
-    const bool src_ok = ps != std::string::npos &&
-                        (ps == 0 || !ContainsWord(tgt, WordAround(src, ps)));
-    const bool tgt_ok = pt != std::string::npos &&
-                        (pt == 0 || !ContainsWord(src, WordAround(tgt, pt)));
+    const bool src_ok =
+        ps != std::string::npos && (ps == 0 || !ContainsWord(tgt, WordAround(src, ps)));
+    const bool tgt_ok =
+        pt != std::string::npos && (pt == 0 || !ContainsWord(src, WordAround(tgt, pt)));
     // A marker inside a word (Sa_ve) is only taken for a mnemonic when the other side has one
     // too; alone it may be part of a name (file_name).
     const bool src_strip = src_ok && (tgt_ok || AtWordStart(src, ps));

@@ -19,8 +19,8 @@ namespace {
 
 constexpr uint32_t kMoMagic = 0x950412de;
 constexpr uint32_t kMoMagicSwapped = 0xde120495;
-constexpr size_t kHeaderBytes = 28;         // magic .. hash table offset
-constexpr size_t kSysdepHeaderBytes = 48;   // revision x.1 adds five more words
+constexpr size_t kHeaderBytes = 28;        // magic .. hash table offset
+constexpr size_t kSysdepHeaderBytes = 48;  // revision x.1 adds five more words
 // ReadMoCatalog refuses larger files (Debian's largest catalogs are ~2 MB).
 constexpr uint64_t kMaxMoBytes = uint64_t{64} << 20;
 
@@ -62,7 +62,8 @@ std::string HeaderField(const std::string& header, std::string_view key) {
       std::string_view value = line.substr(key.size() + 1);
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
         value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\r')) value.remove_suffix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\r'))
+        value.remove_suffix(1);
       return std::string(value);
     }
     pos = end + 1;
@@ -458,7 +459,8 @@ MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source) {
       id = id.substr(0, nul);
     }
     e.msgid = decode(id);
-    for (std::string& form : SplitNul(r.trans)) e.msgstr.push_back(latin1 ? Latin1ToUtf8(form) : form);
+    for (std::string& form : SplitNul(r.trans))
+      e.msgstr.push_back(latin1 ? Latin1ToUtf8(form) : form);
     ATTEND_CHECK(e.is_plural || e.msgstr.size() == 1, where, ": entry ", i,
                  " is singular but its translation holds ", e.msgstr.size(),
                  " NUL-separated forms");
@@ -495,8 +497,8 @@ MoCatalog ReadMoCatalog(const std::string& path) {
   std::string head(static_cast<size_t>(std::min<uint64_t>(size, kSysdepHeaderBytes)), '\0');
   head.resize(read_at(head.data(), head.size(), 0));
   ParseMoHeader(head, size, where);
-  ATTEND_CHECK(size <= kMaxMoBytes, where, ": the file is ", size, " bytes, over the ",
-               kMaxMoBytes, " bytes a catalog may have (the largest Debian catalogs are ~2 MB)");
+  ATTEND_CHECK(size <= kMaxMoBytes, where, ": the file is ", size, " bytes, over the ", kMaxMoBytes,
+               " bytes a catalog may have (the largest Debian catalogs are ~2 MB)");
   std::string bytes(static_cast<size_t>(size), '\0');
   const size_t got = read_at(bytes.data(), bytes.size(), 0);
   ATTEND_CHECK(got == size, where, ": the file shrank while it was read (", got, " of ", size,

@@ -123,8 +123,8 @@ std::vector<SentencePair> ReadTsv(const std::string& path, const ReadOptions& op
     }
     const size_t tab = line.find('\t');
     const size_t tabs = static_cast<size_t>(std::count(line.begin(), line.end(), '\t'));
-    ATTEND_CHECK(tabs == 1, name, ":", i + 1, ": expected exactly one tab (source<TAB>target), found ",
-                 tabs);
+    ATTEND_CHECK(tabs == 1, name, ":", i + 1,
+                 ": expected exactly one tab (source<TAB>target), found ", tabs);
     SentencePair p{line.substr(0, tab), line.substr(tab + 1)};
     for (const std::string* side : {&p.src, &p.tgt}) {
       ATTEND_CHECK(side->size() <= options.max_bytes, name, ":", i + 1, ": the ",

@@ -87,9 +87,8 @@ void SaveCheckpoint(const std::string& path, const nn::Module& model,
   SaveSafetensors(path, tensors, metadata);
 }
 
-std::string LoadCheckpoint(const std::string& path, nn::Module& model,
-                           optim::Optimizer* optimizer, optim::LRScheduler* scheduler,
-                           Metadata* extra) {
+std::string LoadCheckpoint(const std::string& path, nn::Module& model, optim::Optimizer* optimizer,
+                           optim::LRScheduler* scheduler, Metadata* extra) {
   const std::string where = "LoadCheckpoint " + path;
   SafetensorsContents file = LoadSafetensors(path, /*require_checksum=*/true);
   const Metadata& meta = file.metadata;

@@ -44,8 +44,8 @@ AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
   if (fd_ < 0) {
     const std::string err = ErrnoText();
     tmp_ = path + ".tmp.XXXXXX";
-    ATTEND_CHECK(false, path, ": cannot create a temporary file ", tmp_, " in ",
-                 DirectoryOf(path), ": ", err);
+    ATTEND_CHECK(false, path, ": cannot create a temporary file ", tmp_, " in ", DirectoryOf(path),
+                 ": ", err);
   }
   if (::fchmod(fd_, 0644) != 0) {
     const std::string err = ErrnoText();
@@ -76,8 +76,8 @@ void AtomicFileWriter::WriteAt(uint64_t offset, std::string_view bytes) {
   ATTEND_CHECK(fd_ >= 0, path_, ": write after the file was finished");
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done,
-                               static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     ATTEND_CHECK(n > 0, tmp_, ": write failed: ", ErrnoText());
     done += static_cast<size_t>(n);

@@ -75,9 +75,9 @@ bool ParseDTypeTag(const std::string& tag, DType* out) {
 
 // Dtypes of the safetensors format that attend has no tensor type for.
 bool IsOtherSafetensorsDType(const std::string& tag) {
-  static const std::set<std::string> kOthers = {"F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0",
-                                                "F6_E2M3", "F6_E3M2", "F4", "I8", "I16", "I32",
-                                                "U8", "U16", "U32", "U64", "C64"};
+  static const std::set<std::string> kOthers = {
+      "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
+      "I8",  "I16",  "I32",     "U8",      "U16",     "U32",     "U64",     "C64"};
   return kOthers.count(tag) != 0;
 }
 
@@ -268,8 +268,7 @@ struct Entry {
 nlohmann::json ParseHeader(const std::string& text, const std::string& where) {
   std::vector<std::set<std::string>> keys;
   std::string duplicate;
-  auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event,
-                      nlohmann::json& parsed) {
+  auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
     if (event == E::object_start) {
       keys.emplace_back();
@@ -349,8 +348,8 @@ SafetensorsContents ReadSafetensors(const Source& src, const std::string& where,
   src.Read(0, &header_size, 8);
   ATTEND_CHECK(header_size <= kMaxHeaderBytes, where, ": header length ", header_size,
                " exceeds the limit of ", kMaxHeaderBytes, " bytes (corrupt length field?)");
-  ATTEND_CHECK(header_size <= size - 8, where, ": header length ", header_size,
-               " exceeds the ", size - 8, " bytes after the length field (truncated?)");
+  ATTEND_CHECK(header_size <= size - 8, where, ": header length ", header_size, " exceeds the ",
+               size - 8, " bytes after the length field (truncated?)");
   ATTEND_CHECK(header_size > 0, where, ": the header is empty");
   std::string text(header_size, '\0');
   src.Read(8, text.data(), header_size);
@@ -382,11 +381,11 @@ SafetensorsContents ReadSafetensors(const Source& src, const std::string& where,
   uint64_t expected = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
-    ATTEND_CHECK(e.begin >= expected, where, ": tensors '", entries[i - 1].name, "' and '",
-                 e.name, "' overlap (bytes ", e.begin, " to ", expected, ")");
+    ATTEND_CHECK(e.begin >= expected, where, ": tensors '", entries[i - 1].name, "' and '", e.name,
+                 "' overlap (bytes ", e.begin, " to ", expected, ")");
     ATTEND_CHECK(e.begin == expected, where, ": ", e.begin - expected,
-                 " unused bytes before tensor '", e.name, "' (offsets ", expected, " to ",
-                 e.begin, ")");
+                 " unused bytes before tensor '", e.name, "' (offsets ", expected, " to ", e.begin,
+                 ")");
     expected = e.end;
   }
   ATTEND_CHECK(expected == data_size, where, ": ", data_size - expected,
@@ -401,10 +400,10 @@ SafetensorsContents ReadSafetensors(const Source& src, const std::string& where,
   uint32_t stored = 0;
   if (verify) {
     const std::string& digits = checksum->second;
-    const bool hex = digits.size() == kChecksumDigits &&
-                     std::all_of(digits.begin(), digits.end(), [](char c) {
-                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                     });
+    const bool hex =
+        digits.size() == kChecksumDigits && std::all_of(digits.begin(), digits.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        });
     ATTEND_CHECK(hex, where, ": checksum '", digits, "' is not 8 lowercase hex digits");
     stored = static_cast<uint32_t>(std::stoul(digits, nullptr, 16));
     const size_t at = FindChecksumDigits(text, digits);
@@ -429,14 +428,14 @@ SafetensorsContents ReadSafetensors(const Source& src, const std::string& where,
         // Any byte but 0 or 1 is not a valid bool (and would be undefined behaviour to read).
         const uint8_t* b = static_cast<const uint8_t*>(t.raw_data());
         for (size_t i = 0; i < bytes; ++i)
-          ATTEND_CHECK(b[i] <= 1, where, ": BOOL tensor '", e.name, "' holds the byte ",
-                       int{b[i]}, " at element ", i);
+          ATTEND_CHECK(b[i] <= 1, where, ": BOOL tensor '", e.name, "' holds the byte ", int{b[i]},
+                       " at element ", i);
       }
     }
     out.tensors.emplace_back(e.name, std::move(t));
   }
-  ATTEND_CHECK(!verify || crc == stored, where, ": checksum mismatch (the file says ",
-               Hex8(stored), ", its contents give ", Hex8(crc), "): the file is corrupted");
+  ATTEND_CHECK(!verify || crc == stored, where, ": checksum mismatch (the file says ", Hex8(stored),
+               ", its contents give ", Hex8(crc), "): the file is corrupted");
   return out;
 }
 

@@ -22,8 +22,8 @@ double SmoothValue(const BleuOptions& options) {
 void CheckOptions(const BleuOptions& options) {
   ATTEND_CHECK(options.max_ngram_order >= 1 && options.max_ngram_order <= 64,
                "BLEU: max_ngram_order must be in [1, 64], got ", options.max_ngram_order);
-  ATTEND_CHECK(!options.smooth_value || (std::isfinite(*options.smooth_value) &&
-                                         *options.smooth_value >= 0.0),
+  ATTEND_CHECK(!options.smooth_value ||
+                   (std::isfinite(*options.smooth_value) && *options.smooth_value >= 0.0),
                "BLEU: smooth_value must be a finite number >= 0, got ",
                options.smooth_value.value_or(0.0));
 }
@@ -115,14 +115,10 @@ Smoothing ParseSmoothing(std::string_view name) {
 
 std::string_view SmoothingName(Smoothing smoothing) {
   switch (smoothing) {
-    case Smoothing::kExp:
-      return "exp";
-    case Smoothing::kFloor:
-      return "floor";
-    case Smoothing::kAddK:
-      return "add-k";
-    case Smoothing::kNone:
-      return "none";
+    case Smoothing::kExp: return "exp";
+    case Smoothing::kFloor: return "floor";
+    case Smoothing::kAddK: return "add-k";
+    case Smoothing::kNone: return "none";
   }
   ATTEND_ASSERT(false, "unknown smoothing");
 }
@@ -187,7 +183,8 @@ BleuScore BleuFromStats(const BleuStats& stats, const BleuOptions& options, int 
   const double sys_len = static_cast<double>(stats.hyp_len);
   const double ref_len = static_cast<double>(stats.ref_len);
   result.bp = 1.0;
-  if (stats.hyp_len < stats.ref_len) result.bp = stats.hyp_len > 0 ? std::exp(1 - ref_len / sys_len) : 0.0;
+  if (stats.hyp_len < stats.ref_len)
+    result.bp = stats.hyp_len > 0 ? std::exp(1 - ref_len / sys_len) : 0.0;
   result.ratio = stats.ref_len > 0 ? sys_len / ref_len : 0.0;
 
   bool any_match = false;

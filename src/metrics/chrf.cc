@@ -196,14 +196,13 @@ ChrfScore CorpusChrf(const std::vector<std::string>& hypotheses,
   result.name = "chrF" + std::to_string(options.beta) + std::string(options.word_order, '+');
   result.score = FScore(totals, options);
   result.stats = std::move(totals);
-  result.signature.fields = {
-      {"nrefs", "#", std::to_string(references.size())},
-      {"case", "c", options.lowercase ? "lc" : "mixed"},
-      {"eff", "e", options.eps_smoothing ? "no" : "yes"},
-      {"nc", "nc", std::to_string(options.char_order)},
-      {"nw", "nw", std::to_string(options.word_order)},
-      {"space", "s", options.whitespace ? "yes" : "no"},
-      {"version", "v", SignatureVersion()}};
+  result.signature.fields = {{"nrefs", "#", std::to_string(references.size())},
+                             {"case", "c", options.lowercase ? "lc" : "mixed"},
+                             {"eff", "e", options.eps_smoothing ? "no" : "yes"},
+                             {"nc", "nc", std::to_string(options.char_order)},
+                             {"nw", "nw", std::to_string(options.word_order)},
+                             {"space", "s", options.whitespace ? "yes" : "no"},
+                             {"version", "v", SignatureVersion()}};
   return result;
 }
 

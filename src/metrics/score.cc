@@ -144,7 +144,8 @@ std::string FormatScores(const std::vector<const Score*>& scores, int width, boo
   if (json) {
     if (lines.size() == 1) return lines[0] + "\n";
     out = "[\n";
-    for (size_t i = 0; i < lines.size(); ++i) out += lines[i] + (i + 1 < lines.size() ? ",\n" : "\n");
+    for (size_t i = 0; i < lines.size(); ++i)
+      out += lines[i] + (i + 1 < lines.size() ? ",\n" : "\n");
     return out + "]\n";
   }
   if (lines.size() == 1) return lines[0] + "\n";

@@ -28,8 +28,7 @@ void ReplaceAll(std::u32string& text, std::u32string_view from, std::u32string_v
 // re.sub of a two-character pattern (first)(second): scans left to right; after a match the
 // search resumes past both characters, as Python's non-overlapping substitution does.
 enum class Spacing { kAfterBoth, kBeforeBoth };  // '\1 \2 ' or ' \1 \2'
-std::u32string SubstitutePairs(std::u32string_view text,
-                               const std::function<bool(char32_t)>& first,
+std::u32string SubstitutePairs(std::u32string_view text, const std::function<bool(char32_t)>& first,
                                const std::function<bool(char32_t)>& second, Spacing spacing) {
   std::u32string out;
   out.reserve(text.size() + text.size() / 4);
@@ -93,14 +92,14 @@ std::u32string Tokenize13a(std::u32string_view input) {
   auto not_digit = [](char32_t c) { return !IsAsciiDigit(c); };
   std::u32string s = SubstitutePairs(padded, not_digit, IsPeriodOrComma, Spacing::kAfterBoth);
   s = SubstitutePairs(s, IsPeriodOrComma, not_digit, Spacing::kBeforeBoth);
-  s = SubstitutePairs(s, IsAsciiDigit, [](char32_t c) { return c == U'-'; }, Spacing::kAfterBoth);
+  s = SubstitutePairs(
+      s, IsAsciiDigit, [](char32_t c) { return c == U'-'; }, Spacing::kAfterBoth);
   return text::NormalizeSpaces(s);
 }
 
 std::u32string TokenizeIntl(std::u32string_view line) {
   auto not_number = [](char32_t c) { return !text::IsNumber(c); };
-  std::u32string s =
-      SubstitutePairs(line, not_number, text::IsPunctuation, Spacing::kAfterBoth);
+  std::u32string s = SubstitutePairs(line, not_number, text::IsPunctuation, Spacing::kAfterBoth);
   s = SubstitutePairs(s, text::IsPunctuation, not_number, Spacing::kBeforeBoth);
   std::u32string out;
   out.reserve(s.size() + s.size() / 4);
@@ -131,14 +130,10 @@ std::u32string TokenizeChar(std::u32string_view line) {
 namespace detail {
 std::u32string TokenizeCodePoints(std::u32string_view line, Tokenizer tokenizer) {
   switch (tokenizer) {
-    case Tokenizer::k13a:
-      return Tokenize13a(line);
-    case Tokenizer::kNone:
-      return std::u32string(line);
-    case Tokenizer::kIntl:
-      return TokenizeIntl(line);
-    case Tokenizer::kChar:
-      return TokenizeChar(line);
+    case Tokenizer::k13a: return Tokenize13a(line);
+    case Tokenizer::kNone: return std::u32string(line);
+    case Tokenizer::kIntl: return TokenizeIntl(line);
+    case Tokenizer::kChar: return TokenizeChar(line);
   }
   ATTEND_ASSERT(false, "unknown tokenizer");
 }
@@ -156,14 +151,10 @@ Tokenizer ParseTokenizer(std::string_view name) {
 
 std::string_view TokenizerName(Tokenizer tokenizer) {
   switch (tokenizer) {
-    case Tokenizer::k13a:
-      return "13a";
-    case Tokenizer::kNone:
-      return "none";
-    case Tokenizer::kIntl:
-      return "intl";
-    case Tokenizer::kChar:
-      return "char";
+    case Tokenizer::k13a: return "13a";
+    case Tokenizer::kNone: return "none";
+    case Tokenizer::kIntl: return "intl";
+    case Tokenizer::kChar: return "char";
   }
   ATTEND_ASSERT(false, "unknown tokenizer");
 }

@@ -72,8 +72,8 @@ ModelConfig ModelConfig::FromJson(const std::string& text) {
     try {
       it->get_to(value);
     } catch (const nlohmann::json::exception&) {
-      ATTEND_CHECK(false, "model config: key '", name, "' has the wrong type: ",
-                   io::JsonExcerpt(*it));
+      ATTEND_CHECK(false, "model config: key '", name,
+                   "' has the wrong type: ", io::JsonExcerpt(*it));
     }
   });
   c.Validate();
@@ -109,12 +109,12 @@ void ModelConfig::Validate() const {
     ATTEND_CHECK(OneOf(score, {"additive", "dot", "general", "concat", "location"}),
                  "model config: score '", score,
                  "' is not one of additive, dot, general, concat, location");
-    ATTEND_CHECK(OneOf(window, {"global", "local-m", "local-p"}), "model config: window '",
-                 window, "' is not one of global, local-m, local-p");
+    ATTEND_CHECK(OneOf(window, {"global", "local-m", "local-p"}), "model config: window '", window,
+                 "' is not one of global, local-m, local-p");
     ATTEND_CHECK(window_size > 0 && attention_dim > 0 && max_source_len > 0,
                  "model config: window_size, attention_dim and max_source_len must be positive");
-    ATTEND_CHECK(teacher_forcing >= 0.0 && teacher_forcing <= 1.0,
-                 "model config: teacher_forcing ", teacher_forcing, " is not in [0, 1]");
+    ATTEND_CHECK(teacher_forcing >= 0.0 && teacher_forcing <= 1.0, "model config: teacher_forcing ",
+                 teacher_forcing, " is not in [0, 1]");
   }
 }
 

@@ -70,10 +70,10 @@ class RnnSeq2Seq : public Seq2Seq {
                  " must be even (the bidirectional encoder gives hidden_dim / 2 per direction)");
     attention_ = c.arch == "rnn-attention";
     const int64_t h = c.hidden_dim, e = c.embed_dim;
-    src_embed_ = RegisterModule("src_embed",
-                                std::make_shared<nn::Embedding>(c.src_vocab, e, gen, SpecialIds::kPad));
-    tgt_embed_ = RegisterModule("tgt_embed",
-                                std::make_shared<nn::Embedding>(c.tgt_vocab, e, gen, SpecialIds::kPad));
+    src_embed_ = RegisterModule(
+        "src_embed", std::make_shared<nn::Embedding>(c.src_vocab, e, gen, SpecialIds::kPad));
+    tgt_embed_ = RegisterModule(
+        "tgt_embed", std::make_shared<nn::Embedding>(c.tgt_vocab, e, gen, SpecialIds::kPad));
     nn::RnnOptions enc;
     enc.num_layers = c.encoder_layers;
     enc.bidirectional = true;
@@ -105,9 +105,9 @@ class RnnSeq2Seq : public Seq2Seq {
     out_dropout_ = RegisterModule("out_dropout",
                                   std::make_shared<nn::DropoutModule>(c.dropout, gen.Reserve(1)));
     // The teacher-forcing coin's stream, kept as a buffer so a resumed run flips the same coins.
-    tf_state_ = RegisterBuffer("tf_rng_state",
-                               Tensor::FromVector(std::vector<int64_t>{
-                                   static_cast<int64_t>(gen.Reserve(1)), 0}, {2}));
+    tf_state_ = RegisterBuffer(
+        "tf_rng_state",
+        Tensor::FromVector(std::vector<int64_t>{static_cast<int64_t>(gen.Reserve(1)), 0}, {2}));
   }
 
   Tensor Forward(const Batch& batch, Tensor* attention) override {
@@ -149,8 +149,7 @@ class RnnSeq2Seq : public Seq2Seq {
         predicted = Argmax(logits, 1);
       }
       Tensor use_ref = CoinFlips(b);  // bool [B, 1]
-      next = Where(use_ref, reference,
-                   embed_dropout_->Forward(tgt_embed_->Forward(predicted)));
+      next = Where(use_ref, reference, embed_dropout_->Forward(tgt_embed_->Forward(predicted)));
     }
     if (attention && attention_) *attention = Stack(weights, 1);  // [B, T, S]
     if (!step_logits.empty()) {
@@ -182,7 +181,7 @@ class RnnSeq2Seq : public Seq2Seq {
     Tensor w;
     Tensor ht = DecodeStep(st, emb, attention ? &w : nullptr);
     if (attention) *attention = w;
-    if (st.out.defined()) return LogSoftmax(st.out.Forward(ht), 1);   // [N, V]
+    if (st.out.defined()) return LogSoftmax(st.out.Forward(ht), 1);  // [N, V]
     return LogSoftmax(out_->Forward(out_dropout_->Forward(ht)), 1);  // [N, V]
   }
 
@@ -224,10 +223,10 @@ class RnnSeq2Seq : public Seq2Seq {
   }
 
   RnnState Encode(const Tensor& src, const Tensor& lengths) {
-    ATTEND_CHECK(src.dim() == 2 && lengths.defined() && lengths.dim() == 1 &&
-                     lengths.size(0) == src.size(0),
-                 "rnn model: source ", src.str(), " and lengths ",
-                 lengths.defined() ? lengths.str() : "undefined", " must be [B, S] and [B]");
+    ATTEND_CHECK(
+        src.dim() == 2 && lengths.defined() && lengths.dim() == 1 && lengths.size(0) == src.size(0),
+        "rnn model: source ", src.str(), " and lengths ",
+        lengths.defined() ? lengths.str() : "undefined", " must be [B, S] and [B]");
     const int64_t b = src.size(0), s = src.size(1), h = config_.hidden_dim;
     if (config_.score == "location" && attention_)
       ATTEND_CHECK(s <= config_.max_source_len, "rnn model: source length ", s,
@@ -235,7 +234,8 @@ class RnnSeq2Seq : public Seq2Seq {
     RnnState st;
     Tensor emb = embed_dropout_->Forward(src_embed_->Forward(src));  // [B, S, E]
     Tensor hn, cn;
-    st.memory = encoder_.Run(emb, lengths, &hn, config_.cell == "lstm" ? &cn : nullptr);  // [B, S, H]
+    st.memory =
+        encoder_.Run(emb, lengths, &hn, config_.cell == "lstm" ? &cn : nullptr);  // [B, S, H]
     st.lengths = lengths;
     // The last layer's two directions' final states, side by side: [B, H].
     const int64_t l = config_.encoder_layers;

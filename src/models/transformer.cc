@@ -56,8 +56,9 @@ Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Te
   // runs; it gives the same result. A decoding step (one query) takes the kernel's own
   // single-query path, which has no such costs.
   constexpr int64_t kFusedMinPairs = 128 * 128;
-  const bool fused = weights == nullptr && attention::FusedKernels() &&
-                     (q.size(2) * k.size(2) >= kFusedMinPairs || (q.size(2) == 1 && !mha.training()));
+  const bool fused =
+      weights == nullptr && attention::FusedKernels() &&
+      (q.size(2) * k.size(2) >= kFusedMinPairs || (q.size(2) == 1 && !mha.training()));
   if (fused) {
     context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
                                                         mha.training(), &gen);
@@ -192,8 +193,8 @@ class DecoderLayer : public nn::Module {
               Tensor* weights, const PackedDecoderLayer* pk) {
     auto self_block = [&](const Tensor& x) {
       const int64_t e = x.size(2);
-      Tensor qkv = pk ? pk->self_qkv.Forward(x)
-                      : ProjectSlice(x, *self_attn, 0, 3 * e);  // [N, 1, 3E]
+      Tensor qkv =
+          pk ? pk->self_qkv.Forward(x) : ProjectSlice(x, *self_attn, 0, 3 * e);  // [N, 1, 3E]
       cache.self_k.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, e, e), heads_));
       cache.self_v.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, 2 * e, e), heads_));
       // Every cached position precedes this one: no causal mask is needed.
@@ -237,8 +238,8 @@ class DecoderLayer : public nn::Module {
   // pk (nullable): the layer's packed weights, for decoding steps.
   Tensor CrossAttention(const Tensor& x, const Tensor& k, const Tensor& v, const Tensor& pad_mask,
                         Tensor* weights, const PackedDecoderLayer* pk = nullptr) {
-    Tensor q = SplitHeads(pk ? pk->cross_q.Forward(x)
-                             : ProjectSlice(x, *multihead_attn, 0, x.size(2)), heads_);
+    Tensor q = SplitHeads(
+        pk ? pk->cross_q.Forward(x) : ProjectSlice(x, *multihead_attn, 0, x.size(2)), heads_);
     return AttendHeads(*multihead_attn, q, k, v, pad_mask, false, weights,
                        pk ? &pk->cross_out : nullptr);
   }
@@ -418,7 +419,7 @@ class Transformer : public Seq2Seq {
                                    state->packed.empty() ? nullptr : &state->packed[i]);
     }
     state->length = pos + 1;
-    if (attention != nullptr) *attention = weights.View({n, weights.size(2)});  // [N, S]
+    if (attention != nullptr) *attention = weights.View({n, weights.size(2)});     // [N, S]
     if (!state->logits.defined()) return LogSoftmax(Logits(y).View({n, -1}), -1);  // [N, V]
     if (decoder_norm_) y = decoder_norm_->Forward(y);
     return LogSoftmax(state->logits.Forward(y).View({n, -1}), -1);

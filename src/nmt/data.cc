@@ -101,8 +101,8 @@ std::vector<std::vector<int64_t>> MakeBatches(const std::vector<Example>& exampl
   std::vector<int64_t> cur;
   int64_t longest = 0;
   for (int64_t i : order) {
-    const int64_t len = static_cast<int64_t>(
-        std::max(examples[i].src.size(), examples[i].tgt.size() + 1));
+    const int64_t len =
+        static_cast<int64_t>(std::max(examples[i].src.size(), examples[i].tgt.size() + 1));
     const int64_t longest_if = std::max(longest, len);
     if (!cur.empty() && longest_if * static_cast<int64_t>(cur.size() + 1) > max_tokens) {
       batches.push_back(std::move(cur));

@@ -74,8 +74,8 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     const auto& x = sources[chunk[r]];
     std::copy(x.begin(), x.end(), src.data<int64_t>() + r * s);
     lengths.data<int64_t>()[r] = static_cast<int64_t>(x.size());
-    max_len[r] = static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(x.size())) +
-                 opt.max_len_extra;
+    max_len[r] =
+        static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(x.size())) + opt.max_len_extra;
     // The Transformer's positions end at max_positions (bos takes the first).
     if (model.config().arch == "transformer")
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
@@ -256,9 +256,8 @@ std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
       order.push_back(static_cast<int64_t>(i));
     }
   }
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) {
-    return sources[a].size() < sources[c].size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t c) { return sources[a].size() < sources[c].size(); });
   for (size_t at = 0; at < order.size(); at += opt.batch_size) {
     std::vector<int64_t> chunk(order.begin() + at,
                                order.begin() + std::min(order.size(), at + opt.batch_size));

@@ -75,19 +75,25 @@ std::string FormatDuration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
   if (s >= 3600)
-    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
-  else
-    std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600),
+                  (long long)(s / 60 % 60));
+  else std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
   return buf;
 }
 
 nlohmann::json TrainOptionsJson(const TrainOptions& o) {
-  return {{"max_tokens", o.max_tokens},   {"max_len", o.max_len},
-          {"lr", o.lr},                   {"warmup", o.warmup},
-          {"clip_norm", o.clip_norm},     {"label_smoothing", o.label_smoothing},
-          {"max_steps", o.max_steps},     {"max_epochs", o.max_epochs},
-          {"max_minutes", o.max_minutes}, {"valid_every", o.valid_every},
-          {"valid_sentences", o.valid_sentences}, {"patience", o.patience},
+  return {{"max_tokens", o.max_tokens},
+          {"max_len", o.max_len},
+          {"lr", o.lr},
+          {"warmup", o.warmup},
+          {"clip_norm", o.clip_norm},
+          {"label_smoothing", o.label_smoothing},
+          {"max_steps", o.max_steps},
+          {"max_epochs", o.max_epochs},
+          {"max_minutes", o.max_minutes},
+          {"valid_every", o.valid_every},
+          {"valid_sentences", o.valid_sentences},
+          {"patience", o.patience},
           {"seed", o.seed}};
 }
 
@@ -238,8 +244,9 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   vocab.Save((fs::path(o.out_dir) / "vocab.model").string());
 
   optim::Adam adam(model.Parameters(), optim::AdamOptions{.lr = o.lr, .beta2 = 0.98, .eps = 1e-9});
-  optim::InverseSqrtWarmup schedule(adam, optim::InverseSqrtWarmup::Peak{
-                                              .lr_peak = o.lr, .warmup = std::max<int64_t>(1, o.warmup)});
+  optim::InverseSqrtWarmup schedule(
+      adam,
+      optim::InverseSqrtWarmup::Peak{.lr_peak = o.lr, .warmup = std::max<int64_t>(1, o.warmup)});
   nlohmann::json config;
   config["model"] = nlohmann::json::parse(model.config().ToJson());
   config["train"] = TrainOptionsJson(o);
@@ -263,10 +270,9 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   };
   {
     std::ostringstream s;
-    s << (resume ? "resuming at step " + std::to_string(p.step) : std::string("training"))
-      << ": " << model.config().arch << ", " << model.NumParameters() << " parameters, "
-      << train.size() << " training pairs, " << dev.size() << " dev pairs, vocabulary "
-      << vocab.size();
+    s << (resume ? "resuming at step " + std::to_string(p.step) : std::string("training")) << ": "
+      << model.config().arch << ", " << model.NumParameters() << " parameters, " << train.size()
+      << " training pairs, " << dev.size() << " dev pairs, vocabulary " << vocab.size();
     log.Line(s.str());
   }
 
@@ -309,7 +315,8 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     save(last_path);
     last_validated = p.step;
     if (o.patience > 0 && p.bad_validations >= o.patience)
-      stop = "early stopping (" + std::to_string(o.patience) + " validations without a better BLEU)";
+      stop =
+          "early stopping (" + std::to_string(o.patience) + " validations without a better BLEU)";
   };
 
   model.Train();
@@ -356,12 +363,13 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       // ETA from whichever limit comes first.
       double eta = INFINITY;
       const double per_step = train_seconds / std::max<double>(1.0, p.step - first_step);
-      if (o.max_steps > 0) eta = std::min(eta, per_step * static_cast<double>(o.max_steps - p.step));
+      if (o.max_steps > 0)
+        eta = std::min(eta, per_step * static_cast<double>(o.max_steps - p.step));
       if (o.max_minutes > 0) eta = std::min(eta, o.max_minutes * 60.0 - now);
       if (o.max_epochs > 0)
-        eta = std::min(eta, per_step * static_cast<double>(
-                                           (o.max_epochs - p.epoch) * batches.size() -
-                                           p.batch_in_epoch - 1));
+        eta =
+            std::min(eta, per_step * static_cast<double>((o.max_epochs - p.epoch) * batches.size() -
+                                                         p.batch_in_epoch - 1));
       const double window_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
       char bar[256];
@@ -422,8 +430,8 @@ LoadedModel LoadModel(const std::string& path) {
   LoadedModel out;
   out.vocab = Vocabulary::FromBytes(Base64Decode(v->second, path), path);
   ATTEND_CHECK(out.vocab.size() == mc.src_vocab && out.vocab.size() == mc.tgt_vocab, path,
-               ": vocabulary size ", out.vocab.size(), " does not match the model's ",
-               mc.src_vocab, "/", mc.tgt_vocab);
+               ": vocabulary size ", out.vocab.size(), " does not match the model's ", mc.src_vocab,
+               "/", mc.tgt_vocab);
   // The config decides how much the model allocates; the file's tensors are what it must hold
   // (LoadCheckpoint checks every name and shape once it is built). Building is capped by them,
   // so a config claiming a far larger model fails here instead of allocating gigabytes. The

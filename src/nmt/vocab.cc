@@ -42,12 +42,12 @@ class VectorIterator : public sentencepiece::SentenceIterator {
 };
 
 void CheckSpecialIds(const sentencepiece::SentencePieceProcessor& sp, const std::string& source) {
-  ATTEND_CHECK(sp.pad_id() == models::SpecialIds::kPad && sp.unk_id() == models::SpecialIds::kUnk &&
-                   sp.bos_id() == models::SpecialIds::kBos &&
-                   sp.eos_id() == models::SpecialIds::kEos,
-               "vocabulary ", source, ": ids of pad/unk/bos/eos are ", sp.pad_id(), "/",
-               sp.unk_id(), "/", sp.bos_id(), "/", sp.eos_id(),
-               "; they must be 0/1/2/3 (train it with --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)");
+  ATTEND_CHECK(
+      sp.pad_id() == models::SpecialIds::kPad && sp.unk_id() == models::SpecialIds::kUnk &&
+          sp.bos_id() == models::SpecialIds::kBos && sp.eos_id() == models::SpecialIds::kEos,
+      "vocabulary ", source, ": ids of pad/unk/bos/eos are ", sp.pad_id(), "/", sp.unk_id(), "/",
+      sp.bos_id(), "/", sp.eos_id(),
+      "; they must be 0/1/2/3 (train it with --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)");
 }
 
 // ---- the normalizer tables of an untrusted model ----
@@ -94,8 +94,7 @@ bool ForEachBytesField(std::string_view s, F&& f) {
         if (!f(key >> 3, s.substr(0, n))) return false;
         s.remove_prefix(n);
         break;
-      default:
-        return false;  // groups: never in a SentencePiece model
+      default: return false;  // groups: never in a SentencePiece model
     }
   }
   return true;

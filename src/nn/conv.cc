@@ -23,8 +23,8 @@ void CheckChannels(const char* op, int64_t in_channels, int64_t out_channels, in
   ATTEND_CHECK(in_channels > 0 && out_channels > 0, op, ": channel counts must be positive, got ",
                in_channels, " in and ", out_channels, " out");
   ATTEND_CHECK(groups >= 1 && in_channels % groups == 0 && out_channels % groups == 0, op,
-               ": groups ", groups, " must divide both ", in_channels, " input and ",
-               out_channels, " output channels");
+               ": groups ", groups, " must divide both ", in_channels, " input and ", out_channels,
+               " output channels");
 }
 
 }  // namespace
@@ -42,8 +42,7 @@ Conv1dModule::Conv1dModule(int64_t in_channels, int64_t out_channels, int64_t ke
 }
 
 Tensor Conv1dModule::Forward(const Tensor& x) const {
-  return Conv1d(x, weight, bias, options.stride, options.padding, options.dilation,
-                options.groups);
+  return Conv1d(x, weight, bias, options.stride, options.padding, options.dilation, options.groups);
 }
 
 Conv2dModule::Conv2dModule(int64_t in_channels, int64_t out_channels, Size2 kernel_size,
@@ -62,8 +61,7 @@ Conv2dModule::Conv2dModule(int64_t in_channels, int64_t out_channels, Size2 kern
 }
 
 Tensor Conv2dModule::Forward(const Tensor& x) const {
-  return Conv2d(x, weight, bias, options.stride, options.padding, options.dilation,
-                options.groups);
+  return Conv2d(x, weight, bias, options.stride, options.padding, options.dilation, options.groups);
 }
 
 }  // namespace attend::nn

@@ -10,7 +10,8 @@ namespace attend::nn {
 // ---- Module ----
 Tensor Module::RegisterParameter(const std::string& name, Tensor t) {
   ATTEND_CHECK(t.defined(), "Module: parameter '", name, "' is undefined");
-  for (auto& [n, p] : params_) ATTEND_CHECK(n != name, "Module: parameter '", name, "' registered twice");
+  for (auto& [n, p] : params_)
+    ATTEND_CHECK(n != name, "Module: parameter '", name, "' registered twice");
   t.set_requires_grad(true);
   params_.emplace_back(name, t);
   return t;
@@ -24,7 +25,8 @@ Tensor Module::RegisterBuffer(const std::string& name, Tensor t) {
 
 void Module::AddChild(const std::string& name, std::shared_ptr<Module> m) {
   ATTEND_CHECK(m != nullptr, "Module: sub-module '", name, "' is null");
-  for (auto& [n, c] : children_) ATTEND_CHECK(n != name, "Module: sub-module '", name, "' registered twice");
+  for (auto& [n, c] : children_)
+    ATTEND_CHECK(n != name, "Module: sub-module '", name, "' registered twice");
   m->Train(training_);
   children_.emplace_back(name, std::move(m));
 }
@@ -152,7 +154,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
 
 Tensor Linear::Forward(const Tensor& x) const {
   ATTEND_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == weight.size(1), "Linear: input ",
-               x.str(), " does not end in ", weight.size(1), " features (weight ", weight.str(), ")");
+               x.str(), " does not end in ", weight.size(1), " features (weight ", weight.str(),
+               ")");
   Tensor y = Matmul(x, weight.T());  // the transposed weight goes to the BLAS as a transpose
   return bias.defined() ? Add(y, bias) : y;
 }

@@ -25,9 +25,9 @@ PackedLinear::PackedLinear(const Tensor& weight, const Tensor& bias) {
                weight.defined() ? weight.str() : "undefined");
   out_ = weight.size(0);
   in_ = weight.size(1);
-  ATTEND_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == out_ &&
-                                   bias.dtype() == DType::kF32),
-               "PackedLinear: bias ", bias.defined() ? bias.str() : "", " must be f32 [", out_, "]");
+  ATTEND_CHECK(
+      !bias.defined() || (bias.dim() == 1 && bias.size(0) == out_ && bias.dtype() == DType::kF32),
+      "PackedLinear: bias ", bias.defined() ? bias.str() : "", " must be f32 [", out_, "]");
   NoGradGuard no_grad;
   // Copies, so that every row count sees the weights as they were when packed.
   weight_ = weight.Detach().Clone();
@@ -41,8 +41,8 @@ Tensor PackedLinear::Forward(const Tensor& x) const {
   ATTEND_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == in_ && x.dtype() == DType::kF32,
                "PackedLinear: input ", x.defined() ? x.str() : "undefined", " must be f32 [..., ",
                in_, "]");
-  ATTEND_CHECK(!(GradMode::enabled() && x.requires_grad()),
-               "PackedLinear: input ", x.str(), " requires a gradient; the packed layer is for "
+  ATTEND_CHECK(!(GradMode::enabled() && x.requires_grad()), "PackedLinear: input ", x.str(),
+               " requires a gradient; the packed layer is for "
                "inference only (use Linear, or a NoGradGuard)");
   const int64_t rows = x.numel() / in_;
   Shape shape = x.shape();
@@ -63,8 +63,10 @@ Tensor PackedLinear::Forward(const Tensor& x) const {
 namespace attend::nn {
 
 PackedRecurrentStep::PackedRecurrentStep(const RnnBase& rnn) {
-  ATTEND_CHECK(rnn.num_directions() == 1, "PackedRecurrentStep: the recurrent module must be "
-               "unidirectional (a decoder), it has ", rnn.num_directions(), " directions");
+  ATTEND_CHECK(rnn.num_directions() == 1,
+               "PackedRecurrentStep: the recurrent module must be "
+               "unidirectional (a decoder), it has ",
+               rnn.num_directions(), " directions");
   hidden_ = rnn.hidden_size();
   const int64_t layers = rnn.options().num_layers;
   lstm_ = rnn.weight_ih(0, 0).size(0) == 4 * hidden_;
@@ -80,8 +82,10 @@ Tensor PackedRecurrentStep::Step(const Tensor& x, Tensor* h, Tensor* c) const {
   ATTEND_CHECK(x.defined() && x.dim() == 2 && h && h->defined() && h->dim() == 3 &&
                    h->size(0) == layers && h->size(1) == x.size(0) && h->size(2) == hd &&
                    (!lstm_ || (c && c->defined() && c->shape() == h->shape())),
-               "PackedRecurrentStep: x ", x.defined() ? x.str() : "undefined", " must be [N, in] "
-               "and the states [", layers, ", N, ", hd, "]", lstm_ ? " (h and c)" : "");
+               "PackedRecurrentStep: x ", x.defined() ? x.str() : "undefined",
+               " must be [N, in] "
+               "and the states [",
+               layers, ", N, ", hd, "]", lstm_ ? " (h and c)" : "");
   const int64_t n = x.size(0), g = lstm_ ? 4 : 3;
   Tensor h_new = Tensor::Empty(h->shape(), DType::kF32);
   Tensor c_new = lstm_ ? Tensor::Empty(c->shape(), DType::kF32) : Tensor();
@@ -99,10 +103,9 @@ Tensor PackedRecurrentStep::Step(const Tensor& x, Tensor* h, Tensor* c) const {
     float* hout = h_new.data<float>() + l * n * hd;
     for (int64_t r = 0; r < n; ++r) {
       if (lstm_) {
-        cpu::simd::LstmForwardRow(xpp + r * g * hd, hpp + r * g * hd, nullptr,
-                                  c_old.data<float>() + (l * n + r) * hd, act.data(),
-                                  c_new.data<float>() + (l * n + r) * hd, extra.data(),
-                                  hout + r * hd, hd);
+        cpu::simd::LstmForwardRow(
+            xpp + r * g * hd, hpp + r * g * hd, nullptr, c_old.data<float>() + (l * n + r) * hd,
+            act.data(), c_new.data<float>() + (l * n + r) * hd, extra.data(), hout + r * hd, hd);
       } else {
         cpu::simd::GruForwardRow(xpp + r * g * hd, hpp + r * g * hd, nullptr, nullptr,
                                  hprev + r * hd, act.data(), extra.data(), hout + r * hd, hd);

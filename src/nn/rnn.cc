@@ -91,8 +91,8 @@ RnnLayerOutput RnnBase::Run(const Tensor& x, const Tensor& lengths, const Tensor
   const Shape state_shape{nl * nd, batch, hidden_size_};
   for (const Tensor* s : {&h0, &c0}) {
     if (!s->defined()) continue;
-    ATTEND_CHECK(s->shape() == state_shape, name, ": initial ", s == &h0 ? "h0 " : "c0 ",
-                 s->str(), " must be [num_layers * num_directions, B, H] = ", state_shape.str(),
+    ATTEND_CHECK(s->shape() == state_shape, name, ": initial ", s == &h0 ? "h0 " : "c0 ", s->str(),
+                 " must be [num_layers * num_directions, B, H] = ", state_shape.str(),
                  " for input ", x.str());
   }
   Tensor input = xb;
@@ -146,10 +146,9 @@ LSTM::Output LSTM::Forward(const Tensor& x, const Tensor& lengths, const Tensor&
 namespace {
 
 // Creates a cell's four parameters in PyTorch's order and registers them through `reg`.
-void RegisterCell(RnnMode mode, int64_t input_size, int64_t hidden_size, bool bias,
-                  Generator& gen, DType dtype,
-                  const std::function<Tensor(const std::string&, Tensor)>& reg, Tensor* w_ih,
-                  Tensor* w_hh, Tensor* b_ih, Tensor* b_hh) {
+void RegisterCell(RnnMode mode, int64_t input_size, int64_t hidden_size, bool bias, Generator& gen,
+                  DType dtype, const std::function<Tensor(const std::string&, Tensor)>& reg,
+                  Tensor* w_ih, Tensor* w_hh, Tensor* b_ih, Tensor* b_hh) {
   const char* name = mode == RnnMode::kLstm ? "LSTMCell" : "GRUCell";
   ATTEND_CHECK(input_size > 0 && hidden_size > 0, name, ": input_size (", input_size,
                ") and hidden_size (", hidden_size, ") must be positive");
@@ -194,32 +193,33 @@ std::vector<Tensor> Listed(const Tensor& t) {
 
 GRUCell::GRUCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias, DType dtype)
     : input_size(input_size), hidden_size(hidden_size) {
-  RegisterCell(RnnMode::kGru, input_size, hidden_size, bias, gen, dtype,
-               [this](const std::string& n, Tensor t) { return RegisterParameter(n, t); },
-               &weight_ih, &weight_hh, &bias_ih, &bias_hh);
+  RegisterCell(
+      RnnMode::kGru, input_size, hidden_size, bias, gen, dtype,
+      [this](const std::string& n, Tensor t) { return RegisterParameter(n, t); }, &weight_ih,
+      &weight_hh, &bias_ih, &bias_hh);
 }
 
 Tensor GRUCell::Forward(const Tensor& x, const Tensor& h) const {
   const Tensor xb = CellInput("GRUCell", x, input_size, weight_ih.dtype());  // [B, in]
-  const Tensor hb = CellState("GRUCell", "h", h, x, hidden_size);          // [1, B, H]
+  const Tensor hb = CellState("GRUCell", "h", h, x, hidden_size);            // [1, B, H]
   RnnLayerOutput r = RnnLayer(RnnMode::kGru, xb.Unsqueeze(1), {weight_ih}, {weight_hh},
                               Listed(bias_ih), Listed(bias_hh), hb);
   const Tensor hn = r.h_n.Select(0, 0);  // [B, H]
   return x.dim() == 2 ? hn : hn.Squeeze(0);
 }
 
-LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias,
-                   DType dtype)
+LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias, DType dtype)
     : input_size(input_size), hidden_size(hidden_size) {
-  RegisterCell(RnnMode::kLstm, input_size, hidden_size, bias, gen, dtype,
-               [this](const std::string& n, Tensor t) { return RegisterParameter(n, t); },
-               &weight_ih, &weight_hh, &bias_ih, &bias_hh);
+  RegisterCell(
+      RnnMode::kLstm, input_size, hidden_size, bias, gen, dtype,
+      [this](const std::string& n, Tensor t) { return RegisterParameter(n, t); }, &weight_ih,
+      &weight_hh, &bias_ih, &bias_hh);
 }
 
 std::pair<Tensor, Tensor> LSTMCell::Forward(const Tensor& x, const Tensor& h,
                                             const Tensor& c) const {
   const Tensor xb = CellInput("LSTMCell", x, input_size, weight_ih.dtype());  // [B, in]
-  const Tensor hb = CellState("LSTMCell", "h", h, x, hidden_size);          // [1, B, H]
+  const Tensor hb = CellState("LSTMCell", "h", h, x, hidden_size);            // [1, B, H]
   const Tensor cb = CellState("LSTMCell", "c", c, x, hidden_size);
   RnnLayerOutput r = RnnLayer(RnnMode::kLstm, xb.Unsqueeze(1), {weight_ih}, {weight_hh},
                               Listed(bias_ih), Listed(bias_hh), hb, cb);

@@ -5,8 +5,7 @@
 
 #include "attend/ops/conv.h"
 #include "backend/cpu/blas.h"
-#include "backend/cpu/reference/kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -149,7 +148,7 @@ int ImageThreads(const ConvGeom& g) {
   const int nt = GetNumThreads();
   if (nt <= 1 || g.batch < 2) return 1;
   const int64_t flops = g.cols() * g.group_rows() * g.out_c;  // multiply-adds per image
-  if (flops * g.batch < (int64_t{1} << 16)) return 1;           // not worth a parallel region
+  if (flops * g.batch < (int64_t{1} << 16)) return 1;         // not worth a parallel region
   const bool small_gemms = flops <= (int64_t{1} << 22);
   if (g.batch >= 2 * nt || (g.batch >= nt && g.batch % nt == 0) || small_gemms)
     return static_cast<int>(std::min<int64_t>(nt, g.batch));
@@ -199,20 +198,14 @@ void ConvForwardKernel(const ConvGeom& g, const T* x, const T* w, const T* bias,
   });
 }
 
-template <typename T>
-T SumRow(const T* x, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) return cpu::simd::Sum(x, n);
-  else return cpu::ref::Sum(x, n);
-}
-
 // Gradients from gy [B, O, N]: dw [O, K_g] (per group) = sum_b gy_b @ col_b^T, db = sum of gy
 // over images and positions, dx_b = col2im(W^T @ gy_b). Null outputs are not computed; dw and
 // db must come zeroed. x is read only for dw and w only for dx (either may be null otherwise).
 // The columns are unfolded again rather than kept from the forward pass: they are K times the
 // input's size, and unfolding costs little beside the GEMMs.
 template <typename T>
-void ConvBackwardKernel(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx, T* dw,
-                        T* db, DType dtype) {
+void ConvBackwardKernel(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx, T* dw, T* db,
+                        DType dtype) {
   const int64_t n = g.cols(), kg = g.group_rows(), og = g.group_out();
   const bool pointwise = g.pointwise();
   const int nt = ImageThreads(g);
@@ -236,12 +229,12 @@ void ConvBackwardKernel(const ConvGeom& g, const T* x, const T* w, const T* gy, 
       if (!pointwise) Im2Col(xb, g, col);
       const T* cb = pointwise ? xb : col;
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        cpu::Gemm<T>(false, true, og, kg, n, T(1), gb + grp * og * n, n, cb + grp * kg * n, n,
-                     T(1), dw_t + grp * og * kg, kg);
+        cpu::Gemm<T>(false, true, og, kg, n, T(1), gb + grp * og * n, n, cb + grp * kg * n, n, T(1),
+                     dw_t + grp * og * kg, kg);
       }
     }
     if (db != nullptr) {
-      for (int64_t o = 0; o < g.out_c; ++o) db_t[o] += SumRow(gb + o * n, n);
+      for (int64_t o = 0; o < g.out_c; ++o) db_t[o] += cpu::Sum(gb + o * n, n);
     }
     if (dx != nullptr) {
       T* dxb = dx + b * g.in_c * g.in_plane();
@@ -258,8 +251,8 @@ void ConvBackwardKernel(const ConvGeom& g, const T* x, const T* w, const T* gy, 
   });
   for (int t = 1; t < nt; ++t) {
     const T* part = base + t * per_thread + col_elems;
-    if (dw != nullptr) cpu::ref::Accumulate(dw, part, dw_elems);
-    if (db != nullptr) cpu::ref::Accumulate(db, part + dw_elems, db_elems);
+    if (dw != nullptr) cpu::Accumulate(dw, part, dw_elems);
+    if (db != nullptr) cpu::Accumulate(db, part + dw_elems, db_elems);
   }
 }
 
@@ -286,22 +279,22 @@ Tensor ConvCore(const char* op, const Tensor& x4, const Tensor& w4, const Tensor
   const Shape x_shape = x4.shape(), w_shape = w4.shape();
   RecordOp(op, y, {&x4, &w4, &bias},
            [saved_x, saved_w, g, rx, rw, rb, x_shape, w_shape, dtype, op](const Tensor& gy_in) {
-    Tensor gy = gy_in.Contiguous();
-    Tensor dx = rx ? Tensor::Empty(x_shape, dtype) : Tensor();
-    Tensor dw = rw ? Tensor::Zeros(w_shape, dtype) : Tensor();
-    Tensor db = rb ? Tensor::Zeros(Shape{g.out_c}, dtype) : Tensor();
-    if (gy.numel() > 0) {
-      DispatchFloat(dtype, op, [&](auto tag) {
-        using T = decltype(tag);
-        ConvBackwardKernel<T>(g, rw ? saved_x.template data<T>() : nullptr,
-                              rx ? saved_w.template data<T>() : nullptr, gy.data<T>(),
-                              rx ? dx.template data<T>() : nullptr,
-                              rw ? dw.template data<T>() : nullptr,
-                              rb ? db.template data<T>() : nullptr, dtype);
-      });
-    }
-    return std::vector<Tensor>{dx, dw, db};
-  });
+             Tensor gy = gy_in.Contiguous();
+             Tensor dx = rx ? Tensor::Empty(x_shape, dtype) : Tensor();
+             Tensor dw = rw ? Tensor::Zeros(w_shape, dtype) : Tensor();
+             Tensor db = rb ? Tensor::Zeros(Shape{g.out_c}, dtype) : Tensor();
+             if (gy.numel() > 0) {
+               DispatchFloat(dtype, op, [&](auto tag) {
+                 using T = decltype(tag);
+                 ConvBackwardKernel<T>(g, rw ? saved_x.template data<T>() : nullptr,
+                                       rx ? saved_w.template data<T>() : nullptr, gy.data<T>(),
+                                       rx ? dx.template data<T>() : nullptr,
+                                       rw ? dw.template data<T>() : nullptr,
+                                       rb ? db.template data<T>() : nullptr, dtype);
+               });
+             }
+             return std::vector<Tensor>{dx, dw, db};
+           });
   return y;
 }
 
@@ -372,8 +365,8 @@ void CheckConvTensors(const char* op, int spatial, const Tensor& x, const Tensor
     CheckFloating(bias, op);
     CheckSameDType(x, bias, op);
   }
-  const char* layout = spatial == 1 ? "[B, C, L] or unbatched [C, L]"
-                                    : "[B, C, H, W] or unbatched [C, H, W]";
+  const char* layout =
+      spatial == 1 ? "[B, C, L] or unbatched [C, L]" : "[B, C, H, W] or unbatched [C, H, W]";
   ATTEND_CHECK(x.dim() == spatial + 1 || x.dim() == spatial + 2, op, ": input must be ", layout,
                ", got ", x.str());
   ATTEND_CHECK(weight.dim() == spatial + 2, op, ": weight must be ",

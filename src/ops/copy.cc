@@ -17,7 +17,8 @@ Tensor Tensor::To(DType dt) const {
   out.CopyFrom(*this);
   if (IsFloating(dt) && IsFloating(dtype())) {
     DType src_dt = dtype();
-    RecordOp("To", out, {this}, [src_dt](const Tensor& g) { return std::vector<Tensor>{g.To(src_dt)}; });
+    RecordOp("To", out, {this},
+             [src_dt](const Tensor& g) { return std::vector<Tensor>{g.To(src_dt)}; });
   }
   return out;
 }

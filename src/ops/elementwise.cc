@@ -2,6 +2,7 @@
 // masked_fill, each with its backward rule.
 #include <cmath>
 
+#include "backend/cpu/dispatch.h"
 #include "backend/cpu/reference/kernels.h"
 #include "backend/cpu/simd/kernels.h"
 #include "ops/op_helpers.h"
@@ -35,8 +36,8 @@ Tensor BinaryForward(BinaryOp op, const Tensor& a, const Tensor& b) {
   Shape shape = BroadcastShapes(a.shape(), b.shape(), name);
   Tensor out = Tensor::Empty(shape, a.dtype());
   const int64_t n = shape.numel();
-  if (a.dtype() == DType::kF32 && a.shape() == shape && b.shape() == shape &&
-      a.is_contiguous() && b.is_contiguous()) {
+  if (a.dtype() == DType::kF32 && a.shape() == shape && b.shape() == shape && a.is_contiguous() &&
+      b.is_contiguous()) {
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
     float* po = out.data<float>();
@@ -51,18 +52,19 @@ Tensor BinaryForward(BinaryOp op, const Tensor& a, const Tensor& b) {
     T* po = out.data<T>();
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-    ParallelForEachRow<3>(shape, st, kThreadElems,
-                          [&](const std::array<int64_t, 3>& off, int64_t len,
-                              const std::array<int64_t, 3>& in) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (in[0] == 1 && (in[1] == 0 || in[1] == 1) && (in[2] == 0 || in[2] == 1) &&
-            !(in[1] == 0 && in[2] == 0)) {
-          cpu::simd::Binary(op, pa + off[1], in[1] == 0, pb + off[2], in[2] == 0, po + off[0], len);
-          return;
-        }
-      }
-      cpu::ref::Binary(op, pa + off[1], in[1], pb + off[2], in[2], po + off[0], in[0], len);
-    });
+    ParallelForEachRow<3>(
+        shape, st, kThreadElems,
+        [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
+          if constexpr (std::is_same_v<T, float>) {
+            if (in[0] == 1 && (in[1] == 0 || in[1] == 1) && (in[2] == 0 || in[2] == 1) &&
+                !(in[1] == 0 && in[2] == 0)) {
+              cpu::simd::Binary(op, pa + off[1], in[1] == 0, pb + off[2], in[2] == 0, po + off[0],
+                                len);
+              return;
+            }
+          }
+          cpu::ref::Binary(op, pa + off[1], in[1], pb + off[2], in[2], po + off[0], in[0], len);
+        });
   });
   return out;
 }
@@ -131,19 +133,17 @@ Tensor UnaryForward(UnaryOp op, const Tensor& a_in, double p0, double p1) {
   Tensor out = Tensor::Empty(a.shape(), a.dtype());
   const int64_t n = a.numel();
   // Transcendental functions cost ~10x a plain add, so they thread at smaller sizes.
-  const int64_t threshold = (op == UnaryOp::kNeg || op == UnaryOp::kAbs ||
-                             op == UnaryOp::kAddScalar || op == UnaryOp::kMulScalar ||
-                             op == UnaryOp::kRelu || op == UnaryOp::kClamp)
-                                ? kThreadElems : kThreadElems / 8;
+  const int64_t threshold =
+      (op == UnaryOp::kNeg || op == UnaryOp::kAbs || op == UnaryOp::kAddScalar ||
+       op == UnaryOp::kMulScalar || op == UnaryOp::kRelu || op == UnaryOp::kClamp)
+          ? kThreadElems
+          : kThreadElems / 8;
   DispatchFloat(a.dtype(), name, [&](auto tag) {
     using T = decltype(tag);
     const T* pa = a.data<T>();
     T* po = out.data<T>();
     ParallelRange(n, threshold, [&](int64_t s, int64_t e) {
-      if constexpr (std::is_same_v<T, float>)
-        cpu::simd::Unary(op, pa + s, po + s, e - s, static_cast<float>(p0), static_cast<float>(p1));
-      else
-        cpu::ref::Unary(op, pa + s, 1, po + s, 1, e - s, static_cast<T>(p0), static_cast<T>(p1));
+      cpu::Unary(op, pa + s, po + s, e - s, static_cast<T>(p0), static_cast<T>(p1));
     });
   });
   return out;
@@ -162,12 +162,8 @@ Tensor UnaryBackward(UnaryGradOp op, const Tensor& x, const Tensor& y, const Ten
     const T* pg = g.data<T>();
     T* pd = dx.data<T>();
     ParallelRange(n, kThreadElems / 8, [&](int64_t s, int64_t e) {
-      if constexpr (std::is_same_v<T, float>)
-        cpu::simd::UnaryGrad(op, px ? px + s : nullptr, py ? py + s : nullptr, pg + s, pd + s,
-                             e - s, static_cast<float>(p0), static_cast<float>(p1));
-      else
-        cpu::ref::UnaryGrad(op, px ? px + s : nullptr, py ? py + s : nullptr, pg + s, pd + s,
-                            e - s, static_cast<T>(p0), static_cast<T>(p1));
+      cpu::UnaryGrad(op, px ? px + s : nullptr, py ? py + s : nullptr, pg + s, pd + s, e - s,
+                     static_cast<T>(p0), static_cast<T>(p1));
     });
   });
   return dx;
@@ -201,9 +197,8 @@ Tensor AddScalar(const Tensor& a, double s) {
 }
 Tensor MulScalar(const Tensor& a, double s) {
   Tensor out = UnaryForward(UnaryOp::kMulScalar, a, s, 0);
-  RecordOp("MulScalar", out, {&a}, [s](const Tensor& g) {
-    return std::vector<Tensor>{MulScalar(g, s)};
-  });
+  RecordOp("MulScalar", out, {&a},
+           [s](const Tensor& g) { return std::vector<Tensor>{MulScalar(g, s)}; });
   return out;
 }
 Tensor Neg(const Tensor& a) {
@@ -264,22 +259,23 @@ Tensor Compare(CmpOp op, const Tensor& a, const Tensor& b, const char* name) {
     bool* po = out.data<bool>();
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-    ForEachRow<3>(shape, st, [&](const std::array<int64_t, 3>& off, int64_t len,
-                                 const std::array<int64_t, 3>& in) {
-      for (int64_t i = 0; i < len; ++i) {
-        T x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
-        bool r = false;
-        switch (op) {
-          case CmpOp::kEq: r = x == y; break;
-          case CmpOp::kNe: r = x != y; break;
-          case CmpOp::kLt: r = x < y; break;
-          case CmpOp::kLe: r = x <= y; break;
-          case CmpOp::kGt: r = x > y; break;
-          case CmpOp::kGe: r = x >= y; break;
-        }
-        po[off[0] + i * in[0]] = r;
-      }
-    });
+    ForEachRow<3>(
+        shape, st,
+        [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
+          for (int64_t i = 0; i < len; ++i) {
+            T x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
+            bool r = false;
+            switch (op) {
+              case CmpOp::kEq: r = x == y; break;
+              case CmpOp::kNe: r = x != y; break;
+              case CmpOp::kLt: r = x < y; break;
+              case CmpOp::kLe: r = x <= y; break;
+              case CmpOp::kGt: r = x > y; break;
+              case CmpOp::kGe: r = x >= y; break;
+            }
+            po[off[0] + i * in[0]] = r;
+          }
+        });
   };
   switch (a.dtype()) {
     case DType::kF32: run(float{}); break;
@@ -322,19 +318,24 @@ Tensor LogicalBinary(const Tensor& a, const Tensor& b, bool is_and, const char* 
   bool* po = out.data<bool>();
   const bool* pa = a.data<bool>();
   const bool* pb = b.data<bool>();
-  ForEachRow<3>(shape, st, [&](const std::array<int64_t, 3>& off, int64_t len,
-                               const std::array<int64_t, 3>& in) {
-    for (int64_t i = 0; i < len; ++i) {
-      const bool x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
-      po[off[0] + i * in[0]] = is_and ? (x && y) : (x || y);
-    }
-  });
+  ForEachRow<3>(
+      shape, st,
+      [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
+        for (int64_t i = 0; i < len; ++i) {
+          const bool x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
+          po[off[0] + i * in[0]] = is_and ? (x && y) : (x || y);
+        }
+      });
   return out;
 }
 }  // namespace
 
-Tensor LogicalAnd(const Tensor& a, const Tensor& b) { return LogicalBinary(a, b, true, "LogicalAnd"); }
-Tensor LogicalOr(const Tensor& a, const Tensor& b) { return LogicalBinary(a, b, false, "LogicalOr"); }
+Tensor LogicalAnd(const Tensor& a, const Tensor& b) {
+  return LogicalBinary(a, b, true, "LogicalAnd");
+}
+Tensor LogicalOr(const Tensor& a, const Tensor& b) {
+  return LogicalBinary(a, b, false, "LogicalOr");
+}
 
 Tensor Where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   CheckDefined(cond, "Where");
@@ -342,24 +343,24 @@ Tensor Where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   CheckFloating(b, "Where");
   ATTEND_CHECK(cond.dtype() == DType::kBool, "Where: condition must be bool, got ", cond.str());
   ATTEND_CHECK(a.dtype() == b.dtype(), "Where: dtypes differ: ", a.str(), " and ", b.str());
-  Shape shape = BroadcastShapes(BroadcastShapes(cond.shape(), a.shape(), "Where"), b.shape(),
-                                "Where");
+  Shape shape =
+      BroadcastShapes(BroadcastShapes(cond.shape(), a.shape(), "Where"), b.shape(), "Where");
   Tensor out = Tensor::Empty(shape, a.dtype());
-  std::array<Shape, 4> st{out.strides(), BroadcastStrides(cond, shape),
-                          BroadcastStrides(a, shape), BroadcastStrides(b, shape)};
+  std::array<Shape, 4> st{out.strides(), BroadcastStrides(cond, shape), BroadcastStrides(a, shape),
+                          BroadcastStrides(b, shape)};
   DispatchFloat(a.dtype(), "Where", [&](auto tag) {
     using T = decltype(tag);
     T* po = out.data<T>();
     const bool* pc = cond.data<bool>();
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-    ParallelForEachRow<4>(shape, st, kThreadElems, [&](const std::array<int64_t, 4>& off,
-                                                       int64_t len,
-                                                       const std::array<int64_t, 4>& in) {
-      for (int64_t i = 0; i < len; ++i)
-        po[off[0] + i * in[0]] = pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]]
-                                                        : pb[off[3] + i * in[3]];
-    });
+    ParallelForEachRow<4>(
+        shape, st, kThreadElems,
+        [&](const std::array<int64_t, 4>& off, int64_t len, const std::array<int64_t, 4>& in) {
+          for (int64_t i = 0; i < len; ++i)
+            po[off[0] + i * in[0]] =
+                pc[off[1] + i * in[1]] ? pa[off[2] + i * in[2]] : pb[off[3] + i * in[3]];
+        });
   });
   if (GradMode::enabled() && AnyRequiresGrad({&a, &b})) {
     Tensor c = cond.Detach();
@@ -389,17 +390,16 @@ Tensor MaskedFill(const Tensor& a, const Tensor& mask, double value) {
     const T* pa = a.data<T>();
     const bool* pm = mask.data<bool>();
     const T v = static_cast<T>(value);
-    ParallelForEachRow<3>(shape, st, kThreadElems, [&](const std::array<int64_t, 3>& off,
-                                                       int64_t len,
-                                                       const std::array<int64_t, 3>& in) {
-      for (int64_t i = 0; i < len; ++i)
-        po[off[0] + i * in[0]] = pm[off[2] + i * in[2]] ? v : pa[off[1] + i * in[1]];
-    });
+    ParallelForEachRow<3>(
+        shape, st, kThreadElems,
+        [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
+          for (int64_t i = 0; i < len; ++i)
+            po[off[0] + i * in[0]] = pm[off[2] + i * in[2]] ? v : pa[off[1] + i * in[1]];
+        });
   });
   Tensor m = mask.Detach();
-  RecordOp("MaskedFill", out, {&a}, [m](const Tensor& g) {
-    return std::vector<Tensor>{MaskedFill(g, m, 0.0)};
-  });
+  RecordOp("MaskedFill", out, {&a},
+           [m](const Tensor& g) { return std::vector<Tensor>{MaskedFill(g, m, 0.0)}; });
   return out;
 }
 

@@ -3,8 +3,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "backend/cpu/reference/kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -13,8 +12,7 @@ namespace {
 
 template <typename T>
 void AddRow(T* dst, const T* src, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) cpu::simd::Accumulate(dst, src, n);
-  else cpu::ref::Accumulate(dst, src, n);
+  cpu::Accumulate(dst, src, n);
 }
 
 void CheckIndex(const Tensor& index, const char* op) {
@@ -179,8 +177,8 @@ std::pair<Tensor, Tensor> TopK(const Tensor& a, int64_t k, int dim, bool largest
   dim = WrapDim(dim, a.shape(), "TopK");
   const int nd = a.dim();
   const int64_t n = nd == 0 ? 1 : a.shape()[dim];
-  ATTEND_CHECK(k >= 0 && k <= n, "TopK: k = ", k, " is out of range for dim ", dim, " of size ",
-               n, " in ", a.str());
+  ATTEND_CHECK(k >= 0 && k <= n, "TopK: k = ", k, " is out of range for dim ", dim, " of size ", n,
+               " in ", a.str());
   const bool last = nd == 0 || dim == nd - 1;
   Tensor x = last ? a.Detach().Contiguous() : a.Detach().Transpose(dim, nd - 1).Contiguous();
   const int64_t rows = n == 0 ? 0 : x.numel() / n;

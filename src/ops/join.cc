@@ -20,8 +20,8 @@ Tensor Concat(const std::vector<Tensor>& xs, int dim) {
     ATTEND_CHECK(t.dim() == nd, "Concat: tensor ", i, " is ", t.str(), " but tensor 0 is ",
                  first.str(), " (different number of dims)");
     for (int d = 0; d < nd; ++d)
-      ATTEND_CHECK(d == dim || t.shape()[d] == first.shape()[d], "Concat: tensor ", i, " has shape ",
-                   t.shape().str(), " but tensor 0 has ", first.shape().str(),
+      ATTEND_CHECK(d == dim || t.shape()[d] == first.shape()[d], "Concat: tensor ", i,
+                   " has shape ", t.shape().str(), " but tensor 0 has ", first.shape().str(),
                    "; they may differ only in dim ", dim);
     total += t.shape()[dim];
   }
@@ -70,7 +70,8 @@ std::vector<Tensor> Split(const Tensor& a, int64_t split_size, int dim) {
   ATTEND_CHECK(split_size > 0, "Split: split_size must be positive, got ", split_size);
   std::vector<Tensor> out;
   const int64_t n = a.shape()[dim];
-  for (int64_t s = 0; s < n; s += split_size) out.push_back(a.Narrow(dim, s, std::min(split_size, n - s)));
+  for (int64_t s = 0; s < n; s += split_size)
+    out.push_back(a.Narrow(dim, s, std::min(split_size, n - s)));
   if (n == 0) out.push_back(a);
   return out;
 }

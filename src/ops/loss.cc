@@ -2,8 +2,7 @@
 #include <cmath>
 #include <limits>
 
-#include "backend/cpu/reference/kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -47,13 +46,8 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
       for (int64_t r = s; r < e; ++r) {
         const T* row = px + r * c;
         T l, sum_x;
-        if constexpr (std::is_same_v<T, float>) {
-          l = cpu::simd::LogSumExpRow(row, c);
-          sum_x = cpu::simd::Sum(row, c);
-        } else {
-          l = cpu::ref::LogSumExpRow(row, c);
-          sum_x = cpu::ref::Sum(row, c);
-        }
+        l = cpu::LogSumExpRow(row, c);
+        sum_x = cpu::Sum(row, c);
         pl[r] = l;
         if (pt[r] == ignore_index) {
           pr[r] = T(0);
@@ -98,11 +92,7 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
           const T scale = (reduction == Reduction::kNone ? pg[r] : pg[0]) * mean_scale;
           const T* row = px + r * c;
           // d loss / d x_j = softmax_j - (1 - eps) [j == t] - eps / C
-          if constexpr (std::is_same_v<T, float>) {
-            cpu::simd::ExpAffineRow(row, pl[r], scale, off, d, c);
-          } else {
-            cpu::ref::ExpAffineRow(row, pl[r], scale, off, d, c);
-          }
+          cpu::ExpAffineRow(row, pl[r], scale, off, d, c);
           d[pt[r]] -= scale * on;
         }
       });

@@ -51,8 +51,8 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = BlasReady(a_in.Detach()), b = BlasReady(b_in.Detach());
   const int na = a.dim(), nb = b.dim();
   const int64_t m = a.shape()[na - 2], k = a.shape()[na - 1], n = b.shape()[nb - 1];
-  ATTEND_CHECK(b.shape()[nb - 2] == k, "Matmul: inner dims differ: ", a_in.str(), " @ ",
-               b_in.str(), " (", k, " vs ", b.shape()[nb - 2], ")");
+  ATTEND_CHECK(b.shape()[nb - 2] == k, "Matmul: inner dims differ: ", a_in.str(), " @ ", b_in.str(),
+               " (", k, " vs ", b.shape()[nb - 2], ")");
   Shape batch_a, batch_b;
   for (int i = 0; i < na - 2; ++i) batch_a.push_back(a.shape()[i]);
   for (int i = 0; i < nb - 2; ++i) batch_b.push_back(b.shape()[i]);
@@ -112,8 +112,8 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
     // OpenBLAS runs single-threaded inside a parallel region). Large ones: OpenBLAS threads
     // each GEMM itself.
     // (A parallel region costs microseconds: tiny batches stay on the calling thread.)
-    const bool split_batches = nbatch >= 2 && m * n * k <= (int64_t{1} << 22) &&
-                               nbatch * m * n * k >= (int64_t{1} << 16);
+    const bool split_batches =
+        nbatch >= 2 && m * n * k <= (int64_t{1} << 22) && nbatch * m * n * k >= (int64_t{1} << 16);
     auto one = [&](int64_t bi) {
       int64_t oa, ob;
       offsets(bi, &oa, &ob);

@@ -33,9 +33,18 @@ template <typename T>
 inline int Window2x2(T a, T b, T c, T e, T* best) {
   T m = a;
   int code = 0;
-  if (TakesMax(b, m)) { m = b; code = 1; }
-  if (TakesMax(c, m)) { m = c; code = 2; }
-  if (TakesMax(e, m)) { m = e; code = 3; }
+  if (TakesMax(b, m)) {
+    m = b;
+    code = 1;
+  }
+  if (TakesMax(c, m)) {
+    m = c;
+    code = 2;
+  }
+  if (TakesMax(e, m)) {
+    m = e;
+    code = 3;
+  }
   *best = m;
   return code;
 }
@@ -164,8 +173,8 @@ std::string Fmt(Size2 s, int spatial) {
 // Checks x's rank: [B, C, <spatial dims>] or unbatched [C, <spatial dims>].
 void CheckPoolInput(const char* op, int spatial, const Tensor& x) {
   CheckFloating(x, op);
-  const char* layout = spatial == 1 ? "[B, C, L] or unbatched [C, L]"
-                                    : "[B, C, H, W] or unbatched [C, H, W]";
+  const char* layout =
+      spatial == 1 ? "[B, C, L] or unbatched [C, L]" : "[B, C, H, W] or unbatched [C, H, W]";
   ATTEND_CHECK(x.dim() == spatial + 1 || x.dim() == spatial + 2, op, ": input must be ", layout,
                ", got ", x.str());
   for (int d = x.dim() - spatial; d < x.dim(); ++d)
@@ -174,8 +183,8 @@ void CheckPoolInput(const char* op, int spatial, const Tensor& x) {
 
 // Validates a pooling window over x4 [..., H, W] and computes the geometry; x is what the caller
 // passed (for messages).
-PoolGeom MakePoolGeom(const char* op, int spatial, const Tensor& x, const Tensor& x4,
-                      Size2 kernel, Size2 stride, Size2 padding) {
+PoolGeom MakePoolGeom(const char* op, int spatial, const Tensor& x, const Tensor& x4, Size2 kernel,
+                      Size2 stride, Size2 padding) {
   ATTEND_CHECK(kernel.h >= 1 && kernel.w >= 1, op, ": kernel size must be positive, got ",
                Fmt(kernel, spatial));
   ATTEND_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be positive, got ",
@@ -197,10 +206,9 @@ PoolGeom MakePoolGeom(const char* op, int spatial, const Tensor& x, const Tensor
   g.pad_h = padding.h;
   g.pad_w = padding.w;
   const int64_t padded_h = g.in_h + 2 * g.pad_h, padded_w = g.in_w + 2 * g.pad_w;
-  ATTEND_CHECK(kernel.h <= padded_h && kernel.w <= padded_w, op, ": kernel ",
-               Fmt(kernel, spatial), " is larger than the padded input ",
-               Fmt(Size2{padded_h, padded_w}, spatial), " (input ", x.str(), ", padding ",
-               Fmt(padding, spatial), ")");
+  ATTEND_CHECK(kernel.h <= padded_h && kernel.w <= padded_w, op, ": kernel ", Fmt(kernel, spatial),
+               " is larger than the padded input ", Fmt(Size2{padded_h, padded_w}, spatial),
+               " (input ", x.str(), ", padding ", Fmt(padding, spatial), ")");
   g.out_h = (padded_h - kernel.h) / stride.h + 1;
   g.out_w = (padded_w - kernel.w) / stride.w + 1;
   return g;
@@ -262,8 +270,8 @@ void MaxPool2x2Plane(const T* x, const PoolGeom& g, T* y) {
   for (int64_t oh = 0; oh < g.out_h; ++oh) {
     const T* r0 = x + 2 * oh * g.in_w;
     if constexpr (std::is_same_v<T, float>) {
-      HWY_DYNAMIC_DISPATCH(pool_kernels::MaxPool2x2RowF32)(r0, r0 + g.in_w, y + oh * g.out_w,
-                                                          g.out_w);
+      HWY_DYNAMIC_DISPATCH(pool_kernels::MaxPool2x2RowF32)
+      (r0, r0 + g.in_w, y + oh * g.out_w, g.out_w);
     } else {
       pool_kernels::MaxPool2x2RowScalar(r0, r0 + g.in_w, y + oh * g.out_w, 0, g.out_w);
     }
@@ -280,11 +288,11 @@ void MaxPool2x2PlaneGrad(const T* x, const PoolGeom& g, const T* gy, T* dx) {
     const T* r0 = x + 2 * oh * g.in_w;
     T* d0 = dx + 2 * oh * g.in_w;
     if constexpr (std::is_same_v<T, float>) {
-      HWY_DYNAMIC_DISPATCH(pool_kernels::MaxPool2x2GradRowF32)(r0, r0 + g.in_w, gy + oh * g.out_w,
-                                                              d0, d0 + g.in_w, g.out_w);
+      HWY_DYNAMIC_DISPATCH(pool_kernels::MaxPool2x2GradRowF32)
+      (r0, r0 + g.in_w, gy + oh * g.out_w, d0, d0 + g.in_w, g.out_w);
     } else {
-      pool_kernels::MaxPool2x2GradRowScalar(r0, r0 + g.in_w, gy + oh * g.out_w, d0, d0 + g.in_w,
-                                            0, g.out_w);
+      pool_kernels::MaxPool2x2GradRowScalar(r0, r0 + g.in_w, gy + oh * g.out_w, d0, d0 + g.in_w, 0,
+                                            g.out_w);
     }
     if (used_w < g.in_w) {
       std::fill(d0 + used_w, d0 + g.in_w, T(0));
@@ -384,13 +392,14 @@ Tensor AvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g, bool cou
       for (int64_t p = s; p < e; ++p) {
         const T* xp = px + p * g.in_plane();
         T* yp = py + p * g.out_plane();
-        ForEachAvgWindow(g, count_include_pad, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0,
-                                                   int64_t w1, int64_t divisor) {
-          T sum = 0;
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
-          yp[o] = sum / static_cast<T>(divisor);
-        });
+        ForEachAvgWindow(
+            g, count_include_pad,
+            [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
+              T sum = 0;
+              for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
+              yp[o] = sum / static_cast<T>(divisor);
+            });
       }
     });
   });
@@ -408,12 +417,13 @@ Tensor AvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g, bool cou
           T* d = pd + p * g.in_plane();
           std::fill(d, d + g.in_plane(), T(0));
           const T* gp = pg + p * g.out_plane();
-          ForEachAvgWindow(g, count_include_pad, [&](int64_t o, int64_t h0, int64_t h1,
-                                                     int64_t w0, int64_t w1, int64_t divisor) {
-            const T share = gp[o] / static_cast<T>(divisor);
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
-          });
+          ForEachAvgWindow(
+              g, count_include_pad,
+              [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
+                const T share = gp[o] / static_cast<T>(divisor);
+                for (int64_t h = h0; h < h1; ++h)
+                  for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
+              });
         }
       });
     });
@@ -452,13 +462,13 @@ Tensor AdaptiveAvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g) 
       for (int64_t p = s; p < e; ++p) {
         const T* xp = px + p * g.in_plane();
         T* yp = py + p * g.out_plane();
-        ForEachAdaptiveWindow(g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1,
-                                     int64_t count) {
-          T sum = 0;
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
-          yp[o] = sum / static_cast<T>(count);
-        });
+        ForEachAdaptiveWindow(
+            g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t count) {
+              T sum = 0;
+              for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
+              yp[o] = sum / static_cast<T>(count);
+            });
       }
     });
   });
@@ -476,12 +486,12 @@ Tensor AdaptiveAvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g) 
           T* d = pd + p * g.in_plane();
           std::fill(d, d + g.in_plane(), T(0));
           const T* gp = pg + p * g.out_plane();
-          ForEachAdaptiveWindow(g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1,
-                                       int64_t count) {
-            const T share = gp[o] / static_cast<T>(count);
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
-          });
+          ForEachAdaptiveWindow(
+              g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t count) {
+                const T share = gp[o] / static_cast<T>(count);
+                for (int64_t h = h0; h < h1; ++h)
+                  for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
+              });
         }
       });
     });
@@ -492,8 +502,7 @@ Tensor AdaptiveAvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g) 
 
 }  // namespace
 
-Tensor MaxPool1d(const Tensor& x, int64_t kernel, std::optional<int64_t> stride,
-                 int64_t padding) {
+Tensor MaxPool1d(const Tensor& x, int64_t kernel, std::optional<int64_t> stride, int64_t padding) {
   const char* op = "MaxPool1d";
   CheckPoolInput(op, 1, x);
   Tensor x4 = x.Unsqueeze(-2);  // [..., 1, L]
@@ -530,8 +539,8 @@ Tensor AvgPool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride, Siz
 Tensor AdaptiveAvgPool2d(const Tensor& x, Size2 output_size) {
   const char* op = "AdaptiveAvgPool2d";
   CheckPoolInput(op, 2, x);
-  ATTEND_CHECK(output_size.h >= 1 && output_size.w >= 1, op,
-               ": output size must be positive, got ", Fmt(output_size, 2));
+  ATTEND_CHECK(output_size.h >= 1 && output_size.w >= 1, op, ": output size must be positive, got ",
+               Fmt(output_size, 2));
   PoolGeom g;
   g.in_h = x.size(-2);
   g.in_w = x.size(-1);
@@ -543,8 +552,10 @@ Tensor AdaptiveAvgPool2d(const Tensor& x, Size2 output_size) {
 
 Tensor GlobalAvgPool(const Tensor& x, bool keepdim) {
   CheckFloating(x, "GlobalAvgPool");
-  ATTEND_CHECK(x.dim() >= 3, "GlobalAvgPool: input must be [B, C, ...] with at least one "
-               "spatial dim, got ", x.str());
+  ATTEND_CHECK(x.dim() >= 3,
+               "GlobalAvgPool: input must be [B, C, ...] with at least one "
+               "spatial dim, got ",
+               x.str());
   std::vector<int> dims;
   for (int d = 2; d < x.dim(); ++d) {
     ATTEND_CHECK(x.size(d) > 0, "GlobalAvgPool: input ", x.str(), " has an empty spatial dim");

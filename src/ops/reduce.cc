@@ -4,8 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "backend/cpu/reference/kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -43,7 +42,8 @@ ReduceLayout Layout(const Tensor& a, const std::vector<int>& dims) {
   const int nd = a.dim();
   L.keep_shape = a.shape();
   for (int d : dims) L.keep_shape[d] = 1;
-  bool consecutive = dims.empty() || dims.back() - dims.front() + 1 == static_cast<int>(dims.size());
+  bool consecutive =
+      dims.empty() || dims.back() - dims.front() + 1 == static_cast<int>(dims.size());
   if (consecutive) {
     L.x = a.Detach().Contiguous();
     if (dims.empty()) return L;
@@ -67,17 +67,10 @@ ReduceLayout Layout(const Tensor& a, const std::vector<int>& dims) {
 
 template <typename T>
 T ReduceRow(ReduceKind kind, const T* x, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    switch (kind) {
-      case ReduceKind::kSum: return cpu::simd::Sum(x, n);
-      case ReduceKind::kMax: return cpu::simd::Max(x, n);
-      case ReduceKind::kMin: return cpu::simd::Min(x, n);
-    }
-  }
   switch (kind) {
-    case ReduceKind::kSum: return cpu::ref::Sum(x, n);
-    case ReduceKind::kMax: return cpu::ref::Max(x, n);
-    case ReduceKind::kMin: return cpu::ref::Min(x, n);
+    case ReduceKind::kSum: return cpu::Sum(x, n);
+    case ReduceKind::kMax: return cpu::Max(x, n);
+    case ReduceKind::kMin: return cpu::Min(x, n);
   }
   return T(0);
 }
@@ -97,8 +90,8 @@ Tensor ReduceForward(ReduceKind kind, const Tensor& a, const std::vector<int>& d
     if (inner == 1) {
       ParallelRange(outer, r >= 4096 ? 2 : (1 << 15) / std::max<int64_t>(r, 1),
                     [&](int64_t s, int64_t e) {
-        for (int64_t o = s; o < e; ++o) po[o] = ReduceRow<T>(kind, px + o * r, r);
-      });
+                      for (int64_t o = s; o < e; ++o) po[o] = ReduceRow<T>(kind, px + o * r, r);
+                    });
       return;
     }
     // Rows of `inner` contiguous values are combined elementwise, r of them per output row.
@@ -109,8 +102,7 @@ Tensor ReduceForward(ReduceKind kind, const Tensor& a, const std::vector<int>& d
       for (int64_t k = 1; k < r; ++k) {
         const T* row = src + k * inner;
         if (kind == ReduceKind::kSum) {
-          if constexpr (std::is_same_v<T, float>) cpu::simd::Accumulate(dst + i0, row + i0, i1 - i0);
-          else cpu::ref::Accumulate(dst + i0, row + i0, i1 - i0);
+          cpu::Accumulate(dst + i0, row + i0, i1 - i0);
         } else if (kind == ReduceKind::kMax) {
           for (int64_t i = i0; i < i1; ++i) dst[i] = std::max(dst[i], row[i]);
         } else {
@@ -126,9 +118,8 @@ Tensor ReduceForward(ReduceKind kind, const Tensor& a, const std::vector<int>& d
         for (int64_t o = s; o < e; ++o) run(o, 0, inner);
       });
     } else {
-      ParallelRange(inner, total >= (1 << 15) ? 64 : inner + 1, [&](int64_t s, int64_t e) {
-        run(0, s, e);
-      });
+      ParallelRange(inner, total >= (1 << 15) ? 64 : inner + 1,
+                    [&](int64_t s, int64_t e) { run(0, s, e); });
     }
   });
   return out;
@@ -187,7 +178,10 @@ Tensor ArgExtreme(const Tensor& a, int dim, bool keepdim, const char* op) {
           T v = p[k * L.inner];
           // NaN wins, as in PyTorch; otherwise the first extreme.
           if (std::isnan(bv)) break;
-          if (std::isnan(v) || (kMax ? v > bv : v < bv)) { bv = v; best = k; }
+          if (std::isnan(v) || (kMax ? v > bv : v < bv)) {
+            bv = v;
+            best = k;
+          }
         }
         po[o * L.inner + i] = best;
       }

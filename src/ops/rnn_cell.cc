@@ -32,9 +32,7 @@
 
 #include "attend/ops/rnn.h"
 #include "backend/cpu/blas.h"
-#include "backend/cpu/reference/rnn_kernels.h"
-#include "backend/cpu/simd/kernels.h"
-#include "backend/cpu/simd/rnn_kernels.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -44,12 +42,12 @@ namespace {
 // Sizes of one layer.
 struct Dims {
   RnnMode mode;
-  int64_t nb;  // batch B
-  int64_t nt;  // time steps T
-  int64_t ni;  // input width
-  int64_t nh;  // hidden width H
-  int64_t ng;  // gates * H
-  int nd;      // directions D
+  int64_t nb;                                                                 // batch B
+  int64_t nt;                                                                 // time steps T
+  int64_t ni;                                                                 // input width
+  int64_t nh;                                                                 // hidden width H
+  int64_t ng;                                                                 // gates * H
+  int nd;                                                                     // directions D
   int64_t out_elems() const { return nb * nt * nd * nh; }                     // [B, T, D*H]
   int64_t state_elems() const { return static_cast<int64_t>(nd) * nb * nh; }  // [D, B, H]
   int64_t total() const { return out_elems() + (mode == RnnMode::kLstm ? 2 : 1) * state_elems(); }
@@ -169,8 +167,7 @@ void ForwardUnit(const Dims& g, const Packing& pk, const Unit& u, const T* xp, c
     // hp [m, G*H] = h [m, H] @ W_hh^T; zero at the first step when there is no h0.
     if (first_step && zero_h0) std::memset(hp + lo * ng, 0, sizeof(T) * m * ng);
     else
-      cpu::Gemm<T>(false, true, m, ng, nh, T(1), h + lo * nh, nh, w_hh, nh, T(0), hp + lo * ng,
-                   ng);
+      cpu::Gemm<T>(false, true, m, ng, nh, T(1), h + lo * nh, nh, w_hh, nh, T(0), hp + lo * ng, ng);
     first_step = false;
     std::memcpy(hprev + r0 * nh, h + lo * nh, sizeof(T) * m * nh);
     if (cprev) std::memcpy(cprev + r0 * nh, c + lo * nh, sizeof(T) * m * nh);
@@ -179,19 +176,11 @@ void ForwardUnit(const Dims& g, const Packing& pk, const Unit& u, const T* xp, c
       T* hi = h + i * nh;
       T* yi = y + ((pk.order[i] * nt + t) * nd + u.d) * nh;
       if (g.mode == RnnMode::kLstm) {
-        if constexpr (std::is_same_v<T, float>)
-          cpu::simd::LstmForwardRow(xp + row * ng, hp + i * ng, bx, c + i * nh, act + row * ng,
-                                    c + i * nh, aux + row * nh, yi, nh);
-        else
-          cpu::ref::LstmForwardRow(xp + row * ng, hp + i * ng, bx, c + i * nh, act + row * ng,
-                                   c + i * nh, aux + row * nh, yi, nh);
+        cpu::LstmForwardRow(xp + row * ng, hp + i * ng, bx, c + i * nh, act + row * ng, c + i * nh,
+                            aux + row * nh, yi, nh);
       } else {
-        if constexpr (std::is_same_v<T, float>)
-          cpu::simd::GruForwardRow(xp + row * ng, hp + i * ng, bx, bhn, hi, act + row * ng,
-                                   aux + row * nh, yi, nh);
-        else
-          cpu::ref::GruForwardRow(xp + row * ng, hp + i * ng, bx, bhn, hi, act + row * ng,
-                                  aux + row * nh, yi, nh);
+        cpu::GruForwardRow(xp + row * ng, hp + i * ng, bx, bhn, hi, act + row * ng, aux + row * nh,
+                           yi, nh);
       }
       std::memcpy(hi, yi, sizeof(T) * nh);
     }
@@ -223,25 +212,17 @@ void BackwardUnit(const Dims& g, const Packing& pk, const Unit& u, const T* w_hh
       const int64_t row = pk.first[t] + i;
       const T* gyi = gy + ((pk.order[i] * nt + t) * nd + u.d) * nh;
       if (g.mode == RnnMode::kLstm) {
-        if constexpr (std::is_same_v<T, float>)
-          cpu::simd::LstmBackwardRow(act + row * ng, cprev + row * nh, aux + row * nh, gyi,
-                                     dh + i * nh, dc + i * nh, dgx + row * ng, nh);
-        else
-          cpu::ref::LstmBackwardRow(act + row * ng, cprev + row * nh, aux + row * nh, gyi,
-                                    dh + i * nh, dc + i * nh, dgx + row * ng, nh);
+        cpu::LstmBackwardRow(act + row * ng, cprev + row * nh, aux + row * nh, gyi, dh + i * nh,
+                             dc + i * nh, dgx + row * ng, nh);
       } else {
-        if constexpr (std::is_same_v<T, float>)
-          cpu::simd::GruBackwardRow(act + row * ng, aux + row * nh, hprev + row * nh, gyi,
-                                    dh + i * nh, dgx + row * ng, dgh + row * ng, nh);
-        else
-          cpu::ref::GruBackwardRow(act + row * ng, aux + row * nh, hprev + row * nh, gyi,
-                                   dh + i * nh, dgx + row * ng, dgh + row * ng, nh);
+        cpu::GruBackwardRow(act + row * ng, aux + row * nh, hprev + row * nh, gyi, dh + i * nh,
+                            dgx + row * ng, dgh + row * ng, nh);
       }
     }
     // dh [m, H] += dgh_t [m, G*H] @ W_hh [G*H, H]; sequences not running carry dh unchanged.
     if (t != first_t || need_dh0)
-      cpu::Gemm<T>(false, false, m, nh, ng, T(1), dgh + r0 * ng, ng, w_hh, nh, T(1),
-                   dh + lo * nh, nh);
+      cpu::Gemm<T>(false, false, m, nh, ng, T(1), dgh + r0 * ng, ng, w_hh, nh, T(1), dh + lo * nh,
+                   nh);
   }
 }
 
@@ -251,14 +232,11 @@ template <typename T>
 void ColumnSums(const T* m, int64_t rows, int64_t n, T* out) {
   ParallelRange(n, std::max<int64_t>(16, (1 << 16) / std::max<int64_t>(rows, 1)),
                 [&](int64_t j0, int64_t j1) {
-    std::fill(out + j0, out + j1, T(0));
-    for (int64_t r = 0; r < rows; ++r) {
-      if constexpr (std::is_same_v<T, float>)
-        cpu::simd::Accumulate(out + j0, m + r * n + j0, j1 - j0);
-      else
-        for (int64_t j = j0; j < j1; ++j) out[j] += m[r * n + j];
-    }
-  });
+                  std::fill(out + j0, out + j1, T(0));
+                  for (int64_t r = 0; r < rows; ++r) {
+                    cpu::Accumulate(out + j0, m + r * n + j0, j1 - j0);
+                  }
+                });
 }
 
 std::string ModeName(RnnMode m) { return m == RnnMode::kLstm ? "LSTM" : "GRU"; }
@@ -314,8 +292,8 @@ RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>
   const Shape state_shape{nd, g.nb, g.nh};
   for (const Tensor* st : {&h0, &c0}) {
     if (!st->defined()) continue;
-    ATTEND_CHECK(st->shape() == state_shape, op, ": initial ", st == &h0 ? "h0 " : "c0 ",
-                 st->str(), " must be [D, B, H] = ", state_shape.str());
+    ATTEND_CHECK(st->shape() == state_shape, op, ": initial ", st == &h0 ? "h0 " : "c0 ", st->str(),
+                 " must be [D, B, H] = ", state_shape.str());
     CheckSameDType(x, *st, opc);
   }
   ATTEND_CHECK(mode == RnnMode::kLstm || !c0.defined(), op, ": a GRU has no cell state c0");
@@ -399,11 +377,10 @@ RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>
     const std::vector<Unit> units = MakeUnits(g, pk, &concurrent);
     RunUnits(units, concurrent, [&](const Unit& u) {
       const int d = u.d;
-      ForwardUnit<T>(g, pk, u, xp[d].data<T>(), wh[d].data<T>(),
-                     bx[d].empty() ? nullptr : bx[d].data(),
-                     bhn[d].empty() ? nullptr : bhn[d].data(), !h0c.defined(),
-                     hs.data<T>() + d * nb * nh, lstm ? cs.data<T>() + d * nb * nh : nullptr, y,
-                     hp[d].data<T>(), saved[d]);
+      ForwardUnit<T>(
+          g, pk, u, xp[d].data<T>(), wh[d].data<T>(), bx[d].empty() ? nullptr : bx[d].data(),
+          bhn[d].empty() ? nullptr : bhn[d].data(), !h0c.defined(), hs.data<T>() + d * nb * nh,
+          lstm ? cs.data<T>() + d * nb * nh : nullptr, y, hp[d].data<T>(), saved[d]);
     });
     // Final states back in batch order.
     for (int d = 0; d < nd; ++d)
@@ -429,97 +406,98 @@ RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>
 
   RecordOp(lstm ? "LSTMLayer" : "GRULayer", packed, inputs,
            [g, pk, xs, wi, wh, saved, needs, has_bias, padded](const Tensor& grad) {
-    const int nd = g.nd;
-    const int64_t nb = g.nb, nt = g.nt, nh = g.nh, ng = g.ng, ni = g.ni;
-    const bool lstm = g.mode == RnnMode::kLstm;
-    const size_t ih0 = 1 + 4 * static_cast<size_t>(nd), ic0 = ih0 + 1;
-    Tensor gp = grad.Contiguous();
-    const DType dt = gp.dtype();
-    std::vector<Tensor> result(needs.size());
-    DispatchFloat(dt, "RnnLayer backward", [&](auto tag) {
-      using T = decltype(tag);
-      const T* gy = gp.data<T>();
-      const T* ghn = gy + g.out_elems();
-      const T* gcn = lstm ? ghn + g.state_elems() : nullptr;
-      // Carried state gradients in sorted order, [D, B, H]: they start as dL/dh_n and dL/dc_n
-      // and end as dL/dh0 and dL/dc0.
-      Tensor dh = Tensor::Empty(Shape{nd, nb, nh}, dt);
-      Tensor dc = lstm ? Tensor::Empty(Shape{nd, nb, nh}, dt) : Tensor();
-      for (int d = 0; d < nd; ++d)
-        for (int64_t i = 0; i < nb; ++i) {
-          const int64_t src = (d * nb + pk.order[i]) * nh, dst = (d * nb + i) * nh;
-          std::memcpy(dh.data<T>() + dst, ghn + src, sizeof(T) * nh);
-          if (lstm) std::memcpy(dc.data<T>() + dst, gcn + src, sizeof(T) * nh);
-        }
-      std::vector<Tensor> dgx(nd), dgh(nd), dbi(nd), dbh(nd);
-      for (int d = 0; d < nd; ++d) {
-        dgx[d] = Tensor::Empty(Shape{pk.rows, ng}, dt);
-        dgh[d] = lstm ? dgx[d] : Tensor::Empty(Shape{pk.rows, ng}, dt);
-        if (has_bias) {
-          dbi[d] = Tensor::Empty(Shape{ng}, dt);
-          dbh[d] = lstm ? dbi[d] : Tensor::Empty(Shape{ng}, dt);
-        }
-      }
-      bool concurrent = false;
-      const std::vector<Unit> units = MakeUnits(g, pk, &concurrent);
-      RunUnits(units, concurrent, [&](const Unit& u) {
-        const int d = u.d;
-        BackwardUnit<T>(g, pk, u, wh[d].data<T>(), saved[d], gy, needs[ih0],
-                        dh.data<T>() + d * nb * nh, lstm ? dc.data<T>() + d * nb * nh : nullptr,
-                        dgx[d].data<T>(), dgh[d].data<T>());
-      });
-      for (int d = 0; d < nd && has_bias; ++d) {
-        ColumnSums<T>(dgx[d].data<T>(), pk.rows, ng, dbi[d].data<T>());
-        if (!lstm) ColumnSums<T>(dgh[d].data<T>(), pk.rows, ng, dbh[d].data<T>());
-      }
-      // The weight and input gradients: one GEMM each over the R packed rows (threaded by
-      // OpenBLAS).
-      Tensor dxs = needs[0] ? Tensor::Empty(Shape{pk.rows, ni}, dt) : Tensor();
-      for (int d = 0; d < nd; ++d) {
-        const size_t base = 1 + 4 * static_cast<size_t>(d);
-        if (needs[0])  // dxs [R, in] (+)= dgx [R, G*H] @ W_ih [G*H, in]
-          cpu::Gemm<T>(false, false, pk.rows, ni, ng, T(1), dgx[d].data<T>(), ng,
-                       wi[d].data<T>(), ni, d == 0 ? T(0) : T(1), dxs.data<T>(), ni);
-        if (needs[base]) {  // dW_ih [G*H, in] = dgx^T @ xs
-          Tensor dw = Tensor::Empty(Shape{ng, ni}, dt);
-          cpu::Gemm<T>(true, false, ng, ni, pk.rows, T(1), dgx[d].data<T>(), ng, xs.data<T>(),
-                       ni, T(0), dw.data<T>(), ni);
-          result[base] = dw;
-        }
-        if (needs[base + 1]) {  // dW_hh [G*H, H] = dgh^T @ h_prev
-          Tensor dw = Tensor::Empty(Shape{ng, nh}, dt);
-          cpu::Gemm<T>(true, false, ng, nh, pk.rows, T(1), dgh[d].data<T>(), ng,
-                       saved[d].hprev.data<T>(), nh, T(0), dw.data<T>(), nh);
-          result[base + 1] = dw;
-        }
-        if (needs[base + 2]) result[base + 2] = dbi[d];
-        // An LSTM's two bias gradients are equal; the second is a copy so that the two
-        // parameters never share a gradient buffer.
-        if (needs[base + 3]) result[base + 3] = lstm ? dbi[d].Clone() : dbh[d];
-      }
-      if (needs[0]) {
-        // Unpack into [B, T, in]; padded steps get zero.
-        const Shape x_shape{nb, nt, ni};
-        Tensor dx = padded ? Tensor::Zeros(x_shape, dt) : Tensor::Empty(x_shape, dt);
-        for (int64_t t = 0; t < nt; ++t)
-          for (int64_t i = 0; i < pk.count[t]; ++i)
-            std::memcpy(dx.data<T>() + (pk.order[i] * nt + t) * ni,
-                        dxs.data<T>() + (pk.first[t] + i) * ni, sizeof(T) * ni);
-        result[0] = dx;
-      }
-      auto unsort = [&](const Tensor& s) {  // [D, B, H] from sorted to batch order
-        Tensor u = Tensor::Empty(Shape{nd, nb, nh}, dt);
-        for (int d = 0; d < nd; ++d)
-          for (int64_t i = 0; i < nb; ++i)
-            std::memcpy(u.data<T>() + (d * nb + pk.order[i]) * nh, s.data<T>() + (d * nb + i) * nh,
-                        sizeof(T) * nh);
-        return u;
-      };
-      if (needs[ih0]) result[ih0] = unsort(dh);
-      if (lstm && needs[ic0]) result[ic0] = unsort(dc);
-    });
-    return result;
-  });
+             const int nd = g.nd;
+             const int64_t nb = g.nb, nt = g.nt, nh = g.nh, ng = g.ng, ni = g.ni;
+             const bool lstm = g.mode == RnnMode::kLstm;
+             const size_t ih0 = 1 + 4 * static_cast<size_t>(nd), ic0 = ih0 + 1;
+             Tensor gp = grad.Contiguous();
+             const DType dt = gp.dtype();
+             std::vector<Tensor> result(needs.size());
+             DispatchFloat(dt, "RnnLayer backward", [&](auto tag) {
+               using T = decltype(tag);
+               const T* gy = gp.data<T>();
+               const T* ghn = gy + g.out_elems();
+               const T* gcn = lstm ? ghn + g.state_elems() : nullptr;
+               // Carried state gradients in sorted order, [D, B, H]: they start as dL/dh_n and
+               // dL/dc_n and end as dL/dh0 and dL/dc0.
+               Tensor dh = Tensor::Empty(Shape{nd, nb, nh}, dt);
+               Tensor dc = lstm ? Tensor::Empty(Shape{nd, nb, nh}, dt) : Tensor();
+               for (int d = 0; d < nd; ++d)
+                 for (int64_t i = 0; i < nb; ++i) {
+                   const int64_t src = (d * nb + pk.order[i]) * nh, dst = (d * nb + i) * nh;
+                   std::memcpy(dh.data<T>() + dst, ghn + src, sizeof(T) * nh);
+                   if (lstm) std::memcpy(dc.data<T>() + dst, gcn + src, sizeof(T) * nh);
+                 }
+               std::vector<Tensor> dgx(nd), dgh(nd), dbi(nd), dbh(nd);
+               for (int d = 0; d < nd; ++d) {
+                 dgx[d] = Tensor::Empty(Shape{pk.rows, ng}, dt);
+                 dgh[d] = lstm ? dgx[d] : Tensor::Empty(Shape{pk.rows, ng}, dt);
+                 if (has_bias) {
+                   dbi[d] = Tensor::Empty(Shape{ng}, dt);
+                   dbh[d] = lstm ? dbi[d] : Tensor::Empty(Shape{ng}, dt);
+                 }
+               }
+               bool concurrent = false;
+               const std::vector<Unit> units = MakeUnits(g, pk, &concurrent);
+               RunUnits(units, concurrent, [&](const Unit& u) {
+                 const int d = u.d;
+                 BackwardUnit<T>(g, pk, u, wh[d].data<T>(), saved[d], gy, needs[ih0],
+                                 dh.data<T>() + d * nb * nh,
+                                 lstm ? dc.data<T>() + d * nb * nh : nullptr, dgx[d].data<T>(),
+                                 dgh[d].data<T>());
+               });
+               for (int d = 0; d < nd && has_bias; ++d) {
+                 ColumnSums<T>(dgx[d].data<T>(), pk.rows, ng, dbi[d].data<T>());
+                 if (!lstm) ColumnSums<T>(dgh[d].data<T>(), pk.rows, ng, dbh[d].data<T>());
+               }
+               // The weight and input gradients: one GEMM each over the R packed rows (threaded by
+               // OpenBLAS).
+               Tensor dxs = needs[0] ? Tensor::Empty(Shape{pk.rows, ni}, dt) : Tensor();
+               for (int d = 0; d < nd; ++d) {
+                 const size_t base = 1 + 4 * static_cast<size_t>(d);
+                 if (needs[0])  // dxs [R, in] (+)= dgx [R, G*H] @ W_ih [G*H, in]
+                   cpu::Gemm<T>(false, false, pk.rows, ni, ng, T(1), dgx[d].data<T>(), ng,
+                                wi[d].data<T>(), ni, d == 0 ? T(0) : T(1), dxs.data<T>(), ni);
+                 if (needs[base]) {  // dW_ih [G*H, in] = dgx^T @ xs
+                   Tensor dw = Tensor::Empty(Shape{ng, ni}, dt);
+                   cpu::Gemm<T>(true, false, ng, ni, pk.rows, T(1), dgx[d].data<T>(), ng,
+                                xs.data<T>(), ni, T(0), dw.data<T>(), ni);
+                   result[base] = dw;
+                 }
+                 if (needs[base + 1]) {  // dW_hh [G*H, H] = dgh^T @ h_prev
+                   Tensor dw = Tensor::Empty(Shape{ng, nh}, dt);
+                   cpu::Gemm<T>(true, false, ng, nh, pk.rows, T(1), dgh[d].data<T>(), ng,
+                                saved[d].hprev.data<T>(), nh, T(0), dw.data<T>(), nh);
+                   result[base + 1] = dw;
+                 }
+                 if (needs[base + 2]) result[base + 2] = dbi[d];
+                 // An LSTM's two bias gradients are equal; the second is a copy so that the two
+                 // parameters never share a gradient buffer.
+                 if (needs[base + 3]) result[base + 3] = lstm ? dbi[d].Clone() : dbh[d];
+               }
+               if (needs[0]) {
+                 // Unpack into [B, T, in]; padded steps get zero.
+                 const Shape x_shape{nb, nt, ni};
+                 Tensor dx = padded ? Tensor::Zeros(x_shape, dt) : Tensor::Empty(x_shape, dt);
+                 for (int64_t t = 0; t < nt; ++t)
+                   for (int64_t i = 0; i < pk.count[t]; ++i)
+                     std::memcpy(dx.data<T>() + (pk.order[i] * nt + t) * ni,
+                                 dxs.data<T>() + (pk.first[t] + i) * ni, sizeof(T) * ni);
+                 result[0] = dx;
+               }
+               auto unsort = [&](const Tensor& s) {  // [D, B, H] from sorted to batch order
+                 Tensor u = Tensor::Empty(Shape{nd, nb, nh}, dt);
+                 for (int d = 0; d < nd; ++d)
+                   for (int64_t i = 0; i < nb; ++i)
+                     std::memcpy(u.data<T>() + (d * nb + pk.order[i]) * nh,
+                                 s.data<T>() + (d * nb + i) * nh, sizeof(T) * nh);
+                 return u;
+               };
+               if (needs[ih0]) result[ih0] = unsort(dh);
+               if (lstm && needs[ic0]) result[ic0] = unsort(dc);
+             });
+             return result;
+           });
 
   RnnLayerOutput out;
   out.output = packed.Narrow(0, 0, g.out_elems()).View(Shape{g.nb, g.nt, nd * g.nh});

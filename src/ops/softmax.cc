@@ -2,8 +2,7 @@
 #include <cmath>
 #include <limits>
 
-#include "backend/cpu/reference/kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -21,11 +20,10 @@ Tensor SoftmaxRows(const Tensor& x, bool log) {
     T* py = y.data<T>();
     ParallelRange(rows, std::max<int64_t>(2, (1 << 13) / std::max<int64_t>(n, 1)),
                   [&](int64_t s, int64_t e) {
-      for (int64_t r = s; r < e; ++r) {
-        if constexpr (std::is_same_v<T, float>) cpu::simd::SoftmaxRow(px + r * n, py + r * n, n, log);
-        else cpu::ref::SoftmaxRow(px + r * n, py + r * n, n, log);
-      }
-    });
+                    for (int64_t r = s; r < e; ++r) {
+                      cpu::SoftmaxRow(px + r * n, py + r * n, n, log);
+                    }
+                  });
   });
   return y;
 }
@@ -41,13 +39,10 @@ Tensor SoftmaxGradRows(const Tensor& y, const Tensor& g, bool log) {
     T* pd = dx.data<T>();
     ParallelRange(rows, std::max<int64_t>(2, (1 << 13) / std::max<int64_t>(n, 1)),
                   [&](int64_t s, int64_t e) {
-      for (int64_t r = s; r < e; ++r) {
-        if constexpr (std::is_same_v<T, float>)
-          cpu::simd::SoftmaxGradRow(py + r * n, pg + r * n, pd + r * n, n, log);
-        else
-          cpu::ref::SoftmaxGradRow(py + r * n, pg + r * n, pd + r * n, n, log);
-      }
-    });
+                    for (int64_t r = s; r < e; ++r) {
+                      cpu::SoftmaxGradRow(py + r * n, pg + r * n, pd + r * n, n, log);
+                    }
+                  });
   });
   return dx;
 }
@@ -94,8 +89,10 @@ Tensor LogSoftmax(const Tensor& a, int dim, const Tensor& mask) {
 Tensor LayerNorm(const Tensor& a, int normalized_dims, const Tensor& weight, const Tensor& bias,
                  double eps) {
   CheckFloating(a, "LayerNorm");
-  ATTEND_CHECK(normalized_dims >= 1 && normalized_dims <= a.dim(), "LayerNorm: cannot normalise "
-               "over the last ", normalized_dims, " dims of ", a.str());
+  ATTEND_CHECK(normalized_dims >= 1 && normalized_dims <= a.dim(),
+               "LayerNorm: cannot normalise "
+               "over the last ",
+               normalized_dims, " dims of ", a.str());
   Shape norm_shape;
   for (int i = a.dim() - normalized_dims; i < a.dim(); ++i) norm_shape.push_back(a.shape()[i]);
   for (const Tensor* p : {&weight, &bias}) {
@@ -123,58 +120,52 @@ Tensor LayerNorm(const Tensor& a, int normalized_dims, const Tensor& weight, con
     T* pr = rstd.data<T>();
     ParallelRange(rows, std::max<int64_t>(2, (1 << 13) / n), [&](int64_t s, int64_t e) {
       for (int64_t r = s; r < e; ++r) {
-        if constexpr (std::is_same_v<T, float>)
-          cpu::simd::LayerNormRow(px + r * n, pw, pb, py + r * n, n, static_cast<float>(eps),
-                                  pm + r, pr + r);
-        else
-          cpu::ref::LayerNormRow(px + r * n, pw, pb, py + r * n, n, static_cast<T>(eps), pm + r,
-                                 pr + r);
+        cpu::LayerNormRow(px + r * n, pw, pb, py + r * n, n, static_cast<T>(eps), pm + r, pr + r);
       }
     });
   });
   if (!GradMode::enabled() || !AnyRequiresGrad({&a, &weight, &bias})) return y;
   const bool ra = a.requires_grad(), rw = weight.defined() && weight.requires_grad(),
              rb = bias.defined() && bias.requires_grad();
-  RecordOp("LayerNorm", y, {&a, &weight, &bias},
-           [x, w, mean, rstd, n, rows, ra, rw, rb, norm_shape](const Tensor& g_in) {
-    Tensor g = g_in.Contiguous();
-    Tensor dx = Tensor::Empty(x.shape(), x.dtype());
-    Tensor dw = rw ? Tensor::Zeros(norm_shape, x.dtype()) : Tensor();
-    Tensor db = rb ? Tensor::Zeros(norm_shape, x.dtype()) : Tensor();
-    DispatchFloat(x.dtype(), "LayerNorm backward", [&](auto tag) {
-      using T = decltype(tag);
-      const T* px = x.data<T>();
-      const T* pg = g.data<T>();
-      const T* pw = w.defined() ? w.template data<T>() : nullptr;
-      const T* pm = mean.data<T>();
-      const T* pr = rstd.data<T>();
-      T* pd = dx.data<T>();
-      // Each thread sums dgamma/dbeta over its rows into its own buffer; the buffers are
-      // added at the end, so the result does not depend on scheduling.
-      const int nt = rows * n >= (1 << 14) ? GetNumThreads() : 1;
-      std::vector<T> partial(static_cast<size_t>(nt) * 2 * n, T(0));
+  RecordOp(
+      "LayerNorm", y, {&a, &weight, &bias},
+      [x, w, mean, rstd, n, rows, ra, rw, rb, norm_shape](const Tensor& g_in) {
+        Tensor g = g_in.Contiguous();
+        Tensor dx = Tensor::Empty(x.shape(), x.dtype());
+        Tensor dw = rw ? Tensor::Zeros(norm_shape, x.dtype()) : Tensor();
+        Tensor db = rb ? Tensor::Zeros(norm_shape, x.dtype()) : Tensor();
+        DispatchFloat(x.dtype(), "LayerNorm backward", [&](auto tag) {
+          using T = decltype(tag);
+          const T* px = x.data<T>();
+          const T* pg = g.data<T>();
+          const T* pw = w.defined() ? w.template data<T>() : nullptr;
+          const T* pm = mean.data<T>();
+          const T* pr = rstd.data<T>();
+          T* pd = dx.data<T>();
+          // Each thread sums dgamma/dbeta over its rows into its own buffer; the buffers are
+          // added at the end, so the result does not depend on scheduling.
+          const int nt = rows * n >= (1 << 14) ? GetNumThreads() : 1;
+          std::vector<T> partial(static_cast<size_t>(nt) * 2 * n, T(0));
 #pragma omp parallel num_threads(nt)
-      {
-        int t = omp_get_thread_num(), ntr = omp_get_num_threads();
-        int64_t s = rows * t / ntr, e = rows * (t + 1) / ntr;
-        T* pgw = rw ? partial.data() + static_cast<size_t>(t) * 2 * n : nullptr;
-        T* pgb = rb ? partial.data() + static_cast<size_t>(t) * 2 * n + n : nullptr;
-        for (int64_t r = s; r < e; ++r) {
-          if constexpr (std::is_same_v<T, float>)
-            cpu::simd::LayerNormGradRow(px + r * n, pg + r * n, pw, pm[r], pr[r], pd + r * n, pgw,
-                                        pgb, n);
-          else
-            cpu::ref::LayerNormGradRow(px + r * n, pg + r * n, pw, pm[r], pr[r], pd + r * n, pgw,
-                                       pgb, n);
-        }
-      }
-      for (int t = 0; t < nt; ++t) {
-        if (rw) cpu::ref::Accumulate(dw.data<T>(), partial.data() + static_cast<size_t>(t) * 2 * n, n);
-        if (rb) cpu::ref::Accumulate(db.data<T>(), partial.data() + static_cast<size_t>(t) * 2 * n + n, n);
-      }
-    });
-    return std::vector<Tensor>{ra ? dx : Tensor(), dw, db};
-  });
+          {
+            int t = omp_get_thread_num(), ntr = omp_get_num_threads();
+            int64_t s = rows * t / ntr, e = rows * (t + 1) / ntr;
+            T* pgw = rw ? partial.data() + static_cast<size_t>(t) * 2 * n : nullptr;
+            T* pgb = rb ? partial.data() + static_cast<size_t>(t) * 2 * n + n : nullptr;
+            for (int64_t r = s; r < e; ++r) {
+              cpu::LayerNormGradRow(px + r * n, pg + r * n, pw, pm[r], pr[r], pd + r * n, pgw, pgb,
+                                    n);
+            }
+          }
+          for (int t = 0; t < nt; ++t) {
+            if (rw)
+              cpu::Accumulate(dw.data<T>(), partial.data() + static_cast<size_t>(t) * 2 * n, n);
+            if (rb)
+              cpu::Accumulate(db.data<T>(), partial.data() + static_cast<size_t>(t) * 2 * n + n, n);
+          }
+        });
+        return std::vector<Tensor>{ra ? dx : Tensor(), dw, db};
+      });
   return y;
 }
 
@@ -202,9 +193,8 @@ Tensor Dropout(const Tensor& a, double p, bool training, Generator& gen) {
       }
     });
   });
-  RecordOp("Dropout", out, {&a}, [scale](const Tensor& g) {
-    return std::vector<Tensor>{Mul(g, scale)};
-  });
+  RecordOp("Dropout", out, {&a},
+           [scale](const Tensor& g) { return std::vector<Tensor>{Mul(g, scale)}; });
   return out;
 }
 

@@ -21,9 +21,8 @@ bool ComputeViewStrides(const Shape& old_shape, const Shape& old_strides, const 
   int64_t tensor_numel = 1, view_numel = 1;
   for (int tensor_d = old_shape.size() - 1; tensor_d >= 0; --tensor_d) {
     tensor_numel *= old_shape[tensor_d];
-    if (tensor_d == 0 ||
-        (old_shape[tensor_d - 1] != 1 &&
-         old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride)) {
+    if (tensor_d == 0 || (old_shape[tensor_d - 1] != 1 &&
+                          old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride)) {
       while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
         strides[view_d] = view_numel * chunk_base_stride;
         view_numel *= shape[view_d];
@@ -48,7 +47,8 @@ Shape InferShape(const Shape& shape, int64_t numel, const Tensor& t, const char*
   int64_t known = 1;
   for (int i = 0; i < out.size(); ++i) {
     if (out[i] == -1) {
-      ATTEND_CHECK(infer < 0, op, ": only one dim can be -1 in ", shape.str(), " (input ", t.str(), ")");
+      ATTEND_CHECK(infer < 0, op, ": only one dim can be -1 in ", shape.str(), " (input ", t.str(),
+                   ")");
       infer = i;
     } else {
       ATTEND_CHECK(out[i] >= 0, op, ": invalid size in ", shape.str(), " (input ", t.str(), ")");
@@ -60,8 +60,8 @@ Shape InferShape(const Shape& shape, int64_t numel, const Tensor& t, const char*
                  shape.str());
     out[infer] = numel / known;
   }
-  ATTEND_CHECK(out.numel() == numel, op, ": shape ", shape.str(), " is invalid for ", t.str(),
-               " (", numel, " elements)");
+  ATTEND_CHECK(out.numel() == numel, op, ": shape ", shape.str(), " is invalid for ", t.str(), " (",
+               numel, " elements)");
   return out;
 }
 
@@ -72,14 +72,13 @@ Tensor Tensor::View(const Shape& s) const {
   CheckDefined(*this, "View");
   Shape shape_out = InferShape(s, numel(), *this, "View");
   Shape st;
-  ATTEND_CHECK(ComputeViewStrides(shape(), strides(), shape_out, &st), "View: cannot view ",
-               str(), " with strides ", strides().str(), " as ", shape_out.str(),
+  ATTEND_CHECK(ComputeViewStrides(shape(), strides(), shape_out, &st), "View: cannot view ", str(),
+               " with strides ", strides().str(), " as ", shape_out.str(),
                " without a copy (use Reshape)");
   Tensor out = MakeView(*this, shape_out, st, offset());
   Shape in_shape = shape();
-  RecordOp("View", out, {this}, [in_shape](const Tensor& g) {
-    return std::vector<Tensor>{ReshapeBack(g, in_shape)};
-  });
+  RecordOp("View", out, {this},
+           [in_shape](const Tensor& g) { return std::vector<Tensor>{ReshapeBack(g, in_shape)}; });
   return out;
 }
 
@@ -114,9 +113,8 @@ Tensor Tensor::Transpose(int d0, int d1) const {
   std::swap(sh[d0], sh[d1]);
   std::swap(st[d0], st[d1]);
   Tensor out = MakeView(*this, sh, st, offset());
-  RecordOp("Transpose", out, {this}, [d0, d1](const Tensor& g) {
-    return std::vector<Tensor>{g.Transpose(d0, d1)};
-  });
+  RecordOp("Transpose", out, {this},
+           [d0, d1](const Tensor& g) { return std::vector<Tensor>{g.Transpose(d0, d1)}; });
   return out;
 }
 
@@ -138,9 +136,8 @@ Tensor Tensor::Permute(const std::vector<int>& dims) const {
     st.push_back(strides()[d]);
   }
   Tensor out = MakeView(*this, sh, st, offset());
-  RecordOp("Permute", out, {this}, [inverse](const Tensor& g) {
-    return std::vector<Tensor>{g.Permute(inverse)};
-  });
+  RecordOp("Permute", out, {this},
+           [inverse](const Tensor& g) { return std::vector<Tensor>{g.Permute(inverse)}; });
   return out;
 }
 
@@ -197,9 +194,8 @@ Tensor Tensor::Expand(const Shape& s) const {
   }
   Tensor out = MakeView(*this, sh, st, offset());
   Shape in_shape = shape();
-  RecordOp("Expand", out, {this}, [in_shape](const Tensor& g) {
-    return std::vector<Tensor>{SumTo(g, in_shape)};
-  });
+  RecordOp("Expand", out, {this},
+           [in_shape](const Tensor& g) { return std::vector<Tensor>{SumTo(g, in_shape)}; });
   return out;
 }
 
@@ -212,9 +208,8 @@ Tensor Tensor::Squeeze(int d) const {
   st.erase(d);
   Tensor out = MakeView(*this, sh, st, offset());
   Shape in_shape = shape();
-  RecordOp("Squeeze", out, {this}, [in_shape](const Tensor& g) {
-    return std::vector<Tensor>{ReshapeBack(g, in_shape)};
-  });
+  RecordOp("Squeeze", out, {this},
+           [in_shape](const Tensor& g) { return std::vector<Tensor>{ReshapeBack(g, in_shape)}; });
   return out;
 }
 
@@ -238,9 +233,8 @@ Tensor Tensor::Unsqueeze(int d) const {
   st.insert(d, new_stride);
   Tensor out = MakeView(*this, sh, st, offset());
   Shape in_shape = shape();
-  RecordOp("Unsqueeze", out, {this}, [in_shape](const Tensor& g) {
-    return std::vector<Tensor>{ReshapeBack(g, in_shape)};
-  });
+  RecordOp("Unsqueeze", out, {this},
+           [in_shape](const Tensor& g) { return std::vector<Tensor>{ReshapeBack(g, in_shape)}; });
   return out;
 }
 

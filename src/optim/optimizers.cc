@@ -142,8 +142,8 @@ void Optimizer::CheckState(const NamedTensors& state) const {
       ATTEND_CHECK(it != buffer_names_.end(), op, ": unexpected entry '", name, "' (", type(),
                    " with these options keeps no buffer '", field, "')");
       bit = 1 + static_cast<int>(it - buffer_names_.begin());
-      ATTEND_CHECK(t.dtype() == p.dtype() && t.shape() == p.shape(), op, ": entry '", name,
-                   "' is ", t.str(), " but parameter ", index, " is ", p.str());
+      ATTEND_CHECK(t.dtype() == p.dtype() && t.shape() == p.shape(), op, ": entry '", name, "' is ",
+                   t.str(), " but parameter ", index, " is ", p.str());
     }
     ATTEND_CHECK(!(present[index] & (uint64_t{1} << bit)), op, ": entry '", name,
                  "' appears twice");
@@ -217,11 +217,10 @@ std::vector<std::string> SGDBuffers(const SGDOptions& o) {
 }
 const SGDOptions& CheckSGD(const SGDOptions& o) {
   ATTEND_CHECK(std::isfinite(o.lr) && o.lr >= 0, "SGD: invalid learning rate ", o.lr);
-  ATTEND_CHECK(std::isfinite(o.momentum) && o.momentum >= 0, "SGD: invalid momentum ",
-               o.momentum);
+  ATTEND_CHECK(std::isfinite(o.momentum) && o.momentum >= 0, "SGD: invalid momentum ", o.momentum);
   ATTEND_CHECK(std::isfinite(o.dampening), "SGD: invalid dampening ", o.dampening);
-  ATTEND_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
-               "SGD: invalid weight_decay ", o.weight_decay);
+  ATTEND_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0, "SGD: invalid weight_decay ",
+               o.weight_decay);
   ATTEND_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
                "SGD: Nesterov momentum needs momentum > 0 and dampening 0 (got momentum ",
                o.momentum, ", dampening ", o.dampening, ")");
@@ -230,8 +229,7 @@ const SGDOptions& CheckSGD(const SGDOptions& o) {
 }  // namespace
 
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
-    : Optimizer(std::move(params), CheckSGD(options).lr, SGDBuffers(options)),
-      options_(options) {}
+    : Optimizer(std::move(params), CheckSGD(options).lr, SGDBuffers(options)), options_(options) {}
 
 void SGD::Update(Tensor& param, const Tensor& grad, std::vector<Tensor>& buffers, int64_t step) {
   DispatchParamType(param, "SGD", [&](auto tag) {
@@ -290,8 +288,12 @@ Adam::Adam(std::vector<Tensor> params, const AdamOptions& options, bool decouple
 
 namespace {
 AdamOptions FromAdamW(const AdamWOptions& o) {
-  return {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps,
-          .weight_decay = o.weight_decay, .amsgrad = o.amsgrad};
+  return {.lr = o.lr,
+          .beta1 = o.beta1,
+          .beta2 = o.beta2,
+          .eps = o.eps,
+          .weight_decay = o.weight_decay,
+          .amsgrad = o.amsgrad};
 }
 }  // namespace
 
@@ -388,8 +390,10 @@ double ClipIn(const std::vector<Tensor>& grads, double max_norm, double p,
   std::vector<double> norms;
   for (const Tensor& g : grads) norms.push_back(static_cast<W>(GradNorm(g, p)));
   const W total = static_cast<W>(NormOf(norms.data(), static_cast<int64_t>(norms.size()), p));
-  ATTEND_CHECK(!error_if_nonfinite || std::isfinite(total), "ClipGradNorm: the total norm of "
-               "order ", p, " of the gradients is ", total, ", so they cannot be clipped");
+  ATTEND_CHECK(!error_if_nonfinite || std::isfinite(total),
+               "ClipGradNorm: the total norm of "
+               "order ",
+               p, " of the gradients is ", total, ", so they cannot be clipped");
   // torch: clip_coef = max_norm / (total + 1e-6) with the division done as
   // reciprocal(total + 1e-6) * max_norm, then clamp(max=1) (NaN stays NaN).
   W coef = (W(1) / (total + static_cast<W>(1e-6))) * static_cast<W>(max_norm);

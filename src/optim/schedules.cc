@@ -85,8 +85,8 @@ InverseSqrtWarmup::InverseSqrtWarmup(Optimizer& optimizer, const Transformer& fo
       warmup_(form.warmup) {
   ATTEND_CHECK(form.d_model >= 1, "InverseSqrtWarmup: d_model must be >= 1, got ", form.d_model);
   ATTEND_CHECK(form.warmup >= 1, "InverseSqrtWarmup: warmup must be >= 1, got ", form.warmup);
-  ATTEND_CHECK(std::isfinite(form.factor) && form.factor >= 0,
-               "InverseSqrtWarmup: invalid factor ", form.factor);
+  ATTEND_CHECK(std::isfinite(form.factor) && form.factor >= 0, "InverseSqrtWarmup: invalid factor ",
+               form.factor);
   InitialStep();
 }
 
@@ -146,7 +146,8 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, const PlateauOptions&
 }
 
 void ReduceLROnPlateau::Step() {
-  ATTEND_CHECK(false, "ReduceLROnPlateau::Step: this schedule needs the monitored metric; "
+  ATTEND_CHECK(false,
+               "ReduceLROnPlateau::Step: this schedule needs the monitored metric; "
                "call Step(metric)");
 }
 

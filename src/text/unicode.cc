@@ -159,9 +159,9 @@ std::u32string Lower(std::u32string_view text) {
       out.push_back(LowerSigma(text, i));
       continue;
     }
-    const LowerMapping* it = std::lower_bound(
-        std::begin(kLowerMappings), std::end(kLowerMappings), c,
-        [](const LowerMapping& m, char32_t v) { return m.from < v; });
+    const LowerMapping* it =
+        std::lower_bound(std::begin(kLowerMappings), std::end(kLowerMappings), c,
+                         [](const LowerMapping& m, char32_t v) { return m.from < v; });
     if (it != std::end(kLowerMappings) && it->from == c) {
       out.push_back(it->first);
       if (it->second != 0) out.push_back(it->second);

@@ -11,8 +11,8 @@
 namespace attend::text {
 
 // Appends the code points of `text` to `out` (when not null) and returns -1, or returns the offset
-// of the first byte that does not start a valid sequence (overlong forms, surrogates and values past
-// U+10FFFF are invalid, as in Python's strict decoder).
+// of the first byte that does not start a valid sequence (overlong forms, surrogates and values
+// past U+10FFFF are invalid, as in Python's strict decoder).
 int64_t DecodeUtf8(std::string_view text, std::u32string* out);
 // Decodes valid UTF-8 into code points; throws attend::Error naming `what` and the byte offset
 // when `text` is not valid UTF-8.

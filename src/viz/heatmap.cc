@@ -30,15 +30,15 @@ constexpr int kLabelGap = 6;  // pixels between a label and the grid
 void CheckInputs(const char* fn, const std::vector<std::string>& src,
                  const std::vector<std::string>& tgt, std::span<const float> weights,
                  const HeatmapOptions& o) {
-  ATTEND_CHECK(!src.empty() && !tgt.empty(), fn, ": needs at least one source and one target token (",
-               "got ", src.size(), " source, ", tgt.size(), " target)");
+  ATTEND_CHECK(!src.empty() && !tgt.empty(), fn,
+               ": needs at least one source and one target token (", "got ", src.size(),
+               " source, ", tgt.size(), " target)");
   ATTEND_CHECK(weights.size() == tgt.size() * src.size(), fn, ": weights have ", weights.size(),
                " values but [T, S] = [", tgt.size(), ", ", src.size(), "] needs ",
                tgt.size() * src.size());
   for (size_t i = 0; i < weights.size(); ++i) {
-    ATTEND_CHECK(std::isfinite(weights[i]) && weights[i] >= 0.0f, fn, ": weight [",
-                 i / src.size(), ", ", i % src.size(), "] is ", weights[i],
-                 " (weights must be finite and >= 0)");
+    ATTEND_CHECK(std::isfinite(weights[i]) && weights[i] >= 0.0f, fn, ": weight [", i / src.size(),
+                 ", ", i % src.size(), "] is ", weights[i], " (weights must be finite and >= 0)");
   }
   ATTEND_CHECK(o.cell_size >= 1 && o.cell_size <= 512, fn, ": cell_size must be in [1, 512], got ",
                o.cell_size);
@@ -70,7 +70,8 @@ double Intensity(float w, const HeatmapOptions& o) {
 void CellColor(double x, bool color, uint8_t rgb[3]) {
   // Grey: white to black. Colour: white to dark blue (8, 48, 107).
   const double end[3] = {color ? 8.0 : 0.0, color ? 48.0 : 0.0, color ? 107.0 : 0.0};
-  for (int c = 0; c < 3; ++c) rgb[c] = static_cast<uint8_t>(std::lround(255.0 - x * (255.0 - end[c])));
+  for (int c = 0; c < 3; ++c)
+    rgb[c] = static_cast<uint8_t>(std::lround(255.0 - x * (255.0 - end[c])));
 }
 
 // A coverage bitmap (0..255) of rendered text.
@@ -147,7 +148,8 @@ class Font {
 struct Image {
   int w, h;
   std::vector<uint8_t> rgb;  // [h, w, 3]
-  Image(int width, int height) : w(width), h(height), rgb(static_cast<size_t>(width) * height * 3, 255) {}
+  Image(int width, int height)
+      : w(width), h(height), rgb(static_cast<size_t>(width) * height * 3, 255) {}
   // Draws black text of coverage `c` at (x, y); rotated 90 degrees counter-clockwise (reading
   // upwards) when `vertical`.
   void Draw(const Coverage& c, int x, int y, bool vertical) {
@@ -223,7 +225,8 @@ HeatmapLayout WriteAttentionHeatmap(const std::string& path,
       CellColor(Intensity(weights[t * S + s], options), options.color, rgb);
       for (int y = 0; y < cell; ++y) {
         uint8_t* row = &image.rgb[(static_cast<size_t>(layout.grid_y + t * cell + y) * image.w +
-                                   layout.grid_x + s * cell) * 3];
+                                   layout.grid_x + s * cell) *
+                                  3];
         for (int x = 0; x < cell; ++x) std::memcpy(row + 3 * x, rgb, 3);
       }
     }
@@ -241,8 +244,8 @@ HeatmapLayout WriteAttentionHeatmap(const std::string& path,
                layout.grid_y - kLabelGap - c.w, true);
   }
   std::string png;
-  const int ok = stbi_write_png_to_func(AppendPng, &png, image.w, image.h, 3, image.rgb.data(),
-                                        image.w * 3);
+  const int ok =
+      stbi_write_png_to_func(AppendPng, &png, image.w, image.h, 3, image.rgb.data(), image.w * 3);
   ATTEND_CHECK(ok != 0 && !png.empty(), fn, ": PNG encoding failed for '", path, "'");
   io::WriteFileAtomic(path, png);
   return layout;

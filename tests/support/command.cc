@@ -73,8 +73,7 @@ bool Interactive::Send(const std::string& line) {
 }
 
 bool Interactive::Receive(std::string* line, double seconds) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   for (;;) {
     const size_t nl = buffered_.find('\n');
     if (nl != std::string::npos) {

@@ -21,9 +21,10 @@ LoadedCases LoadReferenceCases(const std::string& file_name, const std::string& 
   LoadedCases l;
   const char* dir = std::getenv("ATTEND_REFERENCE_DIR");
   if (dir == nullptr || *dir == '\0') {
-    l.error = "ATTEND_REFERENCE_DIR is not set. Run these tests through ctest (its generate_* "
-              "fixture writes the file first), or generate it yourself with `/usr/bin/python3 " +
-              generator + " --out DIR/" + file_name + "` and set ATTEND_REFERENCE_DIR=DIR.";
+    l.error =
+        "ATTEND_REFERENCE_DIR is not set. Run these tests through ctest (its generate_* "
+        "fixture writes the file first), or generate it yourself with `/usr/bin/python3 " +
+        generator + " --out DIR/" + file_name + "` and set ATTEND_REFERENCE_DIR=DIR.";
     return l;
   }
   const std::string path = std::string(dir) + "/" + file_name;
@@ -38,17 +39,12 @@ LoadedCases LoadReferenceCases(const std::string& file_name, const std::string& 
   return l;
 }
 
-
 DType ToDType(RefDType t) {
   switch (t) {
-    case RefDType::kF32:
-      return DType::kF32;
-    case RefDType::kF64:
-      return DType::kF64;
-    case RefDType::kI64:
-      return DType::kI64;
-    case RefDType::kBool:
-      return DType::kBool;
+    case RefDType::kF32: return DType::kF32;
+    case RefDType::kF64: return DType::kF64;
+    case RefDType::kI64: return DType::kI64;
+    case RefDType::kBool: return DType::kBool;
   }
   return DType::kF32;
 }
@@ -63,12 +59,9 @@ std::vector<T> RawAs(const RefTensor& r) {
 Tensor ToTensor(const RefTensor& r) {
   Shape shape(r.dims);
   switch (r.dtype) {
-    case RefDType::kF32:
-      return Tensor::FromVector(RawAs<float>(r), shape);
-    case RefDType::kF64:
-      return Tensor::FromVector(RawAs<double>(r), shape);
-    case RefDType::kI64:
-      return Tensor::FromVector(RawAs<int64_t>(r), shape);
+    case RefDType::kF32: return Tensor::FromVector(RawAs<float>(r), shape);
+    case RefDType::kF64: return Tensor::FromVector(RawAs<double>(r), shape);
+    case RefDType::kI64: return Tensor::FromVector(RawAs<int64_t>(r), shape);
     case RefDType::kBool: {
       std::vector<bool> v(static_cast<size_t>(r.numel()));
       for (size_t i = 0; i < v.size(); ++i) v[i] = r.bytes[i] != 0;
@@ -85,9 +78,7 @@ std::vector<double> ValuesOf(const Tensor& t) {
     case DType::kF32:
       for (float v : t.ToVector<float>()) out.push_back(v);
       break;
-    case DType::kF64:
-      out = t.ToVector<double>();
-      break;
+    case DType::kF64: out = t.ToVector<double>(); break;
     case DType::kI64:
       for (int64_t v : t.ToVector<int64_t>()) out.push_back(static_cast<double>(v));
       break;
@@ -110,7 +101,6 @@ std::string IndexString(int64_t flat, const std::vector<int64_t>& dims) {
   for (size_t i = 0; i < idx.size(); ++i) s += (i ? ", " : "") + std::to_string(idx[i]);
   return s + "]";
 }
-
 
 // Compares `got` to torch's `want`; on mismatch adds one failure naming the case and tensor.
 void ExpectMatches(const RefCase& c, const std::string& what, const Tensor& got,

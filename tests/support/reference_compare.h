@@ -36,7 +36,7 @@ Tensor ToTensor(const RefTensor& r);
 std::vector<double> ValuesOf(const Tensor& t);  // logical (row-major) order
 std::string IndexString(int64_t flat, const std::vector<int64_t>& dims);
 const RefTensor& Ref(const RefCase& c, const std::string& name);  // throws when absent
-std::string Named(const char* prefix, int64_t i);                // "x" + i, "dy" + i, ...
+std::string Named(const char* prefix, int64_t i);                 // "x" + i, "dy" + i, ...
 
 // Adds one gtest failure naming the case and tensor when `got` differs from torch's `want`.
 void ExpectMatches(const RefCase& c, const std::string& what, const Tensor& got,

@@ -137,28 +137,20 @@ int64_t ParseInt(const std::string& key, const std::string& s) {
 
 const char* RefDTypeName(RefDType t) {
   switch (t) {
-    case RefDType::kF32:
-      return "f32";
-    case RefDType::kF64:
-      return "f64";
-    case RefDType::kI64:
-      return "i64";
-    case RefDType::kBool:
-      return "bool";
+    case RefDType::kF32: return "f32";
+    case RefDType::kF64: return "f64";
+    case RefDType::kI64: return "i64";
+    case RefDType::kBool: return "bool";
   }
   return "?";
 }
 
 size_t RefDTypeSize(RefDType t) {
   switch (t) {
-    case RefDType::kF32:
-      return 4;
-    case RefDType::kF64:
-      return 8;
-    case RefDType::kI64:
-      return 8;
-    case RefDType::kBool:
-      return 1;
+    case RefDType::kF32: return 4;
+    case RefDType::kF64: return 8;
+    case RefDType::kI64: return 8;
+    case RefDType::kBool: return 1;
   }
   return 0;
 }
@@ -201,9 +193,7 @@ std::vector<double> RefTensor::AsDoubles() const {
         out[i] = static_cast<double>(v);
         break;
       }
-      case RefDType::kBool:
-        out[i] = *p ? 1.0 : 0.0;
-        break;
+      case RefDType::kBool: out[i] = *p ? 1.0 : 0.0; break;
     }
   }
   return out;

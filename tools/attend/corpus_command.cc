@@ -31,7 +31,8 @@ Runner RegisterCorpusCommand(CLI::App& app) {
   debian->add_option("--dev-per-mille", opt->dev_per_mille, "Share of sources (per 1000) for dev")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
-  debian->add_option("--test-per-mille", opt->test_per_mille, "Share of sources (per 1000) for test")
+  debian
+      ->add_option("--test-per-mille", opt->test_per_mille, "Share of sources (per 1000) for test")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   debian->add_flag("--drop-identical", opt->drop_identical_train,
@@ -39,19 +40,21 @@ Runner RegisterCorpusCommand(CLI::App& app) {
   debian->add_flag("-q,--quiet", *quiet, "Print nothing on success");
 
   return [opt, quiet, debian]() -> int {
-    ATTEND_CHECK(debian->parsed(), "attend corpus: give a source of data (attend corpus debian ...)");
+    ATTEND_CHECK(debian->parsed(),
+                 "attend corpus: give a source of data (attend corpus debian ...)");
     const data::DebianCorpusStats st = data::BuildDebianCorpus(*opt);
     if (*quiet) return 0;
     std::printf("attend corpus debian: %s-%s from %zu catalogs in %s/%s/LC_MESSAGES\n",
                 opt->src.c_str(), opt->tgt.c_str(), st.catalogs_found, opt->locale_dir.c_str(),
                 opt->tgt.c_str());
-    std::printf("  catalogs: %zu read (%zu converted from ISO-8859-1), %zu skipped (charset %zu, "
-                "corrupt %zu, no %s catalog %zu, file name not UTF-8 %zu)\n",
-                st.catalogs_read, st.catalogs_latin1,
-                st.catalogs_skipped_charset + st.catalogs_skipped_corrupt +
-                    st.catalogs_skipped_no_source + st.catalogs_skipped_name,
-                st.catalogs_skipped_charset, st.catalogs_skipped_corrupt, opt->src.c_str(),
-                st.catalogs_skipped_no_source, st.catalogs_skipped_name);
+    std::printf(
+        "  catalogs: %zu read (%zu converted from ISO-8859-1), %zu skipped (charset %zu, "
+        "corrupt %zu, no %s catalog %zu, file name not UTF-8 %zu)\n",
+        st.catalogs_read, st.catalogs_latin1,
+        st.catalogs_skipped_charset + st.catalogs_skipped_corrupt + st.catalogs_skipped_no_source +
+            st.catalogs_skipped_name,
+        st.catalogs_skipped_charset, st.catalogs_skipped_corrupt, opt->src.c_str(),
+        st.catalogs_skipped_no_source, st.catalogs_skipped_name);
     std::printf("  entries: %zu raw;", st.raw_entries);
     for (const auto& [rule, n] : st.dropped)
       if (n > 0) std::printf(" %s -%zu", rule.c_str(), n);

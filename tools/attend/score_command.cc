@@ -73,8 +73,8 @@ std::vector<std::string> ReadScoringFile(const std::string& path, size_t max_lin
 }
 
 int RunScore(const ScoreArgs& args) {
-  ATTEND_CHECK(args.width >= 0 && args.width <= 20, "attend score: --width must be in [0, 20], got ",
-               args.width);
+  ATTEND_CHECK(args.width >= 0 && args.width <= 20,
+               "attend score: --width must be in [0, 20], got ", args.width);
   bool want_bleu = false, want_chrf = false, want_chrfpp = false;
   for (const std::string& m : args.metrics) {
     if (m == "bleu") {
@@ -103,8 +103,8 @@ int RunScore(const ScoreArgs& args) {
                  "attend score: stdin cannot be both the hypotheses and a reference");
     references.push_back(ReadScoringFile(path, args.max_line_bytes));
     ATTEND_CHECK(references.back().size() == hypotheses.size(), "attend score: the hypotheses (",
-                 hyp_name, ") have ", hypotheses.size(), " lines but the reference ", path,
-                 " has ", references.back().size());
+                 hyp_name, ") have ", hypotheses.size(), " lines but the reference ", path, " has ",
+                 references.back().size());
   }
 
   // sacreBLEU prints its metrics sorted by name: BLEU, then chrF, then chrF++.
@@ -115,7 +115,8 @@ int RunScore(const ScoreArgs& args) {
   }
   for (bool plus : {false, true}) {
     if (plus ? !want_chrfpp : !want_chrf) continue;
-    metrics::ChrfOptions chrf_options = plus ? metrics::ChrfOptions::PlusPlus() : metrics::ChrfOptions{};
+    metrics::ChrfOptions chrf_options =
+        plus ? metrics::ChrfOptions::PlusPlus() : metrics::ChrfOptions{};
     chrf_options.lowercase = args.lowercase;
     scores.push_back(std::make_unique<metrics::ChrfScore>(
         metrics::CorpusChrf(hypotheses, references, chrf_options)));
@@ -142,8 +143,7 @@ Runner RegisterScoreCommand(CLI::App& app) {
   sub->add_option("-r,--reference", args->references,
                   "Reference file (one sentence per line); repeat for several references")
       ->required();
-  sub->add_option("-i,--input", args->input, "Hypothesis file ('-': stdin)")
-      ->capture_default_str();
+  sub->add_option("-i,--input", args->input, "Hypothesis file ('-': stdin)")->capture_default_str();
   sub->add_option("--metrics", args->metrics, "Comma-separated: bleu, chrf, chrf++")
       ->delimiter(',')
       ->capture_default_str();

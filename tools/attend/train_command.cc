@@ -43,16 +43,16 @@ Pairs ReadSplit(const TrainArgs& a, const std::string& split, const std::string&
   data::ReadOptions ro;
   if (!tsv.empty()) return ToPairs(data::ReadTsv(tsv, ro), limit);
   if (!src.empty() || !tgt.empty()) {
-    ATTEND_CHECK(!src.empty() && !tgt.empty(), "train: give both --", split, "-src and --",
-                 split, "-tgt");
+    ATTEND_CHECK(!src.empty() && !tgt.empty(), "train: give both --", split, "-src and --", split,
+                 "-tgt");
     return ToPairs(data::ReadParallelText(src, tgt, ro), limit);
   }
-  ATTEND_CHECK(!a.data_dir.empty(), "train: no ", split,
-               " data (give --data DIR, --", split, "-src/--", split, "-tgt or --", split, "-tsv)");
+  ATTEND_CHECK(!a.data_dir.empty(), "train: no ", split, " data (give --data DIR, --", split,
+               "-src/--", split, "-tgt or --", split, "-tsv)");
   namespace fs = std::filesystem;
   const fs::path d(a.data_dir);
   return ToPairs(data::ReadParallelText((d / (split + "." + a.src_lang)).string(),
-                                      (d / (split + "." + a.tgt_lang)).string(), ro),
+                                        (d / (split + "." + a.tgt_lang)).string(), ro),
                  limit);
 }
 
@@ -155,8 +155,7 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--max-steps", t.max_steps, "Stop after N steps (0 = no limit)");
   c->add_option("--max-epochs", t.max_epochs, "Stop after N epochs (0 = no limit)");
   c->add_option("--max-minutes", t.max_minutes, "Stop after N minutes (0 = no limit)");
-  c->add_option("--valid-every", t.valid_every, "Steps between validations")
-      ->capture_default_str();
+  c->add_option("--valid-every", t.valid_every, "Steps between validations")->capture_default_str();
   c->add_option("--valid-sentences", t.valid_sentences, "Dev sentences translated for BLEU")
       ->capture_default_str();
   c->add_option("--patience", t.patience, "Validations without improvement before stopping")

@@ -85,8 +85,9 @@ int Run(TranslateArgs& a) {
   if (a.search.nbest > a.search.beam) a.search.nbest = a.search.beam;
   const nmt::LoadedModel m = nmt::LoadModel(a.model_path);
   a.search.keep_attention = !a.alignment.empty() || !a.png_dir.empty();
-  ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != "rnn", "translate: ",
-               a.model_path, " is an rnn model without attention (one fixed context vector): ",
+  ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != "rnn",
+               "translate: ", a.model_path,
+               " is an rnn model without attention (one fixed context vector): ",
                "--alignment and --attention-png need rnn-attention or transformer");
   const int64_t max_len = SourceLimit(m.model->config());
   text::LineReader in(a.input, a.max_line_bytes);
@@ -110,9 +111,10 @@ int Run(TranslateArgs& a) {
       ATTEND_CHECK(bad == std::string_view::npos, "translate: ", in.name(), ":", line.number,
                    ": invalid UTF-8 at byte ", bad, " of the line");
       if (line.cropped())
-        std::fprintf(stderr, "translate: warning: %s:%zu: the line is %zu bytes long; cropped to "
-                     "its first %zu bytes (--max-line-bytes)\n", in.name().c_str(), line.number,
-                     line.bytes, line.text.size());
+        std::fprintf(stderr,
+                     "translate: warning: %s:%zu: the line is %zu bytes long; cropped to "
+                     "its first %zu bytes (--max-line-bytes)\n",
+                     in.name().c_str(), line.number, line.bytes, line.text.size());
       lines.push_back(std::move(line));
     }
     if (lines.empty()) break;
@@ -121,9 +123,11 @@ int Run(TranslateArgs& a) {
     for (size_t i = 0; i < lines.size(); ++i) {
       sources[i] = m.vocab.Encode(lines[i].text);
       if (static_cast<int64_t>(sources[i].size()) > max_len) {
-        std::fprintf(stderr, "translate: warning: %s:%zu: the sentence has %zu subwords; this "
-                     "model accepts at most %lld, so it is cropped to them\n", in.name().c_str(),
-                     lines[i].number, sources[i].size(), static_cast<long long>(max_len));
+        std::fprintf(stderr,
+                     "translate: warning: %s:%zu: the sentence has %zu subwords; this "
+                     "model accepts at most %lld, so it is cropped to them\n",
+                     in.name().c_str(), lines[i].number, sources[i].size(),
+                     static_cast<long long>(max_len));
         sources[i].resize(static_cast<size_t>(max_len));
       }
     }
@@ -135,9 +139,9 @@ int Run(TranslateArgs& a) {
     if (file) {
       file->Write(out);
     } else {
-      ATTEND_CHECK(std::fwrite(out.data(), 1, out.size(), stdout) == out.size() &&
-                       std::fflush(stdout) == 0,
-                   "translate: cannot write to stdout");
+      ATTEND_CHECK(
+          std::fwrite(out.data(), 1, out.size(), stdout) == out.size() && std::fflush(stdout) == 0,
+          "translate: cannot write to stdout");
     }
     translated += lines.size();
   }

@@ -69,7 +69,9 @@ class AvgPool2dModule : public Module {
  public:
   explicit AvgPool2dModule(Size2 kernel_size, std::optional<Size2> stride = std::nullopt,
                            Size2 padding = 0, bool count_include_pad = true)
-      : kernel_size(kernel_size), stride(stride), padding(padding),
+      : kernel_size(kernel_size),
+        stride(stride),
+        padding(padding),
         count_include_pad(count_include_pad) {}
   Tensor Forward(const Tensor& x) const {
     return AvgPool2d(x, kernel_size, stride, padding, count_include_pad);

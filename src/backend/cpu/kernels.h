@@ -10,8 +10,20 @@ enum class BinaryOp : uint8_t { kAdd, kSub, kMul, kDiv };
 // Forward unary functions; p0/p1 carry the exponent (kPow), the bounds (kClamp: lo, hi) or the
 // scalar (kAddScalar, kMulScalar).
 enum class UnaryOp : uint8_t {
-  kNeg, kAbs, kExp, kLog, kSqrt, kRsqrt, kTanh, kSigmoid, kRelu, kGelu, kPow, kClamp,
-  kAddScalar, kMulScalar
+  kNeg,
+  kAbs,
+  kExp,
+  kLog,
+  kSqrt,
+  kRsqrt,
+  kTanh,
+  kSigmoid,
+  kRelu,
+  kGelu,
+  kPow,
+  kClamp,
+  kAddScalar,
+  kMulScalar
 };
 
 // Backward of a unary function: dx = g * f'(.), from the input x or the output y, whichever the

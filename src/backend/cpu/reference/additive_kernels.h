@@ -12,8 +12,8 @@
 namespace attend::cpu::ref {
 
 template <typename T>
-inline void AdditiveScoresForward(const T* q, const T* k, const T* v, T* s, int64_t nq,
-                                  int64_t nk, int64_t na) {
+inline void AdditiveScoresForward(const T* q, const T* k, const T* v, T* s, int64_t nq, int64_t nk,
+                                  int64_t na) {
   for (int64_t t = 0; t < nq; ++t) {
     for (int64_t j = 0; j < nk; ++j) {
       double acc = 0;

@@ -18,7 +18,8 @@ namespace attend::cpu::ref {
 inline double SdpaDropScale(const SdpaArgs& a, int64_t b, int64_t h, int64_t i, int64_t j) {
   if (a.dropout <= 0.0) return 1.0;
   if (a.dropout >= 1.0) return 0.0;
-  const uint64_t counter = a.offset + static_cast<uint64_t>(((b * a.heads + h) * a.tq + i) * a.tk + j);
+  const uint64_t counter =
+      a.offset + static_cast<uint64_t>(((b * a.heads + h) * a.tq + i) * a.tk + j);
   return Generator::UniformD(a.seed, counter) >= a.dropout ? 1.0 / (1.0 - a.dropout) : 0.0;
 }
 

@@ -90,8 +90,7 @@ inline T ApplyUnaryGrad(UnaryGradOp op, T x, T y, T g, T p0, T p1) {
 
 // dx[i] = g[i] * f'(x[i] or y[i]); x or y may be null when the op does not use it.
 template <typename T>
-void UnaryGrad(UnaryGradOp op, const T* x, const T* y, const T* g, T* dx, int64_t n, T p0,
-               T p1) {
+void UnaryGrad(UnaryGradOp op, const T* x, const T* y, const T* g, T* dx, int64_t n, T p0, T p1) {
   for (int64_t i = 0; i < n; ++i)
     dx[i] = ApplyUnaryGrad(op, x ? x[i] : T(0), y ? y[i] : T(0), g[i], p0, p1);
 }
@@ -135,7 +134,8 @@ void SoftmaxRow(const T* x, T* y, int64_t n, bool log) {
     T lse = m + static_cast<T>(std::log(s));
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] - lse;
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(std::exp(static_cast<double>(x[i] - m)) / s);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = static_cast<T>(std::exp(static_cast<double>(x[i] - m)) / s);
   }
 }
 
@@ -165,8 +165,9 @@ void SoftmaxGradRow(const T* y, const T* g, T* dx, int64_t n, bool log) {
   if (log) {
     for (int64_t i = 0; i < n; ++i) s += g[i];
     for (int64_t i = 0; i < n; ++i)
-      dx[i] = y[i] == -std::numeric_limits<T>::infinity() ? T(0)
-                                                          : g[i] - std::exp(y[i]) * static_cast<T>(s);
+      dx[i] = y[i] == -std::numeric_limits<T>::infinity()
+                  ? T(0)
+                  : g[i] - std::exp(y[i]) * static_cast<T>(s);
   } else {
     for (int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * y[i];
     for (int64_t i = 0; i < n; ++i) dx[i] = y[i] * (g[i] - static_cast<T>(s));

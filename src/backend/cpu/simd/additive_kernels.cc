@@ -7,15 +7,7 @@
 // finishes each score. The [Tq, Tk, A] tensor of tanh values only ever exists one vector at a
 // time, in registers. Backward walks A in vectors on the outside and recomputes tanh.
 //
-// Fast tanh: tanh(x) ~ x P(x^2) / Q(x^2) with P, Q of degree 4 (x clamped to [-9, 9]), the
-// minimax rational fitted to tanh's absolute error on [0, 9] by Lawson-weighted least squares
-// (approximation error 1.9e-8; 1 - tanh(9) = 3.0e-8). 1/Q is the hardware's approximate
-// reciprocal (14 bits on AVX-512, 12 on AVX2) refined by one Newton step (then ~2^-23). In f32
-// the Horner steps, the reciprocal and the two products each round, so the total bound is set by
-// rounding near |x| = 8.6 where tanh is within an ulp of 1: the test's dense grid measures
-// 3.0e-7 (AVX-512), 3.2e-7 (AVX2) and 3.5e-7 (scalar baseline, no FMA), all within
-// kFastTanhMaxError = 4e-7. Cost: 15 vector operations, no division and no exp, against
-// about 30 for an exp-based tanh.
+// Fast tanh: FastTanh in math-inl.h.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu/simd/additive_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -23,6 +15,7 @@
 #include "hwy/highway.h"
 
 #include "backend/cpu/simd/additive_kernels.h"
+#include "backend/cpu/simd/math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace attend::cpu::simd {
@@ -31,32 +24,14 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-HWY_INLINE VF TanhFast(DF d, VF x) {
-  x = hn::Min(hn::Max(x, hn::Set(d, -9.0f)), hn::Set(d, 9.0f));
-  const VF s = hn::Mul(x, x);
-  VF p = hn::Set(d, 1.318416576e-08f);
-  p = hn::MulAdd(p, s, hn::Set(d, 2.047178714e-05f));
-  p = hn::MulAdd(p, s, hn::Set(d, 3.486579284e-03f));
-  p = hn::MulAdd(p, s, hn::Set(d, 1.337319613e-01f));
-  p = hn::MulAdd(p, s, hn::Set(d, 9.999998808e-01f));
-  VF q = hn::Set(d, 7.702639095e-07f);
-  q = hn::MulAdd(q, s, hn::Set(d, 3.271381138e-04f));
-  q = hn::MulAdd(q, s, hn::Set(d, 2.584197000e-02f));
-  q = hn::MulAdd(q, s, hn::Set(d, 4.670649171e-01f));
-  q = hn::MulAdd(q, s, hn::Set(d, 1.0f));  // Q >= 1 on the whole range: no pole, no underflow
-  VF r = hn::ApproximateReciprocal(q);
-  r = hn::Mul(r, hn::NegMulAdd(q, r, hn::Set(d, 2.0f)));  // Newton: r (2 - q r)
-  return hn::Mul(hn::Mul(x, p), r);
-}
-
 void FastTanhImpl(const float* x, float* y, int64_t n) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(TanhFast(d, hn::LoadU(d, x + i)), d, y + i);
+  for (; i + N <= n; i += N) hn::StoreU(FastTanh(d, hn::LoadU(d, x + i)), d, y + i);
   if (i < n) {
     const auto m = hn::FirstN(d, static_cast<size_t>(n - i));
-    hn::BlendedStore(TanhFast(d, hn::MaskedLoad(m, d, x + i)), m, d, y + i);
+    hn::BlendedStore(FastTanh(d, hn::MaskedLoad(m, d, x + i)), m, d, y + i);
   }
 }
 
@@ -72,14 +47,14 @@ HWY_INLINE void ScoreKeys(DF d, const float* HWY_RESTRICT qr, const float* HWY_R
   for (; c + N <= na; c += N) {
     const VF qv = hn::LoadU(d, qr + c), vv = hn::LoadU(d, v + c);
     for (int i = 0; i < kKeys; ++i)
-      acc[i] = hn::MulAdd(vv, TanhFast(d, hn::Add(qv, hn::LoadU(d, k0 + i * na + c))), acc[i]);
+      acc[i] = hn::MulAdd(vv, FastTanh(d, hn::Add(qv, hn::LoadU(d, k0 + i * na + c))), acc[i]);
   }
   if (c < na) {
     const auto m = hn::FirstN(d, static_cast<size_t>(na - c));
     const VF qv = hn::MaskedLoad(m, d, qr + c), vv = hn::MaskedLoad(m, d, v + c);
     for (int i = 0; i < kKeys; ++i)
-      acc[i] = hn::MulAdd(vv, TanhFast(d, hn::Add(qv, hn::MaskedLoad(m, d, k0 + i * na + c))),
-                          acc[i]);
+      acc[i] =
+          hn::MulAdd(vv, FastTanh(d, hn::Add(qv, hn::MaskedLoad(m, d, k0 + i * na + c))), acc[i]);
   }
   for (int i = 0; i < kKeys; ++i) out[i] = hn::GetLane(hn::SumOfLanes(d, acc[i]));
 }
@@ -115,7 +90,7 @@ HWY_INLINE void BackwardChunk(DF d, const float* HWY_RESTRICT q, const float* HW
   };
   // One (t, j) pair: returns g (1 - th^2) and adds g th into dv_acc and v g (1 - th^2) into dk.
   auto pair = [&](VF qv, VF vv, float gtj, int64_t j, VF& dv_acc) {
-    const VF th = TanhFast(d, hn::Add(qv, load(k + j * na + c)));
+    const VF th = FastTanh(d, hn::Add(qv, load(k + j * na + c)));
     const VF gj = hn::Set(d, gtj);
     const VF gth = hn::Mul(gj, th);
     const VF u = hn::NegMulAdd(gth, th, gj);  // g (1 - th^2)
@@ -216,8 +191,8 @@ void AdditiveScoresBackward(const float* q, const float* k, const float* v, cons
       used = omp_get_num_threads();
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < nb; ++b)
-        fn(q + b * nq * na, k + b * nk * na, v, g + b * nq * nk, dq + b * nq * na,
-           dk + b * nk * na, dv_part.data() + i * na, nk, na, 0, nq);
+        fn(q + b * nq * na, k + b * nk * na, v, g + b * nq * nk, dq + b * nq * na, dk + b * nk * na,
+           dv_part.data() + i * na, nk, na, 0, nq);
     }
   } else {
     // Few items: split each item's query rows; thread 0 adds into dk itself, the others into

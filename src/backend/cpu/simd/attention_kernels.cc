@@ -44,8 +44,8 @@ inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // A(r, k) = a[r * ar + k * ak] is broadcast and B's rows are contiguous (stride ldb).
 template <int kRows, int kVecs, bool kAccumulate>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t ar, int64_t ak,
-                     const float* HWY_RESTRICT b, int64_t ldb, int64_t kdim,
-                     float* HWY_RESTRICT c, int64_t ldc) {
+                     const float* HWY_RESTRICT b, int64_t ldb, int64_t kdim, float* HWY_RESTRICT c,
+                     int64_t ldc) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   VF acc[kRows][kVecs];
@@ -71,8 +71,10 @@ HWY_INLINE void TileVecs(int vecs, const float* a, int64_t ar, int64_t ak, const
                          int64_t ldb, int64_t kdim, float* c, int64_t ldc) {
   switch (vecs) {
     case 1: return Tile<kRows, 1, kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
-    case 2: return Tile<kRows, (kMaxVecs >= 2 ? 2 : 1), kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
-    case 3: return Tile<kRows, (kMaxVecs >= 3 ? 3 : 1), kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
+    case 2:
+      return Tile<kRows, (kMaxVecs >= 2 ? 2 : 1), kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
+    case 3:
+      return Tile<kRows, (kMaxVecs >= 3 ? 3 : 1), kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
     default: return Tile<kRows, kMaxVecs, kAccumulate>(a, ar, ak, b, ldb, kdim, c, ldc);
   }
 }
@@ -113,8 +115,8 @@ struct PackedHead {
   hwy::AlignedFreeUniquePtr<float[]> bias;  // [nkb * kBk]      0, or -inf for excluded keys
   std::vector<uint8_t> state;               // per block: 0 all keys in, 1 some out, 2 all out
   // Backward only:
-  hwy::AlignedFreeUniquePtr<float[]> vt;    // [nkb, Dv, kBk]  v^T per block
-  hwy::AlignedFreeUniquePtr<float[]> kp;    // [nkb * kBk, Dp] scale * k, zero-padded
+  hwy::AlignedFreeUniquePtr<float[]> vt;  // [nkb, Dv, kBk]  v^T per block
+  hwy::AlignedFreeUniquePtr<float[]> kp;  // [nkb * kBk, Dp] scale * k, zero-padded
 
   void Allocate(const SdpaArgs& a, bool backward) {
     nkb = (a.tk + kBk - 1) / kBk;
@@ -250,7 +252,8 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       if (alpha != 1.0f) {
         const VF va = hn::Set(d, alpha);
         float* orow = o + r * dvp;
-        for (int64_t c = 0; c < dvp; c += N) hn::StoreU(hn::Mul(hn::LoadU(d, orow + c), va), d, orow + c);
+        for (int64_t c = 0; c < dvp; c += N)
+          hn::StoreU(hn::Mul(hn::LoadU(d, orow + c), va), d, orow + c);
       }
       if (a.dropout > 0.0) DropRow(a, b * a.heads + h, i0 + r, kb, sr, nullptr);
     }
@@ -300,8 +303,9 @@ void DecodeForward(const SdpaArgs& a, const float* q, const float* k, const floa
       float* o = out + (b * a.heads + h) * a.dv;
       float m = kNegInf;
       for (int64_t j = 0; j < a.tk; ++j) {
-        p[j] = a.Excluded(b, 0, j) ? kNegInf
-                                   : static_cast<float>(a.scale) * Dot(d, qp, kp + j * a.k_stride[2], a.d);
+        p[j] = a.Excluded(b, 0, j)
+                   ? kNegInf
+                   : static_cast<float>(a.scale) * Dot(d, qp, kp + j * a.k_stride[2], a.d);
         m = std::max(m, p[j]);
       }
       std::fill(o, o + a.dv, 0.0f);
@@ -327,8 +331,8 @@ void DecodeForward(const SdpaArgs& a, const float* q, const float* k, const floa
     }
 }
 
-void SdpaForwardImpl(const SdpaArgs& a, const float* q, const float* k, const float* v,
-                     float* out, float* lse) {
+void SdpaForwardImpl(const SdpaArgs& a, const float* q, const float* k, const float* v, float* out,
+                     float* lse) {
   if (a.tq == 1 && a.dropout == 0.0 && a.tk <= kDecodeMaxKeys) {
     DecodeForward(a, q, k, v, out, lse);
     return;
@@ -484,10 +488,10 @@ void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueri
       float* p = sc.p.get();
       float* ds = sc.ds.get();
       // S = q (scale k)^T and dP~ = dout v^T, [rows, kBk].
-      Gemm<false>(rows, kBk, a.d, pq.qp.get() + i0 * dp, dp, 1, pk.kt.get() + kb * a.d * kBk,
-                  kBk, p, kBk);
-      Gemm<false>(rows, kBk, a.dv, pq.dop.get() + i0 * dvp, dvp, 1,
-                  pk.vt.get() + kb * a.dv * kBk, kBk, ds, kBk);
+      Gemm<false>(rows, kBk, a.d, pq.qp.get() + i0 * dp, dp, 1, pk.kt.get() + kb * a.d * kBk, kBk,
+                  p, kBk);
+      Gemm<false>(rows, kBk, a.dv, pq.dop.get() + i0 * dvp, dvp, 1, pk.vt.get() + kb * a.dv * kBk,
+                  kBk, ds, kBk);
       float* pz = a.dropout > 0.0 ? sc.pz.get() : p;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = i0 + r;
@@ -524,8 +528,8 @@ void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueri
 }
 
 void SdpaBackwardImpl(const SdpaArgs& a, const float* q, const float* k, const float* v,
-                      const float* out, const float* dout, const float* lse, float* dq,
-                      float* dk, float* dv) {
+                      const float* out, const float* dout, const float* lse, float* dq, float* dk,
+                      float* dv) {
   const int64_t bhs = a.batch * a.heads;
   if (bhs == 0) return;
   const int64_t nkb = (a.tk + kBk - 1) / kBk;

@@ -26,8 +26,8 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 constexpr size_t kLanes = hn::MaxLanes(DF());
-constexpr size_t kNV = kPackPanel / kLanes;            // vectors per panel row
-constexpr size_t kMR = kNV >= 12 ? 1 : 12 / kNV;       // rows per tile: ~12 accumulators
+constexpr size_t kNV = kPackPanel / kLanes;       // vectors per panel row
+constexpr size_t kMR = kNV >= 12 ? 1 : 12 / kNV;  // rows per tile: ~12 accumulators
 
 // How a tile's accumulators start: from zero, the bias, beta * C (the first block of k) or C
 // (the later blocks).
@@ -95,8 +95,8 @@ HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t 
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
     Tile<MR>(a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy, ldy, cols);
   if constexpr (MR > 1) {
-    if (i < m) Rows<MR - 1>(m - i, a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy,
-                            ldy, cols);
+    if (i < m)
+      Rows<MR - 1>(m - i, a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy, ldy, cols);
   }
 }
 
@@ -162,7 +162,7 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
       const Init init = k0 > 0 ? Init::kAddC : (beta == 0.0f ? Init::kZero : Init::kScaleC);
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < panels; ++p) PackB(tb, b, ldb, n, k0, kb, alpha, p, p + 1, packed);
-      // (implicit barrier: the block is packed before any thread reads it)
+        // (implicit barrier: the block is packed before any thread reads it)
 #pragma omp for schedule(static)
       for (int64_t it = 0; it < items; ++it) {
         const int64_t mb = it / panels, p = it % panels;
@@ -185,9 +185,8 @@ namespace attend::cpu::simd {
 HWY_EXPORT(PackedGemmImpl);
 HWY_EXPORT(GemmImpl);
 
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc) {
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // C = beta * C; beta 0 never reads C
     for (int64_t i = 0; i < m; ++i)

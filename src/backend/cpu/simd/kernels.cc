@@ -7,7 +7,8 @@
 #include "hwy/highway.h"
 
 #include <algorithm>
-#include "hwy/contrib/math/math-inl.h"
+
+#include "backend/cpu/simd/math-inl.h"
 
 #include "backend/cpu/reference/kernels.h"
 #include "backend/cpu/simd/kernels.h"
@@ -18,7 +19,6 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
-
 
 template <class V>
 HWY_INLINE V ApplyBin(BinaryOp op, V a, V b) {
@@ -61,27 +61,6 @@ void BinaryImpl(BinaryOp op, const float* a, bool a_scalar, const float* b, bool
   for (; i < n; ++i) out[i] = ref::ApplyBinary(op, a[a_scalar ? 0 : i], b[b_scalar ? 0 : i]);
 }
 
-// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), for the exact GELU.
-HWY_INLINE VF Erf(DF d, VF x) {
-  const VF ax = hn::Abs(x);
-  const VF t = hn::Div(hn::Set(d, 1.0f), hn::MulAdd(hn::Set(d, 0.3275911f), ax, hn::Set(d, 1.0f)));
-  VF poly = hn::Set(d, 1.061405429f);
-  poly = hn::MulAdd(poly, t, hn::Set(d, -1.453152027f));
-  poly = hn::MulAdd(poly, t, hn::Set(d, 1.421413741f));
-  poly = hn::MulAdd(poly, t, hn::Set(d, -0.284496736f));
-  poly = hn::MulAdd(poly, t, hn::Set(d, 0.254829592f));
-  poly = hn::Mul(poly, t);
-  const VF e = hn::Exp(d, hn::Neg(hn::Mul(ax, ax)));
-  const VF r = hn::NegMulAdd(poly, e, hn::Set(d, 1.0f));  // 1 - poly * e
-  return hn::CopySign(r, x);
-}
-
-HWY_INLINE VF SigmoidV(DF d, VF x) {
-  // Clamped so exp never overflows; sigmoid is exactly 0 or 1 in f32 beyond these bounds anyway.
-  const VF xc = hn::Min(hn::Max(x, hn::Set(d, -88.0f)), hn::Set(d, 88.0f));
-  return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Neg(xc))));
-}
-
 HWY_INLINE VF ApplyUn(DF d, UnaryOp op, VF x, VF p0, VF p1) {
   switch (op) {
     case UnaryOp::kNeg: return hn::Neg(x);
@@ -91,7 +70,7 @@ HWY_INLINE VF ApplyUn(DF d, UnaryOp op, VF x, VF p0, VF p1) {
     case UnaryOp::kSqrt: return hn::Sqrt(x);
     case UnaryOp::kRsqrt: return hn::Div(hn::Set(d, 1.0f), hn::Sqrt(x));
     case UnaryOp::kTanh: return hn::Tanh(d, x);
-    case UnaryOp::kSigmoid: return SigmoidV(d, x);
+    case UnaryOp::kSigmoid: return Sigmoid(d, x);
     case UnaryOp::kRelu: return hn::Max(x, hn::Zero(d));
     case UnaryOp::kGelu:
       return hn::Mul(hn::Mul(hn::Set(d, 0.5f), x),
@@ -137,14 +116,13 @@ HWY_INLINE VF ApplyUnGrad(DF d, UnaryGradOp op, VF x, VF y, VF g, VF p0, VF p1) 
     case UnaryGradOp::kSigmoid: return hn::Mul(hn::Mul(g, y), hn::Sub(one, y));
     case UnaryGradOp::kRelu: return hn::IfThenElseZero(hn::Gt(x, hn::Zero(d)), g);
     case UnaryGradOp::kGelu: {
-      const VF cdf = hn::Mul(hn::Set(d, 0.5f),
-                             hn::Add(one, Erf(d, hn::Mul(x, hn::Set(d, 0.70710678f)))));
-      const VF pdf = hn::Mul(hn::Exp(d, hn::Mul(hn::Set(d, -0.5f), hn::Mul(x, x))),
-                             hn::Set(d, 0.39894228f));
+      const VF cdf =
+          hn::Mul(hn::Set(d, 0.5f), hn::Add(one, Erf(d, hn::Mul(x, hn::Set(d, 0.70710678f)))));
+      const VF pdf =
+          hn::Mul(hn::Exp(d, hn::Mul(hn::Set(d, -0.5f), hn::Mul(x, x))), hn::Set(d, 0.39894228f));
       return hn::Mul(g, hn::MulAdd(x, pdf, cdf));
     }
-    case UnaryGradOp::kClamp:
-      return hn::IfThenElseZero(hn::And(hn::Ge(x, p0), hn::Le(x, p1)), g);
+    case UnaryGradOp::kClamp: return hn::IfThenElseZero(hn::And(hn::Ge(x, p0), hn::Le(x, p1)), g);
     case UnaryGradOp::kAbs:
     case UnaryGradOp::kPow: return g;  // handled by the scalar path
   }
@@ -170,8 +148,7 @@ void UnaryGradImpl(UnaryGradOp op, const float* x, const float* y, const float* 
     if (x) std::copy(x + i, x + n, bx);
     if (y) std::copy(y + i, y + n, by);
     std::copy(g + i, g + n, bg);
-    hn::Store(ApplyUnGrad(d, op, hn::Load(d, bx), hn::Load(d, by), hn::Load(d, bg), v0, v1), d,
-              bg);
+    hn::Store(ApplyUnGrad(d, op, hn::Load(d, bx), hn::Load(d, by), hn::Load(d, bg), v0, v1), d, bg);
     std::copy(bg, bg + (n - i), dx + i);
   }
 }
@@ -193,7 +170,8 @@ float SumImpl(const float* x, int64_t n) {
     a7 = hn::Add(a7, hn::LoadU(d, x + i + 7 * N));
   }
   for (; i + N <= n; i += N) a0 = hn::Add(a0, hn::LoadU(d, x + i));
-  a0 = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
+  a0 =
+      hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
   float s = hn::GetLane(hn::SumOfLanes(d, a0));
   for (; i < n; ++i) s += x[i];
   return s;
@@ -292,8 +270,7 @@ float LogSumExpRowImpl(const float* x, int64_t n) {
   return m + static_cast<float>(std::log(s));
 }
 
-void ExpAffineRowImpl(const float* x, float shift, float scale, float offset, float* y,
-                      int64_t n) {
+void ExpAffineRowImpl(const float* x, float shift, float scale, float offset, float* y, int64_t n) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   const VF vs = hn::Set(d, shift), vk = hn::Set(d, scale), vo = hn::Set(d, offset);
@@ -446,8 +423,8 @@ void Binary(BinaryOp op, const float* a, bool a_scalar, const float* b, bool b_s
 void Unary(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1) {
   HWY_DYNAMIC_DISPATCH(UnaryImpl)(op, x, y, n, p0, p1);
 }
-void UnaryGrad(UnaryGradOp op, const float* x, const float* y, const float* g, float* dx,
-               int64_t n, float p0, float p1) {
+void UnaryGrad(UnaryGradOp op, const float* x, const float* y, const float* g, float* dx, int64_t n,
+               float p0, float p1) {
   HWY_DYNAMIC_DISPATCH(UnaryGradImpl)(op, x, y, g, dx, n, p0, p1);
 }
 float Sum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumImpl)(x, n); }

@@ -12,8 +12,8 @@ namespace attend::cpu::simd {
 void Binary(BinaryOp op, const float* a, bool a_scalar, const float* b, bool b_scalar, float* out,
             int64_t n);
 void Unary(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1);
-void UnaryGrad(UnaryGradOp op, const float* x, const float* y, const float* g, float* dx,
-               int64_t n, float p0, float p1);
+void UnaryGrad(UnaryGradOp op, const float* x, const float* y, const float* g, float* dx, int64_t n,
+               float p0, float p1);
 float Sum(const float* x, int64_t n);
 float Max(const float* x, int64_t n);
 float Min(const float* x, int64_t n);

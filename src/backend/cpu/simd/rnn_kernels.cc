@@ -5,7 +5,8 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "hwy/highway.h"
-#include "hwy/contrib/math/math-inl.h"
+
+#include "backend/cpu/simd/math-inl.h"
 
 #include "backend/cpu/reference/rnn_kernels.h"
 #include "backend/cpu/simd/rnn_kernels.h"
@@ -16,12 +17,6 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
-
-HWY_INLINE VF Sigm(DF d, VF x) {
-  // Clamped so exp never overflows; in f32 sigmoid is exactly 0 or 1 beyond these bounds.
-  const VF xc = hn::Min(hn::Max(x, hn::Set(d, -88.0f)), hn::Set(d, 88.0f));
-  return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Neg(xc))));
-}
 
 // x[j] + y[j] (+ b[j] when b is given).
 HWY_INLINE VF Pre(DF d, const float* x, const float* y, const float* b, int64_t j) {
@@ -35,10 +30,10 @@ void LstmForwardRowImpl(const float* xp, const float* hp, const float* bias, con
   const int64_t N = hn::Lanes(d);
   int64_t j = 0;
   for (; j + N <= h; j += N) {
-    const VF i = Sigm(d, Pre(d, xp, hp, bias, j));
-    const VF f = Sigm(d, Pre(d, xp + h, hp + h, bias ? bias + h : nullptr, j));
+    const VF i = Sigmoid(d, Pre(d, xp, hp, bias, j));
+    const VF f = Sigmoid(d, Pre(d, xp + h, hp + h, bias ? bias + h : nullptr, j));
     const VF g = hn::Tanh(d, Pre(d, xp + 2 * h, hp + 2 * h, bias ? bias + 2 * h : nullptr, j));
-    const VF o = Sigm(d, Pre(d, xp + 3 * h, hp + 3 * h, bias ? bias + 3 * h : nullptr, j));
+    const VF o = Sigmoid(d, Pre(d, xp + 3 * h, hp + 3 * h, bias ? bias + 3 * h : nullptr, j));
     const VF c = hn::MulAdd(f, hn::LoadU(d, c_prev + j), hn::Mul(i, g));
     const VF tc = hn::Tanh(d, c);
     hn::StoreU(i, d, act + j);
@@ -78,15 +73,14 @@ void LstmBackwardRowImpl(const float* act, const float* c_prev, const float* tan
   if (j < h) ref::LstmBackwardRow(act, c_prev, tanh_c, dy, dh, dc, dgates, h, j);
 }
 
-void GruForwardRowImpl(const float* xp, const float* hp, const float* bias_x,
-                       const float* bias_hn, const float* h_prev, float* act, float* hn_out,
-                       float* h_new, int64_t h) {
+void GruForwardRowImpl(const float* xp, const float* hp, const float* bias_x, const float* bias_hn,
+                       const float* h_prev, float* act, float* hn_out, float* h_new, int64_t h) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   int64_t j = 0;
   for (; j + N <= h; j += N) {
-    const VF r = Sigm(d, Pre(d, xp, hp, bias_x, j));
-    const VF z = Sigm(d, Pre(d, xp + h, hp + h, bias_x ? bias_x + h : nullptr, j));
+    const VF r = Sigmoid(d, Pre(d, xp, hp, bias_x, j));
+    const VF z = Sigmoid(d, Pre(d, xp + h, hp + h, bias_x ? bias_x + h : nullptr, j));
     VF hnv = hn::LoadU(d, hp + 2 * h + j);
     if (bias_hn) hnv = hn::Add(hnv, hn::LoadU(d, bias_hn + j));
     VF xn = hn::LoadU(d, xp + 2 * h + j);
@@ -102,8 +96,8 @@ void GruForwardRowImpl(const float* xp, const float* hp, const float* bias_x,
   if (j < h) ref::GruForwardRow(xp, hp, bias_x, bias_hn, h_prev, act, hn_out, h_new, h, j);
 }
 
-void GruBackwardRowImpl(const float* act, const float* hn_in, const float* h_prev,
-                        const float* dy, float* dh, float* dgx, float* dgh, int64_t h) {
+void GruBackwardRowImpl(const float* act, const float* hn_in, const float* h_prev, const float* dy,
+                        float* dh, float* dgx, float* dgh, int64_t h) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   const VF one = hn::Set(d, 1.0f);
@@ -114,8 +108,8 @@ void GruBackwardRowImpl(const float* act, const float* hn_in, const float* h_pre
     VF dht = hn::LoadU(d, dh + j);
     if (dy) dht = hn::Add(dht, hn::LoadU(d, dy + j));
     const VF dpn = hn::Mul(hn::Mul(dht, hn::Sub(one, z)), hn::NegMulAdd(n, n, one));
-    const VF dpz = hn::Mul(hn::Mul(dht, hn::Sub(hn::LoadU(d, h_prev + j), n)),
-                           hn::Mul(z, hn::Sub(one, z)));
+    const VF dpz =
+        hn::Mul(hn::Mul(dht, hn::Sub(hn::LoadU(d, h_prev + j), n)), hn::Mul(z, hn::Sub(one, z)));
     const VF dpr = hn::Mul(hn::Mul(dpn, hn::LoadU(d, hn_in + j)), hn::Mul(r, hn::Sub(one, r)));
     hn::StoreU(dpr, d, dgx + j);
     hn::StoreU(dpz, d, dgx + h + j);
