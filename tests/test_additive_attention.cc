@@ -19,7 +19,7 @@
 #include "autograd/node.h"
 #include "backend/cpu/reference/additive_kernels.h"
 #include "backend/cpu/simd/additive_kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/simd/elementwise_kernels.h"
 #include "hwy/targets.h"
 #include "support/gradcheck.h"
 

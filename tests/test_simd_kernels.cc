@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "backend/cpu/reference/gemm_kernels.h"
-#include "backend/cpu/reference/kernels.h"
+#include "backend/cpu/reference/elementwise_kernels.h"
+#include "backend/cpu/reference/row_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/simd/elementwise_kernels.h"
+#include "backend/cpu/simd/row_kernels.h"
 
 namespace attend::cpu {
 namespace {

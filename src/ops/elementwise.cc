@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "backend/cpu/dispatch.h"
-#include "backend/cpu/reference/kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/reference/elementwise_kernels.h"
+#include "backend/cpu/simd/elementwise_kernels.h"
 #include "ops/op_helpers.h"
 
 namespace attend {

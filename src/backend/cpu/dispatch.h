@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "backend/cpu/reference/kernels.h"
+#include "backend/cpu/reference/elementwise_kernels.h"
 #include "backend/cpu/reference/rnn_kernels.h"
-#include "backend/cpu/simd/kernels.h"
+#include "backend/cpu/reference/row_kernels.h"
+#include "backend/cpu/simd/elementwise_kernels.h"
 #include "backend/cpu/simd/rnn_kernels.h"
+#include "backend/cpu/simd/row_kernels.h"
 
 namespace attend::cpu {
 

@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backend/cpu/reference/kernels.h"
+#include "backend/cpu/reference/elementwise_kernels.h"
 
 namespace attend::cpu::ref {
 

@@ -1,4 +1,4 @@
-// The CPU kernels' vocabulary: which elementwise function a kernel applies.
+// The CPU kernels' op codes: which elementwise function a kernel applies.
 #pragma once
 
 #include <cstdint>
