@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's tests, as CI runs them (.ci/run): first the include-direction and format checks
 # (scripts/check_layers.py, scripts/check_format.sh), then
-#   1. set-up, Release build, every test with ctest (C++ tests and the PyTorch oracle);
+#   1. set-up, Release build, every test with ctest (C++ tests and the PyTorch oracle), and the
+#      consumer project built against the installed library and as a subproject
+#      (scripts/check_consumer.sh);
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh,
 #      build-asan/);
 #   3. the libFuzzer targets (scripts/fuzz.sh --ci, clang-16, build-fuzz/): every seed corpus
@@ -23,6 +25,9 @@ stage "release build and tests"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DATTEND_BUILD_BENCH=ON
 cmake --build "$BUILD_DIR" -j"$JOBS"
 (cd "$BUILD_DIR" && ctest --output-on-failure -j"$JOBS" --timeout 600)
+
+stage "the library as a user's project sees it (examples/consumer/)"
+BUILD_DIR="$BUILD_DIR" JOBS="$JOBS" bash scripts/check_consumer.sh
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   stage "sanitizers: every test under ASan + UBSan"
