@@ -220,8 +220,33 @@ Tensor FusedScaledDotProductAttention(const Tensor& q, const Tensor& k, const Te
                                       bool causal = false, double dropout = 0.0,
                                       bool training = false, Generator* gen = nullptr);
 
-// torch.nn.MultiheadAttention's layout and semantics (batch_first): in_proj_weight [3E, E],
-// in_proj_bias [3E], out_proj (Linear E -> E).
+// Keys and values of one attention layer, per head, for incremental decoding: k, v
+// [N, H, capacity, hd], of which positions [0, length) are filled. Cross-attention fills one
+// once from the encoder's output; self-attention appends one position per decoding step.
+struct KVCache {
+  Tensor k, v;
+  int64_t length = 0;
+  int64_t capacity() const { return k.defined() ? k.size(2) : 0; }
+  // Room for `capacity` positions of n rows, none filled.
+  static KVCache Empty(int64_t n, int64_t heads, int64_t capacity, int64_t head_dim, DType dtype);
+  // Keeps rows `rows`, in that order (beam search reorders its hypotheses), with room for
+  // `capacity` >= length positions: one copy per (row, head) of the filled positions.
+  void Reorder(const std::vector<int64_t>& rows, int64_t capacity);
+};
+
+// One MultiHeadAttention's weights packed once for decoding steps (nn::PackedLinear, f32, eval
+// mode): the in-projection (q, k and v for self-attention; q alone for cross-attention) and
+// out_proj.
+struct PackedAttention {
+  nn::PackedLinear in_proj, out_proj;
+};
+
+// Multi-head attention, the one implementation: torch.nn.MultiheadAttention's layout and
+// semantics (batch_first) through Forward, and the building blocks a Transformer needs
+// (self-attention with q, k, v in one GEMM, cross-attention over keys and values projected once,
+// cached incremental decoding). in_proj_weight [3E, E] holds q, k, v's projections in that
+// order, in_proj_bias [3E], out_proj (Linear E -> E). Every path goes through AttendHeads, which
+// owns the rule for when the fused kernel runs (UsesFusedKernel).
 class MultiHeadAttention : public nn::Module {
  public:
   MultiHeadAttention(int64_t embed_dim, int64_t num_heads, Generator& gen, double dropout = 0.0,
@@ -229,23 +254,66 @@ class MultiHeadAttention : public nn::Module {
   // query [B, Tq, E], key/value [B, Tk, E]; key_padding_mask bool [B, Tk]; attn_mask bool
   // [Tq, Tk] or [B*H, Tq, Tk]. Weights [B, H, Tq, Tk], or averaged over heads [B, Tq, Tk].
   // need_weights = false (as torch): the weights come back undefined and, unless an attn_mask
-  // is given, the heads run through FusedScaledDotProductAttention.
+  // is given, the heads may run through FusedScaledDotProductAttention (UsesFusedKernel).
   Attended Forward(const Tensor& query, const Tensor& key, const Tensor& value,
                    const Tensor& key_padding_mask = Tensor(), const Tensor& attn_mask = Tensor(),
                    bool causal = false, bool average_weights = true, bool need_weights = true);
-  // The attention-dropout stream: `gen`, mirrored into the buffer `rng_state` (i64 [2]: seed,
-  // offset) after every use so a checkpoint holds it. A checkpoint loaded into the buffer is
-  // adopted by the next DropoutGenerator() call; so is a state set on `gen` directly.
-  Generator& DropoutGenerator();
-  void RecordDropoutGenerator();
+
+  // Self-attention of x [B, T, E] (q, k, v in one GEMM); pad_mask bool [B, T] (true = padding)
+  // or undefined. Returns [B, T, E]; with `weights`, the weights averaged over heads [B, T, T].
+  Tensor SelfAttention(const Tensor& x, const Tensor& pad_mask, bool causal,
+                       Tensor* weights = nullptr);
+  // Keys and values of memory [B, S, E] for cross-attention, projected in one GEMM (views; a
+  // decoder that keeps them makes them contiguous).
+  KVCache CrossKeysValues(const Tensor& memory) const;
+  // Cross-attention of x [B, Tq, E] over CrossKeysValues(memory); pad_mask bool [B, S].
+  // `packed` (nullable): Pack(true)'s weights. Returns [B, Tq, E]; `weights` as above [B, Tq, S].
+  Tensor CrossAttention(const Tensor& x, const KVCache& memory, const Tensor& pad_mask,
+                        Tensor* weights = nullptr, const PackedAttention* packed = nullptr);
+  // One decoding step of self-attention: x [N, 1, E] is position cache.length; its key and value
+  // are appended (the cache must have room) and it attends over positions [0, length]. No mask
+  // is needed: every cached position precedes it. `packed` (nullable): Pack(false)'s weights.
+  Tensor SelfAttentionStep(const Tensor& x, KVCache& cache,
+                           const PackedAttention* packed = nullptr);
+  // The weights packed for decoding steps: q, k, v (self-attention) or q alone.
+  PackedAttention Pack(bool query_only) const;
+
+  // The core every path shares: q [B, H, Tq, hd], k, v [B, H, Tk, hd] already projected;
+  // pad_mask bool [B, Tk] or undefined. Returns out_proj (or `out_proj_packed`) of the merged
+  // context [B, Tq, E]; with `weights`, the weights averaged over heads [B, Tq, Tk] (or per head,
+  // [B, H, Tq, Tk], when average_weights is false).
+  Tensor AttendHeads(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& pad_mask,
+                     bool causal, Tensor* weights = nullptr,
+                     const nn::PackedLinear* out_proj_packed = nullptr,
+                     bool average_weights = true);
+  // Whether AttendHeads runs FusedScaledDotProductAttention for tq queries over tk keys: only
+  // when no weights are wanted and FusedKernels() is on, and then for at least kFusedMinPairs
+  // (query, key) pairs per head, or for a single query in eval mode (a decoding step, which has
+  // its own path in the kernel). The kernel is tiled and threaded for long sequences; on a
+  // ~20x20 training batch its fixed costs lose to the composition, which gives the same result
+  // (docs/results.md).
+  bool UsesFusedKernel(int64_t tq, int64_t tk, bool need_weights) const;
+  static constexpr int64_t kFusedMinPairs = 128 * 128;
+
+  // x [B, T, E] times rows [first, first + count) of in_proj_weight, transposed, plus the same
+  // rows of in_proj_bias: q is rows [0, E), k [E, 2E), v [2E, 3E).
+  Tensor Project(const Tensor& x, int64_t first, int64_t count) const;
+  Tensor SplitHeads(const Tensor& x) const;   // [B, T, E] -> [B, H, T, hd] (a view if it can)
+  static Tensor MergeHeads(const Tensor& x);  // [B, H, T, hd] -> [B, T, E]
+
   int64_t embed_dim, num_heads, head_dim;
   double dropout;
   Tensor in_proj_weight, in_proj_bias;
   std::shared_ptr<nn::Linear> out_proj;
+  // The attention-dropout stream, mirrored into the buffer `rng_state` (i64 [2]: seed, offset)
+  // after every use so a checkpoint holds it; a checkpoint loaded into the buffer, or a state set
+  // on `gen` directly, is adopted by the next use.
   Generator gen;
   Tensor rng_state;
 
  private:
+  Generator& DropoutGenerator();
+  void RecordDropoutGenerator();
   int64_t mirrored_[2] = {0, 0};
 };
 

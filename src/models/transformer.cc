@@ -1,7 +1,6 @@
 // The Transformer encoder-decoder (Vaswani et al. 2017, as the Annotated Transformer), pre- or
 // post-norm, with key/value-cached incremental decoding for translation.
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -21,63 +20,9 @@ constexpr int64_t kInitialCacheCapacity = 16;
 // generator drop different positions.
 uint64_t NextSeed(Generator& gen) { return Generator::Bits(gen.seed(), gen.Reserve(1)); }
 
-// [B, T, E] -> [B, H, T, hd] (a view when the strides allow).
-Tensor SplitHeads(const Tensor& x, int64_t heads) {
-  const int64_t b = x.size(0), t = x.size(1), e = x.size(2);
-  return x.Reshape({b, t, heads, e / heads}).Transpose(1, 2);
-}
-
-// [B, H, T, hd] -> [B, T, E].
-Tensor MergeHeads(const Tensor& x) {
-  const int64_t b = x.size(0), h = x.size(1), t = x.size(2), hd = x.size(3);
-  return x.Transpose(1, 2).Reshape({b, t, h * hd});
-}
-
-// x @ W[rows, :]^T + b[rows]: the slice [first, first + count) of a packed in-projection.
-Tensor ProjectSlice(const Tensor& x, const attention::MultiHeadAttention& mha, int64_t first,
-                    int64_t count) {
-  Tensor y = Matmul(x, mha.in_proj_weight.Narrow(0, first, count).T());
-  if (mha.in_proj_bias.defined()) y = Add(y, mha.in_proj_bias.Narrow(0, first, count));
-  return y;
-}
-
-// Multi-head attention core over already-projected heads: q [B, H, Tq, hd], k/v [B, H, Tk, hd],
-// pad_mask bool [B, Tk] (true = padding) or undefined. Returns the context [B, Tq, E] after
-// out_proj and, when `weights` is given, the weights averaged over heads [B, Tq, Tk]. Without
-// weights the fused kernel runs (no [Tq, Tk] buffer); with them, the exact composed path.
-Tensor AttendHeads(attention::MultiHeadAttention& mha, const Tensor& q, const Tensor& k,
-                   const Tensor& v, const Tensor& pad_mask, bool causal, Tensor* weights,
-                   const nn::PackedLinear* out_proj = nullptr) {
-  Tensor context;  // [B, H, Tq, hd]
-  Generator& gen = mha.DropoutGenerator();
-  // The fused kernel is tiled and threaded for long sequences; on a ~20x20 training batch its
-  // fixed costs lose to the composition (docs/results.md: translation 0.66-0.72x fused before
-  // the kernel had a decoding path). Below this many (query, key) pairs per head the composition
-  // runs; it gives the same result. A decoding step (one query) takes the kernel's own
-  // single-query path, which has no such costs.
-  constexpr int64_t kFusedMinPairs = 128 * 128;
-  const bool fused =
-      weights == nullptr && attention::FusedKernels() &&
-      (q.size(2) * k.size(2) >= kFusedMinPairs || (q.size(2) == 1 && !mha.training()));
-  if (fused) {
-    context = attention::FusedScaledDotProductAttention(q, k, v, pad_mask, causal, mha.dropout,
-                                                        mha.training(), &gen);
-  } else {
-    Tensor mask = pad_mask.defined() ? pad_mask.View({pad_mask.size(0), 1, 1, pad_mask.size(1)})
-                                     : Tensor();  // broadcasts over heads and queries
-    attention::Attended a = attention::ScaledDotProductAttention(q, k, v, mask, causal, mha.dropout,
-                                                                 mha.training(), &gen);
-    if (weights) *weights = Mean(a.weights, {1});
-    context = a.context;
-  }
-  mha.RecordDropoutGenerator();
-  if (out_proj) return out_proj->Forward(MergeHeads(context));
-  return mha.out_proj->Forward(MergeHeads(context));
-}
-
 class EncoderLayer : public nn::Module {
  public:
-  EncoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
+  EncoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm) {
     self_attn = RegisterModule("self_attn", std::make_shared<attention::MultiHeadAttention>(
                                                 c.d_model, c.heads, gen, c.dropout));
     linear1 =
@@ -111,34 +56,30 @@ class EncoderLayer : public nn::Module {
 
  private:
   Tensor SelfAttention(const Tensor& x, const Tensor& pad_mask) {
-    const int64_t e = x.size(2);
-    Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [B, S, 3E]: one GEMM
-    return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
-                       SplitHeads(qkv.Narrow(2, e, e), heads_),
-                       SplitHeads(qkv.Narrow(2, 2 * e, e), heads_), pad_mask, false, nullptr);
+    return self_attn->SelfAttention(x, pad_mask, /*causal=*/false);
   }
   Tensor FeedForward(const Tensor& x) {
     return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
   }
   bool pre_norm_;
-  int64_t heads_;
 };
 
 // One decoder layer's per-sentence state: cross-attention keys/values projected once from the
 // encoder output, and the self-attention keys/values of every target position decoded so far.
 struct LayerCache {
-  Tensor cross_k, cross_v;  // [N, H, S, hd]
-  Tensor self_k, self_v;    // [N, H, capacity, hd]; positions [0, length) are filled
+  attention::KVCache cross;  // [N, H, S, hd]
+  attention::KVCache self;   // [N, H, capacity, hd]
 };
 
 // A decoder layer's weights packed for decoding steps (nn::PackedLinear), made in Start.
 struct PackedDecoderLayer {
-  nn::PackedLinear self_qkv, self_out, cross_q, cross_out, ff1, ff2;
+  attention::PackedAttention self, cross;
+  nn::PackedLinear ff1, ff2;
 };
 
 class DecoderLayer : public nn::Module {
  public:
-  DecoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm), heads_(c.heads) {
+  DecoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm) {
     self_attn = RegisterModule("self_attn", std::make_shared<attention::MultiHeadAttention>(
                                                 c.d_model, c.heads, gen, c.dropout));
     multihead_attn = RegisterModule(
@@ -161,50 +102,29 @@ class DecoderLayer : public nn::Module {
         RegisterModule("dropout3", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
   }
 
-  // Cross-attention keys and values of memory [N, S, E]: each [N, H, S, hd], one GEMM.
-  std::pair<Tensor, Tensor> CrossKeysValues(const Tensor& memory) const {
-    const int64_t e = memory.size(2);
-    Tensor kv = ProjectSlice(memory, *multihead_attn, e, 2 * e);  // [N, S, 2E]
-    return {SplitHeads(kv.Narrow(2, 0, e), heads_), SplitHeads(kv.Narrow(2, e, e), heads_)};
-  }
-
   // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]; with
   // `weights`, the cross-attention weights averaged over heads [B, T, S].
   Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights) {
-    // Named tensors, not a structured binding: the lambda below captures them, which clang
-    // refuses under OpenMP ("capturing a structured binding is not yet supported in OpenMP").
-    const std::pair<Tensor, Tensor> kv = CrossKeysValues(memory);
-    const Tensor& k = kv.first;
-    const Tensor& v = kv.second;
+    const attention::KVCache kv = multihead_attn->CrossKeysValues(memory);
     auto self_block = [&](const Tensor& x) {
-      const int64_t e = x.size(2);
-      Tensor qkv = ProjectSlice(x, *self_attn, 0, 3 * e);  // [B, T, 3E]
-      return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
-                         SplitHeads(qkv.Narrow(2, e, e), heads_),
-                         SplitHeads(qkv.Narrow(2, 2 * e, e), heads_), Tensor(), true, nullptr);
+      return self_attn->SelfAttention(x, Tensor(), /*causal=*/true);
     };
-    auto cross_block = [&](const Tensor& x) { return CrossAttention(x, k, v, pad_mask, weights); };
+    auto cross_block = [&](const Tensor& x) {
+      return multihead_attn->CrossAttention(x, kv, pad_mask, weights);
+    };
     return Sublayers(y, self_block, cross_block, [&](const Tensor& x) { return FeedForward(x); });
   }
 
-  // One decoding step: y [N, 1, E] at position cache.length; appends this position's keys and
-  // values to the cache (the caller has made room) and attends over every position so far.
-  Tensor Step(const Tensor& y, LayerCache& cache, int64_t length, const Tensor& pad_mask,
-              Tensor* weights, const PackedDecoderLayer* pk) {
+  // One decoding step: y [N, 1, E] at position cache.self.length; appends this position's keys
+  // and values to the cache (the caller has made room) and attends over every position so far.
+  Tensor Step(const Tensor& y, LayerCache& cache, const Tensor& pad_mask, Tensor* weights,
+              const PackedDecoderLayer* pk) {
     auto self_block = [&](const Tensor& x) {
-      const int64_t e = x.size(2);
-      Tensor qkv =
-          pk ? pk->self_qkv.Forward(x) : ProjectSlice(x, *self_attn, 0, 3 * e);  // [N, 1, 3E]
-      cache.self_k.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, e, e), heads_));
-      cache.self_v.Narrow(2, length, 1).CopyFrom(SplitHeads(qkv.Narrow(2, 2 * e, e), heads_));
-      // Every cached position precedes this one: no causal mask is needed.
-      return AttendHeads(*self_attn, SplitHeads(qkv.Narrow(2, 0, e), heads_),
-                         cache.self_k.Narrow(2, 0, length + 1),
-                         cache.self_v.Narrow(2, 0, length + 1), Tensor(), false, nullptr,
-                         pk ? &pk->self_out : nullptr);
+      return self_attn->SelfAttentionStep(x, cache.self, pk ? &pk->self : nullptr);
     };
     auto cross_block = [&](const Tensor& x) {
-      return CrossAttention(x, cache.cross_k, cache.cross_v, pad_mask, weights, pk);
+      return multihead_attn->CrossAttention(x, cache.cross, pad_mask, weights,
+                                            pk ? &pk->cross : nullptr);
     };
     auto ff_block = [&](const Tensor& x) {
       return pk ? pk->ff2.Forward(Relu(pk->ff1.Forward(x))) : FeedForward(x);
@@ -214,16 +134,9 @@ class DecoderLayer : public nn::Module {
 
   // This layer's weights packed for Step (eval mode: dropout is the identity there).
   PackedDecoderLayer Pack() const {
-    const int64_t e = self_attn->in_proj_weight.size(1);
-    auto rows = [](const Tensor& t, int64_t first, int64_t count) {
-      return t.defined() ? t.Narrow(0, first, count) : Tensor();
-    };
     PackedDecoderLayer pk;
-    pk.self_qkv = nn::PackedLinear(self_attn->in_proj_weight, self_attn->in_proj_bias);
-    pk.self_out = nn::PackedLinear(*self_attn->out_proj);
-    pk.cross_q = nn::PackedLinear(rows(multihead_attn->in_proj_weight, 0, e),
-                                  rows(multihead_attn->in_proj_bias, 0, e));
-    pk.cross_out = nn::PackedLinear(*multihead_attn->out_proj);
+    pk.self = self_attn->Pack(/*query_only=*/false);
+    pk.cross = multihead_attn->Pack(/*query_only=*/true);
     pk.ff1 = nn::PackedLinear(*linear1);
     pk.ff2 = nn::PackedLinear(*linear2);
     return pk;
@@ -235,14 +148,6 @@ class DecoderLayer : public nn::Module {
   std::shared_ptr<nn::DropoutModule> dropout, dropout1, dropout2, dropout3;
 
  private:
-  // pk (nullable): the layer's packed weights, for decoding steps.
-  Tensor CrossAttention(const Tensor& x, const Tensor& k, const Tensor& v, const Tensor& pad_mask,
-                        Tensor* weights, const PackedDecoderLayer* pk = nullptr) {
-    Tensor q = SplitHeads(
-        pk ? pk->cross_q.Forward(x) : ProjectSlice(x, *multihead_attn, 0, x.size(2)), heads_);
-    return AttendHeads(*multihead_attn, q, k, v, pad_mask, false, weights,
-                       pk ? &pk->cross_out : nullptr);
-  }
   Tensor FeedForward(const Tensor& x) {
     return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
   }
@@ -260,7 +165,6 @@ class DecoderLayer : public nn::Module {
     return norm3->Forward(h + dropout3->Forward(ff_block(h)));
   }
   bool pre_norm_;
-  int64_t heads_;
 };
 
 // A named container ("encoder", "decoder", "layers") that gives its children dotted names.
@@ -282,25 +186,6 @@ struct TransformerState : DecoderState {
   int64_t length = 0;    // target positions decoded so far
   int64_t capacity = 0;  // positions the self-attention caches hold
 };
-
-// Copies rows `rows` of the first `length` positions of a cache [N, H, cap, hd] into a fresh
-// [N', H, new_cap, hd]: one memcpy per (row, head), no temporaries.
-Tensor CopyCacheRows(const Tensor& cache, const std::vector<int64_t>& rows, int64_t length,
-                     int64_t new_cap) {
-  const int64_t h = cache.size(1), cap = cache.size(2), hd = cache.size(3);
-  const int64_t n_out = static_cast<int64_t>(rows.size());
-  Tensor out = Tensor::Empty({n_out, h, new_cap, hd}, cache.dtype());
-  const size_t elem = DTypeSize(cache.dtype());
-  const auto* src = static_cast<const uint8_t*>(cache.raw_data());
-  auto* dst = static_cast<uint8_t*>(out.raw_data());
-  const size_t bytes = static_cast<size_t>(length * hd) * elem;
-  if (bytes == 0) return out;
-  for (int64_t i = 0; i < n_out; ++i)
-    for (int64_t j = 0; j < h; ++j)
-      std::memcpy(dst + static_cast<size_t>((i * h + j) * new_cap * hd) * elem,
-                  src + static_cast<size_t>((rows[i] * h + j) * cap * hd) * elem, bytes);
-  return out;
-}
 
 class Transformer : public Seq2Seq {
  public:
@@ -381,11 +266,10 @@ class Transformer : public Seq2Seq {
     const bool pack = !training() && memory.dtype() == DType::kF32;
     for (const auto& layer : decoder_layers_) {
       LayerCache lc;
-      auto [k, v] = layer->CrossKeysValues(memory);
-      lc.cross_k = k.Contiguous();  // [N, H, S, hd]
-      lc.cross_v = v.Contiguous();
-      lc.self_k = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
-      lc.self_v = Tensor::Empty({n, h, state->capacity, hd}, memory.dtype());
+      lc.cross = layer->multihead_attn->CrossKeysValues(memory);
+      lc.cross.k = lc.cross.k.Contiguous();  // [N, H, S, hd]
+      lc.cross.v = lc.cross.v.Contiguous();
+      lc.self = attention::KVCache::Empty(n, h, state->capacity, hd, memory.dtype());
       state->layers.push_back(std::move(lc));
       if (pack) state->packed.push_back(layer->Pack());
     }
@@ -414,7 +298,7 @@ class Transformer : public Seq2Seq {
     Tensor weights;
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
       const bool last = i + 1 == decoder_layers_.size();
-      y = decoder_layers_[i]->Step(y, state->layers[i], pos, state->src_mask,
+      y = decoder_layers_[i]->Step(y, state->layers[i], state->src_mask,
                                    last && attention != nullptr ? &weights : nullptr,
                                    state->packed.empty() ? nullptr : &state->packed[i]);
     }
@@ -442,10 +326,8 @@ class Transformer : public Seq2Seq {
     for (size_t i = 0; identity && i < r.size(); ++i) identity = r[i] == static_cast<int64_t>(i);
     if (identity) return;  // every hypothesis kept in place (greedy search, or all beams alive)
     for (LayerCache& lc : state->layers) {
-      lc.self_k = CopyCacheRows(lc.self_k, r, state->length, state->capacity);
-      lc.self_v = CopyCacheRows(lc.self_v, r, state->length, state->capacity);
-      lc.cross_k = IndexSelect(lc.cross_k, 0, rows);
-      lc.cross_v = IndexSelect(lc.cross_v, 0, rows);
+      lc.self.Reorder(r, state->capacity);
+      lc.cross.Reorder(r, lc.cross.capacity());
     }
     state->src_mask = IndexSelect(state->src_mask, 0, rows);
   }
@@ -508,10 +390,7 @@ class Transformer : public Seq2Seq {
     const int64_t cap = std::min(2 * state.capacity, config_.max_positions);
     std::vector<int64_t> all(static_cast<size_t>(state.rows()));
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    for (LayerCache& lc : state.layers) {
-      lc.self_k = CopyCacheRows(lc.self_k, all, state.length, cap);
-      lc.self_v = CopyCacheRows(lc.self_v, all, state.length, cap);
-    }
+    for (LayerCache& lc : state.layers) lc.self.Reorder(all, cap);
     state.capacity = cap;
   }
 
