@@ -97,7 +97,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     finished[h.sentence].push_back(std::move(out));
   };
   Tensor tokens = Tensor::Full({b}, static_cast<double>(SpecialIds::kBos), DType::kI64);
-  for (int64_t step = 0; !live.empty(); ++step) {
+  while (!live.empty()) {
     Tensor attn;
     Tensor logp = model.Step(*state, tokens, opt.keep_attention ? &attn : nullptr).Contiguous();
     const int64_t v = logp.size(1);
