@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# AddressSanitizer + UndefinedBehaviorSanitizer build (ATTEND_SANITIZE=ON) of the library, the
-# `attend` command and the tests, in its own build directory, then every test under ctest.
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the `attend` command, the
+# tests and the libFuzzer targets (clang-16, ATTEND_SANITIZE=ON and ATTEND_FUZZ=ON) in its own
+# build directory, then every test under ctest.
 #   bash scripts/sanitize.sh                       # every test
 #   bash scripts/sanitize.sh -R 'Corpus|Metrics'   # extra arguments go to ctest
 # Environment: BUILD_DIR (default build-asan), JOBS (default nproc).
 #
+# One build serves stages 2 and 3 of scripts/test.sh: the fuzz targets link the same
+# instrumented libraries (FUZZ_BUILD_DIR=build-asan scripts/fuzz.sh --ci), so CI compiles the
+# project twice (Release, and this), not three times. Its objects carry libFuzzer's coverage
+# hooks too, which cost the tests little next to ASan.
+#
 # Debug at -O1 -g1: -O0 compiles 3-7x faster but runs the tests that train and translate 20-40x
 # slower (Search.LearnsToCopy...: 384 s against 9 s); -g1 (line tables) is all a sanitizer's
 # stack trace needs and compiles a third faster than -g. Any sanitizer report fails its test:
-# ASan stops at the first error, UBSan too (halt_on_error), LeakSanitizer runs at exit. No
-# suppressions are needed.
+# ASan stops at the first error, UBSan too (-fno-sanitize-recover), LeakSanitizer runs at exit.
+# The one UBSan exception is Highway's, explained in fuzz/ubsan_ignorelist.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,13 +23,22 @@ bash scripts/setup.sh
 BUILD_DIR="${BUILD_DIR:-build-asan}"
 JOBS="${JOBS:-$(nproc)}"
 start=$SECONDS
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
-      -DATTEND_SANITIZE=ON -DATTEND_BUILD_BENCH=OFF
+if [ -f "$BUILD_DIR/CMakeCache.txt" ] &&
+   ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++-16$' "$BUILD_DIR/CMakeCache.txt"; then
+  echo "sanitize: $BUILD_DIR was configured with another compiler; starting it afresh"
+  rm -rf "$BUILD_DIR"
+fi
+CC=clang-16 CXX=clang++-16 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug \
+      -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DATTEND_SANITIZE=ON -DATTEND_FUZZ=ON -DATTEND_WERROR=ON \
+      -DATTEND_BUILD_TESTS=ON -DATTEND_BUILD_BENCH=OFF
 cmake --build "$BUILD_DIR" -j"$JOBS"
 echo "sanitize: build took $((SECONDS - start)) s"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+if [ -x /usr/lib/llvm-16/bin/llvm-symbolizer ]; then
+  export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer
+fi
 start=$SECONDS
 cd "$BUILD_DIR"
 status=0

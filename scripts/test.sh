@@ -5,9 +5,9 @@
 #      consumer project built against the installed library and as a subproject
 #      (scripts/check_consumer.sh);
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh,
-#      build-asan/);
-#   3. the libFuzzer targets (scripts/fuzz.sh --ci, clang-16, build-fuzz/): every seed corpus
-#      replayed, then 1,000 inputs per target from a fixed seed (the same on every machine).
+#      clang-16, build-asan/, which builds the libFuzzer targets too);
+#   3. the libFuzzer targets of that build (scripts/fuzz.sh --ci): every seed corpus replayed,
+#      then 1,000 inputs per target from a fixed seed (the same on every machine).
 # SKIP_SANITIZE=1 and SKIP_FUZZ=1 leave out stages 2 and 3 (a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,8 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
 fi
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   stage "fuzzing: replay the seed corpora, fuzz each target"
+  # The sanitizer build has the fuzz targets; without it fuzz.sh builds its own (build-fuzz/).
+  if [ "${SKIP_SANITIZE:-0}" != 1 ]; then export FUZZ_BUILD_DIR=build-asan; fi
   JOBS="$JOBS" bash scripts/fuzz.sh --ci
 fi
 stage "all passed"
