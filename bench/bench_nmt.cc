@@ -14,7 +14,7 @@ using namespace attend;
 
 models::ModelConfig Config(const std::string& arch) {
   models::ModelConfig c;
-  c.arch = arch;
+  c.arch = models::ParseEnum<models::Arch>(arch, "arch");
   c.src_vocab = c.tgt_vocab = 8000;
   c.dropout = 0.1;
   return c;

@@ -21,7 +21,7 @@ constexpr int64_t kSourceLen = 30, kTargetLen = 50, kVocab = 8000;
 // vocabulary, in eval mode.
 std::shared_ptr<attend::models::Seq2Seq> MakeBenchModel() {
   ModelConfig c;
-  c.arch = "transformer";
+  c.arch = attend::models::Arch::kTransformer;
   c.src_vocab = c.tgt_vocab = kVocab;
   attend::Generator gen(1);
   auto model = attend::models::MakeModel(c, gen);

@@ -75,10 +75,10 @@ std::string TrainVocabulary(const std::string& model_type, int size, const std::
 
 models::ModelConfig TinyConfig(const std::string& arch, int64_t vocab) {
   models::ModelConfig c;
-  c.arch = arch;
+  c.arch = models::ParseEnum<models::Arch>(arch, "arch");
   c.src_vocab = c.tgt_vocab = vocab;
   c.dropout = 0.0;
-  c.cell = arch == "rnn" ? "lstm" : "gru";
+  c.cell = arch == "rnn" ? models::Cell::kLstm : models::Cell::kGru;
   c.embed_dim = c.hidden_dim = c.attention_dim = 4;
   c.max_source_len = 40;
   c.d_model = 4;

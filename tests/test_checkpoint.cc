@@ -860,7 +860,7 @@ TEST(Checkpoint, ModelBuildRequestsAreBoundedByTheTensors) {
   std::vector<models::ModelConfig> configs;
   for (const char* arch : {"rnn", "rnn-attention", "transformer"}) {
     models::ModelConfig c;
-    c.arch = arch;
+    c.arch = models::ParseEnum<models::Arch>(arch, "arch");
     c.src_vocab = c.tgt_vocab = 300;
     c.embed_dim = c.hidden_dim = c.attention_dim = c.d_model = 32;
     c.ff_dim = 64;
@@ -869,9 +869,9 @@ TEST(Checkpoint, ModelBuildRequestsAreBoundedByTheTensors) {
     configs.push_back(c);
   }
   models::ModelConfig lstm = configs[1];
-  lstm.cell = "lstm";
-  lstm.score = "location";
-  lstm.window = "local-p";
+  lstm.cell = models::Cell::kLstm;
+  lstm.score = models::Score::kLocation;
+  lstm.window = models::Window::kLocalP;
   configs.push_back(lstm);
   models::ModelConfig post = configs[2];
   post.pre_norm = post.share_embeddings = false;
@@ -918,7 +918,7 @@ TEST(Checkpoint, ModelConfigIsCheckedAgainstTheFile) {
   vo.size = 40;
   const nmt::Vocabulary vocab = nmt::Vocabulary::Train(sentences, vo);
   models::ModelConfig cfg;
-  cfg.arch = "rnn-attention";
+  cfg.arch = models::Arch::kRnnAttention;
   cfg.src_vocab = cfg.tgt_vocab = vocab.size();
   cfg.embed_dim = cfg.hidden_dim = cfg.attention_dim = 8;
   Generator gen(3);
@@ -952,7 +952,7 @@ TEST(Checkpoint, ModelConfigIsCheckedAgainstTheFile) {
   EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(huge_path); }),
               AllOf(HasSubstr(huge_path), HasSubstr("hidden_dim 1099511627776 exceeds")));
   models::ModelConfig other = cfg;
-  other.score = "dot";
+  other.score = models::Score::kDot;
   const std::string other_path = write("other.ckpt", other.ToJson());
   EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(other_path); }),
               AllOf(HasSubstr(other_path), HasSubstr("score")));

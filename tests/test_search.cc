@@ -99,7 +99,7 @@ class PrefixModel : public models::Seq2Seq {
  private:
   static models::ModelConfig Config(int64_t vocab) {
     models::ModelConfig c;
-    c.arch = "rnn-attention";
+    c.arch = models::Arch::kRnnAttention;
     c.src_vocab = c.tgt_vocab = vocab;
     return c;
   }

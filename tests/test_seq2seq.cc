@@ -24,18 +24,18 @@ ModelConfig Tiny(const std::string& arch, const std::string& score = "additive",
                  const std::string& window = "global", bool feeding = true,
                  const std::string& cell = "gru") {
   ModelConfig c;
-  c.arch = arch;
+  c.arch = models::ParseEnum<models::Arch>(arch, "arch");
   c.src_vocab = 13;
   c.tgt_vocab = 11;
   c.embed_dim = 6;
   c.hidden_dim = 8;
   c.attention_dim = 5;
-  c.score = score;
-  c.window = window;
+  c.score = models::ParseEnum<models::Score>(score, "score");
+  c.window = models::ParseEnum<models::Window>(window, "window");
   c.window_size = 2;
   c.max_source_len = 12;
   c.input_feeding = feeding;
-  c.cell = cell;
+  c.cell = models::ParseEnum<models::Cell>(cell, "cell");
   c.dropout = 0.0;
   return c;
 }
@@ -197,7 +197,7 @@ TEST(Seq2Seq, ConfigJsonRoundTrip) {
   c.teacher_forcing = 0.75;
   ModelConfig d = ModelConfig::FromJson(c.ToJson());
   EXPECT_EQ(d.ToJson(), c.ToJson());
-  EXPECT_EQ(d.window, "local-p");
+  EXPECT_EQ(d.window, models::Window::kLocalP);
   EXPECT_EQ(d.teacher_forcing, 0.75);
 }
 

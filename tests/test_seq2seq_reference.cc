@@ -29,10 +29,10 @@ const reference::LoadedCases& LoadSeq2SeqCases() {
 
 ModelConfig ConfigOf(const OpKey& k) {
   ModelConfig cfg;
-  cfg.arch = k.Str("arch");
-  cfg.cell = k.Str("cell");
-  cfg.score = k.Str("score");
-  cfg.window = k.Str("window");
+  cfg.arch = models::ParseEnum<models::Arch>(k.Str("arch"), "arch");
+  cfg.cell = models::ParseEnum<models::Cell>(k.Str("cell"), "cell");
+  cfg.score = models::ParseEnum<models::Score>(k.Str("score"), "score");
+  cfg.window = models::ParseEnum<models::Window>(k.Str("window"), "window");
   cfg.input_feeding = k.Bool("input_feeding");
   cfg.src_vocab = k.Int("src_vocab");
   cfg.tgt_vocab = k.Int("tgt_vocab");
@@ -87,7 +87,7 @@ void ReplayCase(const RefCase& c) {
   batch.tgt_in = ToTensor(Ref(c, "tgt_in"));
   batch.tgt_out = ToTensor(Ref(c, "tgt_out"));
   const int64_t b = batch.tgt_in.size(0), t = batch.tgt_in.size(1), s = batch.src.size(1);
-  const bool attention = cfg.arch == "rnn-attention";
+  const bool attention = cfg.arch == models::Arch::kRnnAttention;
   Tensor weights;
   Tensor logits = model->Forward(batch, attention ? &weights : nullptr);  // [B, T, V]
   ASSERT_EQ(logits.shape(), Shape({b, t, cfg.tgt_vocab}));

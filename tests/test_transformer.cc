@@ -32,7 +32,7 @@ using ::testing::HasSubstr;
 
 ModelConfig TinyConfig(bool pre_norm, bool share, int64_t src_vocab = 29, int64_t tgt_vocab = 29) {
   ModelConfig c;
-  c.arch = "transformer";
+  c.arch = models::Arch::kTransformer;
   c.src_vocab = src_vocab;
   c.tgt_vocab = share ? src_vocab : tgt_vocab;
   c.d_model = 32;
@@ -110,7 +110,7 @@ void ReplayCase(const RefCase& c) {
   SCOPED_TRACE("case " + c.name + " [" + c.op + "]");
   OpKey k(c.op);
   ModelConfig cfg;
-  cfg.arch = "transformer";
+  cfg.arch = models::Arch::kTransformer;
   cfg.src_vocab = k.Int("src_vocab");
   cfg.tgt_vocab = k.Int("tgt_vocab");
   cfg.d_model = k.Int("d_model");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "attend/nn.h"
 #include "attend/tensor.h"
@@ -29,22 +30,96 @@ struct Batch {
   int64_t src_tokens = 0, tgt_tokens = 0;  // real (non-pad) tokens
 };
 
-// Every option of every model, in one typed place; the command line and the checkpoint's
-// config JSON both read it (ToJson / FromJson).
+// ---- the options' choices: enums with one name table each ----
+enum class Arch { kRnn, kRnnAttention, kTransformer };
+enum class Cell { kGru, kLstm };
+enum class Score { kAdditive, kDot, kGeneral, kConcat, kLocation };
+enum class Window { kGlobal, kLocalM, kLocalP };
+
+template <typename E>
+struct EnumName {
+  E value;
+  const char* name;
+};
+// The name table of each enum: the one list of its values and their spellings, read by the
+// checkpoint's JSON, `attend train`'s options and every message.
+template <typename E>
+struct EnumNames;
+template <>
+struct EnumNames<Arch> {
+  static constexpr EnumName<Arch> kTable[] = {{Arch::kRnn, "rnn"},
+                                              {Arch::kRnnAttention, "rnn-attention"},
+                                              {Arch::kTransformer, "transformer"}};
+};
+template <>
+struct EnumNames<Cell> {
+  static constexpr EnumName<Cell> kTable[] = {{Cell::kGru, "gru"}, {Cell::kLstm, "lstm"}};
+};
+template <>
+struct EnumNames<Score> {
+  static constexpr EnumName<Score> kTable[] = {{Score::kAdditive, "additive"},
+                                               {Score::kDot, "dot"},
+                                               {Score::kGeneral, "general"},
+                                               {Score::kConcat, "concat"},
+                                               {Score::kLocation, "location"}};
+};
+template <>
+struct EnumNames<Window> {
+  static constexpr EnumName<Window> kTable[] = {
+      {Window::kGlobal, "global"}, {Window::kLocalM, "local-m"}, {Window::kLocalP, "local-p"}};
+};
+
+template <typename E>
+const char* NameOf(E value) {
+  for (const auto& e : EnumNames<E>::kTable)
+    if (e.value == value) return e.name;
+  return "?";
+}
+// "a | b | c": the allowed names, for help texts and messages.
+template <typename E>
+std::string AllowedNames() {
+  std::string out;
+  for (const auto& e : EnumNames<E>::kTable)
+    out += (out.empty() ? "" : " | ") + std::string(e.name);
+  return out;
+}
+// The value named `name`; attend::Error naming `what` and the allowed names otherwise.
+[[noreturn]] void ThrowParseError(std::string_view what, std::string_view name,
+                                  const std::string& allowed);
+
+template <typename E>
+E ParseEnum(std::string_view name, std::string_view what) {
+  for (const auto& e : EnumNames<E>::kTable)
+    if (name == e.name) return e.value;
+  ThrowParseError(what, name, AllowedNames<E>());
+}
+
+// One option of ModelConfig: its name (the checkpoint's JSON key; `attend train` spells it
+// --name-with-dashes), its help, and how the command line sets it: `flag`, for a bool, is the
+// flag that turns the default off ("--no-input-feeding"); options without help are not on the
+// command line (the vocabulary sizes come from the vocabulary).
+struct OptionInfo {
+  const char* name;
+  const char* help;
+  const char* flag = nullptr;
+};
+
+// Every option of every model, in one typed place. ForEachOption walks the table that ToJson,
+// FromJson, Validate and `attend train` all read, so an option is added in one line there.
 struct ModelConfig {
-  std::string arch = "rnn-attention";  // rnn | rnn-attention | transformer
+  Arch arch = Arch::kRnnAttention;
   int64_t src_vocab = 0, tgt_vocab = 0;
   double dropout = 0.1;
   // RNN encoder-decoder.
-  std::string cell = "gru";  // gru | lstm
+  Cell cell = Cell::kGru;
   int64_t embed_dim = 256;
   int64_t hidden_dim = 256;  // decoder size = encoder output (hidden_dim / 2 per direction)
   int64_t encoder_layers = 1, decoder_layers = 1;
-  std::string score = "additive";  // additive | dot | general | concat | location
-  int64_t attention_dim = 256;     // additive / concat
-  std::string window = "global";   // global | local-m | local-p
-  int64_t window_size = 5;         // D of the local windows
-  int64_t max_source_len = 256;    // location score's positions
+  Score score = Score::kAdditive;
+  int64_t attention_dim = 256;  // additive / concat
+  Window window = Window::kGlobal;
+  int64_t window_size = 5;       // D of the local windows
+  int64_t max_source_len = 256;  // location score's positions
   bool input_feeding = true;
   double teacher_forcing = 1.0;  // probability of feeding the reference token in training
   // Transformer (Vaswani et al. 2017; the Annotated Transformer).
@@ -52,6 +127,38 @@ struct ModelConfig {
   bool pre_norm = true;
   bool share_embeddings = true;  // source, target and output projection share one matrix
   int64_t max_positions = 1024;
+
+  // Calls f(const OptionInfo&, member&) for every option, in the order of the command line.
+  template <typename Config, typename F>
+  static void ForEachOption(Config& c, F&& f) {
+    f(OptionInfo{"arch", "Model: rnn | rnn-attention | transformer"}, c.arch);
+    f(OptionInfo{"src_vocab", nullptr}, c.src_vocab);
+    f(OptionInfo{"tgt_vocab", nullptr}, c.tgt_vocab);
+    f(OptionInfo{"dropout", "Dropout probability"}, c.dropout);
+    f(OptionInfo{"cell", "RNN cell: gru | lstm"}, c.cell);
+    f(OptionInfo{"embed_dim", "RNN embedding size"}, c.embed_dim);
+    f(OptionInfo{"hidden_dim", "RNN decoder size (encoder: half per direction)"}, c.hidden_dim);
+    f(OptionInfo{"encoder_layers", "RNN encoder layers"}, c.encoder_layers);
+    f(OptionInfo{"decoder_layers", "RNN decoder layers"}, c.decoder_layers);
+    f(OptionInfo{"score", "Attention score: additive | dot | general | concat | location"},
+      c.score);
+    f(OptionInfo{"attention_dim", "additive/concat attention size"}, c.attention_dim);
+    f(OptionInfo{"window", "Attention window: global | local-m | local-p"}, c.window);
+    f(OptionInfo{"window_size", "D of the local windows"}, c.window_size);
+    f(OptionInfo{"max_source_len", "location score's positions"}, c.max_source_len);
+    f(OptionInfo{"input_feeding", "Do not feed h~ to the next step", "--no-input-feeding"},
+      c.input_feeding);
+    f(OptionInfo{"teacher_forcing", "Ratio of reference inputs in training"}, c.teacher_forcing);
+    f(OptionInfo{"d_model", "Transformer model size"}, c.d_model);
+    f(OptionInfo{"heads", "Transformer attention heads"}, c.heads);
+    f(OptionInfo{"ff_dim", "Transformer feed-forward size"}, c.ff_dim);
+    f(OptionInfo{"layers", "Transformer layers per stack"}, c.layers);
+    f(OptionInfo{"pre_norm", "Transformer: post-norm (default pre-norm)", "--post-norm"},
+      c.pre_norm);
+    f(OptionInfo{"share_embeddings", "Transformer: separate embeddings", "--no-share-embeddings"},
+      c.share_embeddings);
+    f(OptionInfo{"max_positions", "Transformer: longest sequence"}, c.max_positions);
+  }
 
   std::string ToJson() const;
   static ModelConfig FromJson(const std::string& json);  // throws attend::Error naming the key

@@ -20,13 +20,18 @@ using attention::ScoreFunction;
 
 std::shared_ptr<ScoreFunction> MakeScore(const ModelConfig& c, Generator& gen) {
   const int64_t h = c.hidden_dim;
-  if (c.score == "additive")
-    return std::make_shared<attention::AdditiveScore>(h, h, c.attention_dim, gen);
-  if (c.score == "dot") return std::make_shared<attention::DotScore>();
-  if (c.score == "general") return std::make_shared<attention::GeneralScore>(h, h, gen);
-  if (c.score == "concat")
-    return std::make_shared<attention::ConcatScore>(h, h, c.attention_dim, gen);
-  return std::make_shared<attention::LocationScore>(h, c.max_source_len, gen);
+  switch (c.score) {
+    case Score::kAdditive:
+      return std::make_shared<attention::AdditiveScore>(h, h, c.attention_dim, gen);
+    case Score::kDot: return std::make_shared<attention::DotScore>();
+    case Score::kGeneral: return std::make_shared<attention::GeneralScore>(h, h, gen);
+    case Score::kConcat:
+      return std::make_shared<attention::ConcatScore>(h, h, c.attention_dim, gen);
+    case Score::kLocation:
+      return std::make_shared<attention::LocationScore>(h, c.max_source_len, gen);
+  }
+  ATTEND_CHECK(false, "MakeScore: unknown score ", static_cast<int>(c.score));
+  return nullptr;
 }
 
 // A GRU or an LSTM behind one call (the decoder and the encoder are either).
@@ -68,7 +73,7 @@ class RnnSeq2Seq : public Seq2Seq {
   RnnSeq2Seq(const ModelConfig& c, Generator& gen) : Seq2Seq(c) {
     ATTEND_CHECK(c.hidden_dim % 2 == 0, "rnn model: hidden_dim ", c.hidden_dim,
                  " must be even (the bidirectional encoder gives hidden_dim / 2 per direction)");
-    attention_ = c.arch == "rnn-attention";
+    attention_ = c.arch == Arch::kRnnAttention;
     const int64_t h = c.hidden_dim, e = c.embed_dim;
     src_embed_ = RegisterModule(
         "src_embed", std::make_shared<nn::Embedding>(c.src_vocab, e, gen, SpecialIds::kPad));
@@ -84,7 +89,7 @@ class RnnSeq2Seq : public Seq2Seq {
     dec.dropout = c.decoder_layers > 1 ? c.dropout : 0.0;
     dec.dropout_seed = gen.Reserve(1);
     const int64_t dec_in = e + (c.input_feeding ? h : 0);
-    if (c.cell == "gru") {
+    if (c.cell == Cell::kGru) {
       encoder_.gru = RegisterModule("encoder", std::make_shared<nn::GRU>(e, h / 2, gen, enc));
       decoder_.gru = RegisterModule("decoder", std::make_shared<nn::GRU>(dec_in, h, gen, dec));
     } else {
@@ -94,7 +99,7 @@ class RnnSeq2Seq : public Seq2Seq {
     bridge_ = RegisterModule("bridge", std::make_shared<nn::Linear>(h, h, true, gen));
     if (attention_) {
       score_ = RegisterModule("score", MakeScore(c, gen));
-      if (c.window == "local-p")
+      if (c.window == Window::kLocalP)
         local_p_ = RegisterModule("local_p", std::make_shared<attention::LocalPredictive>(
                                                  h, c.attention_dim, c.window_size, gen));
     }
@@ -120,7 +125,8 @@ class RnnSeq2Seq : public Seq2Seq {
     if (!config_.input_feeding && !sample) {
       // Every step's input is known: one recurrent call over the whole target, then attention
       // for all steps at once ([B, T, S] scores).
-      Tensor top = decoder_.Run(emb, Tensor(), &st.h, config_.cell == "lstm" ? &st.c : nullptr);
+      Tensor top =
+          decoder_.Run(emb, Tensor(), &st.h, config_.cell == Cell::kLstm ? &st.c : nullptr);
       Tensor weights;
       Tensor ht = Attend(st, top, /*first_step=*/0, attention ? &weights : nullptr);  // [B, T, H]
       if (attention) *attention = weights;
@@ -228,14 +234,14 @@ class RnnSeq2Seq : public Seq2Seq {
         "rnn model: source ", src.str(), " and lengths ",
         lengths.defined() ? lengths.str() : "undefined", " must be [B, S] and [B]");
     const int64_t b = src.size(0), s = src.size(1), h = config_.hidden_dim;
-    if (config_.score == "location" && attention_)
+    if (config_.score == Score::kLocation && attention_)
       ATTEND_CHECK(s <= config_.max_source_len, "rnn model: source length ", s,
                    " exceeds the location score's max_source_len ", config_.max_source_len);
     RnnState st;
     Tensor emb = embed_dropout_->Forward(src_embed_->Forward(src));  // [B, S, E]
     Tensor hn, cn;
     st.memory =
-        encoder_.Run(emb, lengths, &hn, config_.cell == "lstm" ? &cn : nullptr);  // [B, S, H]
+        encoder_.Run(emb, lengths, &hn, config_.cell == Cell::kLstm ? &cn : nullptr);  // [B, S, H]
     st.lengths = lengths;
     // The last layer's two directions' final states, side by side: [B, H].
     const int64_t l = config_.encoder_layers;
@@ -243,7 +249,8 @@ class RnnSeq2Seq : public Seq2Seq {
     Tensor h0 = Tanh(bridge_->Forward(summary));  // [B, H]
     std::vector<Tensor> layers(config_.decoder_layers, h0);
     st.h = Stack(layers, 0);  // [L, B, H]
-    if (config_.cell == "lstm") st.c = Tensor::Zeros({config_.decoder_layers, b, h}, h0.dtype());
+    if (config_.cell == Cell::kLstm)
+      st.c = Tensor::Zeros({config_.decoder_layers, b, h}, h0.dtype());
     if (config_.input_feeding) st.feed = Tensor::Zeros({b, h}, h0.dtype());
     if (attention_) {
       st.keys = score_->PrepareKeys(st.memory);
@@ -268,7 +275,7 @@ class RnnSeq2Seq : public Seq2Seq {
         w = local_p_->Weights(scores, top, st.lengths);
       } else {
         Tensor mask = st.padding;  // [N, 1, S]
-        if (config_.window == "local-m") {
+        if (config_.window == Window::kLocalM) {
           const int64_t tq = top.size(1), s = scores.size(2);
           Tensor window = attention::LocalMonotonicMask(first_step + tq, s, config_.window_size)
                               .Narrow(0, first_step, tq);  // [Tq, S]
@@ -286,7 +293,7 @@ class RnnSeq2Seq : public Seq2Seq {
   // One decoder step from input embeddings [N, E]; returns h~ [N, H] and updates the state.
   Tensor DecodeStep(RnnState& st, const Tensor& emb, Tensor* weights) {
     Tensor x = config_.input_feeding ? Concat({emb, st.feed}, 1) : emb;  // [N, in]
-    Tensor* c = config_.cell == "lstm" ? &st.c : nullptr;
+    Tensor* c = config_.cell == Cell::kLstm ? &st.c : nullptr;
     const Tensor top = st.decoder.defined()
                            ? st.decoder.Step(x, &st.h, c).Unsqueeze(1)
                            : decoder_.Run(x.Unsqueeze(1), Tensor(), &st.h, c);  // [N, 1, H]

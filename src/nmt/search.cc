@@ -77,7 +77,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     max_len[r] =
         static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(x.size())) + opt.max_len_extra;
     // The Transformer's positions end at max_positions (bos takes the first).
-    if (model.config().arch == "transformer")
+    if (model.config().arch == models::Arch::kTransformer)
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
   }
   std::unique_ptr<models::DecoderState> state = model.Start(src, lengths);
@@ -103,8 +103,8 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     const int64_t v = logp.size(1);
     const float* lp = logp.data<float>();
     ATTEND_CHECK(!opt.keep_attention || attn.defined(),
-                 "translate: this model gives no attention weights (arch ", model.config().arch,
-                 "), so there are no alignments to keep");
+                 "translate: this model gives no attention weights (arch ",
+                 models::NameOf(model.config().arch), "), so there are no alignments to keep");
     Tensor attn_c = opt.keep_attention ? attn.Contiguous() : Tensor();
     auto attention_row = [&](int64_t row) {
       if (!opt.keep_attention) return std::vector<float>();

@@ -271,8 +271,9 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   {
     std::ostringstream s;
     s << (resume ? "resuming at step " + std::to_string(p.step) : std::string("training")) << ": "
-      << model.config().arch << ", " << model.NumParameters() << " parameters, " << train.size()
-      << " training pairs, " << dev.size() << " dev pairs, vocabulary " << vocab.size();
+      << models::NameOf(model.config().arch) << ", " << model.NumParameters() << " parameters, "
+      << train.size() << " training pairs, " << dev.size() << " dev pairs, vocabulary "
+      << vocab.size();
     log.Line(s.str());
   }
 

@@ -25,11 +25,13 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterTranslateCommand);
   add(attend::tools::RegisterScoreCommand);
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
+    // Options that take a name (--arch transformer) check it while parsing: their attend::Error
+    // is reported like any other.
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
     for (auto& [sub, run] : runners) {
       if (sub->parsed()) return run();
     }

@@ -2,9 +2,12 @@
 // the options describe and runs nmt::Train.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <type_traits>
 
 #include "attend/corpus.h"
 #include "attend/error.h"
@@ -24,8 +27,7 @@ struct TrainArgs {
   nmt::VocabularyOptions vocab;
   models::ModelConfig model;
   nmt::TrainOptions train;
-  bool resume = false, no_input_feeding = false, post_norm = false, no_share = false,
-       no_progress = false;
+  bool resume = false, no_progress = false;
 };
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
@@ -57,9 +59,6 @@ Pairs ReadSplit(const TrainArgs& a, const std::string& split, const std::string&
 }
 
 int Run(TrainArgs& a) {
-  a.model.input_feeding = !a.no_input_feeding;
-  a.model.pre_norm = !a.post_norm;
-  a.model.share_embeddings = !a.no_share;
   a.train.progress = !a.no_progress;
   const Pairs train = ReadSplit(a, "train", a.train_src, a.train_tgt, a.train_tsv, a.max_train);
   const Pairs dev = ReadSplit(a, "dev", a.dev_src, a.dev_tgt, a.dev_tsv, 0);
@@ -118,32 +117,25 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--vocab", a->vocab_path, "A SentencePiece model to use instead of training one");
   c->add_option("--vocab-size", a->vocab.size, "Subword vocabulary size")->capture_default_str();
   c->add_option("--vocab-type", a->vocab.model_type, "unigram or bpe")->capture_default_str();
-  auto& m = a->model;
-  c->add_option("--arch", m.arch, "rnn | rnn-attention | transformer")->capture_default_str();
-  c->add_option("--cell", m.cell, "RNN cell: gru | lstm")->capture_default_str();
-  c->add_option("--embed-dim", m.embed_dim, "RNN embedding size")->capture_default_str();
-  c->add_option("--hidden-dim", m.hidden_dim, "RNN decoder size (encoder: half per direction)")
-      ->capture_default_str();
-  c->add_option("--encoder-layers", m.encoder_layers)->capture_default_str();
-  c->add_option("--decoder-layers", m.decoder_layers)->capture_default_str();
-  c->add_option("--score", m.score, "additive | dot | general | concat | location")
-      ->capture_default_str();
-  c->add_option("--attention-dim", m.attention_dim, "additive/concat attention size")
-      ->capture_default_str();
-  c->add_option("--window", m.window, "global | local-m | local-p")->capture_default_str();
-  c->add_option("--window-size", m.window_size, "D of the local windows")->capture_default_str();
-  c->add_option("--max-source-len", m.max_source_len, "location score's positions")
-      ->capture_default_str();
-  c->add_flag("--no-input-feeding", a->no_input_feeding, "Do not feed h~ to the next step");
-  c->add_option("--teacher-forcing", m.teacher_forcing, "Ratio of reference inputs in training")
-      ->capture_default_str();
-  c->add_option("--d-model", m.d_model)->capture_default_str();
-  c->add_option("--heads", m.heads)->capture_default_str();
-  c->add_option("--ff-dim", m.ff_dim)->capture_default_str();
-  c->add_option("--layers", m.layers, "Transformer layers per stack")->capture_default_str();
-  c->add_flag("--post-norm", a->post_norm, "Transformer: post-norm (default pre-norm)");
-  c->add_flag("--no-share-embeddings", a->no_share, "Transformer: separate embeddings");
-  c->add_option("--dropout", m.dropout)->capture_default_str();
+  // The model's options come from ModelConfig's table: name, help, and the flag that turns a
+  // bool off.
+  models::ModelConfig::ForEachOption(a->model, [&](const models::OptionInfo& o, auto& value) {
+    if (o.help == nullptr) return;
+    using T = std::decay_t<decltype(value)>;
+    std::string name = std::string("--") + o.name;
+    std::replace(name.begin(), name.end(), '_', '-');
+    if constexpr (std::is_same_v<T, bool>) {
+      c->add_flag_function(
+          o.flag, [&value](int64_t) { value = false; }, o.help);
+    } else if constexpr (std::is_enum_v<T>) {
+      c->add_option_function<std::string>(
+           name, [&value, name](const std::string& s) { value = models::ParseEnum<T>(s, name); },
+           o.help)
+          ->default_str(models::NameOf(value));
+    } else {
+      c->add_option(name, value, o.help)->capture_default_str();
+    }
+  });
   auto& t = a->train;
   c->add_option("--max-tokens", t.max_tokens, "Tokens per batch")->capture_default_str();
   c->add_option("--max-len", t.max_len, "Drop training pairs longer than this (subwords)")

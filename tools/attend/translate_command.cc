@@ -31,8 +31,8 @@ struct TranslateArgs {
 
 // The longest source the model takes, in subwords.
 int64_t SourceLimit(const models::ModelConfig& c) {
-  if (c.arch == "transformer") return c.max_positions;
-  if (c.score == "location") return c.max_source_len;
+  if (c.arch == models::Arch::kTransformer) return c.max_positions;
+  if (c.score == models::Score::kLocation) return c.max_source_len;
   return int64_t{1} << 40;
 }
 
@@ -85,7 +85,7 @@ int Run(TranslateArgs& a) {
   if (a.search.nbest > a.search.beam) a.search.nbest = a.search.beam;
   const nmt::LoadedModel m = nmt::LoadModel(a.model_path);
   a.search.keep_attention = !a.alignment.empty() || !a.png_dir.empty();
-  ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != "rnn",
+  ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != models::Arch::kRnn,
                "translate: ", a.model_path,
                " is an rnn model without attention (one fixed context vector): ",
                "--alignment and --attention-png need rnn-attention or transformer");
