@@ -2,7 +2,7 @@
 # PyTorch reference trainer for `attend train --arch rnn-attention`: same model, data and schedule.
 """Trains attend's RNN encoder-decoder with attention in PyTorch, then greedy-translates a test set.
 
-The model is bench/torch_reference/rnn_model.py (checked against attend's C++ model weight for
+The model is tests/reference/models/rnn_model.py (checked against attend's C++ model weight for
 weight by tests/reference/seq2seq_reference.py), with `attend train`'s defaults: GRU, embed 256,
 hidden 256 (128 per encoder direction), additive score with attention size 256, global window,
 input feeding, dropout 0.1. The data is encoded with the SentencePiece model `attend train` wrote
@@ -21,6 +21,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The model is the one the tests check attend against (tests/reference/models/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "reference", "models"))
 if __name__ == "__main__":
     import thread_env  # noqa: E402,F401  (before torch: --threads into the environment)
 import common  # noqa: E402

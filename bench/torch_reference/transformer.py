@@ -2,7 +2,7 @@
 # PyTorch reference trainer for `attend train --arch transformer`: same model, data and schedule.
 """Trains attend's Transformer in PyTorch, then greedy-translates a test set with a KV cache.
 
-The model is bench/torch_reference/transformer_model.py (checked against attend's C++ model
+The model is tests/reference/models/transformer_model.py (checked against attend's C++ model
 weight for weight by tests/reference/transformer_reference.py), with `attend train --arch
 transformer`'s defaults: d_model 256, 4 heads, feed-forward 1024, 3 layers per stack, pre-norm,
 shared source/target/output embeddings, dropout 0.1, 1024 positions. Data, vocabulary, batches,
@@ -18,6 +18,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The model is the one the tests check attend against (tests/reference/models/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "reference", "models"))
 if __name__ == "__main__":
     import thread_env  # noqa: E402,F401  (before torch: --threads into the environment)
 import common  # noqa: E402

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# PyTorch oracle cases for tests/test_attention.cc: every attention mechanism's outputs and grads.
+# PyTorch oracle cases for tests/attention/test_attention.cc: every attention mechanism's outputs and grads.
 """PyTorch oracle for attend::attention: each mechanism written with PyTorch ops (and
 torch.nn.MultiheadAttention itself), with the same weights, outputs and gradients.
 

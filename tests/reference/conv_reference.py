@@ -1,10 +1,10 @@
-# PyTorch oracle cases for the convolution and pooling tests in tests/test_conv.cc.
+# PyTorch oracle cases for the convolution and pooling tests in tests/ops/test_conv.cc.
 """PyTorch oracle for attend's convolution and pooling ops and modules.
 
 Run as `/usr/bin/python3 tests/reference/conv_reference.py --out FILE` (Debian's python3-torch).
 The file format and the tensor names (x<i> inputs, y0 output, dy0 its cotangent, dx<i> the
 gradient of sum(y0 * dy0) w.r.t. input i) are those of ops_reference.py, whose writer this
-script reuses. tests/test_conv.cc replays each case through attend and compares.
+script reuses. tests/ops/test_conv.cc replays each case through attend and compares.
 
 Op keys (parameters are comma-separated ints; bias=1 means input x2 is the bias):
   conv1d|stride=s|padding=p|dilation=d|groups=g|bias=0/1          x0 [B,C,L] x1 weight

@@ -1,8 +1,8 @@
-# PyTorch oracle cases for tests/test_torch_reference.cc: inputs, outputs and gradients per op.
+# PyTorch oracle cases for tests/ops/test_torch_reference.cc: inputs, outputs and gradients per op.
 """PyTorch oracle for attend's ops: writes every case's inputs, outputs and gradients to a file.
 
 Run as `/usr/bin/python3 tests/reference/ops_reference.py --out FILE` (Debian's python3-torch).
-tests/test_torch_reference.cc replays each case through attend and compares.
+tests/ops/test_torch_reference.cc replays each case through attend and compares.
 
 File format, version 1, all integers little-endian:
   magic     8 bytes  b"ATNDREF\\0"

@@ -3,11 +3,11 @@
 
 Generate (what CTest runs, with Debian's /usr/bin/python3 and its python3-torch):
     /usr/bin/python3 tests/reference/optim_reference.py --out DIR/optim_reference.bin
-writes DIR/optim_reference.bin (the format of ops_reference.py; tests/test_optim.cc and
-tests/test_checkpoint.cc replay the cases) and DIR/optim_reference_torch.safetensors (a
+writes DIR/optim_reference.bin (the format of ops_reference.py; tests/optim/test_optim.cc and
+tests/io/test_checkpoint.cc replay the cases) and DIR/optim_reference_torch.safetensors (a
 safetensors file written here, without the safetensors package, that the C++ test must read).
 
-Read (no torch needed; tests/test_checkpoint.cc runs it on a file written by attend):
+Read (no torch needed; tests/io/test_checkpoint.cc runs it on a file written by attend):
     /usr/bin/python3 tests/reference/optim_reference.py --read-safetensors FILE
 prints the file as JSON: {"metadata": {...}, "checksum": "ok" | "absent",
 "tensors": [{"name", "dtype", "shape", "values"}]} with floats as float.hex() strings; a

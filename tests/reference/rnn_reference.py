@@ -2,7 +2,7 @@
 """PyTorch oracle for attend's recurrent layers: torch.nn.GRU/LSTM/GRUCell/LSTMCell cases.
 
 Run as `/usr/bin/python3 tests/reference/rnn_reference.py --out FILE` (Debian's python3-torch);
-tests/test_rnn.cc replays every case through attend::nn and compares. The file format is the one
+tests/nn/test_rnn.cc replays every case through attend::nn and compares. The file format is the one
 of ops_reference.py. Per case the op key gives the configuration, e.g.
 "rnn|mode=lstm|layers=2|bidir=1|bias=1|batch_first=1|dtype=f32|inp=5|hidden=4|h0=1|padded=1",
 and the tensors are named:

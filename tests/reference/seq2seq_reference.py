@@ -1,14 +1,14 @@
 # PyTorch oracle cases for the RNN encoder-decoders: logits, attention, loss and gradients.
 """PyTorch oracle for attend's RNN encoder-decoders (src/models/rnn_seq2seq.cc).
 
-The torch model is bench/torch_reference/rnn_model.py (torch.nn.GRU/LSTM bidirectional encoder
+The torch model is tests/reference/models/rnn_model.py (torch.nn.GRU/LSTM bidirectional encoder
 over a packed batch, an nn.GRU/LSTM decoder run step by step with input feeding (its weights
 through torch.gru_cell / lstm_cell), the same bridge, scores, windows, combine and output
 layers), the one the training benchmark uses, so this test also proves that the benchmark trains
 the same model as `attend train`.
 
 Run as `/usr/bin/python3 tests/reference/seq2seq_reference.py --out FILE` (Debian's
-python3-torch); tests/test_seq2seq_reference.cc loads every weight by name into
+python3-torch); tests/models/test_seq2seq_reference.cc loads every weight by name into
 models::MakeModel(config) and compares. The file format is the one of ops_reference.py. Per case
 the op key gives the configuration, e.g. "seq2seq|arch=rnn-attention|cell=gru|score=additive|
 window=local-m|input_feeding=1|src_vocab=23|tgt_vocab=19|embed=6|hidden=8|attention_dim=7|
@@ -27,7 +27,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "torch_reference"))
+sys.path.insert(0, os.path.join(HERE, "models"))
 try:
     import torch  # noqa: E402
     import torch.nn.functional as F  # noqa: E402

@@ -1,10 +1,10 @@
 # PyTorch oracle cases for the Transformer translation model: logits, loss and gradients.
 """PyTorch oracle for attend's Transformer (src/models/transformer.cc): the model of
-bench/torch_reference/transformer_model.py (torch's own nn.TransformerEncoderLayer /
+tests/reference/models/transformer_model.py (torch's own nn.TransformerEncoderLayer /
 nn.TransformerDecoderLayer, batch_first, ReLU), with dropout 0.
 
 Run as `/usr/bin/python3 tests/reference/transformer_reference.py --out FILE` (Debian's
-python3-torch); tests/test_transformer.cc loads every weight by name into the C++ model's
+python3-torch); tests/models/test_transformer.cc loads every weight by name into the C++ model's
 StateDict and compares. The file format is the one of ops_reference.py. Per case the op key gives
 the configuration, e.g. "transformer|pre_norm=1|share=0|src_vocab=17|tgt_vocab=19|d_model=16|
 heads=4|ff=24|layers=2|max_positions=32|label_smoothing=0.1", and the tensors are named:
@@ -23,7 +23,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "torch_reference"))
+sys.path.insert(0, os.path.join(HERE, "models"))
 try:
     import torch  # noqa: E402
     import torch.nn.functional as F  # noqa: E402
@@ -31,7 +31,7 @@ except ImportError as e:  # the python3 on PATH has no torch; Debian's /usr/bin/
     sys.exit("transformer_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
              "(Debian's python3-torch)" % e)
 from ops_reference import generator_main, Builder, op_key  # noqa: E402
-# The model itself is the benchmark's: bench/torch_reference/transformer_model.py.
+# The model itself (shared with bench/torch_reference/transformer.py): models/transformer_model.py.
 from transformer_model import Transformer, PAD, BOS, EOS  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64

@@ -7,7 +7,7 @@
 
 namespace attend::cpu::simd {
 
-// The largest |FastTanh(x) - tanh(x)| over all finite floats x (tests/test_additive_attention.cc
+// The largest |FastTanh(x) - tanh(x)| over all finite floats x (tests/attention/test_additive_attention.cc
 // checks it on a dense grid against std::tanh in double; derivation in additive_kernels.cc).
 inline constexpr double kFastTanhMaxError = 4e-7;
 

@@ -53,7 +53,7 @@ HWY_INLINE V Erf(D d, V x) {
 // 3.0e-7 (AVX-512), 3.2e-7 (AVX2) and 3.5e-7 (scalar baseline, no FMA), all within
 // kFastTanhMaxError = 4e-7. Cost: 15 vector operations, no division and no exp, against about
 // 30 for an exp-based tanh. Checked against std::tanh on every finite float
-// (tests/test_additive_attention.cc).
+// (tests/attention/test_additive_attention.cc).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V FastTanh(D d, V x) {
   x = hn::Min(hn::Max(x, hn::Set(d, -9.0f)), hn::Set(d, 9.0f));
