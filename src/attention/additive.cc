@@ -14,8 +14,8 @@ constexpr const char* kOp = "AdditiveScores";
 
 struct Sizes {
   int64_t nb, nq, nk, na;
-  // One tanh per (query, key, a); below about 2^18 of them (~50 us on one core) a parallel
-  // region costs more than it saves on a busy 2-core machine.
+  // One tanh per (query, key, a); below 2^18 of them a parallel region costs more than it saves
+  // (the threshold and its measurement: docs/results.md).
   int Threads() const {
     const int64_t work = nb * nq * nk * na;
     return work >= (int64_t{1} << 18) ? GetNumThreads() : 1;

@@ -261,8 +261,8 @@ TEST_F(NmtCli, KilledTrainingResumesExactly) {
   const auto t0 = std::chrono::steady_clock::now();
   auto r = RunCommand(AttendCommand(args(straight)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // Kill times spread over a sixth of a whole run's duration, as measured here: resumed runs
-  // make progress, and are killed many times before one gets to the end.
+  // Kill times spread over a sixth of the uninterrupted run's duration, measured just above:
+  // resumed runs make progress, and are killed many times before one gets to the end.
   const int run_ms = static_cast<int>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count());

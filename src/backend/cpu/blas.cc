@@ -1,6 +1,7 @@
-// The GEMM entry point. f32 runs the project's own kernel (backend/cpu/simd/gemm_kernels.cc):
-// Debian's OpenBLAS 0.3.21 runs its Haswell (AVX2) sgemm on this AVX-512 machine, at half the
-// kernel's speed (docs/results.md). f64 (gradient checks, references) stays with OpenBLAS, so
+// The GEMM entry point. f32 runs the project's own kernel (backend/cpu/simd/gemm_kernels.cc),
+// which dispatches to the CPU's widest vectors; Debian's OpenBLAS 0.3.21 may run a narrower
+// kernel family than the CPU has (Haswell's AVX2 sgemm on AVX-512 parts; the measured ratios
+// are in docs/results.md). f64 (gradient checks, references) stays with OpenBLAS, so
 // no other file includes cblas.h.
 #include "backend/cpu/blas.h"
 

@@ -7,8 +7,9 @@
 
 namespace attend::cpu::simd {
 
-// The largest |FastTanh(x) - tanh(x)| over all finite floats x (tests/attention/test_additive_attention.cc
-// checks it on a dense grid against std::tanh in double; derivation in additive_kernels.cc).
+// The largest |FastTanh(x) - tanh(x)| over all finite floats x
+// (tests/attention/test_additive_attention.cc checks it on a dense grid against std::tanh in
+// double; derivation in additive_kernels.cc).
 inline constexpr double kFastTanhMaxError = 4e-7;
 
 // y[i] = tanh(x[i]) by the fast rational form the attention kernels use.
