@@ -380,7 +380,11 @@ void ForEachAvgWindow(const PoolGeom& g, bool count_include_pad, Fn&& fn) {
   }
 }
 
-Tensor AvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g, bool count_include_pad) {
+// The mean over each window and its backward, for any window rule: `windows(g, fn)` calls
+// fn(output index, h0, h1, w0, w1, divisor) once per output position (ForEachAvgWindow,
+// ForEachAdaptiveWindow).
+template <typename Windows>
+Tensor WindowMeanCore(const char* op, const Tensor& x4, const PoolGeom& g, Windows windows) {
   Tensor xc = x4.Detach().Contiguous();
   const DType dtype = x4.dtype();
   Tensor y = Tensor::Empty(OutShape(x4, g.out_h, g.out_w), dtype);
@@ -392,20 +396,18 @@ Tensor AvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g, bool cou
       for (int64_t p = s; p < e; ++p) {
         const T* xp = px + p * g.in_plane();
         T* yp = py + p * g.out_plane();
-        ForEachAvgWindow(
-            g, count_include_pad,
-            [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
-              T sum = 0;
-              for (int64_t h = h0; h < h1; ++h)
-                for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
-              yp[o] = sum / static_cast<T>(divisor);
-            });
+        windows(g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
+          T sum = 0;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
+          yp[o] = sum / static_cast<T>(divisor);
+        });
       }
     });
   });
   if (!GradMode::enabled() || !x4.requires_grad()) return y;
   const Shape in_shape = x4.shape();
-  RecordOp(op, y, {&x4}, [g, in_shape, dtype, op, count_include_pad](const Tensor& gy_in) {
+  RecordOp(op, y, {&x4}, [g, in_shape, dtype, op, windows](const Tensor& gy_in) {
     Tensor gy = gy_in.Contiguous();
     Tensor dx = Tensor::Empty(in_shape, dtype);
     DispatchFloat(dtype, op, [&](auto tag) {
@@ -417,19 +419,24 @@ Tensor AvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g, bool cou
           T* d = pd + p * g.in_plane();
           std::fill(d, d + g.in_plane(), T(0));
           const T* gp = pg + p * g.out_plane();
-          ForEachAvgWindow(
-              g, count_include_pad,
-              [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
-                const T share = gp[o] / static_cast<T>(divisor);
-                for (int64_t h = h0; h < h1; ++h)
-                  for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
-              });
+          windows(g,
+                  [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
+                    const T share = gp[o] / static_cast<T>(divisor);
+                    for (int64_t h = h0; h < h1; ++h)
+                      for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
+                  });
         }
       });
     });
     return std::vector<Tensor>{dx};
   });
   return y;
+}
+
+Tensor AvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g, bool count_include_pad) {
+  return WindowMeanCore(op, x4, g, [count_include_pad](const PoolGeom& geom, auto&& fn) {
+    ForEachAvgWindow(geom, count_include_pad, fn);
+  });
 }
 
 // ---- adaptive average pooling ----
@@ -451,53 +458,8 @@ void ForEachAdaptiveWindow(const PoolGeom& g, Fn&& fn) {
 }
 
 Tensor AdaptiveAvgPoolCore(const char* op, const Tensor& x4, const PoolGeom& g) {
-  Tensor xc = x4.Detach().Contiguous();
-  const DType dtype = x4.dtype();
-  Tensor y = Tensor::Empty(OutShape(x4, g.out_h, g.out_w), dtype);
-  DispatchFloat(dtype, op, [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = xc.data<T>();
-    T* py = y.data<T>();
-    ForPlanes(g.planes, g.in_plane(), [&](int64_t s, int64_t e) {
-      for (int64_t p = s; p < e; ++p) {
-        const T* xp = px + p * g.in_plane();
-        T* yp = py + p * g.out_plane();
-        ForEachAdaptiveWindow(
-            g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t count) {
-              T sum = 0;
-              for (int64_t h = h0; h < h1; ++h)
-                for (int64_t w = w0; w < w1; ++w) sum += xp[h * g.in_w + w];
-              yp[o] = sum / static_cast<T>(count);
-            });
-      }
-    });
-  });
-  if (!GradMode::enabled() || !x4.requires_grad()) return y;
-  const Shape in_shape = x4.shape();
-  RecordOp(op, y, {&x4}, [g, in_shape, dtype, op](const Tensor& gy_in) {
-    Tensor gy = gy_in.Contiguous();
-    Tensor dx = Tensor::Empty(in_shape, dtype);
-    DispatchFloat(dtype, op, [&](auto tag) {
-      using T = decltype(tag);
-      const T* pg = gy.data<T>();
-      T* pd = dx.data<T>();
-      ForPlanes(g.planes, g.in_plane(), [&](int64_t s, int64_t e) {
-        for (int64_t p = s; p < e; ++p) {
-          T* d = pd + p * g.in_plane();
-          std::fill(d, d + g.in_plane(), T(0));
-          const T* gp = pg + p * g.out_plane();
-          ForEachAdaptiveWindow(
-              g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t count) {
-                const T share = gp[o] / static_cast<T>(count);
-                for (int64_t h = h0; h < h1; ++h)
-                  for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
-              });
-        }
-      });
-    });
-    return std::vector<Tensor>{dx};
-  });
-  return y;
+  return WindowMeanCore(op, x4, g,
+                        [](const PoolGeom& geom, auto&& fn) { ForEachAdaptiveWindow(geom, fn); });
 }
 
 }  // namespace
