@@ -24,14 +24,31 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
+// Lanes [0, n) of p, zeros after: the last, partial vector of a row. Highway promises that
+// MaskedLoad reads only the lanes it keeps where HWY_MEM_OPS_MIGHT_FAULT is 0 (AVX-512), and
+// AVX2 implements it for f32 with vmaskmovps, which does not touch masked-off lanes either. On
+// the other targets (the emulated baseline, SSE4) it loads the whole vector, past the end of
+// the row: found by AddressSanitizer (clang) on AdditiveAttention's every-target test. There
+// the tail is copied through a buffer. (BlendedStore writes only the kept lanes on every
+// target compiled here.)
+HWY_INLINE VF LoadTail(DF d, const float* HWY_RESTRICT p, size_t n) {
+#if HWY_MEM_OPS_MIGHT_FAULT && HWY_TARGET != HWY_AVX2
+  HWY_ALIGN float buf[HWY_LANES(float)] = {};
+  for (size_t i = 0; i < n; ++i) buf[i] = p[i];
+  return hn::Load(d, buf);
+#else
+  return hn::MaskedLoad(hn::FirstN(d, n), d, p);
+#endif
+}
+
 void FastTanhImpl(const float* x, float* y, int64_t n) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   int64_t i = 0;
   for (; i + N <= n; i += N) hn::StoreU(FastTanh(d, hn::LoadU(d, x + i)), d, y + i);
   if (i < n) {
-    const auto m = hn::FirstN(d, static_cast<size_t>(n - i));
-    hn::BlendedStore(FastTanh(d, hn::MaskedLoad(m, d, x + i)), m, d, y + i);
+    const size_t tail = static_cast<size_t>(n - i);
+    hn::BlendedStore(FastTanh(d, LoadTail(d, x + i, tail)), hn::FirstN(d, tail), d, y + i);
   }
 }
 
@@ -50,11 +67,10 @@ HWY_INLINE void ScoreKeys(DF d, const float* HWY_RESTRICT qr, const float* HWY_R
       acc[i] = hn::MulAdd(vv, FastTanh(d, hn::Add(qv, hn::LoadU(d, k0 + i * na + c))), acc[i]);
   }
   if (c < na) {
-    const auto m = hn::FirstN(d, static_cast<size_t>(na - c));
-    const VF qv = hn::MaskedLoad(m, d, qr + c), vv = hn::MaskedLoad(m, d, v + c);
+    const size_t tail = static_cast<size_t>(na - c);
+    const VF qv = LoadTail(d, qr + c, tail), vv = LoadTail(d, v + c, tail);
     for (int i = 0; i < kKeys; ++i)
-      acc[i] =
-          hn::MulAdd(vv, FastTanh(d, hn::Add(qv, hn::MaskedLoad(m, d, k0 + i * na + c))), acc[i]);
+      acc[i] = hn::MulAdd(vv, FastTanh(d, hn::Add(qv, LoadTail(d, k0 + i * na + c, tail))), acc[i]);
   }
   for (int i = 0; i < kKeys; ++i) out[i] = hn::GetLane(hn::SumOfLanes(d, acc[i]));
 }
@@ -83,7 +99,9 @@ HWY_INLINE void BackwardChunk(DF d, const float* HWY_RESTRICT q, const float* HW
                               float* HWY_RESTRICT dv, int64_t nk, int64_t na, int64_t t0,
                               int64_t t1, int64_t c) {
   const auto m = hn::FirstN(d, static_cast<size_t>(kFull ? hn::Lanes(d) : na - c));
-  auto load = [&](const float* p) { return kFull ? hn::LoadU(d, p) : hn::MaskedLoad(m, d, p); };
+  auto load = [&](const float* p) {
+    return kFull ? hn::LoadU(d, p) : LoadTail(d, p, static_cast<size_t>(na - c));
+  };
   auto store = [&](VF x, float* p) {
     if (kFull) hn::StoreU(x, d, p);
     else hn::BlendedStore(x, m, d, p);
