@@ -145,19 +145,38 @@ std::string CheckCharsMap(std::string_view charsmap) {
   return "";
 }
 
-void CheckNormalizers(const std::string& bytes, const std::string& source) {
+// Checks what SentencePiece trusts in a model before it is handed over: the normalization
+// tables (CheckCharsMap), and the pieces, which its Darts trie takes as NUL-terminated keys and
+// throws on (across a noexcept boundary: std::terminate) when one is empty or holds a NUL byte
+// (found by fuzz/fuzz_vocab.cc).
+void CheckModelProto(const std::string& bytes, const std::string& source) {
   std::string problem;
-  const bool parsed = ForEachBytesField(bytes, [&](uint64_t field, std::string_view spec) {
+  int64_t piece_index = 0;
+  const bool parsed = ForEachBytesField(bytes, [&](uint64_t field, std::string_view message) {
+    if (field == 1) {  // ModelProto.pieces: a SentencePiece message, its text in field 1
+      bool has_text = false;
+      const bool ok = ForEachBytesField(message, [&](uint64_t piece_field, std::string_view text) {
+        if (piece_field != 1) return true;
+        has_text = !text.empty() && text.find('\0') == std::string_view::npos;
+        return true;
+      });
+      if (!ok) return false;
+      if (!has_text && problem.empty())
+        problem = "piece " + std::to_string(piece_index) + " is empty or holds a NUL byte";
+      ++piece_index;
+      return true;
+    }
     if (field != 3 && field != 5) return true;  // normalizer_spec, denormalizer_spec
-    return ForEachBytesField(spec, [&](uint64_t spec_field, std::string_view charsmap) {
-      if (spec_field == 2 && problem.empty()) problem = CheckCharsMap(charsmap);
+    return ForEachBytesField(message, [&](uint64_t spec_field, std::string_view charsmap) {
+      if (spec_field == 2 && problem.empty())
+        if (std::string p = CheckCharsMap(charsmap); !p.empty()) problem = "normalization table: " + p;
       return true;
     });
   });
   ATTEND_CHECK(parsed, "vocabulary ", source,
                ": not a valid SentencePiece model (malformed protobuf)");
-  ATTEND_CHECK(problem.empty(), "vocabulary ", source,
-               ": not a valid SentencePiece model (normalization table: ", problem, ")");
+  ATTEND_CHECK(problem.empty(), "vocabulary ", source, ": not a valid SentencePiece model (",
+               problem, ")");
 }
 
 }  // namespace
@@ -183,7 +202,7 @@ Vocabulary Vocabulary::Train(const std::vector<std::string>& sentences,
 }
 
 Vocabulary Vocabulary::FromBytes(const std::string& bytes, const std::string& source) {
-  CheckNormalizers(bytes, source);
+  CheckModelProto(bytes, source);
   Vocabulary v;
   const auto status = v.impl_->sp.LoadFromSerializedProto(bytes);
   ATTEND_CHECK(status.ok(), "vocabulary ", source, ": not a valid SentencePiece model (",

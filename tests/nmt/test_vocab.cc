@@ -17,6 +17,7 @@
 namespace attend {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::string ErrorOf(const std::function<void()>& fn) {
@@ -75,6 +76,29 @@ TEST(Vocabulary, CorruptNormalizationTableIsRefused) {
   ASSERT_FALSE(bytes.empty());
   EXPECT_THAT(ErrorOf([&] { nmt::Vocabulary::FromBytes(bytes, "crash.model"); }),
               HasSubstr("normalization table"));
+}
+
+// Found by fuzz/fuzz_vocab.cc: a piece whose text starts with a NUL byte made SentencePiece's
+// trie builder throw through a noexcept function (std::terminate). The input is kept in the
+// corpus; an empty piece is the same case.
+TEST(Vocabulary, EmptyOrNulPiecesAreRefused) {
+  const std::string bytes =
+      SourceFile("fuzz/corpus/vocab/crash-5c4d5735c4b7cf666ff2e5d50f0ebb128438d705");
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_THAT(ErrorOf([&] { nmt::Vocabulary::FromBytes(bytes, "nul.model"); }),
+              AllOf(HasSubstr("nul.model"), HasSubstr("is empty or holds a NUL byte")));
+  // A trained model with one piece's text emptied: the first piece "<pad>" is field 1 (0x0a) of
+  // the model, its text field 1 of the piece ("\x0a\x05<pad>"); an empty text keeps it well formed.
+  nmt::VocabularyOptions o;
+  o.size = 60;
+  std::string good = nmt::Vocabulary::Train(Sentences(), o).bytes();
+  const size_t at = good.find(std::string("\x0a\x05<pad>", 7));
+  ASSERT_NE(at, std::string::npos);
+  std::string empty = good;
+  empty.replace(at, 7, std::string("\x0a\x00", 2));
+  empty[at - 1] = static_cast<char>(empty[at - 1] - 5);  // the piece message is 5 bytes shorter
+  EXPECT_THAT(ErrorOf([&] { nmt::Vocabulary::FromBytes(empty, "empty.model"); }),
+              HasSubstr("piece 0 is empty or holds a NUL byte"));
 }
 
 // Damage anywhere in a model (the normalization table is most of it) is refused or loads a
