@@ -169,7 +169,8 @@ void CheckModelProto(const std::string& bytes, const std::string& source) {
     if (field != 3 && field != 5) return true;  // normalizer_spec, denormalizer_spec
     return ForEachBytesField(message, [&](uint64_t spec_field, std::string_view charsmap) {
       if (spec_field == 2 && problem.empty())
-        if (std::string p = CheckCharsMap(charsmap); !p.empty()) problem = "normalization table: " + p;
+        if (std::string p = CheckCharsMap(charsmap); !p.empty())
+          problem = "normalization table: " + p;
       return true;
     });
   });
