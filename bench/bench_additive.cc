@@ -31,7 +31,7 @@ void BM_Additive(benchmark::State& st, bool fused, bool backward, int64_t na, in
     v.set_requires_grad(true);
   }
   for (auto _ : st) {
-    Tensor s = fused ? attend::attention::AdditiveScores(qp, kp, v)
+    Tensor s = fused ? attend::attention::FusedAdditiveScores(qp, kp, v)
                      : attend::Matmul(attend::Tanh(attend::Add(qp.Unsqueeze(2), kp.Unsqueeze(1))),
                                       v);  // [B, Tq, Tk]
     if (backward) {

@@ -2,7 +2,7 @@
 // operands: the Transformer's training products in all three orientations (forward x W^T, input
 // gradient dY W, weight gradient dY^T X) and the decoding products on a weight packed once
 // (PackedGemm, a few rows against the 8000 x 256 output layer). GFLOP/s counters; run with
-// OMP_NUM_THREADS=1 for one core. The thresholds in backend/cpu/blas.cc and nn/packed.cc come
+// OMP_NUM_THREADS=1 for one core. The thresholds in backend/cpu/gemm.cc and nn/prepacked.cc come
 // from these rows.
 #include <benchmark/benchmark.h>
 #include <cblas.h>

@@ -13,6 +13,6 @@ namespace attend::attention {
 // tanh, see backend/cpu/simd/additive_kernels.h), threaded over batch x query rows when the work
 // is large; f64 runs the scalar reference. Equal, up to that tanh error and rounding, to
 // Matmul(Tanh(Add(query_proj.Unsqueeze(2), key_proj.Unsqueeze(1))), v).
-Tensor AdditiveScores(const Tensor& query_proj, const Tensor& key_proj, const Tensor& v);
+Tensor FusedAdditiveScores(const Tensor& query_proj, const Tensor& key_proj, const Tensor& v);
 
 }  // namespace attend::attention

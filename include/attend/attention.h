@@ -19,7 +19,7 @@ struct Attended {
 };
 
 // Whether the fused kernels run where they apply: FusedScaledDotProductAttention inside
-// MultiHeadAttention (no weights asked for) and the Transformer, AdditiveScores inside
+// MultiHeadAttention (no weights asked for) and the Transformer, FusedAdditiveScores inside
 // AdditiveScore. On by default; off runs the compositions of engine ops instead, which give the
 // same results (within rounding and the fast tanh's 4e-7) - for measuring what the kernels buy
 // end to end (`attend translate --no-fused`). Process-wide.
@@ -234,11 +234,11 @@ struct KVCache {
   void Reorder(const std::vector<int64_t>& rows, int64_t capacity);
 };
 
-// One MultiHeadAttention's weights packed once for decoding steps (nn::PackedLinear, f32, eval
+// One MultiHeadAttention's weights packed once for decoding steps (nn::PrepackedLinear, f32, eval
 // mode): the in-projection (q, k and v for self-attention; q alone for cross-attention) and
 // out_proj.
-struct PackedAttention {
-  nn::PackedLinear in_proj, out_proj;
+struct PrepackedAttention {
+  nn::PrepackedLinear in_proj, out_proj;
 };
 
 // Multi-head attention, the one implementation: torch.nn.MultiheadAttention's layout and
@@ -269,14 +269,14 @@ class MultiHeadAttention : public nn::Module {
   // Cross-attention of x [B, Tq, E] over CrossKeysValues(memory); pad_mask bool [B, S].
   // `packed` (nullable): Pack(true)'s weights. Returns [B, Tq, E]; `weights` as above [B, Tq, S].
   Tensor CrossAttention(const Tensor& x, const KVCache& memory, const Tensor& pad_mask,
-                        Tensor* weights = nullptr, const PackedAttention* packed = nullptr);
+                        Tensor* weights = nullptr, const PrepackedAttention* packed = nullptr);
   // One decoding step of self-attention: x [N, 1, E] is position cache.length; its key and value
   // are appended (the cache must have room) and it attends over positions [0, length]. No mask
   // is needed: every cached position precedes it. `packed` (nullable): Pack(false)'s weights.
   Tensor SelfAttentionStep(const Tensor& x, KVCache& cache,
-                           const PackedAttention* packed = nullptr);
+                           const PrepackedAttention* packed = nullptr);
   // The weights packed for decoding steps: q, k, v (self-attention) or q alone.
-  PackedAttention Pack(bool query_only) const;
+  PrepackedAttention Pack(bool query_only) const;
 
   // The core every path shares: q [B, H, Tq, hd], k, v [B, H, Tk, hd] already projected;
   // pad_mask bool [B, Tk] or undefined. Returns out_proj (or `out_proj_packed`) of the merged
@@ -284,7 +284,7 @@ class MultiHeadAttention : public nn::Module {
   // [B, H, Tq, Tk], when average_weights is false).
   Tensor AttendHeads(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& pad_mask,
                      bool causal, Tensor* weights = nullptr,
-                     const nn::PackedLinear* out_proj_packed = nullptr,
+                     const nn::PrepackedLinear* out_proj_packed = nullptr,
                      bool average_weights = true);
   // Whether AttendHeads runs FusedScaledDotProductAttention for tq queries over tk keys: only
   // when no weights are wanted and FusedKernels() is on, and then for at least kFusedMinPairs

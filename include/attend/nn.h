@@ -90,11 +90,11 @@ class Linear : public Module {
 // same weight, and a BLAS would re-copy the weight into its own layout on every call. The copy
 // does not follow later changes to the layer (pack after training; the models pack in Start).
 // Inference only: f32, and no gradient flows through it.
-class PackedLinear {
+class PrepackedLinear {
  public:
-  PackedLinear() = default;
-  explicit PackedLinear(const Linear& layer) : PackedLinear(layer.weight, layer.bias) {}
-  PackedLinear(const Tensor& weight, const Tensor& bias);  // [out, in] f32; bias [out] or none
+  PrepackedLinear() = default;
+  explicit PrepackedLinear(const Linear& layer) : PrepackedLinear(layer.weight, layer.bias) {}
+  PrepackedLinear(const Tensor& weight, const Tensor& bias);  // [out, in] f32; bias [out] or none
   bool defined() const { return packed_.defined(); }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

@@ -1,4 +1,4 @@
-// AdditiveScores: the fused additive (Bahdanau) score op, its checks, threading decision and
+// FusedAdditiveScores: the fused additive (Bahdanau) score op, its checks, threading decision and
 // backward rule. The kernels are in backend/cpu/{simd,reference}/additive_kernels.*.
 #include "attend/additive_attention.h"
 
@@ -10,7 +10,7 @@ namespace attend::attention {
 
 namespace {
 
-constexpr const char* kOp = "AdditiveScores";
+constexpr const char* kOp = "FusedAdditiveScores";
 
 struct Sizes {
   int64_t nb, nq, nk, na;
@@ -61,7 +61,7 @@ std::vector<Tensor> Backward(const Tensor& q, const Tensor& k, const Tensor& v, 
 
 }  // namespace
 
-Tensor AdditiveScores(const Tensor& query_proj, const Tensor& key_proj, const Tensor& v) {
+Tensor FusedAdditiveScores(const Tensor& query_proj, const Tensor& key_proj, const Tensor& v) {
   CheckFloating(query_proj, kOp);
   CheckFloating(key_proj, kOp);
   CheckFloating(v, kOp);

@@ -115,7 +115,7 @@ bool MultiHeadAttention::UsesFusedKernel(int64_t tq, int64_t tk, bool need_weigh
 
 Tensor MultiHeadAttention::AttendHeads(const Tensor& q, const Tensor& k, const Tensor& v,
                                        const Tensor& pad_mask, bool causal, Tensor* weights,
-                                       const nn::PackedLinear* out_proj_packed,
+                                       const nn::PrepackedLinear* out_proj_packed,
                                        bool average_weights) {
   Tensor context;  // [B, H, Tq, hd]
   Generator& g = DropoutGenerator();
@@ -153,7 +153,7 @@ KVCache MultiHeadAttention::CrossKeysValues(const Tensor& memory) const {
 
 Tensor MultiHeadAttention::CrossAttention(const Tensor& x, const KVCache& memory,
                                           const Tensor& pad_mask, Tensor* weights,
-                                          const PackedAttention* packed) {
+                                          const PrepackedAttention* packed) {
   Tensor q = SplitHeads(packed ? packed->in_proj.Forward(x) : Project(x, 0, embed_dim));
   const Tensor k =
       memory.length == memory.capacity() ? memory.k : memory.k.Narrow(2, 0, memory.length);
@@ -163,7 +163,7 @@ Tensor MultiHeadAttention::CrossAttention(const Tensor& x, const KVCache& memory
 }
 
 Tensor MultiHeadAttention::SelfAttentionStep(const Tensor& x, KVCache& cache,
-                                             const PackedAttention* packed) {
+                                             const PrepackedAttention* packed) {
   const int64_t e = embed_dim, pos = cache.length;
   ATTEND_CHECK(x.dim() == 3 && x.size(1) == 1,
                "MultiHeadAttention::SelfAttentionStep: x must be "
@@ -181,12 +181,13 @@ Tensor MultiHeadAttention::SelfAttentionStep(const Tensor& x, KVCache& cache,
                      packed ? &packed->out_proj : nullptr);
 }
 
-PackedAttention MultiHeadAttention::Pack(bool query_only) const {
+PrepackedAttention MultiHeadAttention::Pack(bool query_only) const {
   const int64_t rows = query_only ? embed_dim : 3 * embed_dim;
-  PackedAttention p;
-  p.in_proj = nn::PackedLinear(in_proj_weight.Narrow(0, 0, rows),
-                               in_proj_bias.defined() ? in_proj_bias.Narrow(0, 0, rows) : Tensor());
-  p.out_proj = nn::PackedLinear(*out_proj);
+  PrepackedAttention p;
+  p.in_proj =
+      nn::PrepackedLinear(in_proj_weight.Narrow(0, 0, rows),
+                          in_proj_bias.defined() ? in_proj_bias.Narrow(0, 0, rows) : Tensor());
+  p.out_proj = nn::PrepackedLinear(*out_proj);
   return p;
 }
 

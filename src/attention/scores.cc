@@ -70,7 +70,7 @@ Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
       "] (from keys [B, Tk, Dk] of the same batch as the query ", query.str(), ")");
   Tensor wq = query_proj->Forward(query);  // [B, Tq, A]
   // Fused: v^T tanh(wq + pk) per pair without the [B, Tq, Tk, A] intermediate.
-  if (FusedKernels()) return AdditiveScores(wq, pk, v);           // [B, Tq, Tk]
+  if (FusedKernels()) return FusedAdditiveScores(wq, pk, v);      // [B, Tq, Tk]
   return Matmul(Tanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1))), v);  // via [B, Tq, Tk, A]
 }
 

@@ -64,8 +64,8 @@ class RnnState : public DecoderState {
   Tensor feed;           // [N, H] the previous attentional state (input feeding)
   int64_t step = 0;
   // Decoding (eval mode, no gradient): the output and combine layers packed once per Start.
-  nn::PackedLinear out, combine;
-  nn::PackedRecurrentStep decoder;
+  nn::PrepackedLinear out, combine;
+  nn::PrepackedRecurrentStep decoder;
 };
 
 class RnnSeq2Seq : public Seq2Seq {
@@ -170,10 +170,10 @@ class RnnSeq2Seq : public Seq2Seq {
     auto st = std::make_unique<RnnState>(Encode(src, src_lengths));
     // Packed for decoding in eval mode without gradients (the packed layers are f32 only).
     if (!training() && !GradMode::enabled() && out_->weight.dtype() == DType::kF32) {
-      st->out = nn::PackedLinear(*out_);
-      st->combine = nn::PackedLinear(*combine_);
-      st->decoder = decoder_.gru ? nn::PackedRecurrentStep(*decoder_.gru)
-                                 : nn::PackedRecurrentStep(*decoder_.lstm);
+      st->out = nn::PrepackedLinear(*out_);
+      st->combine = nn::PrepackedLinear(*combine_);
+      st->decoder = decoder_.gru ? nn::PrepackedRecurrentStep(*decoder_.gru)
+                                 : nn::PrepackedRecurrentStep(*decoder_.lstm);
     }
     return st;
   }

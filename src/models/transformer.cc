@@ -71,10 +71,10 @@ struct LayerCache {
   attention::KVCache self;   // [N, H, capacity, hd]
 };
 
-// A decoder layer's weights packed for decoding steps (nn::PackedLinear), made in Start.
-struct PackedDecoderLayer {
-  attention::PackedAttention self, cross;
-  nn::PackedLinear ff1, ff2;
+// A decoder layer's weights packed for decoding steps (nn::PrepackedLinear), made in Start.
+struct PrepackedDecoderLayer {
+  attention::PrepackedAttention self, cross;
+  nn::PrepackedLinear ff1, ff2;
 };
 
 class DecoderLayer : public nn::Module {
@@ -118,7 +118,7 @@ class DecoderLayer : public nn::Module {
   // One decoding step: y [N, 1, E] at position cache.self.length; appends this position's keys
   // and values to the cache (the caller has made room) and attends over every position so far.
   Tensor Step(const Tensor& y, LayerCache& cache, const Tensor& pad_mask, Tensor* weights,
-              const PackedDecoderLayer* pk) {
+              const PrepackedDecoderLayer* pk) {
     auto self_block = [&](const Tensor& x) {
       return self_attn->SelfAttentionStep(x, cache.self, pk ? &pk->self : nullptr);
     };
@@ -133,12 +133,12 @@ class DecoderLayer : public nn::Module {
   }
 
   // This layer's weights packed for Step (eval mode: dropout is the identity there).
-  PackedDecoderLayer Pack() const {
-    PackedDecoderLayer pk;
+  PrepackedDecoderLayer Pack() const {
+    PrepackedDecoderLayer pk;
     pk.self = self_attn->Pack(/*query_only=*/false);
     pk.cross = multihead_attn->Pack(/*query_only=*/true);
-    pk.ff1 = nn::PackedLinear(*linear1);
-    pk.ff2 = nn::PackedLinear(*linear2);
+    pk.ff1 = nn::PrepackedLinear(*linear1);
+    pk.ff2 = nn::PrepackedLinear(*linear2);
     return pk;
   }
 
@@ -180,8 +180,8 @@ struct TransformerState : DecoderState {
   int64_t rows() const override { return src_mask.size(0); }
   std::vector<LayerCache> layers;
   // Eval mode only: each decoder layer's weights and the output projection packed for Step.
-  std::vector<PackedDecoderLayer> packed;
-  nn::PackedLinear logits;
+  std::vector<PrepackedDecoderLayer> packed;
+  nn::PrepackedLinear logits;
   Tensor src_mask;       // [N, S] bool, true = padding
   int64_t length = 0;    // target positions decoded so far
   int64_t capacity = 0;  // positions the self-attention caches hold
@@ -275,7 +275,7 @@ class Transformer : public Seq2Seq {
     }
     if (pack)
       state->logits =
-          output_ ? nn::PackedLinear(*output_) : nn::PackedLinear(embed_->weight, Tensor());
+          output_ ? nn::PrepackedLinear(*output_) : nn::PrepackedLinear(embed_->weight, Tensor());
     return state;
   }
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "attend/ops/conv.h"
-#include "backend/cpu/blas.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 

@@ -2,7 +2,7 @@
 // dims are row- or column-major go to the BLAS as they are (transposes folded into the call).
 #include <cstring>
 
-#include "backend/cpu/blas.h"
+#include "backend/cpu/gemm.h"
 #include "ops/op_helpers.h"
 
 namespace attend {

@@ -31,7 +31,7 @@
 #include <string>
 
 #include "attend/ops/rnn.h"
-#include "backend/cpu/blas.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
 

@@ -120,7 +120,7 @@ void CheckAgainstComposition(const Case& c, uint64_t seed) {
     Tensor qp = qp0.Clone().set_requires_grad(true);
     Tensor kp = kp0.Clone().set_requires_grad(true);
     Tensor v = v0.Clone().set_requires_grad(true);
-    outs[fused] = fused ? AdditiveScores(qp, kp, v) : Unfused(qp, kp, v);
+    outs[fused] = fused ? FusedAdditiveScores(qp, kp, v) : Unfused(qp, kp, v);
     Sum(Mul(outs[fused], w)).Backward();
     grads[fused][0] = qp.grad();
     grads[fused][1] = kp.grad();
@@ -201,7 +201,7 @@ TEST(AdditiveAttention, EmptyShapes) {
     Tensor qp = RandomUniform({c.nb, c.nq, c.na}, 1).To(DType::kF32).set_requires_grad(true);
     Tensor kp = RandomUniform({c.nb, c.nk, c.na}, 2).To(DType::kF32).set_requires_grad(true);
     Tensor v = RandomUniform({c.na}, 3).To(DType::kF32).set_requires_grad(true);
-    Tensor s = AdditiveScores(qp, kp, v);
+    Tensor s = FusedAdditiveScores(qp, kp, v);
     EXPECT_EQ(s.shape(), Shape({c.nb, c.nq, c.nk}));
     for (float x : s.ToVector<float>()) EXPECT_EQ(x, 0.0f);  // A = 0: an empty sum
     Sum(s).Backward();
@@ -218,13 +218,13 @@ TEST(AdditiveAttention, NonContiguousInputs) {
   Tensor v = RandomUniform({19}, 13).To(DType::kF32);
   Tensor qp = qfull.Narrow(2, 1, 19);  // [2, 3, 19]
   Tensor kp = kt.Transpose(1, 2);      // [2, 7, 19]
-  EXPECT_TRUE(RelClose(AdditiveScores(qp, kp, v), Unfused(qp, kp, v), 1e-5));
+  EXPECT_TRUE(RelClose(FusedAdditiveScores(qp, kp, v), Unfused(qp, kp, v), 1e-5));
 }
 
 TEST(AdditiveAttention, GradCheckF64) {
   for (const Case& c : {Case{2, 3, 5, 4, 1.5}, Case{1, 1, 3, 2, 1.5}, Case{2, 2, 1, 3, 3.0}}) {
     EXPECT_TRUE(GradCheck(
-        [](const std::vector<Tensor>& in) { return AdditiveScores(in[0], in[1], in[2]); },
+        [](const std::vector<Tensor>& in) { return FusedAdditiveScores(in[0], in[1], in[2]); },
         {RandomUniform({c.nb, c.nq, c.na}, 21, -c.range, c.range),
          RandomUniform({c.nb, c.nk, c.na}, 22, -c.range, c.range), RandomUniform({c.na}, 23)}));
   }
@@ -233,7 +233,7 @@ TEST(AdditiveAttention, GradCheckF64) {
 TEST(AdditiveAttention, F64MatchesTheComposition) {
   Tensor qp = RandomUniform({2, 4, 9}, 31), kp = RandomUniform({2, 6, 9}, 32);
   Tensor v = RandomUniform({9}, 33);
-  EXPECT_TRUE(RelClose(AdditiveScores(qp, kp, v), Unfused(qp, kp, v), 1e-13));
+  EXPECT_TRUE(RelClose(FusedAdditiveScores(qp, kp, v), Unfused(qp, kp, v), 1e-13));
 }
 
 // Per-element error bounds of the f32 kernels against the double reference: each tanh is off by
@@ -318,7 +318,7 @@ TEST(AdditiveAttention, AdditiveScoreTakesTheFusedPath) {
   const uint64_t before = GetAllocatorStats().bytes_in_use;
   Tensor s = score.Forward(query, keys);  // [2, 64, 64]
   ASSERT_TRUE(s.grad_fn());
-  EXPECT_STREQ(s.grad_fn()->name(), "AdditiveScores");
+  EXPECT_STREQ(s.grad_fn()->name(), "FusedAdditiveScores");
   Sum(s).Backward();
   EXPECT_LT(GetAllocatorStats().peak_bytes_in_use - before, intermediate_bytes / 8);
   // And it is the same function of the module's parameters as the composition.
@@ -333,24 +333,25 @@ TEST(AdditiveAttention, AdditiveScoreTakesTheFusedPath) {
 
 TEST(AdditiveAttention, ErrorsNameTheOpAndShapes) {
   Tensor q = Tensor::Zeros({2, 3, 4}), k = Tensor::Zeros({2, 5, 4}), v = Tensor::Zeros({4});
+  EXPECT_THAT(
+      ThrownMessage([&] {
+        FusedAdditiveScores(q, Tensor::Zeros({3, 5, 4}), v);
+      }),
+      AllOf(HasSubstr("FusedAdditiveScores"), HasSubstr("[2, 3, 4]"), HasSubstr("[3, 5, 4]")));
+  EXPECT_THAT(ThrownMessage([&] { FusedAdditiveScores(q, k, Tensor::Zeros({5})); }),
+              AllOf(HasSubstr("FusedAdditiveScores"), HasSubstr("[5]")));
   EXPECT_THAT(ThrownMessage([&] {
-                AdditiveScores(q, Tensor::Zeros({3, 5, 4}), v);
+                FusedAdditiveScores(q, Tensor::Zeros({2, 5, 6}), v);
               }),
-              AllOf(HasSubstr("AdditiveScores"), HasSubstr("[2, 3, 4]"), HasSubstr("[3, 5, 4]")));
-  EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q, k, Tensor::Zeros({5})); }),
-              AllOf(HasSubstr("AdditiveScores"), HasSubstr("[5]")));
+              AllOf(HasSubstr("FusedAdditiveScores"), HasSubstr("[2, 5, 6]")));
+  EXPECT_THAT(ThrownMessage([&] { FusedAdditiveScores(q.To(DType::kF64), k, v); }),
+              AllOf(HasSubstr("FusedAdditiveScores"), HasSubstr("dtypes differ")));
+  EXPECT_THAT(ThrownMessage([&] { FusedAdditiveScores(q.Flatten(0, 1), k, v); }),
+              AllOf(HasSubstr("FusedAdditiveScores"), HasSubstr("[6, 4]")));
   EXPECT_THAT(ThrownMessage([&] {
-                AdditiveScores(q, Tensor::Zeros({2, 5, 6}), v);
+                FusedAdditiveScores(Tensor::Zeros({2, 3, 4}, DType::kI64), k, v);
               }),
-              AllOf(HasSubstr("AdditiveScores"), HasSubstr("[2, 5, 6]")));
-  EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q.To(DType::kF64), k, v); }),
-              AllOf(HasSubstr("AdditiveScores"), HasSubstr("dtypes differ")));
-  EXPECT_THAT(ThrownMessage([&] { AdditiveScores(q.Flatten(0, 1), k, v); }),
-              AllOf(HasSubstr("AdditiveScores"), HasSubstr("[6, 4]")));
-  EXPECT_THAT(ThrownMessage([&] {
-                AdditiveScores(Tensor::Zeros({2, 3, 4}, DType::kI64), k, v);
-              }),
-              HasSubstr("AdditiveScores"));
+              HasSubstr("FusedAdditiveScores"));
 }
 
 }  // namespace

@@ -111,11 +111,11 @@ TEST(Module, BadInputsNameTheLayer) {
 
 // The decoding layer on a packed weight gives Linear's results, for any leading shape, on both
 // sides of the row count where it hands over to the BLAS.
-TEST(PackedLinear, EqualsLinear) {
+TEST(PrepackedLinear, EqualsLinear) {
   Generator gen(9);
   for (bool bias : {true, false}) {
     Linear lin(70, 45, bias, gen);
-    PackedLinear packed(lin);
+    PrepackedLinear packed(lin);
     EXPECT_EQ(packed.in_features(), 70);
     EXPECT_EQ(packed.out_features(), 45);
     NoGradGuard no_grad;
@@ -134,10 +134,10 @@ TEST(PackedLinear, EqualsLinear) {
   }
 }
 
-TEST(PackedLinear, RefusesWhatItCannotDo) {
+TEST(PrepackedLinear, RefusesWhatItCannotDo) {
   Generator gen(10);
   Linear lin(4, 3, true, gen);
-  PackedLinear packed(lin);
+  PrepackedLinear packed(lin);
   Tensor x = Tensor::Randn({2, 4}, gen);
   x.set_requires_grad(true);
   try {
@@ -149,9 +149,9 @@ TEST(PackedLinear, RefusesWhatItCannotDo) {
   NoGradGuard no_grad;
   EXPECT_THROW(packed.Forward(Tensor::Zeros({2, 5})), Error);
   EXPECT_THROW(packed.Forward(Tensor::Zeros({2, 4}, DType::kF64)), Error);
-  EXPECT_THROW(PackedLinear().Forward(Tensor::Zeros({2, 4})), Error);
+  EXPECT_THROW(PrepackedLinear().Forward(Tensor::Zeros({2, 4})), Error);
   Linear lin64(4, 3, true, gen, DType::kF64);
-  EXPECT_THROW(PackedLinear{lin64}, Error);
+  EXPECT_THROW(PrepackedLinear{lin64}, Error);
 }
 
 // Initialisers: sample mean and variance against the target distribution (n = 40000 draws, so

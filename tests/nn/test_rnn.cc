@@ -844,7 +844,7 @@ void ReplayCase(const RefCase& c) {
 
 // Decoding one step at a time on packed weights equals the module run over the sequence (eval
 // mode), for GRU and LSTM, one and two layers, with and without bias.
-TEST(PackedRecurrentStep, EqualsTheModule) {
+TEST(PrepackedRecurrentStep, EqualsTheModule) {
   for (bool lstm : {false, true})
     for (int64_t layers : {1, 2})
       for (bool bias : {true, false}) {
@@ -871,7 +871,7 @@ TEST(PackedRecurrentStep, EqualsTheModule) {
           auto o = gru->Forward(x, Tensor(), h0);
           out = o.output, hn = o.h_n;
         }
-        nn::PackedRecurrentStep step(*rnn);
+        nn::PrepackedRecurrentStep step(*rnn);
         Tensor h = h0, c = c0;
         for (int64_t t = 0; t < t_len; ++t) {
           Tensor top = step.Step(x.Select(1, t), &h, lstm ? &c : nullptr);
@@ -889,14 +889,14 @@ TEST(PackedRecurrentStep, EqualsTheModule) {
       }
 }
 
-TEST(PackedRecurrentStep, RefusesBidirectionalAndBadStates) {
+TEST(PrepackedRecurrentStep, RefusesBidirectionalAndBadStates) {
   Generator gen(50);
   nn::RnnOptions bi;
   bi.bidirectional = true;
   nn::GRU encoder(4, 3, gen, bi);
-  EXPECT_THROW(nn::PackedRecurrentStep{encoder}, Error);
+  EXPECT_THROW(nn::PrepackedRecurrentStep{encoder}, Error);
   nn::LSTM decoder(4, 3, gen);
-  nn::PackedRecurrentStep step(decoder);
+  nn::PrepackedRecurrentStep step(decoder);
   NoGradGuard no_grad;
   Tensor h = Tensor::Zeros({1, 2, 3});
   EXPECT_THROW(step.Step(Tensor::Zeros({2, 4}), &h, nullptr), Error);  // an LSTM needs c

@@ -86,13 +86,13 @@ class LSTM : public RnnBase {
 };
 
 // A unidirectional GRU or LSTM (all layers) run one step at a time on weights packed once
-// (PackedLinear), for decoding: the same arithmetic as the module in eval mode, without its
+// (PrepackedLinear), for decoding: the same arithmetic as the module in eval mode, without its
 // per-call weight copies. Inference only (f32, no gradient); it does not follow later changes to
 // the module's weights.
-class PackedRecurrentStep {
+class PrepackedRecurrentStep {
  public:
-  PackedRecurrentStep() = default;
-  explicit PackedRecurrentStep(const RnnBase& rnn);
+  PrepackedRecurrentStep() = default;
+  explicit PrepackedRecurrentStep(const RnnBase& rnn);
   bool defined() const { return !ih_.empty(); }
   // x [N, in]; *h (and *c for an LSTM) [L, N, H] are replaced by the states after the step.
   // Returns the top layer's new hidden state [N, H].
@@ -101,7 +101,7 @@ class PackedRecurrentStep {
  private:
   bool lstm_ = false;
   int64_t hidden_ = 0;
-  std::vector<PackedLinear> ih_, hh_;  // per layer, biases folded in
+  std::vector<PrepackedLinear> ih_, hh_;  // per layer, biases folded in
 };
 
 // One GRU step, as torch.nn.GRUCell: parameters weight_ih [3H, in], weight_hh [3H, H],

@@ -1,4 +1,5 @@
-// The GEMM entry point: row-major C = alpha * op(A) @ op(B) + beta * C through OpenBLAS's CBLAS.
+// The GEMM entry point, row-major C = alpha * op(A) @ op(B) + beta * C: f32 runs the project's
+// own kernel (simd/gemm_kernels.cc) on large products, everything else OpenBLAS (gemm.cc).
 #pragma once
 
 #include <cstdint>

@@ -3,7 +3,7 @@
 // kernel family than the CPU has (Haswell's AVX2 sgemm on AVX-512 parts; the measured ratios
 // are in docs/results.md). f64 (gradient checks, references) stays with OpenBLAS, so
 // no other file includes cblas.h.
-#include "backend/cpu/blas.h"
+#include "backend/cpu/gemm.h"
 
 #include <cblas.h>
 

@@ -1,5 +1,5 @@
-// Decoding-time layers on weights packed once: PackedLinear (attend/nn.h) and
-// PackedRecurrentStep (attend/nn/rnn.h).
+// Decoding-time layers on weights packed once: PrepackedLinear (attend/nn.h) and
+// PrepackedRecurrentStep (attend/nn/rnn.h).
 #include <vector>
 
 #include "attend/autograd.h"
@@ -19,15 +19,15 @@ constexpr int64_t kMaxPackedRows = 256;
 
 }  // namespace
 
-PackedLinear::PackedLinear(const Tensor& weight, const Tensor& bias) {
+PrepackedLinear::PrepackedLinear(const Tensor& weight, const Tensor& bias) {
   ATTEND_CHECK(weight.defined() && weight.dim() == 2 && weight.dtype() == DType::kF32,
-               "PackedLinear: weight must be f32 [out, in], got ",
+               "PrepackedLinear: weight must be f32 [out, in], got ",
                weight.defined() ? weight.str() : "undefined");
   out_ = weight.size(0);
   in_ = weight.size(1);
   ATTEND_CHECK(
       !bias.defined() || (bias.dim() == 1 && bias.size(0) == out_ && bias.dtype() == DType::kF32),
-      "PackedLinear: bias ", bias.defined() ? bias.str() : "", " must be f32 [", out_, "]");
+      "PrepackedLinear: bias ", bias.defined() ? bias.str() : "", " must be f32 [", out_, "]");
   NoGradGuard no_grad;
   // Copies, so that every row count sees the weights as they were when packed.
   weight_ = weight.Detach().Clone();
@@ -36,12 +36,12 @@ PackedLinear::PackedLinear(const Tensor& weight, const Tensor& bias) {
   cpu::PackWeight(weight_.data<float>(), out_, in_, in_, packed_.data<float>());
 }
 
-Tensor PackedLinear::Forward(const Tensor& x) const {
-  ATTEND_CHECK(defined(), "PackedLinear: Forward on an empty layer");
+Tensor PrepackedLinear::Forward(const Tensor& x) const {
+  ATTEND_CHECK(defined(), "PrepackedLinear: Forward on an empty layer");
   ATTEND_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == in_ && x.dtype() == DType::kF32,
-               "PackedLinear: input ", x.defined() ? x.str() : "undefined", " must be f32 [..., ",
-               in_, "]");
-  ATTEND_CHECK(!(GradMode::enabled() && x.requires_grad()), "PackedLinear: input ", x.str(),
+               "PrepackedLinear: input ", x.defined() ? x.str() : "undefined",
+               " must be f32 [..., ", in_, "]");
+  ATTEND_CHECK(!(GradMode::enabled() && x.requires_grad()), "PrepackedLinear: input ", x.str(),
                " requires a gradient; the packed layer is for "
                "inference only (use Linear, or a NoGradGuard)");
   const int64_t rows = x.numel() / in_;
@@ -62,9 +62,9 @@ Tensor PackedLinear::Forward(const Tensor& x) const {
 
 namespace attend::nn {
 
-PackedRecurrentStep::PackedRecurrentStep(const RnnBase& rnn) {
+PrepackedRecurrentStep::PrepackedRecurrentStep(const RnnBase& rnn) {
   ATTEND_CHECK(rnn.num_directions() == 1,
-               "PackedRecurrentStep: the recurrent module must be "
+               "PrepackedRecurrentStep: the recurrent module must be "
                "unidirectional (a decoder), it has ",
                rnn.num_directions(), " directions");
   hidden_ = rnn.hidden_size();
@@ -76,13 +76,13 @@ PackedRecurrentStep::PackedRecurrentStep(const RnnBase& rnn) {
   }
 }
 
-Tensor PackedRecurrentStep::Step(const Tensor& x, Tensor* h, Tensor* c) const {
-  ATTEND_CHECK(defined(), "PackedRecurrentStep: Step on an empty module");
+Tensor PrepackedRecurrentStep::Step(const Tensor& x, Tensor* h, Tensor* c) const {
+  ATTEND_CHECK(defined(), "PrepackedRecurrentStep: Step on an empty module");
   const int64_t layers = static_cast<int64_t>(ih_.size()), hd = hidden_;
   ATTEND_CHECK(x.defined() && x.dim() == 2 && h && h->defined() && h->dim() == 3 &&
                    h->size(0) == layers && h->size(1) == x.size(0) && h->size(2) == hd &&
                    (!lstm_ || (c && c->defined() && c->shape() == h->shape())),
-               "PackedRecurrentStep: x ", x.defined() ? x.str() : "undefined",
+               "PrepackedRecurrentStep: x ", x.defined() ? x.str() : "undefined",
                " must be [N, in] "
                "and the states [",
                layers, ", N, ", hd, "]", lstm_ ? " (h and c)" : "");
