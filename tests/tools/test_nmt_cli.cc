@@ -129,7 +129,7 @@ TEST_F(NmtCli, TranslateKeepsEveryLine) {
   WriteFile(*dir_ / "keep.src", "lo ka\n\nmi su te\n" + long_line + "\n\nlo\n");
   // Each line alone is the reference (greedy search does not depend on the batch).
   std::vector<std::string> alone;
-  for (const std::string& l : {"lo ka", "", "mi su te", "mi mi mi mi mi mi mi", "", "lo"}) {
+  for (const std::string l : {"lo ka", "", "mi su te", "mi mi mi mi mi mi mi", "", "lo"}) {
     WriteFile(*dir_ / "one.src", l + "\n");
     r = RunCommand(
         AttendCommand("translate --greedy -m " + model + " -i " + ShellQuote(*dir_ / "one.src")));
@@ -315,9 +315,10 @@ TEST_F(NmtCli, KilledTrainingResumesExactly) {
     ASSERT_EQ(a.tensors.size(), b.tensors.size()) << name;
     for (size_t i = 0; i < a.tensors.size(); ++i) {
       ASSERT_EQ(a.tensors[i].first, b.tensors[i].first) << name;
-      if (a.tensors[i].second.dtype() == DType::kF32)
+      if (a.tensors[i].second.dtype() == DType::kF32) {
         EXPECT_EQ(a.tensors[i].second.ToVector<float>(), b.tensors[i].second.ToVector<float>())
             << name << " " << a.tensors[i].first;
+      }
     }
     EXPECT_EQ(a.metadata.at("trainer.step"), b.metadata.at("trainer.step")) << name;
   }
