@@ -330,9 +330,12 @@ TEST(FusedAttentionKernel, SingleQueryDecodingSplitsLongKeys) {
 TEST(FusedAttention, MultiHeadAttentionWithoutWeightsTakesTheFusedPath) {
   Generator gen(5);
   MultiHeadAttention mha(32, 4, gen, 0.25);
-  Tensor x = Tensor::Randn({2, 70, 32}, gen), mem = Tensor::Randn({2, 90, 32}, gen);
-  Tensor pad = PaddingMask(2, 90, 0.2, 4);
-  Tensor w = Tensor::Randn({2, 70, 32}, gen);
+  // 130 x 130 (query, key) pairs per head: at least MultiHeadAttention::kFusedMinPairs, so the
+  // fused kernel runs once no weights are wanted (below it the composition runs: checked last).
+  Tensor x = Tensor::Randn({2, 130, 32}, gen), mem = Tensor::Randn({2, 130, 32}, gen);
+  Tensor pad = PaddingMask(2, 130, 0.2, 4);
+  Tensor w = Tensor::Randn({2, 130, 32}, gen);
+  ASSERT_GE(130 * 130, MultiHeadAttention::kFusedMinPairs);
   for (bool training : {false, true}) {
     mha.Train(training);
     for (bool causal : {false, true}) {
@@ -357,10 +360,19 @@ TEST(FusedAttention, MultiHeadAttentionWithoutWeightsTakesTheFusedPath) {
   // An arbitrary attn_mask needs the composition: no weights, but no fused call either.
   mha.Train(false);
   const uint64_t calls = internal::FusedSdpaCalls();
-  Attended am = mha.Forward(x, x, x, Tensor(), CausalMask(70, 70), false, true, false);
+  Attended am = mha.Forward(x, x, x, Tensor(), CausalMask(130, 130), false, true, false);
   EXPECT_EQ(internal::FusedSdpaCalls(), calls);
   EXPECT_FALSE(am.weights.defined());
   EXPECT_LE(RelError(am.context, mha.Forward(x, x, x, Tensor(), Tensor(), true).context), kRelTol);
+  // A small problem (70 x 90 pairs) runs the composition, which gives the same result: the one
+  // rule, MultiHeadAttention::UsesFusedKernel, that the Transformer's layers follow too.
+  Tensor xs = Tensor::Randn({2, 70, 32}, gen), ms = Tensor::Randn({2, 90, 32}, gen);
+  EXPECT_FALSE(mha.UsesFusedKernel(70, 90, /*need_weights=*/false));
+  EXPECT_TRUE(mha.UsesFusedKernel(1, 90, /*need_weights=*/false));  // a decoding step (eval)
+  const uint64_t before_small = internal::FusedSdpaCalls();
+  Attended small = mha.Forward(xs, ms, ms, Tensor(), Tensor(), false, true, false);
+  EXPECT_EQ(internal::FusedSdpaCalls(), before_small);
+  EXPECT_LE(RelError(small.context, mha.Forward(xs, ms, ms).context), kRelTol);
 }
 
 }  // namespace

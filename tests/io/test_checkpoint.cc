@@ -258,7 +258,8 @@ TEST(Safetensors, ReadsAFileWrittenByPython) {
 
 // Runs the generator script's plain-Python reader on a file; returns its JSON output.
 nlohmann::json ReadWithPython(const std::string& path, std::string* error) {
-  const fs::path script = fs::path(__FILE__).parent_path() / "reference" / "optim_reference.py";
+  const fs::path script =
+      fs::path(ATTEND_SOURCE_DIR) / "tests" / "reference" / "optim_reference.py";
   const std::string cmd =
       "/usr/bin/python3 '" + script.string() + "' --read-safetensors '" + path + "' 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");

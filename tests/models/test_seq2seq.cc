@@ -171,12 +171,15 @@ TEST(Seq2Seq, ErrorsNameTheProblem) {
   ModelConfig c = Tiny("rnn-attention");
   c.hidden_dim = 7;
   EXPECT_THROW(models::MakeModel(c, gen), Error);
-  c = Tiny("rnn-attention", "bogus");
+  // Options are enums: a bad name is refused where names are read (a checkpoint's config JSON,
+  // `attend train`'s options), and the message names it and the choices.
   try {
-    models::MakeModel(c, gen);
+    models::ModelConfig::FromJson(R"({"score": "bogus"})");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bogus"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("score 'bogus' is not one of additive | dot"),
+              std::string::npos)
+        << e.what();
   }
   auto model = models::MakeModel(Tiny("rnn-attention"), gen);
   auto ex = Examples();
