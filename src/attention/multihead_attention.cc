@@ -53,6 +53,13 @@ void KVCache::Reorder(const std::vector<int64_t>& rows, int64_t new_capacity) {
   const int64_t n = k.size(0);
   for (int64_t r : rows)
     ATTEND_CHECK(r >= 0 && r < n, "KVCache::Reorder: row ", r, " is out of range [0, ", n, ")");
+  if (length == capacity() && new_capacity == capacity()) {
+    // A full cache (cross-attention's keys and values) keeps its size: a row gather.
+    const Tensor index = Tensor::FromVector(rows, {static_cast<int64_t>(rows.size())});
+    k = IndexSelect(k, 0, index);
+    v = IndexSelect(v, 0, index);
+    return;
+  }
   k = CopyCacheRows(k, rows, length, new_capacity);
   v = CopyCacheRows(v, rows, length, new_capacity);
 }
