@@ -1,156 +1,14 @@
 // Max, average and adaptive average pooling over the last two dims of [..., H, W] (1-D pooling
 // runs as height 1), each plane on its own, and global average pooling. The common 2x2 / stride
-// 2 max pool has Highway kernels (this file is compiled once per SIMD target).
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "ops/pool.cc"
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
-
-#include "hwy/highway.h"
-
+// 2 max pool runs the row kernels of backend/cpu (Highway for f32, the scalar reference for f64).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #include "attend/ops/conv.h"
+#include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
-
-// The scalar kernels, defined once (this file is included again for every SIMD target).
-#ifndef ATTEND_OPS_POOL_SCALAR_KERNELS_
-#define ATTEND_OPS_POOL_SCALAR_KERNELS_
-namespace attend::pool_kernels {
-
-// Whether v replaces the running maximum `best`: strictly greater keeps the first maximum, and a
-// NaN always wins (so it propagates), as PyTorch. Written without branches: on random data the
-// comparison is a coin flip that a branch would mispredict half the time.
-template <typename T>
-inline bool TakesMax(T v, T best) {
-  return (v > best) | (v != v);
-}
-
-// Which element of the 2x2 window (a, b / c, e), in row-major order, holds the first maximum:
-// 0..3, and that maximum in *best.
-template <typename T>
-inline int Window2x2(T a, T b, T c, T e, T* best) {
-  T m = a;
-  int code = 0;
-  if (TakesMax(b, m)) {
-    m = b;
-    code = 1;
-  }
-  if (TakesMax(c, m)) {
-    m = c;
-    code = 2;
-  }
-  if (TakesMax(e, m)) {
-    m = e;
-    code = 3;
-  }
-  *best = m;
-  return code;
-}
-
-// Scalar 2x2 / stride-2 max pooling of outputs [i0, n) of one output row, whose windows lie in
-// input rows r0 and r1. Forward: y[i]. Backward: writes all of d0[2i, 2i+1] and d1[2i, 2i+1],
-// the cotangent g[i] at the window's first maximum and zero elsewhere.
-template <typename T>
-void MaxPool2x2RowScalar(const T* r0, const T* r1, T* y, int64_t i0, int64_t n) {
-  for (int64_t i = i0; i < n; ++i)
-    Window2x2(r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1], y + i);
-}
-template <typename T>
-void MaxPool2x2GradRowScalar(const T* r0, const T* r1, const T* g, T* d0, T* d1, int64_t i0,
-                             int64_t n) {
-  for (int64_t i = i0; i < n; ++i) {
-    T best;
-    const int code = Window2x2(r0[2 * i], r0[2 * i + 1], r1[2 * i], r1[2 * i + 1], &best);
-    d0[2 * i] = code == 0 ? g[i] : T(0);
-    d0[2 * i + 1] = code == 1 ? g[i] : T(0);
-    d1[2 * i] = code == 2 ? g[i] : T(0);
-    d1[2 * i + 1] = code == 3 ? g[i] : T(0);
-  }
-}
-
-}  // namespace attend::pool_kernels
-#endif  // ATTEND_OPS_POOL_SCALAR_KERNELS_
-
-HWY_BEFORE_NAMESPACE();
-namespace attend::pool_kernels {
-namespace HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-// The f32 rows of the scalar kernels above, a vector of outputs at a time: the even and odd
-// columns of each input row are split apart by LoadInterleaved2 and merged back by
-// StoreInterleaved2, and the decisions are the same comparisons as TakesMax, lane by lane.
-// Each returns the first output it did not reach (tails are left to narrower vectors).
-template <class D>
-int64_t MaxPool2x2RowVec(D d, const float* r0, const float* r1, float* y, int64_t i, int64_t n) {
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  for (; i + lanes <= n; i += lanes) {
-    hn::Vec<D> a, b, c, e;
-    hn::LoadInterleaved2(d, r0 + 2 * i, a, b);
-    hn::LoadInterleaved2(d, r1 + 2 * i, c, e);
-    auto best = a;
-    best = hn::IfThenElse(hn::Or(hn::Gt(b, best), hn::IsNaN(b)), b, best);
-    best = hn::IfThenElse(hn::Or(hn::Gt(c, best), hn::IsNaN(c)), c, best);
-    best = hn::IfThenElse(hn::Or(hn::Gt(e, best), hn::IsNaN(e)), e, best);
-    hn::StoreU(best, d, y + i);
-  }
-  return i;
-}
-
-template <class D>
-int64_t MaxPool2x2GradRowVec(D d, const float* r0, const float* r1, const float* g, float* d0,
-                             float* d1, int64_t i, int64_t n) {
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  for (; i + lanes <= n; i += lanes) {
-    hn::Vec<D> a, b, c, e;
-    hn::LoadInterleaved2(d, r0 + 2 * i, a, b);
-    hn::LoadInterleaved2(d, r1 + 2 * i, c, e);
-    auto best = a;
-    const auto take_b = hn::Or(hn::Gt(b, best), hn::IsNaN(b));
-    best = hn::IfThenElse(take_b, b, best);
-    const auto take_c = hn::Or(hn::Gt(c, best), hn::IsNaN(c));
-    best = hn::IfThenElse(take_c, c, best);
-    const auto take_e = hn::Or(hn::Gt(e, best), hn::IsNaN(e));
-    // The last element taken is the window's maximum.
-    const auto win_c = hn::AndNot(take_e, take_c);
-    const auto win_b = hn::AndNot(hn::Or(take_c, take_e), take_b);
-    const auto win_a = hn::Not(hn::Or(take_b, hn::Or(take_c, take_e)));
-    const auto gv = hn::LoadU(d, g + i);
-    hn::StoreInterleaved2(hn::IfThenElseZero(win_a, gv), hn::IfThenElseZero(win_b, gv), d,
-                          d0 + 2 * i);
-    hn::StoreInterleaved2(hn::IfThenElseZero(win_c, gv), hn::IfThenElseZero(take_e, gv), d,
-                          d1 + 2 * i);
-  }
-  return i;
-}
-
-// Full vectors, then 8 and 4 lanes (rows of a small plane are shorter than one AVX-512 vector),
-// then scalars.
-void MaxPool2x2RowF32(const float* r0, const float* r1, float* y, int64_t n) {
-  int64_t i = MaxPool2x2RowVec(hn::ScalableTag<float>(), r0, r1, y, 0, n);
-  i = MaxPool2x2RowVec(hn::CappedTag<float, 8>(), r0, r1, y, i, n);
-  i = MaxPool2x2RowVec(hn::CappedTag<float, 4>(), r0, r1, y, i, n);
-  MaxPool2x2RowScalar(r0, r1, y, i, n);
-}
-
-void MaxPool2x2GradRowF32(const float* r0, const float* r1, const float* g, float* d0, float* d1,
-                          int64_t n) {
-  int64_t i = MaxPool2x2GradRowVec(hn::ScalableTag<float>(), r0, r1, g, d0, d1, 0, n);
-  i = MaxPool2x2GradRowVec(hn::CappedTag<float, 8>(), r0, r1, g, d0, d1, i, n);
-  i = MaxPool2x2GradRowVec(hn::CappedTag<float, 4>(), r0, r1, g, d0, d1, i, n);
-  MaxPool2x2GradRowScalar(r0, r1, g, d0, d1, i, n);
-}
-
-}  // namespace HWY_NAMESPACE
-}  // namespace attend::pool_kernels
-HWY_AFTER_NAMESPACE();
-
-#if HWY_ONCE
-namespace attend::pool_kernels {
-HWY_EXPORT(MaxPool2x2RowF32);
-HWY_EXPORT(MaxPool2x2GradRowF32);
-}  // namespace attend::pool_kernels
 
 namespace attend {
 
@@ -230,7 +88,7 @@ void ForPlanes(int64_t planes, int64_t elems_per_plane, Fn&& fn) {
 
 // ---- max pooling ----
 
-using pool_kernels::TakesMax;
+using cpu::ref::TakesMax;
 
 // One plane: y and idx (the flat in-plane position of each window's first maximum) [OH, OW].
 template <typename T>
@@ -269,12 +127,7 @@ template <typename T>
 void MaxPool2x2Plane(const T* x, const PoolGeom& g, T* y) {
   for (int64_t oh = 0; oh < g.out_h; ++oh) {
     const T* r0 = x + 2 * oh * g.in_w;
-    if constexpr (std::is_same_v<T, float>) {
-      HWY_DYNAMIC_DISPATCH(pool_kernels::MaxPool2x2RowF32)
-      (r0, r0 + g.in_w, y + oh * g.out_w, g.out_w);
-    } else {
-      pool_kernels::MaxPool2x2RowScalar(r0, r0 + g.in_w, y + oh * g.out_w, 0, g.out_w);
-    }
+    cpu::MaxPool2x2Row(r0, r0 + g.in_w, y + oh * g.out_w, g.out_w);
   }
 }
 
@@ -287,13 +140,7 @@ void MaxPool2x2PlaneGrad(const T* x, const PoolGeom& g, const T* gy, T* dx) {
   for (int64_t oh = 0; oh < g.out_h; ++oh) {
     const T* r0 = x + 2 * oh * g.in_w;
     T* d0 = dx + 2 * oh * g.in_w;
-    if constexpr (std::is_same_v<T, float>) {
-      HWY_DYNAMIC_DISPATCH(pool_kernels::MaxPool2x2GradRowF32)
-      (r0, r0 + g.in_w, gy + oh * g.out_w, d0, d0 + g.in_w, g.out_w);
-    } else {
-      pool_kernels::MaxPool2x2GradRowScalar(r0, r0 + g.in_w, gy + oh * g.out_w, d0, d0 + g.in_w, 0,
-                                            g.out_w);
-    }
+    cpu::MaxPool2x2GradRow(r0, r0 + g.in_w, gy + oh * g.out_w, d0, d0 + g.in_w, g.out_w);
     if (used_w < g.in_w) {
       std::fill(d0 + used_w, d0 + g.in_w, T(0));
       std::fill(d0 + g.in_w + used_w, d0 + 2 * g.in_w, T(0));
@@ -527,4 +374,3 @@ Tensor GlobalAvgPool(const Tensor& x, bool keepdim) {
 }
 
 }  // namespace attend
-#endif  // HWY_ONCE

@@ -8,9 +8,11 @@
 
 #include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/reference/elementwise_kernels.h"
+#include "backend/cpu/reference/pool_kernels.h"
 #include "backend/cpu/reference/row_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
 #include "backend/cpu/simd/elementwise_kernels.h"
+#include "backend/cpu/simd/pool_kernels.h"
 #include "backend/cpu/simd/row_kernels.h"
 
 namespace attend::cpu {
@@ -306,6 +308,29 @@ TEST(SimdKernels, LogSumExpAndExpAffineRows) {
   }
   std::vector<float> masked(20, -HUGE_VALF);
   EXPECT_EQ(simd::LogSumExpRow(masked.data(), 20), -HUGE_VALF);
+}
+
+// 2x2 / stride-2 max pooling rows against the scalar twin, bit for bit (comparisons only), with
+// ties and NaNs placed in every window position: the first maximum wins, a NaN always wins.
+TEST(SimdKernels, MaxPool2x2Rows) {
+  for (int64_t n : kLengths) {
+    std::vector<float> r0 = RandomVec(2 * n, -2, 2, 7), r1 = RandomVec(2 * n, -2, 2, 8);
+    const std::vector<float> g = RandomVec(n, -1, 1, 9);
+    for (int64_t i = 0; i < n; i += 3) r1[2 * i + 1] = r0[2 * i];  // a tie: the first one wins
+    for (int64_t i = 1; i < n; i += 5) (i % 2 ? r0 : r1)[2 * i + (i / 5) % 2] = std::nanf("");
+    std::vector<float> got(n), want(n);
+    simd::MaxPool2x2Row(r0.data(), r1.data(), got.data(), n);
+    ref::MaxPool2x2RowScalar(r0.data(), r1.data(), want.data(), 0, n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_TRUE(got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i])))
+          << "row of " << n << " at " << i;
+    }
+    std::vector<float> d0(2 * n, 7.0f), d1(2 * n, 7.0f), e0(2 * n, 5.0f), e1(2 * n, 5.0f);
+    simd::MaxPool2x2GradRow(r0.data(), r1.data(), g.data(), d0.data(), d1.data(), n);
+    ref::MaxPool2x2GradRowScalar(r0.data(), r1.data(), g.data(), e0.data(), e1.data(), 0, n);
+    EXPECT_EQ(d0, e0) << n;
+    EXPECT_EQ(d1, e1) << n;
+  }
 }
 
 TEST(SimdKernels, DispatchPicksATarget) { EXPECT_NE(std::string(simd::TargetName()), ""); }

@@ -9,9 +9,11 @@
 #include <type_traits>
 
 #include "backend/cpu/reference/elementwise_kernels.h"
+#include "backend/cpu/reference/pool_kernels.h"
 #include "backend/cpu/reference/rnn_kernels.h"
 #include "backend/cpu/reference/row_kernels.h"
 #include "backend/cpu/simd/elementwise_kernels.h"
+#include "backend/cpu/simd/pool_kernels.h"
 #include "backend/cpu/simd/rnn_kernels.h"
 #include "backend/cpu/simd/row_kernels.h"
 
@@ -115,6 +117,18 @@ void GruBackwardRow(const T* act, const T* hn, const T* h_prev, const T* dy, T* 
                     int64_t h) {
   if constexpr (kHasSimd<T>) simd::GruBackwardRow(act, hn, h_prev, dy, dh, dgx, dgh, h);
   else ref::GruBackwardRow(act, hn, h_prev, dy, dh, dgx, dgh, h);
+}
+
+// ---- 2x2 / stride-2 max pooling of one output row (outputs [0, n)) ----
+template <typename T>
+void MaxPool2x2Row(const T* r0, const T* r1, T* y, int64_t n) {
+  if constexpr (kHasSimd<T>) simd::MaxPool2x2Row(r0, r1, y, n);
+  else ref::MaxPool2x2RowScalar(r0, r1, y, 0, n);
+}
+template <typename T>
+void MaxPool2x2GradRow(const T* r0, const T* r1, const T* g, T* d0, T* d1, int64_t n) {
+  if constexpr (kHasSimd<T>) simd::MaxPool2x2GradRow(r0, r1, g, d0, d1, n);
+  else ref::MaxPool2x2GradRowScalar(r0, r1, g, d0, d1, 0, n);
 }
 
 }  // namespace attend::cpu
