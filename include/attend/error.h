@@ -14,6 +14,9 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// strerror(errno), for messages about a failed system call.
+std::string ErrnoText();
+
 namespace detail {
 inline void StreamAll(std::ostringstream&) {}
 template <typename T, typename... Rest>

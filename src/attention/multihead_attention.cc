@@ -38,13 +38,6 @@ Tensor CopyCacheRows(const Tensor& cache, const std::vector<int64_t>& rows, int6
   return out;
 }
 
-// a | b for bool masks that broadcast together.
-Tensor OrMasks(const Tensor& a, const Tensor& b) {
-  if (!a.defined()) return b;
-  if (!b.defined()) return a;
-  return LogicalOr(a, b);
-}
-
 }  // namespace
 
 void KVCache::Reorder(const std::vector<int64_t>& rows, int64_t new_capacity) {
@@ -234,9 +227,9 @@ Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, con
                               need_weights ? &out.weights : nullptr, nullptr, average_weights);
     return out;
   }
-  // An arbitrary attn_mask: the composition, with the masks or'ed together.
-  Tensor mask = key_padding_mask.defined() ? key_padding_mask.View({b, 1, 1, tk}) : Tensor();
-  mask = OrMasks(mask, am);
+  // An arbitrary attn_mask: the composition, with the padding mask or'ed in.
+  const Tensor mask =
+      key_padding_mask.defined() ? LogicalOr(key_padding_mask.View({b, 1, 1, tk}), am) : am;
   Generator& g = DropoutGenerator();
   Attended a = ScaledDotProductAttention(q, k, v, mask, causal, dropout, training(), &g);
   RecordDropoutGenerator();

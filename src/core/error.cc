@@ -1,9 +1,13 @@
-// DType names and sizes, Shape helpers.
+// DType names and sizes, Shape helpers, ErrnoText.
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "core/tensor_impl.h"
 
 namespace attend {
+
+std::string ErrnoText() { return std::strerror(errno); }
 
 const char* DTypeName(DType t) {
   switch (t) {

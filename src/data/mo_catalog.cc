@@ -472,7 +472,7 @@ MoCatalog ParseMoCatalog(std::string_view bytes, const std::string& source) {
 MoCatalog ReadMoCatalog(const std::string& path) {
   const std::string where = ".mo catalog " + path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ATTEND_CHECK(fd >= 0, where, ": cannot open the file: ", std::strerror(errno));
+  ATTEND_CHECK(fd >= 0, where, ": cannot open the file: ", ErrnoText());
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -483,7 +483,7 @@ MoCatalog ReadMoCatalog(const std::string& path) {
     while (done < n) {
       const ssize_t r = ::pread(fd, dst + done, n - done, static_cast<off_t>(offset + done));
       if (r < 0 && errno == EINTR) continue;
-      ATTEND_CHECK(r >= 0, where, ": read error: ", std::strerror(errno));
+      ATTEND_CHECK(r >= 0, where, ": read error: ", ErrnoText());
       if (r == 0) break;
       done += static_cast<size_t>(r);
     }

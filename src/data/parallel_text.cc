@@ -14,8 +14,6 @@
 namespace attend::data {
 namespace {
 
-std::string ErrnoText() { return std::strerror(errno); }
-
 std::string ReadAll(const std::string& path) {
   if (path == "-") {
     std::string s((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());

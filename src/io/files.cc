@@ -14,8 +14,6 @@
 namespace attend::io {
 namespace {
 
-std::string ErrnoText() { return std::strerror(errno); }
-
 std::string DirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   return dir.empty() ? "." : dir;

@@ -128,8 +128,6 @@ class StringSink : public Sink {
   std::string out;
 };
 
-std::string ErrnoText() { return std::strerror(errno); }
-
 // Writes into an atomic file (attend/files.h).
 class FileSink : public Sink {
  public:

@@ -17,8 +17,6 @@ namespace {
 
 constexpr size_t kChunk = 1 << 16;
 
-std::string ErrnoText() { return std::strerror(errno); }
-
 }  // namespace
 
 LineReader::LineReader(const std::string& path, size_t max_bytes)
