@@ -34,15 +34,14 @@ void SetStrides(const Tensor& t, int64_t* s) {
 // q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv].
 Tensor Fused4d(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
                double dropout, bool training, Generator* gen) {
-  cpu::SdpaArgs a;
-  a.batch = q.size(0);
-  a.heads = q.size(1);
-  a.tq = q.size(2);
-  a.tk = k.size(2);
-  a.d = q.size(3);
-  a.dv = v.size(3);
-  a.causal = causal;
-  a.scale = 1.0 / std::sqrt(static_cast<double>(a.d));
+  cpu::SdpaArgs a{.batch = q.size(0),
+                  .heads = q.size(1),
+                  .tq = q.size(2),
+                  .tk = k.size(2),
+                  .d = q.size(3),
+                  .dv = v.size(3),
+                  .causal = causal,
+                  .scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)))};
   Tensor qd = RowContiguous(q), kd = RowContiguous(k), vd = RowContiguous(v);
   SetStrides(qd, a.q_stride);
   SetStrides(kd, a.k_stride);

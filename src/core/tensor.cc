@@ -1,5 +1,6 @@
 // Tensor creation, metadata, element access, copies and the autograd accessors. Clone() and To(),
 // which record themselves for autograd, are ops: src/ops/copy.cc.
+#include <type_traits>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -216,22 +217,14 @@ bool Tensor::SameStorage(const Tensor& o) const {
 // ---- data access ----
 namespace {
 template <typename T>
-constexpr DType DTypeOf();
-template <>
-constexpr DType DTypeOf<float>() {
-  return DType::kF32;
-}
-template <>
-constexpr DType DTypeOf<double>() {
-  return DType::kF64;
-}
-template <>
-constexpr DType DTypeOf<int64_t>() {
-  return DType::kI64;
-}
-template <>
-constexpr DType DTypeOf<bool>() {
-  return DType::kBool;
+constexpr DType DTypeOf() {
+  if constexpr (std::is_same_v<T, float>) return DType::kF32;
+  else if constexpr (std::is_same_v<T, double>) return DType::kF64;
+  else if constexpr (std::is_same_v<T, int64_t>) return DType::kI64;
+  else {
+    static_assert(std::is_same_v<T, bool>, "tensors hold f32, f64, i64 or bool");
+    return DType::kBool;
+  }
 }
 }  // namespace
 

@@ -52,6 +52,25 @@ optim::Scalars ScalarsUnder(const Metadata& metadata, const std::string& prefix,
   return out;
 }
 
+// The scalars stored under `prefix` for a component (`what`: "optimizer", "schedule") of type
+// `type`, after checking that the checkpoint holds one of that type and that check(scalars)
+// accepts its state.
+template <typename Check>
+optim::Scalars ComponentState(const Metadata& meta, const std::string& prefix, const char* what,
+                              const std::string& type, const std::string& where, Check&& check) {
+  const auto stored = meta.find(prefix + "type");
+  ATTEND_CHECK(stored != meta.end(), where, ": the checkpoint holds no ", what, " state");
+  ATTEND_CHECK(stored->second == type, where, ": the checkpoint's ", what, " is ", stored->second,
+               ", not ", type);
+  optim::Scalars scalars = ScalarsUnder(meta, prefix, where);
+  try {
+    check(scalars);
+  } catch (const Error& e) {
+    ATTEND_CHECK(false, where, ": ", what, " state: ", e.what());
+  }
+  return scalars;
+}
+
 }  // namespace
 
 void SaveCheckpoint(const std::string& path, const nn::Module& model,
@@ -125,29 +144,16 @@ std::string LoadCheckpoint(const std::string& path, nn::Module& model, optim::Op
   }
   optim::Scalars optim_scalars, sched_state;
   if (optimizer != nullptr) {
-    const auto type = meta.find(kOptimType);
-    ATTEND_CHECK(type != meta.end(), where, ": the checkpoint holds no optimizer state");
-    ATTEND_CHECK(type->second == optimizer->type(), where, ": the checkpoint's optimizer is ",
-                 type->second, ", not ", optimizer->type());
-    optim_scalars = ScalarsUnder(meta, kOptimPrefix, where);
-    try {
-      optimizer->CheckState(optim_state);
-      optimizer->CheckScalarState(optim_scalars);
-    } catch (const Error& e) {
-      ATTEND_CHECK(false, where, ": optimizer state: ", e.what());
-    }
+    optim_scalars = ComponentState(meta, kOptimPrefix, "optimizer", optimizer->type(), where,
+                                   [&](const optim::Scalars& scalars) {
+                                     optimizer->CheckState(optim_state);
+                                     optimizer->CheckScalarState(scalars);
+                                   });
   }
   if (scheduler != nullptr) {
-    const auto type = meta.find(kSchedType);
-    ATTEND_CHECK(type != meta.end(), where, ": the checkpoint holds no schedule state");
-    ATTEND_CHECK(type->second == scheduler->type(), where, ": the checkpoint's schedule is ",
-                 type->second, ", not ", scheduler->type());
-    sched_state = ScalarsUnder(meta, kSchedPrefix, where);
-    try {
-      scheduler->CheckState(sched_state);
-    } catch (const Error& e) {
-      ATTEND_CHECK(false, where, ": schedule state: ", e.what());
-    }
+    sched_state =
+        ComponentState(meta, kSchedPrefix, "schedule", scheduler->type(), where,
+                       [&](const optim::Scalars& scalars) { scheduler->CheckState(scalars); });
   }
 
   // ---- then load (nothing below can fail on the file's contents) ----

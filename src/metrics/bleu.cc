@@ -242,9 +242,7 @@ BleuScore CorpusBleu(const std::vector<std::string>& hypotheses,
 
 BleuScore SentenceBleu(const std::string& hypothesis, const std::vector<std::string>& references,
                        const BleuOptions& options) {
-  std::vector<Stream> streams;
-  for (const std::string& ref : references) streams.push_back({ref});
-  return CorpusBleu({hypothesis}, streams, options);
+  return CorpusBleu({hypothesis}, detail::OneLineStreams(references), options);
 }
 
 }  // namespace attend::metrics

@@ -208,9 +208,7 @@ ChrfScore CorpusChrf(const std::vector<std::string>& hypotheses,
 
 ChrfScore SentenceChrf(const std::string& hypothesis, const std::vector<std::string>& references,
                        const ChrfOptions& options) {
-  std::vector<Stream> streams;
-  for (const std::string& ref : references) streams.push_back({ref});
-  return CorpusChrf({hypothesis}, streams, options);
+  return CorpusChrf({hypothesis}, detail::OneLineStreams(references), options);
 }
 
 }  // namespace attend::metrics

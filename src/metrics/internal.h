@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "attend/metrics.h"
 
@@ -12,6 +13,13 @@ namespace attend::metrics::detail {
 // sacreBLEU's tokenizer __call__ on decoded text; the result has single spaces between tokens
 // for 13a and intl, and is returned as is for none and char (BLEU splits it on whitespace later).
 std::u32string TokenizeCodePoints(std::u32string_view line, Tokenizer tokenizer);
+
+// One sentence's references as streams of one line each, for the Sentence* scores.
+inline std::vector<Stream> OneLineStreams(const std::vector<std::string>& references) {
+  std::vector<Stream> streams;
+  for (const std::string& ref : references) streams.push_back({ref});
+  return streams;
+}
 
 // Python's f"{value:.{width}f}".
 std::string FixedPoint(double value, int width);

@@ -20,48 +20,67 @@ constexpr int64_t kInitialCacheCapacity = 16;
 // generator drop different positions.
 uint64_t NextSeed(Generator& gen) { return Generator::Bits(gen.seed(), gen.Reserve(1)); }
 
-class EncoderLayer : public nn::Module {
+// What both layer kinds share: self-attention, for a decoder layer cross-attention, then the
+// feed-forward, each a residual sublayer with its own LayerNorm and dropout. Modules are registered
+// under torch's names in torch's order (nn.TransformerEncoderLayer / nn.TransformerDecoderLayer),
+// which also fixes the order in which they draw from the generator.
+class Layer : public nn::Module {
  public:
-  EncoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm) {
-    self_attn = RegisterModule("self_attn", std::make_shared<attention::MultiHeadAttention>(
-                                                c.d_model, c.heads, gen, c.dropout));
+  std::shared_ptr<attention::MultiHeadAttention> self_attn, multihead_attn;  // cross: decoder only
+  std::shared_ptr<nn::Linear> linear1, linear2;
+  std::shared_ptr<nn::DropoutModule> dropout;  // inside the feed-forward
+
+ protected:
+  Layer(const ModelConfig& c, Generator& gen, bool decoder) : pre_norm_(c.pre_norm) {
+    auto make_attention = [&] {
+      return std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen, c.dropout);
+    };
+    self_attn = RegisterModule("self_attn", make_attention());
+    if (decoder) multihead_attn = RegisterModule("multihead_attn", make_attention());
     linear1 =
         RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
     linear2 =
         RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
-    norm1 = RegisterModule("norm1", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-    norm2 = RegisterModule("norm2", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
+    const int sublayers = decoder ? 3 : 2;
+    for (int i = 1; i <= sublayers; ++i)
+      norms_.push_back(RegisterModule("norm" + std::to_string(i),
+                                      std::make_shared<nn::LayerNormModule>(Shape{c.d_model})));
     dropout =
         RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout1 =
-        RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout2 =
-        RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
+    for (int i = 1; i <= sublayers; ++i)
+      dropouts_.push_back(
+          RegisterModule("dropout" + std::to_string(i),
+                         std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen))));
   }
 
-  // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E].
-  Tensor Forward(const Tensor& x, const Tensor& pad_mask) {
-    if (pre_norm_) {
-      Tensor h = x + dropout1->Forward(SelfAttention(norm1->Forward(x), pad_mask));
-      return h + dropout2->Forward(FeedForward(norm2->Forward(h)));
-    }
-    Tensor h = norm1->Forward(x + dropout1->Forward(SelfAttention(x, pad_mask)));
-    return norm2->Forward(h + dropout2->Forward(FeedForward(h)));
-  }
-
-  std::shared_ptr<attention::MultiHeadAttention> self_attn;
-  std::shared_ptr<nn::Linear> linear1, linear2;
-  std::shared_ptr<nn::LayerNormModule> norm1, norm2;
-  std::shared_ptr<nn::DropoutModule> dropout, dropout1, dropout2;
-
- private:
-  Tensor SelfAttention(const Tensor& x, const Tensor& pad_mask) {
-    return self_attn->SelfAttention(x, pad_mask, /*causal=*/false);
+  // Residual sublayer i around `block`: x + drop(block(norm(x))) pre-norm,
+  // norm(x + drop(block(x))) post-norm.
+  template <typename Block>
+  Tensor Sublayer(size_t i, const Tensor& x, Block&& block) {
+    if (pre_norm_) return x + dropouts_[i]->Forward(block(norms_[i]->Forward(x)));
+    return norms_[i]->Forward(x + dropouts_[i]->Forward(block(x)));
   }
   Tensor FeedForward(const Tensor& x) {
     return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
   }
+
+ private:
   bool pre_norm_;
+  std::vector<std::shared_ptr<nn::LayerNormModule>> norms_;
+  std::vector<std::shared_ptr<nn::DropoutModule>> dropouts_;
+};
+
+class EncoderLayer : public Layer {
+ public:
+  EncoderLayer(const ModelConfig& c, Generator& gen) : Layer(c, gen, /*decoder=*/false) {}
+
+  // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E].
+  Tensor Forward(const Tensor& x, const Tensor& pad_mask) {
+    Tensor h = Sublayer(0, x, [&](const Tensor& in) {
+      return self_attn->SelfAttention(in, pad_mask, /*causal=*/false);
+    });
+    return Sublayer(1, h, [&](const Tensor& in) { return FeedForward(in); });
+  }
 };
 
 // One decoder layer's per-sentence state: cross-attention keys/values projected once from the
@@ -77,30 +96,9 @@ struct PrepackedDecoderLayer {
   nn::PrepackedLinear ff1, ff2;
 };
 
-class DecoderLayer : public nn::Module {
+class DecoderLayer : public Layer {
  public:
-  DecoderLayer(const ModelConfig& c, Generator& gen) : pre_norm_(c.pre_norm) {
-    self_attn = RegisterModule("self_attn", std::make_shared<attention::MultiHeadAttention>(
-                                                c.d_model, c.heads, gen, c.dropout));
-    multihead_attn = RegisterModule(
-        "multihead_attn",
-        std::make_shared<attention::MultiHeadAttention>(c.d_model, c.heads, gen, c.dropout));
-    linear1 =
-        RegisterModule("linear1", std::make_shared<nn::Linear>(c.d_model, c.ff_dim, true, gen));
-    linear2 =
-        RegisterModule("linear2", std::make_shared<nn::Linear>(c.ff_dim, c.d_model, true, gen));
-    norm1 = RegisterModule("norm1", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-    norm2 = RegisterModule("norm2", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-    norm3 = RegisterModule("norm3", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
-    dropout =
-        RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout1 =
-        RegisterModule("dropout1", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout2 =
-        RegisterModule("dropout2", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-    dropout3 =
-        RegisterModule("dropout3", std::make_shared<nn::DropoutModule>(c.dropout, NextSeed(gen)));
-  }
+  DecoderLayer(const ModelConfig& c, Generator& gen) : Layer(c, gen, /*decoder=*/true) {}
 
   // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]; with
   // `weights`, the cross-attention weights averaged over heads [B, T, S].
@@ -142,29 +140,15 @@ class DecoderLayer : public nn::Module {
     return pk;
   }
 
-  std::shared_ptr<attention::MultiHeadAttention> self_attn, multihead_attn;
-  std::shared_ptr<nn::Linear> linear1, linear2;
-  std::shared_ptr<nn::LayerNormModule> norm1, norm2, norm3;
-  std::shared_ptr<nn::DropoutModule> dropout, dropout1, dropout2, dropout3;
-
  private:
-  Tensor FeedForward(const Tensor& x) {
-    return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
-  }
   // The three residual sublayers, shared by Forward and Step so both compute the same thing.
   template <typename SelfBlock, typename CrossBlock, typename FeedForwardBlock>
   Tensor Sublayers(const Tensor& y, SelfBlock&& self_block, CrossBlock&& cross_block,
                    FeedForwardBlock&& ff_block) {
-    if (pre_norm_) {
-      Tensor h = y + dropout1->Forward(self_block(norm1->Forward(y)));
-      h = h + dropout2->Forward(cross_block(norm2->Forward(h)));
-      return h + dropout3->Forward(ff_block(norm3->Forward(h)));
-    }
-    Tensor h = norm1->Forward(y + dropout1->Forward(self_block(y)));
-    h = norm2->Forward(h + dropout2->Forward(cross_block(h)));
-    return norm3->Forward(h + dropout3->Forward(ff_block(h)));
+    Tensor h = Sublayer(0, y, self_block);
+    h = Sublayer(1, h, cross_block);
+    return Sublayer(2, h, ff_block);
   }
-  bool pre_norm_;
 };
 
 // A named container ("encoder", "decoder", "layers") that gives its children dotted names.

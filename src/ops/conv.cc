@@ -7,6 +7,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
+#include "ops/window_args.h"
 
 namespace attend {
 
@@ -49,95 +50,104 @@ bool RowsAreContiguous(const ConvGeom& g) {
   return g.stride_h == 1 && g.stride_w == 1 && g.out_w == g.in_w;
 }
 
-// Unfolds one image x [C, H, W] into col [C * KH * KW, OH * OW]: row (c, i, j) holds input
-// channel c at kernel offset (i, j) for every output position, zero where that is padding.
-template <typename T>
-void Im2Col(const T* x, const ConvGeom& g, T* col) {
-  const int64_t n = g.cols(), ow_n = g.out_w;
-  const bool contiguous = RowsAreContiguous(g);
+// One row (c, i, j) of the column matrix: input channel c at kernel offset (i, j), which reads
+// input row oh * stride_h + h_off and column ow * stride_w + w_off for output position (oh, ow);
+// only oh in [oh_lo, oh_hi) and ow in [ow_lo, ow_hi) read inside the image.
+struct ColRow {
+  int64_t c, h_off, w_off, oh_lo, oh_hi, ow_lo, ow_hi;
+};
+
+// Calls fn(row, r) for r = 0, 1, ... over the rows of the column matrix in order.
+template <typename Fn>
+void ForEachColRow(const ConvGeom& g, Fn&& fn) {
+  int64_t r = 0;
   for (int64_t c = 0; c < g.in_c; ++c) {
-    const T* plane = x + c * g.in_plane();
     for (int64_t i = 0; i < g.k_h; ++i) {
-      const int64_t h_off = i * g.dil_h - g.pad_h;
-      int64_t oh_lo, oh_hi;
-      ValidRange(h_off, g.stride_h, g.in_h, g.out_h, &oh_lo, &oh_hi);
-      for (int64_t j = 0; j < g.k_w; ++j, col += n) {
-        const int64_t w_off = j * g.dil_w - g.pad_w;
-        int64_t ow_lo, ow_hi;
-        ValidRange(w_off, g.stride_w, g.in_w, g.out_w, &ow_lo, &ow_hi);
-        std::fill(col, col + oh_lo * ow_n, T(0));
-        std::fill(col + oh_hi * ow_n, col + n, T(0));
-        if (contiguous && oh_lo < oh_hi && ow_lo < ow_hi) {
-          // col[k] = plane[k + h_off * W + w_off] over the run, then the wrapped entries -> 0.
-          const int64_t first = oh_lo * ow_n + ow_lo, last = (oh_hi - 1) * ow_n + ow_hi;
-          const T* src = plane + first + h_off * g.in_w + w_off;
-          std::copy(src, src + (last - first), col + first);
-          for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-            std::fill(col + oh * ow_n, col + oh * ow_n + ow_lo, T(0));
-            std::fill(col + oh * ow_n + ow_hi, col + (oh + 1) * ow_n, T(0));
-          }
-          continue;
-        }
-        for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-          T* dst = col + oh * ow_n;
-          const T* src = plane + (oh * g.stride_h + h_off) * g.in_w;
-          std::fill(dst, dst + ow_lo, T(0));
-          if (g.stride_w == 1) {
-            // Rows are short (tens of elements): a loop the compiler vectorises beats a
-            // memmove call.
-            const T* s = src + w_off;
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = s[ow];
-          } else {
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow * g.stride_w + w_off];
-          }
-          std::fill(dst + ow_hi, dst + ow_n, T(0));
-        }
+      ColRow row{c, i * g.dil_h - g.pad_h, 0, 0, 0, 0, 0};
+      ValidRange(row.h_off, g.stride_h, g.in_h, g.out_h, &row.oh_lo, &row.oh_hi);
+      for (int64_t j = 0; j < g.k_w; ++j, ++r) {
+        row.w_off = j * g.dil_w - g.pad_w;
+        ValidRange(row.w_off, g.stride_w, g.in_w, g.out_w, &row.ow_lo, &row.ow_hi);
+        fn(row, r);
       }
     }
   }
+}
+
+// Zeroes the entries of one col row (ow_n outputs a row) in rows [oh_lo, oh_hi) whose columns lie
+// outside [ow_lo, ow_hi): the padding that a contiguous copy wraps across row ends.
+template <typename T>
+void ZeroOutside(const ColRow& r, int64_t ow_n, T* col) {
+  for (int64_t oh = r.oh_lo; oh < r.oh_hi; ++oh) {
+    std::fill(col + oh * ow_n, col + oh * ow_n + r.ow_lo, T(0));
+    std::fill(col + oh * ow_n + r.ow_hi, col + (oh + 1) * ow_n, T(0));
+  }
+}
+
+// Unfolds one image x [C, H, W] into col [C * KH * KW, OH * OW]: row (c, i, j) holds input
+// channel c at kernel offset (i, j) for every output position, zero where that is padding.
+template <typename T>
+void Im2Col(const T* x, const ConvGeom& g, T* col_all) {
+  const int64_t n = g.cols(), ow_n = g.out_w;
+  const bool contiguous = RowsAreContiguous(g);
+  ForEachColRow(g, [&](const ColRow& r, int64_t index) {
+    const T* plane = x + r.c * g.in_plane();
+    T* col = col_all + index * n;
+    std::fill(col, col + r.oh_lo * ow_n, T(0));
+    std::fill(col + r.oh_hi * ow_n, col + n, T(0));
+    if (contiguous && r.oh_lo < r.oh_hi && r.ow_lo < r.ow_hi) {
+      // col[k] = plane[k + h_off * W + w_off] over the run, then the wrapped entries -> 0.
+      const int64_t first = r.oh_lo * ow_n + r.ow_lo, last = (r.oh_hi - 1) * ow_n + r.ow_hi;
+      const T* src = plane + first + r.h_off * g.in_w + r.w_off;
+      std::copy(src, src + (last - first), col + first);
+      ZeroOutside(r, ow_n, col);
+      return;
+    }
+    for (int64_t oh = r.oh_lo; oh < r.oh_hi; ++oh) {
+      T* dst = col + oh * ow_n;
+      const T* src = plane + (oh * g.stride_h + r.h_off) * g.in_w;
+      std::fill(dst, dst + r.ow_lo, T(0));
+      if (g.stride_w == 1) {
+        // Rows are short (tens of elements): a loop the compiler vectorises beats a memmove call.
+        const T* s = src + r.w_off;
+        for (int64_t ow = r.ow_lo; ow < r.ow_hi; ++ow) dst[ow] = s[ow];
+      } else {
+        for (int64_t ow = r.ow_lo; ow < r.ow_hi; ++ow) dst[ow] = src[ow * g.stride_w + r.w_off];
+      }
+      std::fill(dst + r.ow_hi, dst + ow_n, T(0));
+    }
+  });
 }
 
 // The adjoint of Im2Col: adds every entry of col [C * KH * KW, OH * OW] into the input position
 // it was read from. dx [C, H, W] must be zeroed (or hold what to add to). col is scratch: the
 // contiguous path overwrites its padding entries with zeros.
 template <typename T>
-void Col2Im(T* col, const ConvGeom& g, T* dx) {
+void Col2Im(T* col_all, const ConvGeom& g, T* dx) {
   const int64_t n = g.cols(), ow_n = g.out_w;
   const bool contiguous = RowsAreContiguous(g);
-  for (int64_t c = 0; c < g.in_c; ++c) {
-    T* plane = dx + c * g.in_plane();
-    for (int64_t i = 0; i < g.k_h; ++i) {
-      const int64_t h_off = i * g.dil_h - g.pad_h;
-      int64_t oh_lo, oh_hi;
-      ValidRange(h_off, g.stride_h, g.in_h, g.out_h, &oh_lo, &oh_hi);
-      for (int64_t j = 0; j < g.k_w; ++j, col += n) {
-        const int64_t w_off = j * g.dil_w - g.pad_w;
-        int64_t ow_lo, ow_hi;
-        ValidRange(w_off, g.stride_w, g.in_w, g.out_w, &ow_lo, &ow_hi);
-        if (contiguous) {
-          if (oh_lo >= oh_hi || ow_lo >= ow_hi) continue;
-          for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-            std::fill(col + oh * ow_n, col + oh * ow_n + ow_lo, T(0));
-            std::fill(col + oh * ow_n + ow_hi, col + (oh + 1) * ow_n, T(0));
-          }
-          const int64_t first = oh_lo * ow_n + ow_lo, last = (oh_hi - 1) * ow_n + ow_hi;
-          const int64_t shift = h_off * g.in_w + w_off;  // k + shift >= 0 over the run
-          for (int64_t k = first; k < last; ++k) plane[k + shift] += col[k];
-          continue;
-        }
-        for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-          const T* src = col + oh * ow_n;
-          T* dst = plane + (oh * g.stride_h + h_off) * g.in_w;
-          if (g.stride_w == 1) {
-            T* d = dst + w_off;
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) d[ow] += src[ow];
-          } else {
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow * g.stride_w + w_off] += src[ow];
-          }
-        }
+  ForEachColRow(g, [&](const ColRow& r, int64_t index) {
+    T* plane = dx + r.c * g.in_plane();
+    T* col = col_all + index * n;
+    if (contiguous) {
+      if (r.oh_lo >= r.oh_hi || r.ow_lo >= r.ow_hi) return;
+      ZeroOutside(r, ow_n, col);
+      const int64_t first = r.oh_lo * ow_n + r.ow_lo, last = (r.oh_hi - 1) * ow_n + r.ow_hi;
+      const int64_t shift = r.h_off * g.in_w + r.w_off;  // k + shift >= 0 over the run
+      for (int64_t k = first; k < last; ++k) plane[k + shift] += col[k];
+      return;
+    }
+    for (int64_t oh = r.oh_lo; oh < r.oh_hi; ++oh) {
+      const T* src = col + oh * ow_n;
+      T* dst = plane + (oh * g.stride_h + r.h_off) * g.in_w;
+      if (g.stride_w == 1) {
+        T* d = dst + r.w_off;
+        for (int64_t ow = r.ow_lo; ow < r.ow_hi; ++ow) d[ow] += src[ow];
+      } else {
+        for (int64_t ow = r.ow_lo; ow < r.ow_hi; ++ow) dst[ow * g.stride_w + r.w_off] += src[ow];
       }
     }
-  }
+  });
 }
 
 // How many threads split the images between them. Each image's GEMMs then run on one thread
@@ -298,32 +308,29 @@ Tensor ConvCore(const char* op, const Tensor& x4, const Tensor& w4, const Tensor
   return y;
 }
 
-// "3" for a 1-D op, "3x5" for a 2-D one.
-std::string Fmt(Size2 s, int spatial) {
-  return spatial == 1 ? std::to_string(s.w) : std::to_string(s.h) + "x" + std::to_string(s.w);
-}
-
 // Validates a convolution's arguments and computes its geometry. x4 and w4 are the 4-D views
 // (height 1 for 1-D); x and weight are what the caller passed, for the messages.
 ConvGeom MakeGeom(const char* op, int spatial, const Tensor& x, const Tensor& weight,
                   const Tensor& bias, const Tensor& x4, const Tensor& w4, Size2 stride,
                   Size2 padding, Size2 dilation, int64_t groups) {
-  ATTEND_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be positive, got ",
-               Fmt(stride, spatial));
+  CheckStrideAndPadding(op, spatial, stride, padding);
   ATTEND_CHECK(dilation.h >= 1 && dilation.w >= 1, op, ": dilation must be positive, got ",
                Fmt(dilation, spatial));
-  ATTEND_CHECK(padding.h >= 0 && padding.w >= 0, op, ": padding must be non-negative, got ",
-               Fmt(padding, spatial));
   ATTEND_CHECK(groups >= 1, op, ": groups must be positive, got ", groups);
-  ConvGeom g;
-  g.batch = x4.size(0);
-  g.in_c = x4.size(1);
-  g.in_h = x4.size(2);
-  g.in_w = x4.size(3);
-  g.out_c = w4.size(0);
-  g.groups = groups;
-  g.k_h = w4.size(2);
-  g.k_w = w4.size(3);
+  ConvGeom g{.batch = x4.size(0),
+             .in_c = x4.size(1),
+             .in_h = x4.size(2),
+             .in_w = x4.size(3),
+             .out_c = w4.size(0),
+             .groups = groups,
+             .k_h = w4.size(2),
+             .k_w = w4.size(3),
+             .stride_h = stride.h,
+             .stride_w = stride.w,
+             .pad_h = padding.h,
+             .pad_w = padding.w,
+             .dil_h = dilation.h,
+             .dil_w = dilation.w};
   ATTEND_CHECK(g.out_c > 0 && w4.size(1) > 0 && g.k_h > 0 && g.k_w > 0, op, ": weight ",
                weight.str(), " has an empty dim");
   ATTEND_CHECK(g.in_c % groups == 0, op, ": input ", x.str(), " has ", g.in_c,
@@ -337,12 +344,6 @@ ConvGeom MakeGeom(const char* op, int spatial, const Tensor& x, const Tensor& we
     ATTEND_CHECK(bias.dim() == 1 && bias.size(0) == g.out_c, op, ": bias ", bias.str(),
                  " must be [", g.out_c, "], one per output channel of weight ", weight.str());
   }
-  g.stride_h = stride.h;
-  g.stride_w = stride.w;
-  g.pad_h = padding.h;
-  g.pad_w = padding.w;
-  g.dil_h = dilation.h;
-  g.dil_w = dilation.w;
   const int64_t span_h = dilation.h * (g.k_h - 1) + 1, span_w = dilation.w * (g.k_w - 1) + 1;
   const int64_t padded_h = g.in_h + 2 * padding.h, padded_w = g.in_w + 2 * padding.w;
   ATTEND_CHECK(span_h <= padded_h && span_w <= padded_w, op, ": kernel ",

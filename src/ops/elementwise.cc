@@ -247,43 +247,49 @@ Tensor operator-(const Tensor& a) { return Neg(a); }
 namespace {
 enum class CmpOp { kEq, kNe, kLt, kLe, kGt, kGe };
 
+// out = fn(a, b) elementwise over the broadcast of a and b (both holding T), as a bool tensor.
+template <typename T, typename Fn>
+Tensor BoolOfPairs(const Tensor& a, const Tensor& b, const char* name, Fn&& fn) {
+  Shape shape = BroadcastShapes(a.shape(), b.shape(), name);
+  Tensor out = Tensor::Empty(shape, DType::kBool);
+  std::array<Shape, 3> st{out.strides(), BroadcastStrides(a, shape), BroadcastStrides(b, shape)};
+  bool* po = out.data<bool>();
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  ForEachRow<3>(
+      shape, st,
+      [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
+        for (int64_t i = 0; i < len; ++i)
+          po[off[0] + i * in[0]] = fn(pa[off[1] + i * in[1]], pb[off[2] + i * in[2]]);
+      });
+  return out;
+}
+
 Tensor Compare(CmpOp op, const Tensor& a, const Tensor& b, const char* name) {
   CheckDefined(a, name);
   CheckDefined(b, name);
   ATTEND_CHECK(a.dtype() == b.dtype(), name, ": dtypes differ: ", a.str(), " and ", b.str());
-  Shape shape = BroadcastShapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::Empty(shape, DType::kBool);
-  std::array<Shape, 3> st{out.strides(), BroadcastStrides(a, shape), BroadcastStrides(b, shape)};
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    bool* po = out.data<bool>();
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    ForEachRow<3>(
-        shape, st,
-        [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
-          for (int64_t i = 0; i < len; ++i) {
-            T x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
-            bool r = false;
-            switch (op) {
-              case CmpOp::kEq: r = x == y; break;
-              case CmpOp::kNe: r = x != y; break;
-              case CmpOp::kLt: r = x < y; break;
-              case CmpOp::kLe: r = x <= y; break;
-              case CmpOp::kGt: r = x > y; break;
-              case CmpOp::kGe: r = x >= y; break;
-            }
-            po[off[0] + i * in[0]] = r;
-          }
-        });
+    return BoolOfPairs<T>(a, b, name, [op](T x, T y) {
+      switch (op) {
+        case CmpOp::kEq: return x == y;
+        case CmpOp::kNe: return x != y;
+        case CmpOp::kLt: return x < y;
+        case CmpOp::kLe: return x <= y;
+        case CmpOp::kGt: return x > y;
+        case CmpOp::kGe: return x >= y;
+      }
+      return false;
+    });
   };
   switch (a.dtype()) {
-    case DType::kF32: run(float{}); break;
-    case DType::kF64: run(double{}); break;
-    case DType::kI64: run(int64_t{}); break;
-    case DType::kBool: run(bool{}); break;
+    case DType::kF32: return run(float{});
+    case DType::kF64: return run(double{});
+    case DType::kI64: return run(int64_t{});
+    case DType::kBool: return run(bool{});
   }
-  return out;
+  ATTEND_ASSERT(false, name, ": unknown dtype");
 }
 }  // namespace
 
@@ -312,21 +318,8 @@ Tensor LogicalBinary(const Tensor& a, const Tensor& b, bool is_and, const char* 
   CheckDefined(b, name);
   ATTEND_CHECK(a.dtype() == DType::kBool && b.dtype() == DType::kBool, name,
                ": expected bool tensors, got ", a.str(), " and ", b.str());
-  Shape shape = BroadcastShapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::Empty(shape, DType::kBool);
-  std::array<Shape, 3> st{out.strides(), BroadcastStrides(a, shape), BroadcastStrides(b, shape)};
-  bool* po = out.data<bool>();
-  const bool* pa = a.data<bool>();
-  const bool* pb = b.data<bool>();
-  ForEachRow<3>(
-      shape, st,
-      [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& in) {
-        for (int64_t i = 0; i < len; ++i) {
-          const bool x = pa[off[1] + i * in[1]], y = pb[off[2] + i * in[2]];
-          po[off[0] + i * in[0]] = is_and ? (x && y) : (x || y);
-        }
-      });
-  return out;
+  if (is_and) return BoolOfPairs<bool>(a, b, name, [](bool x, bool y) { return x && y; });
+  return BoolOfPairs<bool>(a, b, name, [](bool x, bool y) { return x || y; });
 }
 }  // namespace
 

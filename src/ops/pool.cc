@@ -5,10 +5,12 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "attend/ops/conv.h"
 #include "backend/cpu/dispatch.h"
 #include "ops/op_helpers.h"
+#include "ops/window_args.h"
 
 namespace attend {
 
@@ -22,11 +24,6 @@ struct PoolGeom {
   int64_t in_plane() const { return in_h * in_w; }
   int64_t out_plane() const { return out_h * out_w; }
 };
-
-// "3" for a 1-D op, "3x5" for a 2-D one.
-std::string Fmt(Size2 s, int spatial) {
-  return spatial == 1 ? std::to_string(s.w) : std::to_string(s.h) + "x" + std::to_string(s.w);
-}
 
 // Checks x's rank: [B, C, <spatial dims>] or unbatched [C, <spatial dims>].
 void CheckPoolInput(const char* op, int spatial, const Tensor& x) {
@@ -45,24 +42,20 @@ PoolGeom MakePoolGeom(const char* op, int spatial, const Tensor& x, const Tensor
                       Size2 stride, Size2 padding) {
   ATTEND_CHECK(kernel.h >= 1 && kernel.w >= 1, op, ": kernel size must be positive, got ",
                Fmt(kernel, spatial));
-  ATTEND_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be positive, got ",
-               Fmt(stride, spatial));
-  ATTEND_CHECK(padding.h >= 0 && padding.w >= 0, op, ": padding must be non-negative, got ",
-               Fmt(padding, spatial));
+  CheckStrideAndPadding(op, spatial, stride, padding);
   // PyTorch's limit: beyond it a window could lie wholly in the padding.
   ATTEND_CHECK(2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w, op, ": padding ",
                Fmt(padding, spatial), " must be at most half the kernel ", Fmt(kernel, spatial));
-  PoolGeom g;
   const int nd = x4.dim();
-  g.in_h = x4.size(nd - 2);
-  g.in_w = x4.size(nd - 1);
+  PoolGeom g{.in_h = x4.size(nd - 2),
+             .in_w = x4.size(nd - 1),
+             .k_h = kernel.h,
+             .k_w = kernel.w,
+             .stride_h = stride.h,
+             .stride_w = stride.w,
+             .pad_h = padding.h,
+             .pad_w = padding.w};
   g.planes = g.in_plane() == 0 ? 0 : x4.numel() / g.in_plane();
-  g.k_h = kernel.h;
-  g.k_w = kernel.w;
-  g.stride_h = stride.h;
-  g.stride_w = stride.w;
-  g.pad_h = padding.h;
-  g.pad_w = padding.w;
   const int64_t padded_h = g.in_h + 2 * g.pad_h, padded_w = g.in_w + 2 * g.pad_w;
   ATTEND_CHECK(kernel.h <= padded_h && kernel.w <= padded_w, op, ": kernel ", Fmt(kernel, spatial),
                " is larger than the padded input ", Fmt(Size2{padded_h, padded_w}, spatial),
@@ -149,6 +142,29 @@ void MaxPool2x2PlaneGrad(const T* x, const PoolGeom& g, const T* gy, T* dx) {
   std::fill(dx + 2 * g.out_h * g.in_w, dx + g.in_plane(), T(0));
 }
 
+// Records the backward of a pooling that treats every plane on its own: grad(p, gy_plane,
+// dx_plane) writes every element of plane p of dx [x4's shape] from that plane of gy.
+template <typename PlaneGrad>
+void RecordPlaneGrad(const char* op, Tensor& y, const Tensor& x4, const PoolGeom& g,
+                     PlaneGrad grad) {
+  if (!GradMode::enabled() || !x4.requires_grad()) return;
+  RecordOp(op, y, {&x4},
+           [grad, g, op, in_shape = x4.shape(), dtype = x4.dtype()](const Tensor& gy_in) {
+             Tensor gy = gy_in.Contiguous();
+             Tensor dx = Tensor::Empty(in_shape, dtype);
+             DispatchFloat(dtype, op, [&](auto tag) {
+               using T = decltype(tag);
+               const T* pg = gy.data<T>();
+               T* pd = dx.data<T>();
+               ForPlanes(g.planes, g.in_plane(), [&](int64_t s, int64_t e) {
+                 for (int64_t p = s; p < e; ++p)
+                   grad(p, pg + p * g.out_plane(), pd + p * g.in_plane());
+               });
+             });
+             return std::vector<Tensor>{dx};
+           });
+}
+
 Tensor MaxPoolCore(const char* op, const Tensor& x4, const PoolGeom& g) {
   Tensor xc = x4.Detach().Contiguous();
   const DType dtype = x4.dtype();
@@ -172,37 +188,16 @@ Tensor MaxPoolCore(const char* op, const Tensor& x4, const PoolGeom& g) {
       }
     });
   });
-  if (!GradMode::enabled() || !x4.requires_grad()) return y;
-  const Shape in_shape = x4.shape();
   Tensor saved_x = plain ? xc : Tensor();
-  RecordOp(op, y, {&x4}, [idx, saved_x, plain, g, in_shape, dtype, op](const Tensor& gy_in) {
-    Tensor gy = gy_in.Contiguous();
-    Tensor dx = Tensor::Empty(in_shape, dtype);
-    DispatchFloat(dtype, op, [&](auto tag) {
-      using T = decltype(tag);
-      const T* pg = gy.data<T>();
-      T* pd = dx.data<T>();
-      if (plain) {
-        const T* px = saved_x.data<T>();
-        ForPlanes(g.planes, g.in_plane(), [&](int64_t s, int64_t e) {
-          for (int64_t p = s; p < e; ++p)
-            MaxPool2x2PlaneGrad(px + p * g.in_plane(), g, pg + p * g.out_plane(),
-                                pd + p * g.in_plane());
-        });
-        return;
-      }
-      const int64_t* pi = idx.data<int64_t>();
-      ForPlanes(g.planes, g.in_plane(), [&](int64_t s, int64_t e) {
-        for (int64_t p = s; p < e; ++p) {
-          T* d = pd + p * g.in_plane();
-          std::fill(d, d + g.in_plane(), T(0));
-          const T* gp = pg + p * g.out_plane();
-          const int64_t* ip = pi + p * g.out_plane();
-          for (int64_t o = 0; o < g.out_plane(); ++o) d[ip[o]] += gp[o];
-        }
-      });
-    });
-    return std::vector<Tensor>{dx};
+  RecordPlaneGrad(op, y, x4, g, [idx, saved_x, plain, g](int64_t p, const auto* gp, auto* d) {
+    using T = std::remove_pointer_t<decltype(d)>;
+    if (plain) {
+      MaxPool2x2PlaneGrad(saved_x.data<T>() + p * g.in_plane(), g, gp, d);
+      return;
+    }
+    std::fill(d, d + g.in_plane(), T(0));
+    const int64_t* ip = idx.data<int64_t>() + p * g.out_plane();
+    for (int64_t o = 0; o < g.out_plane(); ++o) d[ip[o]] += gp[o];
   });
   return y;
 }
@@ -252,30 +247,14 @@ Tensor WindowMeanCore(const char* op, const Tensor& x4, const PoolGeom& g, Windo
       }
     });
   });
-  if (!GradMode::enabled() || !x4.requires_grad()) return y;
-  const Shape in_shape = x4.shape();
-  RecordOp(op, y, {&x4}, [g, in_shape, dtype, op, windows](const Tensor& gy_in) {
-    Tensor gy = gy_in.Contiguous();
-    Tensor dx = Tensor::Empty(in_shape, dtype);
-    DispatchFloat(dtype, op, [&](auto tag) {
-      using T = decltype(tag);
-      const T* pg = gy.data<T>();
-      T* pd = dx.data<T>();
-      ForPlanes(g.planes, g.in_plane(), [&](int64_t s, int64_t e) {
-        for (int64_t p = s; p < e; ++p) {
-          T* d = pd + p * g.in_plane();
-          std::fill(d, d + g.in_plane(), T(0));
-          const T* gp = pg + p * g.out_plane();
-          windows(g,
-                  [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
-                    const T share = gp[o] / static_cast<T>(divisor);
-                    for (int64_t h = h0; h < h1; ++h)
-                      for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
-                  });
-        }
-      });
+  RecordPlaneGrad(op, y, x4, g, [g, windows](int64_t, const auto* gp, auto* d) {
+    using T = std::remove_pointer_t<decltype(d)>;
+    std::fill(d, d + g.in_plane(), T(0));
+    windows(g, [&](int64_t o, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t divisor) {
+      const T share = gp[o] / static_cast<T>(divisor);
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t w = w0; w < w1; ++w) d[h * g.in_w + w] += share;
     });
-    return std::vector<Tensor>{dx};
   });
   return y;
 }

@@ -40,27 +40,18 @@ void Accumulate(T* out, const T* x, int64_t n) {  // out[i] += x[i]
   else ref::Accumulate(out, x, n);
 }
 
-// ---- reductions over a row ----
-template <typename T>
-T Sum(const T* x, int64_t n) {
-  if constexpr (kHasSimd<T>) return simd::Sum(x, n);
-  else return ref::Sum(x, n);
-}
-template <typename T>
-T Max(const T* x, int64_t n) {
-  if constexpr (kHasSimd<T>) return simd::Max(x, n);
-  else return ref::Max(x, n);
-}
-template <typename T>
-T Min(const T* x, int64_t n) {
-  if constexpr (kHasSimd<T>) return simd::Min(x, n);
-  else return ref::Min(x, n);
-}
-template <typename T>
-T LogSumExpRow(const T* x, int64_t n) {
-  if constexpr (kHasSimd<T>) return simd::LogSumExpRow(x, n);
-  else return ref::LogSumExpRow(x, n);
-}
+// ---- reductions over a row: T Name(const T* x, int64_t n) ----
+#define ATTEND_ROW_REDUCTION(Name)                      \
+  template <typename T>                                 \
+  T Name(const T* x, int64_t n) {                       \
+    if constexpr (kHasSimd<T>) return simd::Name(x, n); \
+    else return ref::Name(x, n);                        \
+  }
+ATTEND_ROW_REDUCTION(Sum)
+ATTEND_ROW_REDUCTION(Max)
+ATTEND_ROW_REDUCTION(Min)
+ATTEND_ROW_REDUCTION(LogSumExpRow)
+#undef ATTEND_ROW_REDUCTION
 
 // ---- row kernels: softmax, layer norm ----
 template <typename T>

@@ -18,19 +18,28 @@ namespace hn = hwy::HWY_NAMESPACE;
 // columns of each input row are split apart by LoadInterleaved2 and merged back by
 // StoreInterleaved2, and the decisions are the same comparisons as TakesMax, lane by lane.
 // Each returns the first output it did not reach (tails are left to narrower vectors).
+// The windows of outputs [i, i + lanes): a b over c e. Returns their maxima; take_b, take_c and
+// take_e say where that element replaced the running maximum (greater, or NaN).
+template <class D, class M = hn::Mask<D>>
+HWY_INLINE hn::Vec<D> WindowMax(D d, const float* r0, const float* r1, int64_t i, M& take_b,
+                                M& take_c, M& take_e) {
+  hn::Vec<D> a, b, c, e;
+  hn::LoadInterleaved2(d, r0 + 2 * i, a, b);
+  hn::LoadInterleaved2(d, r1 + 2 * i, c, e);
+  take_b = hn::Or(hn::Gt(b, a), hn::IsNaN(b));
+  auto best = hn::IfThenElse(take_b, b, a);
+  take_c = hn::Or(hn::Gt(c, best), hn::IsNaN(c));
+  best = hn::IfThenElse(take_c, c, best);
+  take_e = hn::Or(hn::Gt(e, best), hn::IsNaN(e));
+  return hn::IfThenElse(take_e, e, best);
+}
+
 template <class D>
 int64_t MaxPool2x2RowVec(D d, const float* r0, const float* r1, float* y, int64_t i, int64_t n) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  for (; i + lanes <= n; i += lanes) {
-    hn::Vec<D> a, b, c, e;
-    hn::LoadInterleaved2(d, r0 + 2 * i, a, b);
-    hn::LoadInterleaved2(d, r1 + 2 * i, c, e);
-    auto best = a;
-    best = hn::IfThenElse(hn::Or(hn::Gt(b, best), hn::IsNaN(b)), b, best);
-    best = hn::IfThenElse(hn::Or(hn::Gt(c, best), hn::IsNaN(c)), c, best);
-    best = hn::IfThenElse(hn::Or(hn::Gt(e, best), hn::IsNaN(e)), e, best);
-    hn::StoreU(best, d, y + i);
-  }
+  hn::Mask<D> take_b, take_c, take_e;
+  for (; i + lanes <= n; i += lanes)
+    hn::StoreU(WindowMax(d, r0, r1, i, take_b, take_c, take_e), d, y + i);
   return i;
 }
 
@@ -38,16 +47,9 @@ template <class D>
 int64_t MaxPool2x2GradRowVec(D d, const float* r0, const float* r1, const float* g, float* d0,
                              float* d1, int64_t i, int64_t n) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  hn::Mask<D> take_b, take_c, take_e;
   for (; i + lanes <= n; i += lanes) {
-    hn::Vec<D> a, b, c, e;
-    hn::LoadInterleaved2(d, r0 + 2 * i, a, b);
-    hn::LoadInterleaved2(d, r1 + 2 * i, c, e);
-    auto best = a;
-    const auto take_b = hn::Or(hn::Gt(b, best), hn::IsNaN(b));
-    best = hn::IfThenElse(take_b, b, best);
-    const auto take_c = hn::Or(hn::Gt(c, best), hn::IsNaN(c));
-    best = hn::IfThenElse(take_c, c, best);
-    const auto take_e = hn::Or(hn::Gt(e, best), hn::IsNaN(e));
+    WindowMax(d, r0, r1, i, take_b, take_c, take_e);
     // The last element taken is the window's maximum.
     const auto win_c = hn::AndNot(take_e, take_c);
     const auto win_b = hn::AndNot(hn::Or(take_c, take_e), take_b);

@@ -18,10 +18,18 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// x[j] + y[j] (+ b[j] when b is given).
-HWY_INLINE VF Pre(DF d, const float* x, const float* y, const float* b, int64_t j) {
-  const VF s = hn::Add(hn::LoadU(d, x + j), hn::LoadU(d, y + j));
-  return b ? hn::Add(s, hn::LoadU(d, b + j)) : s;
+// x[j] (+ b[j] when b is given).
+HWY_INLINE VF LoadPlus(DF d, const float* x, const float* b, int64_t j) {
+  const VF v = hn::LoadU(d, x + j);
+  return b ? hn::Add(v, hn::LoadU(d, b + j)) : v;
+}
+
+// Gate k's pre-activation at j of rows laid out [gates, h]: x + y (+ b when given).
+HWY_INLINE VF Gate(DF d, const float* x, const float* y, const float* b, int64_t h, int k,
+                   int64_t j) {
+  const int64_t at = k * h + j;
+  const VF s = hn::Add(hn::LoadU(d, x + at), hn::LoadU(d, y + at));
+  return b ? hn::Add(s, hn::LoadU(d, b + at)) : s;  // (x + y) + b, as the scalar twin
 }
 
 void LstmForwardRowImpl(const float* xp, const float* hp, const float* bias, const float* c_prev,
@@ -30,10 +38,10 @@ void LstmForwardRowImpl(const float* xp, const float* hp, const float* bias, con
   const int64_t N = hn::Lanes(d);
   int64_t j = 0;
   for (; j + N <= h; j += N) {
-    const VF i = Sigmoid(d, Pre(d, xp, hp, bias, j));
-    const VF f = Sigmoid(d, Pre(d, xp + h, hp + h, bias ? bias + h : nullptr, j));
-    const VF g = hn::Tanh(d, Pre(d, xp + 2 * h, hp + 2 * h, bias ? bias + 2 * h : nullptr, j));
-    const VF o = Sigmoid(d, Pre(d, xp + 3 * h, hp + 3 * h, bias ? bias + 3 * h : nullptr, j));
+    const VF i = Sigmoid(d, Gate(d, xp, hp, bias, h, 0, j));
+    const VF f = Sigmoid(d, Gate(d, xp, hp, bias, h, 1, j));
+    const VF g = hn::Tanh(d, Gate(d, xp, hp, bias, h, 2, j));
+    const VF o = Sigmoid(d, Gate(d, xp, hp, bias, h, 3, j));
     const VF c = hn::MulAdd(f, hn::LoadU(d, c_prev + j), hn::Mul(i, g));
     const VF tc = hn::Tanh(d, c);
     hn::StoreU(i, d, act + j);
@@ -79,12 +87,10 @@ void GruForwardRowImpl(const float* xp, const float* hp, const float* bias_x, co
   const int64_t N = hn::Lanes(d);
   int64_t j = 0;
   for (; j + N <= h; j += N) {
-    const VF r = Sigmoid(d, Pre(d, xp, hp, bias_x, j));
-    const VF z = Sigmoid(d, Pre(d, xp + h, hp + h, bias_x ? bias_x + h : nullptr, j));
-    VF hnv = hn::LoadU(d, hp + 2 * h + j);
-    if (bias_hn) hnv = hn::Add(hnv, hn::LoadU(d, bias_hn + j));
-    VF xn = hn::LoadU(d, xp + 2 * h + j);
-    if (bias_x) xn = hn::Add(xn, hn::LoadU(d, bias_x + 2 * h + j));
+    const VF r = Sigmoid(d, Gate(d, xp, hp, bias_x, h, 0, j));
+    const VF z = Sigmoid(d, Gate(d, xp, hp, bias_x, h, 1, j));
+    const VF hnv = LoadPlus(d, hp + 2 * h, bias_hn, j);
+    const VF xn = LoadPlus(d, xp + 2 * h, bias_x ? bias_x + 2 * h : nullptr, j);
     const VF n = hn::Tanh(d, hn::MulAdd(r, hnv, xn));
     const VF hp_j = hn::LoadU(d, h_prev + j);
     hn::StoreU(r, d, act + j);
