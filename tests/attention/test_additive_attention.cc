@@ -22,9 +22,12 @@
 #include "backend/cpu/simd/elementwise_kernels.h"
 #include "hwy/targets.h"
 #include "support/gradcheck.h"
+#include "support/random.h"
 
 namespace attend::attention {
 namespace {
+
+using attend::testing::RandomFloats;
 
 using gradcheck::GradCheck;
 using gradcheck::RandomUniform;
@@ -57,14 +60,6 @@ TEST(AdditiveAttention, KernelsAreTestedOnTheBestAndTheBaselineTargets) {
   ASSERT_FALSE(targets.empty());
   EXPECT_EQ(hwy::TargetName(targets.front()), std::string(cpu::simd::TargetName()));
   EXPECT_GE(targets.size(), 2u);  // a vector target and the scalar baseline at least
-}
-
-std::vector<float> RandomFloats(size_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
 }
 
 // The unfused composition the fused op replaces: v^T tanh(qp[:, :, None] + kp[:, None]).

@@ -14,23 +14,18 @@
 #include "backend/cpu/simd/elementwise_kernels.h"
 #include "backend/cpu/simd/pool_kernels.h"
 #include "backend/cpu/simd/row_kernels.h"
+#include "support/random.h"
 
 namespace attend::cpu {
 namespace {
+
+using attend::testing::RandomFloats;
 
 // f32 kernels against the scalar reference (which accumulates in double): 2 ulp-ish for
 // elementwise, 1e-6 relative for transcendental functions (Highway's Exp/Log/Tanh are within a
 // few ulp; the erf approximation in GELU is within 1.5e-7 absolute).
 constexpr float kElemTol = 2e-7f;
 constexpr float kTransTol = 2e-6f;
-
-std::vector<float> RandomVec(int64_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
 
 void ExpectClose(const std::vector<float>& a, const std::vector<float>& b, float tol,
                  const std::string& what) {
@@ -45,7 +40,7 @@ const int64_t kLengths[] = {1, 3, 7, 15, 16, 17, 33, 100, 1023};
 
 TEST(SimdKernels, Binary) {
   for (int64_t n : kLengths) {
-    auto a = RandomVec(n, -3, 3, 1), b = RandomVec(n, 0.5f, 3, 2);
+    auto a = RandomFloats(n, -3, 3, 1), b = RandomFloats(n, 0.5f, 3, 2);
     for (auto op : {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv}) {
       for (int mode = 0; mode < 3; ++mode) {
         bool as = mode == 1, bs = mode == 2;
@@ -82,7 +77,7 @@ TEST(SimdKernels, Unary) {
   };
   for (const Case& c : cases)
     for (int64_t n : kLengths) {
-      auto x = RandomVec(n, c.lo, c.hi, 3);
+      auto x = RandomFloats(n, c.lo, c.hi, 3);
       std::vector<float> got(n), want(n);
       simd::Unary(c.op, x.data(), got.data(), n, c.p0, c.p1);
       ref::Unary(c.op, x.data(), 1, want.data(), 1, n, c.p0, c.p1);
@@ -111,7 +106,7 @@ TEST(SimdKernels, UnaryGrad) {
   };
   for (const Case& c : cases)
     for (int64_t n : kLengths) {
-      auto x = RandomVec(n, c.lo, c.hi, 4), g = RandomVec(n, -1, 1, 5);
+      auto x = RandomFloats(n, c.lo, c.hi, 4), g = RandomFloats(n, -1, 1, 5);
       std::vector<float> y(n), got(n), want(n);
       ref::Unary(c.fwd, x.data(), 1, y.data(), 1, n, c.p0, c.p1);
       simd::UnaryGrad(c.op, x.data(), y.data(), g.data(), got.data(), n, c.p0, c.p1);
@@ -122,12 +117,12 @@ TEST(SimdKernels, UnaryGrad) {
 
 TEST(SimdKernels, Reductions) {
   for (int64_t n : kLengths) {
-    auto x = RandomVec(n, -2, 2, 6);
+    auto x = RandomFloats(n, -2, 2, 6);
     // Sums of n values in f32: relative error grows like n * eps at worst.
     EXPECT_NEAR(simd::Sum(x.data(), n), ref::Sum(x.data(), n), 1e-6 * n) << n;
     EXPECT_EQ(simd::Max(x.data(), n), ref::Max(x.data(), n)) << n;
     EXPECT_EQ(simd::Min(x.data(), n), ref::Min(x.data(), n)) << n;
-    auto acc_s = RandomVec(n, -1, 1, 7), acc_r = acc_s;
+    auto acc_s = RandomFloats(n, -1, 1, 7), acc_r = acc_s;
     simd::Accumulate(acc_s.data(), x.data(), n);
     ref::Accumulate(acc_r.data(), x.data(), n);
     ExpectClose(acc_s, acc_r, kElemTol, "accumulate");
@@ -137,7 +132,7 @@ TEST(SimdKernels, Reductions) {
 TEST(SimdKernels, SoftmaxRows) {
   for (int64_t n : kLengths) {
     for (bool log : {false, true}) {
-      auto x = RandomVec(n, -20, 20, 8), g = RandomVec(n, -1, 1, 9);
+      auto x = RandomFloats(n, -20, 20, 8), g = RandomFloats(n, -1, 1, 9);
       if (n > 2) x[1] = -INFINITY;  // a masked position
       std::vector<float> ys(n), yr(n), ds(n), dr(n);
       simd::SoftmaxRow(x.data(), ys.data(), n, log);
@@ -165,8 +160,8 @@ TEST(SimdKernels, SoftmaxRows) {
 
 TEST(SimdKernels, LayerNormRows) {
   for (int64_t n : kLengths) {
-    auto x = RandomVec(n, -3, 5, 10), gm = RandomVec(n, 0.5f, 1.5f, 11),
-         bt = RandomVec(n, -1, 1, 12), g = RandomVec(n, -1, 1, 13);
+    auto x = RandomFloats(n, -3, 5, 10), gm = RandomFloats(n, 0.5f, 1.5f, 11),
+         bt = RandomFloats(n, -1, 1, 12), g = RandomFloats(n, -1, 1, 13);
     for (bool affine : {false, true}) {
       const float* pg = affine ? gm.data() : nullptr;
       const float* pb = affine ? bt.data() : nullptr;
@@ -190,7 +185,7 @@ TEST(SimdKernels, LayerNormRows) {
 // The packed layout: panel p, input feature kk, column j holds w[32p + j][kk]; zero past n.
 TEST(SimdKernels, PackWeightLayout) {
   const int64_t n = 37, k = 5, ldw = 7;
-  auto w = RandomVec(n * ldw, -1, 1, 20);
+  auto w = RandomFloats(n * ldw, -1, 1, 20);
   std::vector<float> packed(PackedSize(n, k), -1.0f);
   ASSERT_EQ(packed.size(), static_cast<size_t>(2 * kPackPanel * k));
   PackWeight(w.data(), n, k, ldw, packed.data());
@@ -208,8 +203,8 @@ TEST(SimdKernels, PackedGemm) {
     for (int64_t n : {1, 31, 32, 33, 100}) {
       for (int64_t k : {1, 7, 64}) {
         const int64_t ldx = k + 3, ldy = n + 5;
-        auto x = RandomVec(m * ldx, -1, 1, 21), w = RandomVec(n * k, -1, 1, 22),
-             bias = RandomVec(n, -1, 1, 23);
+        auto x = RandomFloats(m * ldx, -1, 1, 21), w = RandomFloats(n * k, -1, 1, 22),
+             bias = RandomFloats(n, -1, 1, 23);
         std::vector<float> packed(PackedSize(n, k));
         PackWeight(w.data(), n, k, k, packed.data());
         for (bool with_bias : {false, true}) {
@@ -227,7 +222,7 @@ TEST(SimdKernels, PackedGemm) {
   }
   // Large enough for the threaded panel loop.
   const int64_t m = 64, n = 1000, k = 128;
-  auto x = RandomVec(m * k, -1, 1, 24), w = RandomVec(n * k, -1, 1, 25);
+  auto x = RandomFloats(m * k, -1, 1, 24), w = RandomFloats(n * k, -1, 1, 25);
   std::vector<float> packed(PackedSize(n, k)), got(m * n), want(m * n);
   PackWeight(w.data(), n, k, k, packed.data());
   simd::PackedGemm(x.data(), m, k, k, packed.data(), n, nullptr, got.data(), n);
@@ -249,9 +244,9 @@ TEST(SimdKernels, Gemm) {
       for (bool tb : {false, true})
         for (float beta : {0.0f, 1.0f, -0.5f}) {
           const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
-          auto a = RandomVec((ta ? s.k : s.m) * lda, -1, 1, 30);
-          auto b = RandomVec((tb ? s.n : s.k) * ldb, -1, 1, 31);
-          auto c0 = RandomVec(s.m * ldc, -1, 1, 32);
+          auto a = RandomFloats((ta ? s.k : s.m) * lda, -1, 1, 30);
+          auto b = RandomFloats((tb ? s.n : s.k) * ldb, -1, 1, 31);
+          auto c0 = RandomFloats(s.m * ldc, -1, 1, 32);
           if (beta == 0.0f)
             for (auto& x : c0) x = std::nanf("");
           std::vector<float> got = c0, want = c0;
@@ -278,7 +273,7 @@ TEST(SimdKernels, Gemm) {
 // input by a few positions gives bit-identical outputs, for values and gradients.
 TEST(SimdKernels, UnaryIsPositionIndependent) {
   const int64_t n = 37;
-  auto x = RandomVec(n + 5, -3, 3, 40), g = RandomVec(n + 5, -1, 1, 41);
+  auto x = RandomFloats(n + 5, -3, 3, 40), g = RandomFloats(n + 5, -1, 1, 41);
   for (auto op : {UnaryOp::kExp, UnaryOp::kTanh, UnaryOp::kSigmoid, UnaryOp::kGelu}) {
     std::vector<float> a(n + 5), b(n);
     simd::Unary(op, x.data(), a.data(), n + 5, 0, 0);
@@ -298,7 +293,7 @@ TEST(SimdKernels, UnaryIsPositionIndependent) {
 // Cross-entropy's row kernels: the normaliser and the gradient row.
 TEST(SimdKernels, LogSumExpAndExpAffineRows) {
   for (int64_t n : kLengths) {
-    auto x = RandomVec(n, -20, 20, 50);
+    auto x = RandomFloats(n, -20, 20, 50);
     const float got = simd::LogSumExpRow(x.data(), n), want = ref::LogSumExpRow(x.data(), n);
     EXPECT_NEAR(got, want, 1e-6f * std::max(1.0f, std::abs(want))) << "n " << n;
     std::vector<float> ys(n), yr(n);
@@ -314,8 +309,8 @@ TEST(SimdKernels, LogSumExpAndExpAffineRows) {
 // ties and NaNs placed in every window position: the first maximum wins, a NaN always wins.
 TEST(SimdKernels, MaxPool2x2Rows) {
   for (int64_t n : kLengths) {
-    std::vector<float> r0 = RandomVec(2 * n, -2, 2, 7), r1 = RandomVec(2 * n, -2, 2, 8);
-    const std::vector<float> g = RandomVec(n, -1, 1, 9);
+    std::vector<float> r0 = RandomFloats(2 * n, -2, 2, 7), r1 = RandomFloats(2 * n, -2, 2, 8);
+    const std::vector<float> g = RandomFloats(n, -1, 1, 9);
     for (int64_t i = 0; i < n; i += 3) r1[2 * i + 1] = r0[2 * i];  // a tie: the first one wins
     for (int64_t i = 1; i < n; i += 5) (i % 2 ? r0 : r1)[2 * i + (i / 5) % 2] = std::nanf("");
     std::vector<float> got(n), want(n);

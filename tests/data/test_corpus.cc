@@ -19,6 +19,8 @@
 #include "attend/corpus.h"
 #include "attend/error.h"
 #include "support/command.h"
+#include "support/errors.h"
+#include "support/files.h"
 
 namespace attend::data {
 using namespace attend::io;    // the atomic writers (attend/files.h)
@@ -27,6 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using Strings = std::vector<std::string>;
+using attend::testing::ReadFile;
+using attend::testing::TempDir;
+using attend::testing::ThrownMessage;
+using attend::testing::WriteFile;
 
 // ---- helpers ----
 
@@ -88,51 +94,11 @@ std::string Header(const std::string& charset,
 
 std::string S(const char* bytes, size_t n) { return std::string(bytes, n); }
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("attend_corpus_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 Strings FileLines(const std::string& path) {
   Strings lines;
   std::ifstream in(path, std::ios::binary);
   for (std::string l; std::getline(in, l);) lines.push_back(l);
   return lines;
-}
-
-// The message of the attend::Error that `f` throws ("" if it throws none).
-template <typename F>
-std::string ErrorOf(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // ---- the .mo reader ----
@@ -217,7 +183,7 @@ TEST(MoCatalog, Revision01HeaderIsRead) {
   // The same words pointing past the end of the file are caught.
   std::string bad = mo;
   bad[36] = '\x7f';  // 0x7f000000 system-dependent strings
-  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "rev01.mo"); }).find("system-dependent"),
+  EXPECT_NE(ThrownMessage([&] { ParseMoCatalog(bad, "rev01.mo"); }).find("system-dependent"),
             std::string::npos);
 }
 
@@ -246,7 +212,7 @@ msgstr "Vermutung"
 msgid "Tab\there"
 msgstr "Tab\thier"
 )";
-  WriteBytes(dir / "x.po", po);
+  WriteFile(dir / "x.po", po);
   const std::string cmd = "/usr/bin/msgfmt -o '" + (dir / "x.mo") + "' '" + (dir / "x.po") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   for (const std::string endian : {"little", "big"}) {
@@ -279,25 +245,28 @@ msgstr "Tab\thier"
 }
 
 TEST(MoCatalog, HeaderErrorsNameTheFileAndTheProblem) {
-  EXPECT_NE(ErrorOf([] { ParseMoCatalog("abc", "tiny.mo"); }).find("tiny.mo: the file is 3 bytes"),
-            std::string::npos);
+  EXPECT_NE(
+      ThrownMessage([] { ParseMoCatalog("abc", "tiny.mo"); }).find("tiny.mo: the file is 3 bytes"),
+      std::string::npos);
   std::string mo = MakeMo(SampleEntries(), false);
   std::string bad = mo;
   bad[0] = 'X';
-  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("not a .mo file"),
+  EXPECT_NE(ThrownMessage([&] { ParseMoCatalog(bad, "m.mo"); }).find("not a .mo file"),
             std::string::npos);
   bad = mo;
   bad[6] = 2;  // revision 2.0
-  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("unsupported major revision 2"),
-            std::string::npos);
+  EXPECT_NE(
+      ThrownMessage([&] { ParseMoCatalog(bad, "m.mo"); }).find("unsupported major revision 2"),
+      std::string::npos);
   bad = mo;
   bad[8] = bad[9] = bad[10] = bad[11] = '\xff';  // 2^32 - 1 strings
-  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("runs past the end of the file"),
-            std::string::npos);
+  EXPECT_NE(
+      ThrownMessage([&] { ParseMoCatalog(bad, "m.mo"); }).find("runs past the end of the file"),
+      std::string::npos);
   bad = mo;
   // The first original string's offset (word at 28 + 4) far beyond the file.
   bad[32] = bad[33] = bad[34] = bad[35] = '\xff';
-  const std::string msg = ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); });
+  const std::string msg = ThrownMessage([&] { ParseMoCatalog(bad, "m.mo"); });
   EXPECT_NE(msg.find("string 0 of the original table: offset 4294967295"), std::string::npos)
       << msg;
   // A string whose NUL terminator was overwritten.
@@ -305,10 +274,11 @@ TEST(MoCatalog, HeaderErrorsNameTheFileAndTheProblem) {
   const size_t nul = bad.find(std::string("Open") + '\0');
   ASSERT_NE(nul, std::string::npos);
   bad[nul + 4] = 'X';
-  EXPECT_NE(ErrorOf([&] { ParseMoCatalog(bad, "m.mo"); }).find("is not NUL-terminated"),
+  EXPECT_NE(ThrownMessage([&] { ParseMoCatalog(bad, "m.mo"); }).find("is not NUL-terminated"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { ReadMoCatalog("/nonexistent/dir/x.mo"); }).find("/nonexistent/dir/x.mo"),
-            std::string::npos);
+  EXPECT_NE(
+      ThrownMessage([] { ReadMoCatalog("/nonexistent/dir/x.mo"); }).find("/nonexistent/dir/x.mo"),
+      std::string::npos);
 }
 
 // Peak resident memory of this process so far, in bytes.
@@ -326,17 +296,17 @@ TEST(MoCatalog, LargeFilesAreJudgedByTheirHeaderFirst) {
   const uint64_t gib = uint64_t{1} << 30;
   auto sparse = [&](const std::string& name, const std::string& start) {
     const std::string path = dir / name;
-    WriteBytes(path, start);
+    WriteFile(path, start);
     fs::resize_file(path, gib);  // a hole: no disk, no memory until read
     return path;
   };
   const uint64_t rss_before = PeakRss();
   const std::string zeros = sparse("zeros.mo", "");
-  std::string msg = ErrorOf([&] { ReadMoCatalog(zeros); });
+  std::string msg = ThrownMessage([&] { ReadMoCatalog(zeros); });
   EXPECT_NE(msg.find(zeros + ": not a .mo file"), std::string::npos) << msg;
   // A valid header and tables, then a gigabyte of nothing.
   const std::string valid = sparse("valid.mo", MakeMo(SampleEntries(), false));
-  msg = ErrorOf([&] { ReadMoCatalog(valid); });
+  msg = ThrownMessage([&] { ReadMoCatalog(valid); });
   EXPECT_NE(msg.find(valid + ": the file is 1073741824 bytes, over the 67108864"),
             std::string::npos)
       << msg;
@@ -345,16 +315,16 @@ TEST(MoCatalog, LargeFilesAreJudgedByTheirHeaderFirst) {
   mo[16] = mo[17] = mo[18] = '\xff';  // translation table offset
   const std::string past = sparse("past.mo", mo);
   fs::resize_file(past, 100000);
-  msg = ErrorOf([&] { ReadMoCatalog(past); });
+  msg = ThrownMessage([&] { ReadMoCatalog(past); });
   EXPECT_NE(
       msg.find("translations at offset 16777215 runs past the end of the file (100000 bytes)"),
       std::string::npos)
       << msg;
   EXPECT_LT(PeakRss() - rss_before, uint64_t{256} << 20);
   // The files themselves still read as before; a directory is not a catalog.
-  WriteBytes(dir / "ok.mo", MakeMo(SampleEntries(), true));
+  WriteFile(dir / "ok.mo", MakeMo(SampleEntries(), true));
   ExpectSample(ReadMoCatalog(dir / "ok.mo"));
-  EXPECT_NE(ErrorOf([&] { ReadMoCatalog(dir.path().string()); }).find("not a regular file"),
+  EXPECT_NE(ThrownMessage([&] { ReadMoCatalog(dir.path().string()); }).find("not a regular file"),
             std::string::npos);
 }
 
@@ -363,7 +333,7 @@ TEST(MoCatalog, EveryTruncationIsRejected) {
     const std::string mo = MakeMo(SampleEntries(), big);
     // The last byte of the file is the last string's NUL, so every shorter file is invalid.
     for (size_t len = 0; len < mo.size(); ++len) {
-      const std::string msg = ErrorOf([&] { ParseMoCatalog(mo.substr(0, len), "cut.mo"); });
+      const std::string msg = ThrownMessage([&] { ParseMoCatalog(mo.substr(0, len), "cut.mo"); });
       EXPECT_NE(msg.find("cut.mo"), std::string::npos) << "length " << len << ": " << msg;
     }
   }
@@ -410,13 +380,13 @@ TEST(MoCatalog, PluralExpressions) {
   EXPECT_EQ(EvaluatePluralExpression("!(n == 1) + 2 * 3 - 6", 1), 0u);
   // A division by zero in the branch not taken is not an error; in the taken one it is.
   EXPECT_EQ(EvaluatePluralExpression("n == 0 ? 0 : 5 / n", 0), 0u);
-  EXPECT_NE(ErrorOf([] { EvaluatePluralExpression("5 / n", 0); }).find("division by zero"),
+  EXPECT_NE(ThrownMessage([] { EvaluatePluralExpression("5 / n", 0); }).find("division by zero"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { EvaluatePluralExpression("(n", 1); }).find("expected ')'"),
+  EXPECT_NE(ThrownMessage([] { EvaluatePluralExpression("(n", 1); }).find("expected ')'"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { EvaluatePluralExpression("n ! 1", 1); }).find("unexpected"),
+  EXPECT_NE(ThrownMessage([] { EvaluatePluralExpression("n ! 1", 1); }).find("unexpected"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] {
+  EXPECT_NE(ThrownMessage([] {
               EvaluatePluralExpression(std::string(10000, '(') + "n", 1);
             }).find("nesting too deep"),
             std::string::npos);
@@ -520,12 +490,12 @@ void WriteFakeLocale(const fs::path& root, bool reverse_creation_order) {
   if (reverse_creation_order) std::reverse(order.begin(), order.end());
   for (int k : order) {
     if (k == 3) {
-      WriteBytes((dir / "d.mo").string(), "this is not a catalog at all, just text");  // corrupt
+      WriteFile((dir / "d.mo").string(), "this is not a catalog at all, just text");  // corrupt
     } else {
-      WriteBytes((dir / names[k]).string(), MakeMo(files[k], k == 1));
+      WriteFile((dir / names[k]).string(), MakeMo(files[k], k == 1));
     }
   }
-  WriteBytes((dir / "README").string(), "not a catalog: ignored");
+  WriteFile((dir / "README").string(), "not a catalog: ignored");
 }
 
 DebianCorpusOptions FakeOptions(const std::string& locale, const std::string& out) {
@@ -609,7 +579,7 @@ TEST(DebianCorpus, RulesOnAFakeLocaleDirectory) {
   EXPECT_EQ(has("%d file", "%d Datei"), 1);
   EXPECT_EQ(has(Sentence("Message", 7), Sentence("Nachricht", 7)), 1);
 
-  const std::string stats = ReadBytes(dir / "out/stats.json");
+  const std::string stats = ReadFile(dir / "out/stats.json");
   EXPECT_NE(stats.find("\"identical_in_dev_test\": " +
                        std::to_string(st.dropped.at("identical_in_dev_test"))),
             std::string::npos)
@@ -632,14 +602,14 @@ TEST(DebianCorpus, DeterministicAndIndependentOfDirectoryOrder) {
   BuildDebianCorpus(FakeOptions(dir / "l1", dir / "o2"));
   BuildDebianCorpus(FakeOptions(dir / "l2", dir / "o3"));
   for (const char* f : {"train.en", "train.de", "dev.en", "dev.de", "test.en", "test.de"}) {
-    const std::string a = ReadBytes(dir / (std::string("o1/") + f));
+    const std::string a = ReadFile(dir / (std::string("o1/") + f));
     EXPECT_FALSE(a.empty()) << f;
-    EXPECT_EQ(a, ReadBytes(dir / (std::string("o2/") + f))) << f;
-    EXPECT_EQ(a, ReadBytes(dir / (std::string("o3/") + f))) << f;
+    EXPECT_EQ(a, ReadFile(dir / (std::string("o2/") + f))) << f;
+    EXPECT_EQ(a, ReadFile(dir / (std::string("o3/") + f))) << f;
   }
   // stats.json names the locale directory (and the corrupt catalog's path), so only its entry
   // and split counts are compared.
-  const std::string s1 = ReadBytes(dir / "o1/stats.json"), s3 = ReadBytes(dir / "o3/stats.json");
+  const std::string s1 = ReadFile(dir / "o1/stats.json"), s3 = ReadFile(dir / "o3/stats.json");
   EXPECT_EQ(s1.substr(s1.find("\"entries\"")), s3.substr(s3.find("\"entries\"")));
   // Nothing temporary is left beside the outputs.
   for (const auto& e : fs::directory_iterator(dir.path() / "o1"))
@@ -649,22 +619,22 @@ TEST(DebianCorpus, DeterministicAndIndependentOfDirectoryOrder) {
 TEST(DebianCorpus, TwoTranslatedLanguagesPairThroughTheMsgid) {
   TempDir dir;
   const fs::path root = dir.path() / "locale";
-  WriteBytes((root / "de/LC_MESSAGES/app.mo").string(), MakeMo({{"", Header("UTF-8")},
-                                                                {"Open", "Öffnen"},
-                                                                {"Close", "Schließen"},
-                                                                {"menu\x04"
-                                                                 "Quit",
-                                                                 "Beenden"}},
-                                                               false));
-  WriteBytes((root / "fr/LC_MESSAGES/app.mo").string(),
-             MakeMo({{"", Header("UTF-8", "nplurals=2; plural=(n > 1);")},
-                     {"Open", "Ouvrir"},
-                     {"menu\x04"
-                      "Quit",
-                      "Quitter"}},
-                    true));
-  WriteBytes((root / "de/LC_MESSAGES/other.mo").string(),
-             MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
+  WriteFile((root / "de/LC_MESSAGES/app.mo").string(), MakeMo({{"", Header("UTF-8")},
+                                                               {"Open", "Öffnen"},
+                                                               {"Close", "Schließen"},
+                                                               {"menu\x04"
+                                                                "Quit",
+                                                                "Beenden"}},
+                                                              false));
+  WriteFile((root / "fr/LC_MESSAGES/app.mo").string(),
+            MakeMo({{"", Header("UTF-8", "nplurals=2; plural=(n > 1);")},
+                    {"Open", "Ouvrir"},
+                    {"menu\x04"
+                     "Quit",
+                     "Quitter"}},
+                   true));
+  WriteFile((root / "de/LC_MESSAGES/other.mo").string(),
+            MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
   DebianCorpusOptions o = FakeOptions(root.string(), dir / "out");
   o.src = "fr";
   o.dev_per_mille = o.test_per_mille = 0;
@@ -682,17 +652,17 @@ TEST(DebianCorpus, TwoTranslatedLanguagesPairThroughTheMsgid) {
 
 TEST(DebianCorpus, MissingDirectoriesAreErrors) {
   TempDir dir;
-  EXPECT_NE(ErrorOf([&] {
+  EXPECT_NE(ThrownMessage([&] {
               BuildDebianCorpus(FakeOptions(dir / "nowhere", dir / "out"));
             }).find("--locale-dir " + (dir / "nowhere") + ": no such directory"),
             std::string::npos);
   fs::create_directories(dir.path() / "locale/fr/LC_MESSAGES");
-  EXPECT_NE(ErrorOf([&] {
+  EXPECT_NE(ThrownMessage([&] {
               BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out"));
             }).find("no catalogs for language 'de'"),
             std::string::npos);
   fs::create_directories(dir.path() / "locale/de/LC_MESSAGES");
-  EXPECT_NE(ErrorOf([&] {
+  EXPECT_NE(ThrownMessage([&] {
               BuildDebianCorpus(FakeOptions(dir / "locale", dir / "out"));
             }).find("no .mo catalogs in"),
             std::string::npos);
@@ -706,15 +676,15 @@ TEST(DebianCorpus, NonUtf8NamesAreSkippedAndTheOutputIsNeverHalfWritten) {
   const fs::path root = dir.path() / "locale";
   WriteFakeLocale(root, false);
   const fs::path de = root / "de" / "LC_MESSAGES";
-  WriteBytes((de / "bad\xff\xfe.mo").string(),
-             MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
-  WriteBytes((de / "e.mo").string(), MakeMo({{"", Header("x\xe9\xff-8")}, {"No", "Nein"}}, false));
+  WriteFile((de / "bad\xff\xfe.mo").string(),
+            MakeMo({{"", Header("UTF-8")}, {"Yes", "Ja"}}, false));
+  WriteFile((de / "e.mo").string(), MakeMo({{"", Header("x\xe9\xff-8")}, {"No", "Nein"}}, false));
   const DebianCorpusStats st = BuildDebianCorpus(FakeOptions(root.string(), dir / "out"));
   EXPECT_EQ(st.catalogs_found, 6u);
   EXPECT_EQ(st.catalogs_read, 2u);
   EXPECT_EQ(st.catalogs_skipped_name, 1u);
   EXPECT_EQ(st.catalogs_skipped_charset, 2u);  // c.mo (KOI8-R) and e.mo
-  const std::string stats = ReadBytes(dir / "out/stats.json");
+  const std::string stats = ReadFile(dir / "out/stats.json");
   EXPECT_NE(stats.find("bad\\\\xff\\\\xfe.mo: the file name is not valid UTF-8"), std::string::npos)
       << stats;
   EXPECT_NE(stats.find("e.mo: charset x\\\\xe9\\\\xff-8"), std::string::npos) << stats;
@@ -724,19 +694,19 @@ TEST(DebianCorpus, NonUtf8NamesAreSkippedAndTheOutputIsNeverHalfWritten) {
   // A build that fails at its last step (stats.json cannot be replaced: it is a directory)
   // changes nothing: the older train/dev/test stay, and no temporary file is left.
   const fs::path small = dir.path() / "small";
-  WriteBytes((small / "de/LC_MESSAGES/app.mo").string(),
-             MakeMo({{"", Header("UTF-8")}, {"Open", "Öffnen"}, {"Close", "Schließen"}}, false));
+  WriteFile((small / "de/LC_MESSAGES/app.mo").string(),
+            MakeMo({{"", Header("UTF-8")}, {"Open", "Öffnen"}, {"Close", "Schließen"}}, false));
   DebianCorpusOptions o = FakeOptions(small.string(), dir / "out2");
   o.dev_per_mille = o.test_per_mille = 0;
   BuildDebianCorpus(o);
-  const std::string train_before = ReadBytes(dir / "out2/train.en");
+  const std::string train_before = ReadFile(dir / "out2/train.en");
   ASSERT_EQ(train_before.empty(), false);
   fs::remove(dir / "out2/stats.json");
   fs::create_directories(dir / "out2/stats.json");
   const std::string msg =
-      ErrorOf([&] { BuildDebianCorpus(FakeOptions(root.string(), dir / "out2")); });
+      ThrownMessage([&] { BuildDebianCorpus(FakeOptions(root.string(), dir / "out2")); });
   EXPECT_NE(msg.find("stats.json"), std::string::npos) << msg;
-  EXPECT_EQ(ReadBytes(dir / "out2/train.en"), train_before);
+  EXPECT_EQ(ReadFile(dir / "out2/train.en"), train_before);
   EXPECT_FALSE(fs::exists(dir / "out2/dev.de") && fs::file_size(dir / "out2/dev.de") > 0);
   for (const auto& e : fs::directory_iterator(dir.path() / "out2"))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
@@ -746,14 +716,14 @@ TEST(DebianCorpus, NonUtf8NamesAreSkippedAndTheOutputIsNeverHalfWritten) {
 
 TEST(ParallelText, ReadsLinesPairsAndTsv) {
   TempDir dir;
-  WriteBytes(dir / "a.en", "\xEF\xBB\xBFHello\r\nWorld\n");
-  WriteBytes(dir / "a.de", "Hallo\nWelt");  // no final newline
+  WriteFile(dir / "a.en", "\xEF\xBB\xBFHello\r\nWorld\n");
+  WriteFile(dir / "a.de", "Hallo\nWelt");  // no final newline
   const std::vector<SentencePair> p = ReadParallelText(dir / "a.en", dir / "a.de");
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[0].src, "Hello");  // BOM and \r gone
   EXPECT_EQ(p[1].src, "World");
   EXPECT_EQ(p[1].tgt, "Welt");
-  WriteBytes(dir / "a.tsv", "Hello\tHallo\r\nGood night\tGute Nacht\n");
+  WriteFile(dir / "a.tsv", "Hello\tHallo\r\nGood night\tGute Nacht\n");
   const std::vector<SentencePair> t = ReadTsv(dir / "a.tsv");
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[1].src, "Good night");
@@ -763,7 +733,7 @@ TEST(ParallelText, ReadsLinesPairsAndTsv) {
 
 TEST(ParallelText, ReadsStdin) {
   TempDir dir;
-  WriteBytes(dir / "in.txt", "one\ntwo\n");
+  WriteFile(dir / "in.txt", "one\ntwo\n");
   ASSERT_NE(std::freopen((dir / "in.txt").c_str(), "r", stdin), nullptr);
   std::cin.clear();
   EXPECT_EQ(ReadLines("-"), (Strings{"one", "two"}));
@@ -773,24 +743,24 @@ TEST(ParallelText, ReadsStdin) {
 TEST(ParallelText, ErrorsNameFileAndLine) {
   TempDir dir;
   const std::string missing = dir / "missing.txt";
-  EXPECT_NE(ErrorOf([&] { ReadLines(missing); }).find(missing + ": no such file"),
+  EXPECT_NE(ThrownMessage([&] { ReadLines(missing); }).find(missing + ": no such file"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([&] { ReadLines(dir.path().string()); }).find("is a directory"),
+  EXPECT_NE(ThrownMessage([&] { ReadLines(dir.path().string()); }).find("is a directory"),
             std::string::npos);
 
-  WriteBytes(dir / "three", "a\nb\nc\n");
-  WriteBytes(dir / "two", "a\nb\n");
-  const std::string counts = ErrorOf([&] { ReadParallelText(dir / "three", dir / "two"); });
+  WriteFile(dir / "three", "a\nb\nc\n");
+  WriteFile(dir / "two", "a\nb\n");
+  const std::string counts = ThrownMessage([&] { ReadParallelText(dir / "three", dir / "two"); });
   EXPECT_NE(counts.find("has 3 lines but " + (dir / "two") + " has 2"), std::string::npos)
       << counts;
 
-  WriteBytes(dir / "empty", "a\n\nc\n");
-  EXPECT_NE(ErrorOf([&] { ReadLines(dir / "empty"); }).find(dir / "empty" + ":2: empty line"),
+  WriteFile(dir / "empty", "a\n\nc\n");
+  EXPECT_NE(ThrownMessage([&] { ReadLines(dir / "empty"); }).find(dir / "empty" + ":2: empty line"),
             std::string::npos);
   ReadOptions skip;
   skip.skip_empty = true;
   EXPECT_EQ(ReadLines(dir / "empty", skip), (Strings{"a", "c"}));
-  EXPECT_NE(ErrorOf([&] {
+  EXPECT_NE(ThrownMessage([&] {
               ReadParallelText(dir / "three", dir / "empty");
             }).find(dir / "empty" + ":2: empty line"),
             std::string::npos);
@@ -799,15 +769,15 @@ TEST(ParallelText, ErrorsNameFileAndLine) {
   EXPECT_EQ(kept[1].src, "c");  // the pair with the empty side is gone, alignment kept
   EXPECT_EQ(kept[1].tgt, "c");
 
-  WriteBytes(dir / "utf8", "fine\nab\xC3(x\n");
-  const std::string utf8 = ErrorOf([&] { ReadLines(dir / "utf8"); });
+  WriteFile(dir / "utf8", "fine\nab\xC3(x\n");
+  const std::string utf8 = ThrownMessage([&] { ReadLines(dir / "utf8"); });
   EXPECT_NE(
       utf8.find(dir / "utf8" + ":2: invalid UTF-8 at byte 2 of the line (byte 7 of the file)"),
       std::string::npos)
       << utf8;
 
-  WriteBytes(dir / "long", "short\n" + std::string(3000, 'x') + "\n");
-  const std::string lng = ErrorOf([&] { ReadLines(dir / "long"); });
+  WriteFile(dir / "long", "short\n" + std::string(3000, 'x') + "\n");
+  const std::string lng = ThrownMessage([&] { ReadLines(dir / "long"); });
   EXPECT_NE(lng.find(dir / "long" + ":2: the line is 3000 bytes long, over the limit of 2048"),
             std::string::npos)
       << lng;
@@ -815,18 +785,19 @@ TEST(ParallelText, ErrorsNameFileAndLine) {
   big.max_bytes = 4000;
   EXPECT_EQ(ReadLines(dir / "long", big).size(), 2u);
 
-  WriteBytes(dir / "tsv", "a\tb\nno tab here\n");
-  EXPECT_NE(ErrorOf([&] {
+  WriteFile(dir / "tsv", "a\tb\nno tab here\n");
+  EXPECT_NE(ThrownMessage([&] {
               ReadTsv(dir / "tsv");
             }).find(dir / "tsv" + ":2: expected exactly one tab (source<TAB>target), found 0"),
             std::string::npos);
-  WriteBytes(dir / "tsv2", "a\tb\tc\n");
-  EXPECT_NE(ErrorOf([&] { ReadTsv(dir / "tsv2"); }).find(":1: expected exactly one tab"),
+  WriteFile(dir / "tsv2", "a\tb\tc\n");
+  EXPECT_NE(ThrownMessage([&] { ReadTsv(dir / "tsv2"); }).find(":1: expected exactly one tab"),
             std::string::npos);
-  WriteBytes(dir / "tsv3", "a\t\n");
-  EXPECT_NE(ErrorOf([&] { ReadTsv(dir / "tsv3"); }).find(":1: empty target"), std::string::npos);
-  WriteBytes(dir / "tsv4", "a\t" + std::string(2100, 'y') + "\n");
-  EXPECT_NE(ErrorOf([&] { ReadTsv(dir / "tsv4"); }).find(":1: the target is 2100 bytes long"),
+  WriteFile(dir / "tsv3", "a\t\n");
+  EXPECT_NE(ThrownMessage([&] { ReadTsv(dir / "tsv3"); }).find(":1: empty target"),
+            std::string::npos);
+  WriteFile(dir / "tsv4", "a\t" + std::string(2100, 'y') + "\n");
+  EXPECT_NE(ThrownMessage([&] { ReadTsv(dir / "tsv4"); }).find(":1: the target is 2100 bytes long"),
             std::string::npos);
 }
 
@@ -847,13 +818,14 @@ TEST(ParallelText, WriteLinesAtomicRoundTrip) {
   TempDir dir;
   const Strings lines = {"eins", "zwei", "", "drei"};
   WriteLinesAtomic(dir / "out.txt", lines);
-  EXPECT_EQ(ReadBytes(dir / "out.txt"), "eins\nzwei\n\ndrei\n");
+  EXPECT_EQ(ReadFile(dir / "out.txt"), "eins\nzwei\n\ndrei\n");
   WriteLinesAtomic(dir / "out.txt", {"neu"});  // replaces the file
-  EXPECT_EQ(ReadBytes(dir / "out.txt"), "neu\n");
-  EXPECT_NE(
-      ErrorOf([&] { WriteLinesAtomic(dir / "bad.txt", {"a\nb"}); }).find("contains a newline"),
-      std::string::npos);
-  EXPECT_NE(ErrorOf([&] {
+  EXPECT_EQ(ReadFile(dir / "out.txt"), "neu\n");
+  EXPECT_NE(ThrownMessage([&] {
+              WriteLinesAtomic(dir / "bad.txt", {"a\nb"});
+            }).find("contains a newline"),
+            std::string::npos);
+  EXPECT_NE(ThrownMessage([&] {
               WriteLinesAtomic(dir / "no/such/dir/x.txt", {"a"});
             }).find("cannot create a temporary file"),
             std::string::npos);

@@ -24,15 +24,20 @@
 #include "attend/attend.h"
 #include "attend/checkpoint.h"
 #include "attend/models.h"
-#include "attend/nmt.h"
 #include "attend/nn.h"
 #include "attend/optim.h"
+#include "support/errors.h"
+#include "support/files.h"
 #include "support/reference_file.h"
 
 namespace attend {
 namespace {
 
 namespace fs = std::filesystem;
+using attend::testing::ReadFile;
+using attend::testing::TempDir;
+using attend::testing::ThrownMessage;
+using attend::testing::WriteFile;
 using io::Metadata;
 using io::NamedTensors;
 using ::testing::AllOf;
@@ -40,48 +45,11 @@ using ::testing::HasSubstr;
 
 // ---- helpers ----
 
-// A fresh directory per test, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("attend_ckpt_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void WriteAll(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
 bool BitEqual(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
   const Tensor ca = a.Contiguous(), cb = b.Contiguous();
   const size_t n = static_cast<size_t>(ca.numel()) * DTypeSize(ca.dtype());
   return n == 0 || std::memcmp(ca.raw_data(), cb.raw_data(), n) == 0;
-}
-
-std::string ErrorOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // Parses bytes, returning "" when they load and the message when attend::Error is thrown; any
@@ -135,12 +103,12 @@ TEST(Safetensors, RoundTripInMemoryAndOnDisk) {
   TempDir dir;
   const NamedTensors tensors = SampleTensors();
   const Metadata meta = {{"format", "pt"}, {"unicode", "\xc3\xbc \xe2\x9c\x93"}, {"empty", ""}};
-  const std::string path = dir.File("model.safetensors");
+  const std::string path = (dir / "model.safetensors");
   io::SaveSafetensors(path, tensors, meta);
   EXPECT_FALSE(fs::exists(path + ".tmp"));
-  EXPECT_EQ(ReadAll(path), io::SerializeSafetensors(tensors, meta));  // deterministic bytes
+  EXPECT_EQ(ReadFile(path), io::SerializeSafetensors(tensors, meta));  // deterministic bytes
   for (const io::SafetensorsContents& got :
-       {io::LoadSafetensors(path, true), io::ParseSafetensors(ReadAll(path), "mem", true)}) {
+       {io::LoadSafetensors(path, true), io::ParseSafetensors(ReadFile(path), "mem", true)}) {
     ASSERT_EQ(got.tensors.size(), tensors.size());
     for (size_t i = 0; i < tensors.size(); ++i) {
       EXPECT_EQ(got.tensors[i].first, tensors[i].first);  // in writing order
@@ -152,7 +120,7 @@ TEST(Safetensors, RoundTripInMemoryAndOnDisk) {
     EXPECT_EQ(got.metadata, expected);
   }
   // The header is padded so the data starts 8-byte aligned.
-  const std::string bytes = ReadAll(path);
+  const std::string bytes = ReadFile(path);
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   EXPECT_EQ(n % 8, 0u);
@@ -160,43 +128,43 @@ TEST(Safetensors, RoundTripInMemoryAndOnDisk) {
 
 TEST(Safetensors, OverwritesAtomicallyAndCleansUpOnFailure) {
   TempDir dir;
-  const std::string path = dir.File("a.safetensors");
+  const std::string path = (dir / "a.safetensors");
   io::SaveSafetensors(path, {{"x", Tensor::Ones({2})}});
   io::SaveSafetensors(path, {{"y", Tensor::Zeros({3})}});
   EXPECT_EQ(io::LoadSafetensors(path).tensors.at(0).first, "y");
   // A failing save (duplicate names) leaves the previous file and no temporary behind.
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::SaveSafetensors(path, {{"z", Tensor::Ones({1})}, {"z", Tensor::Ones({1})}});
               }),
               AllOf(HasSubstr(path), HasSubstr("'z' appears twice")));
   EXPECT_EQ(io::LoadSafetensors(path).tensors.at(0).first, "y");
   EXPECT_FALSE(fs::exists(path + ".tmp"));
-  EXPECT_THAT(ErrorOf([&] { io::SaveSafetensors(dir.File("no/such/dir/f.safetensors"), {}); }),
+  EXPECT_THAT(ThrownMessage([&] { io::SaveSafetensors((dir / "no/such/dir/f.safetensors"), {}); }),
               AllOf(HasSubstr("no/such/dir/f.safetensors.tmp"), HasSubstr("No such file")));
-  EXPECT_THAT(ErrorOf([&] { io::LoadSafetensors(dir.File("missing.safetensors")); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadSafetensors((dir / "missing.safetensors")); }),
               AllOf(HasSubstr("missing.safetensors"), HasSubstr("cannot open")));
-  EXPECT_THAT(ErrorOf([&] { io::LoadSafetensors(dir.path().string()); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadSafetensors(dir.path().string()); }),
               HasSubstr("not a readable regular file"));
 }
 
 TEST(Safetensors, WriterRejectsBadInput) {
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::SerializeSafetensors({{"", Tensor::Ones({1})}});
               }),
               HasSubstr("empty name"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::SerializeSafetensors({{"__metadata__", Tensor::Ones({1})}});
               }),
               HasSubstr("'__metadata__' cannot name a tensor"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::SerializeSafetensors({{"t", Tensor()}});
               }),
               HasSubstr("'t' is undefined"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::SerializeSafetensors({}, {{io::kChecksumKey, "0"}});
               }),
               HasSubstr("reserved"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::SerializeSafetensors({{"bad\xff", Tensor::Ones({1})}});
               }),
               HasSubstr("not valid UTF-8"));
@@ -286,7 +254,7 @@ nlohmann::json ReadWithPython(const std::string& path, std::string* error) {
 
 TEST(Safetensors, PythonReadsAFileWrittenByAttend) {
   TempDir dir;
-  const std::string path = dir.File("for_python.safetensors");
+  const std::string path = (dir / "for_python.safetensors");
   NamedTensors tensors = SampleTensors();
   tensors.emplace_back(
       "special", Tensor::FromVector(
@@ -339,13 +307,14 @@ TEST(Safetensors, EveryTruncationIsAnError) {
   TempDir dir;
   const std::string full = SampleFile();
   ASSERT_EQ(ParseOutcome(full, true), "");
-  const std::string path = dir.File("cut.safetensors");
+  const std::string path = (dir / "cut.safetensors");
   for (size_t len = 0; len < full.size(); ++len) {
     const std::string cut = full.substr(0, len);
     EXPECT_THAT(ParseOutcome(cut), HasSubstr("fuzz.safetensors")) << "length " << len;
     // The file reader too (a different source of bytes).
-    WriteAll(path, cut);
-    EXPECT_THAT(ErrorOf([&] { io::LoadSafetensors(path); }), HasSubstr(path)) << "length " << len;
+    WriteFile(path, cut);
+    EXPECT_THAT(ThrownMessage([&] { io::LoadSafetensors(path); }), HasSubstr(path))
+        << "length " << len;
   }
 }
 
@@ -634,11 +603,11 @@ TEST(Checkpoint, ConfigSizesMustBeIntegers) {
   EXPECT_EQ(models::ModelConfig::FromJson(with("64")).embed_dim, 64);
   for (const char* bad :
        {"3688888888888888888888888888888888888888", "3.7e99", "-1e300", "2.5", "64.0"}) {
-    EXPECT_THAT(ErrorOf([&] { models::ModelConfig::FromJson(with(bad)); }),
+    EXPECT_THAT(ThrownMessage([&] { models::ModelConfig::FromJson(with(bad)); }),
                 AllOf(HasSubstr("embed_dim"), HasSubstr("must be an integer")))
         << bad;
   }
-  EXPECT_THAT(ErrorOf([&] { models::ModelConfig::FromJson(with("18446744073709551615")); }),
+  EXPECT_THAT(ThrownMessage([&] { models::ModelConfig::FromJson(with("18446744073709551615")); }),
               AllOf(HasSubstr("embed_dim"), HasSubstr("out of range")));
 }
 
@@ -652,7 +621,7 @@ TEST(Checkpoint, ResumingContinuesBitIdentically) {
 
     TrainingRun first = MakeRun(recipe, 7);
     Train(first, 0, kSplit);
-    const std::string path = dir.File("resume.safetensors");
+    const std::string path = (dir / "resume.safetensors");
     const std::string config = R"({"model": "tiny", "hidden": 8})";
     io::SaveCheckpoint(path, *first.net, first.opt.get(), first.sched.get(), config,
                        {{"data.epoch", "5"}});
@@ -675,7 +644,7 @@ TEST(Checkpoint, FileLayout) {
   TempDir dir;
   TrainingRun r = MakeRun(Recipe::kAdamWWarmup, 1);
   Train(r, 0, 2);
-  const std::string path = dir.File("layout.safetensors");
+  const std::string path = (dir / "layout.safetensors");
   io::SaveCheckpoint(path, *r.net, r.opt.get(), r.sched.get(), "{}");
   const io::SafetensorsContents c = io::LoadSafetensors(path, true);
   std::vector<std::string> names;
@@ -707,7 +676,7 @@ TEST(Checkpoint, PlateauStateSurvivesInfiniteBest) {
   TinyNet net(1);
   optim::SGD opt(net.Parameters(), {.lr = 0.1});
   optim::ReduceLROnPlateau sched(opt);
-  const std::string path = dir.File("inf.safetensors");
+  const std::string path = (dir / "inf.safetensors");
   io::SaveCheckpoint(path, net, &opt, &sched, "{}");
   optim::SGD opt2(net.Parameters(), {.lr = 0.3});
   optim::ReduceLROnPlateau sched2(opt2);
@@ -722,7 +691,7 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
   TempDir dir;
   TrainingRun r = MakeRun(Recipe::kAdamWWarmup, 1);
   Train(r, 0, 2);
-  const std::string path = dir.File("ckpt.safetensors");
+  const std::string path = (dir / "ckpt.safetensors");
   io::SaveCheckpoint(path, *r.net, r.opt.get(), r.sched.get(), "{}");
 
   TrainingRun target = MakeRun(Recipe::kAdamWWarmup, 2);
@@ -735,22 +704,23 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
 
   // A model with another hidden size: the first tensor that differs is named with both shapes.
   TinyNet wider(2, 9);
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(path, wider); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(path, wider); }),
               AllOf(HasSubstr(path), HasSubstr("'fc1.weight'"), HasSubstr("f32[8, 4]"),
                     HasSubstr("f32[9, 4]")));
   // Wrong optimizer or schedule type; missing optimizer state.
   optim::Adam adam(target.net->Parameters(), {});
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(path, *target.net, &adam); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(path, *target.net, &adam); }),
               HasSubstr("optimizer is AdamW, not Adam"));
   optim::StepLR steplr(*target.opt, 2);
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(path, *target.net, target.opt.get(), &steplr); }),
-              HasSubstr("schedule is InverseSqrtWarmup, not StepLR"));
+  EXPECT_THAT(
+      ThrownMessage([&] { io::LoadCheckpoint(path, *target.net, target.opt.get(), &steplr); }),
+      HasSubstr("schedule is InverseSqrtWarmup, not StepLR"));
   unchanged();
 
   // Model-only file: asking for optimizer state fails.
-  const std::string weights = dir.File("weights.safetensors");
+  const std::string weights = (dir / "weights.safetensors");
   io::SaveCheckpoint(weights, *r.net, nullptr, nullptr, "{}");
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(weights, *target.net, target.opt.get()); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(weights, *target.net, target.opt.get()); }),
               HasSubstr("holds no optimizer state"));
   unchanged();
 
@@ -760,20 +730,20 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
   auto rewrite = [&](const std::function<void(NamedTensors&)>& edit) {
     NamedTensors t = c.tensors;
     edit(t);
-    const std::string p = dir.File("edited.safetensors");
+    const std::string p = (dir / "edited.safetensors");
     io::SaveSafetensors(p, t, c.metadata);
     return p;
   };
   const std::string missing = rewrite([](NamedTensors& t) {
     t.erase(std::find_if(t.begin(), t.end(), [](auto& e) { return e.first == "fc2.bias"; }));
   });
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::LoadCheckpoint(missing, *target.net, target.opt.get(), target.sched.get());
               }),
               HasSubstr("model tensor 'fc2.bias' (f32[3]) is missing"));
   const std::string unexpected =
       rewrite([](NamedTensors& t) { t.emplace_back("fc3.weight", Tensor::Ones({2})); });
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::LoadCheckpoint(unexpected, *target.net, target.opt.get(), target.sched.get());
               }),
               HasSubstr("unexpected tensor 'fc3.weight'"));
@@ -781,13 +751,13 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
     for (auto& e : t)
       if (e.first == "scale") e.second = e.second.To(DType::kF64);
   });
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(dtype, *target.net); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(dtype, *target.net); }),
               AllOf(HasSubstr("'scale'"), HasSubstr("f64[3]"), HasSubstr("f32[3]")));
   const std::string bad_state = rewrite([](NamedTensors& t) {
     for (auto& e : t)
       if (e.first == "optim.state.1.exp_avg") e.second = Tensor::Zeros({2});
   });
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::LoadCheckpoint(bad_state, *target.net, target.opt.get(), target.sched.get());
               }),
               AllOf(HasSubstr("optimizer state"), HasSubstr("'state.1.exp_avg'")));
@@ -800,27 +770,27 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
   // Schedule state with a bad key, and a corrupted lr.
   c.metadata["sched.extra"] = "1";
   const std::string sched_key = rewrite([](NamedTensors&) {});
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 io::LoadCheckpoint(sched_key, *target.net, target.opt.get(), target.sched.get());
               }),
               AllOf(HasSubstr("schedule state"), HasSubstr("unexpected key 'extra'")));
   c.metadata.erase("sched.extra");
   c.metadata["optim.lr"] = "0.1x";
   const std::string bad_lr = rewrite([](NamedTensors&) {});
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(bad_lr, *target.net, target.opt.get()); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(bad_lr, *target.net, target.opt.get()); }),
               HasSubstr("metadata 'optim.lr' is not a number: '0.1x'"));
   unchanged();
 
   // A flipped byte anywhere in a checkpoint is refused.
-  std::string bytes = ReadAll(path);
+  std::string bytes = ReadFile(path);
   bytes[bytes.size() - 3] ^= 0x10;
-  const std::string flipped = dir.File("flipped.safetensors");
-  WriteAll(flipped, bytes);
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(flipped, *target.net); }),
+  const std::string flipped = (dir / "flipped.safetensors");
+  WriteFile(flipped, bytes);
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(flipped, *target.net); }),
               HasSubstr("checksum mismatch"));
   // A plain safetensors file (no format key) is not a checkpoint.
   io::SaveSafetensors(weights, target.net->StateDict());
-  EXPECT_THAT(ErrorOf([&] { io::LoadCheckpoint(weights, *target.net); }),
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(weights, *target.net); }),
               HasSubstr("not an attend checkpoint"));
   unchanged();
 }
@@ -828,147 +798,17 @@ TEST(Checkpoint, MismatchesAreNamedAndChangeNothing) {
 TEST(Checkpoint, SaveRejectsBadArguments) {
   TempDir dir;
   TinyNet net(1);
-  const std::string path = dir.File("x.safetensors");
-  EXPECT_THAT(ErrorOf([&] { io::SaveCheckpoint(path, net, nullptr, nullptr, "{not json"); }),
+  const std::string path = (dir / "x.safetensors");
+  EXPECT_THAT(ThrownMessage([&] { io::SaveCheckpoint(path, net, nullptr, nullptr, "{not json"); }),
               HasSubstr("config is not valid JSON"));
   for (const char* key : {"config", "attend.format", "optim.lr", "sched.best"}) {
-    EXPECT_THAT(ErrorOf([&] {
+    EXPECT_THAT(ThrownMessage([&] {
                   io::SaveCheckpoint(path, net, nullptr, nullptr, "{}", {{key, "x"}});
                 }),
                 HasSubstr("reserved"))
         << key;
   }
   EXPECT_FALSE(fs::exists(path));
-}
-
-// ---- model checkpoints (nmt::LoadModel, what `attend translate` opens) ----
-
-std::string Base64(const std::string& in) {
-  static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, in.size() - i);
-    uint32_t v = 0;
-    for (size_t j = 0; j < 3; ++j) v = v << 8 | (j < n ? uint8_t(in[i + j]) : 0u);
-    for (size_t j = 0; j < 4; ++j) out += j <= n ? k[(v >> (18 - 6 * j)) & 63] : '=';
-  }
-  return out;
-}
-
-// LoadModel caps the building of a checkpoint's model by kModelBuildFactor times the file's
-// tensor bytes: every architecture must stay under it with a file of model tensors alone.
-TEST(Checkpoint, ModelBuildRequestsAreBoundedByTheTensors) {
-  std::vector<models::ModelConfig> configs;
-  for (const char* arch : {"rnn", "rnn-attention", "transformer"}) {
-    models::ModelConfig c;
-    c.arch = models::ParseEnum<models::Arch>(arch, "arch");
-    c.src_vocab = c.tgt_vocab = 300;
-    c.embed_dim = c.hidden_dim = c.attention_dim = c.d_model = 32;
-    c.ff_dim = 64;
-    c.heads = 4;
-    c.layers = c.encoder_layers = c.decoder_layers = 2;
-    configs.push_back(c);
-  }
-  models::ModelConfig lstm = configs[1];
-  lstm.cell = models::Cell::kLstm;
-  lstm.score = models::Score::kLocation;
-  lstm.window = models::Window::kLocalP;
-  configs.push_back(lstm);
-  models::ModelConfig post = configs[2];
-  post.pre_norm = post.share_embeddings = false;
-  post.max_positions = 4096;
-  configs.push_back(post);
-  for (const models::ModelConfig& c : configs) {
-    Generator gen(1);
-    std::shared_ptr<models::Seq2Seq> model;
-    uint64_t requested = 0;
-    {
-      AllocationLimitGuard count(~uint64_t{0}, "count");
-      model = models::MakeModel(c, gen);
-      requested = count.requested();
-    }
-    uint64_t bytes = 0;
-    for (const auto& [name, t] : model->StateDict())
-      bytes += static_cast<uint64_t>(t.numel()) * DTypeSize(t.dtype());
-    EXPECT_LE(requested, models::kModelBuildFactor * bytes) << c.ToJson();
-    EXPECT_GT(requested, bytes) << c.ToJson();  // the guard saw the model being built
-  }
-  // Guards nest; the innermost counts, and its limit is checked before allocating.
-  AllocationLimitGuard outer(1 << 20, "outer");
-  {
-    AllocationLimitGuard inner(100, "inner limit");
-    EXPECT_THAT(ErrorOf([] { Tensor::Empty({1000}); }),
-                AllOf(HasSubstr("inner limit"), HasSubstr("4000 bytes")));
-    EXPECT_EQ(inner.requested(), 0u);
-  }
-  Tensor::Empty({1000});
-  EXPECT_EQ(outer.requested(), 4000u);
-}
-
-// Issue 11: the config of a checkpoint is as untrusted as its tensors. A small file claiming
-// embed_dim=120000 made `attend translate` allocate the claimed model (4 GiB for a larger
-// vocabulary) before comparing it with the file; a config nested 10^6 deep crashed in dump()
-// (2 * 10^5 here: already past the stack).
-TEST(Checkpoint, ModelConfigIsCheckedAgainstTheFile) {
-  TempDir dir;
-  std::vector<std::string> sentences;
-  for (int i = 0; i < 50; ++i)
-    sentences.push_back("the cat " + std::to_string(i % 7) + " sat on the mat number " +
-                        std::to_string(i % 11));
-  nmt::VocabularyOptions vo;
-  vo.size = 40;
-  const nmt::Vocabulary vocab = nmt::Vocabulary::Train(sentences, vo);
-  models::ModelConfig cfg;
-  cfg.arch = models::Arch::kRnnAttention;
-  cfg.src_vocab = cfg.tgt_vocab = vocab.size();
-  cfg.embed_dim = cfg.hidden_dim = cfg.attention_dim = 8;
-  Generator gen(3);
-  const std::shared_ptr<models::Seq2Seq> model = models::MakeModel(cfg, gen);
-  const Metadata extra = {{"vocab.spm.base64", Base64(vocab.bytes())}};
-  auto write = [&](const std::string& name, const std::string& model_json) {
-    const std::string path = dir.File(name);
-    io::SaveCheckpoint(path, *model, nullptr, nullptr, R"({"model":)" + model_json + "}", extra);
-    return path;
-  };
-
-  const nmt::LoadedModel good = nmt::LoadModel(write("good.ckpt", cfg.ToJson()));
-  EXPECT_EQ(good.model->config().ToJson(), cfg.ToJson());
-  EXPECT_EQ(good.vocab.size(), vocab.size());
-
-  // A larger model than the file's tensors: refused before most of it is allocated.
-  models::ModelConfig claimed = cfg;
-  claimed.embed_dim = 120000;
-  const std::string big = write("big.ckpt", claimed.ToJson());
-  const uint64_t base = GetAllocatorStats().bytes_in_use;
-  ResetPeakBytes();
-  EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(big); }),
-              AllOf(HasSubstr(big), HasSubstr("larger model"), HasSubstr("120000")));
-  // The claimed model needs > 55 MB here (two 16 MB embeddings, GRUs over 120000 inputs); the
-  // cap for this small file is ~16 MiB, and the allocation that would pass it is not made.
-  EXPECT_LT(GetAllocatorStats().peak_bytes_in_use - base, uint64_t{24} << 20);
-  // Sizes past sane limits, and a config that matches the sizes but not the names.
-  models::ModelConfig huge = cfg;
-  huge.hidden_dim = int64_t{1} << 40;
-  const std::string huge_path = write("huge.ckpt", huge.ToJson());
-  EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(huge_path); }),
-              AllOf(HasSubstr(huge_path), HasSubstr("hidden_dim 1099511627776 exceeds")));
-  models::ModelConfig other = cfg;
-  other.score = models::Score::kDot;
-  const std::string other_path = write("other.ckpt", other.ToJson());
-  EXPECT_THAT(ErrorOf([&] { nmt::LoadModel(other_path); }),
-              AllOf(HasSubstr(other_path), HasSubstr("score")));
-
-  // Nesting and long values: short messages naming the file, no crash.
-  const int depth = 200000;
-  const std::string deep = write("deep.ckpt", std::string(depth, '[') + std::string(depth, ']'));
-  std::string msg = ErrorOf([&] { nmt::LoadModel(deep); });
-  EXPECT_THAT(msg, AllOf(HasSubstr(deep), HasSubstr("nested deeper than 64")));
-  EXPECT_LT(msg.size(), 400u);
-  const std::string long_arch =
-      write("long.ckpt", R"({"arch":[")" + std::string(1 << 16, 'x') + R"("]})");
-  msg = ErrorOf([&] { nmt::LoadModel(long_arch); });
-  EXPECT_THAT(msg, AllOf(HasSubstr(long_arch), HasSubstr("key 'arch' has the wrong type")));
-  EXPECT_LT(msg.size(), 400u);
 }
 
 }  // namespace

@@ -13,21 +13,14 @@
 
 #include "attend/error.h"
 #include "attend/nmt.h"
+#include "support/errors.h"
 
 namespace attend {
 namespace {
 
+using attend::testing::ThrownMessage;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-std::string ErrorOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::vector<std::string> Sentences() {
   std::vector<std::string> s;
@@ -74,7 +67,7 @@ TEST(Vocabulary, CorruptNormalizationTableIsRefused) {
   const std::string bytes =
       SourceFile("fuzz/corpus/vocab/crash-f4734ac62d734dbecb3b5a7b8e1fe68d31fa54bd");
   ASSERT_FALSE(bytes.empty());
-  EXPECT_THAT(ErrorOf([&] { nmt::Vocabulary::FromBytes(bytes, "crash.model"); }),
+  EXPECT_THAT(ThrownMessage([&] { nmt::Vocabulary::FromBytes(bytes, "crash.model"); }),
               HasSubstr("normalization table"));
 }
 
@@ -85,7 +78,7 @@ TEST(Vocabulary, EmptyOrNulPiecesAreRefused) {
   const std::string bytes =
       SourceFile("fuzz/corpus/vocab/crash-5c4d5735c4b7cf666ff2e5d50f0ebb128438d705");
   ASSERT_FALSE(bytes.empty());
-  EXPECT_THAT(ErrorOf([&] { nmt::Vocabulary::FromBytes(bytes, "nul.model"); }),
+  EXPECT_THAT(ThrownMessage([&] { nmt::Vocabulary::FromBytes(bytes, "nul.model"); }),
               AllOf(HasSubstr("nul.model"), HasSubstr("is empty or holds a NUL byte")));
   // A trained model with one piece's text emptied: the first piece "<pad>" is field 1 (0x0a) of
   // the model, its text field 1 of the piece ("\x0a\x05<pad>"); an empty text keeps it well formed.
@@ -97,7 +90,7 @@ TEST(Vocabulary, EmptyOrNulPiecesAreRefused) {
   std::string empty = good;
   empty.replace(at, 7, std::string("\x0a\x00", 2));
   empty[at - 1] = static_cast<char>(empty[at - 1] - 5);  // the piece message is 5 bytes shorter
-  EXPECT_THAT(ErrorOf([&] { nmt::Vocabulary::FromBytes(empty, "empty.model"); }),
+  EXPECT_THAT(ThrownMessage([&] { nmt::Vocabulary::FromBytes(empty, "empty.model"); }),
               HasSubstr("piece 0 is empty or holds a NUL byte"));
 }
 

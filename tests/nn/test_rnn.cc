@@ -25,6 +25,7 @@
 #include "support/gradcheck.h"
 #include "support/reference_compare.h"
 #include "support/reference_file.h"
+#include "support/random.h"
 
 namespace attend {
 
@@ -32,6 +33,8 @@ namespace attend {
 void PrintTo(RnnMode mode, std::ostream* os) { *os << (mode == RnnMode::kLstm ? "LSTM" : "GRU"); }
 
 namespace {
+
+using attend::testing::RandomFloats;
 
 using gradcheck::GradCheckMulti;
 using gradcheck::Indices;
@@ -42,14 +45,6 @@ using ::testing::HasSubstr;
 // ---------------------------------------------------------------------------------------------
 // Gate kernels: Highway f32 against the scalar reference (in f32), on widths with tails.
 // ---------------------------------------------------------------------------------------------
-
-std::vector<float> RandomVec(int64_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
 
 // Highway's Exp and Tanh are within a few ulp of std::exp/std::tanh; the kernels chain at most
 // three of them, so 2e-6 relative (about 17 ulp) is ample while any formula slip shows at 1e-2.
@@ -66,8 +61,8 @@ const int64_t kWidths[] = {1, 5, 16, 17, 37, 64};
 TEST(RnnKernels, LstmForwardAndBackwardMatchReference) {
   for (int64_t h : kWidths) {
     for (bool bias : {false, true}) {
-      auto xp = RandomVec(4 * h, -3, 3, 1), hp = RandomVec(4 * h, -3, 3, 2);
-      auto b = RandomVec(4 * h, -1, 1, 3), c0 = RandomVec(h, -2, 2, 4);
+      auto xp = RandomFloats(4 * h, -3, 3, 1), hp = RandomFloats(4 * h, -3, 3, 2);
+      auto b = RandomFloats(4 * h, -1, 1, 3), c0 = RandomFloats(h, -2, 2, 4);
       std::vector<float> act(4 * h), act_r(4 * h), c(h), c_r(h), tc(h), tc_r(h), y(h), y_r(h);
       cpu::simd::LstmForwardRow(xp.data(), hp.data(), bias ? b.data() : nullptr, c0.data(),
                                 act.data(), c.data(), tc.data(), y.data(), h);
@@ -85,8 +80,8 @@ TEST(RnnKernels, LstmForwardAndBackwardMatchReference) {
       ExpectCloseVec(c_in, c_r, what + " c in place");
 
       for (bool with_dy : {false, true}) {
-        auto dy = RandomVec(h, -1, 1, 5);
-        auto dh = RandomVec(h, -1, 1, 6), dc = RandomVec(h, -1, 1, 7);
+        auto dy = RandomFloats(h, -1, 1, 5);
+        auto dh = RandomFloats(h, -1, 1, 6), dc = RandomFloats(h, -1, 1, 7);
         auto dh_r = dh, dc_r = dc;
         std::vector<float> dg(4 * h), dg_r(4 * h);
         cpu::simd::LstmBackwardRow(act_r.data(), c0.data(), tc_r.data(),
@@ -106,9 +101,9 @@ TEST(RnnKernels, LstmForwardAndBackwardMatchReference) {
 TEST(RnnKernels, GruForwardAndBackwardMatchReference) {
   for (int64_t h : kWidths) {
     for (bool bias : {false, true}) {
-      auto xp = RandomVec(3 * h, -3, 3, 11), hp = RandomVec(3 * h, -3, 3, 12);
-      auto bx = RandomVec(3 * h, -1, 1, 13), bhn = RandomVec(h, -1, 1, 14);
-      auto h0 = RandomVec(h, -1, 1, 15);
+      auto xp = RandomFloats(3 * h, -3, 3, 11), hp = RandomFloats(3 * h, -3, 3, 12);
+      auto bx = RandomFloats(3 * h, -1, 1, 13), bhn = RandomFloats(h, -1, 1, 14);
+      auto h0 = RandomFloats(h, -1, 1, 15);
       std::vector<float> act(3 * h), act_r(3 * h), hn(h), hn_r(h), y(h), y_r(h);
       cpu::simd::GruForwardRow(xp.data(), hp.data(), bias ? bx.data() : nullptr,
                                bias ? bhn.data() : nullptr, h0.data(), act.data(), hn.data(),
@@ -121,7 +116,7 @@ TEST(RnnKernels, GruForwardAndBackwardMatchReference) {
       ExpectCloseVec(hn, hn_r, what + " hn");
       ExpectCloseVec(y, y_r, what + " h");
       for (bool with_dy : {false, true}) {
-        auto dy = RandomVec(h, -1, 1, 16), dh = RandomVec(h, -1, 1, 17);
+        auto dy = RandomFloats(h, -1, 1, 16), dh = RandomFloats(h, -1, 1, 17);
         auto dh_r = dh;
         std::vector<float> dgx(3 * h), dgx_r(3 * h), dgh(3 * h), dgh_r(3 * h);
         cpu::simd::GruBackwardRow(act_r.data(), hn_r.data(), h0.data(),

@@ -24,10 +24,12 @@
 #include "attend/optim.h"
 #include "support/reference_compare.h"
 #include "support/reference_file.h"
+#include "support/errors.h"
 
 namespace attend {
 namespace {
 
+using attend::testing::ThrownMessage;
 using reference::OpKey;
 using reference::RefCase;
 using reference::RefDType;
@@ -494,15 +496,6 @@ TEST(Optim, LoadStateCopiesTheBuffers) {
   EXPECT_EQ(state[1].second.ToVector<float>(), saved);
 }
 
-std::string ErrorOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 TEST(Optim, LoadStateNamesTheFirstProblemAndChangesNothing) {
   Generator gen(10);
   std::vector<Tensor> params = RandomParams(gen);
@@ -528,53 +521,54 @@ TEST(Optim, LoadStateNamesTheFirstProblemAndChangesNothing) {
     return s;
   };
   optim::Adam fresh(params, {.lr = 0.1});
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadState(with("state.0.momentum", Tensor::Zeros({6, 5})));
               }),
               AllOf(HasSubstr("Adam::LoadState"), HasSubstr("'state.0.momentum'")));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadState(with("exp_avg", Tensor::Zeros({6, 5})));
               }),
               HasSubstr("unexpected entry 'exp_avg'"));
   EXPECT_THAT(
-      ErrorOf([&] { fresh.LoadState(with("state.2.step", Tensor::Scalar(1, DType::kI64))); }),
+      ThrownMessage([&] { fresh.LoadState(with("state.2.step", Tensor::Scalar(1, DType::kI64))); }),
       HasSubstr("names parameter 2 but the optimizer has 2"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(without("state.1.exp_avg_sq")); }),
+  EXPECT_THAT(ThrownMessage([&] { fresh.LoadState(without("state.1.exp_avg_sq")); }),
               HasSubstr("'state.1.exp_avg_sq' is missing"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(without("state.0.step")); }),
+  EXPECT_THAT(ThrownMessage([&] { fresh.LoadState(without("state.0.step")); }),
               HasSubstr("'state.0.step' is missing"));
   EXPECT_THAT(
-      ErrorOf([&] {
+      ThrownMessage([&] {
         fresh.LoadState(replaced("state.0.exp_avg", Tensor::Zeros({5, 6})));
       }),
       AllOf(HasSubstr("'state.0.exp_avg'"), HasSubstr("f32[5, 6]"), HasSubstr("f32[6, 5]")));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadState(replaced("state.0.exp_avg", Tensor::Zeros({6, 5}, DType::kF64)));
               }),
               HasSubstr("f64[6, 5]"));
-  EXPECT_THAT(ErrorOf([&] { fresh.LoadState(replaced("state.1.step", Tensor::Scalar(1.0))); }),
-              HasSubstr("must be an i64 scalar"));
   EXPECT_THAT(
-      ErrorOf([&] { fresh.LoadState(with("state.0.step", Tensor::Scalar(2, DType::kI64))); }),
+      ThrownMessage([&] { fresh.LoadState(replaced("state.1.step", Tensor::Scalar(1.0))); }),
+      HasSubstr("must be an i64 scalar"));
+  EXPECT_THAT(
+      ThrownMessage([&] { fresh.LoadState(with("state.0.step", Tensor::Scalar(2, DType::kI64))); }),
       HasSubstr("appears twice"));
-  EXPECT_THAT(
-      ErrorOf([&] { fresh.LoadState(with("state.01.step", Tensor::Scalar(2, DType::kI64))); }),
-      HasSubstr("unexpected entry 'state.01.step'"));
+  EXPECT_THAT(ThrownMessage(
+                  [&] { fresh.LoadState(with("state.01.step", Tensor::Scalar(2, DType::kI64))); }),
+              HasSubstr("unexpected entry 'state.01.step'"));
   EXPECT_TRUE(fresh.State().empty());  // nothing was loaded by the failed calls
   // Scalars.
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadScalarState({{"lr", 0.1}});
               }),
               HasSubstr("'step_count' is missing"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadScalarState({{"lr", -1}, {"step_count", 1}});
               }),
               HasSubstr("invalid learning rate"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadScalarState({{"lr", 1}, {"step_count", 1.5}});
               }),
               HasSubstr("step_count"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 fresh.LoadScalarState({{"lr", 1}, {"step_count", 1}, {"beta", 1}});
               }),
               HasSubstr("unexpected scalar 'beta'"));
@@ -584,29 +578,30 @@ TEST(Optim, LoadStateNamesTheFirstProblemAndChangesNothing) {
 TEST(Optim, ConstructionErrors) {
   Generator gen(11);
   Tensor p = Tensor::Randn({3}, gen).set_requires_grad(true);
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({}, {}); }), HasSubstr("empty parameter list"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({p, p}, {}); }), HasSubstr("appears more than once"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({Tensor::Zeros({2}, DType::kI64)}, {}); }),
+  EXPECT_THAT(ThrownMessage([&] { optim::SGD({}, {}); }), HasSubstr("empty parameter list"));
+  EXPECT_THAT(ThrownMessage([&] { optim::SGD({p, p}, {}); }), HasSubstr("appears more than once"));
+  EXPECT_THAT(ThrownMessage([&] { optim::SGD({Tensor::Zeros({2}, DType::kI64)}, {}); }),
               HasSubstr("only f32 and f64"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({MulScalar(p, 2.0)}, {}); }), HasSubstr("leaf"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] { optim::SGD({MulScalar(p, 2.0)}, {}); }), HasSubstr("leaf"));
+  EXPECT_THAT(ThrownMessage([&] {
                 optim::SGD({Tensor::Zeros({3, 4}).T()}, {});
               }),
               HasSubstr("not contiguous"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({p}, {.lr = -1}); }), HasSubstr("learning rate"));
-  EXPECT_THAT(ErrorOf([&] { optim::SGD({p}, {.nesterov = true}); }), HasSubstr("Nesterov"));
-  EXPECT_THAT(
-      ErrorOf([&] { optim::SGD({p}, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); }),
-      HasSubstr("Nesterov"));
-  EXPECT_THAT(ErrorOf([&] { optim::Adam({p}, {.beta1 = 1.0}); }), HasSubstr("beta1"));
-  EXPECT_THAT(ErrorOf([&] { optim::AdamW({p}, {.beta2 = -0.1}); }),
+  EXPECT_THAT(ThrownMessage([&] { optim::SGD({p}, {.lr = -1}); }), HasSubstr("learning rate"));
+  EXPECT_THAT(ThrownMessage([&] { optim::SGD({p}, {.nesterov = true}); }), HasSubstr("Nesterov"));
+  EXPECT_THAT(ThrownMessage(
+                  [&] { optim::SGD({p}, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); }),
+              HasSubstr("Nesterov"));
+  EXPECT_THAT(ThrownMessage([&] { optim::Adam({p}, {.beta1 = 1.0}); }), HasSubstr("beta1"));
+  EXPECT_THAT(ThrownMessage([&] { optim::AdamW({p}, {.beta2 = -0.1}); }),
               AllOf(HasSubstr("AdamW"), HasSubstr("beta2")));
-  EXPECT_THAT(ErrorOf([&] { optim::Adam({p}, {.eps = -1}); }), HasSubstr("eps"));
-  EXPECT_THAT(ErrorOf([&] { optim::Adam({p}, {.weight_decay = -1}); }), HasSubstr("weight_decay"));
+  EXPECT_THAT(ThrownMessage([&] { optim::Adam({p}, {.eps = -1}); }), HasSubstr("eps"));
+  EXPECT_THAT(ThrownMessage([&] { optim::Adam({p}, {.weight_decay = -1}); }),
+              HasSubstr("weight_decay"));
   optim::Adam opt({p}, {});
-  EXPECT_THAT(ErrorOf([&] { opt.set_lr(std::nan("")); }), HasSubstr("learning rate"));
+  EXPECT_THAT(ThrownMessage([&] { opt.set_lr(std::nan("")); }), HasSubstr("learning rate"));
   p.set_grad(Tensor::Zeros({3}, DType::kF64));
-  EXPECT_THAT(ErrorOf([&] { opt.Step(); }),
+  EXPECT_THAT(ThrownMessage([&] { opt.Step(); }),
               AllOf(HasSubstr("Adam::Step"), HasSubstr("f64[3]"), HasSubstr("f32[3]")));
   EXPECT_EQ(opt.step_count(), 0);
 }
@@ -632,12 +627,12 @@ TEST(Optim, ClipGradNormEdgeCases) {
   EXPECT_TRUE(std::isnan(optim::ClipGradNorm({a, b}, 1.0)));
   EXPECT_TRUE(std::isnan(a.grad().ToVector<float>()[0]));  // torch scales by NaN too
   b.set_grad(Tensor::FromVector(std::vector<float>{INFINITY, 1}, {2}));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 optim::ClipGradNorm({a, b}, 1.0, 2.0, true);
               }),
               HasSubstr("ClipGradNorm"));
-  EXPECT_THAT(ErrorOf([&] { optim::ClipGradNorm({a}, 1.0, 0.0); }), HasSubstr("norm_type"));
-  EXPECT_THAT(ErrorOf([&] { optim::ClipGradNorm({a}, 1.0, -2.0); }), HasSubstr("norm_type"));
+  EXPECT_THAT(ThrownMessage([&] { optim::ClipGradNorm({a}, 1.0, 0.0); }), HasSubstr("norm_type"));
+  EXPECT_THAT(ThrownMessage([&] { optim::ClipGradNorm({a}, 1.0, -2.0); }), HasSubstr("norm_type"));
   // A non-contiguous gradient is scaled through its view.
   Tensor c = Tensor::Zeros({2, 3}).set_requires_grad(true);
   Tensor g = Tensor::FromVector(std::vector<float>{1, 2, 3, 4, 5, 6}, {3, 2});
@@ -663,9 +658,10 @@ TEST(Schedules, InverseSqrtWarmupShape) {
   EXPECT_DOUBLE_EQ(tr.LrAt(4000), 1.0 / std::sqrt(512.0 * 4000.0));
   EXPECT_LT(tr.LrAt(3999), tr.LrAt(4000));
   EXPECT_LT(tr.LrAt(4001), tr.LrAt(4000));
-  EXPECT_THAT(
-      ErrorOf([&] { optim::InverseSqrtWarmup(opt, optim::InverseSqrtWarmup::Peak{.warmup = 0}); }),
-      HasSubstr("warmup"));
+  EXPECT_THAT(ThrownMessage([&] {
+                optim::InverseSqrtWarmup(opt, optim::InverseSqrtWarmup::Peak{.warmup = 0});
+              }),
+              HasSubstr("warmup"));
 }
 
 TEST(Schedules, StateRoundTripContinuesExactly) {
@@ -706,26 +702,26 @@ TEST(Schedules, Errors) {
   Tensor p = Tensor::Zeros({1}).set_requires_grad(true);
   optim::SGD opt({p}, {.lr = 0.1});
   optim::StepLR step(opt, 3);
-  EXPECT_THAT(ErrorOf([&] { step.Step(1.0); }), HasSubstr("only ReduceLROnPlateau"));
+  EXPECT_THAT(ThrownMessage([&] { step.Step(1.0); }), HasSubstr("only ReduceLROnPlateau"));
   optim::ReduceLROnPlateau plateau(opt);
-  EXPECT_THAT(ErrorOf([&] { plateau.Step(); }), HasSubstr("needs the monitored metric"));
-  EXPECT_THAT(ErrorOf([&] { optim::StepLR(opt, 0); }), HasSubstr("step_size"));
-  EXPECT_THAT(ErrorOf([&] { optim::ConstantLR(opt, 1.5); }), HasSubstr("factor"));
-  EXPECT_THAT(ErrorOf([&] { optim::ReduceLROnPlateau(opt, {.factor = 1.0}); }),
+  EXPECT_THAT(ThrownMessage([&] { plateau.Step(); }), HasSubstr("needs the monitored metric"));
+  EXPECT_THAT(ThrownMessage([&] { optim::StepLR(opt, 0); }), HasSubstr("step_size"));
+  EXPECT_THAT(ThrownMessage([&] { optim::ConstantLR(opt, 1.5); }), HasSubstr("factor"));
+  EXPECT_THAT(ThrownMessage([&] { optim::ReduceLROnPlateau(opt, {.factor = 1.0}); }),
               HasSubstr("factor"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 step.LoadState({{"last_epoch", 1}});
               }),
               HasSubstr("'base_lr' is missing"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 step.LoadState({{"last_epoch", 1}, {"base_lr", 0.1}, {"best", 1}});
               }),
               HasSubstr("unexpected key 'best'"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 step.LoadState({{"last_epoch", -1}, {"base_lr", 0.1}});
               }),
               HasSubstr("last_epoch"));
-  EXPECT_THAT(ErrorOf([&] {
+  EXPECT_THAT(ThrownMessage([&] {
                 plateau.LoadState({{"last_epoch", 1},
                                    {"base_lr", 0.1},
                                    {"best", 1},

@@ -300,15 +300,4 @@ Tensor Mask(const std::vector<bool>& values, const Shape& shape) {
   return Tensor::FromVector(values, shape);
 }
 
-std::string ThrownMessage(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("(threw a non-attend exception: ") + e.what() + ")";
-  }
-  return "(no exception was thrown)";
-}
-
 }  // namespace attend::gradcheck

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "attend/tensor.h"
+#include "support/errors.h"
 
 namespace attend::gradcheck {
 
@@ -70,8 +71,6 @@ Tensor RandomMask(const Shape& shape, uint64_t seed, double p);
 Tensor Indices(const std::vector<int64_t>& values, const Shape& shape);
 Tensor Mask(const std::vector<bool>& values, const Shape& shape);
 
-// The message of the attend::Error that `body` throws, or a sentence saying it threw something
-// else or nothing, so that EXPECT_THAT(ThrownMessage(...), HasSubstr(...)) shows what happened.
-std::string ThrownMessage(const std::function<void()>& body);
+using attend::testing::ThrownMessage;  // support/errors.h, for the tests that use this header
 
 }  // namespace attend::gradcheck
