@@ -17,7 +17,8 @@ any module of a lower rank, never one of its own rank or above:
     8 text, models    UTF-8 and Unicode, line streams | seq2seq models
     9 data, metrics, viz
    10 nmt        vocabularies, batching, training, search
-   11 tools      the `attend` command
+   11 serve      `attend serve`: the translation service and its HTTP server (library attend_serve)
+   12 tools      the `attend` command
 
 Two more rules:
 - a module's internal headers (internal.h, *_internal.h) are its own;
@@ -34,7 +35,7 @@ import sys
 RANKS = {
     "core": 0, "backend": 1, "autograd": 2, "ops": 3, "nn": 4, "optim": 5, "attention": 5,
     "io": 6, "engine": 7,
-    "text": 8, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "tools": 11,
+    "text": 8, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "serve": 11, "tools": 12,
 }
 TOOLKIT_RANK = RANKS["text"]
 # Public headers (include/attend/...) and the module each belongs to.

@@ -15,6 +15,8 @@ PACKAGES=(
   libcli11-dev               # the `attend` command line
   libstb-dev fonts-dejavu-core  # PNG heatmaps (stb_image_write, stb_truetype) and their font
   gettext                    # msgfmt: the .mo fixtures of the corpus tests
+  libcpp-httplib-dev         # `attend serve`: the HTTP server
+  chromium chromium-driver python3-selenium  # the browser tests of the page (tests/web/)
 )
 
 # The packages whose gettext catalogs make the default corpus (scripts/corpus_packages.sh).

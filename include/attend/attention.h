@@ -262,14 +262,16 @@ class MultiHeadAttention : public nn::Module {
   // Self-attention of x [B, T, E] (q, k, v in one GEMM); pad_mask bool [B, T] (true = padding)
   // or undefined. Returns [B, T, E]; with `weights`, the weights averaged over heads [B, T, T].
   Tensor SelfAttention(const Tensor& x, const Tensor& pad_mask, bool causal,
-                       Tensor* weights = nullptr);
+                       Tensor* weights = nullptr, bool average_weights = true);
   // Keys and values of memory [B, S, E] for cross-attention, projected in one GEMM (views; a
   // decoder that keeps them makes them contiguous).
   KVCache CrossKeysValues(const Tensor& memory) const;
   // Cross-attention of x [B, Tq, E] over CrossKeysValues(memory); pad_mask bool [B, S].
-  // `packed` (nullable): Pack(true)'s weights. Returns [B, Tq, E]; `weights` as above [B, Tq, S].
+  // `packed` (nullable): Pack(true)'s weights. Returns [B, Tq, E]; `weights` as above [B, Tq, S],
+  // or per head [B, H, Tq, S] when average_weights is false (also for SelfAttention).
   Tensor CrossAttention(const Tensor& x, const KVCache& memory, const Tensor& pad_mask,
-                        Tensor* weights = nullptr, const PrepackedAttention* packed = nullptr);
+                        Tensor* weights = nullptr, const PrepackedAttention* packed = nullptr,
+                        bool average_weights = true);
   // One decoding step of self-attention: x [N, 1, E] is position cache.length; its key and value
   // are appended (the cache must have room) and it attends over positions [0, length]. No mask
   // is needed: every cached position precedes it. `packed` (nullable): Pack(false)'s weights.

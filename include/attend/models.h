@@ -172,6 +172,19 @@ class DecoderState {
   virtual int64_t rows() const = 0;  // hypotheses currently held
 };
 
+// The weights of one attention site over a teacher-forced pass: `name` as "encoder.0.self",
+// "decoder.1.cross" or "attention" (the RNN's one site); weights [B, H, T_query, T_key] (H = 1
+// for the RNN). Queries and keys: "self" on the encoder, source over source; "self" on the
+// decoder, the decoder inputs (bos y) over themselves (causal); "cross" and the RNN's, the
+// predicted tokens (y eos) over the source.
+struct AttentionMap {
+  std::string name;
+  std::string kind;  // "self" | "cross"
+  std::string side;  // "encoder" | "decoder"
+  int64_t layer = 0;
+  Tensor weights;
+};
+
 class Seq2Seq : public nn::Module {
  public:
   // Teacher-forced training: logits [B, T, V_tgt]. With `attention`, the decoder's attention
@@ -185,6 +198,10 @@ class Seq2Seq : public nn::Module {
   // Keeps the hypotheses `rows` (i64 [N']; repeats allowed) in that order: beam search expands,
   // reorders and drops hypotheses with it.
   virtual void Select(DecoderState& state, const Tensor& rows) = 0;
+  // Every attention site's weights, per head, over a teacher-forced pass of `batch` (no
+  // gradients; call in eval mode for what decoding computes). The fixed-context RNN has none.
+  // The default runs Forward and returns its weights as the one site "attention".
+  virtual std::vector<AttentionMap> AttentionMaps(const Batch& batch);
   const ModelConfig& config() const { return config_; }
 
  protected:

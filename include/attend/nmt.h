@@ -149,6 +149,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
 struct LoadedModel {
   std::shared_ptr<models::Seq2Seq> model;
   Vocabulary vocab;
+  std::string train_json;  // the training options the checkpoint records ("{}" if none)
 };
 LoadedModel LoadModel(const std::string& checkpoint_path);
 

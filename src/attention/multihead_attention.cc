@@ -134,11 +134,12 @@ Tensor MultiHeadAttention::AttendHeads(const Tensor& q, const Tensor& k, const T
 }
 
 Tensor MultiHeadAttention::SelfAttention(const Tensor& x, const Tensor& pad_mask, bool causal,
-                                         Tensor* weights) {
+                                         Tensor* weights, bool average_weights) {
   const int64_t e = embed_dim;
   Tensor qkv = Project(x, 0, 3 * e);  // [B, T, 3E]: one GEMM
   return AttendHeads(SplitHeads(qkv.Narrow(2, 0, e)), SplitHeads(qkv.Narrow(2, e, e)),
-                     SplitHeads(qkv.Narrow(2, 2 * e, e)), pad_mask, causal, weights);
+                     SplitHeads(qkv.Narrow(2, 2 * e, e)), pad_mask, causal, weights, nullptr,
+                     average_weights);
 }
 
 KVCache MultiHeadAttention::CrossKeysValues(const Tensor& memory) const {
@@ -153,13 +154,14 @@ KVCache MultiHeadAttention::CrossKeysValues(const Tensor& memory) const {
 
 Tensor MultiHeadAttention::CrossAttention(const Tensor& x, const KVCache& memory,
                                           const Tensor& pad_mask, Tensor* weights,
-                                          const PrepackedAttention* packed) {
+                                          const PrepackedAttention* packed, bool average_weights) {
   Tensor q = SplitHeads(packed ? packed->in_proj.Forward(x) : Project(x, 0, embed_dim));
   const Tensor k =
       memory.length == memory.capacity() ? memory.k : memory.k.Narrow(2, 0, memory.length);
   const Tensor v =
       memory.length == memory.capacity() ? memory.v : memory.v.Narrow(2, 0, memory.length);
-  return AttendHeads(q, k, v, pad_mask, false, weights, packed ? &packed->out_proj : nullptr);
+  return AttendHeads(q, k, v, pad_mask, false, weights, packed ? &packed->out_proj : nullptr,
+                     average_weights);
 }
 
 Tensor MultiHeadAttention::SelfAttentionStep(const Tensor& x, KVCache& cache,

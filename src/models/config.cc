@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attend/autograd.h"
 #include "attend/error.h"
 #include "attend/models.h"
 #include "io/untrusted_json.h"
@@ -86,6 +87,14 @@ void ModelConfig::Validate() const {
     ATTEND_CHECK(teacher_forcing >= 0.0 && teacher_forcing <= 1.0, "model config: teacher_forcing ",
                  teacher_forcing, " is not in [0, 1]");
   }
+}
+
+std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {
+  NoGradGuard no_grad;
+  Tensor weights;
+  Forward(batch, &weights);  // [B, T, S], undefined without attention
+  if (!weights.defined()) return {};
+  return {{"attention", "cross", "decoder", 0, weights.Unsqueeze(1)}};
 }
 
 std::shared_ptr<Seq2Seq> MakeModel(const ModelConfig& config, Generator& gen) {

@@ -2,6 +2,7 @@
 // post-norm, with key/value-cached incremental decoding for translation.
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attend/attention.h"
@@ -74,10 +75,12 @@ class EncoderLayer : public Layer {
  public:
   EncoderLayer(const ModelConfig& c, Generator& gen) : Layer(c, gen, /*decoder=*/false) {}
 
-  // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E].
-  Tensor Forward(const Tensor& x, const Tensor& pad_mask) {
+  // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E]; with `self_weights`, the
+  // self-attention weights per head [B, H, S, S].
+  Tensor Forward(const Tensor& x, const Tensor& pad_mask, Tensor* self_weights = nullptr) {
     Tensor h = Sublayer(0, x, [&](const Tensor& in) {
-      return self_attn->SelfAttention(in, pad_mask, /*causal=*/false);
+      return self_attn->SelfAttention(in, pad_mask, /*causal=*/false, self_weights,
+                                      /*average_weights=*/false);
     });
     return Sublayer(1, h, [&](const Tensor& in) { return FeedForward(in); });
   }
@@ -101,13 +104,18 @@ class DecoderLayer : public Layer {
   DecoderLayer(const ModelConfig& c, Generator& gen) : Layer(c, gen, /*decoder=*/true) {}
 
   // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]; with
-  // `weights`, the cross-attention weights averaged over heads [B, T, S].
-  Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights) {
+  // `weights`, the cross-attention weights averaged over heads [B, T, S]. With `per_head`, the
+  // self- and cross-attention weights per head instead ([B, H, T, T] and [B, H, T, S]).
+  Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights,
+                 std::pair<Tensor, Tensor>* per_head = nullptr) {
     const attention::KVCache kv = multihead_attn->CrossKeysValues(memory);
     auto self_block = [&](const Tensor& x) {
-      return self_attn->SelfAttention(x, Tensor(), /*causal=*/true);
+      return self_attn->SelfAttention(x, Tensor(), /*causal=*/true,
+                                      per_head ? &per_head->first : nullptr, false);
     };
     auto cross_block = [&](const Tensor& x) {
+      if (per_head)
+        return multihead_attn->CrossAttention(x, kv, pad_mask, &per_head->second, nullptr, false);
       return multihead_attn->CrossAttention(x, kv, pad_mask, weights);
     };
     return Sublayers(y, self_block, cross_block, [&](const Tensor& x) { return FeedForward(x); });
@@ -236,6 +244,35 @@ class Transformer : public Seq2Seq {
       y = decoder_layers_[i]->Forward(y, memory, mask, last ? attention : nullptr);
     }
     return Logits(y);  // [B, T, V]
+  }
+
+  std::vector<AttentionMap> AttentionMaps(const Batch& batch) override {
+    NoGradGuard no_grad;
+    CheckTokens(batch.src, config_.src_vocab, "source", "AttentionMaps");
+    CheckTokens(batch.tgt_in, config_.tgt_vocab, "target", "AttentionMaps");
+    ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions,
+                 "Transformer::AttentionMaps: target length ", batch.tgt_in.size(1),
+                 " exceeds max_positions ", config_.max_positions);
+    std::vector<AttentionMap> maps;
+    Tensor mask = SourceMask(batch.src, batch.src_lengths, "AttentionMaps");  // [B, S]
+    Tensor x = Embed(*src_embed_, batch.src, 0);
+    for (size_t i = 0; i < encoder_layers_.size(); ++i) {
+      AttentionMap m{"encoder." + std::to_string(i) + ".self", "self", "encoder",
+                     static_cast<int64_t>(i), Tensor()};
+      x = encoder_layers_[i]->Forward(x, mask, &m.weights);
+      maps.push_back(std::move(m));
+    }
+    const Tensor memory = encoder_norm_ ? encoder_norm_->Forward(x) : x;
+    Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);
+    for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+      std::pair<Tensor, Tensor> w;
+      y = decoder_layers_[i]->Forward(y, memory, mask, nullptr, &w);
+      const auto layer = static_cast<int64_t>(i);
+      maps.push_back({"decoder." + std::to_string(i) + ".self", "self", "decoder", layer, w.first});
+      maps.push_back(
+          {"decoder." + std::to_string(i) + ".cross", "cross", "decoder", layer, w.second});
+    }
+    return maps;
   }
 
   std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) override {

@@ -430,6 +430,7 @@ LoadedModel LoadModel(const std::string& path) {
   ATTEND_CHECK(v != contents.metadata.end(), path, ": the checkpoint holds no vocabulary");
   LoadedModel out;
   out.vocab = Vocabulary::FromBytes(Base64Decode(v->second, path), path);
+  out.train_json = config.contains("train") ? config.at("train").dump() : "{}";
   ATTEND_CHECK(out.vocab.size() == mc.src_vocab && out.vocab.size() == mc.tgt_vocab, path,
                ": vocabulary size ", out.vocab.size(), " does not match the model's ", mc.src_vocab,
                "/", mc.tgt_vocab);

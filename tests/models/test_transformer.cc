@@ -287,6 +287,53 @@ TEST(Transformer, StepWithoutAttentionMatchesStepWithIt) {
   }
 }
 
+// AttentionMaps: every layer's self- and cross-attention per head. Each row is a distribution
+// over the real keys (padding and, on the decoder's self-attention, later positions get none), the
+// last cross map averaged over heads is Forward's attention, and the decoder's weights are those
+// the decoding steps compute.
+TEST(Transformer, AttentionMapsHoldEveryLayerAndHead) {
+  ModelConfig cfg = TinyConfig(false, true);
+  Generator gen(4);
+  std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  model->Eval();
+  const std::vector<int64_t> src_len = {6, 3}, tgt_len = {5, 2};
+  Batch batch = RandomBatch(cfg, src_len, tgt_len, 9);
+  const std::vector<AttentionMap> maps = model->AttentionMaps(batch);
+  ASSERT_EQ(maps.size(), 3u * cfg.layers);
+  const int64_t s = 6, t = 5;
+  for (const AttentionMap& m : maps) {
+    const bool enc = m.side == "encoder", self = m.kind == "self";
+    const int64_t tq = enc ? s : t, tk = self ? tq : s;
+    ASSERT_EQ(m.weights.shape(), Shape({2, cfg.heads, tq, tk})) << m.name;
+    const std::vector<float> w = m.weights.ToVector<float>();
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t h = 0; h < cfg.heads; ++h)
+        for (int64_t i = 0; i < tq; ++i) {
+          double sum = 0;
+          for (int64_t j = 0; j < tk; ++j) {
+            const float v = w[((b * cfg.heads + h) * tq + i) * tk + j];
+            const bool pad = self && !enc ? j > i : j >= src_len[b];
+            if (pad) EXPECT_EQ(v, 0.0f) << m.name << " b" << b << " h" << h << " " << i << "," << j;
+            sum += v;
+          }
+          EXPECT_NEAR(sum, 1.0, 1e-5) << m.name;
+        }
+  }
+  EXPECT_EQ(maps[0].name, "encoder.0.self");
+  EXPECT_EQ(maps.back().name, "decoder.1.cross");
+  Tensor averaged;
+  model->Forward(batch, &averaged);
+  ExpectRowClose(Mean(maps.back().weights, {1}), averaged, "last cross map vs Forward");
+  // Decoding steps: the last layer's cross-attention of step p is row p of the map.
+  auto state = model->Start(batch.src, batch.src_lengths);
+  const Tensor last = Mean(maps.back().weights, {1});  // [B, T, S]
+  for (int64_t p = 0; p < t; ++p) {
+    Tensor step;
+    model->Step(*state, batch.tgt_in.Select(1, p).Contiguous(), &step);
+    ExpectRowClose(step, last.Select(1, p).Contiguous(), "step " + std::to_string(p));
+  }
+}
+
 TEST(Transformer, PaddingTokensNeverReachTheOutput) {
   for (bool pre_norm : {true, false}) {
     ModelConfig cfg = TinyConfig(pre_norm, false, 29, 31);

@@ -17,5 +17,6 @@ Runner RegisterCorpusCommand(CLI::App& app);
 Runner RegisterTrainCommand(CLI::App& app);
 Runner RegisterTranslateCommand(CLI::App& app);
 Runner RegisterScoreCommand(CLI::App& app);
+Runner RegisterServeCommand(CLI::App& app);
 
 }  // namespace attend::tools

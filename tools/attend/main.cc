@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterTrainCommand);
   add(attend::tools::RegisterTranslateCommand);
   add(attend::tools::RegisterScoreCommand);
+  add(attend::tools::RegisterServeCommand);
   try {
     // Options that take a name (--arch transformer) check it while parsing: their attend::Error
     // is reported like any other.

@@ -1,0 +1,428 @@
+// The translation service: request checking, the batching worker, and the JSON answers with
+// every attention site of every hypothesis.
+#include "serve/service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "attend/attend.h"
+#include "attend/error.h"
+#include "attend/models.h"
+#include "attend/nmt.h"
+#include "attend/text.h"
+#include "io/untrusted_json.h"
+
+namespace attend::serve {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// A user's mistake: answered with `status` and a message naming it.
+struct BadRequest {
+  int status;
+  std::string message;
+};
+
+[[noreturn]] void Reject(int status, std::string message) {
+  throw BadRequest{status, std::move(message)};
+}
+
+// Messages may quote the request's bytes (the parser's "last read: ..."): invalid UTF-8 in them
+// is replaced, never thrown on.
+std::string ErrorBody(const std::string& message) {
+  return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The search settings that decide whether two requests can share one decode.
+struct SearchKey {
+  int64_t beam = 5, nbest = 1;
+  double length_penalty = 1.0;
+  bool operator==(const SearchKey& o) const {
+    return beam == o.beam && nbest == o.nbest && length_penalty == o.length_penalty;
+  }
+};
+
+struct Job {
+  size_t model = 0;
+  SearchKey key;
+  bool attention = true;
+  std::vector<std::vector<int64_t>> sources;
+  Clock::time_point arrived;
+  // Filled by the worker.
+  std::vector<std::vector<nmt::Hypothesis>> hypotheses;
+  std::vector<std::vector<std::vector<models::AttentionMap>>> maps;  // [line][hyp] sites
+  double queue_ms = 0, decode_ms = 0, attention_ms = 0;
+  int64_t batch_sentences = 0;
+  std::string error;  // an attend::Error from the model (a 500: not the user's fault)
+  std::promise<void> done;
+};
+
+struct Model {
+  std::string name, path;
+  nmt::LoadedModel loaded;
+};
+
+// Weights rounded to 4 decimals: what a view can show, a third of the bytes of full floats.
+json Matrix(const float* w, int64_t rows, int64_t cols, int64_t stride) {
+  json m = json::array();
+  for (int64_t i = 0; i < rows; ++i) {
+    json row = json::array();
+    for (int64_t j = 0; j < cols; ++j) row.push_back(std::round(w[i * stride + j] * 1e4) / 1e4);
+    m.push_back(std::move(row));
+  }
+  return m;
+}
+
+}  // namespace
+
+struct TranslationService::Impl {
+  ServiceOptions options;
+  std::vector<Model> models;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Job*> queue;
+  bool stopping = false;
+  std::thread worker;
+
+  size_t FindModel(const json& request) const {
+    if (!request.contains("model")) {
+      if (models.size() == 1) return 0;
+      Reject(400, "field 'model' is required when the server holds several models");
+    }
+    if (!request["model"].is_string()) Reject(400, "field 'model' must be a string");
+    const std::string name = request["model"].get<std::string>();
+    for (size_t i = 0; i < models.size(); ++i)
+      if (models[i].name == name) return i;
+    std::string names;
+    for (const Model& m : models) names += (names.empty() ? "" : ", ") + m.name;
+    Reject(404, "unknown model '" + io::Excerpt(name) + "' (this server holds " + names + ")");
+  }
+
+  // Parses and checks a request into a job; nothing is queued on any error.
+  void Parse(const std::string& body, Job& job) {
+    if (io::JsonNesting(body, io::kMaxJsonDepth) > io::kMaxJsonDepth)
+      Reject(400, "the request is nested deeper than " + std::to_string(io::kMaxJsonDepth));
+    json r;
+    try {
+      r = json::parse(body);
+    } catch (const json::parse_error& e) {
+      Reject(400, std::string("malformed JSON: ") + e.what());
+    }
+    if (!r.is_object()) Reject(400, "the request must be a JSON object");
+    static const char* kFields[] = {"model", "text",  "lines",          "beam",
+                                    "nbest", "alpha", "length_penalty", "attention"};
+    for (const auto& [key, value] : r.items())
+      if (std::find_if(std::begin(kFields), std::end(kFields),
+                       [&](const char* f) { return key == f; }) == std::end(kFields))
+        Reject(400, "unknown field '" + io::Excerpt(key) +
+                        "' (expected model, text or lines, beam, nbest, length_penalty, "
+                        "attention)");
+    job.model = FindModel(r);
+    auto integer = [&](const char* name, int64_t def, int64_t lo, int64_t hi) {
+      if (!r.contains(name)) return def;
+      if (!r[name].is_number_integer())
+        Reject(400, std::string("field '") + name + "' must be an integer");
+      const int64_t v = r[name].get<int64_t>();
+      if (v < lo || v > hi)
+        Reject(400, std::string("field '") + name + "' must be in [" + std::to_string(lo) + ", " +
+                        std::to_string(hi) + "], got " + std::to_string(v));
+      return v;
+    };
+    job.key.beam = integer("beam", 5, 1, options.max_beam);
+    job.key.nbest = integer("nbest", 1, 1, job.key.beam);
+    for (const char* name : {"length_penalty", "alpha"}) {
+      if (!r.contains(name)) continue;
+      if (!r[name].is_number()) Reject(400, std::string("field '") + name + "' must be a number");
+      const double a = r[name].get<double>();
+      if (!(a >= 0 && a <= 10)) Reject(400, std::string("field '") + name + "' must be in [0, 10]");
+      job.key.length_penalty = a;
+    }
+    if (r.contains("attention")) {
+      if (!r["attention"].is_boolean()) Reject(400, "field 'attention' must be true or false");
+      job.attention = r["attention"].get<bool>();
+    }
+    std::vector<std::string> lines;
+    if (r.contains("text") == r.contains("lines"))
+      Reject(400, "give the sentences as 'text' (one per line) or as 'lines' (an array), not both");
+    if (r.contains("text")) {
+      if (!r["text"].is_string()) Reject(400, "field 'text' must be a string");
+      const std::string t = r["text"].get<std::string>();
+      size_t start = 0;
+      while (start <= t.size()) {
+        size_t end = t.find('\n', start);
+        if (end == std::string::npos) end = t.size();
+        std::string line = t.substr(start, end - start);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        lines.push_back(std::move(line));
+        if (static_cast<int64_t>(lines.size()) > options.max_lines) break;
+        start = end + 1;
+      }
+      while (!lines.empty() && lines.back().empty()) lines.pop_back();  // trailing newlines
+    } else {
+      if (!r["lines"].is_array()) Reject(400, "field 'lines' must be an array of strings");
+      for (const json& l : r["lines"]) {
+        if (!l.is_string()) Reject(400, "field 'lines' must be an array of strings");
+        lines.push_back(l.get<std::string>());
+        if (static_cast<int64_t>(lines.size()) > options.max_lines) break;
+      }
+    }
+    if (lines.empty()) Reject(400, "no text to translate");
+    if (static_cast<int64_t>(lines.size()) > options.max_lines)
+      Reject(413, "too many lines: at most " + std::to_string(options.max_lines) + " per request");
+    const nmt::Vocabulary& vocab = models[job.model].loaded.vocab;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const std::string where = "line " + std::to_string(i + 1);
+      if (static_cast<int64_t>(lines[i].size()) > options.max_line_bytes)
+        Reject(413, where + " is " + std::to_string(lines[i].size()) +
+                        " bytes, over the limit of " + std::to_string(options.max_line_bytes));
+      // nlohmann's parser already refuses ill-formed UTF-8 in strings; this also refuses NULs.
+      if (!text::IsValidUtf8(lines[i]) || lines[i].find('\0') != std::string::npos)
+        Reject(400, where + " is not valid UTF-8 text");
+      job.sources.push_back(vocab.Encode(lines[i]));
+      if (job.sources.back().empty()) Reject(400, where + " is empty");
+    }
+  }
+
+  // Decodes `batch` (jobs of one model and one search key) and fills in their answers.
+  void Decode(const std::vector<Job*>& batch) {
+    Model& m = models[batch[0]->model];
+    const auto start = Clock::now();
+    std::vector<std::vector<int64_t>> sources;
+    for (Job* j : batch) {
+      j->queue_ms = Ms(start - j->arrived);
+      sources.insert(sources.end(), j->sources.begin(), j->sources.end());
+    }
+    nmt::SearchOptions so;
+    so.beam = batch[0]->key.beam;
+    so.nbest = batch[0]->key.nbest;
+    so.length_penalty = batch[0]->key.length_penalty;
+    so.batch_size = std::max<int64_t>(1, static_cast<int64_t>(sources.size()));
+    std::vector<std::vector<nmt::Hypothesis>> results =
+        nmt::Translate(*m.loaded.model, sources, so);
+    const auto decoded = Clock::now();
+    size_t next = 0;
+    for (Job* j : batch) {
+      j->batch_sentences = static_cast<int64_t>(sources.size());
+      j->decode_ms = Ms(decoded - start);
+      for (size_t i = 0; i < j->sources.size(); ++i) j->hypotheses.push_back(results[next++]);
+      if (j->attention) Attend(m, *j);
+    }
+  }
+
+  // Every attention site of every hypothesis of `job`, from one teacher-forced pass per line.
+  void Attend(Model& m, Job& job) {
+    const auto start = Clock::now();
+    models::Seq2Seq& model = *m.loaded.model;
+    const bool was_training = model.training();
+    model.Eval();
+    job.maps.resize(job.sources.size());
+    for (size_t i = 0; i < job.sources.size(); ++i) {
+      std::vector<nmt::Example> examples;
+      std::vector<int64_t> order;
+      for (const nmt::Hypothesis& h : job.hypotheses[i]) {
+        nmt::Example e;
+        e.src = job.sources[i];
+        e.tgt = h.tokens;
+        order.push_back(static_cast<int64_t>(examples.size()));
+        examples.push_back(std::move(e));
+      }
+      const models::Batch batch = nmt::MakeBatch(examples, order);
+      const std::vector<models::AttentionMap> sites = model.AttentionMaps(batch);
+      for (size_t h = 0; h < examples.size(); ++h) {
+        std::vector<models::AttentionMap> mine;
+        for (const models::AttentionMap& site : sites) {
+          models::AttentionMap one = site;
+          one.weights = site.weights.Select(0, static_cast<int64_t>(h)).Contiguous();
+          mine.push_back(std::move(one));
+        }
+        job.maps[i].push_back(std::move(mine));
+      }
+    }
+    model.Train(was_training);
+    job.attention_ms = Ms(Clock::now() - start);
+  }
+
+  void Run() {
+    for (;;) {
+      std::vector<Job*> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and every request answered
+        if (options.batch_window_ms > 0) {
+          // Wait out the window from the first request's arrival, or until the batch is full.
+          const auto until =
+              queue.front()->arrived +
+              std::chrono::microseconds(static_cast<int64_t>(options.batch_window_ms * 1000));
+          cv.wait_until(lock, until, [&] {
+            return stopping || QueuedSentences() >= options.max_batch_sentences;
+          });
+        }
+        Job* first = queue.front();
+        int64_t sentences = 0;
+        for (auto it = queue.begin(); it != queue.end();) {
+          Job* j = *it;
+          const bool fits =
+              batch.empty() ||
+              (options.batch_window_ms > 0 && j->model == first->model && j->key == first->key &&
+               sentences + static_cast<int64_t>(j->sources.size()) <= options.max_batch_sentences);
+          if (fits) {
+            batch.push_back(j);
+            sentences += static_cast<int64_t>(j->sources.size());
+            it = queue.erase(it);
+          } else {
+            ++it;
+          }
+          if (options.batch_window_ms <= 0) break;
+        }
+      }
+      try {
+        Decode(batch);
+      } catch (const std::exception& e) {
+        for (Job* j : batch) j->error = e.what();
+      }
+      for (Job* j : batch) j->done.set_value();
+    }
+  }
+
+  int64_t QueuedSentences() const {
+    int64_t n = 0;
+    for (const Job* j : queue) n += static_cast<int64_t>(j->sources.size());
+    return n;
+  }
+
+  json Answer(const Job& job, const Clock::time_point& received) const {
+    const Model& m = models[job.model];
+    const nmt::Vocabulary& vocab = m.loaded.vocab;
+    json results = json::array();
+    for (size_t i = 0; i < job.sources.size(); ++i) {
+      json hyps = json::array();
+      const std::vector<std::string> src = vocab.Pieces(job.sources[i]);
+      for (size_t h = 0; h < job.hypotheses[i].size(); ++h) {
+        const nmt::Hypothesis& hyp = job.hypotheses[i][h];
+        std::vector<std::string> out = vocab.Pieces(hyp.tokens);
+        std::vector<std::string> in = out;
+        out.push_back("</s>");
+        in.insert(in.begin(), "<s>");
+        json jh = {{"text", vocab.Decode(hyp.tokens)},
+                   {"tokens", out},
+                   {"decoder_inputs", in},
+                   {"score", hyp.score},
+                   {"log_prob", hyp.log_prob}};
+        if (job.attention) {
+          json sites = json::array();
+          const int64_t s = static_cast<int64_t>(src.size()), t = static_cast<int64_t>(out.size());
+          for (const models::AttentionMap& site : job.maps[i][h]) {
+            const Tensor& w = site.weights;  // [H, Tq, Tk] padded to the batch
+            const bool enc = site.side == "encoder", self = site.kind == "self";
+            const int64_t tq = enc ? s : t, tk = self ? tq : s;
+            const std::vector<float> v = w.ToVector<float>();
+            json heads = json::array();
+            for (int64_t k = 0; k < w.size(0); ++k)
+              heads.push_back(Matrix(v.data() + k * w.size(1) * w.size(2), tq, tk, w.size(2)));
+            sites.push_back({{"name", site.name},
+                             {"kind", site.kind},
+                             {"side", site.side},
+                             {"layer", site.layer},
+                             {"heads", std::move(heads)}});
+          }
+          jh["attention"] = std::move(sites);
+        }
+        hyps.push_back(std::move(jh));
+      }
+      results.push_back({{"source_tokens", src}, {"hypotheses", std::move(hyps)}});
+    }
+    return {{"model", m.name},
+            {"results", std::move(results)},
+            {"timings",
+             {{"queue_ms", job.queue_ms},
+              {"decode_ms", job.decode_ms},
+              {"attention_ms", job.attention_ms},
+              {"total_ms", Ms(Clock::now() - received)},
+              {"batch_sentences", job.batch_sentences}}}};
+  }
+};
+
+TranslationService::TranslationService(
+    const std::vector<std::pair<std::string, std::string>>& models, const ServiceOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  ATTEND_CHECK(!models.empty(), "serve: no model given (-m NAME=CHECKPOINT or -m CHECKPOINT)");
+  ATTEND_CHECK(options.max_lines >= 1 && options.max_line_bytes >= 1 && options.max_beam >= 1 &&
+                   options.max_batch_sentences >= 1 && options.batch_window_ms >= 0,
+               "serve: limits must be positive");
+  impl_->options = options;
+  if (options.threads > 0) SetNumThreads(options.threads);
+  for (const auto& [name, path] : models) {
+    for (const Model& m : impl_->models)
+      ATTEND_CHECK(m.name != name, "serve: two models are named '", name, "'");
+    Model m;
+    m.name = name;
+    m.path = path;
+    m.loaded = nmt::LoadModel(path);
+    m.loaded.model->Eval();
+    impl_->models.push_back(std::move(m));
+  }
+  impl_->worker = std::thread([this] { impl_->Run(); });
+}
+
+TranslationService::~TranslationService() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  impl_->worker.join();
+}
+
+Reply TranslationService::Translate(const std::string& request_body) {
+  const auto received = Clock::now();
+  Job job;
+  try {
+    impl_->Parse(request_body, job);
+  } catch (const BadRequest& e) {
+    return {e.status, ErrorBody(e.message)};
+  } catch (const Error& e) {  // e.g. the vocabulary refusing a line
+    return {400, ErrorBody(e.what())};
+  }
+  std::future<void> done = job.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping) return {503, ErrorBody("the server is shutting down")};
+    job.arrived = Clock::now();
+    impl_->queue.push_back(&job);
+  }
+  impl_->cv.notify_all();
+  done.wait();
+  if (!job.error.empty()) return {500, ErrorBody("decoding failed: " + job.error)};
+  return {200, impl_->Answer(job, received).dump()};
+}
+
+std::string TranslationService::ModelsJson() const {
+  json out = json::array();
+  for (const Model& m : impl_->models) {
+    const models::ModelConfig& c = m.loaded.model->config();
+    out.push_back({{"name", m.name},
+                   {"checkpoint", m.path},
+                   {"arch", models::NameOf(c.arch)},
+                   {"parameters", m.loaded.model->NumParameters()},
+                   {"vocabulary", m.loaded.vocab.size()},
+                   {"config", json::parse(c.ToJson())},
+                   {"train", json::parse(m.loaded.train_json)},
+                   {"has_attention", c.arch != models::Arch::kRnn}});
+  }
+  return json{{"models", std::move(out)}}.dump();
+}
+
+}  // namespace attend::serve

@@ -1,0 +1,50 @@
+// The translation service behind `attend serve`: loaded models, one worker thread that decodes
+// requests in batches, and the JSON API's request checking and answers. No HTTP here (see
+// serve/http_server.h), so the service is tested by calling it directly.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attend::serve {
+
+struct ServiceOptions {
+  int64_t max_lines = 64;         // lines per request
+  int64_t max_line_bytes = 4096;  // bytes per line
+  int64_t max_beam = 16;          // beam (and n-best) per request
+  double batch_window_ms = 5.0;   // requests arriving within this share one decode; 0 = none
+  int64_t max_batch_sentences = 64;
+  int threads = 0;  // decoding threads; 0 = the machine's cores
+};
+
+// An answer: HTTP status and a JSON body ({"error": "..."} for 4xx).
+struct Reply {
+  int status = 200;
+  std::string body;
+};
+
+class TranslationService {
+ public:
+  // models: (name, checkpoint path) pairs; the names must differ. Loads every model (throws
+  // attend::Error naming the file on a bad one) and starts the worker.
+  TranslationService(const std::vector<std::pair<std::string, std::string>>& models,
+                     const ServiceOptions& options);
+  ~TranslationService();  // finishes the queued requests, then stops the worker
+  TranslationService(const TranslationService&) = delete;
+  TranslationService& operator=(const TranslationService&) = delete;
+
+  // POST /api/translate. Thread-safe; blocks until the request's batch is decoded. Bad requests
+  // get a 4xx naming the problem and change nothing.
+  Reply Translate(const std::string& request_body);
+  // GET /api/models: every model's name, architecture, sizes, vocabulary and training options.
+  std::string ModelsJson() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attend::serve

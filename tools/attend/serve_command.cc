@@ -1,0 +1,85 @@
+// `attend serve`: the translation server and the live attention page (src/serve/).
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "attend/error.h"
+#include "commands.h"
+#include "serve/http_server.h"
+#include "serve/service.h"
+
+namespace attend::tools {
+namespace {
+
+struct ServeArgs {
+  std::vector<std::string> models;  // CHECKPOINT or NAME=CHECKPOINT
+  serve::ServiceOptions service;
+  serve::ServerOptions server;
+  bool no_batching = false;
+};
+
+// "NAME=PATH" or "PATH" (named after the checkpoint's folder, or the file without .ckpt).
+std::pair<std::string, std::string> NameAndPath(const std::string& arg) {
+  const size_t eq = arg.find('=');
+  if (eq != std::string::npos && eq > 0 && arg.find('/') > eq)
+    return {arg.substr(0, eq), arg.substr(eq + 1)};
+  const std::filesystem::path p(arg);
+  std::string name = p.parent_path().filename().string();
+  if (name.empty() || name == ".") name = p.stem().string();
+  return {name, arg};
+}
+
+int Run(ServeArgs& a) {
+  // Before any thread starts: SIGTERM and SIGINT are left to the server's stopper thread.
+  serve::BlockStopSignals();
+  std::vector<std::pair<std::string, std::string>> models;
+  for (const std::string& m : a.models) {
+    auto named = NameAndPath(m);
+    for (const auto& [name, path] : models)
+      ATTEND_CHECK(name != named.first, "serve: two models are named '", name,
+                   "'; name them with -m NAME=CHECKPOINT");
+    models.push_back(std::move(named));
+  }
+  if (a.no_batching) a.service.batch_window_ms = 0;
+  serve::TranslationService service(models, a.service);
+  return serve::RunServer(service, a.server);
+}
+
+}  // namespace
+
+Runner RegisterServeCommand(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* c = app.add_subcommand(
+      "serve", "Serve translation with attention over HTTP: a JSON API and a page to watch it");
+  c->add_option("-m,--model", a->models,
+                "Checkpoint to serve, as PATH or NAME=PATH (repeat for several models)")
+      ->required();
+  c->add_option("--host", a->server.host, "Address to listen on")->capture_default_str();
+  c->add_option("--port", a->server.port, "Port (0 = any free port; the one chosen is printed)")
+      ->capture_default_str();
+  c->add_option("--max-body-bytes", a->server.max_body_bytes, "Larger requests get 413")
+      ->capture_default_str();
+  c->add_option("--max-connections", a->server.max_connections,
+                "Connections served at once (more wait their turn)")
+      ->capture_default_str();
+  c->add_option("--max-lines", a->service.max_lines, "Lines per request")->capture_default_str();
+  c->add_option("--max-line-bytes", a->service.max_line_bytes, "Bytes per line")
+      ->capture_default_str();
+  c->add_option("--max-beam", a->service.max_beam, "Largest beam a request may ask for")
+      ->capture_default_str();
+  c->add_option("--batch-window-ms", a->service.batch_window_ms,
+                "Requests arriving within this window share one decode")
+      ->capture_default_str();
+  c->add_option("--max-batch-sentences", a->service.max_batch_sentences,
+                "Sentences decoded together at most")
+      ->capture_default_str();
+  c->add_flag("--no-batching", a->no_batching, "Decode every request on its own");
+  c->add_option("--threads", a->service.threads, "Decoding threads (0 = all cores)");
+  return [a]() { return Run(*a); };
+}
+
+}  // namespace attend::tools

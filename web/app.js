@@ -1,0 +1,546 @@
+// The attention page of `attend serve`: translates through /api/translate and draws the
+// attention of every hypothesis as a weight table, a head view and a grid of layers x heads, all
+// on canvases (a 300 x 300 table is one canvas, not 90,000 DOM nodes). Exports PNG, SVG, JSON and
+// CSV. window.attend exposes the state for the browser tests.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  models: [],      // /api/models
+  lines: [],       // per input line: {answers: [{model, result}], selected: [hyp index per answer]}
+  focus: null,     // {line, answer}: the view the export buttons and pickers act on
+  hover: null,     // {kind: "query" | "key", index}: highlighted in every view
+  timings: null,
+};
+window.attend = state;
+
+// ---- colour ----
+function weightColour(w) {
+  // white -> deep blue, perceptually even enough for [0, 1] weights
+  const t = Math.max(0, Math.min(1, w));
+  const r = Math.round(255 - t * (255 - 23));
+  const g = Math.round(255 - t * (255 - 63));
+  const b = Math.round(255 - t * (255 - 140));
+  return `rgb(${r},${g},${b})`;
+}
+
+// ---- attention data ----
+function sitesOf(hyp) { return (hyp && hyp.attention) || []; }
+
+// The matrix a view shows: one head, or the mean over heads.
+function matrixOf(site, head) {
+  if (head !== "avg") return site.heads[Number(head)];
+  const h = site.heads.length, rows = site.heads[0].length, cols = rows ? site.heads[0][0].length : 0;
+  const m = [];
+  for (let i = 0; i < rows; ++i) {
+    const row = new Array(cols).fill(0);
+    for (let k = 0; k < h; ++k) for (let j = 0; j < cols; ++j) row[j] += site.heads[k][i][j] / h;
+    m.push(row);
+  }
+  return m;
+}
+
+// Token labels of a site: [query tokens (rows), key tokens (columns)].
+function labelsOf(result, hyp, site) {
+  const src = result.source_tokens;
+  if (site.side === "encoder") return [src, src];
+  if (site.kind === "self") return [hyp.decoder_inputs, hyp.decoder_inputs];
+  return [hyp.tokens, src];
+}
+
+// ---- drawing ----
+const FONT = '12px "DejaVu Sans", sans-serif';
+
+function textWidth(ctx, labels) {
+  let w = 0;
+  for (const l of labels) w = Math.max(w, ctx.measureText(l).width);
+  return Math.ceil(w) + 8;
+}
+
+// Sizes a canvas for CSS pixels width x height on this screen; returns its 2-D context.
+function sizeCanvas(canvas, width, height) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = width + "px";
+  canvas.style.height = height + "px";
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
+}
+
+// The weight table: keys across (labels written upwards), queries down, numbers when they fit.
+// The cells are one pixel each in an image scaled up without smoothing, so a 300 x 300 table is
+// one drawImage; hovering redraws only the overlay (canvas.drawHover).
+function drawTable(canvas, m, rows, cols) {
+  let ctx = canvas.getContext("2d");
+  ctx.font = FONT;
+  const n = rows.length, k = cols.length;
+  const cell = Math.max(3, Math.min(34, Math.floor(900 / Math.max(k, 1))));
+  const left = Math.min(160, textWidth(ctx, rows)), top = Math.min(160, textWidth(ctx, cols));
+  const width = left + k * cell + 2, height = top + n * cell + 2;
+  ctx = sizeCanvas(canvas, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  if (n && k) {
+    const cells = document.createElement("canvas");
+    cells.width = k;
+    cells.height = n;
+    const cctx = cells.getContext("2d");
+    const img = cctx.createImageData(k, n);
+    for (let i = 0; i < n; ++i)
+      for (let j = 0; j < k; ++j) {
+        const t = Math.max(0, Math.min(1, m[i][j])), o = 4 * (i * k + j);
+        img.data[o] = Math.round(255 - t * 232);
+        img.data[o + 1] = Math.round(255 - t * 192);
+        img.data[o + 2] = Math.round(255 - t * 115);
+        img.data[o + 3] = 255;
+      }
+    cctx.putImageData(img, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(cells, left, top, k * cell, n * cell);
+  }
+  if (cell >= 26) {
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.font = '10px "DejaVu Sans", sans-serif';
+    for (let i = 0; i < n; ++i)
+      for (let j = 0; j < k; ++j) {
+        ctx.fillStyle = m[i][j] > 0.55 ? "#fff" : "#333";
+        ctx.fillText(m[i][j].toFixed(2), left + (j + 0.5) * cell, top + (i + 0.5) * cell);
+      }
+  }
+  ctx.font = FONT;
+  ctx.fillStyle = "#1d2330";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  if (cell >= 9) for (let i = 0; i < n; ++i) ctx.fillText(rows[i], left - 4, top + (i + 0.5) * cell);
+  if (cell >= 9) {
+    for (let j = 0; j < k; ++j) {
+      ctx.save();
+      ctx.translate(left + (j + 0.5) * cell, top - 4);
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = "left";
+      ctx.fillText(cols[j], 0, 0);
+      ctx.restore();
+    }
+  }
+  canvas.hitTest = (x, y) => {
+    if (x < left && y >= top && y < top + n * cell) return { kind: "query", index: Math.floor((y - top) / cell) };
+    if (y < top && x >= left && x < left + k * cell) return { kind: "key", index: Math.floor((x - left) / cell) };
+    if (x >= left && y >= top && x < left + k * cell && y < top + n * cell)
+      return { kind: "query", index: Math.floor((y - top) / cell) };
+    return null;
+  };
+  canvas.drawHover = (overlay) => {
+    const o = sizeCanvas(overlay, width, height);
+    const hover = state.hover;
+    if (!hover) return;
+    o.strokeStyle = "#e8590c";
+    o.lineWidth = 2;
+    if (hover.kind === "query" && hover.index < n) o.strokeRect(left, top + hover.index * cell, k * cell, cell);
+    if (hover.kind === "key" && hover.index < k) o.strokeRect(left + hover.index * cell, top, cell, n * cell);
+  };
+}
+
+// The head view: queries on the left, keys on the right, a line per pair with opacity = weight.
+// Hovering a token draws its lines strongly on the overlay over the faint base.
+function drawHeads(canvas, m, rows, cols) {
+  let ctx = canvas.getContext("2d");
+  ctx.font = FONT;
+  const n = rows.length, k = cols.length;
+  const step = Math.max(3, Math.min(20, Math.floor(720 / Math.max(n, k, 1))));
+  const lw = Math.min(160, textWidth(ctx, rows)), rw = Math.min(160, textWidth(ctx, cols));
+  const gap = 220;
+  const width = lw + gap + rw, height = Math.max(n, k) * step + 10;
+  const y = (i) => 5 + (i + 0.5) * step;
+  ctx = sizeCanvas(canvas, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.lineWidth = 2;
+  for (let i = 0; i < n; ++i)
+    for (let j = 0; j < k; ++j) {
+      const w = m[i][j];
+      if (w < 0.01) continue;
+      ctx.strokeStyle = `rgba(23,63,140,${w})`;
+      ctx.beginPath();
+      ctx.moveTo(lw, y(i));
+      ctx.lineTo(lw + gap, y(j));
+      ctx.stroke();
+    }
+  ctx.font = FONT;
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = "#1d2330";
+  ctx.textAlign = "right";
+  if (step >= 9) for (let i = 0; i < n; ++i) ctx.fillText(rows[i], lw - 4, y(i));
+  ctx.textAlign = "left";
+  if (step >= 9) for (let j = 0; j < k; ++j) ctx.fillText(cols[j], lw + gap + 4, y(j));
+  canvas.hitTest = (x, yy) => {
+    const i = Math.floor((yy - 5) / step);
+    if (x < lw && i >= 0 && i < n) return { kind: "query", index: i };
+    if (x > lw + gap && i >= 0 && i < k) return { kind: "key", index: i };
+    return null;
+  };
+  canvas.drawHover = (overlay) => {
+    const o = sizeCanvas(overlay, width, height);
+    const hover = state.hover;
+    if (!hover) return;
+    o.fillStyle = "rgba(255,255,255,0.7)";  // fade the rest
+    o.fillRect(lw, 0, gap, height);
+    o.lineWidth = 2.5;
+    const pairs = hover.kind === "query" ? (hover.index < n ? m[hover.index].map((w, j) => [hover.index, j, w]) : [])
+                                         : (hover.index < k ? m.map((r, i) => [i, hover.index, r[hover.index]]) : []);
+    for (const [i, j, w] of pairs) {
+      if (w < 0.01) continue;
+      o.strokeStyle = `rgba(232,89,12,${Math.max(0.15, w)})`;
+      o.beginPath();
+      o.moveTo(lw, y(i));
+      o.lineTo(lw + gap, y(j));
+      o.stroke();
+    }
+  };
+}
+
+// Every site x head as a small heatmap (the Transformer's layers at a glance).
+function drawGrid(canvas, result, hyp) {
+  const sites = sitesOf(hyp);
+  const heads = Math.max(...sites.map((s) => s.heads.length));
+  const size = 90, pad = 18, label = 120;
+  const width = label + (heads + 1) * (size + pad), height = sites.length * (size + pad) + pad;
+  const ctx = sizeCanvas(canvas, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.font = FONT;
+  ctx.fillStyle = "#1d2330";
+  ctx.textBaseline = "top";
+  for (let h = 0; h <= heads; ++h)
+    ctx.fillText(h < heads ? `head ${h}` : "average", label + h * (size + pad), 2);
+  sites.forEach((site, r) => {
+    const y = pad + r * (size + pad);
+    ctx.fillStyle = "#1d2330";
+    ctx.textBaseline = "middle";
+    ctx.fillText(site.name, 4, y + size / 2);
+    for (let h = 0; h <= site.heads.length; ++h) {
+      const m = matrixOf(site, h < site.heads.length ? h : "avg");
+      const n = m.length, k = n ? m[0].length : 0;
+      const cw = size / Math.max(k, 1), ch = size / Math.max(n, 1);
+      const x = label + (h < site.heads.length ? h : heads) * (size + pad);
+      for (let i = 0; i < n; ++i)
+        for (let j = 0; j < k; ++j) {
+          ctx.fillStyle = weightColour(m[i][j]);
+          ctx.fillRect(x + j * cw, y + i * ch, Math.ceil(cw), Math.ceil(ch));
+        }
+      ctx.strokeStyle = "#ccc";
+      ctx.strokeRect(x, y, size, size);
+    }
+  });
+  canvas.hitTest = () => null;
+  canvas.drawHover = (overlay) => sizeCanvas(overlay, width, height);
+}
+
+// ---- page state ----
+function currentChoice() {
+  return { view: $("view").value, site: $("site").value, head: $("head").value || "avg" };
+}
+
+function refreshPickers() {
+  const f = state.focus;
+  const site = $("site"), head = $("head");
+  const keepSite = site.value, keepHead = head.value;
+  site.innerHTML = "";
+  head.innerHTML = "";
+  if (!f) return;
+  const answer = state.lines[f.line].answers[f.answer];
+  const hyp = answer.result.hypotheses[state.lines[f.line].selected[f.answer]];
+  const sites = sitesOf(hyp);
+  for (const s of sites) site.add(new Option(s.name, s.name));
+  if (sites.length) {
+    const crosses = sites.filter((s) => s.kind === "cross");
+    const last = crosses.length ? crosses[crosses.length - 1].name : sites[0].name;
+    site.value = sites.some((s) => s.name === keepSite) ? keepSite : last;
+    const chosen = sites.find((s) => s.name === site.value);
+    head.add(new Option("average of heads", "avg"));
+    for (let h = 0; h < chosen.heads.length; ++h) head.add(new Option(`head ${h}`, String(h)));
+    head.value = [...head.options].some((o) => o.value === keepHead) ? keepHead : "avg";
+  }
+}
+
+function renderAnswer(container, lineIndex, answerIndex) {
+  const line = state.lines[lineIndex];
+  const answer = line.answers[answerIndex];
+  const result = answer.result;
+  const sel = line.selected[answerIndex];
+  container.innerHTML = "";
+  const h = document.createElement("h3");
+  h.textContent = answer.model;
+  container.appendChild(h);
+  result.hypotheses.forEach((hyp, i) => {
+    const div = document.createElement("div");
+    div.className = "hyp" + (i === sel ? " selected" : "");
+    div.textContent = hyp.text;
+    const sc = document.createElement("span");
+    sc.className = "score";
+    sc.textContent = hyp.score.toFixed(3);
+    div.appendChild(sc);
+    div.addEventListener("click", () => {
+      line.selected[answerIndex] = i;
+      state.focus = { line: lineIndex, answer: answerIndex };
+      refreshPickers();
+      render();
+    });
+    container.appendChild(div);
+  });
+  const hyp = result.hypotheses[sel];
+  const sites = sitesOf(hyp);
+  if (!sites.length) {
+    const p = document.createElement("p");
+    p.className = "noattention";
+    p.textContent = "This model has no attention: one fixed context vector carries the whole source.";
+    container.appendChild(p);
+    return;
+  }
+  const choice = currentChoice();
+  const site = sites.find((s) => s.name === choice.site) ||
+               sites.filter((s) => s.kind === "cross").pop() || sites[0];
+  const head = choice.head === "avg" || Number(choice.head) < site.heads.length ? choice.head : "avg";
+  const m = matrixOf(site, head);
+  const [rows, cols] = labelsOf(result, hyp, site);
+  const canvas = document.createElement("canvas");
+  canvas.className = "view " + choice.view + "-view";
+  canvas.dataset.line = lineIndex;
+  canvas.dataset.answer = answerIndex;
+  canvas.dataset.site = site.name;
+  canvas.dataset.rows = m.length;
+  canvas.dataset.cols = m.length ? m[0].length : 0;
+  if (choice.view === "heads") drawHeads(canvas, m, rows, cols);
+  else if (choice.view === "grid") drawGrid(canvas, result, hyp);
+  else drawTable(canvas, m, rows, cols);
+  canvas.matrix = m;
+  canvas.labels = { rows, cols, site: site.name, head };
+  const overlay = document.createElement("canvas");
+  overlay.className = "overlay";
+  canvas.overlay = overlay;
+  canvas.drawHover(overlay);
+  canvas.addEventListener("mousemove", (e) => {
+    const r = canvas.getBoundingClientRect();
+    const hit = canvas.hitTest(e.clientX - r.left, e.clientY - r.top);
+    state.focus = { line: lineIndex, answer: answerIndex };
+    if (JSON.stringify(hit) !== JSON.stringify(state.hover)) {
+      state.hover = hit;
+      updateHover();
+    }
+  });
+  canvas.addEventListener("click", () => {
+    state.focus = { line: lineIndex, answer: answerIndex };
+    refreshPickers();
+  });
+  const stack = document.createElement("div");
+  stack.className = "stack";
+  stack.appendChild(canvas);
+  stack.appendChild(overlay);
+  container.appendChild(stack);
+}
+
+// Redraws the hover overlays of every view (the bases stay as they are).
+function updateHover() {
+  for (const c of document.querySelectorAll("canvas.view")) c.drawHover(c.overlay);
+}
+
+function render() {
+  const root = $("results");
+  root.innerHTML = "";
+  state.lines.forEach((line, li) => {
+    const div = document.createElement("div");
+    div.className = "line";
+    const cols = document.createElement("div");
+    cols.className = "columns";
+    line.answers.forEach((_, ai) => {
+      const col = document.createElement("div");
+      col.className = "column";
+      renderAnswer(col, li, ai);
+      cols.appendChild(col);
+    });
+    div.appendChild(cols);
+    root.appendChild(div);
+  });
+}
+
+// ---- talking to the server ----
+function setStatus(text, error) {
+  const s = $("status");
+  s.textContent = text;
+  s.className = error ? "error" : "";
+}
+
+async function postTranslate(model, text) {
+  const body = {
+    model, text,
+    beam: Number($("beam").value), nbest: Number($("nbest").value),
+    length_penalty: Number($("alpha").value), attention: true,
+  };
+  const res = await fetch("/api/translate", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(json.error || `HTTP ${res.status}`);
+  return json;
+}
+
+async function translate() {
+  const text = $("text").value;
+  if (!text.trim()) { setStatus("Type a sentence first.", true); return; }
+  const models = [$("model").value];
+  if ($("compare").value && $("compare").value !== models[0]) models.push($("compare").value);
+  setStatus("translating...");
+  $("translate").disabled = true;
+  try {
+    const answers = await Promise.all(models.map((m) => postTranslate(m, text)));
+    const n = answers[0].results.length;
+    state.lines = [];
+    for (let i = 0; i < n; ++i)
+      state.lines.push({
+        answers: answers.map((a) => ({ model: a.model, result: a.results[i] })),
+        selected: answers.map(() => 0),
+      });
+    state.timings = answers.map((a) => a.timings);
+    state.focus = n ? { line: 0, answer: 0 } : null;
+    state.hover = null;
+    refreshPickers();
+    render();
+    const t = answers[0].timings;
+    setStatus(`${n} line${n === 1 ? "" : "s"} in ${t.total_ms.toFixed(0)} ms ` +
+              `(decode ${t.decode_ms.toFixed(0)}, attention ${t.attention_ms.toFixed(0)})`);
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    $("translate").disabled = false;
+  }
+}
+
+async function loadModels() {
+  const res = await fetch("/api/models");
+  const json = await res.json();
+  state.models = json.models;
+  for (const m of json.models) {
+    const label = `${m.name} (${m.arch}, ${(m.parameters / 1e6).toFixed(2)}M)`;
+    $("model").add(new Option(label, m.name));
+    $("compare").add(new Option(label, m.name));
+  }
+}
+
+// ---- exports ----
+function focusedCanvas() {
+  const f = state.focus;
+  if (!f) return null;
+  return document.querySelector(`canvas.view[data-line="${f.line}"][data-answer="${f.answer}"]`);
+}
+
+function download(name, blob) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function baseName(c) { return `attention-${c.dataset.line}-${c.labels.site}-${c.labels.head}`; }
+
+function csvCell(s) { return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; }
+
+function exportCsv() {
+  const c = focusedCanvas();
+  if (!c) return;
+  const { rows, cols } = c.labels;
+  const lines = [["", ...cols].map(csvCell).join(",")];
+  c.matrix.forEach((r, i) => lines.push([csvCell(rows[i]), ...r.map((w) => String(w))].join(",")));
+  download(baseName(c) + ".csv", new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+}
+
+function exportJson() {
+  const c = focusedCanvas();
+  if (!c) return;
+  const { rows, cols, site, head } = c.labels;
+  const json = JSON.stringify({ site, head, queries: rows, keys: cols, weights: c.matrix });
+  download(baseName(c) + ".json", new Blob([json], { type: "application/json" }));
+}
+
+function escapeXml(s) {
+  return s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" }[ch]));
+}
+
+// The weight table as SVG (whatever the view on screen): cells, numbers, labels.
+function tableSvg(m, rows, cols) {
+  const cell = 30, left = 140, top = 140;
+  const w = left + cols.length * cell, h = top + rows.length * cell;
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="DejaVu Sans, sans-serif" font-size="11">`,
+               `<rect width="${w}" height="${h}" fill="#fff"/>`];
+  m.forEach((r, i) => r.forEach((v, j) => {
+    out.push(`<rect x="${left + j * cell}" y="${top + i * cell}" width="${cell}" height="${cell}" fill="${weightColour(v)}"/>`);
+    out.push(`<text x="${left + (j + 0.5) * cell}" y="${top + (i + 0.5) * cell + 4}" text-anchor="middle" font-size="9" fill="${v > 0.55 ? "#fff" : "#333"}">${v.toFixed(2)}</text>`);
+  }));
+  rows.forEach((t, i) => out.push(`<text x="${left - 4}" y="${top + (i + 0.5) * cell + 4}" text-anchor="end">${escapeXml(t)}</text>`));
+  cols.forEach((t, j) => out.push(`<text transform="translate(${left + (j + 0.5) * cell + 4},${top - 4}) rotate(-90)">${escapeXml(t)}</text>`));
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+function exportSvg() {
+  const c = focusedCanvas();
+  if (!c) return;
+  download(baseName(c) + ".svg", new Blob([tableSvg(c.matrix, c.labels.rows, c.labels.cols)], { type: "image/svg+xml" }));
+}
+
+function exportPng() {
+  const c = focusedCanvas();
+  if (!c) return;
+  c.toBlob((blob) => download(baseName(c) + ".png", blob), "image/png");
+}
+
+// ---- a measurement for the browser test: drawing and hovering an n x n table ----
+window.attendBenchmark = function (n) {
+  const m = [], labels = [];
+  for (let i = 0; i < n; ++i) {
+    labels.push("tok" + i);
+    const row = [];
+    let s = 0;
+    for (let j = 0; j < n; ++j) { const v = Math.exp(-Math.abs(i - j) / 3); row.push(v); s += v; }
+    m.push(row.map((v) => v / s));
+  }
+  const out = { n };
+  for (const [name, draw] of [["table", drawTable], ["heads", drawHeads]]) {
+    const canvas = document.createElement("canvas"), overlay = document.createElement("canvas");
+    document.body.appendChild(canvas);
+    document.body.appendChild(overlay);
+    const t0 = performance.now();
+    draw(canvas, m, labels, labels);
+    canvas.getContext("2d").getImageData(0, 0, 1, 1);  // wait for the drawing to finish
+    const t1 = performance.now();
+    const hovers = 50;
+    for (let k = 0; k < hovers; ++k) {
+      state.hover = { kind: k % 2 ? "key" : "query", index: (k * 7) % n };
+      canvas.drawHover(overlay);
+      overlay.getContext("2d").getImageData(0, 0, 1, 1);
+    }
+    const t2 = performance.now();
+    out[name + "_draw_ms"] = t1 - t0;
+    out[name + "_hover_ms"] = (t2 - t1) / hovers;
+    canvas.remove();
+    overlay.remove();
+  }
+  state.hover = null;
+  return out;
+};
+
+// ---- wiring ----
+$("translate").addEventListener("click", translate);
+$("text").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) translate(); });
+for (const id of ["view", "site", "head"])
+  $(id).addEventListener("change", () => { if (id === "site") refreshPickers(); render(); });
+$("export-png").addEventListener("click", exportPng);
+$("export-svg").addEventListener("click", exportSvg);
+$("export-json").addEventListener("click", exportJson);
+$("export-csv").addEventListener("click", exportCsv);
+loadModels().then(() => setStatus("ready")).catch((e) => setStatus("cannot reach the server: " + e.message, true));
