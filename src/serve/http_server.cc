@@ -50,6 +50,9 @@ int RunServer(TranslationService& service, const ServerOptions& options) {
   server.Get("/api/models", [&](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, service.ModelsJson());
   });
+  server.Get("/api/stats", [&](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, service.StatsJson());
+  });
   server.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, R"({"ok":true})");
   });

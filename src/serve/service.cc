@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <malloc.h>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -95,6 +97,7 @@ struct TranslationService::Impl {
   std::deque<Job*> queue;
   bool stopping = false;
   std::thread worker;
+  std::atomic<int64_t> answered{0}, refused{0}, failed{0}, sentences{0}, batches{0};
 
   size_t FindModel(const json& request) const {
     if (!request.contains("model")) {
@@ -255,10 +258,21 @@ struct TranslationService::Impl {
   }
 
   void Run() {
+    auto last_trim = Clock::now();
     for (;;) {
       std::vector<Job*> batch;
       {
         std::unique_lock<std::mutex> lock(mu);
+        // Idle: hand the heap's free pages back to the system at most once a second. The
+        // answers are built and freed on many connection threads, and glibc keeps what they
+        // freed in per-thread arenas, so without this the resident size creeps up under load
+        // while the heap itself stays flat (docs/server.md, "Memory").
+        if (queue.empty() && Clock::now() - last_trim > std::chrono::seconds(1)) {
+          lock.unlock();
+          malloc_trim(0);
+          last_trim = Clock::now();
+          lock.lock();
+        }
         cv.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;  // stopping, and every request answered
         if (options.batch_window_ms > 0) {
@@ -288,6 +302,7 @@ struct TranslationService::Impl {
           if (options.batch_window_ms <= 0) break;
         }
       }
+      batches++;
       try {
         Decode(batch);
       } catch (const std::exception& e) {
@@ -363,6 +378,10 @@ TranslationService::TranslationService(
                    options.max_batch_sentences >= 1 && options.batch_window_ms >= 0,
                "serve: limits must be positive");
   impl_->options = options;
+  // Two malloc arenas, not one per connection thread (glibc's default allows 8 per core): the
+  // connection threads only parse requests and write answers, and each arena they would own keeps
+  // its freed pages, so the resident size would grow with the thread count (docs/server.md).
+  mallopt(M_ARENA_MAX, 2);
   if (options.threads > 0) SetNumThreads(options.threads);
   for (const auto& [name, path] : models) {
     for (const Model& m : impl_->models)
@@ -392,8 +411,10 @@ Reply TranslationService::Translate(const std::string& request_body) {
   try {
     impl_->Parse(request_body, job);
   } catch (const BadRequest& e) {
+    impl_->refused++;
     return {e.status, ErrorBody(e.message)};
   } catch (const Error& e) {  // e.g. the vocabulary refusing a line
+    impl_->refused++;
     return {400, ErrorBody(e.what())};
   }
   std::future<void> done = job.done.get_future();
@@ -405,7 +426,12 @@ Reply TranslationService::Translate(const std::string& request_body) {
   }
   impl_->cv.notify_all();
   done.wait();
-  if (!job.error.empty()) return {500, ErrorBody("decoding failed: " + job.error)};
+  if (!job.error.empty()) {
+    impl_->failed++;
+    return {500, ErrorBody("decoding failed: " + job.error)};
+  }
+  impl_->answered++;
+  impl_->sentences += static_cast<int64_t>(job.sources.size());
   return {200, impl_->Answer(job, received).dump()};
 }
 
@@ -423,6 +449,16 @@ std::string TranslationService::ModelsJson() const {
                    {"has_attention", c.arch != models::Arch::kRnn}});
   }
   return json{{"models", std::move(out)}}.dump();
+}
+
+std::string TranslationService::StatsJson() const {
+  const AllocatorStats a = GetAllocatorStats();
+  return json{
+      {"answered", impl_->answered.load()},    {"refused", impl_->refused.load()},
+      {"failed", impl_->failed.load()},        {"sentences", impl_->sentences.load()},
+      {"batches", impl_->batches.load()},      {"tensor_bytes_in_use", a.bytes_in_use},
+      {"tensor_bytes_cached", a.bytes_cached}, {"tensor_peak_bytes_in_use", a.peak_bytes_in_use}}
+      .dump();
 }
 
 }  // namespace attend::serve

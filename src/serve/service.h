@@ -41,6 +41,9 @@ class TranslationService {
   Reply Translate(const std::string& request_body);
   // GET /api/models: every model's name, architecture, sizes, vocabulary and training options.
   std::string ModelsJson() const;
+  // GET /api/stats: requests answered and refused, sentences decoded, and the tensor allocator's
+  // bytes in use and cached (what a load test watches for leaks).
+  std::string StatsJson() const;
 
  private:
   struct Impl;

@@ -313,7 +313,9 @@ TEST(Transformer, AttentionMapsHoldEveryLayerAndHead) {
           for (int64_t j = 0; j < tk; ++j) {
             const float v = w[((b * cfg.heads + h) * tq + i) * tk + j];
             const bool pad = self && !enc ? j > i : j >= src_len[b];
-            if (pad) EXPECT_EQ(v, 0.0f) << m.name << " b" << b << " h" << h << " " << i << "," << j;
+            if (pad) {
+              EXPECT_EQ(v, 0.0f) << m.name << " b" << b << " h" << h << " " << i << "," << j;
+            }
             sum += v;
           }
           EXPECT_NEAR(sum, 1.0, 1e-5) << m.name;
