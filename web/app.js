@@ -422,6 +422,8 @@ async function loadModels() {
   const res = await fetch("/api/models");
   const json = await res.json();
   state.models = json.models;
+  // A server that only watches a run has nothing to translate with.
+  $("controls").hidden = json.models.length === 0;
   for (const m of json.models) {
     const label = `${m.name} (${m.arch}, ${(m.parameters / 1e6).toFixed(2)}M)`;
     $("model").add(new Option(label, m.name));
@@ -534,6 +536,108 @@ window.attendBenchmark = function (n) {
   return out;
 };
 
+// ---- live training (attend serve --watch) ----
+const watch = { data: null, follow: true };
+
+// A line chart of points [[x, y]...] with its title and the last value.
+function drawCurve(canvas, title, points, colour) {
+  const width = 330, height = 170, l = 44, r = 10, t = 22, b = 24;
+  const ctx = sizeCanvas(canvas, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.font = FONT;
+  ctx.fillStyle = "#1d2330";
+  ctx.textBaseline = "top";
+  const last = points.length ? points[points.length - 1][1] : null;
+  ctx.fillText(title + (last === null ? "" : `: ${last.toFixed(2)}`), l, 4);
+  if (points.length < 1) return;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (y1 - y0 < 1e-9) { y0 -= 1; y1 += 1; }
+  const X = (x) => l + (x - x0) / (x1 - x0) * (width - l - r);
+  const Y = (y) => height - b - (y - y0) / (y1 - y0) * (height - t - b);
+  ctx.strokeStyle = "#ccc";
+  ctx.strokeRect(l, t, width - l - r, height - t - b);
+  ctx.fillStyle = "#777";
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "right";
+  ctx.fillText(y1.toFixed(1), l - 3, t);
+  ctx.fillText(y0.toFixed(1), l - 3, height - b);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  ctx.fillText(String(x0), l, height - b + 4);
+  ctx.fillText(String(x1), width - r, height - b + 4);
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  points.forEach(([x, y], i) => (i ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))));
+  ctx.stroke();
+  ctx.fillStyle = colour;
+  for (const [x, y] of points) { ctx.beginPath(); ctx.arc(X(x), Y(y), 2.5, 0, 7); ctx.fill(); }
+}
+
+function renderTraining() {
+  const d = watch.data;
+  $("watch-run").textContent = d.run + (d.error ? ` (cannot read its checkpoint: ${d.error})` : "");
+  drawCurve($("curve-loss"), "training loss", d.train.map((p) => [p[0], p[1]]), "#173f8c");
+  drawCurve($("curve-ppl"), "dev perplexity", d.valid.map((p) => [p[0], p[2]]), "#e8590c");
+  drawCurve($("curve-bleu"), "dev BLEU", d.valid.map((p) => [p[0], p[3]]), "#2b8a3e");
+  const slider = $("snapshot");
+  const n = d.snapshots.length;
+  slider.max = Math.max(0, n - 1);
+  if (watch.follow) slider.value = Math.max(0, n - 1);
+  const views = $("snapshot-views");
+  views.innerHTML = "";
+  if (!n) {
+    $("snapshot-label").textContent = d.sentences.length ? "waiting for the first validation"
+                                                          : "no sentences to follow (--watch-text)";
+    return;
+  }
+  const snap = d.snapshots[Number(slider.value)];
+  $("snapshot-label").textContent = `step ${snap.step} (${Number(slider.value) + 1} of ${n})`;
+  snap.results.forEach((result, i) => {
+    const col = document.createElement("div");
+    col.className = "column";
+    const hyp = result.hypotheses[0];
+    const h = document.createElement("h3");
+    h.textContent = hyp.text;
+    col.appendChild(h);
+    const sites = sitesOf(hyp);
+    if (sites.length) {
+      const site = sites.filter((s) => s.kind === "cross").pop() || sites[0];
+      const canvas = document.createElement("canvas");
+      canvas.className = "snapshot-view";
+      canvas.dataset.step = snap.step;
+      canvas.dataset.sentence = i;
+      const m = matrixOf(site, "avg");
+      drawTable(canvas, m, hyp.tokens, result.source_tokens);
+      canvas.matrix = m;
+      col.appendChild(canvas);
+    }
+    views.appendChild(col);
+  });
+}
+
+async function pollWatch() {
+  try {
+    const res = await fetch("/api/watch");
+    const data = await res.json();
+    if (!data.watching) return;  // this server follows no run
+    watch.data = data;
+    $("training").hidden = false;
+    renderTraining();
+  } catch (e) {
+    setStatus("cannot reach the server: " + e.message, true);
+  }
+  setTimeout(pollWatch, 1000);
+}
+$("snapshot").addEventListener("input", () => {
+  watch.follow = Number($("snapshot").value) === Number($("snapshot").max);
+  renderTraining();
+});
+window.attendWatch = watch;
+
 // ---- wiring ----
 $("translate").addEventListener("click", translate);
 $("text").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) translate(); });
@@ -543,4 +647,5 @@ $("export-png").addEventListener("click", exportPng);
 $("export-svg").addEventListener("click", exportSvg);
 $("export-json").addEventListener("click", exportJson);
 $("export-csv").addEventListener("click", exportCsv);
+pollWatch();
 loadModels().then(() => setStatus("ready")).catch((e) => setStatus("cannot reach the server: " + e.message, true));

@@ -34,7 +34,8 @@ void BlockStopSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int RunServer(TranslationService& service, const ServerOptions& options) {
+int RunServer(TranslationService& service, const ServerOptions& options,
+              const RunWatcher* watcher) {
   BlockStopSignals();
   httplib::Server server;
   const int pool = options.max_connections;
@@ -49,6 +50,10 @@ int RunServer(TranslationService& service, const ServerOptions& options) {
   });
   server.Get("/api/models", [&](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, service.ModelsJson());
+  });
+  server.Get("/api/watch", [watcher](const httplib::Request&, httplib::Response& res) {
+    // Not an error without --watch: the page asks on every load.
+    SendJson(res, 200, watcher ? watcher->Json() : R"({"watching":false})");
   });
   server.Get("/api/stats", [&](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, service.StatsJson());

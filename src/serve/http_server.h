@@ -6,6 +6,7 @@
 #include <string>
 
 #include "serve/service.h"
+#include "serve/watch.h"
 
 namespace attend::serve {
 
@@ -24,7 +25,9 @@ void BlockStopSignals();
 // Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight and
 // returns 0. Prints "attend serve: listening on http://HOST:PORT/" to stdout once it listens.
 // Throws attend::Error when it cannot listen.
-int RunServer(TranslationService& service, const ServerOptions& options);
+// `watcher` (nullable) answers /api/watch.
+int RunServer(TranslationService& service, const ServerOptions& options,
+              const RunWatcher* watcher = nullptr);
 
 // A file of the page by its URL path ("/" is "/index.html"): its bytes and content type; null
 // when there is none.

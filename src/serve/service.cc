@@ -22,6 +22,7 @@
 #include "attend/nmt.h"
 #include "attend/text.h"
 #include "io/untrusted_json.h"
+#include "serve/answer.h"
 
 namespace attend::serve {
 namespace {
@@ -76,17 +77,6 @@ struct Model {
   nmt::LoadedModel loaded;
 };
 
-// Weights rounded to 4 decimals: what a view can show, a third of the bytes of full floats.
-json Matrix(const float* w, int64_t rows, int64_t cols, int64_t stride) {
-  json m = json::array();
-  for (int64_t i = 0; i < rows; ++i) {
-    json row = json::array();
-    for (int64_t j = 0; j < cols; ++j) row.push_back(std::round(w[i * stride + j] * 1e4) / 1e4);
-    m.push_back(std::move(row));
-  }
-  return m;
-}
-
 }  // namespace
 
 struct TranslationService::Impl {
@@ -100,6 +90,7 @@ struct TranslationService::Impl {
   std::atomic<int64_t> answered{0}, refused{0}, failed{0}, sentences{0}, batches{0};
 
   size_t FindModel(const json& request) const {
+    if (models.empty()) Reject(404, "this server holds no model to translate with");
     if (!request.contains("model")) {
       if (models.size() == 1) return 0;
       Reject(400, "field 'model' is required when the server holds several models");
@@ -227,33 +218,9 @@ struct TranslationService::Impl {
   // Every attention site of every hypothesis of `job`, from one teacher-forced pass per line.
   void Attend(Model& m, Job& job) {
     const auto start = Clock::now();
-    models::Seq2Seq& model = *m.loaded.model;
-    const bool was_training = model.training();
-    model.Eval();
-    job.maps.resize(job.sources.size());
-    for (size_t i = 0; i < job.sources.size(); ++i) {
-      std::vector<nmt::Example> examples;
-      std::vector<int64_t> order;
-      for (const nmt::Hypothesis& h : job.hypotheses[i]) {
-        nmt::Example e;
-        e.src = job.sources[i];
-        e.tgt = h.tokens;
-        order.push_back(static_cast<int64_t>(examples.size()));
-        examples.push_back(std::move(e));
-      }
-      const models::Batch batch = nmt::MakeBatch(examples, order);
-      const std::vector<models::AttentionMap> sites = model.AttentionMaps(batch);
-      for (size_t h = 0; h < examples.size(); ++h) {
-        std::vector<models::AttentionMap> mine;
-        for (const models::AttentionMap& site : sites) {
-          models::AttentionMap one = site;
-          one.weights = site.weights.Select(0, static_cast<int64_t>(h)).Contiguous();
-          mine.push_back(std::move(one));
-        }
-        job.maps[i].push_back(std::move(mine));
-      }
-    }
-    model.Train(was_training);
+    job.maps.clear();
+    for (size_t i = 0; i < job.sources.size(); ++i)
+      job.maps.push_back(HypothesisMaps(*m.loaded.model, job.sources[i], job.hypotheses[i]));
     job.attention_ms = Ms(Clock::now() - start);
   }
 
@@ -322,43 +289,9 @@ struct TranslationService::Impl {
     const Model& m = models[job.model];
     const nmt::Vocabulary& vocab = m.loaded.vocab;
     json results = json::array();
-    for (size_t i = 0; i < job.sources.size(); ++i) {
-      json hyps = json::array();
-      const std::vector<std::string> src = vocab.Pieces(job.sources[i]);
-      for (size_t h = 0; h < job.hypotheses[i].size(); ++h) {
-        const nmt::Hypothesis& hyp = job.hypotheses[i][h];
-        std::vector<std::string> out = vocab.Pieces(hyp.tokens);
-        std::vector<std::string> in = out;
-        out.push_back("</s>");
-        in.insert(in.begin(), "<s>");
-        json jh = {{"text", vocab.Decode(hyp.tokens)},
-                   {"tokens", out},
-                   {"decoder_inputs", in},
-                   {"score", hyp.score},
-                   {"log_prob", hyp.log_prob}};
-        if (job.attention) {
-          json sites = json::array();
-          const int64_t s = static_cast<int64_t>(src.size()), t = static_cast<int64_t>(out.size());
-          for (const models::AttentionMap& site : job.maps[i][h]) {
-            const Tensor& w = site.weights;  // [H, Tq, Tk] padded to the batch
-            const bool enc = site.side == "encoder", self = site.kind == "self";
-            const int64_t tq = enc ? s : t, tk = self ? tq : s;
-            const std::vector<float> v = w.ToVector<float>();
-            json heads = json::array();
-            for (int64_t k = 0; k < w.size(0); ++k)
-              heads.push_back(Matrix(v.data() + k * w.size(1) * w.size(2), tq, tk, w.size(2)));
-            sites.push_back({{"name", site.name},
-                             {"kind", site.kind},
-                             {"side", site.side},
-                             {"layer", site.layer},
-                             {"heads", std::move(heads)}});
-          }
-          jh["attention"] = std::move(sites);
-        }
-        hyps.push_back(std::move(jh));
-      }
-      results.push_back({{"source_tokens", src}, {"hypotheses", std::move(hyps)}});
-    }
+    for (size_t i = 0; i < job.sources.size(); ++i)
+      results.push_back(LineJson(vocab, job.sources[i], job.hypotheses[i],
+                                 job.attention ? &job.maps[i] : nullptr));
     return {{"model", m.name},
             {"results", std::move(results)},
             {"timings",
@@ -373,7 +306,6 @@ struct TranslationService::Impl {
 TranslationService::TranslationService(
     const std::vector<std::pair<std::string, std::string>>& models, const ServiceOptions& options)
     : impl_(std::make_unique<Impl>()) {
-  ATTEND_CHECK(!models.empty(), "serve: no model given (-m NAME=CHECKPOINT or -m CHECKPOINT)");
   ATTEND_CHECK(options.max_lines >= 1 && options.max_line_bytes >= 1 && options.max_beam >= 1 &&
                    options.max_batch_sentences >= 1 && options.batch_window_ms >= 0,
                "serve: limits must be positive");

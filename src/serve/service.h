@@ -28,7 +28,8 @@ struct Reply {
 
 class TranslationService {
  public:
-  // models: (name, checkpoint path) pairs; the names must differ. Loads every model (throws
+  // models: (name, checkpoint path) pairs (none: every request gets 404, for a server that only
+  // watches a run); the names must differ. Loads every model (throws
   // attend::Error naming the file on a bad one) and starts the worker.
   TranslationService(const std::vector<std::pair<std::string, std::string>>& models,
                      const ServiceOptions& options);

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -71,6 +72,51 @@ def canvas_info(driver, selector="canvas.view"):
            if (!c) return null;
            return {rows: c.labels.rows, cols: c.labels.cols, site: c.labels.site, head: c.labels.head,
                    matrix: c.matrix, width: c.width, height: c.height};""", selector)
+
+
+def watch_training(args, work, driver):
+    live = os.path.join(work, "live")
+    os.makedirs(live)
+    train = subprocess.Popen(
+        [args.attend, "train", "--train-src", f"{work}/train.src", "--train-tgt", f"{work}/train.tgt",
+         "--dev-src", f"{work}/dev.src", "--dev-tgt", f"{work}/dev.tgt", "--out", live,
+         "--vocab-size", "40", "--max-tokens", "800", "--max-steps", "400", "--valid-every", "50",
+         "--valid-sentences", "4", "--warmup", "10", "--lr", "0.01", "--no-progress", "--threads", "1",
+         "--arch", "transformer", "--d-model", "64", "--heads", "4", "--ff-dim", "128", "--layers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = fixture.Server(args.attend, {}, ["--watch", live, "--watch-text", f"{work}/dev.src"])
+    try:
+        driver.get(server.url)
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "training").is_displayed())
+        train.wait(timeout=240)
+        check(train.returncode == 0, "the watched run trains to the end")
+        # The last validation reaches the page within a few polls.
+        with open(os.path.join(live, "train.log")) as f:
+            validations = sum(1 for line in f if line.startswith("validation step"))
+
+        def caught_up(d):
+            w = d.execute_script("return window.attendWatch.data;")
+            return (w and len(w["valid"]) == validations and w["snapshots"]
+                    and w["snapshots"][-1]["step"] == w["valid"][-1][0])
+        WebDriverWait(driver, 30).until(caught_up)
+        w = driver.execute_script("return window.attendWatch.data;")
+        check(len(w["train"]) >= 2 and len(w["valid"]) == validations == 8,
+              f"the curves hold the run's log: {len(w['train'])} loss points, {len(w['valid'])} validations")
+        steps = [s["step"] for s in w["snapshots"]]
+        check(len(steps) >= 2 and steps == sorted(set(steps)),
+              f"the attention was captured at several validations, in order: {steps}")
+        views = driver.execute_script(
+            "return [...document.querySelectorAll('canvas.snapshot-view')].map(c => c.matrix);")
+        check(len(views) == 3 and all(abs(sum(r) - 1) < 2e-3 for m in views for r in m),
+              f"three followed sentences, each a weight table whose rows sum to 1 ({len(views)})")
+        driver.save_screenshot(os.path.join(args.out, "training.png"))
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        check(not errors, f"no console errors while watching: {errors}")
+    finally:
+        if train.poll() is None:
+            train.kill()
+        code, out = server.stop()
+        check(code == 0, f"the watching server stops cleanly (exit {code})")
 
 
 def main():
@@ -204,6 +250,11 @@ def main():
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
                   and "/api/translate" not in e["message"]]  # the 400 of step 7 is expected
         check(not errors, f"no console errors: {errors}")
+        check(not driver.find_element(By.ID, "training").is_displayed(),
+              "without --watch there is no training panel")
+
+        # 9. Live training: a run trains while a second server watches it.
+        watch_training(args, work, driver)
     finally:
         driver.quit()
         code, out = server.stop()

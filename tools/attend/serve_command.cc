@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "serve/http_server.h"
 #include "serve/service.h"
+#include "serve/watch.h"
 
 namespace attend::tools {
 namespace {
@@ -20,6 +22,8 @@ struct ServeArgs {
   serve::ServiceOptions service;
   serve::ServerOptions server;
   bool no_batching = false;
+  serve::WatchOptions watch;
+  std::string watch_text;
 };
 
 // "NAME=PATH" or "PATH" (named after the checkpoint's folder, or the file without .ckpt).
@@ -44,9 +48,21 @@ int Run(ServeArgs& a) {
                    "'; name them with -m NAME=CHECKPOINT");
     models.push_back(std::move(named));
   }
+  ATTEND_CHECK(!models.empty() || !a.watch.run_dir.empty(),
+               "serve: give a model (-m CHECKPOINT) or a training run to watch (--watch DIR)");
   if (a.no_batching) a.service.batch_window_ms = 0;
+  std::unique_ptr<serve::RunWatcher> watcher;
+  if (!a.watch.run_dir.empty()) {
+    if (!a.watch_text.empty()) {
+      std::ifstream in(a.watch_text);
+      ATTEND_CHECK(in.good(), "serve --watch-text: cannot read ", a.watch_text);
+      for (std::string line; a.watch.sentences.size() < 3 && std::getline(in, line);)
+        if (!line.empty()) a.watch.sentences.push_back(line);
+    }
+    watcher = std::make_unique<serve::RunWatcher>(a.watch);
+  }
   serve::TranslationService service(models, a.service);
-  return serve::RunServer(service, a.server);
+  return serve::RunServer(service, a.server, watcher.get());
 }
 
 }  // namespace
@@ -56,8 +72,12 @@ Runner RegisterServeCommand(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "serve", "Serve translation with attention over HTTP: a JSON API and a page to watch it");
   c->add_option("-m,--model", a->models,
-                "Checkpoint to serve, as PATH or NAME=PATH (repeat for several models)")
-      ->required();
+                "Checkpoint to serve, as PATH or NAME=PATH (repeat for several models)");
+  c->add_option("--watch", a->watch.run_dir,
+                "Follow a training run (the --out folder of attend train): its curves, and the "
+                "attention of the --watch-text sentences at every validation");
+  c->add_option("--watch-text", a->watch_text,
+                "With --watch: a file whose first 3 lines are translated at every validation");
   c->add_option("--host", a->server.host, "Address to listen on")->capture_default_str();
   c->add_option("--port", a->server.port, "Port (0 = any free port; the one chosen is printed)")
       ->capture_default_str();
