@@ -317,6 +317,7 @@ function renderAnswer(container, lineIndex, answerIndex) {
   else if (choice.view === "grid") drawGrid(canvas, result, hyp);
   else drawTable(canvas, m, rows, cols);
   canvas.matrix = m;
+  canvas.sites = sites;
   canvas.labels = { rows, cols, site: site.name, head };
   const overlay = document.createElement("canvas");
   overlay.className = "overlay";
@@ -489,10 +490,54 @@ function tableSvg(m, rows, cols) {
   return out.join("\n");
 }
 
+// The head view as SVG: a line per pair, opacity = weight.
+function headsSvg(m, rows, cols) {
+  const step = 20, lw = 140, gap = 220, w = lw + gap + 140, h = Math.max(rows.length, cols.length) * step + 10;
+  const y = (i) => 5 + (i + 0.5) * step;
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="DejaVu Sans, sans-serif" font-size="12">`,
+               `<rect width="${w}" height="${h}" fill="#fff"/>`];
+  m.forEach((r, i) => r.forEach((v, j) => {
+    if (v >= 0.01) out.push(`<line x1="${lw}" y1="${y(i)}" x2="${lw + gap}" y2="${y(j)}" stroke="#173f8c" stroke-width="2" stroke-opacity="${v.toFixed(4)}"/>`);
+  }));
+  rows.forEach((t, i) => out.push(`<text x="${lw - 4}" y="${y(i) + 4}" text-anchor="end">${escapeXml(t)}</text>`));
+  cols.forEach((t, j) => out.push(`<text x="${lw + gap + 4}" y="${y(j) + 4}">${escapeXml(t)}</text>`));
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+// Every site x head (and their average) as small heatmaps.
+function gridSvg(sites) {
+  const heads = Math.max(...sites.map((s) => s.heads.length));
+  const size = 90, pad = 18, label = 120;
+  const w = label + (heads + 1) * (size + pad), h = sites.length * (size + pad) + pad;
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="DejaVu Sans, sans-serif" font-size="12">`,
+               `<rect width="${w}" height="${h}" fill="#fff"/>`];
+  for (let k = 0; k <= heads; ++k)
+    out.push(`<text x="${label + k * (size + pad)}" y="12">${k < heads ? "head " + k : "average"}</text>`);
+  sites.forEach((site, r) => {
+    const y = pad + r * (size + pad);
+    out.push(`<text x="4" y="${y + size / 2}">${escapeXml(site.name)}</text>`);
+    for (let k = 0; k <= site.heads.length; ++k) {
+      const m = matrixOf(site, k < site.heads.length ? k : "avg");
+      const n = m.length, c = n ? m[0].length : 0, cw = size / Math.max(c, 1), ch = size / Math.max(n, 1);
+      const x = label + (k < site.heads.length ? k : heads) * (size + pad);
+      m.forEach((row, i) => row.forEach((v, j) => out.push(
+        `<rect x="${(x + j * cw).toFixed(2)}" y="${(y + i * ch).toFixed(2)}" width="${cw.toFixed(2)}" height="${ch.toFixed(2)}" fill="${weightColour(v)}"/>`)));
+    }
+  });
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+// The view on screen as SVG.
 function exportSvg() {
   const c = focusedCanvas();
   if (!c) return;
-  download(baseName(c) + ".svg", new Blob([tableSvg(c.matrix, c.labels.rows, c.labels.cols)], { type: "image/svg+xml" }));
+  let svg;
+  if (c.classList.contains("heads-view")) svg = headsSvg(c.matrix, c.labels.rows, c.labels.cols);
+  else if (c.classList.contains("grid-view")) svg = gridSvg(c.sites);
+  else svg = tableSvg(c.matrix, c.labels.rows, c.labels.cols);
+  download(baseName(c) + ".svg", new Blob([svg], { type: "image/svg+xml" }));
 }
 
 function exportPng() {

@@ -75,12 +75,14 @@ def canvas_info(driver, selector="canvas.view"):
 
 
 def watch_training(args, work, driver):
+    # Sanitized builds run several times slower: a shorter run, still several validations.
+    steps, every = (150, 25) if args.sanitized else (400, 50)
     live = os.path.join(work, "live")
     os.makedirs(live)
     train = subprocess.Popen(
         [args.attend, "train", "--train-src", f"{work}/train.src", "--train-tgt", f"{work}/train.tgt",
          "--dev-src", f"{work}/dev.src", "--dev-tgt", f"{work}/dev.tgt", "--out", live,
-         "--vocab-size", "40", "--max-tokens", "800", "--max-steps", "400", "--valid-every", "50",
+         "--vocab-size", "40", "--max-tokens", "800", "--max-steps", str(steps), "--valid-every", str(every),
          "--valid-sentences", "4", "--warmup", "10", "--lr", "0.01", "--no-progress", "--threads", "1",
          "--arch", "transformer", "--d-model", "64", "--heads", "4", "--ff-dim", "128", "--layers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -88,7 +90,7 @@ def watch_training(args, work, driver):
     try:
         driver.get(server.url)
         WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "training").is_displayed())
-        train.wait(timeout=240)
+        train.wait(timeout=600)
         check(train.returncode == 0, "the watched run trains to the end")
         # The last validation reaches the page within a few polls.
         with open(os.path.join(live, "train.log")) as f:
@@ -100,7 +102,7 @@ def watch_training(args, work, driver):
                     and w["snapshots"][-1]["step"] == w["valid"][-1][0])
         WebDriverWait(driver, 30).until(caught_up)
         w = driver.execute_script("return window.attendWatch.data;")
-        check(len(w["train"]) >= 2 and len(w["valid"]) == validations == 8,
+        check(len(w["train"]) >= 2 and len(w["valid"]) == validations == steps // every,
               f"the curves hold the run's log: {len(w['train'])} loss points, {len(w['valid'])} validations")
         steps = [s["step"] for s in w["snapshots"]]
         check(len(steps) >= 2 and steps == sorted(set(steps)),
@@ -123,6 +125,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--attend", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--sanitized", action="store_true", help="the binary is an ASan/UBSan build")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = fixture.workdir("attend_web_")
@@ -182,10 +185,23 @@ def main():
         Select(driver.find_element(By.ID, "view")).select_by_value("heads")
         check(canvas_info(driver, "canvas.heads-view") is not None, "the head view draws")
         driver.save_screenshot(os.path.join(args.out, "heads.png"))
+        driver.find_element(By.ID, "export-svg").click()
+        path = wait_file(os.path.join(downloads, "*.svg"))
+        check(path is not None and open(path).read().count("<line") >= len(hyp["tokens"]),
+              "the head view exports as SVG lines")
+        if path:
+            os.remove(path)
         Select(driver.find_element(By.ID, "view")).select_by_value("grid")
         grid = canvas_info(driver, "canvas.grid-view")
         check(grid is not None and grid["height"] > 6 * 90, "the grid shows every site x head")
         driver.save_screenshot(os.path.join(args.out, "grid.png"))
+        driver.find_element(By.ID, "export-svg").click()
+        path = wait_file(os.path.join(downloads, "*.svg"))
+        cells = sum(len(s["heads"][0]) * len(s["heads"][0][0]) * (len(s["heads"]) + 1) for s in hyp["attention"])
+        check(path is not None and open(path).read().count("<rect") == cells + 1,
+              f"the grid exports as SVG, every cell of every site and head ({cells})")
+        if path:
+            os.remove(path)
         Select(driver.find_element(By.ID, "view")).select_by_value("table")
 
         # 5. Exports of the focused view.
