@@ -70,6 +70,17 @@ function sizeCanvas(canvas, width, height) {
   return ctx;
 }
 
+// A sized canvas painted white, with the page's font and top-left text: where every view starts.
+function blankCanvas(canvas, width, height) {
+  const ctx = sizeCanvas(canvas, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.font = FONT;
+  ctx.fillStyle = "#1d2330";
+  ctx.textBaseline = "top";
+  return ctx;
+}
+
 // The weight table: keys across (labels written upwards), queries down, numbers when they fit.
 // The cells are one pixel each in an image scaled up without smoothing, so a 300 x 300 table is
 // one drawImage; hovering redraws only the overlay (canvas.drawHover).
@@ -80,9 +91,7 @@ function drawTable(canvas, m, rows, cols) {
   const cell = Math.max(3, Math.min(34, Math.floor(900 / Math.max(k, 1))));
   const left = Math.min(160, textWidth(ctx, rows)), top = Math.min(160, textWidth(ctx, cols));
   const width = left + k * cell + 2, height = top + n * cell + 2;
-  ctx = sizeCanvas(canvas, width, height);
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, width, height);
+  ctx = blankCanvas(canvas, width, height);
   if (n && k) {
     const cells = document.createElement("canvas");
     cells.width = k;
@@ -155,9 +164,7 @@ function drawHeads(canvas, m, rows, cols) {
   const gap = 220;
   const width = lw + gap + rw, height = Math.max(n, k) * step + 10;
   const y = (i) => 5 + (i + 0.5) * step;
-  ctx = sizeCanvas(canvas, width, height);
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, width, height);
+  ctx = blankCanvas(canvas, width, height);
   ctx.lineWidth = 2;
   for (let i = 0; i < n; ++i)
     for (let j = 0; j < k; ++j) {
@@ -208,12 +215,7 @@ function drawGrid(canvas, result, hyp) {
   const heads = Math.max(...sites.map((s) => s.heads.length));
   const size = 90, pad = 18, label = 120;
   const width = label + (heads + 1) * (size + pad), height = sites.length * (size + pad) + pad;
-  const ctx = sizeCanvas(canvas, width, height);
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, width, height);
-  ctx.font = FONT;
-  ctx.fillStyle = "#1d2330";
-  ctx.textBaseline = "top";
+  const ctx = blankCanvas(canvas, width, height);
   for (let h = 0; h <= heads; ++h)
     ctx.fillText(h < heads ? `head ${h}` : "average", label + h * (size + pad), 2);
   sites.forEach((site, r) => {
@@ -278,7 +280,7 @@ function renderAnswer(container, lineIndex, answerIndex) {
   result.hypotheses.forEach((hyp, i) => {
     const div = document.createElement("div");
     div.className = "hyp" + (i === sel ? " selected" : "");
-    div.textContent = hyp.text;
+    div.textContent = hyp.text || "(empty translation)";
     const sc = document.createElement("span");
     sc.className = "score";
     sc.textContent = hyp.score.toFixed(3);
@@ -354,6 +356,10 @@ function render() {
   state.lines.forEach((line, li) => {
     const div = document.createElement("div");
     div.className = "line";
+    const src = document.createElement("div");
+    src.className = "source";
+    src.textContent = line.answers[0].result.source_tokens.join("").replace(/\u2581/g, " ").trim();
+    div.appendChild(src);
     const cols = document.createElement("div");
     cols.className = "columns";
     line.answers.forEach((_, ai) => {
@@ -587,12 +593,7 @@ const watch = { data: null, follow: true };
 // A line chart of points [[x, y]...] with its title and the last value.
 function drawCurve(canvas, title, points, colour) {
   const width = 330, height = 170, l = 44, r = 10, t = 22, b = 24;
-  const ctx = sizeCanvas(canvas, width, height);
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, width, height);
-  ctx.font = FONT;
-  ctx.fillStyle = "#1d2330";
-  ctx.textBaseline = "top";
+  const ctx = blankCanvas(canvas, width, height);
   const last = points.length ? points[points.length - 1][1] : null;
   ctx.fillText(title + (last === null ? "" : `: ${last.toFixed(2)}`), l, 4);
   if (points.length < 1) return;

@@ -14,6 +14,7 @@
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "support/errors.h"
+#include "support/checkpoints.h"
 #include "support/files.h"
 
 namespace attend {
@@ -21,21 +22,8 @@ namespace {
 
 using attend::testing::TempDir;
 using attend::testing::ThrownMessage;
-using io::Metadata;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-std::string Base64(const std::string& in) {
-  static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, in.size() - i);
-    uint32_t v = 0;
-    for (size_t j = 0; j < 3; ++j) v = v << 8 | (j < n ? uint8_t(in[i + j]) : 0u);
-    for (size_t j = 0; j < 4; ++j) out += j <= n ? k[(v >> (18 - 6 * j)) & 63] : '=';
-  }
-  return out;
-}
 
 // LoadModel caps the building of a checkpoint's model by kModelBuildFactor times the file's
 // tensor bytes: every architecture must stay under it with a file of model tensors alone.
@@ -106,10 +94,9 @@ TEST(LoadModel, ModelConfigIsCheckedAgainstTheFile) {
   cfg.embed_dim = cfg.hidden_dim = cfg.attention_dim = 8;
   Generator gen(3);
   const std::shared_ptr<models::Seq2Seq> model = models::MakeModel(cfg, gen);
-  const Metadata extra = {{"vocab.spm.base64", Base64(vocab.bytes())}};
   auto write = [&](const std::string& name, const std::string& model_json) {
-    const std::string path = (dir / name);
-    io::SaveCheckpoint(path, *model, nullptr, nullptr, R"({"model":)" + model_json + "}", extra);
+    const std::string path = dir / name;
+    testing::SaveTranslationCheckpoint(path, *model, vocab, model_json);
     return path;
   };
 

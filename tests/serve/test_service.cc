@@ -18,6 +18,7 @@
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "serve/service.h"
+#include "support/checkpoints.h"
 #include "support/files.h"
 
 namespace attend::serve {
@@ -25,18 +26,6 @@ namespace {
 
 using json = nlohmann::json;
 using ::testing::HasSubstr;
-
-std::string Base64(const std::string& in) {
-  static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, in.size() - i);
-    uint32_t v = 0;
-    for (size_t j = 0; j < 3; ++j) v = v << 8 | (j < n ? uint8_t(in[i + j]) : 0u);
-    for (size_t j = 0; j < 4; ++j) out += j <= n ? k[(v >> (18 - 6 * j)) & 63] : '=';
-  }
-  return out;
-}
 
 const char* kWords[] = {"open", "the", "file", "save", "close", "window", "new", "folder", "copy"};
 
@@ -60,8 +49,7 @@ std::string WriteModel(const testing::TempDir& dir, models::Arch arch) {
   Generator gen(7);
   const std::shared_ptr<models::Seq2Seq> model = models::MakeModel(cfg, gen);
   const std::string path = dir / (std::string(models::NameOf(arch)) + ".ckpt");
-  io::SaveCheckpoint(path, *model, nullptr, nullptr, R"({"model":)" + cfg.ToJson() + "}",
-                     {{"vocab.spm.base64", Base64(vocab.bytes())}});
+  testing::SaveTranslationCheckpoint(path, *model, vocab, cfg.ToJson());
   return path;
 }
 
