@@ -115,14 +115,15 @@ struct TranslationService::Impl {
       Reject(400, std::string("malformed JSON: ") + e.what());
     }
     if (!r.is_object()) Reject(400, "the request must be a JSON object");
-    static const char* kFields[] = {"model", "text",  "lines",          "beam",
-                                    "nbest", "alpha", "length_penalty", "attention"};
-    for (const auto& [key, value] : r.items())
-      if (std::find_if(std::begin(kFields), std::end(kFields),
-                       [&](const char* f) { return key == f; }) == std::end(kFields))
+    static const std::string kFields[] = {"model", "text",  "lines",          "beam",
+                                          "nbest", "alpha", "length_penalty", "attention"};
+    for (const auto& item : r.items()) {
+      const std::string& key = item.key();
+      if (std::find(std::begin(kFields), std::end(kFields), key) == std::end(kFields))
         Reject(400, "unknown field '" + io::Excerpt(key) +
                         "' (expected model, text or lines, beam, nbest, length_penalty, "
                         "attention)");
+    }
     job.model = FindModel(r);
     auto integer = [&](const char* name, int64_t def, int64_t lo, int64_t hi) {
       if (!r.contains(name)) return def;

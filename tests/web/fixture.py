@@ -38,16 +38,16 @@ def train(attend, d, name, arch_args, steps):
     return os.path.join(out, "best.ckpt")
 
 
-def train_models(attend, d):
+def train_models(attend, d, steps=150):
     """{name: checkpoint} for the three architectures the page shows."""
     write_corpus(d)
     return {
         "transformer": train(attend, d, "transformer",
                              ["--arch", "transformer", "--d-model", "32", "--heads", "4",
-                              "--ff-dim", "64", "--layers", "2"], 150),
+                              "--ff-dim", "64", "--layers", "2"], steps),
         "rnn-attention": train(attend, d, "rnn-attention",
                                ["--arch", "rnn-attention", "--embed-dim", "32", "--hidden-dim", "32",
-                                "--attention-dim", "16"], 150),
+                                "--attention-dim", "16"], steps),
         "rnn": train(attend, d, "rnn", ["--arch", "rnn", "--embed-dim", "16", "--hidden-dim", "16"], 20),
     }
 

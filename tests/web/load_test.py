@@ -196,8 +196,6 @@ def main():
                     help="NAME=CHECKPOINT to serve instead of the tiny models trained here")
     ap.add_argument("--text", default="", help="sentences to send (one per line)")
     ap.add_argument("--invalid-share", type=float, default=0.25)
-    ap.add_argument("--sanitized", action="store_true",
-                    help="an ASan build: its quarantine holds freed memory, so RSS is not judged")
     ap.add_argument("--beam", type=int, default=0, help="every request's beam (default: 1-4 at random)")
     ap.add_argument("--attention", choices=["on", "off"], help="every request's (default: at random)")
     args = ap.parse_args()
@@ -280,7 +278,7 @@ def main():
             failures.append("too few requests were made to judge")
         # Flat: over the second half, RSS may not climb faster than 4 MiB a minute (a leak of one
         # answer per request would climb by hundreds).
-        if growth > 4.0 and not args.sanitized:
+        if growth > 4.0:
             failures.append(f"resident memory grows {growth:.1f} MiB/min over the second half")
         if after["tensor_bytes_in_use"] != idle["tensor_bytes_in_use"]:
             failures.append(f"tensor bytes in use went from {idle['tensor_bytes_in_use']} at rest "
