@@ -4,13 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
 #include <malloc.h>
-#include <map>
 #include <mutex>
 #include <thread>
 

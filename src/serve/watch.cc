@@ -58,19 +58,27 @@ struct RunWatcher::Impl {
   bool stopping = false;
   json train = json::array(), valid = json::array(), snapshots = json::array();
   std::string error;
-  fs::file_time_type last_seen{};
+  fs::file_time_type last_seen{}, last_log_time{};
+  uintmax_t last_log_size = 0;
   std::thread thread;
 
   void Poll() {
     const fs::path dir(options.run_dir);
-    json t, v;
-    ParseLog(ReadAll(dir / "train.log"), &t, &v);
-    {
+    std::error_code ec;
+    // The log is read again only when it has grown or been rewritten.
+    const fs::path log = dir / "train.log";
+    const auto log_size = fs::file_size(log, ec);
+    const auto log_time = ec ? fs::file_time_type{} : fs::last_write_time(log, ec);
+    if (!ec && (log_size != last_log_size || log_time != last_log_time)) {
+      last_log_size = log_size;
+      last_log_time = log_time;
+      json t, v;
+      ParseLog(ReadAll(log), &t, &v);
       std::lock_guard<std::mutex> lock(mu);
       train = std::move(t);
       valid = std::move(v);
     }
-    std::error_code ec;
+    ec.clear();
     const fs::path ckpt = dir / "last.ckpt";
     const auto mtime = fs::last_write_time(ckpt, ec);
     if (ec || mtime == last_seen) return;
