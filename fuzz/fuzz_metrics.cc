@@ -1,7 +1,8 @@
 // The metrics on arbitrary bytes, as `attend score` meets files: SplitScoringLines over a
 // hypothesis file and one to three reference files, then corpus and sentence BLEU, chrF and chrF++,
-// with every tokenizer, lowercasing, smoothing and the output formats; and the tokenizers and
-// Python's lowercase on each line and on the raw bytes.
+// with every tokenizer, lowercasing, smoothing and the output formats; WER and CER against the
+// first reference file (their counts add up; the word alignment agrees with WER); and the
+// tokenizers and Python's lowercase on each line and on the raw bytes.
 //
 // Input layout: two bytes of options, then the hypothesis file, then each reference file, the
 // files separated by 0xFF bytes (never part of valid UTF-8).
@@ -111,6 +112,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       metrics::BleuFromStats(stats, bleu, static_cast<int>(refs.size()));
   FUZZ_CHECK(from_stats.score == corpus_bleu.score, "%g from the statistics, %g from the corpus",
              from_stats.score, corpus_bleu.score);
+
+  // The error rates against the first reference stream.
+  metrics::ErrorRateOptions error_rate;
+  error_rate.lowercase = bleu.lowercase;
+  const metrics::ErrorRateScore wer = metrics::WordErrorRate(hyps, refs.front(), error_rate);
+  const metrics::ErrorRateScore cer = metrics::CharErrorRate(hyps, refs.front(), error_rate);
+  for (const metrics::ErrorRateScore* s : {&wer, &cer}) {
+    const metrics::ErrorCounts& c = s->counts;
+    FUZZ_CHECK(c.substitutions >= 0 && c.deletions >= 0 && c.insertions >= 0 && c.hits >= 0,
+               "%s: negative counts", s->name.c_str());
+    FUZZ_CHECK(c.substitutions + c.deletions + c.hits == c.ref_len &&
+                   c.substitutions + c.insertions + c.hits == c.hyp_len,
+               "%s: S=%lld D=%lld I=%lld H=%lld do not add up to N=%lld and %lld hypothesis units",
+               s->name.c_str(), static_cast<long long>(c.substitutions),
+               static_cast<long long>(c.deletions), static_cast<long long>(c.insertions),
+               static_cast<long long>(c.hits), static_cast<long long>(c.ref_len),
+               static_cast<long long>(c.hyp_len));
+    FUZZ_CHECK(s->score == metrics::ErrorRate(c));
+    CheckScore(*s, false);  // insertions take a rate past 100
+  }
+  for (const bool json : {false, true}) {
+    const std::string out = metrics::FormatScores({&corpus_bleu, &wer, &cer}, 2, json, json);
+    FUZZ_CHECK(text::IsValidUtf8(out));
+  }
+  int64_t aligned[4] = {};
+  for (const metrics::AlignedWord& w :
+       metrics::AlignWords(refs.front().front(), hyps.front(), error_rate)) {
+    ++aligned[static_cast<int>(w.op)];
+    FUZZ_CHECK((w.op == metrics::EditOp::kHit) == (w.reference == w.hypothesis));
+  }
+  const metrics::ErrorCounts first =
+      metrics::WordErrorRate({hyps.front()}, {refs.front().front()}, error_rate).counts;
+  FUZZ_CHECK(aligned[0] == first.hits && aligned[1] == first.substitutions &&
+                 aligned[2] == first.deletions && aligned[3] == first.insertions,
+             "AlignWords and WordErrorRate disagree");
 
   std::vector<std::string> first_refs;
   for (const metrics::Stream& s : refs) first_refs.push_back(s.front());

@@ -1,16 +1,19 @@
 // Writes the seed corpora of the fuzz targets that need attend's own writers: safetensors files,
 // checkpoints written by nmt::Train (one step each of the three architectures, with a small
-// vocabulary), model configs and SentencePiece vocabularies. fuzz/make_seeds.sh calls it and adds
-// the text-based seeds (catalogs from msgfmt, plural expressions, text files, metrics inputs).
+// vocabulary), model configs, SentencePiece vocabularies and a WAV file from audio::WriteWav.
+// fuzz/make_seeds.sh calls it and adds the text-based seeds (catalogs from msgfmt, plural
+// expressions, text files, metrics inputs) and WAV files of the other encodings.
 //   make_fuzz_seeds OUT_DIR   writes OUT_DIR/<target>/<seed>
 #include <sentencepiece_trainer.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "attend/audio.h"
 #include "attend/checkpoint.h"
 #include "attend/corpus.h"
 #include "attend/models.h"
@@ -169,6 +172,15 @@ int main(int argc, char** argv) {
     models::ModelConfig defaults;
     defaults.src_vocab = defaults.tgt_vocab = 8000;
     WriteSeed(out / "model_config", "defaults.json", defaults.ToJson());
+
+    // a WAV file as attend writes them: 16-bit mono, 50 ms of a 440 Hz tone at 16 kHz
+    audio::Waveform tone;
+    tone.sample_rate = 16000;
+    for (int i = 0; i < 800; ++i)
+      tone.samples.push_back(
+          static_cast<float>(0.5 * std::sin(2 * 3.14159265358979 * 440 * i / 16000)));
+    audio::WriteWav((work / "tone.wav").string(), tone);
+    WriteSeed(out / "wav", "pcm16-mono.wav", ReadFile(work / "tone.wav"));
     fs::remove_all(work);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());

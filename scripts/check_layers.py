@@ -15,6 +15,7 @@ any module of a lower rank, never one of its own rank or above:
     7 engine     attend/attend.h, the engine's umbrella header
   toolkit (library `attend_mt`)
     8 text, models    UTF-8 and Unicode, line streams | seq2seq models
+  8.5 audio      WAV files, resampling, log-mel features (checks transcripts' UTF-8 with text)
     9 data, metrics, viz
    10 nmt        vocabularies, batching, training, search
    11 serve      `attend serve`: the translation service and its HTTP server (library attend_serve)
@@ -35,7 +36,7 @@ import sys
 RANKS = {
     "core": 0, "backend": 1, "autograd": 2, "ops": 3, "nn": 4, "optim": 5, "attention": 5,
     "io": 6, "engine": 7,
-    "text": 8, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "serve": 11, "tools": 12,
+    "text": 8, "audio": 8.5, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "serve": 11, "tools": 12,
 }
 TOOLKIT_RANK = RANKS["text"]
 # Public headers (include/attend/...) and the module each belongs to.
@@ -50,7 +51,7 @@ PUBLIC = {
     "attention_models.h": "attention",
     "files.h": "io", "checkpoint.h": "io",
     "attend.h": "engine",
-    "text.h": "text",
+    "text.h": "text", "audio.h": "audio",
     "models.h": "models",
     "corpus.h": "data",
     "metrics.h": "metrics",

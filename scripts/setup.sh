@@ -16,6 +16,8 @@ PACKAGES=(
   libstb-dev fonts-dejavu-core  # PNG heatmaps (stb_image_write, stb_truetype) and their font
   gettext                    # msgfmt: the .mo fixtures of the corpus tests
   libcpp-httplib-dev         # `attend serve`: the HTTP server
+  libsndfile1-dev libsamplerate0-dev libfftw3-dev  # speech: WAV files, resampling, the FFT
+  espeak-ng libespeak-ng-dev # the speech corpus's synthesiser (`attend corpus speech`)
   chromium chromium-driver python3-selenium  # the browser tests of the page (tests/web/)
 )
 

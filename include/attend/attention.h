@@ -105,6 +105,26 @@ class LocationScore : public ScoreFunction {
   std::shared_ptr<nn::Linear> proj;  // Dq -> max_source_len
 };
 
+// Chorowski et al. 2015's location-aware ("hybrid") score for speech: the additive score plus
+// convolutional features of the previous step's weights,
+//   f = F * alpha_{i-1} (k filters of odd width r, zero-padded: one k-vector per key),
+//   e_j = v^T tanh(W q + V h_j + U f_j + b).
+// PrepareKeys returns V h_j + b. The previous weights make it a one-step score: Scores takes a
+// query [B, 1, Dq]; without previous weights (the two-argument form) f is zero.
+class LocationAwareScore : public ScoreFunction {
+ public:
+  const char* name() const override { return "LocationAwareScore"; }
+  LocationAwareScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, int64_t filters,
+                     int64_t width, Generator& gen, DType dtype = DType::kF32);
+  Tensor PrepareKeys(const Tensor& keys) const override;
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
+  // previous: the last step's weights [B, Tk] -> scores [B, 1, Tk].
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys, const Tensor& previous) const;
+  std::shared_ptr<nn::Linear> query_proj, key_proj, location_proj;  // W, V (bias b), U
+  Tensor filters;                                                   // F [k, 1, r]
+  Tensor v;                                                         // [A]
+};
+
 // Neural Turing Machine content addressing: beta * cos(q, k_j), with a sharpening strength beta
 // (a scalar, or a tensor [B, Tq] emitted by the controller).
 class CosineScore : public ScoreFunction {

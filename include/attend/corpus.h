@@ -1,10 +1,12 @@
-// Parallel corpora (src/data/): the GNU gettext .mo catalog reader, the default corpus built from
-// Debian's installed catalogs (`attend corpus debian`), and readers for users' own parallel
-// text. Writing them goes through attend/files.h; UTF-8 checks are in attend/text.h.
+// Corpora (src/data/): the GNU gettext .mo catalog reader, the default parallel corpus built from
+// Debian's installed catalogs (`attend corpus debian`), the synthesised speech corpus (`attend
+// corpus speech`), and readers for users' own parallel text. Writing them goes through
+// attend/files.h; UTF-8 checks are in attend/text.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -126,6 +128,79 @@ bool IsFormatOnly(std::string_view text);
 bool StripAccelerators(std::string& src, std::string& tgt);
 // FNV-1a 64 of the bytes.
 uint64_t Fnv1a64(std::string_view bytes);
+
+// ---- the speech corpus (`attend corpus speech`) ----
+
+// Spoken utterances synthesised with eSpeak NG, for speech recognition: connected digit strings
+// ("three oh seven", TIDIGITS style) and short English phrases taken from the msgids of gettext
+// catalogs (except iso-codes' lists of names, iso_*.mo). A voice is an espeak-ng English accent
+// with a voice variant ("en-gb-x-rp+f2"); the splits are by voice: dev and test each hold out one
+// accent and a few variants, whose voices never speak in train. Phrase texts are split as well: no
+// dev or test phrase is ever spoken in train. Everything (texts, voices, rates, pitches, the audio
+// itself) follows from the seed.
+struct SpeechCorpusOptions {
+  std::string out_dir;  // receives wav/<split>/<id>.wav, the manifests, voices.json, stats.json
+  // Utterances per split and kind.
+  size_t train_digits = 6000, train_phrases = 6000;
+  size_t dev_digits = 300, dev_phrases = 300;
+  size_t test_digits = 500, test_phrases = 500;
+  uint64_t seed = 1;
+  // Where the phrases come from: every <locale_dir>/<catalog_lang>/LC_MESSAGES/*.mo; with
+  // locale_dir empty, the catalogs of the pinned corpus packages (scripts/corpus_packages.sh)
+  // as dpkg lists them under /usr/share/locale, so every Debian 12 machine reads the same ones.
+  std::string locale_dir;
+  std::string catalog_lang = "de";  // any language: only the (English) msgids are read
+  // Shares of the unique phrase texts held out for dev and for test (at least one each).
+  double dev_phrase_share = 0.05, test_phrase_share = 0.05;
+  int sample_rate = 16000;  // of the WAV files (espeak-ng speaks at 22050 Hz)
+  // Per utterance, drawn uniformly: speaking rate (words per minute), pitch and pitch range
+  // (espeak-ng's 0-100 scales).
+  int min_rate = 130, max_rate = 200;
+  int min_pitch = 30, max_pitch = 70;
+  int min_range = 30, max_range = 70;
+  // Silence before the speech and after it, each drawn in [min, max] milliseconds.
+  int min_silence_ms = 100, max_silence_ms = 300;
+  // Worker processes synthesising at once. espeak-ng keeps global state (some of it carried
+  // from one utterance to the next), so each block of utterances is spoken by a fresh process
+  // of its own: the audio does not depend on `jobs`.
+  int jobs = 2;
+  // Called from time to time with (utterances written, total); may be empty.
+  std::function<void(size_t, size_t)> progress;
+};
+
+struct SpeechCorpusStats {
+  struct Part {
+    size_t utterances = 0;
+    double seconds = 0;  // of audio
+  };
+  // [split][kind]: split 0 train, 1 dev, 2 test; kind 0 digits, 1 phrases.
+  Part parts[3][2];
+  std::string catalog_dir;                    // the LC_MESSAGES directory read
+  size_t catalogs_read = 0;                   // .mo files that gave msgids
+  size_t catalogs_skipped_names = 0;          // iso-codes' lists of names (iso_*.mo), not read
+  std::vector<std::string> packages_missing;  // pinned packages without catalogs (default only)
+  size_t msgids = 0;                          // msgids read (with repeats)
+  size_t phrase_texts = 0;                    // unique phrases kept
+  size_t phrase_texts_split[3] = {0, 0, 0};   // of them, held by train, dev, test
+  // The voices ("accent+variant") of each split, and the accents and variants they combine.
+  std::vector<std::string> voices[3], accents[3], variants[3];
+  std::string espeak_version;
+};
+
+// Builds the speech corpus under options.out_dir: wav/{train,dev,test}/NNNNNN.wav (16-bit mono),
+// the manifests train.tsv, dev.tsv, test.tsv, test-digits.tsv and test-phrases.tsv
+// ("wav/test/000123.wav<TAB>transcript", paths relative to out_dir), utterances.tsv (every
+// utterance with its kind, voice, rate, pitch, range and silences, under a header line),
+// voices.json and stats.json (written last). A rebuild replaces the whole wav/ directory and every
+// file above. Throws attend::Error when no catalog is found (naming the directory), when too few
+// phrases survive the filter, when espeak-ng fails, or on write errors.
+SpeechCorpusStats BuildSpeechCorpus(const SpeechCorpusOptions& options);
+
+// The spoken form of a msgid, or "" when it does not make a phrase: whitespace normalised,
+// accelerator markers removed ("_Open File"), a final ".", "...", "…", ":", "!" or "?" dropped,
+// then 2-6 words of ASCII letters (apostrophes inside a word: "don't"), no acronym, CamelCase
+// or vowelless word ("USB", "PackageKit", "gpg": espeak-ng would spell them), lower-cased.
+std::string SpeechPhrase(std::string_view msgid);
 
 // ---- users' parallel data ----
 

@@ -1,11 +1,13 @@
 // Corpus and sentence BLEU and chrF/chrF++ computed exactly as sacreBLEU 2.x computes them, with
-// its tokenizers, its score line, signature and JSON layout (docs/cli.md, "attend score").
+// its tokenizers, its score line, signature and JSON layout (docs/cli.md, "attend score"); and
+// speech recognition's word and character error rates, counted as sclite and jiwer count them.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace attend::metrics {
@@ -65,8 +67,10 @@ struct Score {
 
   std::string name;  // "BLEU", "chrF2", "chrF2++"
   double score = 0.0;
-  std::string verbose;  // BLEU's "82.4/50.0/... (BP = ...)"; empty for chrF
+  std::string verbose;  // BLEU's "82.4/50.0/... (BP = ...)", WER's "S=1 D=0 ..."; empty for chrF
   Signature signature;
+  // Integer fields JSON writes after the signature's: WER and CER's counts; empty otherwise.
+  std::vector<std::pair<std::string, int64_t>> json_counts;
 
   // sacreBLEU's Score.format: "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944
   // hyp_len = 17 ref_len = 18)"; with the signature: "BLEU|nrefs:2|...|version:... = 48.53 ...".
@@ -75,7 +79,8 @@ struct Score {
   // Only the score, "48.53" (sacreBLEU's --score-only).
   std::string FormatScore(int width = 2) const;
   // sacreBLEU's JSON (json.dumps(..., indent=1, ensure_ascii=False)): name, score rounded to
-  // `width` decimals, signature, verbose_score (BLEU), then each signature field.
+  // `width` decimals, signature, verbose_score (BLEU, WER, CER), then each signature field, then
+  // json_counts as integers.
   std::string Json(int width = 2) const;
 };
 
@@ -160,5 +165,77 @@ ChrfScore CorpusChrf(const std::vector<std::string>& hypotheses,
                      const std::vector<Stream>& references, const ChrfOptions& options = {});
 ChrfScore SentenceChrf(const std::string& hypothesis, const std::vector<std::string>& references,
                        const ChrfOptions& options = {});
+
+// ---- WER / CER ---------------------------------------------------------------------------------
+// Word and character error rates as sclite and jiwer count them: each hypothesis is aligned to its
+// reference by a minimum edit distance (Levenshtein, unit costs), the substitutions S, deletions
+// D, insertions I, hits H and reference length N are summed over the corpus, and the rate is
+// 100 * (S + D + I) / N percent (above 100 when the hypotheses insert much).
+//
+// Units: WER's words are the runs of non-whitespace (Python's str.split(): Unicode whitespace,
+// leading and trailing whitespace ignored). CER's characters are the code points of the line with
+// each whitespace run made one space and the ends stripped, so spaces count as characters, as in
+// jiwer's cer. (jiwer differs on whitespace only: its WER keeps a lone tab or other non-space
+// whitespace character inside a word, and its CER counts every character of a run of spaces.) No
+// case folding or punctuation removal unless asked, as jiwer's default.
+//
+// The alignment: the standard dynamic programme, row by row over the reference. When several
+// moves into a cell cost the same, the diagonal (hit or substitution) is taken first, then a
+// deletion, then an insertion; the counts are those of the alignment a backtrace from the end with
+// that order of preference gives. Equal-cost alignments can split S, D and I differently (ref
+// "a b", hyp "b c": S=2, or D=1 I=1 H=1; this order of preference gives S=2);
+// S + D + I is the edit distance either way. jiwer (rapidfuzz's opcodes) may break such ties
+// otherwise, so its S, D, I may differ where its rate does not. Time O(n*m) per sentence, memory
+// O(m) (m: hypothesis units).
+//
+// Empty lines: an empty reference counts every hypothesis unit as an insertion, an empty
+// hypothesis every reference unit as a deletion (jiwer refuses an empty reference). A corpus whose
+// references are all empty (N = 0) scores 0 when the hypotheses are empty too and 100 otherwise,
+// rather than dividing by zero; the counts say what happened.
+//
+// Signatures: "case:mixed|version:attend-<project version>" (sacreBLEU has no WER or CER).
+struct ErrorRateOptions {
+  bool lowercase = false;  // Python's str.lower() on both sides first (signature case:lc)
+};
+
+struct ErrorCounts {
+  int64_t substitutions = 0;
+  int64_t deletions = 0;
+  int64_t insertions = 0;
+  int64_t hits = 0;
+  int64_t ref_len = 0;  // N = S + D + H
+  int64_t hyp_len = 0;  // S + I + H
+  int64_t errors() const { return substitutions + deletions + insertions; }
+};
+
+// 100 * (S + D + I) / N, or for N = 0: 0 without errors and 100 with (see above).
+double ErrorRate(const ErrorCounts& counts);
+
+struct ErrorRateScore : Score {
+  // name "WER" or "CER"; verbose "S=1 D=0 I=2 H=5 N=6"; JSON adds substitutions, deletions,
+  // insertions, hits, ref_len and hyp_len as integers.
+  ErrorCounts counts;
+};
+
+// Hypotheses first, as for BLEU and chrF; one reference stream, as long as `hypotheses`. Lines
+// are valid UTF-8 (else attend::Error naming the side and line, "WER: hypothesis line 3: invalid
+// UTF-8 at byte 4 (0xc3)").
+ErrorRateScore WordErrorRate(const std::vector<std::string>& hypotheses, const Stream& references,
+                             const ErrorRateOptions& options = {});
+ErrorRateScore CharErrorRate(const std::vector<std::string>& hypotheses, const Stream& references,
+                             const ErrorRateOptions& options = {});
+
+// One sentence's word alignment, for showing the errors. Note the order: reference first, as
+// sclite and jiwer take it. The steps run left to right over both sentences; their counts are
+// those WordErrorRate gives for the pair (the same tie-break). Memory O(n*m): refuses more than
+// 2^30 cells with attend::Error.
+enum class EditOp { kHit, kSubstitution, kDeletion, kInsertion };
+struct AlignedWord {
+  EditOp op;
+  std::string reference;   // empty for an insertion
+  std::string hypothesis;  // empty for a deletion
+};
+std::vector<AlignedWord> AlignWords(std::string_view reference, std::string_view hypothesis,
+                                    const ErrorRateOptions& options = {});
 
 }  // namespace attend::metrics

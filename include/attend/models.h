@@ -33,7 +33,7 @@ struct Batch {
 // ---- the options' choices: enums with one name table each ----
 enum class Arch { kRnn, kRnnAttention, kTransformer };
 enum class Cell { kGru, kLstm };
-enum class Score { kAdditive, kDot, kGeneral, kConcat, kLocation };
+enum class Score { kAdditive, kDot, kGeneral, kConcat, kLocation, kLocationAware };
 enum class Window { kGlobal, kLocalM, kLocalP };
 
 template <typename E>
@@ -57,11 +57,10 @@ struct EnumNames<Cell> {
 };
 template <>
 struct EnumNames<Score> {
-  static constexpr EnumName<Score> kTable[] = {{Score::kAdditive, "additive"},
-                                               {Score::kDot, "dot"},
-                                               {Score::kGeneral, "general"},
-                                               {Score::kConcat, "concat"},
-                                               {Score::kLocation, "location"}};
+  static constexpr EnumName<Score> kTable[] = {
+      {Score::kAdditive, "additive"}, {Score::kDot, "dot"},
+      {Score::kGeneral, "general"},   {Score::kConcat, "concat"},
+      {Score::kLocation, "location"}, {Score::kLocationAware, "location-aware"}};
 };
 template <>
 struct EnumNames<Window> {
@@ -122,6 +121,20 @@ struct ModelConfig {
   int64_t max_source_len = 256;  // location score's positions
   bool input_feeding = true;
   double teacher_forcing = 1.0;  // probability of feeding the reference token in training
+  // Speech (Listen, Attend and Spell): with feature_dim > 0 the source is a float [B, S, F]
+  // sequence of feature frames instead of token ids, and the encoder is a pyramidal "listener":
+  // encoder_layers bidirectional layers over the frames, then pyramid_levels layers that each
+  // read two adjacent outputs of the layer below concatenated (the time axis halves per level).
+  // frame_stacking k first joins k consecutive frames into one (the listener's input is k *
+  // feature_dim wide, its time axis k times shorter): fewer recurrent steps, as Sak et al. 2015.
+  int64_t feature_dim = 0;
+  int64_t frame_stacking = 1;
+  int64_t pyramid_levels = 2;
+  // The location-aware score (Chorowski et al. 2015): location_filters convolution filters of
+  // width location_width over the previous step's weights; sharpening scales the scores (> 1
+  // sharper) before the softmax.
+  int64_t location_filters = 10, location_width = 31;
+  double sharpening = 1.0;
   // Transformer (Vaswani et al. 2017; the Annotated Transformer).
   int64_t d_model = 256, heads = 4, ff_dim = 1024, layers = 3;
   bool pre_norm = true;
@@ -140,7 +153,8 @@ struct ModelConfig {
     f(OptionInfo{"hidden_dim", "RNN decoder size (encoder: half per direction)"}, c.hidden_dim);
     f(OptionInfo{"encoder_layers", "RNN encoder layers"}, c.encoder_layers);
     f(OptionInfo{"decoder_layers", "RNN decoder layers"}, c.decoder_layers);
-    f(OptionInfo{"score", "Attention score: additive | dot | general | concat | location"},
+    f(OptionInfo{"score",
+                 "Attention score: additive | dot | general | concat | location | location-aware"},
       c.score);
     f(OptionInfo{"attention_dim", "additive/concat attention size"}, c.attention_dim);
     f(OptionInfo{"window", "Attention window: global | local-m | local-p"}, c.window);
@@ -149,6 +163,15 @@ struct ModelConfig {
     f(OptionInfo{"input_feeding", "Do not feed h~ to the next step", "--no-input-feeding"},
       c.input_feeding);
     f(OptionInfo{"teacher_forcing", "Ratio of reference inputs in training"}, c.teacher_forcing);
+    f(OptionInfo{"feature_dim", nullptr}, c.feature_dim);
+    f(OptionInfo{"frame_stacking", "Speech: frames joined into one listener input"},
+      c.frame_stacking);
+    f(OptionInfo{"pyramid_levels", "Speech: listener levels that halve the time axis"},
+      c.pyramid_levels);
+    f(OptionInfo{"location_filters", "location-aware score: filters"}, c.location_filters);
+    f(OptionInfo{"location_width", "location-aware score: filter width (odd)"}, c.location_width);
+    f(OptionInfo{"sharpening", "location-aware score: scale of the scores before softmax"},
+      c.sharpening);
     f(OptionInfo{"d_model", "Transformer model size"}, c.d_model);
     f(OptionInfo{"heads", "Transformer attention heads"}, c.heads);
     f(OptionInfo{"ff_dim", "Transformer feed-forward size"}, c.ff_dim);
@@ -159,6 +182,11 @@ struct ModelConfig {
       c.share_embeddings);
     f(OptionInfo{"max_positions", "Transformer: longest sequence"}, c.max_positions);
   }
+
+  // Speech: the listener steps a source of `frames` frames leaves to attend over (stacking and
+  // every pyramid level round up), and the frames one step covers.
+  int64_t ListenerSteps(int64_t frames) const;
+  int64_t FramesPerStep() const { return frame_stacking << pyramid_levels; }
 
   std::string ToJson() const;
   static ModelConfig FromJson(const std::string& json);  // throws attend::Error naming the key

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "attend/audio.h"
 #include "attend/models.h"
 #include "attend/tensor.h"
 
@@ -20,7 +21,7 @@ namespace attend::nmt {
 // Ids 0..3 are pad, unk, bos, eos (models::SpecialIds).
 struct VocabularyOptions {
   int64_t size = 8000;
-  std::string model_type = "unigram";  // unigram | bpe
+  std::string model_type = "unigram";  // unigram | bpe | char (one piece per character)
   double character_coverage = 1.0;
   int64_t max_sentences = 200000;  // sentences sampled for training the vocabulary
   uint32_t seed = 1;
@@ -54,9 +55,17 @@ class Vocabulary {
 };
 
 // ---- data ------------------------------------------------------------------------------------
+// A sentence pair, or for speech an utterance: feature frames (row-major [frames, feature_dim])
+// as the source and the transcript's ids as the target.
 struct Example {
   std::vector<int64_t> src, tgt;  // subword ids, no bos/eos
   int64_t index = 0;              // line in the corpus
+  std::vector<float> features;    // speech only
+  int64_t feature_dim = 0;        // > 0 for speech
+  int64_t source_length() const {
+    return feature_dim > 0 ? static_cast<int64_t>(features.size()) / feature_dim
+                           : static_cast<int64_t>(src.size());
+  }
 };
 
 // Encodes sentence pairs; pairs longer than max_len subwords on either side are dropped
@@ -65,7 +74,8 @@ std::vector<Example> EncodePairs(const Vocabulary& vocab,
                                  const std::vector<std::pair<std::string, std::string>>& pairs,
                                  int64_t max_len, int64_t* dropped = nullptr);
 
-// Pads the examples `order` of `examples` into a batch (tgt_in = bos y, tgt_out = y eos).
+// Pads the examples `order` of `examples` into a batch (tgt_in = bos y, tgt_out = y eos); speech
+// examples give a float source [B, frames, feature_dim] padded with zero frames.
 models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<int64_t>& order);
 
 // Batches by token count: examples sorted by length inside buckets, each batch holds at most
@@ -104,6 +114,13 @@ std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
                                                const std::vector<std::vector<int64_t>>& sources,
                                                const SearchOptions& options);
 
+// The same for examples: token sources, or speech features (transcription); the examples'
+// targets are not read. Attention rows cover the positions the model attends over (for speech,
+// the listener's reduced time steps).
+std::vector<std::vector<Hypothesis>> TranslateExamples(models::Seq2Seq& model,
+                                                       const std::vector<Example>& sources,
+                                                       const SearchOptions& options);
+
 // Alignments from attention weights [target][source]: hard (Pharaoh "src-tgt" pairs, each
 // target token aligned to its highest-weighted source token, 0-based) and soft (one
 // distribution per target token: weights joined by ' ', tokens by " | ").
@@ -128,10 +145,16 @@ struct TrainOptions {
   int64_t log_every = 50;
   bool progress = true;  // the progress bar on stderr
   int threads = 0;       // 0 = the machine's cores
+  // Speech models (feature_dim > 0): validation scores WER and CER (the best has the lowest
+  // WER), and training batches may be masked SpecAugment-style, from (seed, step, row).
+  bool spec_augment = false;
+  audio::MaskOptions masks;
+  audio::FeatureOptions features;  // recorded in the checkpoints for transcription
 };
 
 struct TrainSummary {
   int64_t steps = 0, epochs_started = 0;
+  // The best validation score: dev BLEU, or for speech minus the dev WER (higher is better).
   double best_bleu = 0.0, last_dev_loss = 0.0, seconds = 0.0;
   double tokens_per_second = 0.0;  // target tokens per second of training steps (no validation)
   std::string stop_reason;
@@ -145,11 +168,31 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
                    const std::vector<std::pair<std::string, std::string>>& dev_text,
                    const TrainOptions& options, bool resume);
 
+// ---- speech -----------------------------------------------------------------------------------
+// Utterances as examples: each file is read (any WAV the audio reader takes), resampled, turned
+// into log-mel features normalised per utterance, and its transcript encoded. Utterances with
+// more than max_frames frames or max_len target ids, or an empty transcript, are dropped and
+// counted in *dropped (0 = no limit); a file that cannot be read is an error naming it. Runs on
+// `threads` threads (0 = the machine's cores); the order of the result is the manifest's.
+std::vector<Example> LoadSpeechExamples(const std::vector<audio::Utterance>& utterances,
+                                        const Vocabulary& vocab,
+                                        const audio::FeatureOptions& features, int64_t max_frames,
+                                        int64_t max_len, int threads, int64_t* dropped = nullptr);
+// Transcripts are limited to this many ids per feature frame (SearchOptions::max_len_ratio):
+// speech runs at ~15 characters a second, 0.15 per 10 ms frame; twice that leaves room.
+constexpr double kSpeechLengthRatio = 0.3;
+// One waveform's example (features only, no target), as transcription reads it.
+Example SpeechExample(const audio::Waveform& wave, const audio::FeatureOptions& features);
+// The feature options a speech model was trained with (stored in its checkpoint's config).
+std::string FeatureOptionsJson(const audio::FeatureOptions& options);
+audio::FeatureOptions FeatureOptionsFromJson(const std::string& json, const std::string& source);
+
 // A trained model loaded from a checkpoint written by Train (config, weights and vocabulary).
 struct LoadedModel {
   std::shared_ptr<models::Seq2Seq> model;
   Vocabulary vocab;
-  std::string train_json;  // the training options the checkpoint records ("{}" if none)
+  std::string train_json;          // the training options the checkpoint records ("{}" if none)
+  audio::FeatureOptions features;  // speech models: how their input features are computed
 };
 LoadedModel LoadModel(const std::string& checkpoint_path);
 

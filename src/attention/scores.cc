@@ -4,6 +4,7 @@
 
 #include "attend/additive_attention.h"
 #include "attend/attention.h"
+#include "attend/ops/conv.h"
 
 namespace attend::attention {
 
@@ -72,6 +73,59 @@ Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
   // Fused: v^T tanh(wq + pk) per pair without the [B, Tq, Tk, A] intermediate.
   if (FusedKernels()) return FusedAdditiveScores(wq, pk, v);      // [B, Tq, Tk]
   return Matmul(Tanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1))), v);  // via [B, Tq, Tk, A]
+}
+
+LocationAwareScore::LocationAwareScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim,
+                                       int64_t filters_count, int64_t width, Generator& gen,
+                                       DType dtype) {
+  ATTEND_CHECK(filters_count > 0 && width > 0 && width % 2 == 1,
+               "LocationAwareScore: need a positive filter count and an odd width, got ",
+               filters_count, " and ", width);
+  query_proj = RegisterModule("query_proj",
+                              std::make_shared<nn::Linear>(query_dim, attn_dim, false, gen, dtype));
+  key_proj =
+      RegisterModule("key_proj", std::make_shared<nn::Linear>(key_dim, attn_dim, true, gen, dtype));
+  filters = RegisterParameter("filters", NewParam({filters_count, 1, width}, dtype, gen,
+                                                  1.0 / std::sqrt(static_cast<double>(width))));
+  location_proj = RegisterModule(
+      "location_proj", std::make_shared<nn::Linear>(filters_count, attn_dim, false, gen, dtype));
+  v = RegisterParameter("v", NewParam({attn_dim}, dtype, gen, 1.0 / std::sqrt(attn_dim)));
+}
+
+Tensor LocationAwareScore::PrepareKeys(const Tensor& keys) const {
+  ATTEND_CHECK(keys.defined() && keys.dim() == 3 && keys.size(2) == key_proj->weight.size(1),
+               "LocationAwareScore: keys must be [B, Tk, ", key_proj->weight.size(1), "], got ",
+               keys.str());
+  return key_proj->Forward(keys);  // [B, Tk, A]
+}
+
+Tensor LocationAwareScore::Scores(const Tensor& query, const Tensor& pk) const {
+  return Scores(query, pk, Tensor());
+}
+
+Tensor LocationAwareScore::Scores(const Tensor& query, const Tensor& pk,
+                                  const Tensor& previous) const {
+  ATTEND_CHECK(query.defined() && query.dim() == 3 && query.size(1) == 1 &&
+                   query.size(2) == query_proj->weight.size(1),
+               "LocationAwareScore: query must be one step [B, 1, ", query_proj->weight.size(1),
+               "], got ", query.defined() ? query.str() : "undefined");
+  ATTEND_CHECK(
+      pk.defined() && pk.dim() == 3 && pk.size(0) == query.size(0) && pk.size(2) == v.size(0),
+      "LocationAwareScore: prepared keys ", pk.str(), " must be [", query.size(0), ", Tk, ",
+      v.size(0), "]");
+  Tensor keys = pk;
+  if (previous.defined()) {
+    ATTEND_CHECK(
+        previous.dim() == 2 && previous.size(0) == pk.size(0) && previous.size(1) == pk.size(1),
+        "LocationAwareScore: previous weights ", previous.str(), " must be [", pk.size(0), ", ",
+        pk.size(1), "]");
+    const int64_t r = filters.size(2);
+    Tensor f = Conv1d(previous.Unsqueeze(1), filters, Tensor(), 1, r / 2);  // [B, k, Tk]
+    keys = Add(pk, location_proj->Forward(f.Transpose(1, 2)));              // [B, Tk, A]
+  }
+  Tensor wq = query_proj->Forward(query);                           // [B, 1, A]
+  if (FusedKernels()) return FusedAdditiveScores(wq, keys, v);      // [B, 1, Tk]
+  return Matmul(Tanh(Add(wq.Unsqueeze(2), keys.Unsqueeze(1))), v);  // via [B, 1, Tk, A]
 }
 
 Tensor DotScore::Scores(const Tensor& q, const Tensor& k) const {

@@ -1,5 +1,5 @@
-// Internal pieces shared by the BLEU and chrF translation units: tokenizers on code points and
-// the Python float formatting that sacreBLEU's output relies on.
+// Internal pieces shared by the metrics' translation units: tokenizers on code points, the
+// project version and the Python float formatting that sacreBLEU's output relies on.
 #pragma once
 
 #include <string>
@@ -20,6 +20,9 @@ inline std::vector<Stream> OneLineStreams(const std::vector<std::string>& refere
   for (const std::string& ref : references) streams.push_back({ref});
   return streams;
 }
+
+// The project's version, "0.1.0" (the WER and CER signatures' "attend-0.1.0").
+std::string ProjectVersion();
 
 // Python's f"{value:.{width}f}".
 std::string FixedPoint(double value, int width);

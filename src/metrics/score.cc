@@ -1,4 +1,4 @@
-// Score formatting shared by BLEU and chrF: sacreBLEU's score line, signature, JSON object and the
+// Score formatting shared by the metrics: sacreBLEU's score line, signature, JSON object and the
 // aligned multi-metric output, with Python's float formatting rules.
 #include <algorithm>
 #include <charconv>
@@ -92,8 +92,12 @@ std::string JsonString(std::string_view s) {
 
 }  // namespace
 
+namespace detail {
+std::string ProjectVersion() { return ATTEND_VERSION_STRING; }
+}  // namespace detail
+
 std::string SignatureVersion() {
-  return std::string(kSacrebleuVersion) + "+attend-" + ATTEND_VERSION_STRING;
+  return std::string(kSacrebleuVersion) + "+attend-" + detail::ProjectVersion();
 }
 
 std::string Signature::Format(bool short_form) const {
@@ -128,6 +132,9 @@ std::string Score::Json(int width) const {
   if (!verbose.empty()) out += ",\n \"verbose_score\": " + JsonString(verbose);
   for (const SignatureField& f : signature.fields) {
     out += ",\n " + JsonString(f.key) + ": " + JsonString(f.value);
+  }
+  for (const auto& [key, value] : json_counts) {
+    out += ",\n " + JsonString(key) + ": " + std::to_string(value);
   }
   return out + "\n}";
 }

@@ -1,4 +1,5 @@
 // ModelConfig as JSON (stored in every checkpoint) and the factory over the architectures.
+#include <cmath>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -70,8 +71,15 @@ void ModelConfig::Validate() const {
                    kMaxSize);
     }
   });
-  ATTEND_CHECK(src_vocab > 4 && tgt_vocab > 4, "model config: vocabulary sizes ", src_vocab, ", ",
-               tgt_vocab, " must exceed the 4 reserved ids");
+  ATTEND_CHECK(tgt_vocab > 4 && (feature_dim > 0 ? src_vocab == 0 : src_vocab > 4),
+               "model config: vocabulary sizes ", src_vocab, ", ", tgt_vocab,
+               " must exceed the 4 reserved ids (the source's is 0 for speech features)");
+  ATTEND_CHECK(feature_dim >= 0, "model config: feature_dim ", feature_dim, " is negative");
+  ATTEND_CHECK(feature_dim == 0 || arch != Arch::kTransformer,
+               "model config: speech features (feature_dim ", feature_dim,
+               ") need an RNN architecture (rnn | rnn-attention)");
+  ATTEND_CHECK(score != Score::kLocationAware || arch == Arch::kRnnAttention,
+               "model config: the location-aware score needs --arch rnn-attention");
   ATTEND_CHECK(dropout >= 0.0 && dropout < 1.0, "model config: dropout ", dropout,
                " is not in [0, 1)");
   if (arch == Arch::kTransformer) {
@@ -86,7 +94,22 @@ void ModelConfig::Validate() const {
                  "model config: window_size, attention_dim and max_source_len must be positive");
     ATTEND_CHECK(teacher_forcing >= 0.0 && teacher_forcing <= 1.0, "model config: teacher_forcing ",
                  teacher_forcing, " is not in [0, 1]");
+    ATTEND_CHECK(pyramid_levels >= 0 && pyramid_levels <= 6, "model config: pyramid_levels ",
+                 pyramid_levels, " is not in 0..6");
+    ATTEND_CHECK(frame_stacking >= 1 && frame_stacking <= 16, "model config: frame_stacking ",
+                 frame_stacking, " is not in 1..16");
+    ATTEND_CHECK(location_filters > 0 && location_width > 0 && location_width % 2 == 1,
+                 "model config: location_filters must be positive and location_width odd, got ",
+                 location_filters, " and ", location_width);
+    ATTEND_CHECK(sharpening > 0.0 && std::isfinite(sharpening), "model config: sharpening ",
+                 sharpening, " must be positive");
   }
+}
+
+int64_t ModelConfig::ListenerSteps(int64_t frames) const {
+  int64_t n = (frames + frame_stacking - 1) / frame_stacking;
+  for (int64_t i = 0; i < pyramid_levels; ++i) n = (n + 1) / 2;
+  return n;
 }
 
 std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {

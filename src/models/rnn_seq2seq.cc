@@ -1,9 +1,13 @@
 // The RNN encoder-decoders: a bidirectional GRU/LSTM encoder and a GRU/LSTM decoder that reads
 // either one fixed context vector (arch "rnn", the baseline of Sutskever/Cho) or an attended
 // context at every step (arch "rnn-attention": Luong et al. 2015's global / local-m / local-p
-// attention with a selectable score, input feeding and teacher forcing at a chosen ratio).
+// attention with a selectable score, input feeding and teacher forcing at a chosen ratio). With
+// speech features as the source (feature_dim > 0) the encoder is Listen, Attend and Spell's
+// pyramidal listener (Chan et al. 2016), and the score may be Chorowski et al.'s location-aware
+// one.
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "attend/attention.h"
@@ -29,6 +33,9 @@ std::shared_ptr<ScoreFunction> MakeScore(const ModelConfig& c, Generator& gen) {
       return std::make_shared<attention::ConcatScore>(h, h, c.attention_dim, gen);
     case Score::kLocation:
       return std::make_shared<attention::LocationScore>(h, c.max_source_len, gen);
+    case Score::kLocationAware:
+      return std::make_shared<attention::LocationAwareScore>(
+          h, h, c.attention_dim, c.location_filters, c.location_width, gen);
   }
   ATTEND_CHECK(false, "MakeScore: unknown score ", static_cast<int>(c.score));
   return nullptr;
@@ -62,6 +69,7 @@ class RnnState : public DecoderState {
   Tensor fixed_context;  // [N, H] the baseline's context vector
   Tensor h, c;           // [L, N, H]
   Tensor feed;           // [N, H] the previous attentional state (input feeding)
+  Tensor previous;       // [N, S] the last step's weights (location-aware score)
   int64_t step = 0;
   // Decoding (eval mode, no gradient): the output and combine layers packed once per Start.
   nn::PrepackedLinear out, combine;
@@ -75,8 +83,10 @@ class RnnSeq2Seq : public Seq2Seq {
                  " must be even (the bidirectional encoder gives hidden_dim / 2 per direction)");
     attention_ = c.arch == Arch::kRnnAttention;
     const int64_t h = c.hidden_dim, e = c.embed_dim;
-    src_embed_ = RegisterModule(
-        "src_embed", std::make_shared<nn::Embedding>(c.src_vocab, e, gen, SpecialIds::kPad));
+    speech_ = c.feature_dim > 0;
+    if (!speech_)
+      src_embed_ = RegisterModule(
+          "src_embed", std::make_shared<nn::Embedding>(c.src_vocab, e, gen, SpecialIds::kPad));
     tgt_embed_ = RegisterModule(
         "tgt_embed", std::make_shared<nn::Embedding>(c.tgt_vocab, e, gen, SpecialIds::kPad));
     nn::RnnOptions enc;
@@ -89,12 +99,15 @@ class RnnSeq2Seq : public Seq2Seq {
     dec.dropout = c.decoder_layers > 1 ? c.dropout : 0.0;
     dec.dropout_seed = gen.Reserve(1);
     const int64_t dec_in = e + (c.input_feeding ? h : 0);
-    if (c.cell == Cell::kGru) {
-      encoder_.gru = RegisterModule("encoder", std::make_shared<nn::GRU>(e, h / 2, gen, enc));
-      decoder_.gru = RegisterModule("decoder", std::make_shared<nn::GRU>(dec_in, h, gen, dec));
-    } else {
-      encoder_.lstm = RegisterModule("encoder", std::make_shared<nn::LSTM>(e, h / 2, gen, enc));
-      decoder_.lstm = RegisterModule("decoder", std::make_shared<nn::LSTM>(dec_in, h, gen, dec));
+    encoder_ =
+        MakeRecurrent("encoder", speech_ ? c.feature_dim * c.frame_stacking : e, h / 2, gen, enc);
+    decoder_ = MakeRecurrent("decoder", dec_in, h, gen, dec);
+    if (speech_) {
+      // Each level reads pairs of the level below's outputs: 2 * h inputs, h / 2 per direction.
+      nn::RnnOptions level;
+      level.bidirectional = true;
+      for (int64_t i = 0; i < c.pyramid_levels; ++i)
+        pyramid_.push_back(MakeRecurrent("pyramid." + std::to_string(i), 2 * h, h / 2, gen, level));
     }
     bridge_ = RegisterModule("bridge", std::make_shared<nn::Linear>(h, h, true, gen));
     if (attention_) {
@@ -116,13 +129,13 @@ class RnnSeq2Seq : public Seq2Seq {
   }
 
   Tensor Forward(const Batch& batch, Tensor* attention) override {
-    CheckTokens(batch.src, config_.src_vocab, "source");
+    CheckSource(batch.src);
     CheckTokens(batch.tgt_in, config_.tgt_vocab, "target");
     const int64_t b = batch.tgt_in.size(0), t_len = batch.tgt_in.size(1);
     RnnState st = Encode(batch.src, batch.src_lengths);
     Tensor emb = embed_dropout_->Forward(tgt_embed_->Forward(batch.tgt_in));  // [B, T, E]
     const bool sample = training() && config_.teacher_forcing < 1.0;
-    if (!config_.input_feeding && !sample) {
+    if (!config_.input_feeding && !sample && !st.previous.defined()) {
       // Every step's input is known: one recurrent call over the whole target, then attention
       // for all steps at once ([B, T, S] scores).
       Tensor top =
@@ -166,7 +179,7 @@ class RnnSeq2Seq : public Seq2Seq {
   }
 
   std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) override {
-    CheckTokens(src, config_.src_vocab, "source");
+    CheckSource(src);
     auto st = std::make_unique<RnnState>(Encode(src, src_lengths));
     // Packed for decoding in eval mode without gradients (the packed layers are f32 only).
     if (!training() && !GradMode::enabled() && out_->weight.dtype() == DType::kF32) {
@@ -204,6 +217,7 @@ class RnnSeq2Seq : public Seq2Seq {
     pick(st.h, 1);
     pick(st.c, 1);
     pick(st.feed, 0);
+    pick(st.previous, 0);
   }
 
  private:
@@ -218,6 +232,56 @@ class RnnSeq2Seq : public Seq2Seq {
                    " is outside the vocabulary of ", vocab);
   }
 
+  // Token ids, or speech features f32 [B, S, feature_dim].
+  void CheckSource(const Tensor& src) const {
+    if (!speech_) return CheckTokens(src, config_.src_vocab, "source");
+    ATTEND_CHECK(src.defined() && src.dtype() == DType::kF32 && src.dim() == 3 &&
+                     src.size(2) == config_.feature_dim,
+                 "speech model: the source must be f32 features [B, S, ", config_.feature_dim,
+                 "], got ", src.defined() ? src.str() : "undefined");
+  }
+
+  Recurrent MakeRecurrent(const std::string& name, int64_t in, int64_t hidden, Generator& gen,
+                          const nn::RnnOptions& options) {
+    Recurrent r;
+    if (config_.cell == Cell::kGru)
+      r.gru = RegisterModule(name, std::make_shared<nn::GRU>(in, hidden, gen, options));
+    else r.lstm = RegisterModule(name, std::make_shared<nn::LSTM>(in, hidden, gen, options));
+    return r;
+  }
+
+  // The listener: the encoder over the frames, then each pyramid level over pairs of the level
+  // below's outputs ([B, S, H] -> [B, ceil(S / 2), 2H]; an odd S gets one zero frame). A
+  // sequence of n steps keeps ceil(n / 2): its last pair may end in a zero (padding) output.
+  // lengths becomes the reduced lengths; hn and cn hold the last layer's final states.
+  Tensor Listen(const Tensor& frames, Tensor* lengths, Tensor* hn, Tensor* cn) {
+    Tensor* c = config_.cell == Cell::kLstm ? cn : nullptr;
+    Tensor x = StackSteps(frames, config_.frame_stacking, lengths);  // [B, S / k, k F]
+    x = encoder_.Run(x, *lengths, hn, c);                            // [B, S / k, H]
+    for (auto& level : pyramid_) {
+      x = StackSteps(x, 2, lengths);  // [B, S / 2, 2H]
+      *hn = Tensor();                 // each level starts from zero states
+      if (c) *c = Tensor();
+      x = level.Run(x, *lengths, hn, c);
+    }
+    return x;
+  }
+
+  // Joins k consecutive steps of x [B, S, D] into one: [B, ceil(S / k), k D], zero steps
+  // completing the last group; lengths (i64 [B]) become ceil(length / k).
+  static Tensor StackSteps(const Tensor& x, int64_t k, Tensor* lengths) {
+    if (k == 1) return x;
+    const int64_t b = x.size(0), s = x.size(1), d = x.size(2), groups = (s + k - 1) / k;
+    Tensor y = x;
+    if (groups * k > s) y = Concat({x, Tensor::Zeros({b, groups * k - s, d}, x.dtype())}, 1);
+    Tensor reduced = Tensor::Zeros({b}, DType::kI64);
+    const Tensor old = lengths->Contiguous();
+    for (int64_t i = 0; i < b; ++i)
+      reduced.data<int64_t>()[i] = (old.data<int64_t>()[i] + k - 1) / k;
+    *lengths = reduced;
+    return y.Contiguous().View({b, groups, k * d});
+  }
+
   // bool [B, 1]: true = feed the reference token this step.
   Tensor CoinFlips(int64_t b) {
     int64_t* s = tf_state_.data<int64_t>();
@@ -229,22 +293,29 @@ class RnnSeq2Seq : public Seq2Seq {
   }
 
   RnnState Encode(const Tensor& src, const Tensor& lengths) {
-    ATTEND_CHECK(
-        src.dim() == 2 && lengths.defined() && lengths.dim() == 1 && lengths.size(0) == src.size(0),
-        "rnn model: source ", src.str(), " and lengths ",
-        lengths.defined() ? lengths.str() : "undefined", " must be [B, S] and [B]");
-    const int64_t b = src.size(0), s = src.size(1), h = config_.hidden_dim;
+    ATTEND_CHECK(src.dim() == (speech_ ? 3 : 2) && lengths.defined() && lengths.dim() == 1 &&
+                     lengths.size(0) == src.size(0),
+                 "rnn model: source ", src.str(), " and lengths ",
+                 lengths.defined() ? lengths.str() : "undefined",
+                 " must be [B, S] (speech: [B, S, F]) and [B]");
+    const int64_t b = src.size(0), h = config_.hidden_dim;
+    RnnState st;
+    Tensor hn, cn;
+    Tensor reduced = lengths;
+    if (speech_) {
+      st.memory = Listen(src, &reduced, &hn, &cn);  // [B, S', H]
+    } else {
+      Tensor emb = embed_dropout_->Forward(src_embed_->Forward(src));  // [B, S, E]
+      st.memory = encoder_.Run(emb, lengths, &hn,
+                               config_.cell == Cell::kLstm ? &cn : nullptr);  // [B, S, H]
+    }
+    const int64_t s = st.memory.size(1);
     if (config_.score == Score::kLocation && attention_)
       ATTEND_CHECK(s <= config_.max_source_len, "rnn model: source length ", s,
                    " exceeds the location score's max_source_len ", config_.max_source_len);
-    RnnState st;
-    Tensor emb = embed_dropout_->Forward(src_embed_->Forward(src));  // [B, S, E]
-    Tensor hn, cn;
-    st.memory =
-        encoder_.Run(emb, lengths, &hn, config_.cell == Cell::kLstm ? &cn : nullptr);  // [B, S, H]
-    st.lengths = lengths;
+    st.lengths = reduced;
     // The last layer's two directions' final states, side by side: [B, H].
-    const int64_t l = config_.encoder_layers;
+    const int64_t l = speech_ && !pyramid_.empty() ? 1 : config_.encoder_layers;
     Tensor summary = Concat({hn.Select(0, 2 * l - 2), hn.Select(0, 2 * l - 1)}, 1);
     Tensor h0 = Tanh(bridge_->Forward(summary));  // [B, H]
     std::vector<Tensor> layers(config_.decoder_layers, h0);
@@ -255,7 +326,12 @@ class RnnSeq2Seq : public Seq2Seq {
     if (attention_) {
       st.keys = score_->PrepareKeys(st.memory);
       Tensor pos = Tensor::Arange(s, DType::kI64).View({1, 1, s});
-      st.padding = Ge(pos, lengths.View({b, 1, 1}));  // [B, 1, S]
+      st.padding = Ge(pos, reduced.View({b, 1, 1}));  // [B, 1, S]
+      if (config_.score == Score::kLocationAware) {
+        // Before the first step the alignment is spread evenly over the real positions.
+        Tensor real = LogicalNot(st.padding.Squeeze(1)).To(st.memory.dtype());  // [B, S]
+        st.previous = Div(real, reduced.To(st.memory.dtype()).View({b, 1}));
+      }
     } else {
       st.fixed_context = summary;
     }
@@ -264,12 +340,19 @@ class RnnSeq2Seq : public Seq2Seq {
 
   // The attentional states h~ = tanh(W_c [c_t; h_t]) for decoder outputs top [N, Tq, H] at
   // target positions first_step.., and (optionally) the weights [N, Tq, S].
-  Tensor Attend(const RnnState& st, const Tensor& top, int64_t first_step, Tensor* weights) {
+  Tensor Attend(RnnState& st, const Tensor& top, int64_t first_step, Tensor* weights) {
     Tensor context;
     if (!attention_) {
       context = st.fixed_context.Unsqueeze(1).Expand(top.shape());
     } else {
-      Tensor scores = score_->Scores(top, st.keys);  // [N, Tq, S]
+      Tensor scores;  // [N, Tq, S]
+      if (st.previous.defined()) {
+        const auto& score = static_cast<const attention::LocationAwareScore&>(*score_);
+        scores = score.Scores(top, st.keys, st.previous);
+        if (config_.sharpening != 1.0) scores = MulScalar(scores, config_.sharpening);
+      } else {
+        scores = score_->Scores(top, st.keys);
+      }
       Tensor w;
       if (local_p_) {
         w = local_p_->Weights(scores, top, st.lengths);
@@ -283,6 +366,7 @@ class RnnSeq2Seq : public Seq2Seq {
         }
         w = attention::SoftWeights(scores, mask);
       }
+      if (st.previous.defined()) st.previous = w.Squeeze(1);
       if (weights) *weights = w;
       context = attention::WeightedSum(w, st.memory);  // [N, Tq, H]
     }
@@ -305,9 +389,10 @@ class RnnSeq2Seq : public Seq2Seq {
     return ht;
   }
 
-  bool attention_ = false;
+  bool attention_ = false, speech_ = false;
   std::shared_ptr<nn::Embedding> src_embed_, tgt_embed_;
   Recurrent encoder_, decoder_;
+  std::vector<Recurrent> pyramid_;
   std::shared_ptr<nn::Linear> bridge_, combine_, out_;
   std::shared_ptr<ScoreFunction> score_;
   std::shared_ptr<attention::LocalPredictive> local_p_;

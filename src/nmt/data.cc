@@ -39,30 +39,35 @@ models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<
   for (int64_t i : order) {
     ATTEND_CHECK(i >= 0 && i < static_cast<int64_t>(examples.size()), "MakeBatch: example ", i,
                  " out of range");
-    s = std::max<int64_t>(s, examples[i].src.size());
+    s = std::max<int64_t>(s, examples[i].source_length());
     t = std::max<int64_t>(t, examples[i].tgt.size() + 1);
   }
   ATTEND_CHECK(s > 0, "MakeBatch: every source in the batch is empty");
   models::Batch batch;
-  batch.src = Tensor::Zeros({b, s}, DType::kI64);
+  const int64_t f = examples[order[0]].feature_dim;
+  batch.src = f > 0 ? Tensor::Zeros({b, s, f}, DType::kF32) : Tensor::Zeros({b, s}, DType::kI64);
   batch.tgt_in = Tensor::Zeros({b, t}, DType::kI64);
   batch.tgt_out = Tensor::Zeros({b, t}, DType::kI64);
   batch.src_lengths = Tensor::Zeros({b}, DType::kI64);
   batch.tgt_lengths = Tensor::Zeros({b}, DType::kI64);
-  int64_t* ps = batch.src.data<int64_t>();
+  int64_t* ps = f > 0 ? nullptr : batch.src.data<int64_t>();
+  float* pf = f > 0 ? batch.src.data<float>() : nullptr;
   int64_t* pi = batch.tgt_in.data<int64_t>();
   int64_t* po = batch.tgt_out.data<int64_t>();
   int64_t* sl = batch.src_lengths.data<int64_t>();
   int64_t* tl = batch.tgt_lengths.data<int64_t>();
   for (int64_t r = 0; r < b; ++r) {
     const Example& e = examples[order[r]];
-    ATTEND_CHECK(!e.src.empty(), "MakeBatch: example ", e.index, " has an empty source");
-    std::copy(e.src.begin(), e.src.end(), ps + r * s);
+    ATTEND_CHECK(e.feature_dim == f, "MakeBatch: example ", e.index,
+                 " mixes speech features and token ids (or feature sizes) in one batch");
+    ATTEND_CHECK(e.source_length() > 0, "MakeBatch: example ", e.index, " has an empty source");
+    if (f > 0) std::copy(e.features.begin(), e.features.end(), pf + r * s * f);
+    else std::copy(e.src.begin(), e.src.end(), ps + r * s);
     pi[r * t] = SpecialIds::kBos;
     std::copy(e.tgt.begin(), e.tgt.end(), pi + r * t + 1);
     std::copy(e.tgt.begin(), e.tgt.end(), po + r * t);
     po[r * t + static_cast<int64_t>(e.tgt.size())] = SpecialIds::kEos;
-    sl[r] = static_cast<int64_t>(e.src.size());
+    sl[r] = e.source_length();
     tl[r] = static_cast<int64_t>(e.tgt.size()) + 1;
     batch.src_tokens += sl[r];
     batch.tgt_tokens += tl[r];
@@ -78,6 +83,10 @@ uint64_t Mix(uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
   return x ^ (x >> 31);
 }
+// What an example costs in a batch: its longer side (target with eos).
+int64_t Length(const Example& e) {
+  return std::max<int64_t>(e.source_length(), static_cast<int64_t>(e.tgt.size()) + 1);
+}
 }  // namespace
 
 std::vector<std::vector<int64_t>> MakeBatches(const std::vector<Example>& examples,
@@ -92,17 +101,13 @@ std::vector<std::vector<int64_t>> MakeBatches(const std::vector<Example>& exampl
     const size_t j = Mix(key + i) % i;
     std::swap(order[i - 1], order[j]);
   }
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    const auto la = std::max(examples[a].src.size(), examples[a].tgt.size() + 1);
-    const auto lb = std::max(examples[b].src.size(), examples[b].tgt.size() + 1);
-    return la < lb;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return Length(examples[a]) < Length(examples[b]); });
   std::vector<std::vector<int64_t>> batches;
   std::vector<int64_t> cur;
   int64_t longest = 0;
   for (int64_t i : order) {
-    const int64_t len =
-        static_cast<int64_t>(std::max(examples[i].src.size(), examples[i].tgt.size() + 1));
+    const int64_t len = Length(examples[i]);
     const int64_t longest_if = std::max(longest, len);
     if (!cur.empty() && longest_if * static_cast<int64_t>(cur.size() + 1) > max_tokens) {
       batches.push_back(std::move(cur));

@@ -62,20 +62,23 @@ class EvalScope {
   bool was_training_;
 };
 
-void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>& sources,
+// The positions a source of `length` frames or tokens leaves to attend over.
+int64_t AttendedLength(const models::ModelConfig& c, int64_t length) {
+  return c.feature_dim > 0 ? c.ListenerSteps(length) : length;
+}
+
+void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
                  const std::vector<int64_t>& chunk, const SearchOptions& opt,
                  std::vector<std::vector<Hypothesis>>* results) {
   const int64_t b = static_cast<int64_t>(chunk.size());
-  int64_t s = 0;
-  for (int64_t i : chunk) s = std::max<int64_t>(s, sources[i].size());
-  Tensor src = Tensor::Zeros({b, s}, DType::kI64), lengths = Tensor::Zeros({b}, DType::kI64);
+  const models::Batch in = MakeBatch(sources, chunk);
+  const Tensor& src = in.src;
+  const Tensor& lengths = in.src_lengths;
   std::vector<int64_t> max_len(b);
   for (int64_t r = 0; r < b; ++r) {
-    const auto& x = sources[chunk[r]];
-    std::copy(x.begin(), x.end(), src.data<int64_t>() + r * s);
-    lengths.data<int64_t>()[r] = static_cast<int64_t>(x.size());
+    const int64_t n = sources[chunk[r]].source_length();
     max_len[r] =
-        static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(x.size())) + opt.max_len_extra;
+        static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(n)) + opt.max_len_extra;
     // The Transformer's positions end at max_positions (bos takes the first).
     if (model.config().arch == models::Arch::kTransformer)
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
@@ -109,7 +112,9 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
     auto attention_row = [&](int64_t row) {
       if (!opt.keep_attention) return std::vector<float>();
       const float* a = attn_c.data<float>() + row * attn_c.size(1);
-      const int64_t len = static_cast<int64_t>(sources[chunk[live[row].sentence]].size());
+      const int64_t len = std::min<int64_t>(
+          attn_c.size(1),
+          AttendedLength(model.config(), sources[chunk[live[row].sentence]].source_length()));
       return std::vector<float>(a, a + len);
     };
     // Candidates per sentence: (log-prob, row, token), the `beam` best tokens of each row.
@@ -234,6 +239,17 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<std::vector<int64_t>>
 std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
                                                const std::vector<std::vector<int64_t>>& sources,
                                                const SearchOptions& opt) {
+  std::vector<Example> examples(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    examples[i].src = sources[i];
+    examples[i].index = static_cast<int64_t>(i);
+  }
+  return TranslateExamples(model, examples, opt);
+}
+
+std::vector<std::vector<Hypothesis>> TranslateExamples(models::Seq2Seq& model,
+                                                       const std::vector<Example>& sources,
+                                                       const SearchOptions& opt) {
   ATTEND_CHECK(opt.beam >= 1, "translate: beam size must be at least 1, got ", opt.beam);
   ATTEND_CHECK(opt.nbest >= 1 && opt.nbest <= opt.beam, "translate: n-best ", opt.nbest,
                " must be in 1..beam (", opt.beam, ")");
@@ -250,14 +266,15 @@ std::vector<std::vector<Hypothesis>> Translate(models::Seq2Seq& model,
   // Empty sources translate to empty outputs; the others are decoded in chunks of similar length.
   std::vector<int64_t> order;
   for (size_t i = 0; i < sources.size(); ++i) {
-    if (sources[i].empty()) {
+    if (sources[i].source_length() == 0) {
       results[i].push_back(Hypothesis{});
     } else {
       order.push_back(static_cast<int64_t>(i));
     }
   }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t c) { return sources[a].size() < sources[c].size(); });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) {
+    return sources[a].source_length() < sources[c].source_length();
+  });
   for (size_t at = 0; at < order.size(); at += opt.batch_size) {
     std::vector<int64_t> chunk(order.begin() + at,
                                order.begin() + std::min(order.size(), at + opt.batch_size));

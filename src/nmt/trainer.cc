@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -94,13 +95,15 @@ nlohmann::json TrainOptionsJson(const TrainOptions& o) {
           {"valid_every", o.valid_every},
           {"valid_sentences", o.valid_sentences},
           {"patience", o.patience},
-          {"seed", o.seed}};
+          {"seed", o.seed},
+          {"spec_augment", o.spec_augment}};
 }
 
 // Where the loop stands; stored in every checkpoint so a resumed run continues exactly.
 struct Progress {
   int64_t step = 0, epoch = 0, batch_in_epoch = 0, bad_validations = 0;
-  double best_bleu = -1.0, seconds = 0.0, tokens = 0.0;
+  // The best validation score so far (BLEU, or minus the WER); lowest() until the first.
+  double best_bleu = std::numeric_limits<double>::lowest(), seconds = 0.0, tokens = 0.0;
   io::Metadata ToMetadata() const {
     auto num = [](double v) {
       std::ostringstream s;
@@ -167,9 +170,60 @@ class Logger {
   bool progress_, bar_shown_ = false;
 };
 
+// SpecAugment on each utterance of a speech batch (its real frames only), seeded by the run's
+// seed, the step and the row, so a resumed run masks the same way.
+void MaskBatch(models::Batch& batch, const audio::MaskOptions& masks, uint64_t seed, int64_t step) {
+  const int64_t b = batch.src.size(0), s = batch.src.size(1), f = batch.src.size(2);
+  float* x = batch.src.data<float>();
+  const int64_t* len = batch.src_lengths.data<int64_t>();
+  for (int64_t r = 0; r < b; ++r) {
+    audio::Features u;
+    u.frames = len[r];
+    u.bins = f;
+    u.data.assign(x + r * s * f, x + (r * s + len[r]) * f);
+    audio::SpecAugment(u, masks, seed * 1000003u + static_cast<uint64_t>(step) * 4099u + r);
+    std::copy(u.data.begin(), u.data.end(), x + r * s * f);
+  }
+}
+
 struct Validation {
-  double loss = 0.0, bleu = 0.0, chrf = 0.0;
+  double loss = 0.0, bleu = 0.0, chrf = 0.0;  // speech: bleu and chrf hold WER and CER
+  double score = 0.0;                         // higher is better: BLEU, or minus the WER
+  std::string Describe() const {
+    char buf[128];
+    if (speech)
+      std::snprintf(buf, sizeof(buf), "dev loss %.4f WER %.2f CER %.2f", loss, bleu, chrf);
+    else
+      std::snprintf(buf, sizeof(buf), "dev loss %.4f ppl %.2f BLEU %.2f chrF %.2f", loss,
+                    std::exp(loss), bleu, chrf);
+    return buf;
+  }
+  bool speech = false;
 };
+
+// Speech: the dev utterances transcribed greedily, scored by WER and CER against their
+// transcripts (dev_text[index].second).
+void ScoreTranscripts(models::Seq2Seq& model, const Vocabulary& vocab,
+                      const std::vector<Example>& dev,
+                      const std::vector<std::pair<std::string, std::string>>& dev_text,
+                      const TrainOptions& o, Validation* v) {
+  const size_t n = std::min<size_t>(dev.size(), static_cast<size_t>(o.valid_sentences));
+  if (n == 0) return;
+  const std::vector<Example> heard(dev.begin(), dev.begin() + static_cast<int64_t>(n));
+  SearchOptions search;
+  search.beam = 1;
+  search.batch_size = 64;
+  search.max_len_ratio = kSpeechLengthRatio;
+  auto out = TranslateExamples(model, heard, search);
+  std::vector<std::string> refs(n), hyps(n);
+  for (size_t i = 0; i < n; ++i) {
+    refs[i] = dev_text.at(heard[i].index).second;
+    hyps[i] = out[i].empty() ? "" : vocab.Decode(out[i][0].tokens);
+  }
+  v->bleu = metrics::WordErrorRate(hyps, refs).score;
+  v->chrf = metrics::CharErrorRate(hyps, refs).score;
+  v->score = -v->bleu;
+}
 
 Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
                     const std::vector<Example>& dev,
@@ -192,8 +246,11 @@ Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
     }
     v.loss = tokens > 0 ? loss_sum / tokens : 0.0;
   }
+  v.speech = model.config().feature_dim > 0;
   const size_t n = std::min<size_t>(dev_text.size(), static_cast<size_t>(o.valid_sentences));
-  if (n > 0) {
+  if (v.speech) {
+    ScoreTranscripts(model, vocab, dev, dev_text, o, &v);
+  } else if (n > 0) {
     std::vector<std::vector<int64_t>> sources(n);
     std::vector<std::string> refs(n), hyps(n);
     for (size_t i = 0; i < n; ++i) {
@@ -208,6 +265,7 @@ Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
     for (size_t i = 0; i < n; ++i) hyps[i] = out[i].empty() ? "" : vocab.Decode(out[i][0].tokens);
     v.bleu = metrics::CorpusBleu(hyps, {refs}).score;
     v.chrf = metrics::CorpusChrf(hyps, {refs}).score;
+    v.score = v.bleu;
   }
   model.Train(was_training);
   return v;
@@ -250,6 +308,8 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   nlohmann::json config;
   config["model"] = nlohmann::json::parse(model.config().ToJson());
   config["train"] = TrainOptionsJson(o);
+  const bool speech = model.config().feature_dim > 0;
+  if (speech) config["features"] = nlohmann::json::parse(FeatureOptionsJson(o.features));
   const std::string config_json = config.dump();
   const std::string vocab_b64 = Base64Encode(vocab.bytes());
 
@@ -272,8 +332,8 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     std::ostringstream s;
     s << (resume ? "resuming at step " + std::to_string(p.step) : std::string("training")) << ": "
       << models::NameOf(model.config().arch) << ", " << model.NumParameters() << " parameters, "
-      << train.size() << " training pairs, " << dev.size() << " dev pairs, vocabulary "
-      << vocab.size();
+      << train.size() << (speech ? " training utterances, " : " training pairs, ") << dev.size()
+      << (speech ? " dev utterances, vocabulary " : " dev pairs, vocabulary ") << vocab.size();
     log.Line(s.str());
   }
 
@@ -296,19 +356,17 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   auto validate = [&]() {
     Validation v = Validate(model, vocab, dev, dev_text, o);
     summary.last_dev_loss = v.loss;
-    const bool better = v.bleu > p.best_bleu;
+    const bool better = v.score > p.best_bleu;
     if (better) {
-      p.best_bleu = v.bleu;
+      p.best_bleu = v.score;
       p.bad_validations = 0;
     } else {
       ++p.bad_validations;
     }
     p.seconds = elapsed();
     char buf[256];
-    std::snprintf(buf, sizeof(buf),
-                  "validation step %lld: dev loss %.4f ppl %.2f BLEU %.2f chrF %.2f%s (%s)",
-                  (long long)p.step, v.loss, std::exp(v.loss), v.bleu, v.chrf,
-                  better ? " *best*" : "", FormatDuration(p.seconds).c_str());
+    std::snprintf(buf, sizeof(buf), "validation step %lld: %s%s (%s)", (long long)p.step,
+                  v.Describe().c_str(), better ? " *best*" : "", FormatDuration(p.seconds).c_str());
     log.Line(buf);
     // best before last: a run killed between the two resumes from the previous last.ckpt and
     // redoes this validation, so best.ckpt always matches the best BLEU that last.ckpt records.
@@ -341,6 +399,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       }
       const auto step_start = std::chrono::steady_clock::now();
       models::Batch batch = MakeBatch(train, batches[p.batch_in_epoch]);
+      if (speech && o.spec_augment) MaskBatch(batch, o.masks, o.seed, p.step);
       Tensor logits = model.Forward(batch);
       const int64_t vsize = logits.size(2);
       Tensor loss = CrossEntropy(logits.View({-1, vsize}), batch.tgt_out.View({-1}),
@@ -431,9 +490,18 @@ LoadedModel LoadModel(const std::string& path) {
   LoadedModel out;
   out.vocab = Vocabulary::FromBytes(Base64Decode(v->second, path), path);
   out.train_json = config.contains("train") ? config.at("train").dump() : "{}";
-  ATTEND_CHECK(out.vocab.size() == mc.src_vocab && out.vocab.size() == mc.tgt_vocab, path,
-               ": vocabulary size ", out.vocab.size(), " does not match the model's ", mc.src_vocab,
-               "/", mc.tgt_vocab);
+  const bool speech = mc.feature_dim > 0;
+  ATTEND_CHECK((speech || out.vocab.size() == mc.src_vocab) && out.vocab.size() == mc.tgt_vocab,
+               path, ": vocabulary size ", out.vocab.size(), " does not match the model's ",
+               mc.src_vocab, "/", mc.tgt_vocab);
+  if (speech) {
+    ATTEND_CHECK(config.contains("features"), path,
+                 ": a speech model's checkpoint must record its feature options");
+    out.features = FeatureOptionsFromJson(config.at("features").dump(), path);
+    ATTEND_CHECK(out.features.mel_bins == mc.feature_dim, path, ": the model reads ",
+                 mc.feature_dim, " features per frame, its feature options give ",
+                 out.features.mel_bins);
+  }
   // The config decides how much the model allocates; the file's tensors are what it must hold
   // (LoadCheckpoint checks every name and shape once it is built). Building is capped by them,
   // so a config claiming a far larger model fails here instead of allocating gigabytes. The

@@ -12,9 +12,11 @@ namespace attend::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                     // 0: any free port (the one chosen is printed)
-  size_t max_body_bytes = 256 * 1024;  // larger requests get 413
-  int max_connections = 32;            // connections served at once; more wait their turn
+  int port = 8080;  // 0: any free port (the one chosen is printed)
+  // Larger requests get 413. A WAV upload is the largest request: 4 MiB holds two minutes of
+  // 16 kHz 16-bit mono.
+  size_t max_body_bytes = 4 * 1024 * 1024;
+  int max_connections = 32;  // connections served at once; more wait their turn
   int read_timeout_seconds = 10;
 };
 

@@ -3,6 +3,8 @@
 #include "serve/service.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <atomic>
 #include <condition_variable>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/attend.h"
+#include "attend/audio.h"
 #include "attend/error.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
@@ -60,6 +63,7 @@ struct Job {
   SearchKey key;
   bool attention = true;
   std::vector<std::vector<int64_t>> sources;
+  std::vector<nmt::Example> utterances;  // a transcription job (decoded alone)
   Clock::time_point arrived;
   // Filled by the worker.
   std::vector<std::vector<nmt::Hypothesis>> hypotheses;
@@ -123,6 +127,9 @@ struct TranslationService::Impl {
                         "attention)");
     }
     job.model = FindModel(r);
+    if (IsSpeech(job.model))
+      Reject(400, "model '" + models[job.model].name +
+                      "' is a speech model: POST a WAV file to /api/transcribe");
     auto integer = [&](const char* name, int64_t def, int64_t lo, int64_t hi) {
       if (!r.contains(name)) return def;
       if (!r[name].is_number_integer())
@@ -188,10 +195,24 @@ struct TranslationService::Impl {
     }
   }
 
+  bool IsSpeech(size_t model) const { return models[model].loaded.model->config().feature_dim > 0; }
+
   // Decodes `batch` (jobs of one model and one search key) and fills in their answers.
   void Decode(const std::vector<Job*>& batch) {
     Model& m = models[batch[0]->model];
     const auto start = Clock::now();
+    if (!batch[0]->utterances.empty()) {
+      Job& j = *batch[0];
+      j.queue_ms = Ms(start - j.arrived);
+      nmt::SearchOptions so;
+      so.beam = j.key.beam;
+      so.max_len_ratio = nmt::kSpeechLengthRatio;
+      so.keep_attention = true;
+      j.hypotheses = nmt::TranslateExamples(*m.loaded.model, j.utterances, so);
+      j.batch_sentences = 1;
+      j.decode_ms = Ms(Clock::now() - start);
+      return;
+    }
     std::vector<std::vector<int64_t>> sources;
     for (Job* j : batch) {
       j->queue_ms = Ms(start - j->arrived);
@@ -257,6 +278,7 @@ struct TranslationService::Impl {
           const bool fits =
               batch.empty() ||
               (options.batch_window_ms > 0 && j->model == first->model && j->key == first->key &&
+               j->utterances.empty() && first->utterances.empty() &&
                sentences + static_cast<int64_t>(j->sources.size()) <= options.max_batch_sentences);
           if (fits) {
             batch.push_back(j);
@@ -366,6 +388,88 @@ Reply TranslationService::Translate(const std::string& request_body) {
   return {200, impl_->Answer(job, received).dump()};
 }
 
+Reply TranslationService::Transcribe(const std::string& wav_bytes, const std::string& model,
+                                     const std::string& beam) {
+  const auto received = Clock::now();
+  Job job;
+  const Model* m = nullptr;
+  try {
+    json r = json::object();
+    if (!model.empty()) r["model"] = model;
+    job.model = impl_->FindModel(r);
+    m = &impl_->models[job.model];
+    if (!impl_->IsSpeech(job.model))
+      Reject(400, "model '" + m->name + "' translates text: it cannot transcribe audio");
+    job.key.beam = 4;
+    if (!beam.empty()) {
+      char* end = nullptr;
+      const long b = std::strtol(beam.c_str(), &end, 10);
+      if (end == beam.c_str() || *end != '\0' || b < 1 || b > impl_->options.max_beam)
+        Reject(400, "beam must be an integer in [1, " + std::to_string(impl_->options.max_beam) +
+                        "], got '" + io::Excerpt(beam) + "'");
+      job.key.beam = b;
+    }
+    if (wav_bytes.empty()) Reject(400, "no audio: POST a WAV file as the request body");
+    const audio::Waveform w = audio::ReadWavBytes(wav_bytes, "the uploaded file");
+    if (w.seconds() > 120.0)
+      Reject(413, "the audio is " + std::to_string(static_cast<int>(w.seconds())) +
+                      " s long, over the limit of 120 s");
+    job.utterances.push_back(nmt::SpeechExample(w, m->loaded.features));
+    if (job.utterances[0].source_length() == 0)
+      Reject(400, "the audio is shorter than one feature window");
+  } catch (const BadRequest& e) {
+    impl_->refused++;
+    return {e.status, ErrorBody(e.message)};
+  } catch (const Error& e) {  // an unreadable, corrupt or truncated WAV
+    impl_->refused++;
+    return {400, ErrorBody(e.what())};
+  }
+  std::future<void> done = job.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping) return {503, ErrorBody("the server is shutting down")};
+    job.arrived = Clock::now();
+    impl_->queue.push_back(&job);
+  }
+  impl_->cv.notify_all();
+  done.wait();
+  if (!job.error.empty()) {
+    impl_->failed++;
+    return {500, ErrorBody("decoding failed: " + job.error)};
+  }
+  impl_->answered++;
+  impl_->sentences += 1;
+  const nmt::Example& e = job.utterances[0];
+  const nmt::Hypothesis h = job.hypotheses[0].empty() ? nmt::Hypothesis{} : job.hypotheses[0][0];
+  std::vector<std::string> pieces = m->loaded.vocab.Pieces(h.tokens);
+  pieces.push_back("</s>");
+  json attention = json::array();
+  for (const auto& row : h.attention) {
+    json r = json::array();
+    for (float v : row) r.push_back(std::round(v * 1e4) / 1e4);
+    attention.push_back(std::move(r));
+  }
+  // The spectrogram as bytes 0..255 between its minimum and maximum, frame by frame.
+  const auto [lo, hi] = std::minmax_element(e.features.begin(), e.features.end());
+  const float range = *hi > *lo ? *hi - *lo : 1.0f;
+  std::vector<int> q(e.features.size());
+  for (size_t i = 0; i < q.size(); ++i)
+    q[i] = static_cast<int>(std::lround((e.features[i] - *lo) / range * 255.0f));
+  const json answer = {
+      {"model", m->name},
+      {"text", m->loaded.vocab.Decode(h.tokens)},
+      {"pieces", pieces},
+      {"attention", std::move(attention)},
+      {"frames_per_step", m->loaded.model->config().FramesPerStep()},
+      {"spectrogram", {{"frames", e.source_length()}, {"bins", e.feature_dim}, {"data", q}}},
+      {"seconds", static_cast<double>(e.source_length()) * m->loaded.features.hop_ms / 1000.0},
+      {"timings",
+       {{"queue_ms", job.queue_ms},
+        {"decode_ms", job.decode_ms},
+        {"total_ms", Ms(Clock::now() - received)}}}};
+  return {200, answer.dump()};
+}
+
 std::string TranslationService::ModelsJson() const {
   json out = json::array();
   for (const Model& m : impl_->models) {
@@ -377,6 +481,7 @@ std::string TranslationService::ModelsJson() const {
                    {"vocabulary", m.loaded.vocab.size()},
                    {"config", json::parse(c.ToJson())},
                    {"train", json::parse(m.loaded.train_json)},
+                   {"task", c.feature_dim > 0 ? "speech" : "translation"},
                    {"has_attention", c.arch != models::Arch::kRnn}});
   }
   return json{{"models", std::move(out)}}.dump();

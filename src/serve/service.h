@@ -40,6 +40,11 @@ class TranslationService {
   // POST /api/translate. Thread-safe; blocks until the request's batch is decoded. Bad requests
   // get a 4xx naming the problem and change nothing.
   Reply Translate(const std::string& request_body);
+  // POST /api/transcribe?model=NAME&beam=N with a WAV file as the body: the transcript, its
+  // characters, the attention of each over the listener's steps and the log-mel spectrogram
+  // (quantised to 0..255). Speech models only; a translation model, or a file that is not a
+  // readable WAV, gets a 4xx naming the problem.
+  Reply Transcribe(const std::string& wav_bytes, const std::string& model, const std::string& beam);
   // GET /api/models: every model's name, architecture, sizes, vocabulary and training options.
   std::string ModelsJson() const;
   // GET /api/stats: requests answered and refused, sentences decoded, and the tensor allocator's

@@ -306,6 +306,46 @@ TEST(AttentionGradCheck, AdditiveScore) {
                              U({6}, 5), U({6}, 6)}));
 }
 
+// Chorowski's location-aware score: every input and parameter, the convolution over the previous
+// weights included (width 3 over 5 keys: the zero padding at both ends is exercised).
+TEST(AttentionGradCheck, LocationAwareScore) {
+  Generator gen(11);
+  LocationAwareScore m(4, 7, 6, /*filters=*/2, /*width=*/3, gen, DType::kF64);
+  auto fn = [&](const std::vector<Tensor>& x) {
+    m.query_proj->weight = x[3];
+    m.key_proj->weight = x[4];
+    m.key_proj->bias = x[5];
+    m.filters = x[6];
+    m.location_proj->weight = x[7];
+    m.v = x[8];
+    return m.Scores(x[0], m.PrepareKeys(x[1]), x[2]);
+  };
+  EXPECT_TRUE(
+      GradCheck(fn, {U({kB, 1, 4}, 31), U({kB, kTk, 7}, 32), U({kB, kTk}, 33), U({6, 4}, 34),
+                     U({6, 7}, 35), U({6}, 36), U({2, 1, 3}, 37), U({6, 2}, 38), U({6}, 39)}));
+}
+
+TEST(LocationAwareScore, WithoutPreviousWeightsIsTheAdditiveScoreAndChecksShapes) {
+  Generator gen(12);
+  LocationAwareScore m(4, 7, 6, 2, 3, gen, DType::kF64);
+  const Tensor q = U({kB, 1, 4}, 41), k = U({kB, kTk, 7}, 42);
+  const Tensor pk = m.PrepareKeys(k);
+  // Zero previous weights give zero location features: the content (additive) score remains.
+  const Tensor zero = Tensor::Zeros({kB, kTk}, DType::kF64);
+  EXPECT_EQ(F64(m.Scores(q, pk)), F64(m.Scores(q, pk, zero)));
+  EXPECT_NE(F64(m.Scores(q, pk)), F64(m.Scores(q, pk, U({kB, kTk}, 43))));
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Scores(U({kB, 2, 4}, 44), pk, zero);
+              }),
+              ::testing::HasSubstr("query must be one step"));
+  EXPECT_THAT(ThrownMessage([&] {
+                m.Scores(q, pk, Tensor::Zeros({kB, kTk + 1}, DType::kF64));
+              }),
+              ::testing::HasSubstr("previous weights"));
+  EXPECT_THAT(ThrownMessage([&] { LocationAwareScore(4, 7, 6, 2, 4, gen); }),
+              ::testing::HasSubstr("odd width"));
+}
+
 TEST(AttentionGradCheck, DotAndScaledDotScores) {
   DotScore dot;
   ScaledDotScore scaled;

@@ -45,6 +45,14 @@ ModelConfig ConfigOf(const OpKey& k) {
   cfg.decoder_layers = k.Int("decoder_layers");
   cfg.dropout = 0.0;
   cfg.teacher_forcing = 1.0;
+  if (k.Has("feature_dim")) {  // speech: Listen, Attend and Spell
+    cfg.feature_dim = k.Int("feature_dim");
+    cfg.pyramid_levels = k.Int("pyramid_levels");
+    cfg.frame_stacking = k.Int("frame_stacking");
+    cfg.location_filters = k.Int("location_filters");
+    cfg.location_width = k.Int("location_width");
+    cfg.sharpening = k.Double("sharpening");
+  }
   return cfg;
 }
 
@@ -117,13 +125,14 @@ TEST(Seq2SeqTorchReference, LogitsAttentionLossAndGradientsMatch) {
   const reference::LoadedCases& loaded = LoadSeq2SeqCases();
   // A missing or broken file is a failure, never a skip: the oracle is part of the test.
   ASSERT_TRUE(loaded.error.empty()) << loaded.error;
-  std::set<std::string> archs, cells, scores, windows, feeding;
+  std::set<std::string> archs, cells, scores, windows, feeding, speech_scores;
   for (const RefCase& c : loaded.cases) {
     ReplayCase(c);
     OpKey k(c.op);
     archs.insert(k.Str("arch"));
     cells.insert(k.Str("cell"));
     feeding.insert(k.Str("input_feeding"));
+    if (k.Has("feature_dim")) speech_scores.insert(k.Str("arch") + "/" + k.Str("score"));
     if (k.Str("arch") == "rnn-attention") {
       scores.insert(k.Str("score"));
       windows.insert(k.Str("window"));
@@ -133,7 +142,11 @@ TEST(Seq2SeqTorchReference, LogitsAttentionLossAndGradientsMatch) {
   EXPECT_EQ(archs, (std::set<std::string>{"rnn", "rnn-attention"}));
   EXPECT_EQ(cells, (std::set<std::string>{"gru", "lstm"}));
   EXPECT_EQ(feeding.size(), 2u);
-  EXPECT_EQ(scores, (std::set<std::string>{"additive", "dot", "general", "concat", "location"}));
+  EXPECT_EQ(scores, (std::set<std::string>{"additive", "dot", "general", "concat", "location",
+                                           "location-aware"}));
+  // Speech: the listener without attention, with the content and the location-aware score.
+  EXPECT_EQ(speech_scores, (std::set<std::string>{"rnn/additive", "rnn-attention/additive",
+                                                  "rnn-attention/location-aware"}));
   EXPECT_EQ(windows, (std::set<std::string>{"global", "local-m", "local-p"}));
 }
 

@@ -21,6 +21,9 @@ tensors are named:
   attention         [B, T, S] decoder attention weights (attention models only)
   loss              mean cross-entropy over the non-pad targets, label smoothing 0.1
   grad:<name>       d loss / d parameter
+Speech cases (Listen, Attend and Spell) add feature_dim, pyramid_levels, location_filters,
+location_width and sharpening to the key; their src is f32 features [B, frames, feature_dim]
+padded with zero frames, and the attention covers the listener's reduced steps.
 """
 import os
 import sys
@@ -78,6 +81,22 @@ VARIANTS = [
 
 SRC_VOCAB, TGT_VOCAB, EMBED, HIDDEN, ATTN, WINDOW, MAX_SRC = 23, 19, 6, 8, 7, 2, 9
 
+# Speech: (name, arch, cell, score, input_feeding, encoder_layers, pyramid_levels, sharpening,
+#  frame_stacking, frames, tgt_lengths). Odd and even frame counts at every level (a zero frame completes an odd
+# level), the location-aware and the content score, the listener without attention, sharpening.
+SPEECH_VARIANTS = [
+    ("las_location_lstm_feed", "rnn-attention", "lstm", "location-aware", True, 1, 2, 1.0, 1,
+     [9, 5, 12], [4, 6, 3]),
+    ("las_location_gru_nofeed_sharp", "rnn-attention", "gru", "location-aware", False, 2, 1, 2.0,
+     1, [7, 10, 3], [5, 2, 6]),
+    ("las_location_lstm_stack3", "rnn-attention", "lstm", "location-aware", True, 1, 1, 1.0, 3,
+     [17, 8, 13], [4, 3, 5]),
+    ("las_additive_lstm_feed", "rnn-attention", "lstm", "additive", True, 1, 2, 1.0, 2,
+     [11, 6, 8], [3, 5, 4]),
+    ("las_none_lstm_feed", "rnn", "lstm", "additive", True, 1, 3, 1.0, 1, [13, 4, 9], [6, 3, 5]),
+]
+FEATURES, LOC_FILTERS, LOC_WIDTH = 5, 3, 5
+
 
 def make_batch(b, src_lengths, tgt_lengths):
     """src/tgt ids drawn from the non-special range, padded as nmt::MakeBatch does."""
@@ -132,10 +151,55 @@ def variant_case(b, index, variant):
     b.cases.append((name, key, tensors))
 
 
+def speech_case(b, index, variant):
+    (name, arch, cell, score, feed, enc_layers, levels, sharpening, stacking, frames,
+     tgt_lengths) = variant
+    cfg = RnnConfig(arch=arch, src_vocab=0, tgt_vocab=TGT_VOCAB, dropout=0.0, cell=cell,
+                    embed_dim=EMBED, hidden_dim=HIDDEN, encoder_layers=enc_layers,
+                    decoder_layers=1, score=score, attention_dim=ATTN, window="global",
+                    window_size=WINDOW, max_source_len=MAX_SRC, input_feeding=feed,
+                    teacher_forcing=1.0, feature_dim=FEATURES, pyramid_levels=levels,
+                    location_filters=LOC_FILTERS, location_width=LOC_WIDTH,
+                    sharpening=sharpening, frame_stacking=stacking)
+    torch.manual_seed(2000 + index)
+    model = RnnSeq2Seq(cfg)
+    model.train()
+    _, _, tgt_in, tgt_out = make_batch(b, [1] * len(frames), tgt_lengths)
+    n, s = len(frames), max(frames)
+    src = torch.zeros(n, s, FEATURES)
+    for r in range(n):
+        src[r, :frames[r]] = b.randn(frames[r], FEATURES)
+    src_len = torch.tensor(frames, dtype=torch.int64)
+    logits, weights = model(src, src_len, tgt_in, want_weights=True)
+    loss = F.cross_entropy(logits.reshape(-1, TGT_VOCAB), tgt_out.reshape(-1), ignore_index=PAD,
+                           label_smoothing=LABEL_SMOOTHING)
+    loss.backward()
+    key = op_key("seq2seq", arch=arch, cell=cell, score=score, window="global",
+                 input_feeding=feed, src_vocab=0, tgt_vocab=TGT_VOCAB, embed=EMBED,
+                 hidden=HIDDEN, attention_dim=ATTN, window_size=WINDOW, max_source_len=MAX_SRC,
+                 encoder_layers=enc_layers, decoder_layers=1, label_smoothing=LABEL_SMOOTHING,
+                 feature_dim=FEATURES, pyramid_levels=levels, location_filters=LOC_FILTERS,
+                 location_width=LOC_WIDTH, sharpening=sharpening, frame_stacking=stacking)
+    tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
+    params = list(model.named_parameters())
+    tensors += [("p:" + n, p.detach().clone()) for n, p in params]
+    tensors.append(("logits", logits.detach()))
+    if weights is not None:
+        tensors.append(("attention", weights.detach()))
+    tensors.append(("loss", loss.detach()))
+    for n, p in params:
+        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        tensors.append(("grad:" + n, g.detach()))
+    b.names.add(name)
+    b.cases.append((name, key, tensors))
+
+
 def build_cases(seed):
     b = Builder(seed)
     for i, v in enumerate(VARIANTS):
         variant_case(b, i, v)
+    for i, v in enumerate(SPEECH_VARIANTS):
+        speech_case(b, i, v)
     return b.cases
 
 

@@ -18,5 +18,6 @@ Runner RegisterTrainCommand(CLI::App& app);
 Runner RegisterTranslateCommand(CLI::App& app);
 Runner RegisterScoreCommand(CLI::App& app);
 Runner RegisterServeCommand(CLI::App& app);
+Runner RegisterTranscribeCommand(CLI::App& app);
 
 }  // namespace attend::tools

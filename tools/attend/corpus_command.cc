@@ -1,18 +1,125 @@
 // `attend corpus debian`: builds the default parallel corpus from the installed gettext
 // catalogs (a thin layer over data::BuildDebianCorpus) and prints a short summary.
+// `attend corpus speech`: the speech corpus synthesised with espeak-ng (data::BuildSpeechCorpus).
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "attend/corpus.h"
 #include "attend/error.h"
 #include "commands.h"
 
 namespace attend::tools {
+namespace {
+
+std::string Join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+// `attend corpus speech`; the corpus command's runner calls this one when `debian` was not given.
+Runner RegisterSpeechCorpus(CLI::App& corpus) {
+  CLI::App* speech = corpus.add_subcommand(
+      "speech", "Speech corpus: digit strings and catalog phrases spoken by espeak-ng voices");
+  auto opt = std::make_shared<data::SpeechCorpusOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  speech
+      ->add_option("--out", opt->out_dir,
+                   "Output directory (wav/, train/dev/test.tsv, test-digits.tsv, "
+                   "test-phrases.tsv, voices.json, stats.json)")
+      ->required();
+  speech->add_option("--digits", opt->train_digits, "Training utterances of digit strings")
+      ->capture_default_str();
+  speech->add_option("--phrases", opt->train_phrases, "Training utterances of phrases")
+      ->capture_default_str();
+  speech->add_option("--dev-digits", opt->dev_digits, "Dev utterances of digit strings")
+      ->capture_default_str();
+  speech->add_option("--dev-phrases", opt->dev_phrases, "Dev utterances of phrases")
+      ->capture_default_str();
+  speech->add_option("--test-digits", opt->test_digits, "Test utterances of digit strings")
+      ->capture_default_str();
+  speech->add_option("--test-phrases", opt->test_phrases, "Test utterances of phrases")
+      ->capture_default_str();
+  speech->add_option("--seed", opt->seed, "Draws texts, voices, rates and pitches")
+      ->capture_default_str();
+  speech->add_option("--locale-dir", opt->locale_dir,
+                     "Phrases from every <dir>/<catalog-lang>/LC_MESSAGES/*.mo (default: the "
+                     "pinned corpus packages' catalogs under /usr/share/locale)");
+  speech
+      ->add_option("--catalog-lang", opt->catalog_lang, "Whose catalogs give the (English) msgids")
+      ->capture_default_str();
+  speech->add_option("--sample-rate", opt->sample_rate, "Of the WAV files, in Hz")
+      ->capture_default_str()
+      ->check(CLI::Range(8000, 48000));
+  speech->add_option("--jobs", opt->jobs, "Synthesiser processes at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  speech->add_flag("-q,--quiet", *quiet, "Print nothing on success");
+
+  return [opt, quiet, speech]() -> int {
+    ATTEND_CHECK(speech->parsed(),
+                 "attend corpus: give a source of data (attend corpus debian|speech ...)");
+    // Progress on a terminal only: logs get the summary.
+    if (!*quiet && ::isatty(2)) {
+      opt->progress = [](size_t done, size_t total) {
+        std::fprintf(stderr, "\r  synthesised %zu/%zu utterances", done, total);
+        if (done == total) std::fprintf(stderr, "\n");
+      };
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const data::SpeechCorpusStats st = data::BuildSpeechCorpus(*opt);
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (*quiet) return 0;
+    size_t utterances = 0;
+    double seconds = 0;
+    for (const auto& split : st.parts)
+      for (const auto& part : split) {
+        utterances += part.utterances;
+        seconds += part.seconds;
+      }
+    std::printf("attend corpus speech: %zu utterances, %.2f h at %d Hz in %.1f s -> %s\n",
+                utterances, seconds / 3600, opt->sample_rate, took, opt->out_dir.c_str());
+    if (st.phrase_texts > 0) {
+      std::printf(
+          "  phrases: %zu unique from %zu catalogs in %s (%zu lists of names skipped); texts "
+          "train %zu, dev %zu, test %zu (no dev or test text is spoken in train)\n",
+          st.phrase_texts, st.catalogs_read, st.catalog_dir.c_str(), st.catalogs_skipped_names,
+          st.phrase_texts_split[0], st.phrase_texts_split[1], st.phrase_texts_split[2]);
+      if (!st.packages_missing.empty())
+        std::printf("  pinned packages without catalogs: %s\n", Join(st.packages_missing).c_str());
+    }
+    const char* splits[3] = {"train", "dev", "test"};
+    const char* kinds[2] = {"digits", "phrases"};
+    std::printf("  %-6s %-8s %10s %8s\n", "split", "kind", "utterances", "hours");
+    for (int s = 0; s < 3; ++s)
+      for (int k = 0; k < 2; ++k)
+        std::printf("  %-6s %-8s %10zu %8.3f\n", splits[s], kinds[k], st.parts[s][k].utterances,
+                    st.parts[s][k].seconds / 3600);
+    std::printf("  voices (accent+variant, espeak-ng %s), all in voices.json:\n",
+                st.espeak_version.c_str());
+    std::printf("    train %zu: accents %s x variants %s\n", st.voices[0].size(),
+                Join(st.accents[0]).c_str(), Join(st.variants[0]).c_str());
+    std::printf(
+        "    dev %zu: accent %s with any variant but test's; variants %s with any accent "
+        "but test's\n",
+        st.voices[1].size(), Join(st.accents[1]).c_str(), Join(st.variants[1]).c_str());
+    std::printf("    test %zu: accent %s with any variant; variants %s with any accent\n",
+                st.voices[2].size(), Join(st.accents[2]).c_str(), Join(st.variants[2]).c_str());
+    return 0;
+  };
+}
+
+}  // namespace
 
 Runner RegisterCorpusCommand(CLI::App& app) {
-  CLI::App* corpus = app.add_subcommand("corpus", "Build parallel corpora");
+  CLI::App* corpus = app.add_subcommand("corpus", "Build corpora (parallel text, speech)");
   corpus->require_subcommand(1);
   CLI::App* debian = corpus->add_subcommand(
       "debian", "Parallel corpus from the gettext catalogs (.mo) under a locale directory");
@@ -39,9 +146,9 @@ Runner RegisterCorpusCommand(CLI::App& app) {
                    "Drop pairs with identical sides from train too (always from dev and test)");
   debian->add_flag("-q,--quiet", *quiet, "Print nothing on success");
 
-  return [opt, quiet, debian]() -> int {
-    ATTEND_CHECK(debian->parsed(),
-                 "attend corpus: give a source of data (attend corpus debian ...)");
+  Runner speech = RegisterSpeechCorpus(*corpus);
+  return [opt, quiet, debian, speech]() -> int {
+    if (!debian->parsed()) return speech();
     const data::DebianCorpusStats st = data::BuildDebianCorpus(*opt);
     if (*quiet) return 0;
     std::printf("attend corpus debian: %s-%s from %zu catalogs in %s/%s/LC_MESSAGES\n",

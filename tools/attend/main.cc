@@ -11,7 +11,7 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"attend: attention models and neural machine translation"};
+  CLI::App app{"attend: attention models, machine translation and speech recognition"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "attend 0.1.0");
   std::vector<std::pair<CLI::App*, attend::tools::Runner>> runners;
@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterTrainCommand);
   add(attend::tools::RegisterTranslateCommand);
   add(attend::tools::RegisterScoreCommand);
+  add(attend::tools::RegisterTranscribeCommand);
   add(attend::tools::RegisterServeCommand);
   try {
     // Options that take a name (--arch transformer) check it while parsing: their attend::Error

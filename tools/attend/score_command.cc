@@ -1,14 +1,17 @@
 // `attend score`: corpus BLEU, chrF and chrF++ of a hypothesis file against reference files,
-// printed as sacreBLEU prints them (`sacrebleu -f text`, or its JSON with --json).
+// printed as sacreBLEU prints them (`sacrebleu -f text`, or its JSON with --json), and the word
+// and character error rates of speech recognition in the same layout.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "attend/error.h"
@@ -17,6 +20,33 @@
 
 namespace attend::tools {
 namespace {
+
+// The metrics --metrics names, in the order their lines are printed (sacreBLEU's: BLEU, chrF,
+// chrF++; then WER and CER).
+enum class Metric { kBleu, kChrf, kChrfPlusPlus, kWer, kCer };
+struct MetricName {
+  std::string_view name;
+  Metric metric;
+};
+constexpr MetricName kMetricNames[] = {{"bleu", Metric::kBleu},
+                                       {"chrf", Metric::kChrf},
+                                       {"chrf++", Metric::kChrfPlusPlus},
+                                       {"wer", Metric::kWer},
+                                       {"cer", Metric::kCer}};
+
+std::string MetricNameList() {
+  std::string out;
+  for (const MetricName& m : kMetricNames) out += (out.empty() ? "" : ", ") + std::string(m.name);
+  return out;
+}
+
+Metric ParseMetric(std::string_view name) {
+  for (const MetricName& m : kMetricNames) {
+    if (m.name == name) return m.metric;
+  }
+  ATTEND_CHECK(false, "attend score: unknown metric '", name, "' (expected ", MetricNameList(),
+               ")");
+}
 
 struct ScoreArgs {
   std::vector<std::string> references;
@@ -75,18 +105,13 @@ std::vector<std::string> ReadScoringFile(const std::string& path, size_t max_lin
 int RunScore(const ScoreArgs& args) {
   ATTEND_CHECK(args.width >= 0 && args.width <= 20,
                "attend score: --width must be in [0, 20], got ", args.width);
-  bool want_bleu = false, want_chrf = false, want_chrfpp = false;
-  for (const std::string& m : args.metrics) {
-    if (m == "bleu") {
-      want_bleu = true;
-    } else if (m == "chrf") {
-      want_chrf = true;
-    } else if (m == "chrf++") {
-      want_chrfpp = true;
-    } else {
-      ATTEND_CHECK(false, "attend score: unknown metric '", m, "' (expected bleu, chrf, chrf++)");
-    }
-  }
+  bool wanted[std::size(kMetricNames)] = {};
+  for (const std::string& m : args.metrics) wanted[static_cast<size_t>(ParseMetric(m))] = true;
+  auto want = [&wanted](Metric m) { return wanted[static_cast<size_t>(m)]; };
+  // An error rate aligns against one reference; several would need a rule sclite and jiwer lack.
+  ATTEND_CHECK(!(want(Metric::kWer) || want(Metric::kCer)) || args.references.size() == 1,
+               "attend score: wer and cer take one reference file, got ", args.references.size(),
+               " (-r)");
   metrics::BleuOptions bleu_options;
   bleu_options.tokenize = metrics::ParseTokenizer(args.tokenize);
   bleu_options.lowercase = args.lowercase;
@@ -107,19 +132,35 @@ int RunScore(const ScoreArgs& args) {
                  references.back().size());
   }
 
-  // sacreBLEU prints its metrics sorted by name: BLEU, then chrF, then chrF++.
+  metrics::ErrorRateOptions error_rate_options;
+  error_rate_options.lowercase = args.lowercase;
   std::vector<std::unique_ptr<metrics::Score>> scores;
-  if (want_bleu) {
-    scores.push_back(std::make_unique<metrics::BleuScore>(
-        metrics::CorpusBleu(hypotheses, references, bleu_options)));
-  }
-  for (bool plus : {false, true}) {
-    if (plus ? !want_chrfpp : !want_chrf) continue;
-    metrics::ChrfOptions chrf_options =
-        plus ? metrics::ChrfOptions::PlusPlus() : metrics::ChrfOptions{};
-    chrf_options.lowercase = args.lowercase;
-    scores.push_back(std::make_unique<metrics::ChrfScore>(
-        metrics::CorpusChrf(hypotheses, references, chrf_options)));
+  for (const MetricName& m : kMetricNames) {
+    if (!want(m.metric)) continue;
+    switch (m.metric) {
+      case Metric::kBleu:
+        scores.push_back(std::make_unique<metrics::BleuScore>(
+            metrics::CorpusBleu(hypotheses, references, bleu_options)));
+        break;
+      case Metric::kChrf:
+      case Metric::kChrfPlusPlus: {
+        metrics::ChrfOptions chrf_options = m.metric == Metric::kChrfPlusPlus
+                                                ? metrics::ChrfOptions::PlusPlus()
+                                                : metrics::ChrfOptions{};
+        chrf_options.lowercase = args.lowercase;
+        scores.push_back(std::make_unique<metrics::ChrfScore>(
+            metrics::CorpusChrf(hypotheses, references, chrf_options)));
+        break;
+      }
+      case Metric::kWer:
+        scores.push_back(std::make_unique<metrics::ErrorRateScore>(
+            metrics::WordErrorRate(hypotheses, references.front(), error_rate_options)));
+        break;
+      case Metric::kCer:
+        scores.push_back(std::make_unique<metrics::ErrorRateScore>(
+            metrics::CharErrorRate(hypotheses, references.front(), error_rate_options)));
+        break;
+    }
   }
   std::string out;
   if (args.score_only && !args.json) {
@@ -139,12 +180,14 @@ int RunScore(const ScoreArgs& args) {
 Runner RegisterScoreCommand(CLI::App& app) {
   auto args = std::make_shared<ScoreArgs>();
   CLI::App* sub = app.add_subcommand(
-      "score", "BLEU, chrF and chrF++ of a hypothesis file, as sacreBLEU computes and prints them");
+      "score",
+      "BLEU, chrF and chrF++ of a hypothesis file, as sacreBLEU computes and prints them; word "
+      "and character error rates (WER, CER)");
   sub->add_option("-r,--reference", args->references,
                   "Reference file (one sentence per line); repeat for several references")
       ->required();
   sub->add_option("-i,--input", args->input, "Hypothesis file ('-': stdin)")->capture_default_str();
-  sub->add_option("--metrics", args->metrics, "Comma-separated: bleu, chrf, chrf++")
+  sub->add_option("--metrics", args->metrics, "Comma-separated: " + MetricNameList())
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--tokenize", args->tokenize, "BLEU tokenizer: 13a, none, intl, char")

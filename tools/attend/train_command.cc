@@ -1,14 +1,17 @@
-// `attend train`: reads parallel data, trains (or loads) the subword vocabulary, builds the model
-// the options describe and runs nmt::Train.
+// `attend train`: reads parallel data (or, with --task speech, manifests of audio files and
+// transcripts), trains (or loads) the subword or character vocabulary, builds the model the
+// options describe and runs nmt::Train.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <type_traits>
 
+#include "attend/audio.h"
 #include "attend/corpus.h"
 #include "attend/error.h"
 #include "attend/models.h"
@@ -19,10 +22,12 @@ namespace attend::tools {
 namespace {
 
 struct TrainArgs {
+  std::string task = "translation";  // translation | speech
   // Data: a corpus directory (train.SRC, train.TGT, dev.SRC, dev.TGT), or explicit files.
   std::string data_dir, src_lang = "en", tgt_lang = "de";
   std::string train_src, train_tgt, dev_src, dev_tgt, train_tsv, dev_tsv;
-  int64_t max_train = 0;  // 0 = all
+  int64_t max_train = 0;      // 0 = all
+  int64_t max_frames = 1500;  // speech: 15 s
   std::string vocab_path;
   nmt::VocabularyOptions vocab;
   models::ModelConfig model;
@@ -58,8 +63,69 @@ Pairs ReadSplit(const TrainArgs& a, const std::string& split, const std::string&
                  limit);
 }
 
+// Speech: manifests DIR/train.tsv and DIR/dev.tsv (or --train-tsv / --dev-tsv), a character
+// vocabulary over the transcripts, log-mel features.
+int RunSpeech(TrainArgs& a) {
+  namespace fs = std::filesystem;
+  auto manifest = [&](const std::string& given, const char* split) {
+    if (!given.empty()) return given;
+    ATTEND_CHECK(!a.data_dir.empty(), "train --task speech: no ", split,
+                 " manifest (give --data DIR with ", split, ".tsv, or --", split, "-tsv)");
+    return (fs::path(a.data_dir) / (std::string(split) + ".tsv")).string();
+  };
+  std::vector<audio::Utterance> train = audio::ReadManifest(manifest(a.train_tsv, "train"));
+  const std::vector<audio::Utterance> dev = audio::ReadManifest(manifest(a.dev_tsv, "dev"));
+  if (a.max_train > 0 && static_cast<int64_t>(train.size()) > a.max_train)
+    train.resize(a.max_train);
+  nmt::Vocabulary vocab;
+  const std::string saved_vocab = (fs::path(a.train.out_dir) / "vocab.model").string();
+  if (!a.vocab_path.empty()) {
+    vocab = nmt::Vocabulary::Load(a.vocab_path);
+  } else if (a.resume) {
+    vocab = nmt::Vocabulary::Load(saved_vocab);
+  } else {
+    std::vector<std::string> text;
+    for (const auto& u : train) text.push_back(u.transcript);
+    nmt::VocabularyOptions vo = a.vocab;
+    vo.model_type = "char";
+    vocab = nmt::Vocabulary::Train(text, vo);
+    std::fprintf(stderr, "a %lld-piece character vocabulary from %zu transcripts\n",
+                 (long long)vocab.size(), train.size());
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t dropped = 0;
+  const int threads = a.train.threads;
+  const auto train_ex = nmt::LoadSpeechExamples(train, vocab, a.train.features, a.max_frames,
+                                                a.train.max_len, threads, &dropped);
+  const auto dev_ex = nmt::LoadSpeechExamples(dev, vocab, a.train.features, 0, 0, threads, nullptr);
+  double frames = 0;
+  for (const auto& e : train_ex) frames += static_cast<double>(e.source_length());
+  std::fprintf(stderr,
+               "features: %zu training utterances (%.2f h of audio), %zu dev, in %.1f s; dropped "
+               "%lld longer than %lld frames or %lld characters\n",
+               train_ex.size(), frames * a.train.features.hop_ms / 3.6e6, dev_ex.size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+               (long long)dropped, (long long)a.max_frames, (long long)a.train.max_len);
+  std::vector<std::pair<std::string, std::string>> dev_text;
+  for (const auto& u : dev) dev_text.emplace_back(u.path, u.transcript);
+  a.model.src_vocab = 0;
+  a.model.tgt_vocab = vocab.size();
+  a.model.feature_dim = a.train.features.mel_bins;
+  Generator gen(a.train.seed);
+  auto model = models::MakeModel(a.model, gen);
+  const nmt::TrainSummary s =
+      nmt::Train(*model, vocab, train_ex, dev_ex, dev_text, a.train, a.resume);
+  std::printf("steps %lld, %.0f s, %.0f target tokens/s, best dev WER %.2f, checkpoint %s\n",
+              (long long)s.steps, s.seconds, s.tokens_per_second, -s.best_bleu,
+              (fs::path(a.train.out_dir) / "best.ckpt").c_str());
+  return 0;
+}
+
 int Run(TrainArgs& a) {
   a.train.progress = !a.no_progress;
+  if (a.task == "speech") return RunSpeech(a);
+  ATTEND_CHECK(a.task == "translation", "train: --task '", a.task,
+               "' is not one of translation | speech");
   const Pairs train = ReadSplit(a, "train", a.train_src, a.train_tgt, a.train_tsv, a.max_train);
   const Pairs dev = ReadSplit(a, "dev", a.dev_src, a.dev_tgt, a.dev_tsv, 0);
   ATTEND_CHECK(!train.empty(), "train: the training data is empty");
@@ -102,7 +168,8 @@ int Run(TrainArgs& a) {
 
 Runner RegisterTrainCommand(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* c = app.add_subcommand("train", "Train a translation model");
+  CLI::App* c = app.add_subcommand("train", "Train a translation or speech recognition model");
+  c->add_option("--task", a->task, "translation | speech")->capture_default_str();
   c->add_option("--data", a->data_dir, "Corpus directory with train.SRC/TGT and dev.SRC/TGT");
   c->add_option("--src", a->src_lang, "Source language suffix")->capture_default_str();
   c->add_option("--tgt", a->tgt_lang, "Target language suffix")->capture_default_str();
@@ -110,8 +177,9 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--train-tgt", a->train_tgt, "Training targets");
   c->add_option("--dev-src", a->dev_src, "Dev sources");
   c->add_option("--dev-tgt", a->dev_tgt, "Dev targets");
-  c->add_option("--train-tsv", a->train_tsv, "Training pairs as source<TAB>target");
-  c->add_option("--dev-tsv", a->dev_tsv, "Dev pairs as source<TAB>target");
+  c->add_option("--train-tsv", a->train_tsv,
+                "Training pairs as source<TAB>target (speech: audio<TAB>transcript)");
+  c->add_option("--dev-tsv", a->dev_tsv, "Dev pairs as source<TAB>target (speech: a manifest)");
   c->add_option("--max-train", a->max_train, "Use only the first N training pairs (0 = all)");
   c->add_option("-o,--out", a->train.out_dir, "Output directory")->capture_default_str();
   c->add_option("--vocab", a->vocab_path, "A SentencePiece model to use instead of training one");
@@ -156,6 +224,15 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--log-every", t.log_every)->capture_default_str();
   c->add_option("--threads", t.threads, "Threads (0 = all cores)")->capture_default_str();
   c->add_flag("--no-progress", a->no_progress, "No progress bar");
+  c->add_option("--max-frames", a->max_frames,
+                "Speech: drop training utterances longer than this many frames")
+      ->capture_default_str();
+  c->add_option("--mel-bins", t.features.mel_bins, "Speech: log-mel bins")->capture_default_str();
+  c->add_flag("--spec-augment", t.spec_augment, "Speech: SpecAugment masks on training batches");
+  c->add_option("--freq-masks", t.masks.freq_masks)->capture_default_str();
+  c->add_option("--freq-width", t.masks.freq_width)->capture_default_str();
+  c->add_option("--time-masks", t.masks.time_masks)->capture_default_str();
+  c->add_option("--time-width", t.masks.time_width)->capture_default_str();
   c->add_flag("--resume", a->resume, "Continue OUT/last.ckpt exactly");
   return [a]() { return Run(*a); };
 }

@@ -3,7 +3,9 @@
 
 Arch "rnn" (one fixed context vector) and "rnn-attention" (Luong et al. 2015: score additive,
 dot, general, concat or location; window global, local-m or local-p; input feeding; teacher
-forcing at a ratio). The decoder's parameters are nn.GRU/LSTM's; step by step they run through
+forcing at a ratio). With feature_dim > 0 the source is speech features [B, S, F] and the
+encoder is Listen, Attend and Spell's pyramidal listener; the score may then be location-aware
+(Chorowski et al. 2015). The decoder's parameters are nn.GRU/LSTM's; step by step they run through
 torch.gru_cell / lstm_cell (what nn.GRUCell uses). Every parameter has the name attend's
 StateDict gives it (src_embed.weight, encoder.weight_ih_l0_reverse, score.key_proj.bias,
 local_p.v, combine.weight, ...), so weights copy across by name.
@@ -40,6 +42,12 @@ class RnnConfig:
         self.max_source_len = 256
         self.input_feeding = True
         self.teacher_forcing = 1.0
+        self.feature_dim = 0         # > 0: speech features as the source
+        self.frame_stacking = 1
+        self.pyramid_levels = 2
+        self.location_filters = 10
+        self.location_width = 31
+        self.sharpening = 1.0
         for k, v in kw.items():
             if not hasattr(self, k):
                 raise ValueError("RnnConfig: unknown field " + k)
@@ -125,6 +133,28 @@ class LocationScore(torch.nn.Module):
         return self.proj(query)[:, :, :keys.size(1)]
 
 
+class LocationAwareScore(torch.nn.Module):
+    """Chorowski et al.: v^T tanh(W q + V h_j + U f_j + b), f = F * previous weights."""
+
+    def __init__(self, q_dim, k_dim, a_dim, filters, width):
+        super().__init__()
+        self.query_proj = torch.nn.Linear(q_dim, a_dim, bias=False)
+        self.key_proj = torch.nn.Linear(k_dim, a_dim)
+        self.filters = _uniform_parameter((filters, 1, width), 1.0 / math.sqrt(width))
+        self.location_proj = torch.nn.Linear(filters, a_dim, bias=False)
+        self.v = _uniform_parameter((a_dim,), 1.0 / math.sqrt(a_dim))
+
+    def prepare_keys(self, keys):
+        return self.key_proj(keys)  # [N, S, A]
+
+    def forward(self, query, pk, previous):
+        r = self.filters.size(2)
+        f = F.conv1d(previous.unsqueeze(1), self.filters, padding=r // 2)  # [N, k, S]
+        keys = pk + self.location_proj(f.transpose(1, 2))                  # [N, S, A]
+        wq = self.query_proj(query)                                         # [N, 1, A]
+        return torch.tanh(wq.unsqueeze(2) + keys.unsqueeze(1)) @ self.v     # [N, 1, S]
+
+
 def masked_softmax(scores, mask, rows_may_be_empty):
     """softmax over the last dim with `mask` (bool, True = excluded) at weight 0; a row with
     every position excluded gets all-zero weights and zero gradient, as attend::Softmax."""
@@ -163,7 +193,7 @@ class DecoderState:
 
     def __init__(self):
         self.memory = self.keys = self.padding = self.lengths = None
-        self.fixed_context = self.h = self.c = self.feed = None
+        self.fixed_context = self.h = self.c = self.feed = self.previous = None
         self.step = 0
 
     def rows(self):
@@ -171,7 +201,7 @@ class DecoderState:
 
     def select(self, rows):
         """Keeps hypotheses `rows` (i64 [N']) in that order (beam search's reorder)."""
-        for name in ("memory", "keys", "padding", "lengths", "fixed_context", "feed"):
+        for name in ("memory", "keys", "padding", "lengths", "fixed_context", "feed", "previous"):
             t = getattr(self, name)
             if t is not None:
                 setattr(self, name, t.index_select(0, rows))
@@ -186,12 +216,18 @@ class RnnSeq2Seq(torch.nn.Module):
         self.cfg = cfg
         self.attention = cfg.arch == "rnn-attention"
         h, e = cfg.hidden_dim, cfg.embed_dim
-        self.src_embed = torch.nn.Embedding(cfg.src_vocab, e, padding_idx=PAD)
+        self.speech = cfg.feature_dim > 0
+        if not self.speech:
+            self.src_embed = torch.nn.Embedding(cfg.src_vocab, e, padding_idx=PAD)
         self.tgt_embed = torch.nn.Embedding(cfg.tgt_vocab, e, padding_idx=PAD)
         rnn = torch.nn.LSTM if cfg.cell == "lstm" else torch.nn.GRU
-        self.encoder = rnn(e, h // 2, num_layers=cfg.encoder_layers, bidirectional=True,
-                           batch_first=True,
+        self.encoder = rnn(cfg.feature_dim * cfg.frame_stacking if self.speech else e, h // 2,
+                           num_layers=cfg.encoder_layers, bidirectional=True, batch_first=True,
                            dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0)
+        # The listener's levels: each reads two adjacent outputs of the level below.
+        self.pyramid = torch.nn.ModuleList(
+            [rnn(2 * h, h // 2, bidirectional=True, batch_first=True)
+             for _ in range(cfg.pyramid_levels if self.speech else 0)])
         dec_in = e + (h if cfg.input_feeding else 0)
         self.decoder = rnn(dec_in, h, num_layers=cfg.decoder_layers, batch_first=True,
                            dropout=cfg.dropout if cfg.decoder_layers > 1 else 0.0)
@@ -209,6 +245,9 @@ class RnnSeq2Seq(torch.nn.Module):
                 self.score = ConcatScore(h, h, cfg.attention_dim)
             elif cfg.score == "location":
                 self.score = LocationScore(h, cfg.max_source_len)
+            elif cfg.score == "location-aware":
+                self.score = LocationAwareScore(h, h, cfg.attention_dim, cfg.location_filters,
+                                                cfg.location_width)
             else:
                 raise ValueError("unknown score " + cfg.score)
             if cfg.window == "local-p":
@@ -224,16 +263,36 @@ class RnnSeq2Seq(torch.nn.Module):
     def start(self, src, lengths):
         """Encodes src [B, S] (lengths i64 [B]) once: the state of B hypotheses."""
         cfg = self.cfg
-        b, s_len = src.shape
+        b, s_len = src.shape[0], src.shape[1]
         st = DecoderState()
-        emb = self.embed_dropout(self.src_embed(src))  # [B, S, E]
-        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-        out, hn = self.encoder(packed)
-        if cfg.cell == "lstm":
-            hn = hn[0]
-        st.memory, _ = pad_packed_sequence(out, batch_first=True, total_length=s_len)  # [B, S, H]
+        x = src if self.speech else self.embed_dropout(self.src_embed(src))  # [B, S, E or F]
+
+        def run(rnn, x, lengths):
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, hn = rnn(packed)
+            if cfg.cell == "lstm":
+                hn = hn[0]
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+            return out, hn
+
+        def stack(x, k, lengths):
+            """k consecutive steps joined into one; zero steps complete the last group."""
+            s = x.size(1)
+            groups = (s + k - 1) // k
+            if groups * k > s:
+                x = torch.cat([x, x.new_zeros(b, groups * k - s, x.size(2))], 1)
+            return x.reshape(b, groups, k * x.size(2)), (lengths + k - 1) // k
+
+        if self.speech:
+            x, lengths = stack(x, cfg.frame_stacking, lengths)
+        memory, hn = run(self.encoder, x, lengths)  # [B, S, H]
+        for level in self.pyramid:
+            memory, lengths = stack(memory, 2, lengths)
+            memory, hn = run(level, memory, lengths)
+        st.memory = memory
+        s_len = memory.size(1)
         st.lengths = lengths
-        layers = cfg.encoder_layers
+        layers = 1 if len(self.pyramid) else cfg.encoder_layers
         # The last layer's two directions' final states side by side: [B, H].
         summary = torch.cat([hn[2 * layers - 2], hn[2 * layers - 1]], 1)
         h0 = torch.tanh(self.bridge(summary))
@@ -245,6 +304,9 @@ class RnnSeq2Seq(torch.nn.Module):
         if self.attention:
             st.keys = self.score.prepare_keys(st.memory)
             st.padding = torch.arange(s_len).view(1, 1, s_len) >= lengths.view(b, 1, 1)
+            if cfg.score == "location-aware":
+                real = (~st.padding.squeeze(1)).to(st.memory.dtype)
+                st.previous = real / lengths.to(st.memory.dtype).view(b, 1)
         else:
             st.fixed_context = summary
         return st
@@ -257,7 +319,10 @@ class RnnSeq2Seq(torch.nn.Module):
         if not self.attention:
             context = st.fixed_context.unsqueeze(1).expand(top.shape)
         else:
-            scores = self.score(top, st.keys)  # [N, Tq, S]
+            if st.previous is not None:
+                scores = self.score(top, st.keys, st.previous) * self.cfg.sharpening
+            else:
+                scores = self.score(top, st.keys)  # [N, Tq, S]
             if self.local_p is not None:
                 w = self.local_p.weights(scores, top, st.lengths)
             else:
@@ -269,6 +334,8 @@ class RnnSeq2Seq(torch.nn.Module):
                     j = torch.arange(s_len).view(1, s_len)
                     mask = mask | ((j - t).abs() > self.cfg.window_size).unsqueeze(0)
                 w = masked_softmax(scores, mask, local_m)
+            if st.previous is not None:
+                st.previous = w.squeeze(1)
             context = w @ st.memory  # [N, Tq, H]
         ht = torch.tanh(self.combine(torch.cat([context, top], 2)))
         return ht, (w if want_weights else None)
@@ -325,7 +392,7 @@ class RnnSeq2Seq(torch.nn.Module):
         st = self.start(src, src_lengths)
         emb = self.embed_dropout(self.tgt_embed(tgt_in))  # [B, T, E]
         sample = self.training and cfg.teacher_forcing < 1.0
-        if not cfg.input_feeding and not sample:
+        if not cfg.input_feeding and not sample and st.previous is None:
             # Every step's input is known: one recurrent call over the whole target.
             top = self._run_decoder(emb, st)
             ht, w = self.attend(st, top, 0, want_weights)
