@@ -97,8 +97,8 @@ void NormalizeUtterance(Features& f);  // each bin to zero mean, unit variance o
 // Each mask draws its width uniformly from 0 .. the limit (inclusive; the limit is min(freq_width,
 // bins), or min(time_width, floor(max_time_fraction * frames)) for each time mask, as the
 // paper's p) and then its start uniformly among the positions where it fits; masks may overlap.
-// The generator is splitmix64 seeded with `seed`, so the masks depend on nothing else than the
-// seed, the options and the shape.
+// The generator is splitmix64 seeded with `seed`: the masks depend only on the seed, the options
+// and the shape, on every platform.
 struct MaskOptions {
   int freq_masks = 2, freq_width = 10;
   int time_masks = 2, time_width = 20;

@@ -12,6 +12,7 @@
 #include <numbers>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "attend/audio.h"
@@ -537,6 +538,28 @@ TEST(AudioLogMel, SinePeaksInItsBandAndOtherRatesAreResampled) {
   const Features a = LogMel(low, o), b = LogMel(Resample(low, 16000), o);
   EXPECT_EQ(a.frames, 48);
   EXPECT_EQ(a.data, b.data);
+}
+
+// Plans are made under a lock and shared: threads computing features of several FFT sizes at
+// once get exactly what one thread gets.
+TEST(AudioLogMel, ThreadsGiveTheSameFeatures) {
+  const Waveform w = ChirpAndNoise(16000, 0.5);
+  std::vector<FeatureOptions> options(4);
+  options[1].fft_size = 1024;
+  options[2].fft_size = 480;
+  options[3].fft_size = 768;
+  std::vector<Features> alone;
+  for (const FeatureOptions& o : options) alone.push_back(LogMel(w, o));
+  std::vector<std::vector<Features>> got(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < got.size(); ++i)
+    threads.emplace_back([&, i] {
+      for (int r = 0; r < 3; ++r) got[i].push_back(LogMel(w, options[(i + r) % options.size()]));
+    });
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < got.size(); ++i)
+    for (int r = 0; r < 3; ++r)
+      EXPECT_EQ(got[i][r].data, alone[(i + r) % options.size()].data) << "thread " << i;
 }
 
 TEST(AudioLogMel, OptionErrors) {
