@@ -70,7 +70,11 @@ struct FeatureOptions {
   int fft_size = 512;
   int mel_bins = 80;
   double low_hz = 20.0, high_hz = 0.0;
-  double floor = 1e-10;
+  // The energy of +-1 LSB noise in a mel band of 16-bit audio is about 2e-7 (log -15.4): below it
+  // is quantisation, not sound. A lower floor (torchaudio's 1e-10) puts digital silence, which
+  // synthesised and edited audio is full of, at log -23, far below any speech, and per-utterance
+  // normalisation then spends most of each bin's range on silence against sound.
+  double floor = 1e-7;
 };
 
 // Features of one waveform (resampled first when its rate differs): row-major [frames, mel_bins]

@@ -73,7 +73,7 @@ def main():
     p.add_argument("--mels", type=int, default=80)
     p.add_argument("--low", type=float, default=20.0)
     p.add_argument("--high", type=float, default=0.0)
-    p.add_argument("--floor", type=float, default=1e-10)
+    p.add_argument("--floor", type=float, default=1e-7)
     a = p.parse_args()
     x, rate = read_wav(a.wav)
     f = log_mel(x, rate, a.window_ms, a.hop_ms, a.fft, a.mels, a.low, a.high, a.floor)
