@@ -4,7 +4,7 @@
 # voices never heard in training), train for a fixed number of steps (seeded), transcribe the
 # test sets (digits, phrases, and the long and repeated digit strings of
 # scripts/speech_stress.py) and print WER/CER, and draw a few alignments over their spectrograms.
-#   STEPS   training steps (default 1500)
+#   STEPS   training steps (default 2000)
 #   SCORE   attention score: location-aware (default) | additive (content only)
 #   ARCH    rnn-attention (default) | rnn (no attention: the listener's final state only)
 #   OUT     output directory (default runs/speech)
@@ -12,13 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS="${STEPS:-1500}"
+STEPS="${STEPS:-2000}"
 SCORE="${SCORE:-location-aware}"
 ARCH="${ARCH:-rnn-attention}"
 OUT="${OUT:-runs/speech}"
 DATA="${DATA:-data/speech}"
 BUILD_DIR="${BUILD_DIR:-build}"
 THREADS="${THREADS:-0}"
+EXTRA="${EXTRA:-}"  # more `attend train` options, e.g. --spec-augment
 
 bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > /dev/null
@@ -29,9 +30,9 @@ if [ ! -f "$DATA/stats.json" ]; then "$ATTEND" corpus speech --out "$DATA"; fi
 if [ ! -f "$DATA/test-repeated.tsv" ]; then python3 scripts/speech_stress.py --data "$DATA"; fi
 
 "$ATTEND" train --task speech --data "$DATA" --out "$OUT" --arch "$ARCH" --score "$SCORE" \
-  --cell lstm --hidden-dim 128 --embed-dim 32 --attention-dim 64 --frame-stacking 3 \
-  --pyramid-levels 1 --dropout 0.1 --spec-augment --max-tokens 8000 --lr 3e-3 --warmup 200 \
-  --max-steps "$STEPS" --valid-every 250 --valid-sentences 200 --threads "$THREADS"
+  --cell lstm --hidden-dim 256 --embed-dim 64 --attention-dim 128 --frame-stacking 3 \
+  --pyramid-levels 1 --dropout 0.1 --max-tokens 8000 --lr 2e-3 --warmup 300 \
+  --max-steps "$STEPS" --valid-every 250 --valid-sentences 100 --threads "$THREADS" $EXTRA
 
 for set in digits phrases long repeated; do
   echo "== test-$set ($(wc -l < "$DATA/test-$set.tsv") utterances, unseen voices), beam 4"
