@@ -187,12 +187,12 @@ void MaskBatch(models::Batch& batch, const audio::MaskOptions& masks, uint64_t s
 }
 
 struct Validation {
-  double loss = 0.0, bleu = 0.0, chrf = 0.0;  // speech: bleu and chrf hold WER and CER
+  double loss = 0.0, bleu = 0.0, chrf = 0.0;  // translation
+  double wer = 0.0, cer = 0.0;                // speech
   double score = 0.0;                         // higher is better: BLEU, or minus the WER
   std::string Describe() const {
     char buf[128];
-    if (speech)
-      std::snprintf(buf, sizeof(buf), "dev loss %.4f WER %.2f CER %.2f", loss, bleu, chrf);
+    if (speech) std::snprintf(buf, sizeof(buf), "dev loss %.4f WER %.2f CER %.2f", loss, wer, cer);
     else
       std::snprintf(buf, sizeof(buf), "dev loss %.4f ppl %.2f BLEU %.2f chrF %.2f", loss,
                     std::exp(loss), bleu, chrf);
@@ -220,9 +220,9 @@ void ScoreTranscripts(models::Seq2Seq& model, const Vocabulary& vocab,
     refs[i] = dev_text.at(heard[i].index).second;
     hyps[i] = out[i].empty() ? "" : vocab.Decode(out[i][0].tokens);
   }
-  v->bleu = metrics::WordErrorRate(hyps, refs).score;
-  v->chrf = metrics::CharErrorRate(hyps, refs).score;
-  v->score = -v->bleu;
+  v->wer = metrics::WordErrorRate(hyps, refs).score;
+  v->cer = metrics::CharErrorRate(hyps, refs).score;
+  v->score = -v->wer;
 }
 
 Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
