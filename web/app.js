@@ -374,10 +374,10 @@ function render() {
 }
 
 // ---- talking to the server ----
-function setStatus(text, error) {
-  const s = $("status");
+function setStatus(text, error, id = "status") {
+  const s = $(id);
   s.textContent = text;
-  s.className = error ? "error" : "";
+  s.classList.toggle("error", Boolean(error));
 }
 
 async function postTranslate(model, text) {
@@ -429,13 +429,20 @@ async function loadModels() {
   const res = await fetch("/api/models");
   const json = await res.json();
   state.models = json.models;
-  // A server that only watches a run has nothing to translate with.
-  $("controls").hidden = json.models.length === 0;
+  const speaking = json.models.filter((m) => m.task === "speech");
   for (const m of json.models) {
     const label = `${m.name} (${m.arch}, ${(m.parameters / 1e6).toFixed(2)}M)`;
+    if (m.task === "speech") {
+      $("speech-model").add(new Option(label, m.name));
+      continue;
+    }
     $("model").add(new Option(label, m.name));
     $("compare").add(new Option(label, m.name));
   }
+  // A server that only watches a run has nothing to translate with (showView hides the
+  // controls); one that holds only speech models opens on the speech view.
+  $("tabs").hidden = !speaking.length || speaking.length === json.models.length;
+  showView(speaking.length && speaking.length === json.models.length ? "speech" : "translation");
 }
 
 // ---- exports ----
@@ -587,6 +594,285 @@ window.attendBenchmark = function (n) {
   return out;
 };
 
+// ---- speech: a WAV file through /api/transcribe ----
+// The answer is drawn on one canvas: the log-mel spectrogram, the path of the characters'
+// attention over it with their labels above, and below it the weights as a strip aligned in
+// time. Hovering a character redraws only the overlay (canvas.drawHover), as the table does.
+const speech = { answer: null, hover: null };  // hover: the index of a piece
+state.speech = speech;
+
+// Matplotlib's viridis at 0, 1/4, 1/2, 3/4 and 1, linear in between (src/viz/spectrogram.cc's
+// ramp): dark violet for quiet, yellow for loud; it reads in grey scale and to colour-blind eyes.
+const VIRIDIS = (() => {
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const ramp = [];
+  for (let v = 0; v < 256; ++v) {
+    const x = v / 255 * 4, i = Math.min(3, Math.floor(x)), f = x - i;
+    ramp.push(stops[i].map((c, k) => Math.round(c + f * (stops[i + 1][k] - c))));
+  }
+  return ramp;
+})();
+
+// A piece as drawn: SentencePiece's word boundary (and a space) made visible.
+function pieceLabel(piece) { return piece.replace(/[\u2581 ]/g, "\u2423"); }
+
+// Where each piece listened, in frames: its attention-weighted mean listener step, at that
+// step's centre ((step + 0.5) * frames_per_step), clipped to the frames.
+function alignmentFrames(answer) {
+  const fps = answer.frames_per_step, frames = answer.spectrogram.frames;
+  return answer.attention.map((row) => {
+    let sum = 0, acc = 0;
+    row.forEach((w, s) => { sum += w; acc += w * s; });
+    const step = sum > 0 ? acc / sum : 0;
+    return Math.max(0, Math.min(frames, (step + 0.5) * fps));
+  });
+}
+
+// An image of width x height pixels, colour(i) giving pixel i's [r, g, b]: drawn scaled up
+// without smoothing, so a 12,000-frame spectrogram is one drawImage, not a million rectangles.
+function pixelCanvas(width, height, colour) {
+  const c = document.createElement("canvas");
+  c.width = width;
+  c.height = height;
+  const cctx = c.getContext("2d");
+  const img = cctx.createImageData(width, height);
+  for (let i = 0; i < width * height; ++i) {
+    const [r, g, b] = colour(i);
+    img.data[4 * i] = r;
+    img.data[4 * i + 1] = g;
+    img.data[4 * i + 2] = b;
+    img.data[4 * i + 3] = 255;
+  }
+  cctx.putImageData(img, 0, 0);
+  return c;
+}
+
+function drawSpeech(canvas, answer) {
+  const { frames, bins, data } = answer.spectrogram;
+  const fps = answer.frames_per_step, attention = answer.attention;
+  const labels = answer.pieces.map(pieceLabel), n = labels.length;
+  const steps = n ? attention[0].length : 0;
+  let ctx = canvas.getContext("2d");
+  ctx.font = FONT;
+  // About 1,000 pixels across for a few seconds; longer audio scrolls at one pixel a frame.
+  const ppf = Math.max(1, Math.min(6, Math.floor(1000 / Math.max(frames, 1))));
+  const ppb = Math.max(1, Math.floor(200 / Math.max(bins, 1)));
+  const specW = frames * ppf, specH = bins * ppb;
+  const lineH = 15, gap = 6, maxRows = 4;
+  const rowH = n * 14 <= 4000 ? 14 : Math.max(2, Math.floor(4000 / n));  // strip rows
+  const left = Math.max(30, Math.min(120, textWidth(ctx, labels)) + gap);
+  const xs = alignmentFrames(answer).map((f) => left + Math.min(f * ppf, specW - 0.5));
+  // Labels above the spectrogram, centred on their x; one that would overlap the last label of
+  // its row goes to the next row, or to the row that frees up first when all are taken.
+  const widths = labels.map((l) => ctx.measureText(l).width);
+  const order = labels.map((_, t) => t).sort((a, b) => xs[a] - xs[b] || a - b);
+  const rowEnd = new Array(maxRows).fill(-Infinity), place = new Array(n);
+  let rowsUsed = 1, right = left + specW;
+  for (const t of order) {
+    const x = Math.max(2, xs[t] - widths[t] / 2);
+    let row = rowEnd.findIndex((end) => end <= x);
+    if (row < 0) row = rowEnd.indexOf(Math.min(...rowEnd));
+    rowEnd[row] = Math.max(rowEnd[row], x + widths[t] + 3);
+    place[t] = { x, y: 4 + row * lineH };
+    rowsUsed = Math.max(rowsUsed, row + 1);
+    right = Math.max(right, x + widths[t]);
+  }
+  const top = 4 + rowsUsed * lineH + gap, stripY = top + specH + 10;
+  const width = Math.ceil(right) + 8, height = stripY + n * rowH + 6;
+  ctx = blankCanvas(canvas, width, height);
+  ctx.imageSmoothingEnabled = false;
+  // The spectrogram: time to the right, bin 0 (the lowest frequencies) at the bottom.
+  ctx.drawImage(pixelCanvas(frames, bins, (i) => {
+    const f = i % frames, b = bins - 1 - Math.floor(i / frames);
+    return VIRIDIS[data[f * bins + b]];
+  }), left, top, specW, specH);
+  // The path: a white line with a dark edge (visible on every part of the ramp) and red dots (a
+  // hue viridis never takes), piece t at height (t + 0.5) / n down the spectrogram.
+  const ys = labels.map((_, t) => top + (t + 0.5) * specH / n);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, specW, specH);
+  ctx.clip();
+  for (const [lw, colour] of [[5, "#000"], [2.4, "#fff"]]) {
+    ctx.lineWidth = lw;
+    ctx.strokeStyle = colour;
+    ctx.beginPath();
+    xs.forEach((x, t) => (t ? ctx.lineTo(x, ys[t]) : ctx.moveTo(x, ys[t])));
+    ctx.stroke();
+  }
+  for (const [r, colour] of [[4.5, "#fff"], [3.2, "#e61414"]]) {
+    ctx.fillStyle = colour;
+    xs.forEach((x, t) => { ctx.beginPath(); ctx.arc(x, ys[t], r, 0, 7); ctx.fill(); });
+  }
+  ctx.restore();
+  // The labels, each with a tick down to where it points.
+  const drawn = [];
+  ctx.font = FONT;
+  ctx.textBaseline = "top";
+  for (let t = 0; t < n; ++t) {
+    ctx.fillStyle = "#1d2330";
+    ctx.fillText(labels[t], place[t].x, place[t].y);
+    drawn.push({ index: t, text: labels[t], x: place[t].x, y: place[t].y, w: widths[t], h: lineH });
+    ctx.fillStyle = "#999";
+    ctx.fillRect(Math.floor(xs[t]), top - gap + 1, 1, gap - 1);
+  }
+  // The strip: piece t's weight on step s in row t, under the frames that step covers (the last
+  // step may cover fewer than frames_per_step: it is cut at the spectrogram's end).
+  if (n && steps) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, stripY, specW, n * rowH);
+    ctx.clip();
+    ctx.drawImage(pixelCanvas(steps, n, (i) => {
+      const w = Math.max(0, Math.min(1, attention[Math.floor(i / steps)][i % steps]));
+      return [255 - w * 232, 255 - w * 192, 255 - w * 115];
+    }), left, stripY, steps * fps * ppf, n * rowH);
+    ctx.restore();
+    if (rowH >= 6) {
+      ctx.fillStyle = "#fff";  // a thin gap between rows
+      for (let t = 1; t < n; ++t) ctx.fillRect(left, stripY + t * rowH - 1, specW, 1);
+    }
+  }
+  ctx.strokeStyle = "#ccc";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(left - 0.5, stripY - 0.5, specW + 1, n * rowH + 1);
+  ctx.fillStyle = "#1d2330";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  if (rowH >= 9) for (let t = 0; t < n; ++t) ctx.fillText(labels[t], left - 4, stripY + (t + 0.5) * rowH);
+  canvas.drawnLabels = drawn;
+  canvas.path = xs.map((x, t) => ({ frame: (x - left) / ppf, x, y: ys[t] }));
+  canvas.layout = { left, top, specW, specH, stripY, rowH, ppf, ppb, width, height };
+  // A label (the nearest when labels overlap), a dot of the path, or a row of the strip.
+  canvas.hitTest = (x, y) => {
+    let best = null, bestD = Infinity;
+    for (const d of drawn) {
+      if (x < d.x - 1 || x > d.x + d.w + 1 || y < d.y || y > d.y + d.h) continue;
+      const dist = Math.abs(x - (d.x + d.w / 2));
+      if (dist < bestD) { best = d.index; bestD = dist; }
+    }
+    if (best !== null) return best;
+    if (x >= left && x < left + specW && y >= top && y < top + specH) {
+      for (let t = 0; t < n; ++t) {
+        const dist = Math.hypot(x - xs[t], y - ys[t]);
+        if (dist < 7 && dist < bestD) { best = t; bestD = dist; }
+      }
+      return best;
+    }
+    if (y >= stripY && y < stripY + n * rowH && x < left + specW) return Math.floor((y - stripY) / rowH);
+    return null;
+  };
+  // The hovered piece: its label, dot, column (where it listened) and strip row outlined, and its
+  // weights over the spectrogram as bars scaled to the largest.
+  canvas.drawHover = (overlay) => {
+    const o = sizeCanvas(overlay, width, height);
+    const t = speech.hover;
+    if (t === null || t >= n) return;
+    const row = attention[t], most = Math.max(...row, 1e-9);
+    o.fillStyle = "rgba(255,255,255,0.3)";
+    o.strokeStyle = "#e8590c";
+    o.lineWidth = 2;
+    o.beginPath();
+    o.moveTo(left, top + specH);
+    row.forEach((w, s) => {
+      const x0 = left + Math.min(s * fps * ppf, specW), x1 = left + Math.min((s + 1) * fps * ppf, specW);
+      const y = top + specH - w / most * specH * 0.9;
+      o.lineTo(x0, y);
+      o.lineTo(x1, y);
+    });
+    o.lineTo(left + specW, top + specH);
+    o.fill();
+    o.stroke();
+    o.fillStyle = "rgba(232,89,12,0.7)";
+    o.fillRect(Math.floor(xs[t]) - 1, place[t].y + lineH, 2, stripY + n * rowH - place[t].y - lineH);
+    o.strokeRect(place[t].x - 2, place[t].y - 1, widths[t] + 4, lineH + 1);
+    o.strokeRect(left - 1, stripY + t * rowH - 1, specW + 2, rowH + 1);
+    o.beginPath();
+    o.arc(xs[t], ys[t], 6, 0, 7);
+    o.stroke();
+  };
+}
+
+// The hovered piece in words: where it listened and its largest weights.
+function describeHover() {
+  const a = speech.answer, t = speech.hover;
+  if (!a || t === null) return "";
+  const fps = a.frames_per_step, frames = a.spectrogram.frames;
+  const sec = a.seconds / Math.max(frames, 1);  // seconds per frame
+  const row = a.attention[t];
+  const top = row.map((w, s) => [w, s]).sort((x, y) => y[0] - x[0]).slice(0, 4);
+  const where = top.map(([w, s]) =>
+    `step ${s} (${(s * fps * sec).toFixed(2)}\u2013${(Math.min((s + 1) * fps, frames) * sec).toFixed(2)} s) ${w.toFixed(3)}`);
+  const at = alignmentFrames(a)[t] * sec;
+  return `\u201c${pieceLabel(a.pieces[t])}\u201d, character ${t + 1} of ${a.pieces.length}: ` +
+         `listened around ${at.toFixed(2)} s; largest weights: ${where.join(", ")}`;
+}
+
+function renderSpeech() {
+  const a = speech.answer;
+  $("speech-answer").hidden = !a;
+  if (!a) return;
+  $("speech-text").textContent = a.text;
+  const canvas = $("speech-view"), overlay = $("speech-overlay");
+  drawSpeech(canvas, a);
+  canvas.overlay = overlay;
+  canvas.drawHover(overlay);
+  $("speech-hover").textContent = describeHover();
+}
+
+function setSpeechHover(t) {
+  if (t === speech.hover) return;
+  speech.hover = t;
+  const canvas = $("speech-view");
+  canvas.drawHover(canvas.overlay);
+  $("speech-hover").textContent = describeHover();
+}
+
+async function transcribe() {
+  const file = $("speech-file").files[0];
+  if (!file) { setStatus("Choose a WAV file first.", true, "speech-status"); return; }
+  if ($("speech-beam").validity.badInput) { setStatus("The beam must be a whole number.", true, "speech-status"); return; }
+  const params = new URLSearchParams({ model: $("speech-model").value, beam: $("speech-beam").value });
+  setStatus("transcribing...", false, "speech-status");
+  $("transcribe").disabled = true;
+  try {
+    // The file's bytes are the body. An explicit type: the server's HTTP library caps bodies
+    // sent as form data (curl's default) at 8 KiB.
+    const res = await fetch("/api/transcribe?" + params, {
+      method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file,
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(json.error || `HTTP ${res.status}`);
+    speech.answer = json;
+    speech.hover = null;
+    renderSpeech();
+    const t = json.timings;
+    setStatus(`${json.seconds.toFixed(2)} s of audio, ${json.pieces.length} characters in ` +
+              `${t.total_ms.toFixed(0)} ms (decode ${t.decode_ms.toFixed(0)})`, false, "speech-status");
+  } catch (e) {
+    setStatus(e.message, true, "speech-status");
+  } finally {
+    $("transcribe").disabled = false;
+  }
+}
+
+// The translation view or the speech view (the tabs show only when the server holds both kinds).
+function showView(view) {
+  state.view = view;
+  const speaking = view === "speech";
+  $("controls").hidden = speaking || !state.models.some((m) => m.task !== "speech");
+  $("results").hidden = speaking;
+  $("speech-controls").hidden = !speaking;
+  $("speech-results").hidden = !speaking;
+  $("footer-translation").hidden = speaking;
+  $("footer-speech").hidden = !speaking;
+  $("tagline").textContent = (speaking ? "speech recognition" : "translation") + " with the attention that made it";
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.classList.toggle("active", b.dataset.view === view);
+    b.setAttribute("aria-selected", String(b.dataset.view === view));
+  }
+}
+
 // ---- live training (attend serve --watch) ----
 const watch = { data: null, follow: true };
 
@@ -693,5 +979,13 @@ $("export-png").addEventListener("click", exportPng);
 $("export-svg").addEventListener("click", exportSvg);
 $("export-json").addEventListener("click", exportJson);
 $("export-csv").addEventListener("click", exportCsv);
+$("transcribe").addEventListener("click", transcribe);
+for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showView(b.dataset.view));
+$("speech-view").addEventListener("mousemove", (e) => {
+  const canvas = $("speech-view"), r = canvas.getBoundingClientRect();
+  if (canvas.hitTest) setSpeechHover(canvas.hitTest(e.clientX - r.left, e.clientY - r.top));
+});
+$("speech-view").addEventListener("mouseleave", () => { if ($("speech-view").hitTest) setSpeechHover(null); });
 pollWatch();
-loadModels().then(() => setStatus("ready")).catch((e) => setStatus("cannot reach the server: " + e.message, true));
+loadModels().then(() => { setStatus("ready"); setStatus("ready", false, "speech-status"); })
+  .catch((e) => setStatus("cannot reach the server: " + e.message, true));

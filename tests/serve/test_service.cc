@@ -5,7 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/attend.h"
+#include "attend/audio.h"
 #include "attend/checkpoint.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
@@ -51,6 +54,54 @@ std::string WriteModel(const testing::TempDir& dir, models::Arch arch) {
   const std::string path = dir / (std::string(models::NameOf(arch)) + ".ckpt");
   testing::SaveTranslationCheckpoint(path, *model, vocab, cfg.ToJson());
   return path;
+}
+
+// An untrained Listen, Attend and Spell model (a pyramidal listener over 80 log-mel bins, an LSTM
+// speller, the location-aware score) and a character vocabulary, written as nmt::Train writes it.
+// Each listener step covers 3 stacked frames x 2 (one pyramid level) = 6 frames.
+std::string WriteSpeechModel(const testing::TempDir& dir) {
+  std::vector<std::string> transcripts;
+  for (int i = 0; i < 20; ++i)
+    transcripts.push_back(std::string(kWords[i % 9]) + " " + kWords[(i * 5 + 1) % 9]);
+  nmt::VocabularyOptions vo;
+  vo.model_type = "char";
+  const nmt::Vocabulary vocab = nmt::Vocabulary::Train(transcripts, vo);
+  const audio::FeatureOptions features;  // 80 mel bins, 10 ms hop, 16 kHz
+  models::ModelConfig cfg;
+  cfg.arch = models::Arch::kRnnAttention;
+  cfg.cell = models::Cell::kLstm;
+  cfg.score = models::Score::kLocationAware;
+  cfg.feature_dim = features.mel_bins;
+  cfg.src_vocab = 0;
+  cfg.tgt_vocab = vocab.size();
+  cfg.embed_dim = cfg.attention_dim = 8;
+  cfg.hidden_dim = 16;
+  cfg.location_filters = 2;
+  cfg.location_width = 5;
+  cfg.frame_stacking = 3;
+  cfg.pyramid_levels = 1;
+  Generator gen(11);
+  const std::shared_ptr<models::Seq2Seq> model = models::MakeModel(cfg, gen);
+  const std::string path = dir / "speech.ckpt";
+  testing::SaveSpeechCheckpoint(path, *model, vocab, cfg.ToJson(), features);
+  return path;
+}
+
+// The bytes of a 16 kHz WAV file of `samples` samples: two gliding tones and a little noise.
+std::string WavBytes(const testing::TempDir& dir, int64_t samples) {
+  audio::Waveform w;
+  w.sample_rate = 16000;
+  uint32_t noise = 12345;
+  for (int64_t i = 0; i < samples; ++i) {
+    const double t = static_cast<double>(i) / w.sample_rate;
+    noise = noise * 1664525u + 1013904223u;
+    w.samples.push_back(static_cast<float>(0.3 * std::sin(2 * M_PI * (300 + 400 * t) * t) +
+                                           0.2 * std::sin(2 * M_PI * (2500 - 900 * t) * t) +
+                                           0.02 * (noise / 4294967296.0 - 0.5)));
+  }
+  const std::string path = dir / ("tone" + std::to_string(samples) + ".wav");
+  audio::WriteWav(path, w);
+  return testing::ReadFile(path);
 }
 
 std::string Line(int i) {
@@ -203,6 +254,113 @@ TEST(TranslationService, ModelsAreDescribedAndNamedUniquely) {
   Ask(s, {{"text", "open"}}, 400);
   EXPECT_THROW(TranslationService({{"x", a}, {"x", b}}, {}), Error);
   EXPECT_THROW(TranslationService({{"x", dir / "missing.ckpt"}}, {}), Error);
+}
+
+// A transcription's answer holds, consistently: the pieces (ending in </s>) and one attention
+// row over the listener's steps per piece, each row a distribution; the steps cover the frames
+// (frames_per_step each, the last possibly in part); the spectrogram's frames x bins bytes.
+TEST(TranslationService, TranscribeAnswersEveryFieldConsistently) {
+  testing::TempDir dir;
+  const std::string speech = WriteSpeechModel(dir);
+  ServiceOptions opts;
+  opts.batch_window_ms = 0;
+  TranslationService s({{"asr", speech}}, opts);
+  // 13280 samples: 1 + (13280 - 400) / 160 = 81 frames of 25 ms every 10 ms, and 81 / 3 = 27
+  // stacked frames halved (rounding up) to 14 listener steps, the last covering 3 frames.
+  const std::string wav = WavBytes(dir, 13280);
+  for (const std::string beam : {"", "1", "3"}) {
+    const Reply r = s.Transcribe(wav, "", beam);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json a = json::parse(r.body);
+    EXPECT_EQ(a["model"], "asr");
+    EXPECT_TRUE(a["text"].is_string());
+    const json& pieces = a["pieces"];
+    ASSERT_GE(pieces.size(), 1u);
+    EXPECT_EQ(pieces.back(), "</s>");
+    ASSERT_EQ(a["attention"].size(), pieces.size()) << "one attention row per piece";
+    const int64_t fps = a["frames_per_step"].get<int64_t>();
+    EXPECT_EQ(fps, 6);
+    const json& spec = a["spectrogram"];
+    const int64_t frames = spec["frames"].get<int64_t>(), bins = spec["bins"].get<int64_t>();
+    EXPECT_EQ(frames, 81);
+    EXPECT_EQ(bins, 80);
+    const size_t steps = a["attention"][0].size();
+    EXPECT_EQ(steps, 14u);
+    EXPECT_GE(static_cast<int64_t>(steps) * fps, frames);
+    EXPECT_GT(frames, static_cast<int64_t>(steps - 1) * fps);
+    for (const json& row : a["attention"]) {
+      ASSERT_EQ(row.size(), steps);
+      double sum = 0;
+      for (const json& w : row) {
+        EXPECT_GE(w.get<double>(), 0.0);
+        sum += w.get<double>();
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-3);  // 14 weights, each rounded to 4 decimals
+    }
+    const json& data = spec["data"];
+    ASSERT_EQ(static_cast<int64_t>(data.size()), frames * bins);
+    int lo = 255, hi = 0;
+    for (const json& v : data) {
+      ASSERT_TRUE(v.is_number_integer());
+      lo = std::min(lo, v.get<int>());
+      hi = std::max(hi, v.get<int>());
+    }
+    EXPECT_EQ(lo, 0);  // quantised between the features' minimum and maximum
+    EXPECT_EQ(hi, 255);
+    EXPECT_NEAR(a["seconds"].get<double>(), 0.81, 1e-9);
+    for (const char* t : {"queue_ms", "decode_ms", "total_ms"})
+      EXPECT_TRUE(a["timings"][t].is_number()) << t;
+  }
+}
+
+TEST(TranslationService, TranscribeRefusesBadRequestsAndChangesNothing) {
+  testing::TempDir dir;
+  const std::string speech = WriteSpeechModel(dir);
+  const std::string text = WriteModel(dir, models::Arch::kRnnAttention);
+  ServiceOptions opts;
+  opts.batch_window_ms = 0;
+  TranslationService s({{"asr", speech}, {"mt", text}}, opts);
+  const std::string wav = WavBytes(dir, 8000);
+  const Reply before = s.Transcribe(wav, "asr", "2");
+  ASSERT_EQ(before.status, 200) << before.body;
+  struct Case {
+    std::string body, model, beam;
+    int status;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"definitely not a wav file", "asr", "", 400, "not a WAV file"},
+      {std::string("RIFF\x00\x00\x00\x00WAVE", 12) + std::string(40, '\xff'), "asr", "", 400,
+       "the uploaded file"},
+      {wav.substr(0, wav.size() / 2), "asr", "", 400, "truncated"},
+      {"", "asr", "", 400, "no audio"},
+      {WavBytes(dir, 100), "asr", "", 400, "shorter than one feature window"},
+      {wav, "mt", "", 400, "translates text"},
+      {wav, "asr", "0", 400, "beam must be an integer in [1, 16], got '0'"},
+      {wav, "asr", "x", 400, "got 'x'"},
+      {wav, "asr", "2x", 400, "got '2x'"},
+      {wav, "asr", "17", 400, "got '17'"},
+      {wav, "tts", "", 404, "unknown model 'tts'"},
+      {wav, "", "", 400, "several models"},
+  };
+  for (const Case& c : cases) {
+    const Reply r = s.Transcribe(c.body, c.model, c.beam);
+    EXPECT_EQ(r.status, c.status) << c.model << " " << c.beam << " " << c.message;
+    EXPECT_THAT(json::parse(r.body).value("error", ""), HasSubstr(c.message));
+  }
+  // Text goes to the translation model only.
+  const json refused = Ask(s, {{"text", "open the file"}, {"model", "asr"}}, 400);
+  EXPECT_THAT(refused.value("error", ""), HasSubstr("'asr' is a speech model"));
+  Ask(s, {{"text", "open the file"}, {"model", "mt"}});
+  const json models = json::parse(s.ModelsJson())["models"];
+  EXPECT_EQ(models[0]["task"], "speech");
+  EXPECT_EQ(models[1]["task"], "translation");
+  const Reply after = s.Transcribe(wav, "asr", "2");
+  ASSERT_EQ(after.status, 200);
+  json b = json::parse(before.body), a = json::parse(after.body);
+  b.erase("timings");
+  a.erase("timings");
+  EXPECT_EQ(a, b);
 }
 
 }  // namespace

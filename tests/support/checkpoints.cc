@@ -30,6 +30,15 @@ void SaveTranslationCheckpoint(const std::string& path, const nn::Module& model,
                      {{"vocab.spm.base64", Base64(vocab.bytes())}});
 }
 
+void SaveSpeechCheckpoint(const std::string& path, const nn::Module& model,
+                          const nmt::Vocabulary& vocab, const std::string& model_json,
+                          const audio::FeatureOptions& features) {
+  io::SaveCheckpoint(
+      path, model, nullptr, nullptr,
+      R"({"model":)" + model_json + R"(,"features":)" + nmt::FeatureOptionsJson(features) + "}",
+      {{"vocab.spm.base64", Base64(vocab.bytes())}});
+}
+
 void ExpectSameCheckpoints(const std::string& a, const std::string& b, int64_t step) {
   auto x = io::LoadSafetensors(a);
   auto y = io::LoadSafetensors(b);

@@ -1,9 +1,10 @@
-// Checkpoints of translation models for tests, written the way nmt::Train writes them.
+// Checkpoints of translation and speech models for tests, written the way nmt::Train writes them.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "attend/audio.h"
 #include "attend/nmt.h"
 #include "attend/nn.h"
 
@@ -13,6 +14,12 @@ namespace attend::testing {
 // test bad ones) and the vocabulary in the metadata; no optimizer state.
 void SaveTranslationCheckpoint(const std::string& path, const nn::Module& model,
                                const nmt::Vocabulary& vocab, const std::string& model_json);
+// The same for a speech model: the config also records the feature options
+// ({"model": model_json, "features": nmt::FeatureOptionsJson(features)}), as nmt::LoadModel
+// requires of a model with feature_dim > 0.
+void SaveSpeechCheckpoint(const std::string& path, const nn::Module& model,
+                          const nmt::Vocabulary& vocab, const std::string& model_json,
+                          const audio::FeatureOptions& features);
 
 // Expects two checkpoints to hold the same tensors, bit for bit (f32 and i64 entries), and
 // both to record `step` (trainer.step): how the resume tests compare runs.

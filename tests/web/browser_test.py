@@ -1,7 +1,9 @@
 """The page of `attend serve` in a real browser (headless Chromium through Selenium): a person types
 a sentence, waits for the translation, reads the weight table (its shape, rows summing to 1),
 switches attention site, head and view, hovers a token, compares two models, exports PNG, SVG,
-JSON and CSV, and no console error is logged. Screenshots of each view go to --out.
+JSON and CSV; uploads a WAV file to the speech view and reads its spectrogram, alignment path and
+weights; follows a training run; and no console error is logged. Screenshots of each view go to
+--out.
 
 usage: browser_test.py --attend BUILD/attend --out DIR
 """
@@ -74,7 +76,135 @@ def canvas_info(driver, selector="canvas.view"):
                    matrix: c.matrix, width: c.width, height: c.height};""", selector)
 
 
-def watch_training(args, work, driver):
+def hover_at(driver, element, x, y):
+    """Moves the mouse to (x, y) in the element's CSS pixels, scrolling only if that point is out
+    of view. Selenium's offsets count from the centre of the element's visible part, which for a
+    canvas taller than the window is not its centre."""
+    driver.execute_script(
+        """const r = arguments[0].getBoundingClientRect(), y = r.top + arguments[1];
+           if (y < 0 || y >= innerHeight) window.scrollBy(0, y - innerHeight / 2);""", element, y)
+    r = driver.execute_script(
+        """const r = arguments[0].getBoundingClientRect();
+           return [r.left, r.top, (Math.max(0, r.left) + Math.min(innerWidth, r.right)) / 2,
+                   (Math.max(0, r.top) + Math.min(innerHeight, r.bottom)) / 2];""", element)
+    ActionChains(driver).move_to_element_with_offset(element, int(r[0] + x - r[2]), int(r[1] + y - r[3])).perform()
+
+
+def transcribe(driver, path):
+    driver.find_element(By.ID, "speech-file").send_keys(path)
+    driver.find_element(By.ID, "transcribe").click()
+    WebDriverWait(driver, 30).until(
+        lambda d: "s of audio" in d.find_element(By.ID, "speech-status").text
+        or "error" in d.find_element(By.ID, "speech-status").get_attribute("class"))
+
+
+def alignment_frames(answer):
+    """Where the page must put each piece: its weighted mean listener step's centre, in frames."""
+    fps, frames = answer["frames_per_step"], answer["spectrogram"]["frames"]
+    out = []
+    for row in answer["attention"]:
+        step = sum(s * w for s, w in enumerate(row)) / sum(row)
+        out.append(min(frames, max(0.0, (step + 0.5) * fps)))
+    return out
+
+
+def speech_view(args, work, driver, corpus):
+    driver.find_element(By.ID, "tab-speech").click()
+    check(driver.find_element(By.ID, "speech-controls").is_displayed()
+          and not driver.find_element(By.ID, "controls").is_displayed()
+          and not driver.find_element(By.ID, "results").is_displayed(),
+          "the Speech tab shows the speech view in place of the translation view")
+    with open(os.path.join(corpus, "test.tsv")) as f:
+        wav = os.path.abspath(os.path.join(corpus, f.readline().split("\t")[0]))
+    transcribe(driver, wav)
+    status = driver.find_element(By.ID, "speech-status").text
+    check("s of audio" in status, f"a transcription comes back: {status!r}")
+    a = driver.execute_script("return window.attend.speech.answer;")
+    pieces, spec = a["pieces"], a["spectrogram"]
+    text = driver.find_element(By.ID, "speech-text")
+    check(text.is_displayed() and text.get_attribute("textContent") == a["text"],
+          f"the transcript is shown: {a['text']!r}")
+    check(len(pieces) == len(a["attention"]) and pieces[-1] == "</s>" and len(spec["data"]) == spec["frames"] * spec["bins"],
+          f"the answer holds a row of weights per piece ({len(pieces)}) and the spectrogram")
+    info = driver.execute_script(
+        """const c = document.getElementById('speech-view'), L = c.layout;
+           const dpr = window.devicePixelRatio || 1, ctx = c.getContext('2d');
+           const px = (x, y, w, h) => ctx.getImageData(x * dpr, y * dpr, w * dpr, h * dpr).data;
+           const colours = new Set();
+           let spec = 0, specOn = 0, strip = 0;
+           const d = px(L.left, L.top, L.specW, L.specH);
+           for (let i = 0; i < d.length; i += 4) {
+             ++spec;
+             if (d[i] !== 255 || d[i + 1] !== 255 || d[i + 2] !== 255) ++specOn;
+             colours.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]);
+           }
+           const s = px(L.left, L.stripY, L.specW, c.drawnLabels.length * L.rowH);
+           for (let i = 0; i < s.length; i += 4) if (s[i] !== 255 || s[i + 1] !== 255 || s[i + 2] !== 255) ++strip;
+           return {labels: c.drawnLabels, path: c.path, layout: L, spec, specOn, colours: colours.size, strip};""")
+    want = [p.replace("\u2581", "\u2423") for p in pieces]
+    check([l["text"] for l in info["labels"]] == want,
+          f"a label is drawn for every piece, word boundaries as \u2423: {len(info['labels'])} of {len(pieces)}")
+    frames = alignment_frames(a)
+    check(len(info["path"]) == len(pieces) and all(abs(p["frame"] - f) < 1e-6 or
+                                                   (f == spec["frames"] and p["frame"] > f - 0.1)
+                                                   for p, f in zip(info["path"], frames)),
+          "the path goes through each piece's attention-weighted mean step")
+    check(info["specOn"] > 0.9 * info["spec"] and info["colours"] > 20,
+          f"the spectrogram is drawn: {info['specOn']} of {info['spec']} pixels coloured, {info['colours']} colours")
+    check(info["strip"] > 0, "the strip of weights is drawn")
+    L = info["layout"]
+    check(L["specW"] == spec["frames"] * L["ppf"] and L["specH"] == spec["bins"] * L["ppb"],
+          "one column per frame, one row per bin")
+    driver.save_screenshot(os.path.join(args.out, "speech.png"))
+
+    # Hovering a label highlights its piece and shows its weights.
+    canvas = driver.find_element(By.ID, "speech-view")
+    label = info["labels"][len(pieces) // 2]
+    x, y = label["x"] + label["w"] / 2, label["y"] + label["h"] / 2
+    hover_at(driver, canvas, x, y)
+    hover = driver.execute_script("return window.attend.speech.hover;")
+    box = info["labels"][hover] if isinstance(hover, int) and 0 <= hover < len(pieces) else None
+    check(box is not None and box["x"] - 1 <= x <= box["x"] + box["w"] + 1 and box["y"] <= y <= box["y"] + box["h"],
+          f"hovering a character's label selects it: {hover}")
+    drawn = driver.execute_script(
+        """const o = document.getElementById('speech-overlay');
+           const d = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+           let n = 0;
+           for (let i = 3; i < d.length; i += 4) if (d[i]) ++n;
+           return n;""")
+    words = driver.find_element(By.ID, "speech-hover").text
+    check(drawn > 0 and box is not None and f"\u201c{box['text']}\u201d" in words and "weights" in words,
+          f"and highlights it and shows its weights: {words!r}")
+    driver.save_screenshot(os.path.join(args.out, "speech-hover.png"))
+
+    # The server's errors are shown on the page: a file that is not a WAV, a bad beam.
+    notes = os.path.join(work, "notes.txt")
+    with open(notes, "w") as f:
+        f.write("not audio at all\n")
+    transcribe(driver, notes)
+    st = driver.find_element(By.ID, "speech-status")
+    colour = driver.execute_script("return getComputedStyle(arguments[0]).color;", st)
+    check("error" in st.get_attribute("class") and "not a WAV file" in st.text and colour == "rgb(176, 0, 32)",
+          f"a non-WAV file's error is shown in the error style: {st.text!r} ({colour})")
+    beam = driver.find_element(By.ID, "speech-beam")
+    beam.clear()
+    beam.send_keys("99")
+    transcribe(driver, wav)
+    check("error" in st.get_attribute("class") and "beam must be" in st.text, f"a bad beam's error is shown: {st.text!r}")
+    beam.clear()
+    beam.send_keys("2")
+    transcribe(driver, wav)
+    check("s of audio" in st.text and "error" not in st.get_attribute("class"), "and the next transcription works")
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+              and "/api/transcribe" not in e["message"]]  # the 400s above are expected
+    check(not errors, f"no console errors in the speech view: {errors}")
+    driver.find_element(By.ID, "tab-translation").click()
+    check(driver.find_element(By.ID, "controls").is_displayed()
+          and not driver.find_element(By.ID, "speech-controls").is_displayed(),
+          "the Translation tab brings the translation view back")
+
+
+def watch_training(args, work, driver, speech_ckpt):
     # Sanitized builds run several times slower: a shorter run, still several validations.
     steps, every = (60, 20) if args.sanitized else (400, 50)
     live = os.path.join(work, "live")
@@ -86,10 +216,18 @@ def watch_training(args, work, driver):
          "--valid-sentences", "4", "--warmup", "10", "--lr", "0.01", "--no-progress", "--threads", "1",
          "--log-every", "10", "--arch", "transformer", "--d-model", "64", "--heads", "4", "--ff-dim", "128", "--layers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    server = fixture.Server(args.attend, {}, ["--watch", live, "--watch-text", f"{work}/dev.src"])
+    # The watching server also holds the speech model (a second server would cost seconds to
+    # stop while the browser keeps its connection alive): with only speech models the page opens
+    # on the speech view.
+    server = fixture.Server(args.attend, {"speech": speech_ckpt}, ["--watch", live, "--watch-text", f"{work}/dev.src"])
     try:
         driver.get(server.url)
         WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "training").is_displayed())
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "speech-status").text == "ready")
+        check(driver.find_element(By.ID, "speech-controls").is_displayed()
+              and not driver.find_element(By.ID, "controls").is_displayed()
+              and not driver.find_element(By.ID, "tabs").is_displayed(),
+              "a server holding only a speech model opens on the speech view, without tabs")
         train.wait(timeout=600)
         check(train.returncode == 0, "the watched run trains to the end")
         # The last validation reaches the page within a few polls.
@@ -133,13 +271,19 @@ def main():
     os.makedirs(downloads)
     # Sanitized builds train several times slower; the checks do not need good translations.
     models = fixture.train_models(args.attend, work, 40 if args.sanitized else 150)
-    server = fixture.Server(args.attend, models)
+    speech_ckpt, corpus = fixture.train_speech_model(args.attend, work)
+    server = fixture.Server(args.attend, {**models, "speech": speech_ckpt})
     driver = make_driver(downloads)
     try:
         driver.get(server.url)
         WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "status").text == "ready")
         names = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#model option")]
-        check(sorted(names) == sorted(models), f"the model picker lists every model: {names}")
+        check(sorted(names) == sorted(models), f"the model picker lists every translation model: {names}")
+        speech = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#speech-model option")]
+        check(speech == ["speech"], f"the speech view's picker lists the speech model: {speech}")
+        check(driver.find_element(By.ID, "tabs").is_displayed() and driver.find_element(By.ID, "controls").is_displayed()
+              and not driver.find_element(By.ID, "speech-controls").is_displayed(),
+              "with both kinds of model the page opens on translation, with a Speech tab")
 
         # 1. The Transformer's weight table for one sentence.
         Select(driver.find_element(By.ID, "model")).select_by_value("transformer")
@@ -270,8 +414,11 @@ def main():
         check(not driver.find_element(By.ID, "training").is_displayed(),
               "without --watch there is no training panel")
 
-        # 9. Live training: a run trains while a second server watches it.
-        watch_training(args, work, driver)
+        # 9. Speech: a WAV file uploaded, its spectrogram, alignment path and weights; errors.
+        speech_view(args, work, driver, corpus)
+
+        # 10. Live training: a run trains while a second server watches it.
+        watch_training(args, work, driver, speech_ckpt)
     finally:
         driver.quit()
         code, out = server.stop()

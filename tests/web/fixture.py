@@ -1,5 +1,6 @@
 """Shared by the page's browser test and the load test: tiny models trained by the built `attend`
-on a synthetic copy task (lower case in, upper case out), and a running `attend serve`."""
+on a synthetic copy task (lower case in, upper case out), a tiny speech model trained for a few
+steps on a synthesised speech corpus, and a running `attend serve`."""
 import os
 import random
 import re
@@ -50,6 +51,26 @@ def train_models(attend, d, steps=150):
                                 "--attention-dim", "16"], steps),
         "rnn": train(attend, d, "rnn", ["--arch", "rnn", "--embed-dim", "16", "--hidden-dim", "16"], 20),
     }
+
+
+def train_speech_model(attend, d, steps=4):
+    """A speech corpus of 48 synthesised utterances in d/speech (`attend corpus speech`) and a
+    Listen, Attend and Spell model trained on it for a few steps (it transcribes nonsense, but
+    every part of its answer has the right shape): (checkpoint, corpus directory)."""
+    corpus = os.path.join(d, "speech")
+    out = os.path.join(d, "speech-model")
+    for cmd in ([attend, "corpus", "speech", "-q", "--out", corpus, "--digits", "24", "--phrases", "24",
+                 "--dev-digits", "4", "--dev-phrases", "4", "--test-digits", "4", "--test-phrases", "4"],
+                [attend, "train", "--task", "speech", "--data", corpus, "--out", out,
+                 "--arch", "rnn-attention", "--cell", "lstm", "--score", "location-aware",
+                 "--hidden-dim", "16", "--embed-dim", "8", "--attention-dim", "8",
+                 "--location-filters", "2", "--location-width", "5", "--frame-stacking", "3",
+                 "--pyramid-levels", "1", "--max-tokens", "1500", "--valid-every", str(steps),
+                 "--valid-sentences", "4", "--max-steps", str(steps), "--no-progress", "--threads", "1"]):
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.exit(f"{' '.join(cmd[1:3])} failed:\n{r.stdout}")
+    return os.path.join(out, "best.ckpt"), corpus
 
 
 class Server:
