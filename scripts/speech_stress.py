@@ -9,15 +9,18 @@ strings, writes
   DATA/test-long.tsv      PARTS different utterances of one voice joined (about 3x as long as
                           anything heard in training), transcripts joined by spaces;
   DATA/test-repeated.tsv  one utterance said PARTS times over (the same words again and again);
-with the audio under DATA/wav/stress/. The pieces are joined by 150 ms of silence. Deterministic:
-utterances are taken in manifest order. Only the standard library is used (wave).
+with the audio under DATA/wav/stress/. Each piece loses the silence the corpus put around it
+(utterances.tsv's lead_ms and tail_ms; the first keeps its lead, the last its tail) and the pieces
+are joined by 60 ms of silence, about a pause between words: a long pause would read as the end of
+an utterance, which every training utterance ends with. Deterministic: utterances are taken in
+manifest order. Only the standard library is used (wave).
 """
 import argparse
 import os
 import sys
 import wave
 
-SILENCE_MS = 150
+SILENCE_MS = 60
 
 
 def read_pcm(path):
@@ -57,8 +60,12 @@ def main():
 
     def join(pieces, name):
         rate, pcm = None, b""
-        for r in pieces:
+        for i, r in enumerate(pieces):
             r_rate, r_pcm = read_pcm(os.path.join(a.data, r["path"]))
+            # Trim the corpus's added silence (2 bytes per sample) inside the joined utterance.
+            lead = 0 if i == 0 else int(r["lead_ms"]) * r_rate // 1000
+            tail = 0 if i + 1 == len(pieces) else int(r["tail_ms"]) * r_rate // 1000
+            r_pcm = r_pcm[2 * lead:len(r_pcm) - 2 * tail]
             if rate is not None and r_rate != rate:
                 sys.exit(f"{r['path']}: sample rate {r_rate} differs from {rate}")
             if pcm:

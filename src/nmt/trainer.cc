@@ -463,9 +463,9 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   summary.tokens_per_second = (p.tokens - tokens_before) / std::max(1e-9, train_seconds);
   summary.stop_reason = stop;
   char buf[256];
-  std::snprintf(buf, sizeof(buf), "stopped (%s) after %lld steps, %s; best dev BLEU %.2f",
+  std::snprintf(buf, sizeof(buf), "stopped (%s) after %lld steps, %s; best dev %s %.2f",
                 stop.c_str(), (long long)p.step, FormatDuration(summary.seconds).c_str(),
-                p.best_bleu);
+                speech ? "WER" : "BLEU", speech ? -p.best_bleu : p.best_bleu);
   log.Line(buf);
   return summary;
 }
