@@ -12,6 +12,7 @@
 #include <future>
 #include <malloc.h>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -306,6 +307,23 @@ struct TranslationService::Impl {
     return n;
   }
 
+  // Queues a checked job and waits until the worker has decoded it: nothing when it was, the
+  // reply to send when it was not (503 while shutting down, 500 when decoding failed).
+  std::optional<Reply> Submit(Job& job) {
+    std::future<void> done = job.done.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping) return Reply{503, ErrorBody("the server is shutting down")};
+      job.arrived = Clock::now();
+      queue.push_back(&job);
+    }
+    cv.notify_all();
+    done.wait();
+    if (job.error.empty()) return std::nullopt;
+    failed++;
+    return Reply{500, ErrorBody("decoding failed: " + job.error)};
+  }
+
   json Answer(const Job& job, const Clock::time_point& received) const {
     const Model& m = models[job.model];
     const nmt::Vocabulary& vocab = m.loaded.vocab;
@@ -370,19 +388,7 @@ Reply TranslationService::Translate(const std::string& request_body) {
     impl_->refused++;
     return {400, ErrorBody(e.what())};
   }
-  std::future<void> done = job.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->stopping) return {503, ErrorBody("the server is shutting down")};
-    job.arrived = Clock::now();
-    impl_->queue.push_back(&job);
-  }
-  impl_->cv.notify_all();
-  done.wait();
-  if (!job.error.empty()) {
-    impl_->failed++;
-    return {500, ErrorBody("decoding failed: " + job.error)};
-  }
+  if (std::optional<Reply> failed = impl_->Submit(job)) return *failed;
   impl_->answered++;
   impl_->sentences += static_cast<int64_t>(job.sources.size());
   return {200, impl_->Answer(job, received).dump()};
@@ -394,6 +400,10 @@ Reply TranslationService::Transcribe(const std::string& wav_bytes, const std::st
   Job job;
   const Model* m = nullptr;
   try {
+    if (model.empty() && impl_->models.size() > 1)
+      Reject(400,
+             "the query parameter 'model' is required when the server holds several models "
+             "(/api/transcribe?model=NAME)");
     json r = json::object();
     if (!model.empty()) r["model"] = model;
     job.model = impl_->FindModel(r);
@@ -424,19 +434,7 @@ Reply TranslationService::Transcribe(const std::string& wav_bytes, const std::st
     impl_->refused++;
     return {400, ErrorBody(e.what())};
   }
-  std::future<void> done = job.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->stopping) return {503, ErrorBody("the server is shutting down")};
-    job.arrived = Clock::now();
-    impl_->queue.push_back(&job);
-  }
-  impl_->cv.notify_all();
-  done.wait();
-  if (!job.error.empty()) {
-    impl_->failed++;
-    return {500, ErrorBody("decoding failed: " + job.error)};
-  }
+  if (std::optional<Reply> failed = impl_->Submit(job)) return *failed;
   impl_->answered++;
   impl_->sentences += 1;
   const nmt::Example& e = job.utterances[0];
