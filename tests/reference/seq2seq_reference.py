@@ -115,6 +115,27 @@ def make_batch(b, src_lengths, tgt_lengths):
     return src, torch.tensor(src_lengths, dtype=torch.int64), tgt_in, tgt_out
 
 
+def record_case(b, name, key, model, src, src_len, tgt_in, tgt_out):
+    """Runs the batch through `model` (forward, label-smoothed loss, backward) and records the
+    batch, every parameter, the logits, the attention, the loss and every gradient."""
+    logits, weights = model(src, src_len, tgt_in, want_weights=True)
+    loss = F.cross_entropy(logits.reshape(-1, TGT_VOCAB), tgt_out.reshape(-1), ignore_index=PAD,
+                           label_smoothing=LABEL_SMOOTHING)
+    loss.backward()
+    tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
+    params = list(model.named_parameters())
+    tensors += [("p:" + n, p.detach().clone()) for n, p in params]
+    tensors.append(("logits", logits.detach()))
+    if weights is not None:
+        tensors.append(("attention", weights.detach()))
+    tensors.append(("loss", loss.detach()))
+    for n, p in params:
+        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        tensors.append(("grad:" + n, g.detach()))
+    b.names.add(name)
+    b.cases.append((name, key, tensors))
+
+
 def variant_case(b, index, variant):
     (name, arch, cell, score, window, feed, enc_layers, dec_layers, src_lengths,
      tgt_lengths) = variant
@@ -128,27 +149,12 @@ def variant_case(b, index, variant):
     model = RnnSeq2Seq(cfg)
     model.train()  # dropout is 0 and teacher forcing 1: train mode changes nothing but is tested
     src, src_len, tgt_in, tgt_out = make_batch(b, src_lengths, tgt_lengths)
-    logits, weights = model(src, src_len, tgt_in, want_weights=True)
-    loss = F.cross_entropy(logits.reshape(-1, TGT_VOCAB), tgt_out.reshape(-1), ignore_index=PAD,
-                           label_smoothing=LABEL_SMOOTHING)
-    loss.backward()
     key = op_key("seq2seq", arch=arch, cell=cell, score=score, window=window,
                  input_feeding=feed, src_vocab=SRC_VOCAB, tgt_vocab=TGT_VOCAB, embed=EMBED,
                  hidden=HIDDEN, attention_dim=ATTN, window_size=WINDOW, max_source_len=MAX_SRC,
                  encoder_layers=enc_layers, decoder_layers=dec_layers,
                  label_smoothing=LABEL_SMOOTHING)
-    tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
-    params = list(model.named_parameters())
-    tensors += [("p:" + n, p.detach().clone()) for n, p in params]
-    tensors.append(("logits", logits.detach()))
-    if weights is not None:
-        tensors.append(("attention", weights.detach()))
-    tensors.append(("loss", loss.detach()))
-    for n, p in params:
-        g = p.grad if p.grad is not None else torch.zeros_like(p)
-        tensors.append(("grad:" + n, g.detach()))
-    b.names.add(name)
-    b.cases.append((name, key, tensors))
+    record_case(b, name, key, model, src, src_len, tgt_in, tgt_out)
 
 
 def speech_case(b, index, variant):
@@ -170,28 +176,13 @@ def speech_case(b, index, variant):
     for r in range(n):
         src[r, :frames[r]] = b.randn(frames[r], FEATURES)
     src_len = torch.tensor(frames, dtype=torch.int64)
-    logits, weights = model(src, src_len, tgt_in, want_weights=True)
-    loss = F.cross_entropy(logits.reshape(-1, TGT_VOCAB), tgt_out.reshape(-1), ignore_index=PAD,
-                           label_smoothing=LABEL_SMOOTHING)
-    loss.backward()
     key = op_key("seq2seq", arch=arch, cell=cell, score=score, window="global",
                  input_feeding=feed, src_vocab=0, tgt_vocab=TGT_VOCAB, embed=EMBED,
                  hidden=HIDDEN, attention_dim=ATTN, window_size=WINDOW, max_source_len=MAX_SRC,
                  encoder_layers=enc_layers, decoder_layers=1, label_smoothing=LABEL_SMOOTHING,
                  feature_dim=FEATURES, pyramid_levels=levels, location_filters=LOC_FILTERS,
                  location_width=LOC_WIDTH, sharpening=sharpening, frame_stacking=stacking)
-    tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
-    params = list(model.named_parameters())
-    tensors += [("p:" + n, p.detach().clone()) for n, p in params]
-    tensors.append(("logits", logits.detach()))
-    if weights is not None:
-        tensors.append(("attention", weights.detach()))
-    tensors.append(("loss", loss.detach()))
-    for n, p in params:
-        g = p.grad if p.grad is not None else torch.zeros_like(p)
-        tensors.append(("grad:" + n, g.detach()))
-    b.names.add(name)
-    b.cases.append((name, key, tensors))
+    record_case(b, name, key, model, src, src_len, tgt_in, tgt_out)
 
 
 def build_cases(seed):
