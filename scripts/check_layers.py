@@ -16,6 +16,7 @@ any module of a lower rank, never one of its own rank or above:
   toolkit (library `attend_mt`)
     8 text, models    UTF-8 and Unicode, line streams | seq2seq models
   8.5 audio      WAV files, resampling, log-mel features (checks transcripts' UTF-8 with text)
+  8.5 vision     images: PNG/JPEG files, resizing, Fashion-MNIST's IDX files
     9 data, metrics, viz
    10 nmt        vocabularies, batching, training, search
    11 serve      `attend serve`: the translation service and its HTTP server (library attend_serve)
@@ -36,7 +37,7 @@ import sys
 RANKS = {
     "core": 0, "backend": 1, "autograd": 2, "ops": 3, "nn": 4, "optim": 5, "attention": 5,
     "io": 6, "engine": 7,
-    "text": 8, "audio": 8.5, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "serve": 11, "tools": 12,
+    "text": 8, "audio": 8.5, "vision": 8.5, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "serve": 11, "tools": 12,
 }
 TOOLKIT_RANK = RANKS["text"]
 # Public headers (include/attend/...) and the module each belongs to.
@@ -44,19 +45,19 @@ PUBLIC = {
     "error.h": "core", "tensor.h": "core",
     "autograd.h": "autograd",
     "ops.h": "ops",
-    "ops/conv.h": "ops", "ops/rnn.h": "ops",
+    "ops/conv.h": "ops", "ops/rnn.h": "ops", "ops/image.h": "ops",
     "nn.h": "nn", "nn/conv.h": "nn", "nn/rnn.h": "nn",
     "optim.h": "optim",
     "attention.h": "attention", "additive_attention.h": "attention",
     "attention_models.h": "attention",
     "files.h": "io", "checkpoint.h": "io",
     "attend.h": "engine",
-    "text.h": "text", "audio.h": "audio",
-    "models.h": "models",
+    "text.h": "text", "audio.h": "audio", "vision.h": "vision",
+    "models.h": "models", "classifier.h": "models",
     "corpus.h": "data",
     "metrics.h": "metrics",
     "viz.h": "viz",
-    "nmt.h": "nmt",
+    "nmt.h": "nmt", "classify.h": "nmt",
 }
 TOOLKIT_MAY_INCLUDE = {"io/untrusted_json.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

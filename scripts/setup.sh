@@ -18,6 +18,7 @@ PACKAGES=(
   libcpp-httplib-dev         # `attend serve`: the HTTP server
   libsndfile1-dev libsamplerate0-dev libfftw3-dev  # speech: WAV files, resampling, the FFT
   espeak-ng libespeak-ng-dev # the speech corpus's synthesiser (`attend corpus speech`)
+  dataset-fashion-mnist zlib1g-dev  # images: the scenes corpus's items, its gzip'ed IDX files
   chromium chromium-driver python3-selenium  # the browser tests of the page (tests/web/)
 )
 

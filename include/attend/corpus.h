@@ -1,7 +1,8 @@
 // Corpora (src/data/): the GNU gettext .mo catalog reader, the default parallel corpus built from
 // Debian's installed catalogs (`attend corpus debian`), the synthesised speech corpus (`attend
-// corpus speech`), and readers for users' own parallel text. Writing them goes through
-// attend/files.h; UTF-8 checks are in attend/text.h.
+// corpus speech`), the image corpora built from Fashion-MNIST (`attend corpus scenes` and
+// `cluttered`), and readers for users' own parallel text and image captions. Writing them goes
+// through attend/files.h; UTF-8 checks are in attend/text.h.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +16,7 @@
 
 #include "attend/files.h"
 #include "attend/text.h"
+#include "attend/vision.h"
 
 namespace attend::data {
 
@@ -201,6 +203,95 @@ SpeechCorpusStats BuildSpeechCorpus(const SpeechCorpusOptions& options);
 // then 2-6 words of ASCII letters (apostrophes inside a word: "don't"), no acronym, CamelCase
 // or vowelless word ("USB", "PackageKit", "gpg": espeak-ng would spell them), lower-cased.
 std::string SpeechPhrase(std::string_view msgid);
+
+// ---- image corpora from Fashion-MNIST (`attend corpus scenes`, `attend corpus cluttered`) ----
+
+// Scenes for captioning with attention: on a size x size black gray canvas, 2-4 Fashion-MNIST
+// items of distinct classes, each drawn small or large and normal or dark, never touching one
+// another, among small dimmed fragments of other items (clutter). Captions from a small grammar
+// name every item with its attributes and the spatial relations of their boxes' centres
+// (docs/cli.md, "Image corpora"). Train scenes take their items (and clutter) from Fashion-MNIST
+// train images 0-54999, dev from 55000-59999, test from the t10k set only. Everything follows
+// from the seed: the same options give the same bytes.
+struct ScenesCorpusOptions {
+  std::string out_dir;  // receives images/<split>/NNNNN.png, <split>.tsv, <split>.items.jsonl,
+                        // stats.json
+  int64_t size = 96;    // canvas side in pixels (48-1024)
+  int64_t train = 20000, dev = 1000, test = 2000;  // scenes per split
+  int64_t min_items = 2, max_items = 4;            // items per scene, 1-10 (distinct classes)
+  int64_t captions_per_scene = 5;                  // different reference captions, 1-10
+  int64_t clutter = 6;                             // fragments per scene, 0-100
+  uint64_t seed = 1;
+  std::string fashion_dir = vision::kFashionMnistDir;
+  int threads = 2;  // draw and encode scenes at once; the output does not depend on it
+};
+
+struct ScenesCorpusStats {
+  int64_t scenes[3] = {0, 0, 0};    // train, dev, test
+  int64_t captions[3] = {0, 0, 0};  // reference captions (lines of <split>.tsv)
+  int64_t items[3] = {0, 0, 0};
+  std::vector<int64_t> items_per_class;  // [10], all splits
+  size_t vocabulary = 0;                 // distinct caption words
+  std::vector<std::string> examples;     // the captions of train scene 0
+  int64_t bytes = 0;                     // of the PNG files
+};
+
+// Builds the scenes corpus under options.out_dir: images/{train,dev,test}/NNNNN.png (gray),
+// train.tsv, dev.tsv, test.tsv ("images/train/00000.png<TAB>caption", the captions of one image
+// on consecutive lines, paths relative to out_dir), train.items.jsonl etc. (one line per image:
+// {"image": ..., "items": [{"label", "class", "box": [x0, y0, x1, y1], "size", "shade", "side",
+// "source"}, ...]}, box exclusive in canvas pixels, source the item's index in its Fashion-MNIST
+// file) and stats.json (written last). A rebuild replaces images/ and every file above. Throws
+// attend::Error for options out of range, a missing Fashion-MNIST, or write errors.
+ScenesCorpusStats BuildScenesCorpus(const ScenesCorpusOptions& options);
+
+// Cluttered Fashion-MNIST for classification with attention (RA-CNN style): one small item per
+// canvas at a random place and scale, among clutter fragments; the same splits and sources.
+struct ClutteredCorpusOptions {
+  std::string out_dir;  // images/<split>/NNNNN.png, <split>.tsv, <split>.items.jsonl, stats.json
+  int64_t size = 96;
+  int64_t train = 20000, dev = 1000, test = 2000;
+  int64_t min_item = 20, max_item = 28;  // the item's side in pixels (scaled from 28)
+  int64_t clutter = 12;
+  uint64_t seed = 1;
+  std::string fashion_dir = vision::kFashionMnistDir;
+  int threads = 2;
+};
+
+struct ClutteredCorpusStats {
+  int64_t images[3] = {0, 0, 0};
+  std::vector<int64_t> items_per_class;  // [10], all splits
+  int64_t bytes = 0;
+};
+
+// Builds the cluttered corpus: images/<split>/NNNNN.png, <split>.tsv ("path<TAB>label-name"),
+// <split>.items.jsonl (as the scenes corpus's, one item) and stats.json (last).
+ClutteredCorpusStats BuildClutteredCorpus(const ClutteredCorpusOptions& options);
+
+// ---- users' images with captions, and item boxes ----
+
+struct ImageCaption {
+  std::string image;                  // resolved against the TSV's directory when relative
+  std::vector<std::string> captions;  // in file order
+};
+
+// "image<TAB>caption" per line (the scenes corpus's <split>.tsv, or users' own data). All lines of
+// one image path are grouped, images kept in the order they first appear. attend::Error naming
+// file:line for a line without exactly one tab, an empty image path or caption, invalid UTF-8,
+// an empty line or a line over 4096 bytes; a file without lines is an error too.
+std::vector<ImageCaption> ReadCaptionsTsv(const std::string& path);
+
+struct ItemBox {
+  std::string label;
+  int64_t cls = 0;
+  int64_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // x1, y1 exclusive
+};
+
+// The <split>.items.jsonl files: per line {"image": path, "items": [{"label": string, "class":
+// integer, "box": [x0, y0, x1, y1]}, ...]} (other keys ignored); paths resolved as
+// ReadCaptionsTsv's. The lines are untrusted: anything missing, of the wrong type, or a box with
+// x0 >= x1 or y0 >= y1 or negative coordinates is an attend::Error naming file:line.
+std::vector<std::pair<std::string, std::vector<ItemBox>>> ReadItemsJsonl(const std::string& path);
 
 // ---- users' parallel data ----
 

@@ -1,6 +1,6 @@
-// Sequence-to-sequence translation models behind one interface: the RNN encoder-decoder without
-// attention (one fixed context vector), the RNN encoder-decoder with attention, and the
-// Transformer. Training uses Forward (teacher forcing); translation uses Start / Step / Select,
+// Sequence-to-sequence models behind one interface: the RNN encoder-decoder without attention
+// (one fixed context vector), the RNN encoder-decoder with attention, the Transformer, and the
+// image captioners (Show, Attend and Tell; Bottom-Up and Top-Down), whose source is an image. Training uses Forward (teacher forcing); translation uses Start / Step / Select,
 // which decode one token at a time with everything that depends only on the source computed
 // once per sentence (encoder states, projected keys, the Transformer's key/value caches).
 #pragma once
@@ -31,10 +31,14 @@ struct Batch {
 };
 
 // ---- the options' choices: enums with one name table each ----
-enum class Arch { kRnn, kRnnAttention, kTransformer };
+enum class Arch { kRnn, kRnnAttention, kTransformer, kShowAttendTell, kTopDown };
 enum class Cell { kGru, kLstm };
 enum class Score { kAdditive, kDot, kGeneral, kConcat, kLocation, kLocationAware };
 enum class Window { kGlobal, kLocalM, kLocalP };
+// How a captioner looks at the image: soft attention, hard attention (one cell per word, sampled
+// and trained with REINFORCE; the highest-scoring cell when decoding), or not at all (the mean
+// of the grid, the baseline).
+enum class ImageAttend { kSoft, kHard, kNone };
 
 template <typename E>
 struct EnumName {
@@ -49,7 +53,9 @@ template <>
 struct EnumNames<Arch> {
   static constexpr EnumName<Arch> kTable[] = {{Arch::kRnn, "rnn"},
                                               {Arch::kRnnAttention, "rnn-attention"},
-                                              {Arch::kTransformer, "transformer"}};
+                                              {Arch::kTransformer, "transformer"},
+                                              {Arch::kShowAttendTell, "show-attend-tell"},
+                                              {Arch::kTopDown, "top-down"}};
 };
 template <>
 struct EnumNames<Cell> {
@@ -66,6 +72,12 @@ template <>
 struct EnumNames<Window> {
   static constexpr EnumName<Window> kTable[] = {
       {Window::kGlobal, "global"}, {Window::kLocalM, "local-m"}, {Window::kLocalP, "local-p"}};
+};
+
+template <>
+struct EnumNames<ImageAttend> {
+  static constexpr EnumName<ImageAttend> kTable[] = {
+      {ImageAttend::kSoft, "soft"}, {ImageAttend::kHard, "hard"}, {ImageAttend::kNone, "none"}};
 };
 
 template <typename E>
@@ -135,6 +147,18 @@ struct ModelConfig {
   // sharper) before the softmax.
   int64_t location_filters = 10, location_width = 31;
   double sharpening = 1.0;
+  // Image captioning (arch show-attend-tell | top-down): the source is an image of
+  // image_channels x image_size x image_size pixels in [0, 1], given as f32 [B, C * H, W] (an
+  // example's features hold it row-major, feature width W). A CNN of four 3x3 convolutions
+  // (cnn_channels, 2x, 4x, 8x wide; a 2x2 max-pool after each of the first three) turns it into
+  // a grid of (image_size / 8)^2 feature vectors. show-attend-tell's LSTM decoder attends over
+  // the grid (image_attention), gated by beta, with the doubly stochastic penalty weighted by
+  // attention_penalty; top-down's two LSTMs attend over `regions` region features (proposals
+  // from the image: see src/models/captioner.cc).
+  int64_t image_size = 96, image_channels = 1, cnn_channels = 16;
+  ImageAttend image_attention = ImageAttend::kSoft;
+  double attention_penalty = 1.0;
+  int64_t regions = 16;
   // Transformer (Vaswani et al. 2017; the Annotated Transformer).
   int64_t d_model = 256, heads = 4, ff_dim = 1024, layers = 3;
   bool pre_norm = true;
@@ -144,7 +168,8 @@ struct ModelConfig {
   // Calls f(const OptionInfo&, member&) for every option, in the order of the command line.
   template <typename Config, typename F>
   static void ForEachOption(Config& c, F&& f) {
-    f(OptionInfo{"arch", "Model: rnn | rnn-attention | transformer"}, c.arch);
+    f(OptionInfo{"arch", "Model: rnn | rnn-attention | transformer | show-attend-tell | top-down"},
+      c.arch);
     f(OptionInfo{"src_vocab", nullptr}, c.src_vocab);
     f(OptionInfo{"tgt_vocab", nullptr}, c.tgt_vocab);
     f(OptionInfo{"dropout", "Dropout probability"}, c.dropout);
@@ -172,6 +197,14 @@ struct ModelConfig {
     f(OptionInfo{"location_width", "location-aware score: filter width (odd)"}, c.location_width);
     f(OptionInfo{"sharpening", "location-aware score: scale of the scores before softmax"},
       c.sharpening);
+    f(OptionInfo{"image_size", "Captioning: image side in pixels (a multiple of 8)"},
+      c.image_size);
+    f(OptionInfo{"image_channels", "Captioning: 1 (gray) or 3 (RGB)"}, c.image_channels);
+    f(OptionInfo{"cnn_channels", "Captioning: the first convolution's channels"}, c.cnn_channels);
+    f(OptionInfo{"image_attention", "show-attend-tell: soft | hard | none"}, c.image_attention);
+    f(OptionInfo{"attention_penalty", "show-attend-tell: weight of the doubly stochastic penalty"},
+      c.attention_penalty);
+    f(OptionInfo{"regions", "top-down: region features per image"}, c.regions);
     f(OptionInfo{"d_model", "Transformer model size"}, c.d_model);
     f(OptionInfo{"heads", "Transformer attention heads"}, c.heads);
     f(OptionInfo{"ff_dim", "Transformer feed-forward size"}, c.ff_dim);
@@ -187,6 +220,11 @@ struct ModelConfig {
   // every pyramid level round up), and the frames one step covers.
   int64_t ListenerSteps(int64_t frames) const;
   int64_t FramesPerStep() const { return frame_stacking << pyramid_levels; }
+  // What the source is: token ids (translation), feature frames (speech) or an image.
+  bool image() const { return arch == Arch::kShowAttendTell || arch == Arch::kTopDown; }
+  bool speech() const { return feature_dim > 0 && !image(); }
+  bool token_source() const { return feature_dim == 0 && !image(); }
+  int64_t ImageGrid() const { return image_size / 8; }  // the CNN grid's side
 
   std::string ToJson() const;
   static ModelConfig FromJson(const std::string& json);  // throws attend::Error naming the key
@@ -230,6 +268,18 @@ class Seq2Seq : public nn::Module {
   // gradients; call in eval mode for what decoding computes). The fixed-context RNN has none.
   // The default runs Forward and returns its weights as the one site "attention".
   virtual std::vector<AttentionMap> AttentionMaps(const Batch& batch);
+  // The positions a source of `length` tokens (or frames, or image rows) leaves to attend over.
+  virtual int64_t AttendedLength(int64_t length) const;
+  // Training: a loss to add to the cross-entropy of the last Forward's logits (a penalty on the
+  // attention, a REINFORCE surrogate); undefined when the model has none.
+  virtual Tensor AuxiliaryLoss(const Batch& batch, const Tensor& logits);
+  // Image models: per image of `src` (as Start reads it), the box (x0, y0, x1, y1 in pixels,
+  // exclusive) of every attended position, so that weights can be drawn on the image and
+  // measured against boxes. Empty for the other models.
+  struct Box {
+    float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  };
+  virtual std::vector<std::vector<Box>> AttendedBoxes(const Tensor& src);
   const ModelConfig& config() const { return config_; }
 
  protected:
@@ -246,5 +296,6 @@ inline constexpr uint64_t kModelBuildFactor = 8;
 // The constructors MakeModel dispatches to (src/models/rnn_seq2seq.cc, transformer.cc).
 std::shared_ptr<Seq2Seq> MakeRnnSeq2Seq(const ModelConfig& config, Generator& gen);
 std::shared_ptr<Seq2Seq> MakeTransformer(const ModelConfig& config, Generator& gen);
+std::shared_ptr<Seq2Seq> MakeCaptioner(const ModelConfig& config, Generator& gen);
 
 }  // namespace attend::models

@@ -13,6 +13,11 @@
 #include "attend/audio.h"
 #include "attend/models.h"
 #include "attend/tensor.h"
+#include "attend/vision.h"
+
+namespace attend::data {
+struct ImageCaption;
+}  // namespace attend::data
 
 namespace attend::nmt {
 
@@ -21,7 +26,7 @@ namespace attend::nmt {
 // Ids 0..3 are pad, unk, bos, eos (models::SpecialIds).
 struct VocabularyOptions {
   int64_t size = 8000;
-  std::string model_type = "unigram";  // unigram | bpe | char (one piece per character)
+  std::string model_type = "unigram";  // unigram | bpe | char (one piece per character) | word
   double character_coverage = 1.0;
   int64_t max_sentences = 200000;  // sentences sampled for training the vocabulary
   uint32_t seed = 1;
@@ -55,15 +60,19 @@ class Vocabulary {
 };
 
 // ---- data ------------------------------------------------------------------------------------
-// A sentence pair, or for speech an utterance: feature frames (row-major [frames, feature_dim])
-// as the source and the transcript's ids as the target.
+// A sentence pair; for speech an utterance: feature frames (row-major [frames, feature_dim]) as
+// the source and the transcript's ids as the target; for captioning an image (f32 [C, H, W] in
+// [0, 1], feature_dim W, so C * H "frames") and one of its captions.
 struct Example {
   std::vector<int64_t> src, tgt;  // subword ids, no bos/eos
   int64_t index = 0;              // line in the corpus
   std::vector<float> features;    // speech only
-  int64_t feature_dim = 0;        // > 0 for speech
+  // Captioning: the image's pixels, shared by the examples of one image's captions.
+  std::shared_ptr<const std::vector<float>> image;
+  int64_t feature_dim = 0;  // > 0 for speech and images
+  const std::vector<float>& values() const { return image ? *image : features; }
   int64_t source_length() const {
-    return feature_dim > 0 ? static_cast<int64_t>(features.size()) / feature_dim
+    return feature_dim > 0 ? static_cast<int64_t>(values().size()) / feature_dim
                            : static_cast<int64_t>(src.size());
   }
 };
@@ -186,6 +195,28 @@ Example SpeechExample(const audio::Waveform& wave, const audio::FeatureOptions& 
 // The feature options a speech model was trained with (stored in its checkpoint's config).
 std::string FeatureOptionsJson(const audio::FeatureOptions& options);
 audio::FeatureOptions FeatureOptionsFromJson(const std::string& json, const std::string& source);
+
+// ---- image captioning -------------------------------------------------------------------------
+// An image as a captioner of `config` reads it: converted to config.image_channels, resized to
+// image_size x image_size (vision::Resize), f32 [C, H, W] in [0, 1]; no target.
+Example ImageExample(const vision::Image& image, const models::ModelConfig& config);
+// Images with their captions as examples. With `all_captions` (training) one example per
+// (image, caption), the examples of an image sharing its pixels; otherwise one per image with its
+// first caption as the target (validation). Captions with more than max_len ids are dropped and
+// counted in *dropped (0 = no limit). Images are read on `threads` threads (0 = the machine's
+// cores); an unreadable image is an error naming its file; the order is the input's.
+std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& images,
+                                         const Vocabulary& vocab,
+                                         const models::ModelConfig& config, bool all_captions,
+                                         int64_t max_len, int threads, int64_t* dropped = nullptr);
+// The longest caption the search writes (SearchOptions::max_len_extra with max_len_ratio 0).
+constexpr int64_t kCaptionMaxWords = 40;
+// Grounding: the share of attention mass that `weights` (one per attended position, summing to
+// 1) put inside `box`, each position's weight spread evenly over its own box (`positions`, as
+// Seq2Seq::AttendedBoxes gives them).
+double AttentionMassInBox(const std::vector<float>& weights,
+                          const std::vector<models::Seq2Seq::Box>& positions,
+                          const models::Seq2Seq::Box& box);
 
 // A trained model loaded from a checkpoint written by Train (config, weights and vocabulary).
 struct LoadedModel {

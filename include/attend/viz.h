@@ -3,6 +3,7 @@
 // alignments: a spectrogram with the transcript's attention path over it (PNG).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -95,5 +96,27 @@ SpectrogramLayout WriteSpectrogramAlignment(const std::string& path,
                                             int64_t frames_per_step,
                                             const std::vector<std::string>& labels,
                                             const SpectrogramOptions& options = {});
+
+// ---- image captioning ----
+struct ImageAttentionOptions {
+  int scale = 2;     // pixels per image pixel
+  int columns = 6;   // panels per row
+  int font_size = 14;
+  int margin = 8;
+  std::string font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";  // fonts-dejavu-core
+};
+
+// Where a captioner looked while writing each word: the image (`image` f32 [channels, size,
+// size] in [0, 1], channels 1 or 3) first, then one panel per word with weights[t] drawn over the
+// image: each attended position's weight spread evenly over its box in `positions` (x0, y0, x1,
+// y1 in image pixels; grid cells or regions), the parts looked at tinted red, the rest dimmed;
+// the word below each panel. weights[t] has one finite, non-negative value per position. The PNG
+// is written atomically; sizes that do not match, invalid UTF-8 or a missing font throw
+// attend::Error.
+void WriteImageAttention(const std::string& path, std::span<const float> image, int64_t channels,
+                         int64_t size, const std::vector<std::string>& words,
+                         const std::vector<std::vector<float>>& weights,
+                         const std::vector<std::array<float, 4>>& positions,
+                         const ImageAttentionOptions& options = {});
 
 }  // namespace attend::viz

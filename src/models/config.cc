@@ -71,9 +71,9 @@ void ModelConfig::Validate() const {
                    kMaxSize);
     }
   });
-  ATTEND_CHECK(tgt_vocab > 4 && (feature_dim > 0 ? src_vocab == 0 : src_vocab > 4),
+  ATTEND_CHECK(tgt_vocab > 4 && (token_source() ? src_vocab > 4 : src_vocab == 0),
                "model config: vocabulary sizes ", src_vocab, ", ", tgt_vocab,
-               " must exceed the 4 reserved ids (the source's is 0 for speech features)");
+               " must exceed the 4 reserved ids (the source's is 0 for speech features and images)");
   ATTEND_CHECK(feature_dim >= 0, "model config: feature_dim ", feature_dim, " is negative");
   ATTEND_CHECK(feature_dim == 0 || arch != Arch::kTransformer,
                "model config: speech features (feature_dim ", feature_dim,
@@ -82,7 +82,21 @@ void ModelConfig::Validate() const {
                "model config: the location-aware score needs --arch rnn-attention");
   ATTEND_CHECK(dropout >= 0.0 && dropout < 1.0, "model config: dropout ", dropout,
                " is not in [0, 1)");
-  if (arch == Arch::kTransformer) {
+  if (image()) {
+    ATTEND_CHECK(feature_dim == 0, "model config: an image model reads no feature frames");
+    ATTEND_CHECK(image_size >= 8 && image_size % 8 == 0 && image_size <= 1024,
+                 "model config: image_size ", image_size, " must be a multiple of 8 in 8..1024");
+    ATTEND_CHECK(image_channels == 1 || image_channels == 3, "model config: image_channels ",
+                 image_channels, " must be 1 or 3");
+    ATTEND_CHECK(cnn_channels > 0 && cnn_channels <= 512, "model config: cnn_channels ",
+                 cnn_channels, " is not in 1..512");
+    ATTEND_CHECK(regions > 0 && regions <= 256, "model config: regions ", regions,
+                 " is not in 1..256");
+    ATTEND_CHECK(attention_penalty >= 0.0 && std::isfinite(attention_penalty),
+                 "model config: attention_penalty ", attention_penalty, " must be >= 0");
+    ATTEND_CHECK(embed_dim > 0 && hidden_dim > 0 && attention_dim > 0,
+                 "model config: embed_dim, hidden_dim and attention_dim must be positive");
+  } else if (arch == Arch::kTransformer) {
     ATTEND_CHECK(d_model > 0 && heads > 0 && d_model % heads == 0, "model config: d_model ",
                  d_model, " is not a positive multiple of heads ", heads);
     ATTEND_CHECK(ff_dim > 0 && layers > 0 && max_positions > 0,
@@ -112,6 +126,14 @@ int64_t ModelConfig::ListenerSteps(int64_t frames) const {
   return n;
 }
 
+int64_t Seq2Seq::AttendedLength(int64_t length) const {
+  return config_.speech() ? config_.ListenerSteps(length) : length;
+}
+
+Tensor Seq2Seq::AuxiliaryLoss(const Batch&, const Tensor&) { return Tensor(); }
+
+std::vector<std::vector<Seq2Seq::Box>> Seq2Seq::AttendedBoxes(const Tensor&) { return {}; }
+
 std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {
   NoGradGuard no_grad;
   Tensor weights;
@@ -123,6 +145,7 @@ std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {
 std::shared_ptr<Seq2Seq> MakeModel(const ModelConfig& config, Generator& gen) {
   config.Validate();
   if (config.arch == Arch::kTransformer) return MakeTransformer(config, gen);
+  if (config.image()) return MakeCaptioner(config, gen);
   return MakeRnnSeq2Seq(config, gen);
 }
 

@@ -61,7 +61,7 @@ models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<
     ATTEND_CHECK(e.feature_dim == f, "MakeBatch: example ", e.index,
                  " mixes speech features and token ids (or feature sizes) in one batch");
     ATTEND_CHECK(e.source_length() > 0, "MakeBatch: example ", e.index, " has an empty source");
-    if (f > 0) std::copy(e.features.begin(), e.features.end(), pf + r * s * f);
+    if (f > 0) std::copy(e.values().begin(), e.values().end(), pf + r * s * f);
     else std::copy(e.src.begin(), e.src.end(), ps + r * s);
     pi[r * t] = SpecialIds::kBos;
     std::copy(e.tgt.begin(), e.tgt.end(), pi + r * t + 1);

@@ -62,11 +62,6 @@ class EvalScope {
   bool was_training_;
 };
 
-// The positions a source of `length` frames or tokens leaves to attend over.
-int64_t AttendedLength(const models::ModelConfig& c, int64_t length) {
-  return c.feature_dim > 0 ? c.ListenerSteps(length) : length;
-}
-
 void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
                  const std::vector<int64_t>& chunk, const SearchOptions& opt,
                  std::vector<std::vector<Hypothesis>>* results) {
@@ -114,7 +109,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
       const float* a = attn_c.data<float>() + row * attn_c.size(1);
       const int64_t len = std::min<int64_t>(
           attn_c.size(1),
-          AttendedLength(model.config(), sources[chunk[live[row].sentence]].source_length()));
+          model.AttendedLength(sources[chunk[live[row].sentence]].source_length()));
       return std::vector<float>(a, a + len);
     };
     // Candidates per sentence: (log-prob, row, token), the `beam` best tokens of each row.

@@ -246,10 +246,27 @@ Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
     }
     v.loss = tokens > 0 ? loss_sum / tokens : 0.0;
   }
-  v.speech = model.config().feature_dim > 0;
+  v.speech = model.config().speech();
   const size_t n = std::min<size_t>(dev_text.size(), static_cast<size_t>(o.valid_sentences));
   if (v.speech) {
     ScoreTranscripts(model, vocab, dev, dev_text, o, &v);
+  } else if (model.config().image() && n > 0) {
+    // Captions: the first n dev images, each scored against its reference (dev_text[index]).
+    const std::vector<Example> images(dev.begin(), dev.begin() + std::min(n, dev.size()));
+    SearchOptions search;
+    search.beam = 1;
+    search.batch_size = 64;
+    search.max_len_ratio = 0.0;
+    search.max_len_extra = kCaptionMaxWords;
+    const auto out = TranslateExamples(model, images, search);
+    std::vector<std::string> refs(images.size()), hyps(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      refs[i] = dev_text.at(images[i].index).second;
+      hyps[i] = out[i].empty() ? "" : vocab.Decode(out[i][0].tokens);
+    }
+    v.bleu = metrics::CorpusBleu(hyps, {refs}).score;
+    v.chrf = metrics::CorpusChrf(hyps, {refs}).score;
+    v.score = v.bleu;
   } else if (n > 0) {
     std::vector<std::vector<int64_t>> sources(n);
     std::vector<std::string> refs(n), hyps(n);
@@ -308,7 +325,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   nlohmann::json config;
   config["model"] = nlohmann::json::parse(model.config().ToJson());
   config["train"] = TrainOptionsJson(o);
-  const bool speech = model.config().feature_dim > 0;
+  const bool speech = model.config().speech();
   if (speech) config["features"] = nlohmann::json::parse(FeatureOptionsJson(o.features));
   const std::string config_json = config.dump();
   const std::string vocab_b64 = Base64Encode(vocab.bytes());
@@ -407,6 +424,10 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       const double loss_value = loss.item();
       ATTEND_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at step ",
                    p.step + 1, " (try a lower learning rate)");
+      // The model's own terms (an attention penalty, a REINFORCE surrogate) join the gradient;
+      // the loss logged stays the cross-entropy, comparable across models.
+      if (Tensor extra = model.AuxiliaryLoss(batch, logits); extra.defined())
+        loss = Add(loss, extra);
       loss.Backward();
       if (o.clip_norm > 0) optim::ClipGradNorm(params, o.clip_norm);
       adam.Step();
@@ -490,8 +511,9 @@ LoadedModel LoadModel(const std::string& path) {
   LoadedModel out;
   out.vocab = Vocabulary::FromBytes(Base64Decode(v->second, path), path);
   out.train_json = config.contains("train") ? config.at("train").dump() : "{}";
-  const bool speech = mc.feature_dim > 0;
-  ATTEND_CHECK((speech || out.vocab.size() == mc.src_vocab) && out.vocab.size() == mc.tgt_vocab,
+  const bool speech = mc.speech();
+  ATTEND_CHECK((!mc.token_source() || out.vocab.size() == mc.src_vocab) &&
+                   out.vocab.size() == mc.tgt_vocab,
                path, ": vocabulary size ", out.vocab.size(), " does not match the model's ",
                mc.src_vocab, "/", mc.tgt_vocab);
   if (speech) {

@@ -186,8 +186,9 @@ Vocabulary Vocabulary::Train(const std::vector<std::string>& sentences,
                              const VocabularyOptions& o) {
   ATTEND_CHECK(!sentences.empty(), "vocabulary: no sentences to train on");
   ATTEND_CHECK(o.size > 4, "vocabulary: size ", o.size, " must exceed the 4 reserved ids");
-  ATTEND_CHECK(o.model_type == "unigram" || o.model_type == "bpe" || o.model_type == "char",
-               "vocabulary: model type '", o.model_type, "' is not unigram, bpe or char");
+  ATTEND_CHECK(o.model_type == "unigram" || o.model_type == "bpe" || o.model_type == "char" ||
+                   o.model_type == "word",
+               "vocabulary: model type '", o.model_type, "' is not unigram, bpe, char or word");
   sentencepiece::SetRandomGeneratorSeed(o.seed);
   std::ostringstream args;
   args << "--model_type=" << o.model_type << " --vocab_size=" << o.size

@@ -196,7 +196,7 @@ struct TranslationService::Impl {
     }
   }
 
-  bool IsSpeech(size_t model) const { return models[model].loaded.model->config().feature_dim > 0; }
+  bool IsSpeech(size_t model) const { return models[model].loaded.model->config().speech(); }
 
   // Decodes `batch` (jobs of one model and one search key) and fills in their answers.
   void Decode(const std::vector<Job*>& batch) {
@@ -479,7 +479,7 @@ std::string TranslationService::ModelsJson() const {
                    {"vocabulary", m.loaded.vocab.size()},
                    {"config", json::parse(c.ToJson())},
                    {"train", json::parse(m.loaded.train_json)},
-                   {"task", c.feature_dim > 0 ? "speech" : "translation"},
+                   {"task", c.speech() ? "speech" : c.image() ? "caption" : "translation"},
                    {"has_attention", c.arch != models::Arch::kRnn}});
   }
   return json{{"models", std::move(out)}}.dump();

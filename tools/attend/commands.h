@@ -14,10 +14,15 @@ namespace attend::tools {
 // returns the process exit code. Errors are thrown as attend::Error and reported by main().
 using Runner = std::function<int()>;
 Runner RegisterCorpusCommand(CLI::App& app);
+// `attend corpus scenes` and `attend corpus cluttered` (corpus_images.cc), registered on the corpus
+// command by RegisterCorpusCommand.
+Runner RegisterScenesCorpus(CLI::App& corpus);
+Runner RegisterClutteredCorpus(CLI::App& corpus);
 Runner RegisterTrainCommand(CLI::App& app);
 Runner RegisterTranslateCommand(CLI::App& app);
 Runner RegisterScoreCommand(CLI::App& app);
 Runner RegisterServeCommand(CLI::App& app);
 Runner RegisterTranscribeCommand(CLI::App& app);
+Runner RegisterCaptionCommand(CLI::App& app);
 
 }  // namespace attend::tools

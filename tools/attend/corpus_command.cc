@@ -1,6 +1,7 @@
 // `attend corpus debian`: builds the default parallel corpus from the installed gettext
 // catalogs (a thin layer over data::BuildDebianCorpus) and prints a short summary.
 // `attend corpus speech`: the speech corpus synthesised with espeak-ng (data::BuildSpeechCorpus).
+// `attend corpus scenes` and `cluttered` (the image corpora) are in corpus_images.cc.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -119,7 +120,7 @@ Runner RegisterSpeechCorpus(CLI::App& corpus) {
 }  // namespace
 
 Runner RegisterCorpusCommand(CLI::App& app) {
-  CLI::App* corpus = app.add_subcommand("corpus", "Build corpora (parallel text, speech)");
+  CLI::App* corpus = app.add_subcommand("corpus", "Build corpora (parallel text, speech, images)");
   corpus->require_subcommand(1);
   CLI::App* debian = corpus->add_subcommand(
       "debian", "Parallel corpus from the gettext catalogs (.mo) under a locale directory");
@@ -147,7 +148,10 @@ Runner RegisterCorpusCommand(CLI::App& app) {
   debian->add_flag("-q,--quiet", *quiet, "Print nothing on success");
 
   Runner speech = RegisterSpeechCorpus(*corpus);
-  return [opt, quiet, debian, speech]() -> int {
+  Runner scenes = RegisterScenesCorpus(*corpus), cluttered = RegisterClutteredCorpus(*corpus);
+  return [opt, quiet, corpus, debian, speech, scenes, cluttered]() -> int {
+    if (corpus->got_subcommand("scenes")) return scenes();
+    if (corpus->got_subcommand("cluttered")) return cluttered();
     if (!debian->parsed()) return speech();
     const data::DebianCorpusStats st = data::BuildDebianCorpus(*opt);
     if (*quiet) return 0;

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterTranslateCommand);
   add(attend::tools::RegisterScoreCommand);
   add(attend::tools::RegisterTranscribeCommand);
+  add(attend::tools::RegisterCaptionCommand);
   add(attend::tools::RegisterServeCommand);
   try {
     // Options that take a name (--arch transformer) check it while parsing: their attend::Error

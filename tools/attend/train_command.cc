@@ -22,7 +22,7 @@ namespace attend::tools {
 namespace {
 
 struct TrainArgs {
-  std::string task = "translation";  // translation | speech
+  std::string task = "translation";  // translation | speech | caption
   // Data: a corpus directory (train.SRC, train.TGT, dev.SRC, dev.TGT), or explicit files.
   std::string data_dir, src_lang = "en", tgt_lang = "de";
   std::string train_src, train_tgt, dev_src, dev_tgt, train_tsv, dev_tsv;
@@ -121,11 +121,69 @@ int RunSpeech(TrainArgs& a) {
   return 0;
 }
 
+// Captioning: DIR/train.tsv and DIR/dev.tsv (or --train-tsv / --dev-tsv), lines
+// image<TAB>caption (paths relative to the file; several lines per image are several reference
+// captions), a word vocabulary over the training captions, the images resized to the model's.
+int RunCaption(TrainArgs& a) {
+  namespace fs = std::filesystem;
+  ATTEND_CHECK(a.model.image(), "train --task caption: --arch must be show-attend-tell or top-down");
+  auto tsv = [&](const std::string& given, const char* split) {
+    if (!given.empty()) return given;
+    ATTEND_CHECK(!a.data_dir.empty(), "train --task caption: no ", split,
+                 " captions (give --data DIR with ", split, ".tsv, or --", split, "-tsv)");
+    return (fs::path(a.data_dir) / (std::string(split) + ".tsv")).string();
+  };
+  std::vector<data::ImageCaption> train = data::ReadCaptionsTsv(tsv(a.train_tsv, "train"));
+  const std::vector<data::ImageCaption> dev = data::ReadCaptionsTsv(tsv(a.dev_tsv, "dev"));
+  ATTEND_CHECK(!train.empty() && !dev.empty(), "train --task caption: no training or dev images");
+  if (a.max_train > 0 && static_cast<int64_t>(train.size()) > a.max_train)
+    train.resize(a.max_train);
+  nmt::Vocabulary vocab;
+  if (!a.vocab_path.empty()) {
+    vocab = nmt::Vocabulary::Load(a.vocab_path);
+  } else if (a.resume) {
+    vocab = nmt::Vocabulary::Load((fs::path(a.train.out_dir) / "vocab.model").string());
+  } else {
+    std::vector<std::string> text;
+    for (const auto& im : train) text.insert(text.end(), im.captions.begin(), im.captions.end());
+    nmt::VocabularyOptions vo = a.vocab;
+    vo.model_type = "word";
+    vocab = nmt::Vocabulary::Train(text, vo);
+    std::fprintf(stderr, "a %lld-word vocabulary from %zu captions\n", (long long)vocab.size(),
+                 text.size());
+  }
+  a.model.src_vocab = 0;
+  a.model.tgt_vocab = vocab.size();
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t dropped = 0;
+  const auto train_ex = nmt::LoadCaptionExamples(train, vocab, a.model, true, a.train.max_len,
+                                                 a.train.threads, &dropped);
+  const auto dev_ex =
+      nmt::LoadCaptionExamples(dev, vocab, a.model, false, 0, a.train.threads, nullptr);
+  std::fprintf(stderr,
+               "images: %zu training images with %zu captions, %zu dev images, in %.1f s; dropped "
+               "%lld captions longer than %lld words\n",
+               train.size(), train_ex.size(), dev_ex.size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+               (long long)dropped, (long long)a.train.max_len);
+  std::vector<std::pair<std::string, std::string>> dev_text;
+  for (const auto& im : dev) dev_text.emplace_back(im.image, im.captions.front());
+  Generator gen(a.train.seed);
+  auto model = models::MakeModel(a.model, gen);
+  const nmt::TrainSummary s =
+      nmt::Train(*model, vocab, train_ex, dev_ex, dev_text, a.train, a.resume);
+  std::printf("steps %lld, %.0f s, %.0f target tokens/s, best dev BLEU %.2f, checkpoint %s\n",
+              (long long)s.steps, s.seconds, s.tokens_per_second, s.best_bleu,
+              (fs::path(a.train.out_dir) / "best.ckpt").c_str());
+  return 0;
+}
+
 int Run(TrainArgs& a) {
   a.train.progress = !a.no_progress;
   if (a.task == "speech") return RunSpeech(a);
+  if (a.task == "caption") return RunCaption(a);
   ATTEND_CHECK(a.task == "translation", "train: --task '", a.task,
-               "' is not one of translation | speech");
+               "' is not one of translation | speech | caption");
   const Pairs train = ReadSplit(a, "train", a.train_src, a.train_tgt, a.train_tsv, a.max_train);
   const Pairs dev = ReadSplit(a, "dev", a.dev_src, a.dev_tgt, a.dev_tsv, 0);
   ATTEND_CHECK(!train.empty(), "train: the training data is empty");
@@ -169,7 +227,7 @@ int Run(TrainArgs& a) {
 Runner RegisterTrainCommand(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* c = app.add_subcommand("train", "Train a translation or speech recognition model");
-  c->add_option("--task", a->task, "translation | speech")->capture_default_str();
+  c->add_option("--task", a->task, "translation | speech | caption")->capture_default_str();
   c->add_option("--data", a->data_dir, "Corpus directory with train.SRC/TGT and dev.SRC/TGT");
   c->add_option("--src", a->src_lang, "Source language suffix")->capture_default_str();
   c->add_option("--tgt", a->tgt_lang, "Target language suffix")->capture_default_str();

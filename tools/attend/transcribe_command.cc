@@ -56,7 +56,7 @@ int Run(TranscribeArgs& a) {
                "transcribe: give WAV files or --manifest FILE (one of the two)");
   ATTEND_CHECK(!a.score || !a.manifest.empty(), "transcribe: --score needs --manifest");
   const nmt::LoadedModel m = nmt::LoadModel(a.model_path);
-  ATTEND_CHECK(m.model->config().feature_dim > 0, "transcribe: ", a.model_path,
+  ATTEND_CHECK(m.model->config().speech(), "transcribe: ", a.model_path,
                " is a translation model, not a speech model (use attend translate)");
   std::vector<audio::Utterance> inputs;
   if (!a.manifest.empty()) {

@@ -84,8 +84,10 @@ int Run(TranslateArgs& a) {
   if (a.greedy) a.search.beam = 1;
   if (a.search.nbest > a.search.beam) a.search.nbest = a.search.beam;
   const nmt::LoadedModel m = nmt::LoadModel(a.model_path);
-  ATTEND_CHECK(m.model->config().feature_dim == 0, "translate: ", a.model_path,
+  ATTEND_CHECK(!m.model->config().speech(), "translate: ", a.model_path,
                " is a speech model: transcribe audio with it (attend transcribe)");
+  ATTEND_CHECK(!m.model->config().image(), "translate: ", a.model_path,
+               " is a captioning model: describe images with it (attend caption)");
   a.search.keep_attention = !a.alignment.empty() || !a.png_dir.empty();
   ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != models::Arch::kRnn,
                "translate: ", a.model_path,
