@@ -5,8 +5,9 @@
 # search and print BLEU-4 against the five references and grounding (the share of the attention
 # inside the box of the item a word names, with chance beside it), and draw where each model
 # looked for each word of a few test captions.
-#   MODELS  which captioners (default "soft hard none top-down"): show-attend-tell with soft,
-#           hard or no attention (the mean of the grid), and top-down over region proposals
+#   MODELS  which captioners (default "soft hard none top-down top-down-true"): show-attend-tell
+#           with soft, hard or no attention (the mean of the grid), top-down over region
+#           proposals, and top-down over the items' true boxes (an upper bound for the proposals)
 #   STEPS   training steps per model (default 2500)
 #   JOBS    models trained at once, one thread each (default 2 on this 2-core machine)
 #   OUT     output directory (default runs/caption; one subdirectory per model)
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODELS="${MODELS:-soft hard none top-down}"
+MODELS="${MODELS:-soft hard none top-down top-down-true}"
 STEPS="${STEPS:-2500}"
 JOBS="${JOBS:-2}"
 OUT="${OUT:-runs/caption}"
@@ -32,6 +33,7 @@ mkdir -p "$OUT"
 train() {  # model name -> OUT/NAME
   local name="$1" arch=(--arch show-attend-tell --image-attention "$1")
   if [ "$name" = top-down ]; then arch=(--arch top-down); fi
+  if [ "$name" = top-down-true ]; then arch=(--arch top-down --true-boxes); fi
   "$ATTEND" train --task caption --data "$DATA" --out "$OUT/$name" "${arch[@]}" \
     --hidden-dim 256 --embed-dim 64 --attention-dim 128 --max-tokens 3072 --lr 1e-3 \
     --warmup 200 --max-steps "$STEPS" --valid-every 500 --valid-sentences 500 --log-every 50 \
@@ -58,10 +60,14 @@ for m in $MODELS; do
 done
 
 echo "== where each model looked, word by word: $OUT/NAME/pictures/00000{0..3}.png"
-cut -f1 "$DATA/test.tsv" | uniq | head -n 4 | sed "s|^|$DATA/|" > "$OUT/examples.txt"
+# The first four test scenes (all their reference lines), with absolute image paths.
+head -n 20 "$DATA/test.tsv" | sed "s|^|$(realpath "$DATA")/|" > "$OUT/examples.tsv"
+grep -F -f <(cut -f1 "$DATA/test.tsv" | head -n 20 | uniq | sed 's/$/"/; s/^/"/') \
+  "$DATA/test.items.jsonl" | sed "s|\"image\":\"|\"image\":\"$(realpath "$DATA")/|" \
+  > "$OUT/examples.items.jsonl"
 for m in $MODELS; do
   if [ "$m" = none ]; then continue; fi
   echo "-- $m"
-  "$ATTEND" caption -m "$OUT/$m/best.ckpt" --beam 3 --attention-png "$OUT/$m/pictures" \
-    $(cat "$OUT/examples.txt")
+  "$ATTEND" caption -m "$OUT/$m/best.ckpt" --beam 3 --tsv "$OUT/examples.tsv" \
+    --items "$OUT/examples.items.jsonl" --attention-png "$OUT/$m/pictures" 2>/dev/null
 done

@@ -1,7 +1,8 @@
 // The attention page of `attend serve`: translates through /api/translate and draws the
 // attention of every hypothesis as a weight table, a head view and a grid of layers x heads, all
 // on canvases (a 300 x 300 table is one canvas, not 90,000 DOM nodes). Exports PNG, SVG, JSON and
-// CSV. window.attend exposes the state for the browser tests.
+// CSV. Transcribes WAV files (/api/transcribe) and captions images (/api/caption) with the
+// attention of each character or word. window.attend exposes the state for the browser tests.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -425,25 +426,32 @@ async function translate() {
   }
 }
 
+// The views, by the task of the models they use ("caption" models go to the captions view).
+const VIEWS = ["translation", "speech", "caption"];
+
 async function loadModels() {
   const res = await fetch("/api/models");
   const json = await res.json();
   state.models = json.models;
-  const speaking = json.models.filter((m) => m.task === "speech");
   for (const m of json.models) {
     const label = `${m.name} (${m.arch}, ${(m.parameters / 1e6).toFixed(2)}M)`;
-    if (m.task === "speech") {
-      $("speech-model").add(new Option(label, m.name));
-      continue;
+    if (m.task === "speech") $("speech-model").add(new Option(label, m.name));
+    else if (m.task === "caption") $("caption-model").add(new Option(label, m.name));
+    else {
+      $("model").add(new Option(label, m.name));
+      $("compare").add(new Option(label, m.name));
     }
-    $("model").add(new Option(label, m.name));
-    $("compare").add(new Option(label, m.name));
   }
-  // A server that only watches a run has nothing to translate with (showView hides the
-  // controls); one that holds only speech models opens on the speech view.
-  $("tabs").hidden = !speaking.length || speaking.length === json.models.length;
-  showView(speaking.length && speaking.length === json.models.length ? "speech" : "translation");
+  // A tab for each kind of model the server holds, shown when it holds more than one kind; the
+  // page opens on the first kind held. A server that only watches a run has nothing to translate
+  // with (showView hides the controls).
+  const held = VIEWS.filter((v) => json.models.some((m) => taskOf(m) === v));
+  for (const v of VIEWS) $(`tab-${v}`).hidden = !held.includes(v);
+  $("tabs").hidden = held.length < 2;
+  showView(held.length ? held[0] : "translation");
 }
+
+function taskOf(m) { return m.task === "speech" || m.task === "caption" ? m.task : "translation"; }
 
 // ---- exports ----
 function focusedCanvas() {
@@ -856,20 +864,178 @@ async function transcribe() {
   }
 }
 
-// The translation view or the speech view (the tabs show only when the server holds both kinds).
+// The translation, speech or captions view (the tabs show only when the server holds several
+// kinds of model).
 function showView(view) {
   state.view = view;
-  const speaking = view === "speech";
-  $("controls").hidden = speaking || !state.models.some((m) => m.task !== "speech");
-  $("results").hidden = speaking;
+  const translating = view === "translation", speaking = view === "speech", captioning = view === "caption";
+  $("controls").hidden = !translating || !state.models.some((m) => taskOf(m) === "translation");
+  $("results").hidden = !translating;
   $("speech-controls").hidden = !speaking;
   $("speech-results").hidden = !speaking;
-  $("footer-translation").hidden = speaking;
+  $("caption-controls").hidden = !captioning;
+  $("caption-results").hidden = !captioning;
+  $("footer-translation").hidden = !translating;
   $("footer-speech").hidden = !speaking;
-  $("tagline").textContent = (speaking ? "speech recognition" : "translation") + " with the attention that made it";
+  $("footer-caption").hidden = !captioning;
+  const what = { translation: "translation", speech: "speech recognition", caption: "image captioning" };
+  $("tagline").textContent = what[view] + " with the attention that made it";
   for (const b of document.querySelectorAll("#tabs button")) {
     b.classList.toggle("active", b.dataset.view === view);
     b.setAttribute("aria-selected", String(b.dataset.view === view));
+  }
+}
+
+// ---- captions: an image through /api/caption ----
+// The image the model read (its pixels after resizing), scaled up without smoothing, and over it
+// on a second canvas the attention of the hovered (or clicked) word: each position's weight
+// spread evenly over its box, what the word does not look at dimmed and what it does tinted, as
+// src/viz/image_attention.cc draws its PNGs.
+const caption = { answer: null, hover: null, pinned: null };  // hover, pinned: word indices
+state.caption = caption;
+
+// The model's pixels (CHW, 0..255) as an RGB colour per pixel.
+function captionPixel(image, i) {
+  const plane = image.size * image.size, d = image.data;
+  return image.channels === 3 ? [d[i], d[plane + i], d[2 * plane + i]] : [d[i], d[i], d[i]];
+}
+
+// Word t's weights as a heat map over the image's pixels, and its peak.
+function captionHeat(answer, t) {
+  const s = answer.image.size, heat = new Float64Array(s * s), row = answer.attention[t] || [];
+  const clamp = (v) => Math.max(0, Math.min(s, v));
+  answer.boxes.forEach((b, i) => {
+    const x0 = clamp(Math.floor(b[0])), y0 = clamp(Math.floor(b[1]));
+    const x1 = clamp(Math.ceil(b[2])), y1 = clamp(Math.ceil(b[3]));
+    const w = (row[i] || 0) / Math.max(1, (x1 - x0) * (y1 - y0));
+    for (let y = y0; y < y1; ++y) for (let x = x0; x < x1; ++x) heat[y * s + x] += w;
+  });
+  let peak = 0;
+  for (const v of heat) peak = Math.max(peak, v);
+  return { heat, peak };
+}
+
+function drawCaption(canvas, answer) {
+  const s = answer.image.size;
+  // About 400 CSS pixels across, an integer scale so that every pixel stays a crisp square.
+  const scale = Math.max(1, Math.floor(400 / s)), side = s * scale;
+  const ctx = blankCanvas(canvas, side, side);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(pixelCanvas(s, s, (i) => captionPixel(answer.image, i)), 0, 0, side, side);
+  canvas.layout = { scale, side, size: s };
+  // The word's attention: overlay colour and opacity such that what shows through is
+  // (0.35 + 0.3 a) * pixel + 0.52 a * red, a the heat over its peak (the PNGs' blend).
+  canvas.drawHover = (overlay) => {
+    const o = sizeCanvas(overlay, side, side);
+    const t = caption.hover !== null ? caption.hover : caption.pinned;
+    overlay.drawnWord = null;
+    if (t === null || !answer.boxes.length || !answer.attention[t]) return;
+    const { heat, peak } = captionHeat(answer, t);
+    const c = document.createElement("canvas");
+    c.width = c.height = s;
+    const cctx = c.getContext("2d"), img = cctx.createImageData(s, s);
+    const red = [255, 40, 0];
+    for (let i = 0; i < s * s; ++i) {
+      const a = peak > 0 ? heat[i] / peak : 0, alpha = 0.65 - 0.3 * a;
+      for (let k = 0; k < 3; ++k) img.data[4 * i + k] = Math.min(255, Math.round(0.52 * a * red[k] / alpha));
+      img.data[4 * i + 3] = Math.round(alpha * 255);
+    }
+    cctx.putImageData(img, 0, 0);
+    o.imageSmoothingEnabled = false;
+    o.drawImage(c, 0, 0, side, side);
+    // The box of the largest weight, outlined.
+    const row = answer.attention[t];
+    const j = row.indexOf(Math.max(...row)), b = answer.boxes[j];
+    o.strokeStyle = "#fff";
+    o.lineWidth = 2;
+    o.strokeRect(b[0] * scale + 1, b[1] * scale + 1, Math.max(0, (b[2] - b[0]) * scale - 2), Math.max(0, (b[3] - b[1]) * scale - 2));
+    overlay.drawnWord = t;
+  };
+}
+
+// The word shown in words: where it looked most.
+function describeCaptionWord() {
+  const a = caption.answer;
+  if (!a) return "";
+  const t = caption.hover !== null ? caption.hover : caption.pinned;
+  if (!a.boxes.length) return "This model does not attend: it reads the mean of the image's features, so there are no weights to show.";
+  if (t === null) return "Hover a word to see where the model looked; click it to keep it.";
+  const row = a.attention[t] || [];
+  const top = row.map((w, j) => [w, j]).sort((x, y) => y[0] - x[0]).slice(0, 3);
+  const box = (b) => `(${b.map((v) => Math.round(v)).join(", ")})`;
+  return `\u201c${a.words[t]}\u201d, word ${t + 1} of ${a.words.length}: largest weights ` +
+         top.map(([w, j]) => `${w.toFixed(3)} on box ${box(a.boxes[j])}`).join(", ") +
+         ` of ${row.length} positions`;
+}
+
+function renderCaption() {
+  const a = caption.answer;
+  $("caption-answer").hidden = !a;
+  if (!a) return;
+  const text = $("caption-text");
+  text.textContent = "";
+  a.words.forEach((w, t) => {
+    if (t) text.appendChild(document.createTextNode(" "));
+    const span = document.createElement("span");
+    span.className = "word";
+    span.dataset.index = t;
+    span.textContent = w;
+    span.addEventListener("mouseenter", () => setCaptionHover(t));
+    span.addEventListener("mouseleave", () => setCaptionHover(null));
+    span.addEventListener("click", () => {
+      caption.pinned = caption.pinned === t ? null : t;
+      refreshCaptionHover();
+    });
+    text.appendChild(span);
+  });
+  const canvas = $("caption-view");
+  drawCaption(canvas, a);
+  canvas.overlay = $("caption-overlay");
+  refreshCaptionHover();
+}
+
+function refreshCaptionHover() {
+  const canvas = $("caption-view");
+  if (canvas.drawHover) canvas.drawHover(canvas.overlay);
+  for (const span of document.querySelectorAll("#caption-text .word")) {
+    const t = Number(span.dataset.index);
+    span.classList.toggle("hovered", t === caption.hover);
+    span.classList.toggle("pinned", t === caption.pinned);
+  }
+  $("caption-hover").textContent = describeCaptionWord();
+}
+
+function setCaptionHover(t) {
+  if (t === caption.hover) return;
+  caption.hover = t;
+  refreshCaptionHover();
+}
+
+async function captionImage() {
+  const file = $("caption-file").files[0];
+  if (!file) { setStatus("Choose an image first.", true, "caption-status"); return; }
+  if ($("caption-beam").validity.badInput) { setStatus("The beam must be a whole number.", true, "caption-status"); return; }
+  const params = new URLSearchParams({ model: $("caption-model").value, beam: $("caption-beam").value });
+  setStatus("captioning...", false, "caption-status");
+  $("caption").disabled = true;
+  try {
+    // The file's bytes are the body (as for a WAV file: not form data).
+    const res = await fetch("/api/caption?" + params, {
+      method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file,
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(json.error || `HTTP ${res.status}`);
+    caption.answer = json;
+    caption.hover = caption.pinned = null;
+    renderCaption();
+    const t = json.timings;
+    setStatus(`${json.words.length} word${json.words.length === 1 ? "" : "s"} from a ` +
+              `${json.image.size} \u00d7 ${json.image.size} image in ${t.total_ms.toFixed(0)} ms ` +
+              `(decode ${t.decode_ms.toFixed(0)})`, false, "caption-status");
+  } catch (e) {
+    setStatus(e.message, true, "caption-status");
+  } finally {
+    $("caption").disabled = false;
   }
 }
 
@@ -980,6 +1146,7 @@ $("export-svg").addEventListener("click", exportSvg);
 $("export-json").addEventListener("click", exportJson);
 $("export-csv").addEventListener("click", exportCsv);
 $("transcribe").addEventListener("click", transcribe);
+$("caption").addEventListener("click", captionImage);
 for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showView(b.dataset.view));
 $("speech-view").addEventListener("mousemove", (e) => {
   const canvas = $("speech-view"), r = canvas.getBoundingClientRect();
@@ -987,5 +1154,5 @@ $("speech-view").addEventListener("mousemove", (e) => {
 });
 $("speech-view").addEventListener("mouseleave", () => { if ($("speech-view").hitTest) setSpeechHover(null); });
 pollWatch();
-loadModels().then(() => { setStatus("ready"); setStatus("ready", false, "speech-status"); })
+loadModels().then(() => { for (const id of ["status", "speech-status", "caption-status"]) setStatus("ready", false, id); })
   .catch((e) => setStatus("cannot reach the server: " + e.message, true));

@@ -28,6 +28,9 @@ struct Batch {
   Tensor tgt_out;                          // [B, T]: y_1 .. y_n kEos, padded with kPad
   Tensor tgt_lengths;                      // [B] (n + 1)
   int64_t src_tokens = 0, tgt_tokens = 0;  // real (non-pad) tokens
+  // Captioners that read given region boxes (top-down with --true-boxes): f32 [B, K, 4], each
+  // box x0, y0, x1, y1 in the model's pixels.
+  Tensor regions;
 };
 
 // ---- the options' choices: enums with one name table each ----
@@ -153,12 +156,14 @@ struct ModelConfig {
   // (cnn_channels, 2x, 4x, 8x wide; a 2x2 max-pool after each of the first three) turns it into
   // a grid of (image_size / 8)^2 feature vectors. show-attend-tell's LSTM decoder attends over
   // the grid (image_attention), gated by beta, with the doubly stochastic penalty weighted by
-  // attention_penalty; top-down's two LSTMs attend over `regions` region features (proposals
-  // from the image: see src/models/captioner.cc).
+  // attention_penalty (per target token, as the trainer's cross-entropy); top-down's two LSTMs
+  // attend over `regions` region features (proposals from the image: see
+  // src/models/captioner.cc).
   int64_t image_size = 96, image_channels = 1, cnn_channels = 16;
   ImageAttend image_attention = ImageAttend::kSoft;
   double attention_penalty = 1.0;
   int64_t regions = 16;
+  bool proposals = true;  // top-down: regions from proposals (false: given with the batch)
   // Transformer (Vaswani et al. 2017; the Annotated Transformer).
   int64_t d_model = 256, heads = 4, ff_dim = 1024, layers = 3;
   bool pre_norm = true;
@@ -205,6 +210,11 @@ struct ModelConfig {
     f(OptionInfo{"attention_penalty", "show-attend-tell: weight of the doubly stochastic penalty"},
       c.attention_penalty);
     f(OptionInfo{"regions", "top-down: region features per image"}, c.regions);
+    f(OptionInfo{"proposals",
+                 "top-down: the items' true boxes as regions instead of proposals (an upper "
+                 "bound: needs the items' boxes, DIR/SPLIT.items.jsonl)",
+                 "--true-boxes"},
+      c.proposals);
     f(OptionInfo{"d_model", "Transformer model size"}, c.d_model);
     f(OptionInfo{"heads", "Transformer attention heads"}, c.heads);
     f(OptionInfo{"ff_dim", "Transformer feed-forward size"}, c.ff_dim);
@@ -258,6 +268,11 @@ class Seq2Seq : public nn::Module {
   virtual Tensor Forward(const Batch& batch, Tensor* attention = nullptr) = 0;
   // Encodes src [B, S] (lengths [B]) once and returns the state of B hypotheses.
   virtual std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) = 0;
+  // The same from a batch (what the search calls): models that read more than the source (given
+  // region boxes) take it from there.
+  virtual std::unique_ptr<DecoderState> StartBatch(const Batch& batch) {
+    return Start(batch.src, batch.src_lengths);
+  }
   // One step: the last tokens i64 [N] of the N hypotheses -> log-probabilities [N, V_tgt];
   // with `attention`, the weights [N, S] this step put on the source.
   virtual Tensor Step(DecoderState& state, const Tensor& tokens, Tensor* attention = nullptr) = 0;
@@ -279,7 +294,8 @@ class Seq2Seq : public nn::Module {
   struct Box {
     float x0 = 0, y0 = 0, x1 = 0, y1 = 0;
   };
-  virtual std::vector<std::vector<Box>> AttendedBoxes(const Tensor& src);
+  virtual std::vector<std::vector<Box>> AttendedBoxes(const Batch& batch);
+  std::vector<std::vector<Box>> AttendedBoxes(const Tensor& src);  // a batch of `src` alone
   const ModelConfig& config() const { return config_; }
 
  protected:
@@ -297,5 +313,10 @@ inline constexpr uint64_t kModelBuildFactor = 8;
 std::shared_ptr<Seq2Seq> MakeRnnSeq2Seq(const ModelConfig& config, Generator& gen);
 std::shared_ptr<Seq2Seq> MakeTransformer(const ModelConfig& config, Generator& gen);
 std::shared_ptr<Seq2Seq> MakeCaptioner(const ModelConfig& config, Generator& gen);
+// Top-down's regions for one image of side `size`: `first` (proposals or given boxes; at most
+// `regions` of them kept), then the fixed pyramid of tiles (the whole image, 2x2, 3x3, again)
+// until there are `regions`.
+std::vector<Seq2Seq::Box> FillRegions(std::vector<Seq2Seq::Box> first, int64_t size,
+                                      int64_t regions);
 
 }  // namespace attend::models

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -69,6 +70,8 @@ struct Example {
   std::vector<float> features;    // speech only
   // Captioning: the image's pixels, shared by the examples of one image's captions.
   std::shared_ptr<const std::vector<float>> image;
+  // Captioners that read given regions: K boxes x0, y0, x1, y1 in the model's pixels.
+  std::shared_ptr<const std::vector<float>> regions;
   int64_t feature_dim = 0;  // > 0 for speech and images
   const std::vector<float>& values() const { return image ? *image : features; }
   int64_t source_length() const {
@@ -198,17 +201,25 @@ audio::FeatureOptions FeatureOptionsFromJson(const std::string& json, const std:
 
 // ---- image captioning -------------------------------------------------------------------------
 // An image as a captioner of `config` reads it: converted to config.image_channels, resized to
-// image_size x image_size (vision::Resize), f32 [C, H, W] in [0, 1]; no target.
-Example ImageExample(const vision::Image& image, const models::ModelConfig& config);
+// image_size x image_size (vision::Resize), f32 [C, H, W] in [0, 1]; no target. A top-down model
+// trained with --true-boxes also reads `boxes` (in the image's own pixels; scaled to the model's
+// and completed by models::FillRegions); attend::Error when they are missing.
+Example ImageExample(const vision::Image& image, const models::ModelConfig& config,
+                     const std::vector<models::Seq2Seq::Box>* boxes = nullptr);
+// Boxes per image path, as data::ReadItemsJsonl gives them.
+using ImageBoxes = std::map<std::string, std::vector<models::Seq2Seq::Box>>;
+ImageBoxes ItemBoxes(const std::string& items_jsonl);
 // Images with their captions as examples. With `all_captions` (training) one example per
 // (image, caption), the examples of an image sharing its pixels; otherwise one per image with its
 // first caption as the target (validation). Captions with more than max_len ids are dropped and
 // counted in *dropped (0 = no limit). Images are read on `threads` threads (0 = the machine's
 // cores); an unreadable image is an error naming its file; the order is the input's.
+// `boxes` gives every image's boxes to a model that reads them (else unused).
 std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& images,
                                          const Vocabulary& vocab,
                                          const models::ModelConfig& config, bool all_captions,
-                                         int64_t max_len, int threads, int64_t* dropped = nullptr);
+                                         int64_t max_len, int threads, int64_t* dropped = nullptr,
+                                         const ImageBoxes* boxes = nullptr);
 // The longest caption the search writes (SearchOptions::max_len_extra with max_len_ratio 0).
 constexpr int64_t kCaptionMaxWords = 40;
 // Grounding: the share of attention mass that `weights` (one per attended position, summing to

@@ -98,20 +98,6 @@ std::vector<Box> Components(const float* pixels, int64_t channels, int64_t size)
   return out;
 }
 
-// `regions` proposals for one image: components first, then the fixed pyramid of tiles.
-std::vector<Box> Proposals(const float* pixels, int64_t channels, int64_t size, int64_t regions) {
-  std::vector<Box> boxes = Components(pixels, channels, size);
-  if (static_cast<int64_t>(boxes.size()) > regions) boxes.resize(regions);
-  const float s = static_cast<float>(size);
-  for (int tiles = 1; static_cast<int64_t>(boxes.size()) < regions; tiles = tiles % 3 + 1) {
-    for (int i = 0; i < tiles * tiles && static_cast<int64_t>(boxes.size()) < regions; ++i) {
-      const float w = s / static_cast<float>(tiles);
-      const float x = static_cast<float>(i % tiles) * w, y = static_cast<float>(i / tiles) * w;
-      boxes.push_back({x, y, x + w, y + w});
-    }
-  }
-  return boxes;
-}
 
 class Captioner : public Seq2Seq {
  public:
@@ -127,8 +113,10 @@ class Captioner : public Seq2Seq {
                                              nn::Conv2dOptions{.padding = 1}));
     embed_ = RegisterModule("embed",
                             std::make_shared<nn::Embedding>(c.tgt_vocab, e, gen, SpecialIds::kPad));
-    score_ = RegisterModule("score",
-                            std::make_shared<attention::AdditiveScore>(h, d_, c.attention_dim, gen));
+    attend_ = top_down_ ? ImageAttend::kSoft : c.image_attention;
+    if (attend_ != ImageAttend::kNone)
+      score_ = RegisterModule(
+          "score", std::make_shared<attention::AdditiveScore>(h, d_, c.attention_dim, gen));
     dropout_ = RegisterModule("dropout",
                               std::make_shared<nn::DropoutModule>(c.dropout, gen.Reserve(1)));
     if (top_down_) {
@@ -139,7 +127,6 @@ class Captioner : public Seq2Seq {
       out_ = RegisterModule("out", std::make_shared<nn::Linear>(h, c.tgt_vocab, true, gen));
       return;
     }
-    attend_ = c.image_attention;
     init_h_ = RegisterModule("init_h", std::make_shared<nn::Linear>(d_, h, true, gen));
     init_c_ = RegisterModule("init_c", std::make_shared<nn::Linear>(d_, h, true, gen));
     if (attend_ != ImageAttend::kNone)
@@ -162,13 +149,31 @@ class Captioner : public Seq2Seq {
     return top_down_ ? config_.regions : config_.ImageGrid() * config_.ImageGrid();
   }
 
-  std::vector<std::vector<Box>> AttendedBoxes(const Tensor& src) override {
-    const Tensor images = Images(src).Contiguous();
+  std::vector<std::vector<Box>> AttendedBoxes(const Batch& batch) override {
+    const Tensor images = Images(batch.src).Contiguous();
     const int64_t b = images.size(0), ch = config_.image_channels, s = config_.image_size;
+    const int64_t k = config_.regions;
     std::vector<std::vector<Box>> out(b);
+    const bool given = top_down_ && !config_.proposals;
+    Tensor regions;
+    if (given) {
+      ATTEND_CHECK(batch.regions.defined() && batch.regions.dtype() == DType::kF32 &&
+                       batch.regions.shape() == (Shape{b, k, 4}),
+                   "captioner: this top-down model reads the images' true boxes (it was trained "
+                   "with --true-boxes): the batch must carry regions f32 [",
+                   b, ", ", k, ", 4], got ",
+                   batch.regions.defined() ? batch.regions.str() : "none (give the items' boxes)");
+      regions = batch.regions.Contiguous();
+    }
     for (int64_t i = 0; i < b; ++i) {
+      if (given) {
+        const float* r = regions.data<float>() + i * k * 4;
+        for (int64_t j = 0; j < k; ++j)
+          out[i].push_back({r[4 * j], r[4 * j + 1], r[4 * j + 2], r[4 * j + 3]});
+        continue;
+      }
       if (top_down_) {
-        out[i] = Proposals(images.data<float>() + i * ch * s * s, ch, s, config_.regions);
+        out[i] = FillRegions(Components(images.data<float>() + i * ch * s * s, ch, s), s, k);
         continue;
       }
       const int64_t g = config_.ImageGrid();
@@ -182,7 +187,7 @@ class Captioner : public Seq2Seq {
 
   Tensor Forward(const Batch& batch, Tensor* attention) override {
     CheckTokens(batch.tgt_in);
-    CaptionState st = Encode(batch.src);
+    CaptionState st = Encode(batch);
     const int64_t t_len = batch.tgt_in.size(1);
     Tensor emb = embed_->Forward(batch.tgt_in);  // [B, T, E]
     std::vector<Tensor> logits, weights;
@@ -191,22 +196,30 @@ class Captioner : public Seq2Seq {
       logits.push_back(DecodeStep(st, emb.Select(1, t), &w));
       weights.push_back(w);
     }
-    last_weights_ = attend_ == ImageAttend::kNone && !top_down_ ? Tensor() : Stack(weights, 1);
-    if (attention) *attention = last_weights_;
+    Tensor all = attend_ == ImageAttend::kNone ? Tensor() : Stack(weights, 1);  // [B, T, L]
+    // Kept (with its graph) for AuxiliaryLoss only while training.
+    last_weights_ = training() ? all : Tensor();
+    if (attention) *attention = all;
     return Stack(logits, 1);  // [B, T, V]
   }
 
   Tensor AuxiliaryLoss(const Batch& batch, const Tensor& logits) override {
+    const Tensor weights = std::move(last_weights_);
+    last_weights_ = Tensor();
     if (top_down_ || attend_ == ImageAttend::kNone || !training()) return Tensor();
     const Tensor real = Ne(batch.tgt_out, Tensor::Scalar(SpecialIds::kPad, DType::kI64));
     const int64_t b = batch.tgt_out.size(0);
     if (attend_ == ImageAttend::kSoft) {
-      if (config_.attention_penalty == 0.0 || !last_weights_.defined()) return Tensor();
-      // lambda * mean over images of sum_i (1 - sum_t alpha_ti)^2, over the caption's words.
-      const Tensor m = real.To(last_weights_.dtype()).Unsqueeze(2);          // [B, T, 1]
-      const Tensor total = Sum(Mul(last_weights_, m), {1});                   // [B, L]
+      if (config_.attention_penalty == 0.0 || !weights.defined()) return Tensor();
+      // The paper's loss is -log p(caption) + lambda * sum_i (1 - sum_t alpha_ti)^2 per image;
+      // the trainer's cross-entropy is the mean over target tokens, so the penalty is divided
+      // by the same count: lambda * sum_b sum_i (1 - sum_t alpha_bti)^2 / tokens, the sums over
+      // each caption's real words (eos included).
+      const Tensor m = real.To(weights.dtype());                             // [B, T]
+      const Tensor total = Sum(Mul(weights, m.Unsqueeze(2)), {1});           // [B, L]
       const Tensor gap = AddScalar(Neg(total), 1.0);                         // 1 - sum_t alpha
-      return MulScalar(Mean(Sum(Mul(gap, gap), {1})), config_.attention_penalty);
+      const double tokens = Sum(m).item();
+      return MulScalar(Sum(Mul(gap, gap)), config_.attention_penalty / std::max(1.0, tokens));
     }
     // Hard: the reward is each caption's mean token log-likelihood (no gradient).
     Tensor reward;
@@ -223,8 +236,14 @@ class Captioner : public Seq2Seq {
     return loss;
   }
 
-  std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor&) override {
-    return std::make_unique<CaptionState>(Encode(src));
+  std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& lengths) override {
+    Batch b;
+    b.src = src;
+    b.src_lengths = lengths;
+    return StartBatch(b);
+  }
+  std::unique_ptr<DecoderState> StartBatch(const Batch& batch) override {
+    return std::make_unique<CaptionState>(Encode(batch));
   }
 
   Tensor Step(DecoderState& state, const Tensor& tokens, Tensor* attention) override {
@@ -278,10 +297,8 @@ class Captioner : public Seq2Seq {
 
   // Region features [B, K, D]: the mean of the grid cells whose centres lie in each box (the
   // cell under the box's centre when none does).
-  Tensor Regions(const Tensor& images, const Tensor& grid) {
-    const std::vector<std::vector<Box>> boxes = AttendedBoxes(
-        images.View({images.size(0), config_.image_channels * config_.image_size,
-                     config_.image_size}));
+  Tensor Regions(const Batch& batch, const Tensor& grid) {
+    const std::vector<std::vector<Box>> boxes = AttendedBoxes(batch);
     const int64_t b = grid.size(0), k = config_.regions, g = config_.ImageGrid();
     const float cell = static_cast<float>(config_.image_size) / static_cast<float>(g);
     Tensor pool = Tensor::Zeros({b, k, g * g}, DType::kF32);
@@ -310,14 +327,14 @@ class Captioner : public Seq2Seq {
     return Matmul(pool, grid);  // [B, K, D]
   }
 
-  CaptionState Encode(const Tensor& src) {
-    const Tensor images = Images(src);
+  CaptionState Encode(const Batch& batch) {
+    const Tensor images = Images(batch.src);
     CaptionState st;
     const Tensor grid = Grid(images);
-    st.annotations = top_down_ ? Regions(images, grid) : grid;
+    st.annotations = top_down_ ? Regions(batch, grid) : grid;
     st.mean = Mean(st.annotations, {1});  // [B, D]
     const int64_t b = images.size(0), h = config_.hidden_dim;
-    if (top_down_ || attend_ != ImageAttend::kNone) st.keys = score_->PrepareKeys(st.annotations);
+    if (score_) st.keys = score_->PrepareKeys(st.annotations);
     if (top_down_) {
       st.h = st.c = st.h1 = st.c1 = Tensor::Zeros({b, h}, DType::kF32);
     } else {
@@ -333,7 +350,7 @@ class Captioner : public Seq2Seq {
   std::pair<Tensor, Tensor> Attend(CaptionState& st, const Tensor& query) {
     Tensor scores = score_->Scores(query.Unsqueeze(1), st.keys);  // [N, 1, L]
     Tensor w;
-    if (attend_ == ImageAttend::kHard && !top_down_)
+    if (attend_ == ImageAttend::kHard)
       w = (training() ? sampler_ : argmax_).Weights(scores);
     else w = Softmax(scores, -1);
     Tensor context = Matmul(w, st.annotations).Squeeze(1);  // [N, D]
@@ -393,6 +410,19 @@ class Captioner : public Seq2Seq {
 };
 
 }  // namespace
+
+std::vector<Box> FillRegions(std::vector<Box> first, int64_t size, int64_t regions) {
+  if (static_cast<int64_t>(first.size()) > regions) first.resize(regions);
+  const float s = static_cast<float>(size);
+  for (int tiles = 1; static_cast<int64_t>(first.size()) < regions; tiles = tiles % 3 + 1) {
+    for (int i = 0; i < tiles * tiles && static_cast<int64_t>(first.size()) < regions; ++i) {
+      const float w = s / static_cast<float>(tiles);
+      const float x = static_cast<float>(i % tiles) * w, y = static_cast<float>(i / tiles) * w;
+      first.push_back({x, y, x + w, y + w});
+    }
+  }
+  return first;
+}
 
 std::shared_ptr<Seq2Seq> MakeCaptioner(const ModelConfig& config, Generator& gen) {
   return std::make_shared<Captioner>(config, gen);

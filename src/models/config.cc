@@ -132,7 +132,13 @@ int64_t Seq2Seq::AttendedLength(int64_t length) const {
 
 Tensor Seq2Seq::AuxiliaryLoss(const Batch&, const Tensor&) { return Tensor(); }
 
-std::vector<std::vector<Seq2Seq::Box>> Seq2Seq::AttendedBoxes(const Tensor&) { return {}; }
+std::vector<std::vector<Seq2Seq::Box>> Seq2Seq::AttendedBoxes(const Batch&) { return {}; }
+
+std::vector<std::vector<Seq2Seq::Box>> Seq2Seq::AttendedBoxes(const Tensor& src) {
+  Batch b;
+  b.src = src;
+  return AttendedBoxes(b);
+}
 
 std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {
   NoGradGuard no_grad;

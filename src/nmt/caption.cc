@@ -14,7 +14,8 @@
 
 namespace attend::nmt {
 
-Example ImageExample(const vision::Image& image, const models::ModelConfig& config) {
+Example ImageExample(const vision::Image& image, const models::ModelConfig& config,
+                     const std::vector<models::Seq2Seq::Box>* boxes) {
   ATTEND_CHECK(config.image(), "ImageExample: arch ", models::NameOf(config.arch),
                " is not an image model");
   const int64_t s = config.image_size;
@@ -23,13 +24,37 @@ Example ImageExample(const vision::Image& image, const models::ModelConfig& conf
   Example e;
   e.image = std::make_shared<const std::vector<float>>(vision::ToFloatCHW(img));
   e.feature_dim = s;
+  if (config.arch == models::Arch::kTopDown && !config.proposals) {
+    ATTEND_CHECK(boxes != nullptr, "this top-down model reads each image's true boxes (it was "
+                                   "trained with --true-boxes): give the items' boxes");
+    const float sx = static_cast<float>(s) / static_cast<float>(image.width);
+    const float sy = static_cast<float>(s) / static_cast<float>(image.height);
+    std::vector<models::Seq2Seq::Box> scaled;
+    for (const auto& b : *boxes) scaled.push_back({b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy});
+    std::vector<float> flat;
+    for (const auto& b : models::FillRegions(scaled, s, config.regions))
+      flat.insert(flat.end(), {b.x0, b.y0, b.x1, b.y1});
+    e.regions = std::make_shared<const std::vector<float>>(std::move(flat));
+  }
   return e;
+}
+
+ImageBoxes ItemBoxes(const std::string& items_jsonl) {
+  ImageBoxes out;
+  for (const auto& [image, items] : data::ReadItemsJsonl(items_jsonl)) {
+    auto& boxes = out[image];
+    for (const auto& it : items)
+      boxes.push_back({static_cast<float>(it.x0), static_cast<float>(it.y0),
+                       static_cast<float>(it.x1), static_cast<float>(it.y1)});
+  }
+  return out;
 }
 
 std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& images,
                                          const Vocabulary& vocab,
                                          const models::ModelConfig& config, bool all_captions,
-                                         int64_t max_len, int threads, int64_t* dropped) {
+                                         int64_t max_len, int threads, int64_t* dropped,
+                                         const ImageBoxes* boxes) {
   // The pixels, read in parallel (each image once).
   const int64_t n = static_cast<int64_t>(images.size());
   std::vector<Example> pixels(n);
@@ -39,7 +64,13 @@ std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& 
   auto work = [&] {
     for (int64_t i; (i = next++) < n;) {
       try {
-        pixels[i] = ImageExample(vision::ReadImage(images[i].image), config);
+        const std::vector<models::Seq2Seq::Box>* given = nullptr;
+        if (boxes) {
+          auto it = boxes->find(images[i].image);
+          ATTEND_CHECK(it != boxes->end(), images[i].image, ": no boxes for this image");
+          given = &it->second;
+        }
+        pixels[i] = ImageExample(vision::ReadImage(images[i].image), config, given);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();

@@ -50,6 +50,9 @@ models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<
   batch.tgt_out = Tensor::Zeros({b, t}, DType::kI64);
   batch.src_lengths = Tensor::Zeros({b}, DType::kI64);
   batch.tgt_lengths = Tensor::Zeros({b}, DType::kI64);
+  const auto& first_regions = examples[order[0]].regions;
+  const int64_t k = first_regions ? static_cast<int64_t>(first_regions->size()) / 4 : 0;
+  if (k > 0) batch.regions = Tensor::Zeros({b, k, 4}, DType::kF32);
   int64_t* ps = f > 0 ? nullptr : batch.src.data<int64_t>();
   float* pf = f > 0 ? batch.src.data<float>() : nullptr;
   int64_t* pi = batch.tgt_in.data<int64_t>();
@@ -62,6 +65,10 @@ models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<
                  " mixes speech features and token ids (or feature sizes) in one batch");
     ATTEND_CHECK(e.source_length() > 0, "MakeBatch: example ", e.index, " has an empty source");
     if (f > 0) std::copy(e.values().begin(), e.values().end(), pf + r * s * f);
+    const int64_t ek = e.regions ? static_cast<int64_t>(e.regions->size()) / 4 : 0;
+    ATTEND_CHECK(ek == k, "MakeBatch: example ", e.index, " has ", ek,
+                 " region boxes, the batch's first ", k);
+    if (k > 0) std::copy(e.regions->begin(), e.regions->end(), batch.regions.data<float>() + r * k * 4);
     else std::copy(e.src.begin(), e.src.end(), ps + r * s);
     pi[r * t] = SpecialIds::kBos;
     std::copy(e.tgt.begin(), e.tgt.end(), pi + r * t + 1);

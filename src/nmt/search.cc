@@ -67,8 +67,6 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
                  std::vector<std::vector<Hypothesis>>* results) {
   const int64_t b = static_cast<int64_t>(chunk.size());
   const models::Batch in = MakeBatch(sources, chunk);
-  const Tensor& src = in.src;
-  const Tensor& lengths = in.src_lengths;
   std::vector<int64_t> max_len(b);
   for (int64_t r = 0; r < b; ++r) {
     const int64_t n = sources[chunk[r]].source_length();
@@ -78,7 +76,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
     if (model.config().arch == models::Arch::kTransformer)
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
   }
-  std::unique_ptr<models::DecoderState> state = model.Start(src, lengths);
+  std::unique_ptr<models::DecoderState> state = model.StartBatch(in);
   std::vector<Live> live(b);
   for (int64_t r = 0; r < b; ++r) live[r].sentence = r;
   std::vector<std::vector<Hypothesis>> finished(b);

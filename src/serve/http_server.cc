@@ -54,6 +54,12 @@ int RunServer(TranslationService& service, const ServerOptions& options,
     const Reply r = service.Transcribe(req.body, model, beam);
     SendJson(res, r.status, r.body);
   });
+  server.Post("/api/caption", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::string model = req.has_param("model") ? req.get_param_value("model") : "";
+    const std::string beam = req.has_param("beam") ? req.get_param_value("beam") : "";
+    const Reply r = service.Caption(req.body, model, beam);
+    SendJson(res, r.status, r.body);
+  });
   server.Get("/api/models", [&](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, service.ModelsJson());
   });

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <malloc.h>
 #include <mutex>
@@ -23,6 +24,7 @@
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "attend/text.h"
+#include "attend/vision.h"
 #include "io/untrusted_json.h"
 #include "serve/answer.h"
 
@@ -64,7 +66,8 @@ struct Job {
   SearchKey key;
   bool attention = true;
   std::vector<std::vector<int64_t>> sources;
-  std::vector<nmt::Example> utterances;  // a transcription job (decoded alone)
+  // An upload (a transcription or a caption): one example, decoded alone.
+  std::vector<nmt::Example> examples;
   Clock::time_point arrived;
   // Filled by the worker.
   std::vector<std::vector<nmt::Hypothesis>> hypotheses;
@@ -79,6 +82,90 @@ struct Model {
   std::string name, path;
   nmt::LoadedModel loaded;
 };
+
+// What a model reads: text, speech (a WAV upload) or an image (a PNG or JPEG upload).
+enum class Task { kTranslation, kSpeech, kCaption };
+
+Task TaskOf(const models::ModelConfig& c) {
+  return c.speech() ? Task::kSpeech : c.image() ? Task::kCaption : Task::kTranslation;
+}
+
+const char* TaskName(Task t) {
+  return t == Task::kSpeech ? "speech" : t == Task::kCaption ? "caption" : "translation";
+}
+
+// Where a model of task `t` takes its requests, as the end of a refusal.
+std::string WhereToSend(Task t) {
+  switch (t) {
+    case Task::kSpeech: return "it transcribes speech: POST a WAV file to /api/transcribe";
+    case Task::kCaption: return "it captions images: POST a PNG or JPEG file to /api/caption";
+    case Task::kTranslation: break;
+  }
+  return "it translates text: POST JSON to /api/translate";
+}
+
+// Whether a captioner's search gives attention weights (show-attend-tell without attention
+// looks at the mean of the grid).
+bool CaptionerAttends(const models::ModelConfig& c) {
+  return !(c.arch == models::Arch::kShowAttendTell &&
+           c.image_attention == models::ImageAttend::kNone);
+}
+
+// The largest side of an uploaded image (413 beyond).
+constexpr int64_t kMaxUploadSide = 4096;
+
+uint32_t BigEndian(const std::string& b, size_t at, int bytes) {
+  uint32_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = v << 8 | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+
+// The width and height a PNG or JPEG header declares (nothing for another format, or a header
+// too short to say): read before decoding, so that a small file declaring a huge image is
+// refused before its pixels are allocated.
+std::optional<std::pair<int64_t, int64_t>> DeclaredSize(const std::string& b) {
+  if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 && b.compare(12, 4, "IHDR") == 0)
+    return std::pair<int64_t, int64_t>(BigEndian(b, 16, 4), BigEndian(b, 20, 4));
+  if (b.size() < 4 || static_cast<uint8_t>(b[0]) != 0xFF || static_cast<uint8_t>(b[1]) != 0xD8)
+    return std::nullopt;
+  // JPEG: walk the segments up to the first start of frame (SOF0-15 but DHT, JPG and DAC).
+  size_t at = 2;
+  while (at + 4 <= b.size()) {
+    if (static_cast<uint8_t>(b[at]) != 0xFF) return std::nullopt;
+    const uint8_t marker = static_cast<uint8_t>(b[at + 1]);
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    const size_t length = BigEndian(b, at + 2, 2);
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+      if (at + 9 > b.size()) return std::nullopt;
+      return std::pair<int64_t, int64_t>(BigEndian(b, at + 7, 2), BigEndian(b, at + 5, 2));
+    }
+    if (marker == 0xD9 || marker == 0xDA || length < 2) return std::nullopt;
+    at += 2 + length;
+  }
+  return std::nullopt;
+}
+
+// A piece of a word vocabulary without SentencePiece's word-start mark (U+2581).
+std::string Word(const std::string& piece) {
+  const std::string mark = "\xe2\x96\x81";
+  return piece.rfind(mark, 0) == 0 ? piece.substr(mark.size()) : piece;
+}
+
+double Round3(float v) { return std::round(static_cast<double>(v) * 1e3) / 1e3; }
+
+// Attention rows rounded to the 4 decimals the answers carry.
+json RoundedRows(const std::vector<std::vector<float>>& rows, size_t count) {
+  json out = json::array();
+  for (size_t t = 0; t < std::min(count, rows.size()); ++t) {
+    json r = json::array();
+    for (float v : rows[t]) r.push_back(std::round(v * 1e4) / 1e4);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -128,9 +215,10 @@ struct TranslationService::Impl {
                         "attention)");
     }
     job.model = FindModel(r);
-    if (IsSpeech(job.model))
-      Reject(400, "model '" + models[job.model].name +
-                      "' is a speech model: POST a WAV file to /api/transcribe");
+    if (const Task t = TaskOf(job.model); t != Task::kTranslation)
+      Reject(400, "model '" + models[job.model].name + "' is a " +
+                      (t == Task::kSpeech ? "speech" : "captioning") +
+                      " model, not a translation model: " + WhereToSend(t));
     auto integer = [&](const char* name, int64_t def, int64_t lo, int64_t hi) {
       if (!r.contains(name)) return def;
       if (!r[name].is_number_integer())
@@ -196,20 +284,78 @@ struct TranslationService::Impl {
     }
   }
 
-  bool IsSpeech(size_t model) const { return models[model].loaded.model->config().speech(); }
+  Task TaskOf(size_t model) const { return serve::TaskOf(models[model].loaded.model->config()); }
+
+  // An upload to /api/transcribe or /api/caption (`task`): the model the query names (or the one
+  // model of the server), the beam, a body; `read` turns the body into the job's example (throwing
+  // BadRequest, or attend::Error for an unreadable file: a 400), the worker decodes it alone, and
+  // `answer` builds the reply's JSON from the decoded job.
+  Reply Upload(Task task, const std::string& body, const std::string& model,
+               const std::string& beam,
+               const std::function<void(const Model&, const std::string&, Job&)>& read,
+               const std::function<json(const Model&, const Job&)>& answer) {
+    const auto received = Clock::now();
+    const std::string path = task == Task::kSpeech ? "/api/transcribe" : "/api/caption";
+    Job job;
+    const Model* m = nullptr;
+    try {
+      if (model.empty() && models.size() > 1)
+        Reject(400, "the query parameter 'model' is required when the server holds several "
+                    "models (" + path + "?model=NAME)");
+      json r = json::object();
+      if (!model.empty()) r["model"] = model;
+      job.model = FindModel(r);
+      m = &models[job.model];
+      if (const Task t = TaskOf(job.model); t != task)
+        Reject(400, "model '" + m->name + "' cannot " +
+                        (task == Task::kSpeech ? "transcribe audio" : "caption images") + ": " +
+                        WhereToSend(t));
+      job.key.beam = 4;
+      if (!beam.empty()) {
+        char* end = nullptr;
+        const long b = std::strtol(beam.c_str(), &end, 10);
+        if (end == beam.c_str() || *end != '\0' || b < 1 || b > options.max_beam)
+          Reject(400, "beam must be an integer in [1, " + std::to_string(options.max_beam) +
+                          "], got '" + io::Excerpt(beam) + "'");
+        job.key.beam = b;
+      }
+      read(*m, body, job);
+    } catch (const BadRequest& e) {
+      refused++;
+      return {e.status, ErrorBody(e.message)};
+    } catch (const Error& e) {  // an unreadable, corrupt or truncated file
+      refused++;
+      return {400, ErrorBody(e.what())};
+    }
+    if (std::optional<Reply> failed = Submit(job)) return *failed;
+    answered++;
+    sentences += 1;
+    json out = answer(*m, job);
+    out["timings"] = {{"queue_ms", job.queue_ms},
+                      {"decode_ms", job.decode_ms},
+                      {"total_ms", Ms(Clock::now() - received)}};
+    return {200, out.dump()};
+  }
 
   // Decodes `batch` (jobs of one model and one search key) and fills in their answers.
   void Decode(const std::vector<Job*>& batch) {
     Model& m = models[batch[0]->model];
     const auto start = Clock::now();
-    if (!batch[0]->utterances.empty()) {
+    if (!batch[0]->examples.empty()) {
       Job& j = *batch[0];
       j.queue_ms = Ms(start - j.arrived);
+      const models::ModelConfig& c = m.loaded.model->config();
       nmt::SearchOptions so;
       so.beam = j.key.beam;
-      so.max_len_ratio = nmt::kSpeechLengthRatio;
-      so.keep_attention = true;
-      j.hypotheses = nmt::TranslateExamples(*m.loaded.model, j.utterances, so);
+      if (c.image()) {  // as `attend caption` searches
+        so.max_len_ratio = 0.0;
+        so.max_len_extra = nmt::kCaptionMaxWords;
+        so.keep_attention = CaptionerAttends(c);
+      } else {
+        so.max_len_ratio = nmt::kSpeechLengthRatio;
+        so.keep_attention = true;
+      }
+      j.hypotheses = nmt::TranslateExamples(*m.loaded.model, j.examples, so);
       j.batch_sentences = 1;
       j.decode_ms = Ms(Clock::now() - start);
       return;
@@ -279,7 +425,7 @@ struct TranslationService::Impl {
           const bool fits =
               batch.empty() ||
               (options.batch_window_ms > 0 && j->model == first->model && j->key == first->key &&
-               j->utterances.empty() && first->utterances.empty() &&
+               j->examples.empty() && first->examples.empty() &&
                sentences + static_cast<int64_t>(j->sources.size()) <= options.max_batch_sentences);
           if (fits) {
             batch.push_back(j);
@@ -396,76 +542,89 @@ Reply TranslationService::Translate(const std::string& request_body) {
 
 Reply TranslationService::Transcribe(const std::string& wav_bytes, const std::string& model,
                                      const std::string& beam) {
-  const auto received = Clock::now();
-  Job job;
-  const Model* m = nullptr;
-  try {
-    if (model.empty() && impl_->models.size() > 1)
-      Reject(400,
-             "the query parameter 'model' is required when the server holds several models "
-             "(/api/transcribe?model=NAME)");
-    json r = json::object();
-    if (!model.empty()) r["model"] = model;
-    job.model = impl_->FindModel(r);
-    m = &impl_->models[job.model];
-    if (!impl_->IsSpeech(job.model))
-      Reject(400, "model '" + m->name + "' translates text: it cannot transcribe audio");
-    job.key.beam = 4;
-    if (!beam.empty()) {
-      char* end = nullptr;
-      const long b = std::strtol(beam.c_str(), &end, 10);
-      if (end == beam.c_str() || *end != '\0' || b < 1 || b > impl_->options.max_beam)
-        Reject(400, "beam must be an integer in [1, " + std::to_string(impl_->options.max_beam) +
-                        "], got '" + io::Excerpt(beam) + "'");
-      job.key.beam = b;
-    }
-    if (wav_bytes.empty()) Reject(400, "no audio: POST a WAV file as the request body");
-    const audio::Waveform w = audio::ReadWavBytes(wav_bytes, "the uploaded file");
+  auto read = [](const Model& m, const std::string& body, Job& job) {
+    if (body.empty()) Reject(400, "no audio: POST a WAV file as the request body");
+    const audio::Waveform w = audio::ReadWavBytes(body, "the uploaded file");
     if (w.seconds() > 120.0)
       Reject(413, "the audio is " + std::to_string(static_cast<int>(w.seconds())) +
                       " s long, over the limit of 120 s");
-    job.utterances.push_back(nmt::SpeechExample(w, m->loaded.features));
-    if (job.utterances[0].source_length() == 0)
+    job.examples.push_back(nmt::SpeechExample(w, m.loaded.features));
+    if (job.examples[0].source_length() == 0)
       Reject(400, "the audio is shorter than one feature window");
-  } catch (const BadRequest& e) {
-    impl_->refused++;
-    return {e.status, ErrorBody(e.message)};
-  } catch (const Error& e) {  // an unreadable, corrupt or truncated WAV
-    impl_->refused++;
-    return {400, ErrorBody(e.what())};
-  }
-  if (std::optional<Reply> failed = impl_->Submit(job)) return *failed;
-  impl_->answered++;
-  impl_->sentences += 1;
-  const nmt::Example& e = job.utterances[0];
-  const nmt::Hypothesis h = job.hypotheses[0].empty() ? nmt::Hypothesis{} : job.hypotheses[0][0];
-  std::vector<std::string> pieces = m->loaded.vocab.Pieces(h.tokens);
-  pieces.push_back("</s>");
-  json attention = json::array();
-  for (const auto& row : h.attention) {
-    json r = json::array();
-    for (float v : row) r.push_back(std::round(v * 1e4) / 1e4);
-    attention.push_back(std::move(r));
-  }
-  // The spectrogram as bytes 0..255 between its minimum and maximum, frame by frame.
-  const auto [lo, hi] = std::minmax_element(e.features.begin(), e.features.end());
-  const float range = *hi > *lo ? *hi - *lo : 1.0f;
-  std::vector<int> q(e.features.size());
-  for (size_t i = 0; i < q.size(); ++i)
-    q[i] = static_cast<int>(std::lround((e.features[i] - *lo) / range * 255.0f));
-  const json answer = {
-      {"model", m->name},
-      {"text", m->loaded.vocab.Decode(h.tokens)},
-      {"pieces", pieces},
-      {"attention", std::move(attention)},
-      {"frames_per_step", m->loaded.model->config().FramesPerStep()},
-      {"spectrogram", {{"frames", e.source_length()}, {"bins", e.feature_dim}, {"data", q}}},
-      {"seconds", static_cast<double>(e.source_length()) * m->loaded.features.hop_ms / 1000.0},
-      {"timings",
-       {{"queue_ms", job.queue_ms},
-        {"decode_ms", job.decode_ms},
-        {"total_ms", Ms(Clock::now() - received)}}}};
-  return {200, answer.dump()};
+  };
+  auto answer = [](const Model& m, const Job& job) -> json {
+    const nmt::Example& e = job.examples[0];
+    const nmt::Hypothesis h = job.hypotheses[0].empty() ? nmt::Hypothesis{} : job.hypotheses[0][0];
+    std::vector<std::string> pieces = m.loaded.vocab.Pieces(h.tokens);
+    pieces.push_back("</s>");
+    // The spectrogram as bytes 0..255 between its minimum and maximum, frame by frame.
+    const auto [lo, hi] = std::minmax_element(e.features.begin(), e.features.end());
+    const float range = *hi > *lo ? *hi - *lo : 1.0f;
+    std::vector<int> q(e.features.size());
+    for (size_t i = 0; i < q.size(); ++i)
+      q[i] = static_cast<int>(std::lround((e.features[i] - *lo) / range * 255.0f));
+    return {
+        {"model", m.name},
+        {"text", m.loaded.vocab.Decode(h.tokens)},
+        {"pieces", pieces},
+        {"attention", RoundedRows(h.attention, h.attention.size())},
+        {"frames_per_step", m.loaded.model->config().FramesPerStep()},
+        {"spectrogram", {{"frames", e.source_length()}, {"bins", e.feature_dim}, {"data", q}}},
+        {"seconds", static_cast<double>(e.source_length()) * m.loaded.features.hop_ms / 1000.0}};
+  };
+  return impl_->Upload(Task::kSpeech, wav_bytes, model, beam, read, answer);
+}
+
+Reply TranslationService::Caption(const std::string& image_bytes, const std::string& model,
+                                  const std::string& beam) {
+  auto read = [](const Model& m, const std::string& body, Job& job) {
+    const models::ModelConfig& c = m.loaded.model->config();
+    if (c.arch == models::Arch::kTopDown && !c.proposals)
+      Reject(400, "model '" + m.name +
+                      "' reads the items' true boxes (--true-boxes), which an uploaded image "
+                      "does not have: it captions only with `attend caption --tsv` and its "
+                      "items");
+    if (body.empty()) Reject(400, "no image: POST a PNG or JPEG file as the request body");
+    auto too_large = [](int64_t w, int64_t h) {
+      if (w > kMaxUploadSide || h > kMaxUploadSide)
+        Reject(413, "the image is " + std::to_string(w) + " x " + std::to_string(h) +
+                        " pixels, over the limit of " + std::to_string(kMaxUploadSide) +
+                        " on a side");
+    };
+    if (const auto size = DeclaredSize(body)) too_large(size->first, size->second);
+    const vision::Image img = vision::DecodeImage(body, "the uploaded file");
+    too_large(img.width, img.height);  // a format whose header DeclaredSize does not read
+    job.examples.push_back(nmt::ImageExample(img, c));
+  };
+  auto answer = [](const Model& m, const Job& job) -> json {
+    const models::ModelConfig& c = m.loaded.model->config();
+    const nmt::Example& e = job.examples[0];
+    const nmt::Hypothesis h = job.hypotheses[0].empty() ? nmt::Hypothesis{} : job.hypotheses[0][0];
+    json words = json::array();
+    for (const std::string& piece : m.loaded.vocab.Pieces(h.tokens)) words.push_back(Word(piece));
+    // The attended positions' boxes, as the search saw the image.
+    const int64_t s = c.image_size, ch = c.image_channels;
+    json boxes = json::array();
+    if (CaptionerAttends(c)) {
+      const Tensor src = Tensor::FromVector(e.values(), {1, ch * s, s});
+      const std::vector<std::vector<models::Seq2Seq::Box>> all = m.loaded.model->AttendedBoxes(src);
+      for (const models::Seq2Seq::Box& b : all.at(0))
+        boxes.push_back(
+            {Round3(b.x0), Round3(b.y0), Round3(b.x1), Round3(b.y1)});
+    }
+    std::vector<int> pixels(e.values().size());
+    for (size_t i = 0; i < pixels.size(); ++i)
+      pixels[i] = static_cast<int>(std::lround(std::clamp(e.values()[i], 0.0f, 1.0f) * 255.0f));
+    return {{"model", m.name},
+            {"text", m.loaded.vocab.Decode(h.tokens)},
+            {"words", words},
+            // One row per word (the end of sentence's is left out); none when the model does
+            // not attend.
+            {"attention", RoundedRows(h.attention, words.size())},
+            {"boxes", std::move(boxes)},
+            {"image", {{"size", s}, {"channels", ch}, {"data", std::move(pixels)}}}};
+  };
+  return impl_->Upload(Task::kCaption, image_bytes, model, beam, read, answer);
 }
 
 std::string TranslationService::ModelsJson() const {
@@ -479,8 +638,8 @@ std::string TranslationService::ModelsJson() const {
                    {"vocabulary", m.loaded.vocab.size()},
                    {"config", json::parse(c.ToJson())},
                    {"train", json::parse(m.loaded.train_json)},
-                   {"task", c.speech() ? "speech" : c.image() ? "caption" : "translation"},
-                   {"has_attention", c.arch != models::Arch::kRnn}});
+                   {"task", TaskName(TaskOf(c))},
+                   {"has_attention", c.arch != models::Arch::kRnn && CaptionerAttends(c)}});
   }
   return json{{"models", std::move(out)}}.dump();
 }

@@ -38,13 +38,20 @@ class TranslationService {
   TranslationService& operator=(const TranslationService&) = delete;
 
   // POST /api/translate. Thread-safe; blocks until the request's batch is decoded. Bad requests
-  // get a 4xx naming the problem and change nothing.
+  // get a 4xx naming the problem and change nothing; a speech or captioning model is refused
+  // with the endpoint it takes.
   Reply Translate(const std::string& request_body);
   // POST /api/transcribe?model=NAME&beam=N with a WAV file as the body: the transcript, its
   // characters, the attention of each over the listener's steps and the log-mel spectrogram
   // (quantised to 0..255). Speech models only; a translation model, or a file that is not a
   // readable WAV, gets a 4xx naming the problem.
   Reply Transcribe(const std::string& wav_bytes, const std::string& model, const std::string& beam);
+  // POST /api/caption?model=NAME&beam=N with an image file (PNG, JPEG, or another format
+  // vision::DecodeImage reads) as the body: the caption, its words, each word's attention over
+  // the attended positions, each position's box in the model's pixels, and the pixels the model
+  // read (after resizing). Captioning models only; a file that is not a readable image gets a
+  // 400, one over 4096 pixels on a side a 413.
+  Reply Caption(const std::string& image_bytes, const std::string& model, const std::string& beam);
   // GET /api/models: every model's name, architecture, sizes, vocabulary and training options.
   std::string ModelsJson() const;
   // GET /api/stats: requests answered and refused, sentences decoded, and the tensor allocator's

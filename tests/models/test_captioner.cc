@@ -120,7 +120,7 @@ TEST(Captioner, DoublyStochasticPenaltyMatchesAHandComputation) {
   const Tensor logits = model->Forward(batch, &weights);
   const Tensor penalty = model->AuxiliaryLoss(batch, logits);
   ASSERT_TRUE(penalty.defined());
-  // 0.7 * mean_b sum_i (1 - sum_{t real} alpha_bti)^2; the second caption has 3 real words.
+  // 0.7 * sum_b sum_i (1 - sum_{t real} alpha_bti)^2 / 7 real target tokens (4 + 3).
   const auto w = weights.Contiguous().ToVector<float>();  // [2, 4, 4]
   double expect = 0;
   for (int b = 0; b < 2; ++b)
@@ -129,7 +129,7 @@ TEST(Captioner, DoublyStochasticPenaltyMatchesAHandComputation) {
       for (int t = 0; t < (b == 0 ? 4 : 3); ++t) total += w[(b * 4 + t) * 4 + i];
       expect += (1 - total) * (1 - total);
     }
-  EXPECT_NEAR(penalty.item(), 0.7 * expect / 2, 1e-5);
+  EXPECT_NEAR(penalty.item(), 0.7 * expect / 7, 1e-5);
   // The gradient reaches the CNN through the weights.
   penalty.Backward();
   double g = 0;

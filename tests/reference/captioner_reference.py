@@ -22,8 +22,10 @@ regions=16|attention_penalty=1.0|label_smoothing=0.1|mode=train", and the tensor
   boxes                  top-down only: f32 [B, regions, 4] the proposals (x0, y0, x1, y1)
   loss                   mode=train only: mean cross-entropy over the non-pad targets with label
                          smoothing 0.1, plus (soft attention) the doubly stochastic penalty
-                         attention_penalty * mean_b sum_i (1 - sum_t alpha_ti)^2 over real words
-  grad:<name>            mode=train only: d loss / d parameter
+                         attention_penalty * sum_b sum_i (1 - sum_t alpha_bti)^2 / target tokens
+                         (the sums over each caption's real words, eos included)
+  grad:<name>            mode=train only: d loss / d parameter, for the parameters the loss
+                         depends on (image_attention none builds the score and never uses it)
 mode=eval cases (hard attention: argmax one-hot, as attend decodes; its training samples from
 attend's own random stream) hold the forward only.
 """
@@ -130,8 +132,9 @@ def variant_case(b, index, variant):
                         attention_penalty=PENALTY, regions=regions)
     torch.manual_seed(3000 + index)
     model = Captioner(cfg)
-    with torch.no_grad():  # sharper attention than torch's default init gives
-        model.score.v.mul_(4.0)
+    if hasattr(model, "score"):
+        with torch.no_grad():  # sharper attention than torch's default init gives
+            model.score.v.mul_(4.0)
     images = make_images(b, size, channels, blobs)
     src = images.reshape(len(blobs), channels * size, size)
     tgt_in, tgt_out = make_targets(b, tgt_lengths)
@@ -168,9 +171,9 @@ def variant_case(b, index, variant):
         if weights is not None:
             tensors.append(("attention", weights.detach()))
         tensors.append(("loss", loss.detach()))
-        for n, p in params:
-            g = p.grad if p.grad is not None else torch.zeros_like(p)
-            tensors.append(("grad:" + n, g.detach()))
+        for n, p in params:  # none: the score is built but unused, torch gives it no grad
+            if p.grad is not None:
+                tensors.append(("grad:" + n, p.grad.detach()))
     b.names.add(name)
     b.cases.append((name, key, tensors))
 

@@ -1,7 +1,7 @@
 // The translation service behind `attend serve`, called directly: every kind of bad request gets
 // its 4xx and a message naming the problem and leaves the service as it was; batched decoding of
 // concurrent requests gives what decoding each alone gives; the attention it returns is what
-// decoding computed.
+// decoding computed; transcriptions and captions of uploaded files.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -20,6 +20,7 @@
 #include "attend/checkpoint.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
+#include "attend/vision.h"
 #include "serve/service.h"
 #include "support/checkpoints.h"
 #include "support/files.h"
@@ -361,6 +362,233 @@ TEST(TranslationService, TranscribeRefusesBadRequestsAndChangesNothing) {
   b.erase("timings");
   a.erase("timings");
   EXPECT_EQ(a, b);
+}
+
+// ---- captions ----
+
+// An untrained captioner (fixed random weights) over a word vocabulary of kWords, written as a
+// checkpoint: show-attend-tell over a 4 x 4 grid of a gray 32 x 32 image, or top-down over 6
+// regions of an RGB one.
+std::string WriteCaptioner(const testing::TempDir& dir, models::Arch arch,
+                           models::ImageAttend attend = models::ImageAttend::kSoft) {
+  std::vector<std::string> captions;
+  for (int i = 0; i < 40; ++i)
+    captions.push_back(std::string(kWords[i % 9]) + " " + kWords[(i * 5 + 1) % 9] + " " +
+                       kWords[(i * 7 + 2) % 9]);
+  nmt::VocabularyOptions vo;
+  vo.model_type = "word";
+  vo.size = 20;
+  const nmt::Vocabulary vocab = nmt::Vocabulary::Train(captions, vo);
+  models::ModelConfig cfg;
+  cfg.arch = arch;
+  cfg.image_attention = attend;
+  cfg.src_vocab = 0;
+  cfg.tgt_vocab = vocab.size();
+  cfg.embed_dim = 8;
+  cfg.hidden_dim = 16;
+  cfg.attention_dim = 8;
+  cfg.image_size = 32;
+  cfg.image_channels = arch == models::Arch::kTopDown ? 3 : 1;
+  cfg.cnn_channels = 2;
+  cfg.regions = 6;
+  cfg.dropout = 0.0;
+  Generator gen(5);
+  const std::shared_ptr<models::Seq2Seq> model = models::MakeModel(cfg, gen);
+  const std::string path =
+      dir / (std::string(models::NameOf(arch)) + "-" + models::NameOf(attend) + ".ckpt");
+  testing::SaveTranslationCheckpoint(path, *model, vocab, cfg.ToJson());
+  return path;
+}
+
+// A width x height RGB picture: a bright square and a dark bar on a gradient.
+vision::Image Picture(int64_t width, int64_t height, int64_t channels = 3) {
+  vision::Image img;
+  img.width = width;
+  img.height = height;
+  img.channels = channels;
+  for (int64_t y = 0; y < height; ++y)
+    for (int64_t x = 0; x < width; ++x)
+      for (int64_t c = 0; c < channels; ++c) {
+        int v = static_cast<int>((x * 120) / width + (y * 60) / height + c * 20);
+        if (x > width / 5 && x < width / 2 && y > height / 4 && y < height * 3 / 5) v = 240 - c * 30;
+        if (y > height * 3 / 4 && y < height * 4 / 5) v = 10;
+        img.pixels.push_back(static_cast<uint8_t>(v));
+      }
+  return img;
+}
+
+std::string Png(int64_t width, int64_t height) {
+  return vision::EncodePng(Picture(width, height));
+}
+
+// The bytes of a 24-bit BMP of width x height black pixels (a format whose size the service
+// learns only by decoding).
+std::string Bmp(int64_t width, int64_t height) {
+  const int64_t row = (width * 3 + 3) / 4 * 4, size = 54 + row * height;
+  std::string b(static_cast<size_t>(size), '\0');
+  auto put = [&](size_t at, uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  b[0] = 'B';
+  b[1] = 'M';
+  put(2, static_cast<uint32_t>(size), 4);
+  put(10, 54, 4);
+  put(14, 40, 4);
+  put(18, static_cast<uint32_t>(width), 4);
+  put(22, static_cast<uint32_t>(height), 4);
+  put(26, 1, 2);
+  put(28, 24, 2);
+  put(34, static_cast<uint32_t>(row * height), 4);
+  return b;
+}
+
+std::string Word(const std::string& piece) {
+  return piece.rfind("\xe2\x96\x81", 0) == 0 ? piece.substr(3) : piece;
+}
+
+json AskCaption(TranslationService& s, const std::string& bytes, const std::string& model,
+                const std::string& beam, int want_status = 200) {
+  const Reply r = s.Caption(bytes, model, beam);
+  EXPECT_EQ(r.status, want_status) << model << " beam " << beam << " -> " << r.body.substr(0, 300);
+  return json::parse(r.body);
+}
+
+// A caption's answer is what nmt::TranslateExamples gives for the same image, searched as
+// `attend caption` searches: the text, the words (one per generated token, without the
+// word-start mark), each word's attention (to the 4 decimals sent) over the positions whose
+// boxes AttendedBoxes gives, and the pixels the model read.
+TEST(TranslationService, CaptionEqualsTranslateExamples) {
+  testing::TempDir dir;
+  const std::string png = Png(57, 41);  // resized to 32 x 32
+  for (models::Arch arch : {models::Arch::kShowAttendTell, models::Arch::kTopDown}) {
+    const std::string ckpt = WriteCaptioner(dir, arch);
+    ServiceOptions opts;
+    opts.batch_window_ms = 0;
+    TranslationService s({{"cap", ckpt}}, opts);
+    nmt::LoadedModel m = nmt::LoadModel(ckpt);
+    m.model->Eval();
+    const models::ModelConfig& c = m.model->config();
+    const nmt::Example e = nmt::ImageExample(vision::DecodeImage(png, "test"), c);
+    const Tensor src = Tensor::FromVector(e.values(), {1, c.image_channels * 32, 32});
+    const std::vector<models::Seq2Seq::Box> boxes = m.model->AttendedBoxes(src)[0];
+    ASSERT_EQ(boxes.size(), arch == models::Arch::kTopDown ? 6u : 16u);
+    for (const std::string beam : {"1", "3", ""}) {
+      const std::string what = std::string(models::NameOf(arch)) + " beam '" + beam + "'";
+      const json a = AskCaption(s, png, "", beam);
+      nmt::SearchOptions so;
+      so.beam = beam.empty() ? 4 : std::stoi(beam);
+      so.max_len_ratio = 0.0;
+      so.max_len_extra = nmt::kCaptionMaxWords;
+      so.keep_attention = true;
+      const nmt::Hypothesis want = nmt::TranslateExamples(*m.model, {e}, so)[0][0];
+      EXPECT_EQ(a["model"], "cap");
+      EXPECT_EQ(a["text"], m.vocab.Decode(want.tokens)) << what;
+      std::vector<std::string> words;
+      for (const std::string& p : m.vocab.Pieces(want.tokens)) words.push_back(Word(p));
+      EXPECT_EQ(a["words"], json(words)) << what;
+      ASSERT_EQ(a["attention"].size(), words.size()) << what;
+      for (size_t t = 0; t < words.size(); ++t) {
+        ASSERT_EQ(a["attention"][t].size(), boxes.size());
+        double sum = 0;
+        for (size_t j = 0; j < boxes.size(); ++j) {
+          const double w = a["attention"][t][j].get<double>();
+          EXPECT_NEAR(w, want.attention[t][j], 5.01e-5) << what << " word " << t;
+          sum += w;
+        }
+        EXPECT_NEAR(sum, 1.0, 1e-3);
+      }
+      ASSERT_EQ(a["boxes"].size(), boxes.size());
+      for (size_t j = 0; j < boxes.size(); ++j) {
+        const json& b = a["boxes"][j];
+        EXPECT_NEAR(b[0].get<double>(), boxes[j].x0, 1e-3);
+        EXPECT_NEAR(b[1].get<double>(), boxes[j].y0, 1e-3);
+        EXPECT_NEAR(b[2].get<double>(), boxes[j].x1, 1e-3);
+        EXPECT_NEAR(b[3].get<double>(), boxes[j].y1, 1e-3);
+      }
+      const json& img = a["image"];
+      EXPECT_EQ(img["size"], 32);
+      EXPECT_EQ(img["channels"], c.image_channels);
+      ASSERT_EQ(img["data"].size(), e.values().size());
+      for (size_t i = 0; i < e.values().size(); ++i)
+        ASSERT_EQ(img["data"][i].get<int>(), std::lround(e.values()[i] * 255.0f)) << i;
+      for (const char* t : {"queue_ms", "decode_ms", "total_ms"})
+        EXPECT_TRUE(a["timings"][t].is_number()) << t;
+    }
+  }
+  // A captioner that does not attend (the grid's mean): its caption, and no weights or boxes.
+  const std::string plain = WriteCaptioner(dir, models::Arch::kShowAttendTell,
+                                           models::ImageAttend::kNone);
+  TranslationService s({{"plain", plain}}, {});
+  const json a = AskCaption(s, png, "plain", "2");
+  EXPECT_TRUE(a["attention"].empty());
+  EXPECT_TRUE(a["boxes"].empty());
+  EXPECT_EQ(json::parse(s.ModelsJson())["models"][0]["has_attention"], false);
+}
+
+// Bad uploads get their 4xx and a message naming the problem; the service keeps captioning; each
+// endpoint refuses the other kinds of model, naming the endpoint they take.
+TEST(TranslationService, CaptionRefusesBadRequestsAndChangesNothing) {
+  testing::TempDir dir;
+  const std::string cap = WriteCaptioner(dir, models::Arch::kShowAttendTell);
+  const std::string text = WriteModel(dir, models::Arch::kRnnAttention);
+  const std::string speech = WriteSpeechModel(dir);
+  ServiceOptions opts;
+  opts.batch_window_ms = 0;
+  TranslationService s({{"cap", cap}, {"mt", text}, {"asr", speech}}, opts);
+  const std::string png = Png(40, 30);
+  const json before = AskCaption(s, png, "cap", "2");
+  // A JPEG header declaring 5000 x 6000 pixels (start of image, start of frame), nothing more.
+  const std::string huge_jpeg("\xFF\xD8\xFF\xC0\x00\x11\x08\x17\x70\x13\x88\x03\x01\x22\x00", 15);
+  // A PNG signature and header declaring 100000 x 100000 pixels.
+  std::string huge_png = Png(2, 2);
+  huge_png[16] = huge_png[20] = 0;
+  huge_png[17] = huge_png[21] = 1;
+  huge_png[18] = huge_png[22] = static_cast<char>(0x86);
+  huge_png[19] = huge_png[23] = static_cast<char>(0xA0);
+  struct Case {
+    std::string body, model, beam;
+    int status;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"", "cap", "", 400, "no image: POST a PNG or JPEG file"},
+      {"definitely not an image", "cap", "", 400, "the uploaded file: not an image"},
+      {png.substr(0, png.size() / 2), "cap", "", 400, "corrupt or truncated"},
+      {png.substr(0, 30), "cap", "", 400, "the uploaded file"},
+      {Png(4100, 3), "cap", "", 413, "4100 x 3 pixels, over the limit of 4096"},
+      {huge_png, "cap", "", 413, "100000 x 100000 pixels, over the limit of 4096"},
+      {huge_jpeg, "cap", "", 413, "5000 x 6000 pixels"},
+      {Bmp(4097, 1), "cap", "", 413, "4097 x 1 pixels"},
+      {png, "mt", "", 400, "model 'mt' cannot caption images: it translates text"},
+      {png, "asr", "", 400, "model 'asr' cannot caption images: it transcribes speech"},
+      {png, "cap", "0", 400, "beam must be an integer in [1, 16], got '0'"},
+      {png, "cap", "17", 400, "got '17'"},
+      {png, "cap", "x", 400, "got 'x'"},
+      {png, "vision", "", 404, "unknown model 'vision'"},
+      {png, "", "", 400, "(/api/caption?model=NAME)"},
+  };
+  for (const Case& c : cases) {
+    const Reply r = s.Caption(c.body, c.model, c.beam);
+    EXPECT_EQ(r.status, c.status) << c.model << " " << c.beam << " " << c.message;
+    EXPECT_THAT(json::parse(r.body).value("error", ""), HasSubstr(c.message));
+  }
+  // The other endpoints send the captioner here, and do not call it a translation model.
+  const json refused = Ask(s, {{"text", "open the file"}, {"model", "cap"}}, 400);
+  EXPECT_THAT(refused.value("error", ""),
+              HasSubstr("'cap' is a captioning model, not a translation model"));
+  EXPECT_THAT(refused.value("error", ""), HasSubstr("/api/caption"));
+  const Reply heard = s.Transcribe(WavBytes(dir, 8000), "cap", "");
+  EXPECT_EQ(heard.status, 400);
+  EXPECT_THAT(json::parse(heard.body).value("error", ""),
+              HasSubstr("'cap' cannot transcribe audio: it captions images"));
+  EXPECT_EQ(json::parse(s.ModelsJson())["models"][0]["task"], "caption");
+  json after = AskCaption(s, png, "cap", "2"), b = before;
+  after.erase("timings");
+  b.erase("timings");
+  EXPECT_EQ(after, b);
+  const json stats = json::parse(s.StatsJson());
+  EXPECT_EQ(stats["answered"], 2);
+  EXPECT_EQ(stats["refused"], static_cast<int64_t>(cases.size()) + 2);
 }
 
 }  // namespace

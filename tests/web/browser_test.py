@@ -2,7 +2,8 @@
 a sentence, waits for the translation, reads the weight table (its shape, rows summing to 1),
 switches attention site, head and view, hovers a token, compares two models, exports PNG, SVG,
 JSON and CSV; uploads a WAV file to the speech view and reads its spectrogram, alignment path and
-weights; follows a training run; and no console error is logged. Screenshots of each view go to
+weights; uploads a PNG to the captions view, reads the caption and hovers its words over the
+image; follows a training run; and no console error is logged. Screenshots of each view go to
 --out.
 
 usage: browser_test.py --attend BUILD/attend --out DIR
@@ -204,6 +205,162 @@ def speech_view(args, work, driver, corpus):
           "the Translation tab brings the translation view back")
 
 
+def caption_status(driver):
+    st = driver.find_element(By.ID, "caption-status")
+    return st.text, "error" in st.get_attribute("class")
+
+
+def caption(driver, path):
+    driver.find_element(By.ID, "caption-file").send_keys(path)
+    driver.find_element(By.ID, "caption").click()
+    WebDriverWait(driver, 30).until(lambda d: " from a " in caption_status(d)[0] or caption_status(d)[1])
+
+
+def overlay_alpha(driver):
+    """The caption overlay's alpha channel, row-major, and its width."""
+    return driver.execute_script(
+        """const o = document.getElementById('caption-overlay');
+           return [Array.from(o.getContext('2d').getImageData(0, 0, o.width, o.height).data
+                              .filter((_, i) => i % 4 === 3)), o.width];""")
+
+
+def heat(answer):
+    """Where the page must put word t's attention: each position's weight spread over its box,
+    per pixel of the model's image (src/viz/image_attention.cc)."""
+    s = answer["image"]["size"]
+    out = []
+    for row in answer["attention"]:
+        h = [0.0] * (s * s)
+        for w, (x0, y0, x1, y1) in zip(row, answer["boxes"]):
+            x0, y0 = max(0, min(s, int(x0 // 1))), max(0, min(s, int(y0 // 1)))
+            x1, y1 = max(0, min(s, -int(-x1 // 1))), max(0, min(s, -int(-y1 // 1)))
+            area = max(1, (x1 - x0) * (y1 - y0))
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    h[y * s + x] += w / area
+        out.append(h)
+    return out
+
+
+def caption_view(args, work, driver, corpus):
+    driver.find_element(By.ID, "tab-caption").click()
+    check(driver.find_element(By.ID, "caption-controls").is_displayed()
+          and not driver.find_element(By.ID, "controls").is_displayed()
+          and not driver.find_element(By.ID, "speech-controls").is_displayed()
+          and not driver.find_element(By.ID, "results").is_displayed(),
+          "the Captions tab shows the captions view in place of the others")
+    models = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#caption-model option")]
+    check(models == ["captioner"], f"the captions view's picker lists the captioner: {models}")
+    with open(os.path.join(corpus, "test.tsv")) as f:
+        png = os.path.abspath(os.path.join(corpus, f.readline().split("\t")[0]))
+    caption(driver, png)
+    text, error = caption_status(driver)
+    check(not error and " from a 96 \u00d7 96 image" in text, f"a caption comes back: {text!r}")
+    a = driver.execute_script("return window.attend.caption.answer;")
+    words = a["words"]
+    spans = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#caption-text .word")]
+    check(len(words) > 0 and spans == words and " ".join(words) == a["text"],
+          f"the caption is shown word by word: {a['text']!r}")
+    s = a["image"]["size"]
+    check(len(a["attention"]) == len(words) and all(len(r) == len(a["boxes"]) for r in a["attention"])
+          and len(a["image"]["data"]) == s * s * a["image"]["channels"],
+          f"the answer holds a row of weights per word over {len(a['boxes'])} boxes, and the image")
+    # The image is drawn scaled up by a whole number, each of the model's pixels a crisp square.
+    drawn = driver.execute_script(
+        """const c = document.getElementById('caption-view'), L = c.layout;
+           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+           const px = (x, y) => d[4 * (y * c.width + x)];
+           const centres = [], corners = [];
+           for (let i = 0; i < L.size * L.size; ++i) {
+             const x = (i % L.size) * L.scale, y = Math.floor(i / L.size) * L.scale;
+             centres.push(px(x + (L.scale >> 1), y + (L.scale >> 1)));
+             corners.push(px(x, y));
+           }
+           return {scale: L.scale, width: c.width, centres, corners};""")
+    check(drawn["scale"] >= 2 and drawn["width"] == s * drawn["scale"]
+          and drawn["centres"] == a["image"]["data"][:s * s] and drawn["corners"] == drawn["centres"],
+          f"the model's pixels are drawn {drawn['scale']}x, unsmoothed")
+    alpha, width = overlay_alpha(driver)
+    check(not any(alpha), "no attention is drawn before a word is hovered")
+    driver.save_screenshot(os.path.join(args.out, "caption.png"))
+
+    # Hovering a word draws its attention over the image: most opaque where it looked least.
+    t = len(words) // 2
+    span = driver.find_elements(By.CSS_SELECTOR, "#caption-text .word")[t]
+    ActionChains(driver).move_to_element(span).perform()
+    hover = driver.execute_script("return window.attend.caption.hover;")
+    alpha, width = overlay_alpha(driver)
+    h = heat(a)[t]
+    peak, sc = max(h), drawn["scale"]
+    at = lambda i: alpha[((i // s) * sc + sc // 2) * width + (i % s) * sc + sc // 2]
+    check(hover == t and sum(1 for v in alpha if v) > 0.9 * len(alpha),
+          f"hovering word {t} ({words[t]!r}) draws its attention over the image")
+    # The overlay's opacity is 0.65 - 0.3 a, a the heat over its peak: the image shows through
+    # most where the word looked most. (The box of the largest weight is outlined in white: its
+    # edge pixels are left out.)
+    row = a["attention"][t]
+    x0, y0, x1, y1 = a["boxes"][row.index(max(row))]
+    edge = lambda i: x0 <= i % s < x1 and y0 <= i // s < y1 and not (x0 < i % s < x1 - 1 and y0 < i // s < y1 - 1)
+    off = [i for i in range(s * s) if not edge(i) and abs(at(i) - 255 * (0.65 - 0.3 * h[i] / peak)) > 1.01]
+    check(peak > 0 and not off and at(h.index(peak)) == round(0.35 * 255),
+          f"the overlay is the word's weights spread over their boxes ({len(off)} of {s * s} pixels off)")
+    words_text = driver.find_element(By.ID, "caption-hover").text
+    check(f"\u201c{words[t]}\u201d" in words_text and "largest weights" in words_text,
+          f"and describes it: {words_text!r}")
+    driver.save_screenshot(os.path.join(args.out, "caption-hover.png"))
+    # A click keeps the word when the mouse leaves; another word's hover replaces it meanwhile.
+    span.click()
+    ActionChains(driver).move_to_element(driver.find_element(By.ID, "caption-status")).perform()
+    kept = driver.execute_script("return [window.attend.caption.hover, window.attend.caption.pinned, "
+                                 "document.getElementById('caption-overlay').drawnWord];")
+    check(kept == [None, t, t] and any(overlay_alpha(driver)[0]), f"a clicked word stays drawn: {kept}")
+
+    # The server's errors are shown on the page: a file that is not an image, a bad beam.
+    notes = os.path.join(work, "caption-notes.txt")
+    with open(notes, "w") as f:
+        f.write("not an image at all\n")
+    caption(driver, notes)
+    text, error = caption_status(driver)
+    check(error and "not an image" in text, f"a non-image file's error is shown: {text!r}")
+    beam = driver.find_element(By.ID, "caption-beam")
+    beam.clear()
+    beam.send_keys("99")
+    caption(driver, png)
+    text, error = caption_status(driver)
+    check(error and "beam must be" in text, f"a bad beam's error is shown: {text!r}")
+    beam.clear()
+    beam.send_keys("2")
+    caption(driver, png)
+    text, error = caption_status(driver)
+    check(not error and " from a " in text, "and the next caption works")
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+              and "/api/caption" not in e["message"]]  # the 400s above are expected
+    check(not errors, f"no console errors in the captions view: {errors}")
+    driver.find_element(By.ID, "tab-translation").click()
+    check(driver.find_element(By.ID, "controls").is_displayed()
+          and not driver.find_element(By.ID, "caption-controls").is_displayed(),
+          "the Translation tab brings the translation view back")
+
+
+def only_captioner(args, driver, caption_ckpt):
+    """A server holding only a captioner opens on the captions view, without tabs."""
+    server = fixture.Server(args.attend, {"captioner": caption_ckpt})
+    try:
+        driver.get(server.url)
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "caption-status").text == "ready")
+        check(driver.find_element(By.ID, "caption-controls").is_displayed()
+              and not driver.find_element(By.ID, "controls").is_displayed()
+              and not driver.find_element(By.ID, "speech-controls").is_displayed()
+              and not driver.find_element(By.ID, "tabs").is_displayed(),
+              "a server holding only a captioner opens on the captions view, without tabs")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        check(not errors, f"no console errors on the captioner's page: {errors}")
+    finally:
+        driver.get("about:blank")  # lets the server close the connection at once
+        code, out = server.stop()
+        check(code == 0, f"the captioner's server stops cleanly (exit {code})")
+
+
 def watch_training(args, work, driver, speech_ckpt):
     # Sanitized builds run several times slower: a shorter run, still several validations.
     steps, every = (60, 20) if args.sanitized else (400, 50)
@@ -272,7 +429,8 @@ def main():
     # Sanitized builds train several times slower; the checks do not need good translations.
     models = fixture.train_models(args.attend, work, 40 if args.sanitized else 150)
     speech_ckpt, corpus = fixture.train_speech_model(args.attend, work)
-    server = fixture.Server(args.attend, {**models, "speech": speech_ckpt})
+    caption_ckpt, scenes = fixture.train_caption_model(args.attend, work, 10 if args.sanitized else 40)
+    server = fixture.Server(args.attend, {**models, "speech": speech_ckpt, "captioner": caption_ckpt})
     driver = make_driver(downloads)
     try:
         driver.get(server.url)
@@ -284,6 +442,8 @@ def main():
         check(driver.find_element(By.ID, "tabs").is_displayed() and driver.find_element(By.ID, "controls").is_displayed()
               and not driver.find_element(By.ID, "speech-controls").is_displayed(),
               "with both kinds of model the page opens on translation, with a Speech tab")
+        tabs = [b.get_attribute("id") for b in driver.find_elements(By.CSS_SELECTOR, "#tabs button") if b.is_displayed()]
+        check(tabs == ["tab-translation", "tab-speech", "tab-caption"], f"a tab for each kind of model held: {tabs}")
 
         # 1. The Transformer's weight table for one sentence.
         Select(driver.find_element(By.ID, "model")).select_by_value("transformer")
@@ -417,7 +577,11 @@ def main():
         # 9. Speech: a WAV file uploaded, its spectrogram, alignment path and weights; errors.
         speech_view(args, work, driver, corpus)
 
-        # 10. Live training: a run trains while a second server watches it.
+        # 10. Captions: a PNG uploaded, the caption, a word's attention over the image; errors.
+        caption_view(args, work, driver, scenes)
+        only_captioner(args, driver, caption_ckpt)
+
+        # 11. Live training: a run trains while a second server watches it.
         watch_training(args, work, driver, speech_ckpt)
     finally:
         driver.quit()

@@ -1,6 +1,7 @@
 """Shared by the page's browser test and the load test: tiny models trained by the built `attend`
 on a synthetic copy task (lower case in, upper case out), a tiny speech model trained for a few
-steps on a synthesised speech corpus, and a running `attend serve`."""
+steps on a synthesised speech corpus, a tiny captioner trained for a few steps on a scenes corpus,
+and a running `attend serve`."""
 import os
 import random
 import re
@@ -67,6 +68,26 @@ def train_speech_model(attend, d, steps=4):
                  "--location-filters", "2", "--location-width", "5", "--frame-stacking", "3",
                  "--pyramid-levels", "1", "--max-tokens", "1500", "--valid-every", str(steps),
                  "--valid-sentences", "4", "--max-steps", str(steps), "--no-progress", "--threads", "1"]):
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.exit(f"{' '.join(cmd[1:3])} failed:\n{r.stdout}")
+    return os.path.join(out, "best.ckpt"), corpus
+
+
+def train_caption_model(attend, d, steps=40):
+    """A scenes corpus of 24 training images in d/scenes (`attend corpus scenes`: 96 x 96 gray PNGs
+    of Fashion-MNIST items, with captions) and a show-attend-tell captioner trained on it for a
+    few steps (its captions repeat a few words, but every part of its answer has the right shape):
+    (checkpoint, corpus directory)."""
+    corpus = os.path.join(d, "scenes")
+    out = os.path.join(d, "caption-model")
+    for cmd in ([attend, "corpus", "scenes", "-q", "--out", corpus, "--train", "24", "--dev", "4",
+                 "--test", "4", "--seed", "3"],
+                [attend, "train", "--task", "caption", "--data", corpus, "--out", out,
+                 "--arch", "show-attend-tell", "--hidden-dim", "16", "--embed-dim", "8",
+                 "--attention-dim", "8", "--cnn-channels", "2", "--max-tokens", "600", "--lr", "0.01",
+                 "--valid-every", str(steps), "--valid-sentences", "4", "--max-steps", str(steps),
+                 "--no-progress", "--threads", "1"]):
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
             sys.exit(f"{' '.join(cmd[1:3])} failed:\n{r.stdout}")

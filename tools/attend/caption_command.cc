@@ -76,6 +76,11 @@ int Run(CaptionArgs& a) {
   std::map<std::string, std::vector<data::ItemBox>> items;
   if (!a.items.empty())
     for (auto& [image, boxes] : data::ReadItemsJsonl(a.items)) items[image] = std::move(boxes);
+  const bool true_boxes = mc.arch == models::Arch::kTopDown && !mc.proposals;
+  ATTEND_CHECK(!true_boxes || !a.items.empty(), "caption: ", a.model_path,
+               " reads each image's true boxes (trained with --true-boxes): give --tsv and "
+               "--items");
+  const nmt::ImageBoxes given = true_boxes ? nmt::ItemBoxes(a.items) : nmt::ImageBoxes();
 
   // An image that cannot be read is reported and gets an empty line: the others keep their
   // places, and the exit code is 1.
@@ -87,7 +92,14 @@ int Run(CaptionArgs& a) {
     try {
       const vision::Image img = vision::ReadImage(inputs[i].image);
       sizes[i] = {img.width, img.height};
-      examples[i] = nmt::ImageExample(img, mc);
+      const std::vector<Box>* boxes = nullptr;
+      if (true_boxes) {
+        auto it = given.find(inputs[i].image);
+        ATTEND_CHECK(it != given.end(), inputs[i].image, ": no boxes for this image in ",
+                     a.items);
+        boxes = &it->second;
+      }
+      examples[i] = nmt::ImageExample(img, mc, boxes);
     } catch (const Error& e) {
       std::fprintf(stderr, "attend: error: %s\n", e.what());
       failed = true;
@@ -111,8 +123,8 @@ int Run(CaptionArgs& a) {
     out += text + "\n";
     hyps.push_back(text);
     if (!h || examples[i].source_length() == 0 || !a.search.keep_attention) continue;
-    const Tensor src = Tensor::FromVector(examples[i].values(), {1, mc.image_channels * s, s});
-    const std::vector<Box> positions = m.model->AttendedBoxes(src)[0];
+    const std::vector<Box> positions =
+        m.model->AttendedBoxes(nmt::MakeBatch(examples, {static_cast<int64_t>(i)}))[0];
     std::vector<std::string> words;
     for (const std::string& piece : m.vocab.Pieces(h->tokens)) words.push_back(Word(piece));
     if (!a.png_dir.empty()) {

@@ -154,12 +154,27 @@ int RunCaption(TrainArgs& a) {
   }
   a.model.src_vocab = 0;
   a.model.tgt_vocab = vocab.size();
+  // The upper bound with the items' true boxes as regions reads them beside the captions.
+  nmt::ImageBoxes train_boxes, dev_boxes;
+  const bool true_boxes = a.model.arch == models::Arch::kTopDown && !a.model.proposals;
+  if (true_boxes) {
+    auto items = [&](const std::string& tsv_path) {
+      const std::string p = tsv_path.substr(0, tsv_path.size() - 4) + ".items.jsonl";
+      ATTEND_CHECK(tsv_path.size() > 4 && tsv_path.ends_with(".tsv") && fs::exists(p),
+                   "train --true-boxes: the items' boxes of ", tsv_path, " are read from ", p,
+                   ", which does not exist");
+      return nmt::ItemBoxes(p);
+    };
+    train_boxes = items(tsv(a.train_tsv, "train"));
+    dev_boxes = items(tsv(a.dev_tsv, "dev"));
+  }
   const auto t0 = std::chrono::steady_clock::now();
   int64_t dropped = 0;
-  const auto train_ex = nmt::LoadCaptionExamples(train, vocab, a.model, true, a.train.max_len,
-                                                 a.train.threads, &dropped);
-  const auto dev_ex =
-      nmt::LoadCaptionExamples(dev, vocab, a.model, false, 0, a.train.threads, nullptr);
+  const auto train_ex =
+      nmt::LoadCaptionExamples(train, vocab, a.model, true, a.train.max_len, a.train.threads,
+                               &dropped, true_boxes ? &train_boxes : nullptr);
+  const auto dev_ex = nmt::LoadCaptionExamples(dev, vocab, a.model, false, 0, a.train.threads,
+                                               nullptr, true_boxes ? &dev_boxes : nullptr);
   std::fprintf(stderr,
                "images: %zu training images with %zu captions, %zu dev images, in %.1f s; dropped "
                "%lld captions longer than %lld words\n",

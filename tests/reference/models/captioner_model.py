@@ -203,9 +203,10 @@ class Captioner(torch.nn.Module):
         self.cnn = torch.nn.ModuleList(
             [torch.nn.Conv2d(widths[i], widths[i + 1], 3, padding=1) for i in range(4)])
         self.embed = torch.nn.Embedding(cfg.tgt_vocab, e, padding_idx=PAD)
-        self.score = AdditiveScore(h, d, cfg.attention_dim)
-        self.dropout = torch.nn.Dropout(cfg.dropout)
         self.attend_mode = "soft" if self.top_down else cfg.image_attention
+        if self.attend_mode != "none":  # the baseline without attention has no score
+            self.score = AdditiveScore(h, d, cfg.attention_dim)
+        self.dropout = torch.nn.Dropout(cfg.dropout)
         if self.top_down:
             self.attention_lstm = LSTMCell(h + d + e, h)
             self.language_lstm = LSTMCell(d + h, h)
@@ -315,12 +316,15 @@ class Captioner(torch.nn.Module):
         return F.log_softmax(y, 1)
 
     def auxiliary_loss(self, tgt_out, weights):
-        """The doubly stochastic penalty of soft show-attend-tell in training, lambda * mean over
-        images of sum_i (1 - sum_t alpha_ti)^2 over the caption's words (not the padding); None
-        for the other models (and outside training), as attend's AuxiliaryLoss."""
+        """The doubly stochastic penalty of soft show-attend-tell in training: the paper's
+        lambda * sum_i (1 - sum_t alpha_ti)^2 per image, summed over the batch and divided by the
+        target tokens (the count the cross-entropy is a mean over), the sums over each caption's
+        real words (eos included, not the padding); None for the other models (and outside
+        training), as attend's AuxiliaryLoss."""
         if (self.top_down or self.attend_mode != "soft" or not self.training or
                 self.cfg.attention_penalty == 0.0 or weights is None):
             return None
-        real = (tgt_out != PAD).to(weights.dtype).unsqueeze(2)  # [B, T, 1]
-        gap = 1.0 - (weights * real).sum(1)                       # [B, L]
-        return (gap * gap).sum(1).mean() * self.cfg.attention_penalty
+        real = (tgt_out != PAD).to(weights.dtype)              # [B, T]
+        gap = 1.0 - (weights * real.unsqueeze(2)).sum(1)         # [B, L]
+        tokens = max(1.0, real.sum().item())
+        return (gap * gap).sum() * (self.cfg.attention_penalty / tokens)
