@@ -24,6 +24,7 @@
 #include "attend/audio.h"
 #include "attend/corpus.h"
 #include "attend/error.h"
+#include "data/internal.h"
 
 namespace attend::data {
 namespace fs = std::filesystem;
@@ -133,34 +134,11 @@ void AssignVoices(SpeechCorpusStats& st, std::vector<Voice> (&voices)[3]) {
   }
 }
 
-// SplitMix64: a small generator whose sequence is the same on every platform (the standard
-// distributions are not), seeded per utterance so each draw depends only on its position.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n), n > 0 (multiply-shift: no modulo bias worth the name at these sizes).
-  size_t Below(size_t n) {
-    return static_cast<size_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
-  }
-  int Between(int lo, int hi) {
-    return lo + static_cast<int>(Below(static_cast<size_t>(hi - lo + 1)));
-  }
-
- private:
-  uint64_t state_;
-};
-
+// Each utterance draws from a stream of its own (data/internal.h), so that every draw depends only
+// on its position.
+using Rng = detail::SplitMix64;
 uint64_t StreamSeed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-  Rng r(seed);
-  uint64_t h = r.Next();
-  for (uint64_t x : {a, b, c}) h = Rng(h ^ x).Next();
-  return h;
+  return detail::StreamSeed(seed, {a, b, c});
 }
 
 template <typename T>

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace attend::testing {
 
@@ -25,5 +26,7 @@ class TempDir {
 std::string ReadFile(const std::string& path);
 // Writes `bytes` to `path`, creating its parent directories; a failed test when that fails.
 void WriteFile(const std::string& path, const std::string& bytes);
+// The lines of `text`, without their '\n' (a last line without one counts too).
+std::vector<std::string> Lines(const std::string& text);
 
 }  // namespace attend::testing

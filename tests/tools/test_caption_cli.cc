@@ -21,16 +21,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AttendCommand;
+using testing::Lines;
 using ::testing::HasSubstr;
 using testing::RunCommand;
 using testing::ShellQuote;
-
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
 
 class CaptionCli : public ::testing::Test {
  protected:
@@ -147,6 +141,21 @@ TEST_F(CaptionCli, BadInputGetsAClearError) {
   r = RunCommand(AttendCommand("caption -m " + ckpt));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("give image files or --tsv"));
+  // Top-down over the items' true boxes: trains from the items files beside the captions and
+  // captions a TSV with its items; without them it says what it needs.
+  const fs::path truth = *dir_ / "truth";
+  r = RunCommand(AttendCommand(TrainArgs(truth, "--arch top-down --true-boxes", 2)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string truth_ckpt = ShellQuote((truth / "best.ckpt").string());
+  r = RunCommand(AttendCommand("caption -m " + truth_ckpt + " --tsv " +
+                               ShellQuote(Corpus() + "/test.tsv") + " --items " +
+                               ShellQuote(Corpus() + "/test.items.jsonl") + " -o " +
+                               ShellQuote((*dir_ / "truth.hyp").string())));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("grounding"));
+  r = RunCommand(AttendCommand("caption -m " + truth_ckpt + " " + ShellQuote(image)));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("true boxes"));
   // A model without attention has no pictures to draw.
   r = RunCommand(AttendCommand(TrainArgs(*dir_ / "none", "--arch show-attend-tell "
                                                          "--image-attention none", 1)));

@@ -17,6 +17,7 @@
 #include "attend/checkpoint.h"
 #include "support/checkpoints.h"
 #include "support/command.h"
+#include "support/files.h"
 
 namespace attend {
 namespace {
@@ -109,13 +110,7 @@ TEST_F(NmtCli, TrainTranslateAlignAndDraw) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 3) << r.output;
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t at = 0;
-  for (size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
-    lines.push_back(text.substr(at, nl - at));
-  return lines;
-}
+using testing::Lines;
 
 // Output line i is the translation of input line i, whatever the line: an empty line gives an
 // empty line, an over-long one is cropped (bytes or subwords) with a warning naming it, and

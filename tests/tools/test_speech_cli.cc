@@ -20,16 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AttendCommand;
+using testing::Lines;
 using ::testing::HasSubstr;
 using testing::RunCommand;
 using testing::ShellQuote;
-
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
 
 class SpeechCli : public ::testing::Test {
  protected:

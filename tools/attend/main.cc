@@ -11,7 +11,7 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"attend: attention models, machine translation and speech recognition"};
+  CLI::App app{"attend: attention models: machine translation, speech recognition, image captioning"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "attend 0.1.0");
   std::vector<std::pair<CLI::App*, attend::tools::Runner>> runners;
