@@ -2,7 +2,8 @@
 # Image captioning with attention (Show, Attend and Tell; Bottom-Up and Top-Down), end to end:
 # set up, build, draw the scenes corpus from Fashion-MNIST (test scenes from its test set only),
 # train each captioner for the same number of steps (seeded), caption the test scenes with beam
-# search and print BLEU-4 against the five references and grounding (the share of the attention
+# search (each model as it is after STEPS steps, last.ckpt: the same budget, no choice made on the
+# dev set) and print BLEU-4 against the five references and grounding (the share of the attention
 # inside the box of the item a word names, with chance beside it), and draw where each model
 # looked for each word of a few test captions.
 #   MODELS  which captioners (default "soft hard none top-down top-down-true"): show-attend-tell
@@ -55,7 +56,7 @@ for m in $MODELS; do
   items=(--items "$DATA/test.items.jsonl")
   if [ "$m" = none ]; then items=(); fi
   printf '%-9s ' "$m"
-  "$ATTEND" caption -m "$OUT/$m/best.ckpt" --tsv "$DATA/test.tsv" "${items[@]}" --beam 3 \
+  "$ATTEND" caption -m "$OUT/$m/last.ckpt" --tsv "$DATA/test.tsv" "${items[@]}" --beam 3 \
     -o "$OUT/$m/test.hyp" 2>&1 | tail -n 1
 done
 
@@ -68,6 +69,6 @@ grep -F -f <(cut -f1 "$DATA/test.tsv" | head -n 20 | uniq | sed 's/$/"/; s/^/"/'
 for m in $MODELS; do
   if [ "$m" = none ]; then continue; fi
   echo "-- $m"
-  "$ATTEND" caption -m "$OUT/$m/best.ckpt" --beam 3 --tsv "$OUT/examples.tsv" \
+  "$ATTEND" caption -m "$OUT/$m/last.ckpt" --beam 3 --tsv "$OUT/examples.tsv" \
     --items "$OUT/examples.items.jsonl" --attention-png "$OUT/$m/pictures" 2>/dev/null
 done

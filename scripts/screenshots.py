@@ -1,16 +1,20 @@
 """Screenshots of the page of `attend serve` for the docs, in headless Chromium: each view of one
 sentence, and the speech view of one WAV file. Translation models are given as NAME=CHECKPOINT;
 the first is shown, the second (if any) beside it. A speech model (--speech NAME=CHECKPOINT or
-CHECKPOINT) with --wav gives speech.png, with a character hovered.
+CHECKPOINT) with --wav gives speech.png, with a character hovered. A captioner (--caption
+NAME=CHECKPOINT or CHECKPOINT) with --image gives caption.png, with the word --word (default: the
+first word that names an item) hovered.
 
 usage: python3 scripts/screenshots.py --attend build/attend --out docs/images \
            --sentence "Could not open the file" -m rnn-attention=runs/quickstart/best.ckpt \
-           --speech las=runs/speech/best.ckpt --wav data/speech/wav/test/000001.wav
+           --speech las=runs/speech/best.ckpt --wav data/speech/wav/test/000001.wav \
+           --caption soft=runs/caption/soft/best.ckpt --image data/scenes/images/test/00001.png
 """
 import argparse
 import os
 import sys
 
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -60,6 +64,29 @@ def speech(driver, args, name):
     print(path)
 
 
+ITEMS = {"top", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+         "boot"}
+
+
+def caption(driver, args, name):
+    if driver.find_element(By.ID, "tabs").is_displayed():
+        driver.find_element(By.ID, "tab-caption").click()
+    Select(driver.find_element(By.ID, "caption-model")).select_by_value(name)
+    browser_test.caption(driver, os.path.abspath(args.image))
+    text, error = browser_test.caption_status(driver)
+    if error:
+        sys.exit(f"captioning {args.image} failed: {text}")
+    words = driver.execute_script("return window.attend.caption.answer.words;")
+    t = next((i for i, w in enumerate(words) if (w == args.word if args.word else w in ITEMS)), 0)
+    span = driver.find_elements(By.CSS_SELECTOR, "#caption-text .word")[t]
+    ActionChains(driver).move_to_element(span).perform()
+    canvas = driver.find_element(By.ID, "caption-view")
+    fit_window(driver, canvas.location["y"] + canvas.size["height"] + 60)
+    path = os.path.join(args.out, f"{args.prefix}caption.png")
+    driver.save_screenshot(path)
+    print(path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--attend", required=True)
@@ -69,9 +96,14 @@ def main():
     ap.add_argument("-m", dest="models", action="append", default=[], help="translation model, NAME=CHECKPOINT")
     ap.add_argument("--speech", help="speech model, NAME=CHECKPOINT or CHECKPOINT (with --wav)")
     ap.add_argument("--wav", help="the WAV file transcribed (with --speech)")
+    ap.add_argument("--caption", help="captioning model, NAME=CHECKPOINT or CHECKPOINT (with --image)")
+    ap.add_argument("--image", help="the image captioned (with --caption)")
+    ap.add_argument("--word", help="the caption's word hovered (default: the first item word)")
     args = ap.parse_args()
-    if not args.models and not args.speech:
-        ap.error("give translation models (-m) or a speech model (--speech), or both")
+    if not args.models and not args.speech and not args.caption:
+        ap.error("give translation models (-m), a speech model (--speech) or a captioner (--caption)")
+    if bool(args.caption) != bool(args.image):
+        ap.error("--caption and --image go together")
     if args.models and not args.sentence:
         ap.error("-m needs --sentence")
     if bool(args.speech) != bool(args.wav):
@@ -82,18 +114,24 @@ def main():
     if args.speech:
         speech_name, path = args.speech.split("=", 1) if "=" in args.speech else ("speech", args.speech)
         models[speech_name] = path
+    caption_name = None
+    if args.caption:
+        caption_name, path = args.caption.split("=", 1) if "=" in args.caption else ("captioner", args.caption)
+        models[caption_name] = path
     os.makedirs(args.out, exist_ok=True)
     server = fixture.Server(args.attend, models)
     driver = browser_test.make_driver(args.out)
     try:
         driver.get(server.url)
-        # Both views set their status once the models are listed (a hidden one has no .text).
+        # Every view sets its status once the models are listed (a hidden one has no .text).
         WebDriverWait(driver, 20).until(
             lambda d: d.find_element(By.ID, "speech-status").get_attribute("textContent") == "ready")
         if names:
             translation(driver, args, names)
         if speech_name:
             speech(driver, args, speech_name)
+        if caption_name:
+            caption(driver, args, caption_name)
     finally:
         driver.quit()
         server.stop()

@@ -1,8 +1,9 @@
 // Sequence-to-sequence models behind one interface: the RNN encoder-decoder without attention
 // (one fixed context vector), the RNN encoder-decoder with attention, the Transformer, and the
-// image captioners (Show, Attend and Tell; Bottom-Up and Top-Down), whose source is an image. Training uses Forward (teacher forcing); translation uses Start / Step / Select,
-// which decode one token at a time with everything that depends only on the source computed
-// once per sentence (encoder states, projected keys, the Transformer's key/value caches).
+// image captioners (Show, Attend and Tell; Bottom-Up and Top-Down), whose source is an image.
+// Training uses Forward (teacher forcing); translation uses Start / Step / Select, which decode one
+// token at a time with everything that depends only on the source computed once per sentence
+// (encoder states, projected keys, the Transformer's key/value caches).
 #pragma once
 
 #include <cstdint>
@@ -202,8 +203,7 @@ struct ModelConfig {
     f(OptionInfo{"location_width", "location-aware score: filter width (odd)"}, c.location_width);
     f(OptionInfo{"sharpening", "location-aware score: scale of the scores before softmax"},
       c.sharpening);
-    f(OptionInfo{"image_size", "Captioning: image side in pixels (a multiple of 8)"},
-      c.image_size);
+    f(OptionInfo{"image_size", "Captioning: image side in pixels (a multiple of 8)"}, c.image_size);
     f(OptionInfo{"image_channels", "Captioning: 1 (gray) or 3 (RGB)"}, c.image_channels);
     f(OptionInfo{"cnn_channels", "Captioning: the first convolution's channels"}, c.cnn_channels);
     f(OptionInfo{"image_attention", "show-attend-tell: soft | hard | none"}, c.image_attention);

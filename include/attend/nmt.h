@@ -216,9 +216,9 @@ ImageBoxes ItemBoxes(const std::string& items_jsonl);
 // cores); an unreadable image is an error naming its file; the order is the input's.
 // `boxes` gives every image's boxes to a model that reads them (else unused).
 std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& images,
-                                         const Vocabulary& vocab,
-                                         const models::ModelConfig& config, bool all_captions,
-                                         int64_t max_len, int threads, int64_t* dropped = nullptr,
+                                         const Vocabulary& vocab, const models::ModelConfig& config,
+                                         bool all_captions, int64_t max_len, int threads,
+                                         int64_t* dropped = nullptr,
                                          const ImageBoxes* boxes = nullptr);
 // The longest caption the search writes (SearchOptions::max_len_extra with max_len_ratio 0).
 constexpr int64_t kCaptionMaxWords = 40;

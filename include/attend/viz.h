@@ -99,8 +99,8 @@ SpectrogramLayout WriteSpectrogramAlignment(const std::string& path,
 
 // ---- image captioning ----
 struct ImageAttentionOptions {
-  int scale = 2;     // pixels per image pixel
-  int columns = 6;   // panels per row
+  int scale = 2;    // pixels per image pixel
+  int columns = 6;  // panels per row
   int font_size = 14;
   int margin = 8;
   std::string font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";  // fonts-dejavu-core

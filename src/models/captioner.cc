@@ -75,7 +75,8 @@ std::vector<Box> Components(const float* pixels, int64_t channels, int64_t size)
       stack.pop_back();
       const int64_t y = p / size, x = p % size;
       ++area;
-      x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x + 1), y1 = std::max(y1, y + 1);
+      x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x + 1),
+      y1 = std::max(y1, y + 1);
       for (int64_t dy = -1; dy <= 1; ++dy)
         for (int64_t dx = -1; dx <= 1; ++dx) {
           const int64_t yy = y + dy, xx = x + dx;
@@ -87,8 +88,9 @@ std::vector<Box> Components(const float* pixels, int64_t channels, int64_t size)
           }
         }
     }
-    found.push_back({area, {static_cast<float>(x0), static_cast<float>(y0),
-                            static_cast<float>(x1), static_cast<float>(y1)}});
+    found.push_back({area,
+                     {static_cast<float>(x0), static_cast<float>(y0), static_cast<float>(x1),
+                      static_cast<float>(y1)}});
   }
   std::stable_sort(found.begin(), found.end(),
                    [](const Found& a, const Found& b) { return a.area > b.area; });
@@ -98,7 +100,6 @@ std::vector<Box> Components(const float* pixels, int64_t channels, int64_t size)
   return out;
 }
 
-
 class Captioner : public Seq2Seq {
  public:
   Captioner(const ModelConfig& c, Generator& gen) : Seq2Seq(c) {
@@ -107,18 +108,18 @@ class Captioner : public Seq2Seq {
     d_ = 8 * k;
     const int64_t widths[5] = {c.image_channels, k, 2 * k, 4 * k, 8 * k};
     for (int i = 0; i < 4; ++i)
-      conv_[i] = RegisterModule(
-          "cnn." + std::to_string(i),
-          std::make_shared<nn::Conv2dModule>(widths[i], widths[i + 1], Size2{3, 3}, gen,
-                                             nn::Conv2dOptions{.padding = 1}));
+      conv_[i] =
+          RegisterModule("cnn." + std::to_string(i),
+                         std::make_shared<nn::Conv2dModule>(widths[i], widths[i + 1], Size2{3, 3},
+                                                            gen, nn::Conv2dOptions{.padding = 1}));
     embed_ = RegisterModule("embed",
                             std::make_shared<nn::Embedding>(c.tgt_vocab, e, gen, SpecialIds::kPad));
     attend_ = top_down_ ? ImageAttend::kSoft : c.image_attention;
     if (attend_ != ImageAttend::kNone)
       score_ = RegisterModule(
           "score", std::make_shared<attention::AdditiveScore>(h, d_, c.attention_dim, gen));
-    dropout_ = RegisterModule("dropout",
-                              std::make_shared<nn::DropoutModule>(c.dropout, gen.Reserve(1)));
+    dropout_ =
+        RegisterModule("dropout", std::make_shared<nn::DropoutModule>(c.dropout, gen.Reserve(1)));
     if (top_down_) {
       attention_lstm_ =
           RegisterModule("attention_lstm", std::make_shared<nn::LSTMCell>(h + d_ + e, h, gen));
@@ -215,9 +216,9 @@ class Captioner : public Seq2Seq {
       // the trainer's cross-entropy is the mean over target tokens, so the penalty is divided
       // by the same count: lambda * sum_b sum_i (1 - sum_t alpha_bti)^2 / tokens, the sums over
       // each caption's real words (eos included).
-      const Tensor m = real.To(weights.dtype());                             // [B, T]
-      const Tensor total = Sum(Mul(weights, m.Unsqueeze(2)), {1});           // [B, L]
-      const Tensor gap = AddScalar(Neg(total), 1.0);                         // 1 - sum_t alpha
+      const Tensor m = real.To(weights.dtype());                    // [B, T]
+      const Tensor total = Sum(Mul(weights, m.Unsqueeze(2)), {1});  // [B, L]
+      const Tensor gap = AddScalar(Neg(total), 1.0);                // 1 - sum_t alpha
       const double tokens = Sum(m).item();
       return MulScalar(Sum(Mul(gap, gap)), config_.attention_penalty / std::max(1.0, tokens));
     }
@@ -225,10 +226,10 @@ class Captioner : public Seq2Seq {
     Tensor reward;
     {
       NoGradGuard no_grad;
-      const Tensor logp = LogSoftmax(logits.Detach(), 2);                    // [B, T, V]
+      const Tensor logp = LogSoftmax(logits.Detach(), 2);                            // [B, T, V]
       const Tensor picked = Gather(logp, 2, batch.tgt_out.Unsqueeze(2)).Squeeze(2);  // [B, T]
       const Tensor mask = real.To(picked.dtype());
-      reward = Div(Sum(Mul(picked, mask), {1}), Sum(mask, {1}));            // [B]
+      reward = Div(Sum(Mul(picked, mask), {1}), Sum(mask, {1}));  // [B]
     }
     ATTEND_CHECK(reward.size(0) == b, "captioner: reward ", reward.str());
     Tensor loss = sampler_.ReinforceLoss(reward);
@@ -317,8 +318,10 @@ class Captioner : public Seq2Seq {
             }
           }
         if (n == 0) {
-          const int64_t x = std::min<int64_t>(g - 1, static_cast<int64_t>((bx.x0 + bx.x1) / 2 / cell));
-          const int64_t y = std::min<int64_t>(g - 1, static_cast<int64_t>((bx.y0 + bx.y1) / 2 / cell));
+          const int64_t x =
+              std::min<int64_t>(g - 1, static_cast<int64_t>((bx.x0 + bx.x1) / 2 / cell));
+          const int64_t y =
+              std::min<int64_t>(g - 1, static_cast<int64_t>((bx.y0 + bx.y1) / 2 / cell));
           row[y * g + x] = 1.0f;
           n = 1;
         }
@@ -350,8 +353,7 @@ class Captioner : public Seq2Seq {
   std::pair<Tensor, Tensor> Attend(CaptionState& st, const Tensor& query) {
     Tensor scores = score_->Scores(query.Unsqueeze(1), st.keys);  // [N, 1, L]
     Tensor w;
-    if (attend_ == ImageAttend::kHard)
-      w = (training() ? sampler_ : argmax_).Weights(scores);
+    if (attend_ == ImageAttend::kHard) w = (training() ? sampler_ : argmax_).Weights(scores);
     else w = Softmax(scores, -1);
     Tensor context = Matmul(w, st.annotations).Squeeze(1);  // [N, D]
     return {w.Squeeze(1), context};

@@ -71,9 +71,10 @@ void ModelConfig::Validate() const {
                    kMaxSize);
     }
   });
-  ATTEND_CHECK(tgt_vocab > 4 && (token_source() ? src_vocab > 4 : src_vocab == 0),
-               "model config: vocabulary sizes ", src_vocab, ", ", tgt_vocab,
-               " must exceed the 4 reserved ids (the source's is 0 for speech features and images)");
+  ATTEND_CHECK(
+      tgt_vocab > 4 && (token_source() ? src_vocab > 4 : src_vocab == 0),
+      "model config: vocabulary sizes ", src_vocab, ", ", tgt_vocab,
+      " must exceed the 4 reserved ids (the source's is 0 for speech features and images)");
   ATTEND_CHECK(feature_dim >= 0, "model config: feature_dim ", feature_dim, " is negative");
   ATTEND_CHECK(feature_dim == 0 || arch != Arch::kTransformer,
                "model config: speech features (feature_dim ", feature_dim,

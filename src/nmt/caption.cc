@@ -25,8 +25,9 @@ Example ImageExample(const vision::Image& image, const models::ModelConfig& conf
   e.image = std::make_shared<const std::vector<float>>(vision::ToFloatCHW(img));
   e.feature_dim = s;
   if (config.arch == models::Arch::kTopDown && !config.proposals) {
-    ATTEND_CHECK(boxes != nullptr, "this top-down model reads each image's true boxes (it was "
-                                   "trained with --true-boxes): give the items' boxes");
+    ATTEND_CHECK(boxes != nullptr,
+                 "this top-down model reads each image's true boxes (it was "
+                 "trained with --true-boxes): give the items' boxes");
     const float sx = static_cast<float>(s) / static_cast<float>(image.width);
     const float sy = static_cast<float>(s) / static_cast<float>(image.height);
     std::vector<models::Seq2Seq::Box> scaled;
@@ -51,10 +52,9 @@ ImageBoxes ItemBoxes(const std::string& items_jsonl) {
 }
 
 std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& images,
-                                         const Vocabulary& vocab,
-                                         const models::ModelConfig& config, bool all_captions,
-                                         int64_t max_len, int threads, int64_t* dropped,
-                                         const ImageBoxes* boxes) {
+                                         const Vocabulary& vocab, const models::ModelConfig& config,
+                                         bool all_captions, int64_t max_len, int threads,
+                                         int64_t* dropped, const ImageBoxes* boxes) {
   // The pixels, read in parallel (each image once).
   const int64_t n = static_cast<int64_t>(images.size());
   std::vector<Example> pixels(n);
@@ -78,10 +78,10 @@ std::vector<Example> LoadCaptionExamples(const std::vector<data::ImageCaption>& 
       }
     }
   };
-  const int t = std::max(1, std::min<int>(threads > 0 ? threads
-                                                      : static_cast<int>(
-                                                            std::thread::hardware_concurrency()),
-                                          static_cast<int>(std::max<int64_t>(1, n))));
+  const int t = std::max(
+      1,
+      std::min<int>(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()),
+                    static_cast<int>(std::max<int64_t>(1, n))));
   std::vector<std::thread> pool;
   for (int i = 1; i < t; ++i) pool.emplace_back(work);
   work();

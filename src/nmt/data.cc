@@ -68,7 +68,8 @@ models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<
     const int64_t ek = e.regions ? static_cast<int64_t>(e.regions->size()) / 4 : 0;
     ATTEND_CHECK(ek == k, "MakeBatch: example ", e.index, " has ", ek,
                  " region boxes, the batch's first ", k);
-    if (k > 0) std::copy(e.regions->begin(), e.regions->end(), batch.regions.data<float>() + r * k * 4);
+    if (k > 0)
+      std::copy(e.regions->begin(), e.regions->end(), batch.regions.data<float>() + r * k * 4);
     else std::copy(e.src.begin(), e.src.end(), ps + r * s);
     pi[r * t] = SpecialIds::kBos;
     std::copy(e.tgt.begin(), e.tgt.end(), pi + r * t + 1);

@@ -106,8 +106,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
       if (!opt.keep_attention) return std::vector<float>();
       const float* a = attn_c.data<float>() + row * attn_c.size(1);
       const int64_t len = std::min<int64_t>(
-          attn_c.size(1),
-          model.AttendedLength(sources[chunk[live[row].sentence]].source_length()));
+          attn_c.size(1), model.AttendedLength(sources[chunk[live[row].sentence]].source_length()));
       return std::vector<float>(a, a + len);
     };
     // Candidates per sentence: (log-prob, row, token), the `beam` best tokens of each row.

@@ -251,7 +251,8 @@ Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
   if (v.speech) {
     ScoreTranscripts(model, vocab, dev, dev_text, o, &v);
   } else if (model.config().image() && n > 0) {
-    // Captions: the first n dev images, each scored against its reference (dev_text[index]).
+    // Captions: the first n dev images, each scored against its references (dev_text[index]:
+    // the image's captions joined by newlines), BLEU over all of them as `attend caption`.
     const std::vector<Example> images(dev.begin(), dev.begin() + std::min(n, dev.size()));
     SearchOptions search;
     search.beam = 1;
@@ -259,13 +260,22 @@ Validation Validate(models::Seq2Seq& model, const Vocabulary& vocab,
     search.max_len_ratio = 0.0;
     search.max_len_extra = kCaptionMaxWords;
     const auto out = TranslateExamples(model, images, search);
-    std::vector<std::string> refs(images.size()), hyps(images.size());
+    std::vector<std::vector<std::string>> per_image(images.size());
+    std::vector<std::string> hyps(images.size());
+    size_t k = 1;
     for (size_t i = 0; i < images.size(); ++i) {
-      refs[i] = dev_text.at(images[i].index).second;
+      std::istringstream lines(dev_text.at(images[i].index).second);
+      for (std::string line; std::getline(lines, line);) per_image[i].push_back(line);
+      if (per_image[i].empty()) per_image[i].push_back("");
+      k = std::max(k, per_image[i].size());
       hyps[i] = out[i].empty() ? "" : vocab.Decode(out[i][0].tokens);
     }
-    v.bleu = metrics::CorpusBleu(hyps, {refs}).score;
-    v.chrf = metrics::CorpusChrf(hyps, {refs}).score;
+    // Stream r holds each image's r-th caption (its last when it has fewer).
+    std::vector<metrics::Stream> refs(k);
+    for (size_t r = 0; r < k; ++r)
+      for (const auto& c : per_image) refs[r].push_back(c[std::min(r, c.size() - 1)]);
+    v.bleu = metrics::CorpusBleu(hyps, refs).score;
+    v.chrf = metrics::CorpusChrf(hyps, refs).score;
     v.score = v.bleu;
   } else if (n > 0) {
     std::vector<std::vector<int64_t>> sources(n);
@@ -512,10 +522,10 @@ LoadedModel LoadModel(const std::string& path) {
   out.vocab = Vocabulary::FromBytes(Base64Decode(v->second, path), path);
   out.train_json = config.contains("train") ? config.at("train").dump() : "{}";
   const bool speech = mc.speech();
-  ATTEND_CHECK((!mc.token_source() || out.vocab.size() == mc.src_vocab) &&
-                   out.vocab.size() == mc.tgt_vocab,
-               path, ": vocabulary size ", out.vocab.size(), " does not match the model's ",
-               mc.src_vocab, "/", mc.tgt_vocab);
+  ATTEND_CHECK(
+      (!mc.token_source() || out.vocab.size() == mc.src_vocab) && out.vocab.size() == mc.tgt_vocab,
+      path, ": vocabulary size ", out.vocab.size(), " does not match the model's ", mc.src_vocab,
+      "/", mc.tgt_vocab);
   if (speech) {
     ATTEND_CHECK(config.contains("features"), path,
                  ": a speech model's checkpoint must record its feature options");

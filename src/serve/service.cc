@@ -300,8 +300,10 @@ struct TranslationService::Impl {
     const Model* m = nullptr;
     try {
       if (model.empty() && models.size() > 1)
-        Reject(400, "the query parameter 'model' is required when the server holds several "
-                    "models (" + path + "?model=NAME)");
+        Reject(400,
+               "the query parameter 'model' is required when the server holds several "
+               "models (" +
+                   path + "?model=NAME)");
       json r = json::object();
       if (!model.empty()) r["model"] = model;
       job.model = FindModel(r);
@@ -609,8 +611,7 @@ Reply TranslationService::Caption(const std::string& image_bytes, const std::str
       const Tensor src = Tensor::FromVector(e.values(), {1, ch * s, s});
       const std::vector<std::vector<models::Seq2Seq::Box>> all = m.loaded.model->AttendedBoxes(src);
       for (const models::Seq2Seq::Box& b : all.at(0))
-        boxes.push_back(
-            {Round3(b.x0), Round3(b.y0), Round3(b.x1), Round3(b.y1)});
+        boxes.push_back({Round3(b.x0), Round3(b.y0), Round3(b.x1), Round3(b.y1)});
     }
     std::vector<int> pixels(e.values().size());
     for (size_t i = 0; i < pixels.size(); ++i)

@@ -75,7 +75,8 @@ void WriteImageAttention(const std::string& path, std::span<const float> image, 
         if (p > 0) {
           // Dim what the word does not look at, tint what it does.
           const double a = peak > 0 ? heat[q] / peak : 0.0;
-          for (int c = 0; c < 3; ++c) rgb[c] = (0.35 + 0.3 * a) * rgb[c] + 0.65 * a * kHeat[c] * 0.8;
+          for (int c = 0; c < 3; ++c)
+            rgb[c] = (0.35 + 0.3 * a) * rgb[c] + 0.65 * a * kHeat[c] * 0.8;
         }
         uint8_t* px = out.At(x0 + x, y0 + y);
         for (int c = 0; c < 3; ++c)

@@ -140,8 +140,8 @@ TEST(Captioner, DoublyStochasticPenaltyMatchesAHandComputation) {
 
 TEST(Captioner, HardAttentionSamplesOneCellAndKeepsItsStreamInABuffer) {
   Generator gen(5);
-  auto model = models::MakeModel(Tiny(models::Arch::kShowAttendTell, models::ImageAttend::kHard),
-                                 gen);
+  auto model =
+      models::MakeModel(Tiny(models::Arch::kShowAttendTell, models::ImageAttend::kHard), gen);
   model->Train();
   const models::Batch batch = MakeBatch();
   auto state_of = [&] {
@@ -191,8 +191,7 @@ TEST(Captioner, AttentionMassInBox) {
   const std::vector<Box> cells = {{0, 0, 8, 8}, {8, 0, 16, 8}, {0, 8, 8, 16}, {8, 8, 16, 16}};
   // All weight on cell 0; a box covering its right half holds half the mass.
   EXPECT_NEAR(nmt::AttentionMassInBox({1, 0, 0, 0}, cells, {4, 0, 8, 8}), 0.5, 1e-9);
-  EXPECT_NEAR(nmt::AttentionMassInBox({0.25, 0.25, 0.25, 0.25}, cells, {0, 0, 16, 16}), 1.0,
-              1e-9);
+  EXPECT_NEAR(nmt::AttentionMassInBox({0.25, 0.25, 0.25, 0.25}, cells, {0, 0, 16, 16}), 1.0, 1e-9);
   EXPECT_NEAR(nmt::AttentionMassInBox({0, 0, 0, 1}, cells, {0, 0, 8, 8}), 0.0, 1e-9);
   EXPECT_THROW(nmt::AttentionMassInBox({1, 0}, cells, {0, 0, 1, 1}), Error);
 }

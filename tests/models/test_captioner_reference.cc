@@ -84,9 +84,9 @@ void ExpectBoxes(const RefCase& c, Seq2Seq& model, const Tensor& src) {
       const Seq2Seq::Box& b = boxes[i][r];
       const double* w = &want[static_cast<size_t>((i * dims[1] + r) * 4)];
       EXPECT_TRUE(b.x0 == w[0] && b.y0 == w[1] && b.x1 == w[2] && b.y1 == w[3])
-          << "case " << c.name << " image " << i << " region " << r << ": attend (" << b.x0
-          << ", " << b.y0 << ", " << b.x1 << ", " << b.y1 << "), torch (" << w[0] << ", "
-          << w[1] << ", " << w[2] << ", " << w[3] << ")";
+          << "case " << c.name << " image " << i << " region " << r << ": attend (" << b.x0 << ", "
+          << b.y0 << ", " << b.x1 << ", " << b.y1 << "), torch (" << w[0] << ", " << w[1] << ", "
+          << w[2] << ", " << w[3] << ")";
     }
   }
 }
@@ -129,8 +129,8 @@ void ReplayCase(const RefCase& c) {
   // also sum over the B*T positions. Measured: every element of every case sits within 1e-5 of
   // this atol budget (n scaled by 1e-4 still passes), so the rtol term decides.
   const int64_t d = 8 * cfg.cnn_channels;
-  const int64_t depth_terms = std::max(9 * 4 * cfg.cnn_channels,
-                                       cfg.embed_dim + d + 2 * cfg.hidden_dim);
+  const int64_t depth_terms =
+      std::max(9 * 4 * cfg.cnn_channels, cfg.embed_dim + d + 2 * cfg.hidden_dim);
   ASSERT_LE(std::max(cells, cfg.attention_dim), depth_terms);
   const double depth = static_cast<double>(depth_terms);
   ExpectMatches(c, "logits", logits, Ref(c, "logits"), depth);
@@ -176,8 +176,7 @@ TEST(CaptionerReference, LogitsAttentionLossAndGradientsMatch) {
   }
   // Every variant was compared: soft, none and top-down trained (loss and gradients), hard
   // attention decoded (argmax).
-  EXPECT_EQ(variants,
-            (std::set<std::string>{"soft/train", "none/train", "hard/eval", "top-down"}));
+  EXPECT_EQ(variants, (std::set<std::string>{"soft/train", "none/train", "hard/eval", "top-down"}));
 }
 
 }  // namespace

@@ -410,16 +410,15 @@ vision::Image Picture(int64_t width, int64_t height, int64_t channels = 3) {
     for (int64_t x = 0; x < width; ++x)
       for (int64_t c = 0; c < channels; ++c) {
         int v = static_cast<int>((x * 120) / width + (y * 60) / height + c * 20);
-        if (x > width / 5 && x < width / 2 && y > height / 4 && y < height * 3 / 5) v = 240 - c * 30;
+        if (x > width / 5 && x < width / 2 && y > height / 4 && y < height * 3 / 5)
+          v = 240 - c * 30;
         if (y > height * 3 / 4 && y < height * 4 / 5) v = 10;
         img.pixels.push_back(static_cast<uint8_t>(v));
       }
   return img;
 }
 
-std::string Png(int64_t width, int64_t height) {
-  return vision::EncodePng(Picture(width, height));
-}
+std::string Png(int64_t width, int64_t height) { return vision::EncodePng(Picture(width, height)); }
 
 // The bytes of a 24-bit BMP of width x height black pixels (a format whose size the service
 // learns only by decoding).
@@ -516,8 +515,8 @@ TEST(TranslationService, CaptionEqualsTranslateExamples) {
     }
   }
   // A captioner that does not attend (the grid's mean): its caption, and no weights or boxes.
-  const std::string plain = WriteCaptioner(dir, models::Arch::kShowAttendTell,
-                                           models::ImageAttend::kNone);
+  const std::string plain =
+      WriteCaptioner(dir, models::Arch::kShowAttendTell, models::ImageAttend::kNone);
   TranslationService s({{"plain", plain}}, {});
   const json a = AskCaption(s, png, "plain", "2");
   EXPECT_TRUE(a["attention"].empty());

@@ -21,8 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AttendCommand;
-using testing::Lines;
 using ::testing::HasSubstr;
+using testing::Lines;
 using testing::RunCommand;
 using testing::ShellQuote;
 
@@ -80,11 +80,11 @@ TEST_F(CaptionCli, TrainsResumesExactlyAndCaptions) {
   for (const auto& l : lines) tsv += l + "\n";
   testing::WriteFile((*dir_ / "t.tsv").string(), tsv);
   const fs::path png = *dir_ / "png";
-  r = RunCommand(AttendCommand(
-      "caption -m " + ShellQuote((soft / "best.ckpt").string()) + " --tsv " +
-      ShellQuote((*dir_ / "t.tsv").string()) + " --items " +
-      ShellQuote(Corpus() + "/test.items.jsonl") + " --beam 2 --attention-png " +
-      ShellQuote(png.string()) + " -o " + ShellQuote((*dir_ / "hyp.txt").string())));
+  r = RunCommand(AttendCommand("caption -m " + ShellQuote((soft / "best.ckpt").string()) +
+                               " --tsv " + ShellQuote((*dir_ / "t.tsv").string()) + " --items " +
+                               ShellQuote(Corpus() + "/test.items.jsonl") +
+                               " --beam 2 --attention-png " + ShellQuote(png.string()) + " -o " +
+                               ShellQuote((*dir_ / "hyp.txt").string())));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("/no/such/image.png"));
   EXPECT_THAT(r.output, HasSubstr("BLEU-4"));
@@ -157,8 +157,10 @@ TEST_F(CaptionCli, BadInputGetsAClearError) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("true boxes"));
   // A model without attention has no pictures to draw.
-  r = RunCommand(AttendCommand(TrainArgs(*dir_ / "none", "--arch show-attend-tell "
-                                                         "--image-attention none", 1)));
+  r = RunCommand(AttendCommand(TrainArgs(*dir_ / "none",
+                                         "--arch show-attend-tell "
+                                         "--image-attention none",
+                                         1)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = RunCommand(AttendCommand("caption -m " + ShellQuote((*dir_ / "none/best.ckpt").string()) +
                                " --attention-png " + ShellQuote((*dir_ / "p").string()) + " " +

@@ -20,8 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::AttendCommand;
-using testing::Lines;
 using ::testing::HasSubstr;
+using testing::Lines;
 using testing::RunCommand;
 using testing::ShellQuote;
 

@@ -95,8 +95,7 @@ int Run(CaptionArgs& a) {
       const std::vector<Box>* boxes = nullptr;
       if (true_boxes) {
         auto it = given.find(inputs[i].image);
-        ATTEND_CHECK(it != given.end(), inputs[i].image, ": no boxes for this image in ",
-                     a.items);
+        ATTEND_CHECK(it != given.end(), inputs[i].image, ": no boxes for this image in ", a.items);
         boxes = &it->second;
       }
       examples[i] = nmt::ImageExample(img, mc, boxes);
@@ -152,8 +151,8 @@ int Run(CaptionArgs& a) {
         const Box box{static_cast<float>(item.x0 * sx), static_cast<float>(item.y0 * sy),
                       static_cast<float>(item.x1 * sx), static_cast<float>(item.y1 * sy)};
         ground.mass += nmt::AttentionMassInBox(h->attention[t], positions, box);
-        ground.chance += static_cast<double>(box.x1 - box.x0) * (box.y1 - box.y0) /
-                         static_cast<double>(s * s);
+        ground.chance +=
+            static_cast<double>(box.x1 - box.x0) * (box.y1 - box.y0) / static_cast<double>(s * s);
         ++ground.words;
       }
   }
@@ -167,7 +166,8 @@ int Run(CaptionArgs& a) {
     for (const auto& in : inputs) k = std::max(k, in.captions.size());
     std::vector<metrics::Stream> refs(k);
     for (size_t r = 0; r < k; ++r)
-      for (const auto& in : inputs) refs[r].push_back(in.captions[std::min(r, in.captions.size() - 1)]);
+      for (const auto& in : inputs)
+        refs[r].push_back(in.captions[std::min(r, in.captions.size() - 1)]);
     const auto bleu = metrics::CorpusBleu(hyps, refs);
     char line[512];
     std::snprintf(line, sizeof(line), "%zu images in %.1f s; BLEU-4 %.2f (%zu references)",

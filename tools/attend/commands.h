@@ -2,10 +2,15 @@
 // runs it as a thin layer over library calls (ARCHITECTURE.md, "Tools are thin").
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <string>
 
 namespace CLI {
 class App;
+}
+namespace attend::nmt {
+struct TrainOptions;
 }
 
 namespace attend::tools {
@@ -24,5 +29,13 @@ Runner RegisterScoreCommand(CLI::App& app);
 Runner RegisterServeCommand(CLI::App& app);
 Runner RegisterTranscribeCommand(CLI::App& app);
 Runner RegisterCaptionCommand(CLI::App& app);
+Runner RegisterClassifyCommand(CLI::App& app);
+// `attend train --task classify` (classify_command.cc): the classifier's options, added to the
+// train command (`task` gives --task's value while parsing: --arch takes cnn | racnn with
+// classify), and the run, with the train command's data and trainer options.
+void AddClassifyTrainOptions(CLI::App& train, std::function<std::string()> task);
+int RunClassifyTraining(const std::string& data_dir, const std::string& train_tsv,
+                        const std::string& dev_tsv, int64_t max_train,
+                        const nmt::TrainOptions& train, bool resume);
 
 }  // namespace attend::tools

@@ -11,7 +11,8 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"attend: attention models: machine translation, speech recognition, image captioning"};
+  CLI::App app{
+      "attend: attention models: machine translation, speech recognition, image captioning"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "attend 0.1.0");
   std::vector<std::pair<CLI::App*, attend::tools::Runner>> runners;
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterScoreCommand);
   add(attend::tools::RegisterTranscribeCommand);
   add(attend::tools::RegisterCaptionCommand);
+  add(attend::tools::RegisterClassifyCommand);
   add(attend::tools::RegisterServeCommand);
   try {
     // Options that take a name (--arch transformer) check it while parsing: their attend::Error

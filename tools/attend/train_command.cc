@@ -126,7 +126,8 @@ int RunSpeech(TrainArgs& a) {
 // captions), a word vocabulary over the training captions, the images resized to the model's.
 int RunCaption(TrainArgs& a) {
   namespace fs = std::filesystem;
-  ATTEND_CHECK(a.model.image(), "train --task caption: --arch must be show-attend-tell or top-down");
+  ATTEND_CHECK(a.model.image(),
+               "train --task caption: --arch must be show-attend-tell or top-down");
   auto tsv = [&](const std::string& given, const char* split) {
     if (!given.empty()) return given;
     ATTEND_CHECK(!a.data_dir.empty(), "train --task caption: no ", split,
@@ -182,7 +183,12 @@ int RunCaption(TrainArgs& a) {
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                (long long)dropped, (long long)a.train.max_len);
   std::vector<std::pair<std::string, std::string>> dev_text;
-  for (const auto& im : dev) dev_text.emplace_back(im.image, im.captions.front());
+  // Validation scores BLEU against all of an image's captions, joined by newlines here.
+  for (const auto& im : dev) {
+    std::string refs;
+    for (const auto& c : im.captions) refs += (refs.empty() ? "" : "\n") + c;
+    dev_text.emplace_back(im.image, refs);
+  }
   Generator gen(a.train.seed);
   auto model = models::MakeModel(a.model, gen);
   const nmt::TrainSummary s =
@@ -197,8 +203,10 @@ int Run(TrainArgs& a) {
   a.train.progress = !a.no_progress;
   if (a.task == "speech") return RunSpeech(a);
   if (a.task == "caption") return RunCaption(a);
+  if (a.task == "classify")
+    return RunClassifyTraining(a.data_dir, a.train_tsv, a.dev_tsv, a.max_train, a.train, a.resume);
   ATTEND_CHECK(a.task == "translation", "train: --task '", a.task,
-               "' is not one of translation | speech | caption");
+               "' is not one of translation | speech | caption | classify");
   const Pairs train = ReadSplit(a, "train", a.train_src, a.train_tgt, a.train_tsv, a.max_train);
   const Pairs dev = ReadSplit(a, "dev", a.dev_src, a.dev_tgt, a.dev_tsv, 0);
   ATTEND_CHECK(!train.empty(), "train: the training data is empty");
@@ -242,7 +250,8 @@ int Run(TrainArgs& a) {
 Runner RegisterTrainCommand(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* c = app.add_subcommand("train", "Train a translation or speech recognition model");
-  c->add_option("--task", a->task, "translation | speech | caption")->capture_default_str();
+  c->add_option("--task", a->task, "translation | speech | caption | classify")
+      ->capture_default_str();
   c->add_option("--data", a->data_dir, "Corpus directory with train.SRC/TGT and dev.SRC/TGT");
   c->add_option("--src", a->src_lang, "Source language suffix")->capture_default_str();
   c->add_option("--tgt", a->tgt_lang, "Target language suffix")->capture_default_str();
@@ -307,6 +316,9 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--time-masks", t.masks.time_masks)->capture_default_str();
   c->add_option("--time-width", t.masks.time_width)->capture_default_str();
   c->add_flag("--resume", a->resume, "Continue OUT/last.ckpt exactly");
+  // ---- --task classify: the image classifier's options (classify_command.cc) ----
+  AddClassifyTrainOptions(*c, [a] { return a->task; });
+  // ---- end of --task classify ----
   return [a]() { return Run(*a); };
 }
 
