@@ -3,7 +3,8 @@
 # set up, build, draw the scenes corpus from Fashion-MNIST (test scenes from its test set only),
 # train each captioner for the same number of steps (seeded), caption the test scenes with beam
 # search (each model as it is after STEPS steps, last.ckpt: the same budget, no choice made on the
-# dev set) and print BLEU-4 against the five references and grounding (the share of the attention
+# dev set) and print BLEU-4, how many of the items each caption names are in the scene (and how
+# many of the scene's items it names) against the five references and grounding (the share of the attention
 # inside the box of the item a word names, with chance beside it), and draw where each model
 # looked for each word of a few test captions.
 #   MODELS  which captioners (default "soft hard none top-down top-down-true"): show-attend-tell
@@ -53,10 +54,9 @@ wait
 
 echo "== test scenes ($(cut -f1 "$DATA/test.tsv" | uniq | wc -l) images, 5 references each), beam 3"
 for m in $MODELS; do
-  items=(--items "$DATA/test.items.jsonl")
-  if [ "$m" = none ]; then items=(); fi
-  printf '%-9s ' "$m"
-  "$ATTEND" caption -m "$OUT/$m/last.ckpt" --tsv "$DATA/test.tsv" "${items[@]}" --beam 3 \
+  printf '%-13s ' "$m"
+  "$ATTEND" caption -m "$OUT/$m/last.ckpt" --tsv "$DATA/test.tsv" \
+    --items "$DATA/test.items.jsonl" --beam 3 \
     -o "$OUT/$m/test.hyp" 2>&1 | tail -n 1
 done
 

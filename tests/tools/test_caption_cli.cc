@@ -90,6 +90,7 @@ TEST_F(CaptionCli, TrainsResumesExactlyAndCaptions) {
   EXPECT_THAT(r.output, HasSubstr("BLEU-4"));
   EXPECT_THAT(r.output, HasSubstr("(5 references)"));
   EXPECT_THAT(r.output, HasSubstr("grounding"));
+  EXPECT_THAT(r.output, HasSubstr("items named: precision"));
   const std::vector<std::string> hyp = Lines(testing::ReadFile((*dir_ / "hyp.txt").string()));
   ASSERT_EQ(hyp.size(), 7u);
   EXPECT_EQ(hyp[1], "");

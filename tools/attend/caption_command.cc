@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,22 @@ struct Grounding {
   int64_t words = 0;
 };
 
+// Which items a caption names: its words that are some item's label (of any image), as a set,
+// against the image's own items' labels.
+struct Naming {
+  int64_t named = 0, right = 0, present = 0;
+  void Add(const std::vector<std::string>& words, const std::set<std::string>& labels,
+           const std::vector<data::ItemBox>& items) {
+    std::set<std::string> said, truth;
+    for (const auto& w : words)
+      if (labels.count(w)) said.insert(w);
+    for (const auto& it : items) truth.insert(it.label);
+    named += static_cast<int64_t>(said.size());
+    present += static_cast<int64_t>(truth.size());
+    for (const auto& w : said) right += truth.count(w);
+  }
+};
+
 int Run(CaptionArgs& a) {
   namespace fs = std::filesystem;
   if (a.threads > 0) SetNumThreads(a.threads);
@@ -65,8 +82,8 @@ int Run(CaptionArgs& a) {
                models::NameOf(mc.arch), ")");
   const bool attends = !(mc.arch == models::Arch::kShowAttendTell &&
                          mc.image_attention == models::ImageAttend::kNone);
-  ATTEND_CHECK(attends || (a.png_dir.empty() && a.items.empty()), "caption: ", a.model_path,
-               " does not attend (image_attention none): no pictures or grounding to give");
+  ATTEND_CHECK(attends || a.png_dir.empty(), "caption: ", a.model_path,
+               " does not attend (image_attention none): there is no attention to draw");
   a.search.keep_attention = attends && (!a.png_dir.empty() || !a.items.empty());
 
   std::vector<data::ImageCaption> inputs;
@@ -81,6 +98,9 @@ int Run(CaptionArgs& a) {
                " reads each image's true boxes (trained with --true-boxes): give --tsv and "
                "--items");
   const nmt::ImageBoxes given = true_boxes ? nmt::ItemBoxes(a.items) : nmt::ImageBoxes();
+  std::set<std::string> labels;
+  for (const auto& [image, boxes] : items)
+    for (const auto& b : boxes) labels.insert(b.label);
 
   // An image that cannot be read is reported and gets an empty line: the others keep their
   // places, and the exit code is 1.
@@ -115,12 +135,22 @@ int Run(CaptionArgs& a) {
   std::string out;
   std::vector<std::string> hyps;
   Grounding ground;
+  Naming naming;
   const int64_t s = mc.image_size;
   for (size_t i = 0; i < results.size(); ++i) {
     const nmt::Hypothesis* h = results[i].empty() ? nullptr : &results[i][0];
     const std::string text = h ? m.vocab.Decode(h->tokens) : "";
     out += text + "\n";
     hyps.push_back(text);
+    if (!items.empty()) {
+      auto it = items.find(inputs[i].image);
+      if (it != items.end()) {
+        std::vector<std::string> said;
+        if (h)
+          for (const std::string& piece : m.vocab.Pieces(h->tokens)) said.push_back(Word(piece));
+        naming.Add(said, labels, it->second);
+      }
+    }
     if (!h || examples[i].source_length() == 0 || !a.search.keep_attention) continue;
     const std::vector<Box> positions =
         m.model->AttendedBoxes(nmt::MakeBatch(examples, {static_cast<int64_t>(i)}))[0];
@@ -174,6 +204,12 @@ int Run(CaptionArgs& a) {
                   inputs.size(), seconds, bleu.score, k);
     std::string summary = line;
     if (!a.items.empty()) {
+      std::snprintf(line, sizeof(line), "; items named: precision %.1f%%, recall %.1f%%",
+                    100.0 * naming.right / std::max<int64_t>(1, naming.named),
+                    100.0 * naming.right / std::max<int64_t>(1, naming.present));
+      summary += line;
+    }
+    if (!a.items.empty() && a.search.keep_attention) {
       const double n = static_cast<double>(std::max<int64_t>(1, ground.words));
       std::snprintf(line, sizeof(line),
                     "; grounding %.3f of the attention inside the named item's box (chance %.3f) "
@@ -185,7 +221,11 @@ int Run(CaptionArgs& a) {
     if (a.json) {
       std::printf("{\"images\": %zu, \"bleu\": %.4f, \"references\": %zu", inputs.size(),
                   bleu.score, k);
-      if (!a.items.empty()) {
+      if (!a.items.empty())
+        std::printf(", \"item_precision\": %.4f, \"item_recall\": %.4f",
+                    static_cast<double>(naming.right) / std::max<int64_t>(1, naming.named),
+                    static_cast<double>(naming.right) / std::max<int64_t>(1, naming.present));
+      if (!a.items.empty() && a.search.keep_attention) {
         const double n = static_cast<double>(std::max<int64_t>(1, ground.words));
         std::printf(", \"grounding\": %.4f, \"chance\": %.4f, \"item_words\": %lld",
                     ground.mass / n, ground.chance / n, (long long)ground.words);
