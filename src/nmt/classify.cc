@@ -29,8 +29,12 @@
 #include "attend/optim.h"
 #include "attend/vision.h"
 #include "io/untrusted_json.h"
+#include "nmt/trainer_internal.h"
 
 namespace attend::nmt {
+
+using detail::FormatDuration;
+using detail::Logger;
 
 namespace {
 
@@ -75,53 +79,6 @@ std::vector<std::vector<int64_t>> ShuffledBatches(int64_t n, int64_t batch_size,
   return batches;
 }
 
-std::string FormatDuration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600),
-                  (long long)(s / 60 % 60));
-  else std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
-
-// Lines to train.log and stderr, and a progress bar on stderr when it is a terminal.
-class Logger {
- public:
-  Logger(const std::string& path, bool progress) : progress_(progress && isatty(2)) {
-    file_.open(path, std::ios::app);
-    ATTEND_CHECK(file_.good(), "train: cannot open the log file ", path);
-  }
-  void Line(const std::string& s) {
-    ClearBar();
-    std::fprintf(stderr, "%s\n", s.c_str());
-    file_ << s << '\n';
-    file_.flush();
-  }
-  void Bar(const std::string& s) {
-    if (!progress_) return;
-    std::fprintf(stderr, "\r%s\x1b[K", s.c_str());
-    std::fflush(stderr);
-    bar_shown_ = true;
-  }
-  void ClearBar() {
-    if (bar_shown_) std::fprintf(stderr, "\r\x1b[K");
-    bar_shown_ = false;
-  }
-
- private:
-  std::ofstream file_;
-  bool progress_, bar_shown_ = false;
-};
-
-std::string Num(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
-}
-
 // Where the loop stands; stored in every checkpoint so a resumed run continues exactly.
 struct LoopState {
   int64_t step = 0, epoch = 0, batch_in_epoch = 0, bad_validations = 0;
@@ -132,9 +89,9 @@ struct LoopState {
             {"trainer.epoch", std::to_string(epoch)},
             {"trainer.batch_in_epoch", std::to_string(batch_in_epoch)},
             {"trainer.bad_validations", std::to_string(bad_validations)},
-            {"trainer.best_accuracy", Num(best)},
-            {"trainer.seconds", Num(seconds)},
-            {"trainer.images", Num(images)}};
+            {"trainer.best_accuracy", detail::ExactNumber(best)},
+            {"trainer.seconds", detail::ExactNumber(seconds)},
+            {"trainer.images", detail::ExactNumber(images)}};
   }
   static LoopState FromMetadata(const io::Metadata& m, const std::string& source) {
     auto get = [&](const char* key) -> const std::string& {

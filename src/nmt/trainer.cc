@@ -17,11 +17,15 @@
 #include "attend/error.h"
 #include "attend/metrics.h"
 #include "attend/nmt.h"
+#include "nmt/trainer_internal.h"
 #include "attend/ops.h"
 #include "attend/optim.h"
 #include "io/untrusted_json.h"
 
 namespace attend::nmt {
+
+using detail::FormatDuration;
+using detail::Logger;
 
 using models::SpecialIds;
 
@@ -71,17 +75,6 @@ std::string Base64Decode(const std::string& in, const std::string& source) {
   return out;
 }
 
-std::string FormatDuration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600),
-                  (long long)(s / 60 % 60));
-  else std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
-
 nlohmann::json TrainOptionsJson(const TrainOptions& o) {
   return {{"max_tokens", o.max_tokens},
           {"max_len", o.max_len},
@@ -105,12 +98,7 @@ struct Progress {
   // The best validation score so far (BLEU, or minus the WER); lowest() until the first.
   double best_bleu = std::numeric_limits<double>::lowest(), seconds = 0.0, tokens = 0.0;
   io::Metadata ToMetadata() const {
-    auto num = [](double v) {
-      std::ostringstream s;
-      s.precision(17);
-      s << v;
-      return s.str();
-    };
+    const auto num = detail::ExactNumber;
     return {{"trainer.step", std::to_string(step)},
             {"trainer.epoch", std::to_string(epoch)},
             {"trainer.batch_in_epoch", std::to_string(batch_in_epoch)},
@@ -139,35 +127,6 @@ struct Progress {
     }
     return p;
   }
-};
-
-class Logger {
- public:
-  Logger(const std::string& path, bool progress) : progress_(progress && isatty(2)) {
-    file_.open(path, std::ios::app);
-    ATTEND_CHECK(file_.good(), "train: cannot open the log file ", path);
-  }
-  // A line in the log file and on stderr.
-  void Line(const std::string& s) {
-    ClearBar();
-    std::fprintf(stderr, "%s\n", s.c_str());
-    file_ << s << '\n';
-    file_.flush();
-  }
-  void Bar(const std::string& s) {
-    if (!progress_) return;
-    std::fprintf(stderr, "\r%s\x1b[K", s.c_str());
-    std::fflush(stderr);
-    bar_shown_ = true;
-  }
-  void ClearBar() {
-    if (bar_shown_) std::fprintf(stderr, "\r\x1b[K");
-    bar_shown_ = false;
-  }
-
- private:
-  std::ofstream file_;
-  bool progress_, bar_shown_ = false;
 };
 
 // SpecAugment on each utterance of a speech batch (its real frames only), seeded by the run's
