@@ -15,6 +15,8 @@
 // boxes to train) come from the image itself: the connected components of the pixels brighter
 // than kProposalThreshold (8-connected, at least kMinComponent pixels), largest first, then a
 // fixed pyramid of boxes (the whole image, its 2x2 and 3x3 tiles) until there are `regions`.
+// With proposals off (--true-boxes) the boxes come with the batch (Batch::regions): the items'
+// true boxes, completed by the same pyramid, an upper bound for the proposals.
 #include <algorithm>
 #include <array>
 #include <cstring>
