@@ -65,12 +65,12 @@ models::Batch MakeBatch(const std::vector<Example>& examples, const std::vector<
                  " mixes speech features and token ids (or feature sizes) in one batch");
     ATTEND_CHECK(e.source_length() > 0, "MakeBatch: example ", e.index, " has an empty source");
     if (f > 0) std::copy(e.values().begin(), e.values().end(), pf + r * s * f);
+    else std::copy(e.src.begin(), e.src.end(), ps + r * s);
     const int64_t ek = e.regions ? static_cast<int64_t>(e.regions->size()) / 4 : 0;
     ATTEND_CHECK(ek == k, "MakeBatch: example ", e.index, " has ", ek,
                  " region boxes, the batch's first ", k);
     if (k > 0)
       std::copy(e.regions->begin(), e.regions->end(), batch.regions.data<float>() + r * k * 4);
-    else std::copy(e.src.begin(), e.src.end(), ps + r * s);
     pi[r * t] = SpecialIds::kBos;
     std::copy(e.tgt.begin(), e.tgt.end(), pi + r * t + 1);
     std::copy(e.tgt.begin(), e.tgt.end(), po + r * t);
