@@ -46,7 +46,7 @@ PUBLIC = {
     "autograd.h": "autograd",
     "ops.h": "ops",
     "ops/conv.h": "ops", "ops/rnn.h": "ops", "ops/image.h": "ops",
-    "nn.h": "nn", "nn/conv.h": "nn", "nn/rnn.h": "nn",
+    "nn.h": "nn", "nn/conv.h": "nn", "nn/rnn.h": "nn", "nn/advanced_lstm.h": "nn",
     "optim.h": "optim",
     "attention.h": "attention", "additive_attention.h": "attention",
     "attention_models.h": "attention",

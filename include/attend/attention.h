@@ -125,6 +125,26 @@ class LocationAwareScore : public ScoreFunction {
   Tensor v;                                                         // [A]
 };
 
+// Query-key-value attention over a decoder's query (the encyclopedia's "encoder-decoder QKV";
+// with the keys as the queries, its "encoder QKV" self-attention): q = W_q s, k_j = W_k h_j,
+// v_j = W_v h_j, e_j = q . k_j / sqrt(A), context = sum_j alpha_j v_j. No biases. Unlike the
+// other scores the context is not a mix of the keys themselves but of their values, Dv wide:
+// PrepareKeys gives W_k h_j [B, Tk, A] and PrepareValues W_v h_j [B, Tk, Dv], both once per
+// source sentence; Scores takes a query [B, Tq, Dq] and the prepared keys.
+class QkvScore : public ScoreFunction {
+ public:
+  const char* name() const override { return "QkvScore"; }
+  QkvScore(int64_t query_dim, int64_t key_dim, int64_t attn_dim, int64_t value_dim, Generator& gen,
+           DType dtype = DType::kF32);
+  Tensor PrepareKeys(const Tensor& keys) const override;
+  Tensor PrepareValues(const Tensor& keys) const;
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
+  // The whole layer: softmax of the scores over the keys (mask bool, broadcastable to
+  // [B, Tq, Tk], true = excluded), context [B, Tq, Dv] and weights [B, Tq, Tk].
+  Attended Attend(const Tensor& query, const Tensor& keys, const Tensor& mask = Tensor()) const;
+  std::shared_ptr<nn::Linear> query_proj, key_proj, value_proj;  // W_q, W_k, W_v
+};
+
 // Neural Turing Machine content addressing: beta * cos(q, k_j), with a sharpening strength beta
 // (a scalar, or a tensor [B, Tq] emitted by the controller).
 class CosineScore : public ScoreFunction {

@@ -238,4 +238,69 @@ struct AlignedWord {
 std::vector<AlignedWord> AlignWords(std::string_view reference, std::string_view hypothesis,
                                     const ErrorRateOptions& options = {});
 
+// ---- Word alignment (Och and Ney 2003) ----------------------------------------------------------
+// One sentence's alignment: (source word, target word) pairs, 0-based.
+using AlignmentLinks = std::vector<std::pair<int64_t, int64_t>>;
+// Pharaoh's "0-0 1-2 2-1": links separated by whitespace, each "s-t" (decimal digits, no sign).
+// "s?t" is a possible link: it goes into `possible` when given (cleared first), else it is read as
+// a sure one. An empty line is an empty alignment. Links come back in the line's order, repeats
+// kept. Malformed text throws attend::Error naming `where` (say "align.txt:3") and the link
+// ("align.txt:3: link 2 '1-x' is not an alignment link ...").
+AlignmentLinks ParsePharaoh(std::string_view line, std::string_view where,
+                            AlignmentLinks* possible = nullptr);
+// "s-t" links joined by single spaces, in the given order; a negative index is an attend::Error.
+std::string FormatPharaoh(const AlignmentLinks& links);
+struct AlignmentCounts {
+  int64_t hypothesis = 0, sure = 0, possible = 0;  // |A|, |S|, |P| (P includes S)
+  int64_t hit_sure = 0, hit_possible = 0;          // |A n S|, |A n P|
+};
+// Over a corpus, with each count summed over its sentences:
+//   AER = 1 - (|A n S| + |A n P|) / (|A| + |S|),  precision = |A n P| / |A|,  recall = |A n S| /
+//   |S|
+// as fractions in [0, 1] (attend score prints percent). A, S and P are sets per sentence: a link
+// given twice counts once. With no possible links (P = S) AER = 1 - F1 of A against S. Empty
+// denominators: AER 0 when |A| + |S| = 0; precision (recall) 1 when both |A| and |S| are 0, and 0
+// when only |A| (|S|) is.
+struct AlignmentScore {
+  AlignmentCounts counts;
+  double aer = 0, precision = 0, recall = 0;
+};
+// Corpus AER of `hypotheses` against `sure` (and `possible` links beyond them, P = S u possible;
+// empty = none), line by line; the lists must be equally long (attend::Error otherwise).
+AlignmentScore AlignmentErrorRate(const std::vector<AlignmentLinks>& hypotheses,
+                                  const std::vector<AlignmentLinks>& sure,
+                                  const std::vector<AlignmentLinks>& possible = {});
+// `attend score`'s line: "AER|version:attend-0.1.0 = 12.34 (P = 87.65 R = 87.65 |A| = 120
+// |S| = 118)" (100 * AER; "|P| = ..." too when there are possible links; `width` decimals); the
+// counts as JSON integers.
+Score AlignmentScoreLine(const AlignmentScore& score, int width = 2);
+
+// ---- Parsing as translation: linearised trees ---------------------------------------------------
+// Trees as "(S (NP XX XX ) (VP XX ) )" (Vinyals et al. 2015), tokens separated by whitespace:
+// "(LABEL" opens a constituent, ")" closes one (")LABEL" too, when LABEL is the open one's), any
+// other token is a leaf (a word or XX). Labelled bracket precision/recall/F1 as evalb counts them:
+// a constituent is its label and its leaf span; each sentence's brackets are a multiset (two NP
+// over the same words in the reference need two in the hypothesis); matched, hypothesis and
+// reference brackets are summed over the corpus, then P = matched / hypothesis, R = matched /
+// reference, F1 = 2PR / (P + R) (fractions; empty denominators as AER's precision and recall).
+// Every bracket counts, the root's included (these trees have no preterminals, and no TOP or
+// punctuation for evalb to delete). Exact: the hypothesis is well-formed, has as many leaves as the
+// reference and the same multiset of brackets.
+// A reference must be one well-formed tree (attend::Error naming the line and what is wrong). A
+// hypothesis that is not (an unmatched bracket, a word outside the tree, an empty constituent,
+// no tree at all) never throws: it counts with the brackets it closes correctly and is counted in
+// `ill_formed`. Unlike evalb, a sentence whose hypothesis has a different number of leaves is
+// scored (its spans then mostly miss), not skipped.
+struct BracketScore {
+  int64_t sentences = 0, exact = 0;
+  int64_t hypothesis_brackets = 0, reference_brackets = 0, matched = 0;
+  double precision = 0, recall = 0, f1 = 0, exact_match = 0;
+  int64_t ill_formed = 0;  // hypotheses that are not one well-formed tree
+};
+BracketScore BracketF1(const std::vector<std::string>& hypotheses,
+                       const std::vector<std::string>& references);
+// `attend score`'s line: "BracketF1|version:attend-0.1.0 = 91.20 (P = 91.00 R = 91.40
+// exact = 45.0% n = 500)" (100 * F1; "ill-formed = k" too when k > 0); the counts as JSON integers.
+Score BracketScoreLine(const BracketScore& score, int width = 2);
+
 }  // namespace attend::metrics

@@ -35,9 +35,35 @@ struct Batch {
 };
 
 // ---- the options' choices: enums with one name table each ----
-enum class Arch { kRnn, kRnnAttention, kTransformer, kShowAttendTell, kTopDown };
-enum class Cell { kGru, kLstm };
-enum class Score { kAdditive, kDot, kGeneral, kConcat, kLocation, kLocationAware };
+enum class Arch { kRnn, kRnnAttention, kTransformer, kShowAttendTell, kTopDown, kPervasive };
+// advanced-lstm: an LSTM whose recurrent input is an attention-weighted mix of the states of the
+// previous `history` steps (Advanced LSTM, Tao and Liu 2018).
+enum class Cell { kGru, kLstm, kAdvancedLstm };
+// qkv: the query, the keys and the values projected (W_q s, W_k h_j, W_v h_j, no biases) and the
+// scores divided by sqrt(attention_dim), the encyclopedia's "encoder-decoder QKV"
+// (attention::QkvScore); the context mixes the values, so it is attention_dim wide and the layers
+// that read it (combine; bahdanau's recurrent input) are sized for that.
+enum class Score { kAdditive, kDot, kGeneral, kConcat, kLocation, kLocationAware, kQkv };
+// Where the RNN decoder's attention sits. luong (Luong et al. 2015): scored from the current
+// state s_t after the recurrent step, the context combined after it (h~ = tanh(W_c [c_t; s_t])),
+// with input feeding. bahdanau (Bahdanau et al. 2015): scored from the previous state s_{t-1}
+// (s_0: the bridged encoder summary; any score and window), the context fed into the recurrent
+// step with the previous word ([y_{t-1}; c_t]), the output tanh(W_c [s_t; c_t; y_{t-1}]) (no
+// maxout) before `out`. tutorial (the PyTorch tutorial's AttnDecoderRNN): the weights
+// softmax(W_a [emb(y_{t-1}); s_{t-1}]) over max_source_len positions, cut to the source and
+// masked to its real length (the tutorial does not mask), then relu(W [emb; c_t]) (hidden_dim
+// wide) into the recurrent step, the output read from s_t; its own layer replaces --score and
+// --window (the model refuses others), and a source longer than max_source_len is an error.
+// bahdanau and tutorial ignore input_feeding (the context already enters the step); with several
+// decoder layers s_{t-1} is the top layer's.
+enum class Wiring { kLuong, kBahdanau, kTutorial };
+// A self-attention layer over the RNN encoder's states (the encyclopedia's "encoder self dot /
+// encoder self QKV"), added to them as a residual: h'_i = h_i + sum_j alpha_ij v_j over the real
+// positions j. dot: scores h_i . h_j / sqrt(hidden_dim), v = h; qkv: attention::QkvScore with
+// v_j = W_v h_j hidden_dim wide. The decoder attends over h', and the encoder summary (the
+// bridge's input, and the fixed context of arch rnn) is read from h' where the final states sit.
+// No dropout inside; AttentionMaps shows it as the site "encoder.0.self".
+enum class SelfAttend { kNone, kDot, kQkv };
 enum class Window { kGlobal, kLocalM, kLocalP };
 // How a captioner looks at the image: soft attention, hard attention (one cell per word, sampled
 // and trained with REINFORCE; the highest-scoring cell when decoding), or not at all (the mean
@@ -59,18 +85,33 @@ struct EnumNames<Arch> {
                                               {Arch::kRnnAttention, "rnn-attention"},
                                               {Arch::kTransformer, "transformer"},
                                               {Arch::kShowAttendTell, "show-attend-tell"},
-                                              {Arch::kTopDown, "top-down"}};
+                                              {Arch::kTopDown, "top-down"},
+                                              {Arch::kPervasive, "pervasive"}};
 };
 template <>
 struct EnumNames<Cell> {
-  static constexpr EnumName<Cell> kTable[] = {{Cell::kGru, "gru"}, {Cell::kLstm, "lstm"}};
+  static constexpr EnumName<Cell> kTable[] = {
+      {Cell::kGru, "gru"}, {Cell::kLstm, "lstm"}, {Cell::kAdvancedLstm, "advanced-lstm"}};
 };
 template <>
 struct EnumNames<Score> {
-  static constexpr EnumName<Score> kTable[] = {
-      {Score::kAdditive, "additive"}, {Score::kDot, "dot"},
-      {Score::kGeneral, "general"},   {Score::kConcat, "concat"},
-      {Score::kLocation, "location"}, {Score::kLocationAware, "location-aware"}};
+  static constexpr EnumName<Score> kTable[] = {{Score::kAdditive, "additive"},
+                                               {Score::kDot, "dot"},
+                                               {Score::kGeneral, "general"},
+                                               {Score::kConcat, "concat"},
+                                               {Score::kLocation, "location"},
+                                               {Score::kLocationAware, "location-aware"},
+                                               {Score::kQkv, "qkv"}};
+};
+template <>
+struct EnumNames<Wiring> {
+  static constexpr EnumName<Wiring> kTable[] = {
+      {Wiring::kLuong, "luong"}, {Wiring::kBahdanau, "bahdanau"}, {Wiring::kTutorial, "tutorial"}};
+};
+template <>
+struct EnumNames<SelfAttend> {
+  static constexpr EnumName<SelfAttend> kTable[] = {
+      {SelfAttend::kNone, "none"}, {SelfAttend::kDot, "dot"}, {SelfAttend::kQkv, "qkv"}};
 };
 template <>
 struct EnumNames<Window> {
@@ -111,8 +152,8 @@ E ParseEnum(std::string_view name, std::string_view what) {
 
 // One option of ModelConfig: its name (the checkpoint's JSON key; `attend train` spells it
 // --name-with-dashes), its help, and how the command line sets it: `flag`, for a bool, is the
-// flag that turns the default off ("--no-input-feeding"); options without help are not on the
-// command line (the vocabulary sizes come from the vocabulary).
+// flag that flips the default ("--no-input-feeding", "--transparent"); options without help are not
+// on the command line (the vocabulary sizes come from the vocabulary).
 struct OptionInfo {
   const char* name;
   const char* help;
@@ -131,7 +172,10 @@ struct ModelConfig {
   int64_t hidden_dim = 256;  // decoder size = encoder output (hidden_dim / 2 per direction)
   int64_t encoder_layers = 1, decoder_layers = 1;
   Score score = Score::kAdditive;
-  int64_t attention_dim = 256;  // additive / concat
+  int64_t attention_dim = 256;  // additive / concat / qkv
+  Wiring wiring = Wiring::kLuong;
+  SelfAttend encoder_self_attention = SelfAttend::kNone;
+  int64_t history = 3;  // advanced-lstm: previous steps the cell attends over
   Window window = Window::kGlobal;
   int64_t window_size = 5;       // D of the local windows
   int64_t max_source_len = 256;  // location score's positions
@@ -167,30 +211,49 @@ struct ModelConfig {
   bool proposals = true;  // top-down: regions from proposals (false: given with the batch)
   // Transformer (Vaswani et al. 2017; the Annotated Transformer).
   int64_t d_model = 256, heads = 4, ff_dim = 1024, layers = 3;
+  int64_t decoder_depth = 0;  // decoder layers; 0: as many as the encoder's `layers`
+  int64_t DecoderDepth() const { return decoder_depth > 0 ? decoder_depth : layers; }
   bool pre_norm = true;
   bool share_embeddings = true;  // source, target and output projection share one matrix
   int64_t max_positions = 1024;
+  // Transparent attention (Bapna et al. 2018): each decoder layer's cross-attention reads its own
+  // learned softmax-weighted combination of the embeddings and every encoder layer's output.
+  bool transparent = false;
+  // Pervasive attention (Elbayad et al. 2018): the source and target embeddings (embed_dim each)
+  // concatenated into a [T, S] grid, dense_layers layers of a DenseNet of masked kernel x kernel
+  // convolutions (each adds `growth` channels; the filter never sees later target positions),
+  // max-pooled over the source axis.
+  int64_t dense_layers = 8, growth = 32, kernel = 3;
 
   // Calls f(const OptionInfo&, member&) for every option, in the order of the command line.
   template <typename Config, typename F>
   static void ForEachOption(Config& c, F&& f) {
-    f(OptionInfo{"arch", "Model: rnn | rnn-attention | transformer | show-attend-tell | top-down"},
+    f(OptionInfo{"arch",
+                 "Model: rnn | rnn-attention | transformer | show-attend-tell | top-down | "
+                 "pervasive"},
       c.arch);
     f(OptionInfo{"src_vocab", nullptr}, c.src_vocab);
     f(OptionInfo{"tgt_vocab", nullptr}, c.tgt_vocab);
     f(OptionInfo{"dropout", "Dropout probability"}, c.dropout);
-    f(OptionInfo{"cell", "RNN cell: gru | lstm"}, c.cell);
-    f(OptionInfo{"embed_dim", "RNN embedding size"}, c.embed_dim);
+    f(OptionInfo{"cell", "RNN cell: gru | lstm | advanced-lstm"}, c.cell);
+    f(OptionInfo{"embed_dim", "RNN and pervasive embedding size"}, c.embed_dim);
     f(OptionInfo{"hidden_dim", "RNN decoder size (encoder: half per direction)"}, c.hidden_dim);
     f(OptionInfo{"encoder_layers", "RNN encoder layers"}, c.encoder_layers);
     f(OptionInfo{"decoder_layers", "RNN decoder layers"}, c.decoder_layers);
     f(OptionInfo{"score",
-                 "Attention score: additive | dot | general | concat | location | location-aware"},
+                 "Attention score: additive | dot | general | concat | location | location-aware "
+                 "| qkv"},
       c.score);
-    f(OptionInfo{"attention_dim", "additive/concat attention size"}, c.attention_dim);
+    f(OptionInfo{"attention_dim", "additive/concat/qkv attention size"}, c.attention_dim);
+    f(OptionInfo{"wiring", "RNN attention wiring: luong | bahdanau | tutorial"}, c.wiring);
+    f(OptionInfo{"encoder_self_attention",
+                 "RNN: self-attention over the encoder: none | dot | qkv"},
+      c.encoder_self_attention);
+    f(OptionInfo{"history", "advanced-lstm: previous steps the cell attends over"}, c.history);
     f(OptionInfo{"window", "Attention window: global | local-m | local-p"}, c.window);
     f(OptionInfo{"window_size", "D of the local windows"}, c.window_size);
-    f(OptionInfo{"max_source_len", "location score's positions"}, c.max_source_len);
+    f(OptionInfo{"max_source_len", "location score's and tutorial wiring's positions"},
+      c.max_source_len);
     f(OptionInfo{"input_feeding", "Do not feed h~ to the next step", "--no-input-feeding"},
       c.input_feeding);
     f(OptionInfo{"teacher_forcing", "Ratio of reference inputs in training"}, c.teacher_forcing);
@@ -219,11 +282,21 @@ struct ModelConfig {
     f(OptionInfo{"heads", "Transformer attention heads"}, c.heads);
     f(OptionInfo{"ff_dim", "Transformer feed-forward size"}, c.ff_dim);
     f(OptionInfo{"layers", "Transformer layers per stack"}, c.layers);
+    f(OptionInfo{"decoder_depth", "Transformer: decoder layers when not --layers (0)"},
+      c.decoder_depth);
     f(OptionInfo{"pre_norm", "Transformer: post-norm (default pre-norm)", "--post-norm"},
       c.pre_norm);
     f(OptionInfo{"share_embeddings", "Transformer: separate embeddings", "--no-share-embeddings"},
       c.share_embeddings);
-    f(OptionInfo{"max_positions", "Transformer: longest sequence"}, c.max_positions);
+    f(OptionInfo{"max_positions", "Transformer and pervasive: longest sequence"}, c.max_positions);
+    f(OptionInfo{"transparent",
+                 "Transformer: transparent attention (each decoder layer reads a learned mix of "
+                 "all encoder layers)",
+                 "--transparent"},
+      c.transparent);
+    f(OptionInfo{"dense_layers", "pervasive: DenseNet layers"}, c.dense_layers);
+    f(OptionInfo{"growth", "pervasive: channels each layer adds"}, c.growth);
+    f(OptionInfo{"kernel", "pervasive: convolution width (odd)"}, c.kernel);
   }
 
   // Speech: the listener steps a source of `frames` frames leaves to attend over (stacking and
@@ -266,6 +339,10 @@ class Seq2Seq : public nn::Module {
   // Teacher-forced training: logits [B, T, V_tgt]. With `attention`, the decoder's attention
   // weights [B, T, S] (Transformer: last layer's cross-attention averaged over heads).
   virtual Tensor Forward(const Batch& batch, Tensor* attention = nullptr) = 0;
+  // Forward, and in `weights` head `head` of decoder layer `layer`'s cross-attention [B, T, S]
+  // with gradient (what guided alignment trains). Models with one attention site (the RNN's)
+  // take layer 0, head 0: their Forward's weights (undefined for a model without attention).
+  virtual Tensor ForwardWithHead(const Batch& batch, int64_t layer, int64_t head, Tensor* weights);
   // Encodes src [B, S] (lengths [B]) once and returns the state of B hypotheses.
   virtual std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) = 0;
   // The same from a batch (what the search calls): models that read more than the source (given
@@ -313,6 +390,7 @@ inline constexpr uint64_t kModelBuildFactor = 8;
 std::shared_ptr<Seq2Seq> MakeRnnSeq2Seq(const ModelConfig& config, Generator& gen);
 std::shared_ptr<Seq2Seq> MakeTransformer(const ModelConfig& config, Generator& gen);
 std::shared_ptr<Seq2Seq> MakeCaptioner(const ModelConfig& config, Generator& gen);
+std::shared_ptr<Seq2Seq> MakePervasive(const ModelConfig& config, Generator& gen);
 // Top-down's regions for one image of side `size`: `first` (proposals or given boxes; at most
 // `regions` of them kept), then the fixed pyramid of tiles (the whole image, 2x2, 3x3, again)
 // until there are `regions`.

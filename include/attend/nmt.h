@@ -61,6 +61,9 @@ class Vocabulary {
 };
 
 // ---- data ------------------------------------------------------------------------------------
+// A word alignment: (source, target) pairs of 0-based positions, as metrics::AlignmentLinks.
+using AlignmentLinks = std::vector<std::pair<int64_t, int64_t>>;
+
 // A sentence pair; for speech an utterance: feature frames (row-major [frames, feature_dim]) as
 // the source and the transcript's ids as the target; for captioning an image (f32 [C, H, W] in
 // [0, 1], feature_dim W, so C * H "frames") and one of its captions.
@@ -73,6 +76,8 @@ struct Example {
   // Captioners that read given regions: K boxes x0, y0, x1, y1 in the model's pixels.
   std::shared_ptr<const std::vector<float>> regions;
   int64_t feature_dim = 0;  // > 0 for speech and images
+  // Guided alignment: the reference links between subword positions (src piece, tgt piece).
+  AlignmentLinks links;
   const std::vector<float>& values() const { return image ? *image : features; }
   int64_t source_length() const {
     return feature_dim > 0 ? static_cast<int64_t>(values().size()) / feature_dim
@@ -139,6 +144,73 @@ std::vector<std::vector<Hypothesis>> TranslateExamples(models::Seq2Seq& model,
 std::string HardAlignment(const std::vector<std::vector<float>>& attention);
 std::string SoftAlignment(const std::vector<std::vector<float>>& attention, int precision = 3);
 
+// ---- attention as word alignment; guided alignment (src/nmt/alignment.cc) ----------------------
+// Word alignments count words split at spaces and tabs, as Pharaoh files do.
+
+// The word (0-based) each piece of vocab.Encode(text) belongs to; *words gets the number of words.
+// Each word is encoded alone and the pieces joined must be the sentence's (true of SentencePiece,
+// whose pieces never cross a space); attend::Error naming `where` otherwise.
+std::vector<int64_t> PieceWords(const Vocabulary& vocab, const std::string& text,
+                                const std::string& where, int64_t* words = nullptr);
+
+// A Pharaoh file, one line per sentence pair, every line kept (an empty line: no links).
+// "s?t" links go to `possible` when given, else they count as links. attend::Error names
+// file:line for a malformed link.
+std::vector<AlignmentLinks> ReadAlignments(const std::string& path,
+                                           std::vector<AlignmentLinks>* possible = nullptr);
+
+// Guided alignment: each example's subword links from the word links of its pair
+// (alignments[e.index] of pairs[e.index], so filtering, bucketing and shuffling keep them
+// together): every piece of source word s with every piece of target word t. A word outside
+// its sentence is an attend::Error naming `source`:line. Returns the number of subword links.
+int64_t AttachAlignments(std::vector<Example>& examples, const Vocabulary& vocab,
+                         const std::vector<std::pair<std::string, std::string>>& pairs,
+                         const std::vector<AlignmentLinks>& alignments, const std::string& source);
+
+// The reference rows of MakeBatch(examples, order), f32 [B, tgt_len, src_len]: row t of example
+// r spreads 1 evenly over the source pieces target piece t is linked to (the distribution the
+// attention should predict y_t with); zeros for rows without a link (eos, padding). *linked: the
+// rows with a link.
+Tensor AlignmentTargets(const std::vector<Example>& examples, const std::vector<int64_t>& order,
+                        int64_t tgt_len, int64_t src_len, int64_t* linked);
+
+// Guided alignment's loss (as Marian's "ce" and OpenNMT-py's): the cross-entropy of attention
+// rows `weights` [B, T, S] against `targets` (AlignmentTargets) averaged over the linked rows,
+//   -(1 / linked) sum_{b,t,s} targets * log(max(weights, 1e-18))
+// (the clamp only keeps log finite where a weight underflowed: a linked target there costs 41).
+Tensor GuidedAlignmentLoss(const Tensor& weights, const Tensor& targets, int64_t linked);
+
+// The decoder's cross-attention sites of a model: its layers (the Transformer's decoder layers;
+// one for the RNN) and heads per layer.
+int64_t CrossAttentionLayers(const models::ModelConfig& config);
+int64_t CrossAttentionHeads(const models::ModelConfig& config);
+
+// The decoder's cross-attention over each (source, target) pair (ids without bos/eos),
+// teacher-forced in eval mode without gradients (Seq2Seq::AttentionMaps, kind "cross"): one
+// map per layer, weights [B, H, T + 1, S] (the last real row of each pair: eos).
+std::vector<models::AttentionMap> CrossAttentionMaps(
+    models::Seq2Seq& model, const std::vector<std::vector<int64_t>>& sources,
+    const std::vector<std::vector<int64_t>>& targets);
+// Pair b's rows of such a map, head `head` (-1: the mean of the heads), cut to rows x cols.
+std::vector<std::vector<float>> MapRows(const models::AttentionMap& map, int64_t b, int64_t head,
+                                        int64_t rows, int64_t cols);
+
+// Hard word alignment from subword attention [target pieces (+ eos row, ignored)][source
+// pieces]: word weights with a target word's row the mean of its pieces' rows and a source
+// word's column the sum of its pieces' columns; each target word linked to its highest source
+// word (the first on ties). Links in target order.
+AlignmentLinks WordAlignment(const std::vector<std::vector<float>>& attention,
+                             const std::vector<int64_t>& src_words,
+                             const std::vector<int64_t>& tgt_words);
+
+// The weight table of the articles ("I love you" -> "je t'aime"): source tokens across, target
+// tokens down, each weight with two decimals, columns aligned. attention [tgt][src].
+std::string AlignmentTable(const std::vector<std::string>& src, const std::vector<std::string>& tgt,
+                           const std::vector<std::vector<float>>& attention);
+// Labels for such a table: a side whose pieces each start a word (a word vocabulary) is shown as
+// words (without SentencePiece's U+2581 marker), any other as its pieces.
+std::vector<std::string> TableLabels(const std::vector<std::string>& pieces);
+
 // ---- training --------------------------------------------------------------------------------
 struct TrainOptions {
   std::string out_dir = "model";  // best.ckpt, last.ckpt, vocab.model, train.log
@@ -162,6 +234,11 @@ struct TrainOptions {
   bool spec_augment = false;
   audio::MaskOptions masks;
   audio::FeatureOptions features;  // recorded in the checkpoints for transcription
+  // Guided alignment (the examples carry Example::links): the weight of GuidedAlignmentLoss added
+  // to the cross-entropy (0 = off), on head alignment_head of decoder layer alignment_layer's
+  // cross-attention (-1 = the last layer; the RNN has one site, layer 0 head 0).
+  double guided_alignment_weight = 0.0;
+  int64_t alignment_layer = -1, alignment_head = 0;
 };
 
 struct TrainSummary {

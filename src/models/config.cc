@@ -83,6 +83,21 @@ void ModelConfig::Validate() const {
                "model config: the location-aware score needs --arch rnn-attention");
   ATTEND_CHECK(dropout >= 0.0 && dropout < 1.0, "model config: dropout ", dropout,
                " is not in [0, 1)");
+  const bool rnn = arch == Arch::kRnn || arch == Arch::kRnnAttention;
+  ATTEND_CHECK(wiring == Wiring::kLuong || arch == Arch::kRnnAttention, "model config: --wiring ",
+               NameOf(wiring), " needs --arch rnn-attention");
+  ATTEND_CHECK(encoder_self_attention == SelfAttend::kNone || rnn,
+               "model config: --encoder-self-attention needs an RNN architecture (rnn | "
+               "rnn-attention)");
+  ATTEND_CHECK(cell != Cell::kAdvancedLstm || rnn,
+               "model config: the advanced-lstm cell needs an RNN architecture (rnn | "
+               "rnn-attention)");
+  ATTEND_CHECK(history >= 1 && history <= 64, "model config: history ", history,
+               " is not in 1..64");
+  ATTEND_CHECK(!transparent || arch == Arch::kTransformer,
+               "model config: --transparent needs --arch transformer");
+  ATTEND_CHECK(feature_dim == 0 || arch != Arch::kPervasive,
+               "model config: speech features need an RNN architecture (rnn | rnn-attention)");
   if (image()) {
     ATTEND_CHECK(feature_dim == 0, "model config: an image model reads no feature frames");
     ATTEND_CHECK(image_size >= 8 && image_size % 8 == 0 && image_size <= 1024,
@@ -97,11 +112,19 @@ void ModelConfig::Validate() const {
                  "model config: attention_penalty ", attention_penalty, " must be >= 0");
     ATTEND_CHECK(embed_dim > 0 && hidden_dim > 0 && attention_dim > 0,
                  "model config: embed_dim, hidden_dim and attention_dim must be positive");
+  } else if (arch == Arch::kPervasive) {
+    ATTEND_CHECK(embed_dim > 0 && dense_layers > 0 && dense_layers <= 256 && growth > 0 &&
+                     kernel > 0 && kernel % 2 == 1 && kernel <= 15 && max_positions > 0,
+                 "model config: pervasive needs embed_dim, growth, max_positions > 0, "
+                 "dense_layers in 1..256 and an odd kernel in 1..15, got ",
+                 embed_dim, ", ", growth, ", ", max_positions, ", ", dense_layers, ", ", kernel);
   } else if (arch == Arch::kTransformer) {
     ATTEND_CHECK(d_model > 0 && heads > 0 && d_model % heads == 0, "model config: d_model ",
                  d_model, " is not a positive multiple of heads ", heads);
     ATTEND_CHECK(ff_dim > 0 && layers > 0 && max_positions > 0,
                  "model config: ff_dim, layers and max_positions must be positive");
+    ATTEND_CHECK(decoder_depth >= 0 && decoder_depth <= 1024, "model config: decoder_depth ",
+                 decoder_depth, " is not in 0..1024");
   } else {
     ATTEND_CHECK(embed_dim > 0 && hidden_dim > 0 && encoder_layers > 0 && decoder_layers > 0,
                  "model config: embed_dim, hidden_dim and the layer counts must be positive");
@@ -153,6 +176,7 @@ std::shared_ptr<Seq2Seq> MakeModel(const ModelConfig& config, Generator& gen) {
   config.Validate();
   if (config.arch == Arch::kTransformer) return MakeTransformer(config, gen);
   if (config.image()) return MakeCaptioner(config, gen);
+  if (config.arch == Arch::kPervasive) return MakePervasive(config, gen);
   return MakeRnnSeq2Seq(config, gen);
 }
 

@@ -1,11 +1,15 @@
 // The Transformer encoder-decoder (Vaswani et al. 2017, as the Annotated Transformer), pre- or
-// post-norm, with key/value-cached incremental decoding for translation.
+// post-norm, with key/value-cached incremental decoding for translation, and optionally
+// transparent attention (Bapna et al. 2018): each decoder layer attends over its own learned mix
+// of the embeddings and every encoder layer's output.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "attend/attention.h"
+#include "attend/attention_models.h"
 #include "attend/autograd.h"
 #include "attend/error.h"
 #include "attend/models.h"
@@ -103,20 +107,18 @@ class DecoderLayer : public Layer {
  public:
   DecoderLayer(const ModelConfig& c, Generator& gen) : Layer(c, gen, /*decoder=*/true) {}
 
-  // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]; with
-  // `weights`, the cross-attention weights averaged over heads [B, T, S]. With `per_head`, the
-  // self- and cross-attention weights per head instead ([B, H, T, T] and [B, H, T, S]).
-  Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* weights,
-                 std::pair<Tensor, Tensor>* per_head = nullptr) {
+  // Teacher forcing: y [B, T, E], memory [B, S, E], pad_mask [B, S] -> [B, T, E]. With `cross`,
+  // the cross-attention weights averaged over heads [B, T, S], or per head [B, H, T, S] with
+  // `per_head`; with `self`, the self-attention weights per head [B, H, T, T]. Weights asked for
+  // keep their graph (guided alignment trains on them); the heads then take the composed path.
+  Tensor Forward(const Tensor& y, const Tensor& memory, const Tensor& pad_mask, Tensor* cross,
+                 bool per_head = false, Tensor* self = nullptr) {
     const attention::KVCache kv = multihead_attn->CrossKeysValues(memory);
     auto self_block = [&](const Tensor& x) {
-      return self_attn->SelfAttention(x, Tensor(), /*causal=*/true,
-                                      per_head ? &per_head->first : nullptr, false);
+      return self_attn->SelfAttention(x, Tensor(), /*causal=*/true, self, false);
     };
     auto cross_block = [&](const Tensor& x) {
-      if (per_head)
-        return multihead_attn->CrossAttention(x, kv, pad_mask, &per_head->second, nullptr, false);
-      return multihead_attn->CrossAttention(x, kv, pad_mask, weights);
+      return multihead_attn->CrossAttention(x, kv, pad_mask, cross, nullptr, !per_head);
     };
     return Sublayers(y, self_block, cross_block, [&](const Tensor& x) { return FeedForward(x); });
   }
@@ -211,11 +213,15 @@ class Transformer : public Seq2Seq {
     auto decoder = RegisterModule("decoder", std::make_shared<Stack>());
     auto enc_layers = encoder->RegisterChild("layers", std::make_shared<Stack>());
     auto dec_layers = decoder->RegisterChild("layers", std::make_shared<Stack>());
-    for (int64_t i = 0; i < c.layers; ++i) {
-      encoder_layers_.push_back(
-          enc_layers->RegisterChild(std::to_string(i), std::make_shared<EncoderLayer>(c, gen)));
-      decoder_layers_.push_back(
-          dec_layers->RegisterChild(std::to_string(i), std::make_shared<DecoderLayer>(c, gen)));
+    // Drawn layer by layer, an encoder layer then a decoder layer (a deeper stack's extra
+    // layers last), so equal depths give the weights they always did.
+    for (int64_t i = 0; i < std::max(c.layers, c.DecoderDepth()); ++i) {
+      if (i < c.layers)
+        encoder_layers_.push_back(
+            enc_layers->RegisterChild(std::to_string(i), std::make_shared<EncoderLayer>(c, gen)));
+      if (i < c.DecoderDepth())
+        decoder_layers_.push_back(
+            dec_layers->RegisterChild(std::to_string(i), std::make_shared<DecoderLayer>(c, gen)));
     }
     if (c.pre_norm) {  // pre-norm leaves each stack's output unnormalised: one final LayerNorm
       encoder_norm_ =
@@ -223,27 +229,27 @@ class Transformer : public Seq2Seq {
       decoder_norm_ =
           decoder->RegisterChild("norm", std::make_shared<nn::LayerNormModule>(Shape{c.d_model}));
     }
+    // Its scores start at zero: every decoder layer reads the uniform mix (the paper's code
+    // initialises them to a constant as well), and nothing is drawn, so the other weights are
+    // those of the plain model from the same generator.
+    if (c.transparent)
+      transparent_ = RegisterModule(
+          "transparent", std::make_shared<attention::TransparentAttention>(
+                             static_cast<int>(c.layers + 1), static_cast<int>(c.DecoderDepth())));
     embed_scale_ = std::sqrt(static_cast<double>(c.d_model));
   }
 
   Tensor Forward(const Batch& batch, Tensor* attention) override {
-    CheckTokens(batch.src, config_.src_vocab, "source", "Forward");
-    CheckTokens(batch.tgt_in, config_.tgt_vocab, "target", "Forward");
-    ATTEND_CHECK(batch.tgt_in.dim() == 2 && batch.src.dim() == 2 &&
-                     batch.tgt_in.size(0) == batch.src.size(0),
-                 "Transformer::Forward: tgt_in ", batch.tgt_in.str(), " and src ", batch.src.str(),
-                 " must be [B, T] and [B, S] with one B");
-    ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions,
-                 "Transformer::Forward: target length ", batch.tgt_in.size(1),
-                 " exceeds max_positions ", config_.max_positions);
-    Tensor mask = SourceMask(batch.src, batch.src_lengths, "Forward");  // [B, S]
-    Tensor memory = Encode(batch.src, mask);                            // [B, S, E]
-    Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);                     // [B, T, E]
-    for (size_t i = 0; i < decoder_layers_.size(); ++i) {
-      const bool last = i + 1 == decoder_layers_.size();
-      y = decoder_layers_[i]->Forward(y, memory, mask, last ? attention : nullptr);
-    }
-    return Logits(y);  // [B, T, V]
+    return Decode(batch, decoder_layers_.size() - 1, /*head=*/-1, attention);
+  }
+
+  Tensor ForwardWithHead(const Batch& batch, int64_t layer, int64_t head,
+                         Tensor* weights) override {
+    const auto layers = static_cast<int64_t>(decoder_layers_.size());
+    ATTEND_CHECK(layer >= 0 && layer < layers && head >= 0 && head < config_.heads,
+                 "Transformer::ForwardWithHead: layer ", layer, " head ", head,
+                 " is not one of the ", layers, " layers x ", config_.heads, " heads");
+    return Decode(batch, static_cast<size_t>(layer), head, weights);
   }
 
   std::vector<AttentionMap> AttentionMaps(const Batch& batch) override {
@@ -255,22 +261,14 @@ class Transformer : public Seq2Seq {
                  " exceeds max_positions ", config_.max_positions);
     std::vector<AttentionMap> maps;
     Tensor mask = SourceMask(batch.src, batch.src_lengths, "AttentionMaps");  // [B, S]
-    Tensor x = Embed(*src_embed_, batch.src, 0);
-    for (size_t i = 0; i < encoder_layers_.size(); ++i) {
-      AttentionMap m{"encoder." + std::to_string(i) + ".self", "self", "encoder",
-                     static_cast<int64_t>(i), Tensor()};
-      x = encoder_layers_[i]->Forward(x, mask, &m.weights);
-      maps.push_back(std::move(m));
-    }
-    const Tensor memory = encoder_norm_ ? encoder_norm_->Forward(x) : x;
+    const std::vector<Tensor> memory = Encode(batch.src, mask, &maps);
     Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
-      std::pair<Tensor, Tensor> w;
-      y = decoder_layers_[i]->Forward(y, memory, mask, nullptr, &w);
+      Tensor self, cross;
+      y = decoder_layers_[i]->Forward(y, memory[i], mask, &cross, /*per_head=*/true, &self);
       const auto layer = static_cast<int64_t>(i);
-      maps.push_back({"decoder." + std::to_string(i) + ".self", "self", "decoder", layer, w.first});
-      maps.push_back(
-          {"decoder." + std::to_string(i) + ".cross", "cross", "decoder", layer, w.second});
+      maps.push_back({"decoder." + std::to_string(i) + ".self", "self", "decoder", layer, self});
+      maps.push_back({"decoder." + std::to_string(i) + ".cross", "cross", "decoder", layer, cross});
     }
     return maps;
   }
@@ -280,17 +278,19 @@ class Transformer : public Seq2Seq {
     CheckTokens(src, config_.src_vocab, "source", "Start");
     auto state = std::make_unique<TransformerState>();
     state->src_mask = SourceMask(src, src_lengths, "Start");
-    Tensor memory = Encode(src, state->src_mask);  // [N, S, E]
+    const std::vector<Tensor> memory = Encode(src, state->src_mask);  // each [N, S, E]
     const int64_t n = src.size(0), h = config_.heads, hd = config_.d_model / config_.heads;
     state->capacity = std::min(kInitialCacheCapacity, config_.max_positions);
+    const DType dtype = memory[0].dtype();
     // Eval mode (f32): the decoder's weights packed once for every Step.
-    const bool pack = !training() && memory.dtype() == DType::kF32;
-    for (const auto& layer : decoder_layers_) {
+    const bool pack = !training() && dtype == DType::kF32;
+    for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+      const auto& layer = decoder_layers_[i];
       LayerCache lc;
-      lc.cross = layer->multihead_attn->CrossKeysValues(memory);
+      lc.cross = layer->multihead_attn->CrossKeysValues(memory[i]);
       lc.cross.k = lc.cross.k.Contiguous();  // [N, H, S, hd]
       lc.cross.v = lc.cross.v.Contiguous();
-      lc.self = attention::KVCache::Empty(n, h, state->capacity, hd, memory.dtype());
+      lc.self = attention::KVCache::Empty(n, h, state->capacity, hd, dtype);
       state->layers.push_back(std::move(lc));
       if (pack) state->packed.push_back(layer->Pack());
     }
@@ -393,10 +393,63 @@ class Transformer : public Seq2Seq {
     return embed_dropout_->Forward(x);
   }
 
-  Tensor Encode(const Tensor& src, const Tensor& mask) {
+  // The memory each decoder layer's cross-attention reads, [B, S, E] per decoder layer: the
+  // encoder's output (one tensor, shared), or with transparent attention layer i's own mix
+  //   m_i = sum_k softmax(w_i)_k z_k,  z_0 = the embedded source (as the first encoder layer
+  //   reads it), z_k = encoder layer k's output
+  // (attention::TransparentAttention). Pre-norm: the final encoder LayerNorm applied to each
+  // m_i, so that m_i is z_L's normalised output when w_i puts all its weight on the last layer
+  // (the plain model); each z_k normalised alone would hide the depth the residual stream grows
+  // with. With `maps`, each encoder layer's self-attention per head.
+  std::vector<Tensor> Encode(const Tensor& src, const Tensor& mask,
+                             std::vector<AttentionMap>* maps = nullptr) {
     Tensor x = Embed(*src_embed_, src, 0);  // [B, S, E]
-    for (const auto& layer : encoder_layers_) x = layer->Forward(x, mask);
-    return encoder_norm_ ? encoder_norm_->Forward(x) : x;
+    const bool transparent = transparent_ != nullptr;
+    std::vector<Tensor> outputs;  // transparent: z_0 .. z_L
+    if (transparent) outputs.push_back(x);
+    for (size_t i = 0; i < encoder_layers_.size(); ++i) {
+      AttentionMap m{"encoder." + std::to_string(i) + ".self", "self", "encoder",
+                     static_cast<int64_t>(i), Tensor()};
+      x = encoder_layers_[i]->Forward(x, mask, maps ? &m.weights : nullptr);
+      if (maps) maps->push_back(std::move(m));
+      if (transparent) outputs.push_back(x);
+    }
+    const size_t readers = decoder_layers_.size();
+    if (!transparent)
+      return std::vector<Tensor>(readers, encoder_norm_ ? encoder_norm_->Forward(x) : x);
+    std::vector<Tensor> memory = transparent_->Forward(outputs);
+    if (encoder_norm_)
+      for (Tensor& m : memory) m = encoder_norm_->Forward(m);
+    return memory;
+  }
+
+  // The teacher-forced decoder over batch: logits [B, T, V]. With `weights`, decoder layer
+  // `layer`'s cross-attention: averaged over heads [B, T, S] (head -1), or head `head`'s.
+  Tensor Decode(const Batch& batch, size_t layer, int64_t head, Tensor* weights) {
+    CheckTokens(batch.src, config_.src_vocab, "source", "Forward");
+    CheckTokens(batch.tgt_in, config_.tgt_vocab, "target", "Forward");
+    ATTEND_CHECK(batch.tgt_in.dim() == 2 && batch.src.dim() == 2 &&
+                     batch.tgt_in.size(0) == batch.src.size(0),
+                 "Transformer::Forward: tgt_in ", batch.tgt_in.str(), " and src ", batch.src.str(),
+                 " must be [B, T] and [B, S] with one B");
+    ATTEND_CHECK(batch.tgt_in.size(1) <= config_.max_positions,
+                 "Transformer::Forward: target length ", batch.tgt_in.size(1),
+                 " exceeds max_positions ", config_.max_positions);
+    Tensor mask = SourceMask(batch.src, batch.src_lengths, "Forward");  // [B, S]
+    const std::vector<Tensor> memory = Encode(batch.src, mask);         // each [B, S, E]
+    Tensor y = Embed(*tgt_embed_, batch.tgt_in, 0);                     // [B, T, E]
+    for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+      if (i != layer || weights == nullptr) {
+        y = decoder_layers_[i]->Forward(y, memory[i], mask, nullptr);
+      } else if (head < 0) {
+        y = decoder_layers_[i]->Forward(y, memory[i], mask, weights);
+      } else {
+        Tensor heads;  // [B, H, T, S]
+        y = decoder_layers_[i]->Forward(y, memory[i], mask, &heads, /*per_head=*/true);
+        *weights = heads.Select(1, head);
+      }
+    }
+    return Logits(y);  // [B, T, V]
   }
 
   // Decoder output [.., E] -> logits [.., V] (the shared matrix transposed, or the output layer).
@@ -422,6 +475,9 @@ class Transformer : public Seq2Seq {
   std::vector<std::shared_ptr<EncoderLayer>> encoder_layers_;
   std::vector<std::shared_ptr<DecoderLayer>> decoder_layers_;
   std::shared_ptr<nn::LayerNormModule> encoder_norm_, decoder_norm_;
+  // Transparent attention (null without it): its scores `logits` [decoder layers, encoder layers
+  // + 1], row i decoder layer i's for z_0 .. z_L.
+  std::shared_ptr<attention::TransparentAttention> transparent_;
   double embed_scale_ = 1.0;
 };
 

@@ -72,8 +72,10 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
     const int64_t n = sources[chunk[r]].source_length();
     max_len[r] =
         static_cast<int64_t>(opt.max_len_ratio * static_cast<double>(n)) + opt.max_len_extra;
-    // The Transformer's positions end at max_positions (bos takes the first).
-    if (model.config().arch == models::Arch::kTransformer)
+    // The Transformer's and pervasive attention's positions end at max_positions (bos takes
+    // the first).
+    if (model.config().arch == models::Arch::kTransformer ||
+        model.config().arch == models::Arch::kPervasive)
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
   }
   std::unique_ptr<models::DecoderState> state = model.StartBatch(in);

@@ -89,7 +89,10 @@ nlohmann::json TrainOptionsJson(const TrainOptions& o) {
           {"valid_sentences", o.valid_sentences},
           {"patience", o.patience},
           {"seed", o.seed},
-          {"spec_augment", o.spec_augment}};
+          {"spec_augment", o.spec_augment},
+          {"guided_alignment_weight", o.guided_alignment_weight},
+          {"alignment_layer", o.alignment_layer},
+          {"alignment_head", o.alignment_head}};
 }
 
 // Where the loop stands; stored in every checkpoint so a resumed run continues exactly.
@@ -271,6 +274,27 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   ATTEND_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "train: label smoothing ",
                o.label_smoothing, " is not in [0, 1)");
   if (o.threads > 0) SetNumThreads(o.threads);
+  // Guided alignment: the site it trains, checked before anything is written.
+  const bool guided = o.guided_alignment_weight > 0;
+  int64_t align_layer = o.alignment_layer;
+  if (guided) {
+    const models::ModelConfig& mc = model.config();
+    ATTEND_CHECK(
+        mc.token_source() && mc.arch != models::Arch::kRnn && mc.arch != models::Arch::kPervasive,
+        "train: guided alignment needs a translation model with attention "
+        "(rnn-attention or transformer), not ",
+        models::NameOf(mc.arch), mc.speech() ? " on speech" : "");
+    const int64_t layers = CrossAttentionLayers(mc), heads = CrossAttentionHeads(mc);
+    if (align_layer < 0) align_layer += layers;
+    ATTEND_CHECK(align_layer >= 0 && align_layer < layers && o.alignment_head >= 0 &&
+                     o.alignment_head < heads,
+                 "train: --alignment-layer ", o.alignment_layer, " --alignment-head ",
+                 o.alignment_head, " is not one of the model's ", layers, " layers x ", heads,
+                 " heads");
+    bool any = false;
+    for (const Example& e : train) any = any || !e.links.empty();
+    ATTEND_CHECK(any, "train: guided alignment is on but no training pair has an alignment link");
+  }
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
@@ -335,6 +359,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   double train_seconds = 0.0;
   const int64_t first_step = p.step;
   double window_loss = 0.0, window_tokens = 0.0;
+  double window_align = 0.0, window_align_rows = 0.0;  // guided alignment's loss, per linked row
   auto t_window = std::chrono::steady_clock::now();
   double window_tok = 0.0;
   int64_t last_validated = resume ? p.step : -1;
@@ -386,7 +411,10 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       const auto step_start = std::chrono::steady_clock::now();
       models::Batch batch = MakeBatch(train, batches[p.batch_in_epoch]);
       if (speech && o.spec_augment) MaskBatch(batch, o.masks, o.seed, p.step);
-      Tensor logits = model.Forward(batch);
+      Tensor head_weights;  // guided alignment: the trained head's weights [B, T, S]
+      Tensor logits =
+          guided ? model.ForwardWithHead(batch, align_layer, o.alignment_head, &head_weights)
+                 : model.Forward(batch);
       const int64_t vsize = logits.size(2);
       Tensor loss = CrossEntropy(logits.View({-1, vsize}), batch.tgt_out.View({-1}),
                                  SpecialIds::kPad, o.label_smoothing);
@@ -397,6 +425,21 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       // the loss logged stays the cross-entropy, comparable across models.
       if (Tensor extra = model.AuxiliaryLoss(batch, logits); extra.defined())
         loss = Add(loss, extra);
+      if (guided) {
+        ATTEND_CHECK(head_weights.defined() && head_weights.requires_grad(),
+                     "train: ", models::NameOf(model.config().arch),
+                     " gave no attention weights with gradient for guided alignment");
+        int64_t linked = 0;
+        const Tensor targets = AlignmentTargets(
+            train, batches[p.batch_in_epoch], head_weights.size(1), head_weights.size(2), &linked);
+        if (linked > 0) {
+          Tensor align =
+              GuidedAlignmentLoss(head_weights, targets.To(head_weights.dtype()), linked);
+          window_align += align.item() * static_cast<double>(linked);
+          window_align_rows += static_cast<double>(linked);
+          loss = Add(loss, MulScalar(align, o.guided_alignment_weight));
+        }
+      }
       loss.Backward();
       if (o.clip_norm > 0) optim::ClipGradNorm(params, o.clip_norm);
       adam.Step();
@@ -422,16 +465,19 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
                                                          p.batch_in_epoch - 1));
       const double window_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
-      char bar[256];
+      char bar[256], align[48] = "";
+      if (guided)
+        std::snprintf(align, sizeof(align), " | align %.3f",
+                      window_align / std::max(1.0, window_align_rows));
       std::snprintf(bar, sizeof(bar),
-                    "step %lld | epoch %lld | loss %.3f | %.0f src+tgt tok/s | lr %.2e | ETA %s",
-                    (long long)p.step, (long long)p.epoch + 1, window_loss / window_tokens,
+                    "step %lld | epoch %lld | loss %.3f%s | %.0f src+tgt tok/s | lr %.2e | ETA %s",
+                    (long long)p.step, (long long)p.epoch + 1, window_loss / window_tokens, align,
                     window_tok / std::max(1e-9, window_seconds), adam.lr(),
                     FormatDuration(eta).c_str());
       log.Bar(bar);
       if (p.step % o.log_every == 0) {
         log.Line(bar);
-        window_loss = window_tokens = window_tok = 0.0;
+        window_loss = window_tokens = window_tok = window_align = window_align_rows = 0.0;
         t_window = std::chrono::steady_clock::now();
       }
       if (p.step % o.valid_every == 0) {

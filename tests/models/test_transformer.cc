@@ -1,12 +1,15 @@
 // Tests of the Transformer translation model: end to end against PyTorch's own layers on the same
-// weights (logits, attention, label-smoothed loss, every parameter's gradient;
+// weights (logits, attention, label-smoothed loss, every parameter's gradient, with and without
+// transparent attention, and with guided alignment on one head;
 // tests/reference/transformer_reference.py), cached incremental decoding against the full
-// forward (with padding, cache growth and beam-style Select), dropout modes, and the errors.
+// forward (with padding, cache growth and beam-style Select), transparent attention's
+// properties and checkpoints, one head's weights with gradient, dropout modes, and the errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -14,7 +17,10 @@
 #include <vector>
 
 #include "attend/attend.h"
+#include "attend/checkpoint.h"
 #include "attend/models.h"
+#include "attend/nmt.h"
+#include "support/files.h"
 #include "support/gradcheck.h"
 #include "support/reference_compare.h"
 #include "support/reference_file.h"
@@ -30,7 +36,8 @@ using reference::RefCase;
 using reference::ToTensor;
 using ::testing::HasSubstr;
 
-ModelConfig TinyConfig(bool pre_norm, bool share, int64_t src_vocab = 29, int64_t tgt_vocab = 29) {
+ModelConfig TinyConfig(bool pre_norm, bool share, int64_t src_vocab = 29, int64_t tgt_vocab = 29,
+                       bool transparent = false) {
   ModelConfig c;
   c.arch = models::Arch::kTransformer;
   c.src_vocab = src_vocab;
@@ -43,6 +50,7 @@ ModelConfig TinyConfig(bool pre_norm, bool share, int64_t src_vocab = 29, int64_
   c.share_embeddings = share;
   c.max_positions = 64;
   c.dropout = 0.1;
+  c.transparent = transparent;
   return c;
 }
 
@@ -120,6 +128,8 @@ void ReplayCase(const RefCase& c) {
   cfg.max_positions = k.Int("max_positions");
   cfg.pre_norm = k.Bool("pre_norm");
   cfg.share_embeddings = k.Bool("share");
+  cfg.transparent = k.Bool("transparent");
+  cfg.decoder_depth = k.Int("decoder_depth", 0);
   cfg.dropout = 0.0;
   Generator gen(1);
   std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
@@ -139,9 +149,25 @@ void ReplayCase(const RefCase& c) {
     NoGradGuard no_grad;
     logits_with_weights = model->Forward(batch, &attention);
   }
-  Tensor logits = model->Forward(batch);  // [B, T, V]
+  // Guided alignment: the loss gains align_weight * GuidedAlignmentLoss of one head's weights,
+  // read with their graph from the training forward.
+  const bool guided = k.Has("guided");
+  Tensor head_weights;
+  Tensor logits = guided ? model->ForwardWithHead(batch, k.Int("align_layer"), k.Int("align_head"),
+                                                  &head_weights)
+                         : model->Forward(batch);  // [B, T, V]
   Tensor loss = CrossEntropy(logits.View({b * t, -1}), batch.tgt_out.View({b * t}),
                              SpecialIds::kPad, k.Double("label_smoothing"));
+  if (guided) {
+    const Tensor targets = ToTensor(Ref(c, "align_targets"));
+    int64_t linked = 0;
+    for (float v : Sum(targets, {2}).ToVector<float>()) linked += v > 0;
+    Tensor align = nmt::GuidedAlignmentLoss(head_weights, targets, linked);
+    // Weights and the loss are O(1) normalised values (n = 1).
+    ExpectMatches(c, "head weights", head_weights, Ref(c, "head_weights"), 1.0);
+    ExpectMatches(c, "alignment loss", align, Ref(c, "align_loss"), 1.0);
+    loss = Add(loss, MulScalar(align, k.Double("align_weight")));
+  }
   loss.Backward();
 
   // Tolerances (reference_compare.h: |got - want| <= atol * n + rtol * |want|). A logit ends in
@@ -168,14 +194,23 @@ TEST(TransformerTorchReference, LogitsLossAndGradientsMatch) {
   // A missing or broken file is a failure, never a skip: the oracle is part of the test.
   ASSERT_TRUE(loaded.error.empty()) << loaded.error;
   std::set<std::string> seen;
+  int transparent = 0, guided = 0, depths = 0;
   for (const RefCase& c : loaded.cases) {
     ReplayCase(c);
     OpKey k(c.op);
     seen.insert(std::string(k.Bool("pre_norm") ? "pre" : "post") +
                 (k.Bool("share") ? "+shared" : "+separate"));
+    transparent += k.Bool("transparent");
+    guided += k.Has("guided");
+    depths += k.Int("decoder_depth", 0) > 0;
   }
-  // Every norm placement with and without shared embeddings was compared.
+  // Every norm placement with and without shared embeddings was compared, transparent attention
+  // with both norms (and under a deep encoder), guided alignment on three heads, decoders
+  // shallower and deeper than the encoder.
   EXPECT_EQ(seen.size(), 4u);
+  EXPECT_EQ(transparent, 4);
+  EXPECT_EQ(guided, 3);
+  EXPECT_EQ(depths, 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,13 +231,24 @@ void ExpectRowClose(const Tensor& got, const Tensor& want, const std::string& wh
     }
 }
 
-class TransformerIncremental : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+// Transparent attention's scores drawn at random (they start at zero: a uniform mix), so that every
+// decoder layer reads a different memory.
+void RandomTransparentWeights(Seq2Seq& model, uint64_t seed) {
+  for (auto& [name, p] : model.NamedParameters())
+    if (name == "transparent.logits") {
+      Generator gen(seed);
+      p.CopyFrom(Tensor::Randn(p.shape(), gen));
+    }
+}
+
+class TransformerIncremental : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {};
 
 TEST_P(TransformerIncremental, StepsEqualForwardWithPaddingGrowthAndSelect) {
-  const auto [pre_norm, share] = GetParam();
-  ModelConfig cfg = TinyConfig(pre_norm, share, 29, 31);
+  const auto [pre_norm, share, transparent] = GetParam();
+  ModelConfig cfg = TinyConfig(pre_norm, share, 29, 31, transparent);
   Generator gen(7);
   std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
+  RandomTransparentWeights(*model, 17);
   model->Eval();
   // Target length 21 outgrows the caches' initial capacity (16): one growth on the way.
   Batch batch = RandomBatch(cfg, {6, 2, 4}, {21, 9, 14}, 11);
@@ -251,12 +297,162 @@ TEST_P(TransformerIncremental, StepsEqualForwardWithPaddingGrowthAndSelect) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(NormAndSharing, TransformerIncremental,
-                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(NormSharingTransparent, TransformerIncremental,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool(),
+                                            ::testing::Bool()),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param) ? "PreNorm" : "PostNorm") +
-                                  (std::get<1>(info.param) ? "Shared" : "Separate");
+                                  (std::get<1>(info.param) ? "Shared" : "Separate") +
+                                  (std::get<2>(info.param) ? "Transparent" : "");
                          });
+
+// ---------------------------------------------------------------------------------------------
+// Transparent attention.
+// ---------------------------------------------------------------------------------------------
+
+// One [layers, layers + 1] matrix of scores, initialised to zeros (the uniform mix); nothing else
+// changes, and the other weights are those of the plain model built from the same generator.
+TEST(TransformerTransparent, ScoresStartUniformAndTheRestIsThePlainModel) {
+  for (bool pre_norm : {true, false}) {
+    Generator g1(5), g2(5);
+    auto plain = MakeModel(TinyConfig(pre_norm, true), g1);
+    auto transparent = MakeModel(TinyConfig(pre_norm, true, 29, 29, true), g2);
+    std::map<std::string, Tensor> a, b;
+    for (auto& [n, p] : plain->NamedParameters()) a[n] = p;
+    for (auto& [n, p] : transparent->NamedParameters()) b[n] = p;
+    ASSERT_EQ(b.size(), a.size() + 1);
+    ASSERT_TRUE(b.count("transparent.logits"));
+    EXPECT_EQ(b["transparent.logits"].shape(), Shape({2, 3}));
+    for (float v : b["transparent.logits"].ToVector<float>()) EXPECT_EQ(v, 0.0f);
+    for (auto& [n, p] : a) EXPECT_EQ(p.ToVector<float>(), b[n].ToVector<float>()) << n;
+  }
+}
+
+// With every decoder layer's scores all on the last encoder layer, transparent attention is the
+// plain model (softmax puts e^-40 on the others); with them elsewhere it is not.
+TEST(TransformerTransparent, AllWeightOnTheLastLayerIsThePlainModel) {
+  for (bool pre_norm : {true, false}) {
+    Generator g1(8), g2(8);
+    auto plain = MakeModel(TinyConfig(pre_norm, false, 29, 31), g1);
+    auto transparent = MakeModel(TinyConfig(pre_norm, false, 29, 31, true), g2);
+    plain->Eval();
+    transparent->Eval();
+    Tensor w;
+    for (auto& [n, p] : transparent->NamedParameters())
+      if (n == "transparent.logits") w = p;
+    ASSERT_TRUE(w.defined());
+    w.CopyFrom(Tensor::FromVector(std::vector<float>{0, 0, 40, 0, 0, 40}, {2, 3}));
+    Batch batch = RandomBatch(TinyConfig(pre_norm, false, 29, 31), {6, 3}, {5, 4}, 3);
+    const std::string what = pre_norm ? "pre-norm" : "post-norm";
+    ExpectRowClose(transparent->Forward(batch), plain->Forward(batch), what);
+    w.CopyFrom(Tensor::FromVector(std::vector<float>{40, 0, 0, 0, 40, 0}, {2, 3}));
+    const std::vector<float> x = transparent->Forward(batch).ToVector<float>(),
+                             y = plain->Forward(batch).ToVector<float>();
+    double diff = 0;
+    for (size_t i = 0; i < x.size(); ++i) diff = std::max(diff, double(std::abs(x[i] - y[i])));
+    EXPECT_GT(diff, 1e-2) << what << ": the embeddings' and first layer's mix changed nothing";
+  }
+}
+
+// The scores are trained: a loss through the decoder reaches every one of them.
+TEST(TransformerTransparent, EveryScoreGetsAGradient) {
+  Generator gen(12);
+  auto model = MakeModel(TinyConfig(true, true, 29, 29, true), gen);
+  RandomTransparentWeights(*model, 3);
+  Batch batch = RandomBatch(TinyConfig(true, true), {6, 3}, {5, 4}, 3);
+  Tensor logits = model->Forward(batch);
+  CrossEntropy(logits.View({-1, 29}), batch.tgt_out.View({-1}), SpecialIds::kPad).Backward();
+  for (auto& [n, p] : model->NamedParameters())
+    if (n == "transparent.logits") {
+      ASSERT_TRUE(p.grad().defined());
+      for (float g : p.grad().ToVector<float>()) EXPECT_GT(std::abs(g), 1e-7f);
+      // Softmax's gradient sums to zero along each row.
+      for (float r : Sum(p.grad(), {1}).ToVector<float>()) EXPECT_NEAR(r, 0.0f, 1e-6f);
+    }
+}
+
+// A checkpoint keeps the scores and the option: loaded into a model built from the saved config,
+// it computes the same logits; a plain model refuses it.
+TEST(TransformerTransparent, CheckpointRoundTrip) {
+  testing::TempDir dir;
+  const ModelConfig cfg = TinyConfig(false, true, 29, 29, true);
+  Generator gen(21);
+  auto model = MakeModel(cfg, gen);
+  RandomTransparentWeights(*model, 9);
+  model->Eval();
+  Batch batch = RandomBatch(cfg, {5, 2}, {4, 6}, 4);
+  const Tensor want = model->Forward(batch);
+  const std::string path = dir / "t.ckpt";
+  io::SaveCheckpoint(path, *model, nullptr, nullptr, cfg.ToJson());
+  Generator other(99);
+  const ModelConfig loaded_cfg = ModelConfig::FromJson(cfg.ToJson());
+  EXPECT_TRUE(loaded_cfg.transparent);
+  auto loaded = MakeModel(loaded_cfg, other);
+  io::LoadCheckpoint(path, *loaded);
+  loaded->Eval();
+  EXPECT_EQ(loaded->Forward(batch).ToVector<float>(), want.ToVector<float>());
+  ModelConfig plain_cfg = cfg;
+  plain_cfg.transparent = false;
+  auto plain = MakeModel(plain_cfg, other);
+  EXPECT_THAT(ThrownMessage([&] { io::LoadCheckpoint(path, *plain); }),
+              HasSubstr("transparent.logits"));
+}
+
+// AttentionMaps keeps its sites and shapes with transparent attention, and its last cross map is
+// still what Forward and the decoding steps give.
+TEST(TransformerTransparent, AttentionMapsAreUnchangedInShape) {
+  ModelConfig cfg = TinyConfig(true, true, 29, 29, true);
+  Generator gen(4);
+  auto model = MakeModel(cfg, gen);
+  RandomTransparentWeights(*model, 5);
+  model->Eval();
+  Batch batch = RandomBatch(cfg, {6, 3}, {5, 2}, 9);
+  const std::vector<AttentionMap> maps = model->AttentionMaps(batch);
+  ASSERT_EQ(maps.size(), 3u * cfg.layers);
+  for (const AttentionMap& m : maps) {
+    const int64_t tq = m.side == "encoder" ? 6 : 5, tk = m.kind == "self" ? tq : 6;
+    EXPECT_EQ(m.weights.shape(), Shape({2, cfg.heads, tq, tk})) << m.name;
+  }
+  Tensor averaged;
+  model->Forward(batch, &averaged);
+  ExpectRowClose(Mean(maps.back().weights, {1}), averaged, "last cross map vs Forward");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One head with gradient (guided alignment).
+// ---------------------------------------------------------------------------------------------
+
+// ForwardWithHead gives Forward's logits and head h of layer l's cross-attention, the same
+// weights AttentionMaps reads, with a graph back to the parameters.
+TEST(TransformerHead, ForwardWithHeadIsTheMapsHeadWithGradient) {
+  ModelConfig cfg = TinyConfig(true, false, 29, 31);
+  cfg.dropout = 0.0;
+  Generator gen(6);
+  auto model = MakeModel(cfg, gen);
+  Batch batch = RandomBatch(cfg, {6, 3}, {5, 4}, 9);
+  const std::vector<AttentionMap> maps = model->AttentionMaps(batch);
+  const Tensor plain = model->Forward(batch);
+  for (int64_t layer = 0; layer < cfg.layers; ++layer)
+    for (int64_t head = 0; head < cfg.heads; ++head) {
+      Tensor w;
+      const Tensor logits = model->ForwardWithHead(batch, layer, head, &w);
+      const std::string at = "layer " + std::to_string(layer) + " head " + std::to_string(head);
+      ExpectRowClose(logits, plain, "logits " + at);
+      ASSERT_EQ(w.shape(), Shape({2, 5, 6})) << at;
+      EXPECT_TRUE(w.requires_grad()) << at;
+      ExpectRowClose(w, maps[cfg.layers + 2 * layer + 1].weights.Select(1, head), at);
+    }
+  EXPECT_THAT(ThrownMessage([&] {
+                Tensor w;
+                model->ForwardWithHead(batch, 2, 0, &w);
+              }),
+              AllOf(HasSubstr("layer 2"), HasSubstr("2 layers x 4 heads")));
+  EXPECT_THAT(ThrownMessage([&] {
+                Tensor w;
+                model->ForwardWithHead(batch, 0, 4, &w);
+              }),
+              HasSubstr("head 4"));
+}
 
 TEST(Transformer, StepWithoutAttentionMatchesStepWithIt) {
   ModelConfig cfg = TinyConfig(true, true);

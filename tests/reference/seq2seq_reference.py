@@ -24,6 +24,16 @@ tensors are named:
 Speech cases (Listen, Attend and Spell) add feature_dim, pyramid_levels, location_filters,
 location_width and sharpening to the key; their src is f32 features [B, frames, feature_dim]
 padded with zero frames, and the attention covers the listener's reduced steps.
+The cases of the wirings (WIRING_VARIANTS, and some speech cases) add wiring (luong | bahdanau |
+tutorial), encoder_self_attention (none | dot | qkv) and teacher_forcing to the key. Below
+teacher forcing 1 the torch model flips attend's own coins (rnn_model.AttendCoins) and the case
+adds:
+  tf_state          i64 [2], the seed and counter the C++ test puts in the model's buffer
+                    tf_rng_state before its forward pass
+  coins             bool [n], every coin flipped, in order (true = the reference word fed)
+The cases of cell advanced-lstm (ADVANCED_VARIANTS, ADVANCED_SPEECH_VARIANTS) add history (K) to
+the key: the encoder, the listener's levels and the decoder are then Advanced LSTMs (the decoder
+carries its K-1 past states from step to step).
 """
 import os
 import sys
@@ -38,7 +48,7 @@ except ImportError as e:  # the python3 on PATH has no torch; Debian's /usr/bin/
     sys.exit("seq2seq_reference.py needs PyTorch (%s): run it with /usr/bin/python3 "
              "(Debian's python3-torch)" % e)
 from ops_reference import generator_main, Builder, op_key  # noqa: E402
-from rnn_model import RnnConfig, RnnSeq2Seq, PAD, BOS, EOS  # noqa: E402
+from rnn_model import AttendCoins, RnnConfig, RnnSeq2Seq, PAD, BOS, EOS  # noqa: E402
 
 LABEL_SMOOTHING = 0.1
 
@@ -81,9 +91,100 @@ VARIANTS = [
 
 SRC_VOCAB, TGT_VOCAB, EMBED, HIDDEN, ATTN, WINDOW, MAX_SRC = 23, 19, 6, 8, 7, 2, 9
 
+# The wirings, the qkv score, the encoder self-attention and teacher forcing below 1: (name, arch,
+# cell, score, window, input_feeding, wiring, encoder_self_attention, teacher_forcing,
+# encoder_layers, decoder_layers, src_lengths, tgt_lengths). Together: every wiring with GRU and
+# LSTM, bahdanau with every score and window, the qkv score in luong (with and without input
+# feeding) and bahdanau, both self-attentions under every wiring and the fixed-context baseline,
+# stacked layers, a tutorial source as long as max_source_len, and teacher forcing 0.5 under every
+# wiring (with attend's coins).
+WIRING_VARIANTS = [
+    ("qkv_global_gru_feed", "rnn-attention", "gru", "qkv", "global", True, "luong", "none", 1.0,
+     1, 1, [5, 2, 4], [6, 3, 2]),
+    ("qkv_localm_lstm_nofeed", "rnn-attention", "lstm", "qkv", "local-m", False, "luong", "none",
+     1.0, 1, 1, [4, 6, 2], [3, 5, 4]),
+    ("bahdanau_additive_gru", "rnn-attention", "gru", "additive", "global", True, "bahdanau",
+     "none", 1.0, 1, 1, [5, 2, 4], [6, 3, 2]),
+    ("bahdanau_additive_lstm", "rnn-attention", "lstm", "additive", "global", False, "bahdanau",
+     "none", 1.0, 1, 1, [3, 6, 1], [5, 2, 4]),
+    ("bahdanau_dot_localm_gru", "rnn-attention", "gru", "dot", "local-m", True, "bahdanau",
+     "none", 1.0, 1, 1, [2, 5, 3], [8, 3, 6]),
+    ("bahdanau_general_localp_lstm", "rnn-attention", "lstm", "general", "local-p", True,
+     "bahdanau", "none", 1.0, 1, 1, [6, 3, 5], [4, 5, 2]),
+    ("bahdanau_location_gru", "rnn-attention", "gru", "location", "global", True, "bahdanau",
+     "none", 1.0, 1, 1, [4, 2, 6], [5, 5, 2]),
+    ("bahdanau_concat_lstm_2x2", "rnn-attention", "lstm", "concat", "global", True, "bahdanau",
+     "none", 1.0, 2, 2, [4, 6, 2], [5, 3, 6]),
+    ("bahdanau_qkv_gru", "rnn-attention", "gru", "qkv", "global", True, "bahdanau", "none", 1.0,
+     1, 1, [3, 5, 6], [6, 2, 4]),
+    ("tutorial_gru", "rnn-attention", "gru", "additive", "global", True, "tutorial", "none", 1.0,
+     1, 1, [9, 4, 6], [6, 3, 2]),
+    ("tutorial_lstm_1x2", "rnn-attention", "lstm", "additive", "global", False, "tutorial",
+     "none", 1.0, 1, 2, [5, 2, 4], [3, 6, 4]),
+    ("self_dot_luong_gru", "rnn-attention", "gru", "additive", "global", True, "luong", "dot",
+     1.0, 1, 1, [5, 2, 4], [6, 3, 2]),
+    ("self_qkv_luong_lstm_nofeed", "rnn-attention", "lstm", "general", "global", False, "luong",
+     "qkv", 1.0, 2, 1, [4, 6, 1], [3, 5, 4]),
+    ("self_dot_bahdanau_lstm", "rnn-attention", "lstm", "qkv", "global", True, "bahdanau", "dot",
+     1.0, 1, 1, [3, 6, 2], [5, 2, 4]),
+    ("self_qkv_bahdanau_gru", "rnn-attention", "gru", "additive", "local-p", True, "bahdanau",
+     "qkv", 1.0, 1, 1, [6, 3, 5], [4, 5, 2]),
+    ("self_dot_tutorial_gru", "rnn-attention", "gru", "additive", "global", True, "tutorial",
+     "dot", 1.0, 1, 1, [5, 2, 4], [6, 3, 2]),
+    ("self_qkv_tutorial_lstm", "rnn-attention", "lstm", "additive", "global", True, "tutorial",
+     "qkv", 1.0, 1, 1, [4, 6, 2], [3, 5, 4]),
+    ("self_dot_rnn_gru", "rnn", "gru", "additive", "global", True, "luong", "dot", 1.0, 1, 1,
+     [5, 2, 4], [6, 3, 2]),
+    ("self_qkv_rnn_lstm_2x1", "rnn", "lstm", "additive", "global", False, "luong", "qkv", 1.0, 2,
+     1, [3, 5, 1], [2, 7, 4]),
+    ("tf_luong_gru_feed", "rnn-attention", "gru", "additive", "global", True, "luong", "none",
+     0.5, 1, 1, [5, 2, 4, 3], [6, 3, 5, 4]),
+    ("tf_luong_lstm_nofeed", "rnn-attention", "lstm", "dot", "global", False, "luong", "none",
+     0.5, 1, 1, [4, 6, 2, 5], [5, 4, 6, 3]),
+    ("tf_bahdanau_gru", "rnn-attention", "gru", "additive", "global", True, "bahdanau", "none",
+     0.5, 1, 1, [3, 5, 6, 2], [6, 4, 5, 3]),
+    ("tf_bahdanau_lstm_qkv_self", "rnn-attention", "lstm", "qkv", "global", True, "bahdanau",
+     "qkv", 0.5, 1, 1, [6, 2, 4, 5], [4, 6, 3, 5]),
+    ("tf_tutorial_gru", "rnn-attention", "gru", "additive", "global", True, "tutorial", "none",
+     0.5, 1, 1, [5, 3, 6, 2], [5, 6, 3, 4]),
+    ("tf_tutorial_lstm_self_dot", "rnn-attention", "lstm", "additive", "global", True, "tutorial",
+     "dot", 0.5, 1, 2, [4, 6, 3, 5], [6, 3, 5, 4]),
+]
+TF_SEED = 9001
+
+# The Advanced LSTM cell (Tao and Liu 2018) in every recurrent place: (name, arch, score, window,
+# input_feeding, wiring, encoder_self_attention, teacher_forcing, history, encoder_layers,
+# decoder_layers, src_lengths, tgt_lengths). Together: every wiring (luong with and without input
+# feeding, the latter decoding the whole target in one call), the fixed-context baseline,
+# K = 1, 2 and 3, two encoder and two decoder layers, teacher forcing 0.5 under luong and
+# bahdanau, a self-attention over its encoder; K larger than the shortest source and target.
+ADVANCED_VARIANTS = [
+    ("alstm_luong_feed_k2", "rnn-attention", "additive", "global", True, "luong", "none", 1.0, 2,
+     1, 1, [5, 2, 4], [6, 3, 2]),
+    ("alstm_luong_nofeed_k3_2x2", "rnn-attention", "general", "global", False, "luong", "none",
+     1.0, 3, 2, 2, [4, 6, 2], [5, 3, 6]),
+    ("alstm_bahdanau_k3", "rnn-attention", "additive", "global", True, "bahdanau", "none", 1.0,
+     3, 1, 1, [3, 6, 1], [5, 2, 4]),
+    ("alstm_bahdanau_k1_2x1", "rnn-attention", "dot", "local-m", True, "bahdanau", "none", 1.0,
+     1, 2, 1, [2, 5, 3], [8, 3, 6]),
+    ("alstm_tutorial_k2_1x2", "rnn-attention", "additive", "global", True, "tutorial", "none",
+     1.0, 2, 1, 2, [9, 4, 6], [6, 3, 2]),
+    ("alstm_tutorial_k1", "rnn-attention", "additive", "global", True, "tutorial", "qkv", 1.0, 1,
+     1, 1, [5, 2, 4], [3, 6, 4]),
+    ("alstm_rnn_k2", "rnn", "additive", "global", True, "luong", "none", 1.0, 2, 1, 1,
+     [3, 5, 1], [2, 7, 4]),
+    ("alstm_tf_luong_feed_k2", "rnn-attention", "additive", "global", True, "luong", "dot", 0.5,
+     2, 1, 1, [5, 2, 4, 3], [6, 3, 5, 4]),
+    ("alstm_tf_bahdanau_k3_2x1", "rnn-attention", "qkv", "global", True, "bahdanau", "none", 0.5,
+     3, 2, 1, [3, 5, 6, 2], [6, 4, 5, 3]),
+]
+ADVANCED_TF_SEED = 9101
+
 # Speech: (name, arch, cell, score, input_feeding, encoder_layers, pyramid_levels, sharpening,
-#  frame_stacking, frames, tgt_lengths). Odd and even frame counts at every level (a zero frame completes an odd
-# level), the location-aware and the content score, the listener without attention, sharpening.
+#  frame_stacking, frames, tgt_lengths[, wiring, encoder_self_attention]). Odd and even frame
+# counts at every level (a zero frame completes an odd level), the location-aware and the content
+# score, the listener without attention, sharpening; the location-aware score under bahdanau's
+# wiring, and a self-attention over the listener's steps.
 SPEECH_VARIANTS = [
     ("las_location_lstm_feed", "rnn-attention", "lstm", "location-aware", True, 1, 2, 1.0, 1,
      [9, 5, 12], [4, 6, 3]),
@@ -94,8 +195,23 @@ SPEECH_VARIANTS = [
     ("las_additive_lstm_feed", "rnn-attention", "lstm", "additive", True, 1, 2, 1.0, 2,
      [11, 6, 8], [3, 5, 4]),
     ("las_none_lstm_feed", "rnn", "lstm", "additive", True, 1, 3, 1.0, 1, [13, 4, 9], [6, 3, 5]),
+    ("las_location_bahdanau_lstm", "rnn-attention", "lstm", "location-aware", True, 1, 2, 1.0, 1,
+     [9, 5, 12], [4, 6, 3], "bahdanau", "none"),
+    ("las_location_bahdanau_gru_self_qkv", "rnn-attention", "gru", "location-aware", True, 1, 1,
+     2.0, 1, [7, 10, 3], [5, 2, 6], "bahdanau", "qkv"),
+    ("las_additive_luong_lstm_self_dot", "rnn-attention", "lstm", "additive", True, 1, 2, 1.0, 2,
+     [11, 6, 8], [3, 5, 4], "luong", "dot"),
 ]
 FEATURES, LOC_FILTERS, LOC_WIDTH = 5, 3, 5
+# Listen, Attend and Spell on Advanced LSTMs: (SPEECH_VARIANTS' fields, history). Two encoder
+# layers under two pyramid levels (odd frame counts at each), the location-aware and the content
+# score.
+ADVANCED_SPEECH_VARIANTS = [
+    ("las_location_alstm_k2", "rnn-attention", "advanced-lstm", "location-aware", True, 2, 2,
+     1.0, 1, [9, 5, 12], [4, 6, 3], "luong", "none", 2),
+    ("las_additive_alstm_k3_stack2", "rnn-attention", "advanced-lstm", "additive", False, 1, 1,
+     1.0, 2, [11, 6, 8], [3, 5, 4], "bahdanau", "none", 3),
+]
 
 
 def make_batch(b, src_lengths, tgt_lengths):
@@ -115,14 +231,35 @@ def make_batch(b, src_lengths, tgt_lengths):
     return src, torch.tensor(src_lengths, dtype=torch.int64), tgt_in, tgt_out
 
 
-def record_case(b, name, key, model, src, src_len, tgt_in, tgt_out):
+def record_case(b, name, key, model, src, src_len, tgt_in, tgt_out, coins=None):
     """Runs the batch through `model` (forward, label-smoothed loss, backward) and records the
-    batch, every parameter, the logits, the attention, the loss and every gradient."""
-    logits, weights = model(src, src_len, tgt_in, want_weights=True)
+    batch, every parameter, the logits, the attention, the loss and every gradient. With
+    `coins` (teacher forcing below 1), also the coins' state and every coin flipped."""
+    tf_state = None if coins is None else torch.tensor([coins.seed, coins.counter])
+    logits, weights = model(src, src_len, tgt_in, want_weights=True, coins=coins)
+    margins = list(getattr(model, "sampled_margins", []))
+    if coins is not None:
+        # The case must test the sampling: some coins feed predictions, and those change the
+        # logits (against teacher forcing 1 on the same weights) ...
+        if all(coins.drawn) or not any(coins.drawn):
+            raise ValueError("case %s: the coins %s do not mix both inputs" % (name, coins.drawn))
+        ratio = model.cfg.teacher_forcing
+        model.cfg.teacher_forcing = 1.0
+        with torch.no_grad():
+            forced, _ = model(src, src_len, tgt_in)
+        model.cfg.teacher_forcing = ratio
+        if (forced - logits.detach()).abs().max() < 1e-3:
+            raise ValueError("case %s: the sampled words change nothing" % name)
+    if margins and min(margins) < 1e-3:
+        # ... and every greedy prediction fed is clear of a tie, so that float rounding cannot
+        # make attend pick another word.
+        raise ValueError("case %s: a greedy prediction is a near tie (%g)" % (name, min(margins)))
     loss = F.cross_entropy(logits.reshape(-1, TGT_VOCAB), tgt_out.reshape(-1), ignore_index=PAD,
                            label_smoothing=LABEL_SMOOTHING)
     loss.backward()
     tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
+    if coins is not None:
+        tensors += [("tf_state", tf_state), ("coins", torch.tensor(coins.drawn, dtype=torch.bool))]
     params = list(model.named_parameters())
     tensors += [("p:" + n, p.detach().clone()) for n, p in params]
     tensors.append(("logits", logits.detach()))
@@ -157,17 +294,50 @@ def variant_case(b, index, variant):
     record_case(b, name, key, model, src, src_len, tgt_in, tgt_out)
 
 
-def speech_case(b, index, variant):
+def wiring_case(b, index, variant, history=None, seed=3000, tf_seed=TF_SEED):
+    """A case of WIRING_VARIANTS; with `history` one of ADVANCED_VARIANTS (seeded apart)."""
+    (name, arch, cell, score, window, feed, wiring, self_attention, teacher_forcing, enc_layers,
+     dec_layers, src_lengths, tgt_lengths) = variant
+    cfg = RnnConfig(arch=arch, src_vocab=SRC_VOCAB, tgt_vocab=TGT_VOCAB, dropout=0.0, cell=cell,
+                    embed_dim=EMBED, hidden_dim=HIDDEN, encoder_layers=enc_layers,
+                    decoder_layers=dec_layers, score=score, attention_dim=ATTN, window=window,
+                    window_size=WINDOW, max_source_len=MAX_SRC, input_feeding=feed,
+                    teacher_forcing=teacher_forcing, wiring=wiring,
+                    encoder_self_attention=self_attention)
+    if history is not None:
+        cfg.history = history
+    torch.manual_seed(seed + index)
+    model = RnnSeq2Seq(cfg)
+    model.train()  # teacher forcing below 1 samples in training mode only
+    src, src_len, tgt_in, tgt_out = make_batch(b, src_lengths, tgt_lengths)
+    key = op_key("seq2seq", arch=arch, cell=cell, score=score, window=window,
+                 input_feeding=feed, src_vocab=SRC_VOCAB, tgt_vocab=TGT_VOCAB, embed=EMBED,
+                 hidden=HIDDEN, attention_dim=ATTN, window_size=WINDOW, max_source_len=MAX_SRC,
+                 encoder_layers=enc_layers, decoder_layers=dec_layers,
+                 label_smoothing=LABEL_SMOOTHING, wiring=wiring,
+                 encoder_self_attention=self_attention, teacher_forcing=teacher_forcing,
+                 history=history)
+    coins = AttendCoins(tf_seed + index) if teacher_forcing < 1.0 else None
+    record_case(b, name, key, model, src, src_len, tgt_in, tgt_out, coins)
+
+
+def speech_case(b, index, variant, seed=2000):
+    """A case of SPEECH_VARIANTS, or (seed apart, with a history) ADVANCED_SPEECH_VARIANTS."""
     (name, arch, cell, score, feed, enc_layers, levels, sharpening, stacking, frames,
-     tgt_lengths) = variant
+     tgt_lengths) = variant[:11]
+    wiring, self_attention = variant[11:13] if len(variant) > 11 else ("luong", "none")
+    history = variant[13] if len(variant) > 13 else None
     cfg = RnnConfig(arch=arch, src_vocab=0, tgt_vocab=TGT_VOCAB, dropout=0.0, cell=cell,
                     embed_dim=EMBED, hidden_dim=HIDDEN, encoder_layers=enc_layers,
                     decoder_layers=1, score=score, attention_dim=ATTN, window="global",
                     window_size=WINDOW, max_source_len=MAX_SRC, input_feeding=feed,
                     teacher_forcing=1.0, feature_dim=FEATURES, pyramid_levels=levels,
                     location_filters=LOC_FILTERS, location_width=LOC_WIDTH,
-                    sharpening=sharpening, frame_stacking=stacking)
-    torch.manual_seed(2000 + index)
+                    sharpening=sharpening, frame_stacking=stacking, wiring=wiring,
+                    encoder_self_attention=self_attention)
+    if history is not None:
+        cfg.history = history
+    torch.manual_seed(seed + index)
     model = RnnSeq2Seq(cfg)
     model.train()
     _, _, tgt_in, tgt_out = make_batch(b, [1] * len(frames), tgt_lengths)
@@ -181,7 +351,10 @@ def speech_case(b, index, variant):
                  hidden=HIDDEN, attention_dim=ATTN, window_size=WINDOW, max_source_len=MAX_SRC,
                  encoder_layers=enc_layers, decoder_layers=1, label_smoothing=LABEL_SMOOTHING,
                  feature_dim=FEATURES, pyramid_levels=levels, location_filters=LOC_FILTERS,
-                 location_width=LOC_WIDTH, sharpening=sharpening, frame_stacking=stacking)
+                 location_width=LOC_WIDTH, sharpening=sharpening, frame_stacking=stacking,
+                 wiring=None if len(variant) <= 11 else wiring,
+                 encoder_self_attention=None if len(variant) <= 11 else self_attention,
+                 history=history)
     record_case(b, name, key, model, src, src_len, tgt_in, tgt_out)
 
 
@@ -191,6 +364,13 @@ def build_cases(seed):
         variant_case(b, i, v)
     for i, v in enumerate(SPEECH_VARIANTS):
         speech_case(b, i, v)
+    for i, v in enumerate(WIRING_VARIANTS):
+        wiring_case(b, i, v)
+    for i, v in enumerate(ADVANCED_VARIANTS):
+        wiring_case(b, i, v[:2] + ("advanced-lstm",) + v[2:8] + v[9:], history=v[8], seed=4000,
+                    tf_seed=ADVANCED_TF_SEED)
+    for i, v in enumerate(ADVANCED_SPEECH_VARIANTS):
+        speech_case(b, i, v, seed=5000)
     return b.cases
 
 

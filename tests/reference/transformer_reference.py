@@ -16,6 +16,13 @@ heads=4|ff=24|layers=2|max_positions=32|label_smoothing=0.1", and the tensors ar
   attention         the last decoder layer's cross-attention weights averaged over heads [B, T, S]
   loss              cross-entropy over the non-pad targets with label smoothing (scalar)
   grad:<name>       d loss / d parameter
+Cases with "transparent=1" use transparent attention (the parameter transparent.logits, drawn
+at random like the other matrices so that the mix is not uniform). Cases with "guided=1" add
+guided alignment on head align_head of decoder layer align_layer, weighted align_weight:
+  align_targets     [B, T, S] the reference rows, each linked row normalised to sum 1
+  head_weights      that head's cross-attention [B, T, S]
+  align_loss        -sum(align_targets * log(max(head_weights, 1e-18))) / linked rows
+and loss / grad:<name> are then those of loss + align_weight * align_loss.
 """
 import math
 import os
@@ -71,14 +78,31 @@ def make_batch(b, src_vocab, tgt_vocab, src_lengths, tgt_lengths):
     return src, torch.tensor(src_lengths, dtype=torch.int64), tgt_in, tgt_out
 
 
+def alignment_targets(b, src_lengths, tgt_lengths, s, t):
+    """Reference rows [B, T, S]: each real target token (eos excluded) linked with probability
+    0.7 to one or two real source positions, each linked row normalised to sum 1."""
+    a = torch.zeros(len(src_lengths), t, s, dtype=F64)
+    for i, (sl, tl) in enumerate(zip(src_lengths, tgt_lengths)):
+        for r in range(tl - 1):
+            if torch.rand((), generator=b.gen).item() < 0.3:
+                continue
+            for j in b.randint(0, sl, 1 + int(torch.rand((), generator=b.gen).item() < 0.5)):
+                a[i, r, j] = 1.0
+    rows = a.sum(-1, keepdim=True)
+    return (a / rows.clamp(min=1.0)).to(F32)
+
+
 def transformer_case(b, name, pre_norm, share, src_vocab, tgt_vocab, d=16, heads=4, ff=24,
                      layers=2, max_pos=32, src_lengths=(7, 4, 5), tgt_lengths=(6, 3, 5),
-                     smoothing=0.1):
+                     smoothing=0.1, transparent=False, guided=None, decoder_depth=0):
+    """guided: (layer, head, weight) of guided alignment, or None."""
     if name in b.names:
         raise ValueError("duplicate case name " + name)
     b.names.add(name)
     model = Transformer(pre_norm, share, src_vocab, tgt_vocab, d, heads, ff, layers, max_pos,
-                        dropout=0.0)
+                        dropout=0.0, transparent=transparent, decoder_depth=decoder_depth)
+    if guided is not None:
+        model.capture_head(guided[0], guided[1])
     model.capture_cross_attention()
     set_parameters(b, model, d)
     src, src_len, tgt_in, tgt_out = make_batch(b, src_vocab, tgt_vocab, list(src_lengths),
@@ -87,8 +111,19 @@ def transformer_case(b, name, pre_norm, share, src_vocab, tgt_vocab, d=16, heads
     v = logits.shape[-1]
     loss = F.cross_entropy(logits.reshape(-1, v), tgt_out.reshape(-1), ignore_index=PAD,
                            label_smoothing=smoothing)
-    loss.backward()
     tensors = [("src", src), ("src_lengths", src_len), ("tgt_in", tgt_in), ("tgt_out", tgt_out)]
+    extra = {}
+    if guided is not None:
+        targets = alignment_targets(b, src_lengths, tgt_lengths, src.shape[1], tgt_in.shape[1])
+        linked = int((targets.sum(-1) > 0).sum())
+        weights = model.captured_head
+        align = -(targets * weights.clamp(min=1e-18).log()).sum() / linked
+        loss = loss + guided[2] * align
+        tensors += [("align_targets", targets), ("head_weights", weights.detach()),
+                    ("align_loss", align.detach())]
+        extra = dict(guided=True, align_layer=guided[0], align_head=guided[1],
+                     align_weight=guided[2])
+    loss.backward()
     params = list(model.named_parameters())
     tensors += [("p:" + n, p.detach()) for n, p in params]
     tensors += [("logits", logits.detach()), ("attention", model.captured.detach()),
@@ -98,7 +133,8 @@ def transformer_case(b, name, pre_norm, share, src_vocab, tgt_vocab, d=16, heads
         tensors.append(("grad:" + n, g.detach()))
     key = op_key("transformer", pre_norm=pre_norm, share=share, src_vocab=src_vocab,
                  tgt_vocab=tgt_vocab, d_model=d, heads=heads, ff=ff, layers=layers,
-                 max_positions=max_pos, label_smoothing=smoothing)
+                 max_positions=max_pos, label_smoothing=smoothing, transparent=transparent,
+                 decoder_depth=decoder_depth, **extra)
     b.cases.append((name, key, tensors))
 
 
@@ -111,6 +147,23 @@ def build_cases(seed):
     # One layer, two heads, a longer target than source, no label smoothing.
     transformer_case(b, "pre_separate_1layer_long_target", True, False, 13, 11, d=8, heads=2,
                      ff=12, layers=1, src_lengths=(3, 5), tgt_lengths=(9, 4), smoothing=0.0)
+    # Transparent attention with both norm placements, three layers (four sources per mix).
+    transformer_case(b, "pre_shared_transparent", True, True, 19, 19, layers=3, transparent=True)
+    transformer_case(b, "post_separate_transparent", False, False, 17, 21, transparent=True)
+    # A deep encoder under a shallow decoder (the transparent paper's shape), and the reverse.
+    transformer_case(b, "post_shared_transparent_deep_encoder", False, True, 19, 19, layers=4,
+                     transparent=True, decoder_depth=1)
+    transformer_case(b, "pre_separate_deep_decoder", True, False, 17, 21, layers=1,
+                     decoder_depth=3)
+    # Guided alignment on a head of the first layer (not the one `attention` reads), on the last
+    # layer of a transparent model, and on the one-layer model.
+    transformer_case(b, "pre_shared_guided_layer0_head2", True, True, 19, 19,
+                     guided=(0, 2, 0.5))
+    transformer_case(b, "post_separate_transparent_guided", False, False, 17, 21,
+                     transparent=True, guided=(1, 1, 0.1))
+    transformer_case(b, "pre_separate_1layer_guided", True, False, 13, 11, d=8, heads=2, ff=12,
+                     layers=1, src_lengths=(3, 5), tgt_lengths=(9, 4), smoothing=0.0,
+                     guided=(0, 0, 1.0))
     return b.cases
 
 

@@ -1,6 +1,8 @@
 // `attend corpus debian`: builds the default parallel corpus from the installed gettext
 // catalogs (a thin layer over data::BuildDebianCorpus) and prints a short summary.
 // `attend corpus speech`: the speech corpus synthesised with espeak-ng (data::BuildSpeechCorpus).
+// `attend corpus synthetic`: the made-up language pair with known alignments and parses
+// (data::BuildSyntheticCorpus).
 // `attend corpus scenes` and `cluttered` (the image corpora) are in corpus_images.cc.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -117,10 +119,67 @@ Runner RegisterSpeechCorpus(CLI::App& corpus) {
   };
 }
 
+// `attend corpus synthetic`.
+Runner RegisterSyntheticCorpus(CLI::App& corpus) {
+  CLI::App* cmd = corpus.add_subcommand(
+      "synthetic",
+      "Made-up language pair from a grammar, with the true word alignments and source parses");
+  auto opt = std::make_shared<data::SyntheticCorpusOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  cmd->add_option("-o,--out", opt->out_dir,
+                  "Output directory (<split>.src/.tgt/.align/.tree, lexicon.tsv, README.txt, "
+                  "stats.json)")
+      ->required();
+  cmd->add_option("--seed", opt->seed, "Draws the sentences (the language is the same for all)")
+      ->capture_default_str();
+  cmd->add_option("--train", opt->train, "Training sentence pairs")->capture_default_str();
+  cmd->add_option("--dev", opt->dev, "Dev sentence pairs")->capture_default_str();
+  cmd->add_option("--test", opt->test, "Test sentence pairs")->capture_default_str();
+  cmd->add_option("--max-words", opt->max_words, "Longest source sentence, in words")
+      ->capture_default_str();
+  cmd->add_option("--max-depth", opt->max_depth,
+                  "Deepest nesting of prepositional phrases and relative clauses")
+      ->capture_default_str();
+  cmd->add_flag("-q,--quiet", *quiet, "Print nothing on success");
+  return [opt, quiet]() -> int {
+    const data::SyntheticCorpusStats st = data::BuildSyntheticCorpus(*opt);
+    if (*quiet) return 0;
+    const int64_t total = st.sentences[0] + st.sentences[1] + st.sentences[2];
+    std::printf(
+        "attend corpus synthetic: train %lld, dev %lld, test %lld sentence pairs (seed %llu) -> "
+        "%s\n",
+        static_cast<long long>(st.sentences[0]), static_cast<long long>(st.sentences[1]),
+        static_cast<long long>(st.sentences[2]), static_cast<unsigned long long>(opt->seed),
+        opt->out_dir.c_str());
+    const char* splits[3] = {"train", "dev", "test"};
+    std::printf("  %-6s %10s %10s %10s %8s %9s\n", "split", "src words", "tgt words", "links",
+                "dropped", "inserted");
+    for (int s = 0; s < 3; ++s) {
+      std::printf("  %-6s %10lld %10lld %10lld %8lld %9lld\n", splits[s],
+                  static_cast<long long>(st.src_words[s]), static_cast<long long>(st.tgt_words[s]),
+                  static_cast<long long>(st.links[s]), static_cast<long long>(st.dropped_src[s]),
+                  static_cast<long long>(st.inserted_tgt[s]));
+    }
+    auto share = [total](int64_t n) { return total > 0 ? 100.0 * n / total : 0.0; };
+    std::printf(
+        "  sentences with an adjective after its noun %.1f%%, a verb moved to the end %.1f%%, a "
+        "relative clause %.1f%%, a two-word noun %.1f%%; longest %lld words\n",
+        share(st.with_adjective), share(st.with_verb_moved), share(st.with_relative),
+        share(st.with_compound), static_cast<long long>(st.longest));
+    std::printf(
+        "  lexicon: %lld source, %lld target words; draws rejected: %lld repeats, %lld too "
+        "long\n",
+        static_cast<long long>(st.src_vocabulary), static_cast<long long>(st.tgt_vocabulary),
+        static_cast<long long>(st.duplicates), static_cast<long long>(st.too_long));
+    return 0;
+  };
+}
+
 }  // namespace
 
 Runner RegisterCorpusCommand(CLI::App& app) {
-  CLI::App* corpus = app.add_subcommand("corpus", "Build corpora (parallel text, speech, images)");
+  CLI::App* corpus = app.add_subcommand(
+      "corpus", "Build corpora (parallel text, speech, images, a synthetic language pair)");
   corpus->require_subcommand(1);
   CLI::App* debian = corpus->add_subcommand(
       "debian", "Parallel corpus from the gettext catalogs (.mo) under a locale directory");
@@ -149,7 +208,9 @@ Runner RegisterCorpusCommand(CLI::App& app) {
 
   Runner speech = RegisterSpeechCorpus(*corpus);
   Runner scenes = RegisterScenesCorpus(*corpus), cluttered = RegisterClutteredCorpus(*corpus);
-  return [opt, quiet, corpus, debian, speech, scenes, cluttered]() -> int {
+  Runner synthetic = RegisterSyntheticCorpus(*corpus);
+  return [opt, quiet, corpus, debian, speech, scenes, cluttered, synthetic]() -> int {
+    if (corpus->got_subcommand("synthetic")) return synthetic();
     if (corpus->got_subcommand("scenes")) return scenes();
     if (corpus->got_subcommand("cluttered")) return cluttered();
     if (!debian->parsed()) return speech();

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterCorpusCommand);
   add(attend::tools::RegisterTrainCommand);
   add(attend::tools::RegisterTranslateCommand);
+  add(attend::tools::RegisterAlignCommand);
   add(attend::tools::RegisterScoreCommand);
   add(attend::tools::RegisterTranscribeCommand);
   add(attend::tools::RegisterCaptionCommand);

@@ -1,6 +1,7 @@
 // `attend score`: corpus BLEU, chrF and chrF++ of a hypothesis file against reference files,
-// printed as sacreBLEU prints them (`sacrebleu -f text`, or its JSON with --json), and the word
-// and character error rates of speech recognition in the same layout.
+// printed as sacreBLEU prints them (`sacrebleu -f text`, or its JSON with --json), the word
+// and character error rates of speech recognition, the alignment error rate of word alignments
+// and the labelled bracket F1 of linearised trees, in the same layout.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -22,21 +23,26 @@ namespace attend::tools {
 namespace {
 
 // The metrics --metrics names, in the order their lines are printed (sacreBLEU's: BLEU, chrF,
-// chrF++; then WER and CER).
-enum class Metric { kBleu, kChrf, kChrfPlusPlus, kWer, kCer };
+// chrF++; then WER and CER). AER and bracket F1 read other hypotheses (alignments, trees), so
+// each is scored alone.
+enum class Metric { kBleu, kChrf, kChrfPlusPlus, kWer, kCer, kAer, kBracket };
 struct MetricName {
   std::string_view name;
   Metric metric;
 };
-constexpr MetricName kMetricNames[] = {{"bleu", Metric::kBleu},
-                                       {"chrf", Metric::kChrf},
-                                       {"chrf++", Metric::kChrfPlusPlus},
-                                       {"wer", Metric::kWer},
-                                       {"cer", Metric::kCer}};
+constexpr MetricName kMetricNames[] = {
+    {"bleu", Metric::kBleu},      {"chrf", Metric::kChrf}, {"chrf++", Metric::kChrfPlusPlus},
+    {"wer", Metric::kWer},        {"cer", Metric::kCer},   {"aer", Metric::kAer},
+    {"bracket", Metric::kBracket}};
 
+bool ScoredAlone(Metric m) { return m == Metric::kAer || m == Metric::kBracket; }
+
+// The text metrics, which may be combined ("bleu, chrf, chrf++, wer, cer").
 std::string MetricNameList() {
   std::string out;
-  for (const MetricName& m : kMetricNames) out += (out.empty() ? "" : ", ") + std::string(m.name);
+  for (const MetricName& m : kMetricNames) {
+    if (!ScoredAlone(m.metric)) out += (out.empty() ? "" : ", ") + std::string(m.name);
+  }
   return out;
 }
 
@@ -45,7 +51,7 @@ Metric ParseMetric(std::string_view name) {
     if (m.name == name) return m.metric;
   }
   ATTEND_CHECK(false, "attend score: unknown metric '", name, "' (expected ", MetricNameList(),
-               ")");
+               "), or aer or bracket alone (word alignments, linearised trees)");
 }
 
 struct ScoreArgs {
@@ -102,12 +108,45 @@ std::vector<std::string> ReadScoringFile(const std::string& path, size_t max_lin
   return metrics::SplitScoringLines(contents, name);
 }
 
+// `--metrics aer`: the hypotheses are Pharaoh alignments, or the lines `attend translate
+// --alignment hard` writes ("translation ||| 0-0 1-2", n-best lines too), whose alignment is the
+// part after the last "|||"; the reference's "s?t" links are possible ones.
+std::unique_ptr<metrics::Score> ScoreAlignments(const std::vector<std::string>& hypotheses,
+                                                const std::string& hyp_name,
+                                                const metrics::Stream& references,
+                                                const std::string& ref_name, int width) {
+  std::vector<metrics::AlignmentLinks> hyp(hypotheses.size()), sure(hypotheses.size()),
+      possible(hypotheses.size());
+  for (size_t k = 0; k < hypotheses.size(); ++k) {
+    std::string_view line = hypotheses[k];
+    const size_t bar = line.rfind("|||");
+    if (bar != std::string_view::npos) line.remove_prefix(bar + 3);
+    hyp[k] = metrics::ParsePharaoh(line, hyp_name + ":" + std::to_string(k + 1));
+    sure[k] =
+        metrics::ParsePharaoh(references[k], ref_name + ":" + std::to_string(k + 1), &possible[k]);
+  }
+  return std::make_unique<metrics::Score>(
+      metrics::AlignmentScoreLine(metrics::AlignmentErrorRate(hyp, sure, possible), width));
+}
+
 int RunScore(const ScoreArgs& args) {
   ATTEND_CHECK(args.width >= 0 && args.width <= 20,
                "attend score: --width must be in [0, 20], got ", args.width);
   bool wanted[std::size(kMetricNames)] = {};
   for (const std::string& m : args.metrics) wanted[static_cast<size_t>(ParseMetric(m))] = true;
   auto want = [&wanted](Metric m) { return wanted[static_cast<size_t>(m)]; };
+  size_t chosen = 0;
+  for (bool w : wanted) chosen += w;
+  for (const Metric alone : {Metric::kAer, Metric::kBracket}) {
+    ATTEND_CHECK(!want(alone) || chosen == 1,
+                 "attend score: ", alone == Metric::kAer ? "aer" : "bracket",
+                 " reads other hypotheses than the text metrics (",
+                 alone == Metric::kAer ? "word alignments" : "linearised trees",
+                 ") and is scored alone; run attend score once per kind");
+    ATTEND_CHECK(!want(alone) || args.references.size() == 1,
+                 "attend score: ", alone == Metric::kAer ? "aer" : "bracket",
+                 " takes one reference file, got ", args.references.size(), " (-r)");
+  }
   // An error rate aligns against one reference; several would need a rule sclite and jiwer lack.
   ATTEND_CHECK(!(want(Metric::kWer) || want(Metric::kCer)) || args.references.size() == 1,
                "attend score: wer and cer take one reference file, got ", args.references.size(),
@@ -135,6 +174,7 @@ int RunScore(const ScoreArgs& args) {
   metrics::ErrorRateOptions error_rate_options;
   error_rate_options.lowercase = args.lowercase;
   std::vector<std::unique_ptr<metrics::Score>> scores;
+  const std::string ref_name = args.references.front() == "-" ? "<stdin>" : args.references.front();
   for (const MetricName& m : kMetricNames) {
     if (!want(m.metric)) continue;
     switch (m.metric) {
@@ -160,6 +200,22 @@ int RunScore(const ScoreArgs& args) {
         scores.push_back(std::make_unique<metrics::ErrorRateScore>(
             metrics::CharErrorRate(hypotheses, references.front(), error_rate_options)));
         break;
+      case Metric::kAer:
+        scores.push_back(
+            ScoreAlignments(hypotheses, hyp_name, references.front(), ref_name, args.width));
+        break;
+      case Metric::kBracket: {
+        metrics::BracketScore brackets;
+        try {
+          brackets = metrics::BracketF1(hypotheses, references.front());
+        } catch (const Error& e) {
+          // Only a reference can be wrong here (hypotheses never throw): say which file.
+          throw Error("attend score: " + ref_name + ": " + e.what());
+        }
+        scores.push_back(
+            std::make_unique<metrics::Score>(metrics::BracketScoreLine(brackets, args.width)));
+        break;
+      }
     }
   }
   std::string out;
@@ -182,12 +238,17 @@ Runner RegisterScoreCommand(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "score",
       "BLEU, chrF and chrF++ of a hypothesis file, as sacreBLEU computes and prints them; word "
-      "and character error rates (WER, CER)");
-  sub->add_option("-r,--reference", args->references,
+      "and character error rates (WER, CER); alignment error rate (AER) of word alignments; "
+      "labelled bracket F1 of linearised trees");
+  sub->add_option("-r,--reference,--ref", args->references,
                   "Reference file (one sentence per line); repeat for several references")
       ->required();
   sub->add_option("-i,--input", args->input, "Hypothesis file ('-': stdin)")->capture_default_str();
-  sub->add_option("--metrics", args->metrics, "Comma-separated: " + MetricNameList())
+  sub->add_option("--metrics,--metric", args->metrics,
+                  "Comma-separated: " + MetricNameList() +
+                      "; or aer (hypotheses: Pharaoh alignments, or translate --alignment hard "
+                      "lines; reference: Pharaoh, s?t possible) or bracket (linearised trees) "
+                      "alone")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--tokenize", args->tokenize, "BLEU tokenizer: 13a, none, intl, char")

@@ -33,6 +33,9 @@ struct TrainArgs {
   models::ModelConfig model;
   nmt::TrainOptions train;
   bool resume = false, no_progress = false;
+  // Guided alignment: a Pharaoh file, one line per training pair, and the loss's weight.
+  std::string guided_alignment;
+  double guided_alignment_weight = 0.1;
 };
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
@@ -201,6 +204,8 @@ int RunCaption(TrainArgs& a) {
 
 int Run(TrainArgs& a) {
   a.train.progress = !a.no_progress;
+  ATTEND_CHECK(a.guided_alignment.empty() || a.task == "translation",
+               "train: --guided-alignment needs --task translation");
   if (a.task == "speech") return RunSpeech(a);
   if (a.task == "caption") return RunCaption(a);
   if (a.task == "classify")
@@ -230,10 +235,26 @@ int Run(TrainArgs& a) {
     vocab = nmt::Vocabulary::Train(text, a.vocab);
   }
   int64_t dropped = 0;
-  const auto train_ex = nmt::EncodePairs(vocab, train, a.train.max_len, &dropped);
+  auto train_ex = nmt::EncodePairs(vocab, train, a.train.max_len, &dropped);
   if (dropped > 0)
     std::fprintf(stderr, "dropped %lld training pairs longer than %lld subwords\n",
                  (long long)dropped, (long long)a.train.max_len);
+  if (!a.guided_alignment.empty()) {
+    // Line i aligns training pair i; each example keeps its pair's index through the filtering
+    // above and the trainer's bucketing and shuffling.
+    const auto alignments = nmt::ReadAlignments(a.guided_alignment);
+    ATTEND_CHECK(
+        alignments.size() == train.size() || (a.max_train > 0 && alignments.size() > train.size()),
+        "train: ", a.guided_alignment, " has ", alignments.size(), " alignment lines for ",
+        train.size(), " training pairs (one line per pair)");
+    ATTEND_CHECK(a.guided_alignment_weight >= 0, "train: --guided-alignment-weight ",
+                 a.guided_alignment_weight, " must be >= 0");
+    const int64_t links =
+        nmt::AttachAlignments(train_ex, vocab, train, alignments, a.guided_alignment);
+    a.train.guided_alignment_weight = a.guided_alignment_weight;
+    std::fprintf(stderr, "guided alignment: %lld subword links over %zu pairs, weight %g\n",
+                 (long long)links, train_ex.size(), a.guided_alignment_weight);
+  }
   const auto dev_ex = nmt::EncodePairs(vocab, dev, a.train.max_len);
   a.model.src_vocab = a.model.tgt_vocab = vocab.size();
   Generator gen(a.train.seed);
@@ -267,8 +288,8 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--vocab", a->vocab_path, "A SentencePiece model to use instead of training one");
   c->add_option("--vocab-size", a->vocab.size, "Subword vocabulary size")->capture_default_str();
   c->add_option("--vocab-type", a->vocab.model_type, "unigram or bpe")->capture_default_str();
-  // The model's options come from ModelConfig's table: name, help, and the flag that turns a
-  // bool off.
+  // The model's options come from ModelConfig's table: name, help, and the flag that flips a
+  // bool's default.
   models::ModelConfig::ForEachOption(a->model, [&](const models::OptionInfo& o, auto& value) {
     if (o.help == nullptr) return;
     using T = std::decay_t<decltype(value)>;
@@ -276,7 +297,7 @@ Runner RegisterTrainCommand(CLI::App& app) {
     std::replace(name.begin(), name.end(), '_', '-');
     if constexpr (std::is_same_v<T, bool>) {
       c->add_flag_function(
-          o.flag, [&value](int64_t) { value = false; }, o.help);
+          o.flag, [&value, flipped = !value](int64_t) { value = flipped; }, o.help);
     } else if constexpr (std::is_enum_v<T>) {
       c->add_option_function<std::string>(
            name, [&value, name](const std::string& s) { value = models::ParseEnum<T>(s, name); },
@@ -316,6 +337,17 @@ Runner RegisterTrainCommand(CLI::App& app) {
   c->add_option("--time-masks", t.masks.time_masks)->capture_default_str();
   c->add_option("--time-width", t.masks.time_width)->capture_default_str();
   c->add_flag("--resume", a->resume, "Continue OUT/last.ckpt exactly");
+  c->add_option("--guided-alignment", a->guided_alignment,
+                "Train one attention head on word alignments: a Pharaoh file (s-t links), one "
+                "line per training pair");
+  c->add_option("--guided-alignment-weight", a->guided_alignment_weight,
+                "Weight of the guided-alignment loss (cross-entropy per linked target token)")
+      ->capture_default_str();
+  c->add_option("--alignment-layer", t.alignment_layer,
+                "Guided alignment: decoder layer of the trained head (-1 = last)")
+      ->capture_default_str();
+  c->add_option("--alignment-head", t.alignment_head, "Guided alignment: the trained head")
+      ->capture_default_str();
   // ---- --task classify: the image classifier's options (classify_command.cc) ----
   AddClassifyTrainOptions(*c, [a] { return a->task; });
   // ---- end of --task classify ----

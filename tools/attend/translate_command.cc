@@ -1,6 +1,7 @@
 // `attend translate`: loads a checkpoint written by `attend train` and translates lines from
 // stdin or a file with greedy or beam search, streaming batch by batch; optionally prints
-// alignments and writes one attention heatmap per sentence.
+// alignments or the weight table (from the search's attention, or from one layer and head of a
+// teacher-forced pass over each translation) and writes one attention heatmap per sentence.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -27,12 +28,20 @@ struct TranslateArgs {
   int threads = 0;
   size_t max_line_bytes = 16384;
   bool greedy = false, timing = false, no_fused = false;
+  // --alignment-layer / --alignment-head: read alignments from this site (layer -1 = the last)
+  // instead of the search's attention.
+  bool site = false;
+  int64_t layer = -1, head = 0;
 };
 
 // The longest source the model takes, in subwords.
 int64_t SourceLimit(const models::ModelConfig& c) {
-  if (c.arch == models::Arch::kTransformer) return c.max_positions;
-  if (c.score == models::Score::kLocation) return c.max_source_len;
+  if (c.arch == models::Arch::kTransformer || c.arch == models::Arch::kPervasive)
+    return c.max_positions;
+  // The location score and the tutorial wiring weigh max_source_len fixed positions.
+  if (c.arch == models::Arch::kRnnAttention &&
+      (c.score == models::Score::kLocation || c.wiring == models::Wiring::kTutorial))
+    return c.max_source_len;
   return int64_t{1} << 40;
 }
 
@@ -52,6 +61,12 @@ void Emit(const TranslateArgs& a, const nmt::LoadedModel& m, size_t index,
     if (a.alignment == "soft") line += " ||| " + nmt::SoftAlignment(h.attention);
     *out += line;
     *out += '\n';
+    if (a.alignment == "table" && !source.empty() && !h.attention.empty()) {
+      std::vector<std::string> tgt = nmt::TableLabels(m.vocab.Pieces(h.tokens));
+      tgt.push_back("</s>");
+      *out += nmt::AlignmentTable(nmt::TableLabels(m.vocab.Pieces(source)), tgt, h.attention);
+      *out += '\n';
+    }
   }
   if (!a.png_dir.empty() && !hyps.empty() && !source.empty()) {
     namespace fs = std::filesystem;
@@ -71,14 +86,44 @@ void Emit(const TranslateArgs& a, const nmt::LoadedModel& m, size_t index,
   }
 }
 
+// Replaces each hypothesis's attention by the weights of the chosen site (decoder layer, head)
+// over a teacher-forced pass of it in eval mode: what the model computes there for its own output.
+void ReadSite(const TranslateArgs& a, models::Seq2Seq& model,
+              const std::vector<std::vector<int64_t>>& sources,
+              std::vector<std::vector<nmt::Hypothesis>>& results) {
+  std::vector<std::pair<size_t, size_t>> at;  // (sentence, hypothesis)
+  for (size_t i = 0; i < results.size(); ++i)
+    if (!sources[i].empty())
+      for (size_t h = 0; h < results[i].size(); ++h) at.emplace_back(i, h);
+  const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, a.search.batch_size));
+  for (size_t first = 0; first < at.size(); first += chunk) {
+    const size_t n = std::min(chunk, at.size() - first);
+    std::vector<std::vector<int64_t>> src(n), tgt(n);
+    for (size_t k = 0; k < n; ++k) {
+      src[k] = sources[at[first + k].first];
+      tgt[k] = results[at[first + k].first][at[first + k].second].tokens;
+    }
+    const auto maps = nmt::CrossAttentionMaps(model, src, tgt);
+    ATTEND_CHECK(static_cast<int64_t>(maps.size()) > a.layer, "translate: the model has ",
+                 maps.size(), " cross-attention layers, asked for layer ", a.layer);
+    for (size_t k = 0; k < n; ++k) {
+      nmt::Hypothesis& h = results[at[first + k].first][at[first + k].second];
+      h.attention = nmt::MapRows(maps[a.layer], static_cast<int64_t>(k), a.head,
+                                 static_cast<int64_t>(tgt[k].size()) + 1,
+                                 static_cast<int64_t>(src[k].size()));
+    }
+  }
+}
+
 // Reads the input in batches and writes each batch's translations as soon as they are done:
 // a batch ends when it is full or when no further line is waiting, so that in a pipe every line
 // is answered before the next is sent. Output line i is always the translation of input line i:
 // an empty line gives an empty line, an over-long line is cropped (a warning names it), invalid
 // UTF-8 is an error naming the line.
 int Run(TranslateArgs& a) {
-  ATTEND_CHECK(a.alignment.empty() || a.alignment == "hard" || a.alignment == "soft",
-               "translate: --alignment must be hard or soft, got '", a.alignment, "'");
+  ATTEND_CHECK(a.alignment.empty() || a.alignment == "hard" || a.alignment == "soft" ||
+                   a.alignment == "table",
+               "translate: --alignment must be hard, soft or table, got '", a.alignment, "'");
   if (a.threads > 0) SetNumThreads(a.threads);
   if (a.no_fused) attention::SetFusedKernels(false);
   if (a.greedy) a.search.beam = 1;
@@ -92,7 +137,20 @@ int Run(TranslateArgs& a) {
   ATTEND_CHECK(!a.search.keep_attention || m.model->config().arch != models::Arch::kRnn,
                "translate: ", a.model_path,
                " is an rnn model without attention (one fixed context vector): ",
-               "--alignment and --attention-png need rnn-attention or transformer");
+               "--alignment and --attention-png need rnn-attention, transformer or pervasive");
+  if (a.site) {
+    const int64_t layers = nmt::CrossAttentionLayers(m.model->config()),
+                  heads = nmt::CrossAttentionHeads(m.model->config());
+    const int64_t given = a.layer;
+    if (a.layer < 0) a.layer += layers;
+    ATTEND_CHECK(a.layer >= 0 && a.layer < layers && a.head >= 0 && a.head < heads,
+                 "translate: --alignment-layer ", given, " --alignment-head ", a.head,
+                 " is not one of the model's ", layers, " layers x ", heads, " heads");
+    ATTEND_CHECK(a.search.keep_attention,
+                 "translate: --alignment-layer and --alignment-head "
+                 "choose where --alignment or --attention-png read the attention; give one");
+    a.search.keep_attention = false;  // the search's own weights are replaced
+  }
   const int64_t max_len = SourceLimit(m.model->config());
   text::LineReader in(a.input, a.max_line_bytes);
   std::unique_ptr<io::AtomicFileWriter> file;
@@ -135,7 +193,8 @@ int Run(TranslateArgs& a) {
         sources[i].resize(static_cast<size_t>(max_len));
       }
     }
-    const auto results = nmt::Translate(*m.model, sources, a.search);
+    auto results = nmt::Translate(*m.model, sources, a.search);
+    if (a.site) ReadSite(a, *m.model, sources, results);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::string out;
     for (size_t i = 0; i < results.size(); ++i)
@@ -181,14 +240,24 @@ Runner RegisterTranslateCommand(CLI::App& app) {
                 "Longer input lines are cropped to this many bytes (a warning names them)")
       ->capture_default_str();
   c->add_option("--alignment", a->alignment,
-                "Append ' ||| ' and the alignment: hard (Pharaoh src-tgt pairs) or soft");
+                "Append ' ||| ' and the alignment: hard (Pharaoh src-tgt pairs) or soft; or "
+                "table: the weight table (source across, target down) after each translation");
+  CLI::Option* layer =
+      c->add_option("--alignment-layer", a->layer,
+                    "Read the alignment from this decoder layer's cross-attention (-1 = last; a "
+                    "teacher-forced pass over each translation) instead of the search's attention");
+  CLI::Option* head =
+      c->add_option("--alignment-head", a->head, "... and this head of it (default 0)");
   c->add_option("--attention-png", a->png_dir, "Write one attention heatmap per sentence here");
   c->add_option("--threads", a->threads, "Threads (0 = all cores)");
   c->add_flag("--timing", a->timing, "Print sentences/s on stderr");
   c->add_flag("--no-fused", a->no_fused,
               "Run attention as compositions of engine ops instead of the fused kernels "
               "(same results; for measuring the kernels)");
-  return [a]() { return Run(*a); };
+  return [a, layer, head]() {
+    a->site = layer->count() > 0 || head->count() > 0;
+    return Run(*a);
+  };
 }
 
 }  // namespace attend::tools

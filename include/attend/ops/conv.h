@@ -35,6 +35,14 @@ Tensor Conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor Conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
 
+// A convolution that never reads below its row (pervasive attention's masked filter, Elbayad et
+// al. 2018): stride 1, output row i reads input rows i - (KH - 1) .. i (zeros above the first
+// row) and columns j - (KW - 1) / 2 .. j + (KW - 1) / 2 (KW odd, zeros past either edge), so the
+// output is as large as the input. It is the k x k filter with the rows below its centre zeroed,
+// stored without them: k = 2 KH - 1, KW = k for a square one. (src/ops/causal_conv.cc)
+// x [B, C_in, H, W], weight [C_out, C_in, KH, KW], bias [C_out] or undefined -> [B, C_out, H, W]
+Tensor CausalConv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
 // ---- pooling (each channel on its own; [B, C, ...] or unbatched [C, ...]) ----
 //
 // The stride defaults to the kernel size, as in PyTorch; padding may be at most half the kernel

@@ -9,6 +9,10 @@ weights copy across by name. Embeddings are scaled by sqrt(d_model) and get the 
 table added, then embedding dropout; pre-norm stacks end with one LayerNorm each; with shared
 embeddings the logits are y @ embed.weight^T.
 
+With transparent=True (Bapna et al. 2018) the parameter transparent.logits [M, L+1] gives
+decoder layer i its own memory: sum_k softmax(transparent.logits[i])_k z_k over the embedded
+source z_0 and the L encoder layers' outputs, each mix passed through encoder.norm (pre-norm).
+
 Training runs forward(src, lengths, tgt_in) -> logits [B, T, V] (torch's layers). Decoding runs
 start / step / state.select: the encoder once, the cross-attention keys and values projected
 once per layer, and the self-attention keys and values of each decoded position kept in a cache
@@ -71,7 +75,8 @@ class Transformer(torch.nn.Module):
     """The model of src/models/transformer.cc written with torch's layers and the same names."""
 
     def __init__(self, pre_norm=True, share=True, src_vocab=0, tgt_vocab=0, d=256, heads=4,
-                 ff=1024, layers=3, max_pos=1024, dropout=0.0):
+                 ff=1024, layers=3, max_pos=1024, dropout=0.0, transparent=False,
+                 decoder_depth=0):
         super().__init__()
         if share and src_vocab != tgt_vocab:
             raise ValueError("Transformer: shared embeddings need equal vocabularies, got %d "
@@ -103,12 +108,20 @@ class Transformer(torch.nn.Module):
                                              norm_first=pre_norm) for _ in range(layers)])
         self.decoder.layers = torch.nn.ModuleList([
             torch.nn.TransformerDecoderLayer(d, heads, ff, dropout=dropout, batch_first=True,
-                                             norm_first=pre_norm) for _ in range(layers)])
+                                             norm_first=pre_norm)
+            for _ in range(decoder_depth or layers)])
         if pre_norm:
             self.encoder.norm = torch.nn.LayerNorm(d)
             self.decoder.norm = torch.nn.LayerNorm(d)
         self.register_buffer("pe", sinusoidal_table(max_pos, d), persistent=False)
+        # Zeros, as attend: every decoder layer starts from the uniform mix.
+        self.transparent = None
+        if transparent:
+            self.transparent = Container()
+            self.transparent.logits = torch.nn.Parameter(
+                torch.zeros(decoder_depth or layers, layers + 1))
         self.captured = None
+        self.captured_head = None
 
     def capture_cross_attention(self):
         """From now on forward() keeps the last decoder layer's cross-attention weights averaged
@@ -120,10 +133,26 @@ class Transformer(torch.nn.Module):
             kwargs["need_weights"] = True
             kwargs["average_attn_weights"] = True
             out, w = inner(*args, **kwargs)
-            self.captured = w
+            # Per head [B, H, T, S] when capture_head wraps the same layer first.
+            self.captured = w.mean(1) if w.dim() == 4 else w
             return out, w
 
         last.forward = forward_with_weights
+
+    def capture_head(self, layer, head):
+        """From now on forward() keeps head `head` of decoder layer `layer`'s cross-attention
+        [B, T, S] in self.captured_head, with its graph (what guided alignment trains on)."""
+        mha = self.decoder.layers[layer].multihead_attn
+        inner = mha.forward
+
+        def forward_with_heads(*args, **kwargs):
+            kwargs["need_weights"] = True
+            kwargs["average_attn_weights"] = False
+            out, w = inner(*args, **kwargs)  # w [B, H, T, S]
+            self.captured_head = w[:, head]
+            return out, w
+
+        mha.forward = forward_with_heads
 
     def _src_table(self):
         return self.embed if self.share else self.src_embed
@@ -142,16 +171,28 @@ class Transformer(torch.nn.Module):
                              (what, n, self.max_pos))
 
     def encode(self, src, src_lengths):
-        """src [B, S], lengths [B] -> memory [B, S, E] and the padding mask [B, S] (True = pad)."""
+        """src [B, S], lengths [B] -> the memory of each decoder layer (a list of [B, S, E]: the
+        same tensor for all without transparent attention) and the padding mask [B, S]."""
         s = src.shape[1]
         self._check_len(s, "source")
         pad = torch.arange(s)[None, :] >= src_lengths[:, None]  # [B, S]
         x = self.embed_tokens(self._src_table(), src)
+        outputs = [x]
         for layer in self.encoder.layers:
             x = layer(x, src_key_padding_mask=pad)
-        if self.pre_norm:
-            x = self.encoder.norm(x)
-        return x, pad
+            outputs.append(x)
+        n = len(self.decoder.layers)
+        if self.transparent is None:
+            if self.pre_norm:
+                x = self.encoder.norm(x)
+            return [x] * n, pad
+        w = self.transparent.logits.softmax(-1)  # [M, L+1]
+        z = torch.stack(outputs)  # [L+1, B, S, E]
+        memories = []
+        for i in range(n):
+            m = (w[i][:, None, None, None] * z).sum(0)
+            memories.append(self.encoder.norm(m) if self.pre_norm else m)
+        return memories, pad
 
     def logits(self, y):
         """Decoder output [.., E] -> logits [.., V]."""
@@ -165,11 +206,11 @@ class Transformer(torch.nn.Module):
         """Teacher-forced logits [B, T, V]."""
         t = tgt_in.shape[1]
         self._check_len(t, "target")
-        x, pad = self.encode(src, src_lengths)
+        memories, pad = self.encode(src, src_lengths)
         causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
         y = self.embed_tokens(self._tgt_table(), tgt_in)
-        for layer in self.decoder.layers:
-            y = layer(y, x, tgt_mask=causal, memory_key_padding_mask=pad)
+        for layer, memory in zip(self.decoder.layers, memories):
+            y = layer(y, memory, tgt_mask=causal, memory_key_padding_mask=pad)
         return self.logits(y)
 
     # ---- incremental decoding (inference only) ---------------------------------------------
@@ -191,10 +232,10 @@ class Transformer(torch.nn.Module):
     def start(self, src, src_lengths):
         """Encodes src [N, S] once: the decoding state of N hypotheses."""
         st = DecoderState()
-        memory, st.pad = self.encode(src, src_lengths)
+        memories, st.pad = self.encode(src, src_lengths)
         n, d = src.shape[0], self.d
         st.capacity = min(INITIAL_CACHE_CAPACITY, self.max_pos)
-        for layer in self.decoder.layers:
+        for layer, memory in zip(self.decoder.layers, memories):
             mha = layer.multihead_attn
             kv = F.linear(memory, mha.in_proj_weight[d:], mha.in_proj_bias[d:])  # [N, S, 2E]
             st.cross_k.append(self._split(kv[..., :d]).contiguous())
