@@ -7,7 +7,8 @@
 # Runs PARALLEL trainings at a time, one thread each. Output: $OUT/<name>/.
 # MODELS names presets (below); the older "arch:score" spelling still works
 # ("rnn-attention:dot" is the preset rnn-attention-dot). EXTRA is added to every training
-# (e.g. "--vocab-type word --vocab-size 2000"); SRC and TGT are the corpus's file suffixes.
+# (e.g. "--vocab-type word --vocab-size 2000"); SRC and TGT are the corpus's file suffixes;
+# METRICS=bracket scores linearised trees (TGT=tree: parsing as translation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS="${1:-800}"
@@ -20,6 +21,7 @@ OUT="${OUT:-runs/experiments}"
 EXTRA="${EXTRA:-}"
 ALIGN="${ALIGN:-0}"
 BEAM="${BEAM:-4}"
+METRICS="${METRICS:-bleu,chrf}"  # bracket: the targets are linearised trees (parsing)
 MODELS="${MODELS:-rnn rnn-attention-additive rnn-attention-dot rnn-attention-general rnn-attention-concat rnn-attention-location transformer}"
 
 # The model options of each preset (the training options are shared, below).
@@ -40,6 +42,9 @@ preset() {
     pervasive) echo "--arch pervasive" ;;
     transformer) echo "--arch transformer" ;;
     transparent) echo "--arch transformer --transparent" ;;
+    # Guided alignment of one head (layer 0, head 1) towards the corpus's true links.
+    transformer-guided)
+      echo "--arch transformer --guided-alignment $DATA/train.align --alignment-layer 0 --alignment-head 1" ;;
     *) echo "translation_experiments: unknown model '$1'" >&2; return 1 ;;
   esac
 }
@@ -71,7 +76,7 @@ run() {
     --valid-sentences 300 --warmup 200 --threads 1 --no-progress $EXTRA > "$dir.train.out" 2>&1
   "$ATTEND" translate -m "$dir/best.ckpt" -i "$DATA/test.$SRC" -o "$dir/test.hyp.$TGT" \
     --beam "$BEAM" --threads 1 --timing 2> "$dir/translate.out"
-  "$ATTEND" score -r "$DATA/test.$TGT" -i "$dir/test.hyp.$TGT" --metrics bleu,chrf \
+  "$ATTEND" score -r "$DATA/test.$TGT" -i "$dir/test.hyp.$TGT" --metrics "$METRICS" \
     > "$dir/score.tmp"
   if [ "$ALIGN" = 1 ] && [ "$name" != rnn ]; then
     # Attention read as alignment on the reference translations, every site and head.
