@@ -47,26 +47,6 @@ AlignmentLinks AsSet(AlignmentLinks links) {
   return links;
 }
 
-int64_t CountCommon(const AlignmentLinks& a, const AlignmentLinks& b) {
-  int64_t n = 0;
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (a[i] < b[j]) {
-      ++i;
-    } else if (b[j] < a[i]) {
-      ++j;
-    } else {
-      ++n, ++i, ++j;
-    }
-  }
-  return n;
-}
-
-// part / whole, with 0 / 0 read as agreement on nothing (1) and part / 0 otherwise as 0.
-double Ratio(int64_t part, int64_t whole, bool other_side_empty) {
-  if (whole == 0) return other_side_empty ? 1.0 : 0.0;
-  return static_cast<double>(part) / static_cast<double>(whole);
-}
 
 }  // namespace
 
@@ -129,16 +109,16 @@ AlignmentScore AlignmentErrorRate(const std::vector<AlignmentLinks>& hypotheses,
     c.hypothesis += static_cast<int64_t>(a.size());
     c.sure += static_cast<int64_t>(s.size());
     c.possible += static_cast<int64_t>(p.size());
-    c.hit_sure += CountCommon(a, s);
-    c.hit_possible += CountCommon(a, p);
+    c.hit_sure += detail::CountCommon(a, s);
+    c.hit_possible += detail::CountCommon(a, p);
   }
   // Nothing proposed and nothing to find is a perfect score, not 0 / 0.
   const int64_t denominator = c.hypothesis + c.sure;
   result.aer = denominator == 0 ? 0.0
                                 : 1.0 - static_cast<double>(c.hit_sure + c.hit_possible) /
                                             static_cast<double>(denominator);
-  result.precision = Ratio(c.hit_possible, c.hypothesis, c.sure == 0);
-  result.recall = Ratio(c.hit_sure, c.sure, c.hypothesis == 0);
+  result.precision = detail::Ratio(c.hit_possible, c.hypothesis, c.sure == 0);
+  result.recall = detail::Ratio(c.hit_sure, c.sure, c.hypothesis == 0);
   return result;
 }
 

@@ -90,26 +90,6 @@ Tree ReadTree(std::string_view line) {
   return tree;
 }
 
-// The size of the multiset intersection of two sorted lists.
-int64_t CountCommon(const std::vector<Bracket>& a, const std::vector<Bracket>& b) {
-  int64_t n = 0;
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (a[i] < b[j]) {
-      ++i;
-    } else if (b[j] < a[i]) {
-      ++j;
-    } else {
-      ++n, ++i, ++j;
-    }
-  }
-  return n;
-}
-
-double Ratio(int64_t part, int64_t whole, bool other_side_empty) {
-  if (whole == 0) return other_side_empty ? 1.0 : 0.0;
-  return static_cast<double>(part) / static_cast<double>(whole);
-}
 
 }  // namespace
 
@@ -123,7 +103,7 @@ BracketScore BracketF1(const std::vector<std::string>& hypotheses,
     ATTEND_CHECK(ref.problem.empty(), "BracketF1: reference line ", k + 1,
                  " is not a well-formed tree (", ref.problem, ")");
     const Tree hyp = ReadTree(hypotheses[k]);
-    const int64_t matched = CountCommon(hyp.brackets, ref.brackets);
+    const int64_t matched = detail::CountCommon(hyp.brackets, ref.brackets);
     ++s.sentences;
     if (!hyp.problem.empty()) ++s.ill_formed;
     s.hypothesis_brackets += static_cast<int64_t>(hyp.brackets.size());
@@ -131,8 +111,8 @@ BracketScore BracketF1(const std::vector<std::string>& hypotheses,
     s.matched += matched;
     if (hyp.problem.empty() && hyp.leaves == ref.leaves && hyp.brackets == ref.brackets) ++s.exact;
   }
-  s.precision = Ratio(s.matched, s.hypothesis_brackets, s.reference_brackets == 0);
-  s.recall = Ratio(s.matched, s.reference_brackets, s.hypothesis_brackets == 0);
+  s.precision = detail::Ratio(s.matched, s.hypothesis_brackets, s.reference_brackets == 0);
+  s.recall = detail::Ratio(s.matched, s.reference_brackets, s.hypothesis_brackets == 0);
   s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
   s.exact_match =
       s.sentences > 0 ? static_cast<double>(s.exact) / static_cast<double>(s.sentences) : 0.0;
