@@ -47,7 +47,6 @@ AlignmentLinks AsSet(AlignmentLinks links) {
   return links;
 }
 
-
 }  // namespace
 
 AlignmentLinks ParsePharaoh(std::string_view line, std::string_view where,

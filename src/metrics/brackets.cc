@@ -90,7 +90,6 @@ Tree ReadTree(std::string_view line) {
   return tree;
 }
 
-
 }  // namespace
 
 BracketScore BracketF1(const std::vector<std::string>& hypotheses,

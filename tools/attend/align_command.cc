@@ -82,9 +82,10 @@ Pair Prepare(const nmt::Vocabulary& vocab, const models::ModelConfig& config,
               config.wiring == models::Wiring::kTutorial) &&
              config.arch == models::Arch::kRnnAttention &&
              static_cast<int64_t>(p.src.size()) > config.max_source_len) {
-    p.problem = "the source has " + std::to_string(p.src.size()) + " subwords; the " +
-                (config.wiring == models::Wiring::kTutorial ? "tutorial wiring" : "location score") +
-                " takes at most " + std::to_string(config.max_source_len);
+    p.problem =
+        "the source has " + std::to_string(p.src.size()) + " subwords; the " +
+        (config.wiring == models::Wiring::kTutorial ? "tutorial wiring" : "location score") +
+        " takes at most " + std::to_string(config.max_source_len);
   }
   return p;
 }
