@@ -49,12 +49,23 @@ def make_driver(download_dir):
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
-def wait_file(pattern, seconds=10):
+def wait_file(pattern, seconds=30):
+    """The first finished download matching pattern. Chromium reserves the final name with an
+    empty file while it writes NAME.crdownload beside it, so a match counts only once no partial
+    download is left in its folder and its size is non-zero and unchanged between two looks."""
     end = time.time() + seconds
+    last = {}
     while time.time() < end:
-        done = [f for f in glob.glob(pattern) if not f.endswith(".crdownload")]
-        if done:
-            return done[0]
+        folder = os.path.dirname(pattern)
+        partial = glob.glob(os.path.join(folder, "*.crdownload"))
+        for f in glob.glob(pattern):
+            try:
+                size = os.path.getsize(f)
+            except OSError:
+                continue
+            if not partial and size > 0 and last.get(f) == size:
+                return f
+            last[f] = size
         time.sleep(0.1)
     return None
 
