@@ -18,6 +18,7 @@
 #include "attend/attend.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
+#include "support/batches.h"
 #include "support/checkpoints.h"
 #include "support/files.h"
 #include "support/gradcheck.h"
@@ -27,6 +28,8 @@
 namespace attend::models {
 namespace {
 
+using attend::testing::ExpectClose;
+using attend::testing::RandomBatch;
 using gradcheck::ThrownMessage;
 using reference::ExpectMatches;
 using reference::OpKey;
@@ -48,50 +51,6 @@ ModelConfig TinyConfig(int64_t kernel = 3, int64_t src_vocab = 29, int64_t tgt_v
   c.max_positions = 64;
   c.dropout = 0.1;
   return c;
-}
-
-// A padded batch: src rows of `src_lengths` random tokens (>= 4) then padding; tgt_in = BOS y..
-// and tgt_out = y.. EOS with tgt_lengths = len(y) + 1.
-Batch RandomBatch(const ModelConfig& c, const std::vector<int64_t>& src_lengths,
-                  const std::vector<int64_t>& tgt_lengths, uint64_t seed) {
-  Generator gen(seed);
-  const int64_t b = static_cast<int64_t>(src_lengths.size());
-  const int64_t s = *std::max_element(src_lengths.begin(), src_lengths.end());
-  const int64_t t = *std::max_element(tgt_lengths.begin(), tgt_lengths.end());
-  std::vector<int64_t> src(b * s, SpecialIds::kPad), in(b * t, SpecialIds::kPad),
-      out(b * t, SpecialIds::kPad);
-  std::vector<int64_t> sr = Tensor::Randint({b * s}, 4, c.src_vocab, gen).ToVector<int64_t>();
-  std::vector<int64_t> tr = Tensor::Randint({b * t}, 4, c.tgt_vocab, gen).ToVector<int64_t>();
-  Batch batch;
-  for (int64_t i = 0; i < b; ++i) {
-    for (int64_t j = 0; j < src_lengths[i]; ++j) src[i * s + j] = sr[i * s + j];
-    const int64_t n = tgt_lengths[i] - 1;
-    in[i * t] = SpecialIds::kBos;
-    for (int64_t j = 0; j < n; ++j) in[i * t + j + 1] = out[i * t + j] = tr[i * t + j];
-    out[i * t + n] = SpecialIds::kEos;
-    batch.src_tokens += src_lengths[i];
-    batch.tgt_tokens += tgt_lengths[i];
-  }
-  batch.src = Tensor::FromVector(src, {b, s});
-  batch.src_lengths = Tensor::FromVector(src_lengths, {b});
-  batch.tgt_in = Tensor::FromVector(in, {b, t});
-  batch.tgt_out = Tensor::FromVector(out, {b, t});
-  batch.tgt_lengths = Tensor::FromVector(tgt_lengths, {b});
-  return batch;
-}
-
-// Two results of different computations (other shapes, other BLAS blocking) agree to f32
-// rounding: 1e-5 relative plus 2e-6 absolute (log-probabilities and logits are O(1..10)).
-void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  std::vector<float> g = got.Contiguous().ToVector<float>(),
-                     w = want.Contiguous().ToVector<float>();
-  int bad = 0;
-  for (size_t i = 0; i < g.size() && bad < 5; ++i)
-    if (!(std::abs(g[i] - w[i]) <= 2e-6f + 1e-5f * std::abs(w[i]))) {
-      ADD_FAILURE() << what << " element " << i << ": " << g[i] << " vs " << w[i];
-      ++bad;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

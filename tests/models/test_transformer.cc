@@ -20,6 +20,7 @@
 #include "attend/checkpoint.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
+#include "support/batches.h"
 #include "support/files.h"
 #include "support/gradcheck.h"
 #include "support/reference_compare.h"
@@ -28,6 +29,8 @@
 namespace attend::models {
 namespace {
 
+using attend::testing::ExpectClose;
+using attend::testing::RandomBatch;
 using gradcheck::ThrownMessage;
 using reference::ExpectMatches;
 using reference::OpKey;
@@ -52,36 +55,6 @@ ModelConfig TinyConfig(bool pre_norm, bool share, int64_t src_vocab = 29, int64_
   c.dropout = 0.1;
   c.transparent = transparent;
   return c;
-}
-
-// A padded batch: src rows of `src_lengths` random tokens (>= 4) then padding; tgt_in = BOS y..
-// and tgt_out = y.. EOS with tgt_lengths = len(y) + 1.
-Batch RandomBatch(const ModelConfig& c, const std::vector<int64_t>& src_lengths,
-                  const std::vector<int64_t>& tgt_lengths, uint64_t seed) {
-  Generator gen(seed);
-  const int64_t b = static_cast<int64_t>(src_lengths.size());
-  const int64_t s = *std::max_element(src_lengths.begin(), src_lengths.end());
-  const int64_t t = *std::max_element(tgt_lengths.begin(), tgt_lengths.end());
-  std::vector<int64_t> src(b * s, SpecialIds::kPad), in(b * t, SpecialIds::kPad),
-      out(b * t, SpecialIds::kPad);
-  std::vector<int64_t> sr = Tensor::Randint({b * s}, 4, c.src_vocab, gen).ToVector<int64_t>();
-  std::vector<int64_t> tr = Tensor::Randint({b * t}, 4, c.tgt_vocab, gen).ToVector<int64_t>();
-  Batch batch;
-  for (int64_t i = 0; i < b; ++i) {
-    for (int64_t j = 0; j < src_lengths[i]; ++j) src[i * s + j] = sr[i * s + j];
-    const int64_t n = tgt_lengths[i] - 1;
-    in[i * t] = SpecialIds::kBos;
-    for (int64_t j = 0; j < n; ++j) in[i * t + j + 1] = out[i * t + j] = tr[i * t + j];
-    out[i * t + n] = SpecialIds::kEos;
-    batch.src_tokens += src_lengths[i];
-    batch.tgt_tokens += tgt_lengths[i];
-  }
-  batch.src = Tensor::FromVector(src, {b, s});
-  batch.src_lengths = Tensor::FromVector(src_lengths, {b});
-  batch.tgt_in = Tensor::FromVector(in, {b, t});
-  batch.tgt_out = Tensor::FromVector(out, {b, t});
-  batch.tgt_lengths = Tensor::FromVector(tgt_lengths, {b});
-  return batch;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,20 +190,6 @@ TEST(TransformerTorchReference, LogitsLossAndGradientsMatch) {
 // Incremental decoding equals the full forward.
 // ---------------------------------------------------------------------------------------------
 
-// Both paths run the same ops on different shapes (BLAS blocking differs), so results agree to
-// f32 rounding, not bitwise: 1e-5 relative plus 2e-6 absolute (log-probabilities are O(1..10)).
-void ExpectRowClose(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  std::vector<float> g = got.Contiguous().ToVector<float>(),
-                     w = want.Contiguous().ToVector<float>();
-  int bad = 0;
-  for (size_t i = 0; i < g.size() && bad < 5; ++i)
-    if (!(std::abs(g[i] - w[i]) <= 2e-6f + 1e-5f * std::abs(w[i]))) {
-      ADD_FAILURE() << what << " element " << i << ": step " << g[i] << " vs forward " << w[i];
-      ++bad;
-    }
-}
-
 // Transparent attention's scores drawn at random (they start at zero: a uniform mix), so that every
 // decoder layer reads a different memory.
 void RandomTransparentWeights(Seq2Seq& model, uint64_t seed) {
@@ -292,8 +251,8 @@ TEST_P(TransformerIncremental, StepsEqualForwardWithPaddingGrowthAndSelect) {
     ASSERT_EQ(lp.shape(), Shape({static_cast<int64_t>(rows.size()), cfg.tgt_vocab})) << at;
     ASSERT_EQ(attn.shape(), Shape({static_cast<int64_t>(rows.size()), s})) << at;
     EXPECT_FALSE(lp.requires_grad());
-    ExpectRowClose(lp, expected(full, rows, pos), "log-probs " + at);
-    ExpectRowClose(attn, expected(full_attn, rows, pos), "cross-attention " + at);
+    ExpectClose(lp, expected(full, rows, pos), "log-probs " + at);
+    ExpectClose(attn, expected(full_attn, rows, pos), "cross-attention " + at);
   }
 }
 
@@ -344,7 +303,7 @@ TEST(TransformerTransparent, AllWeightOnTheLastLayerIsThePlainModel) {
     w.CopyFrom(Tensor::FromVector(std::vector<float>{0, 0, 40, 0, 0, 40}, {2, 3}));
     Batch batch = RandomBatch(TinyConfig(pre_norm, false, 29, 31), {6, 3}, {5, 4}, 3);
     const std::string what = pre_norm ? "pre-norm" : "post-norm";
-    ExpectRowClose(transparent->Forward(batch), plain->Forward(batch), what);
+    ExpectClose(transparent->Forward(batch), plain->Forward(batch), what);
     w.CopyFrom(Tensor::FromVector(std::vector<float>{40, 0, 0, 0, 40, 0}, {2, 3}));
     const std::vector<float> x = transparent->Forward(batch).ToVector<float>(),
                              y = plain->Forward(batch).ToVector<float>();
@@ -415,7 +374,7 @@ TEST(TransformerTransparent, AttentionMapsAreUnchangedInShape) {
   }
   Tensor averaged;
   model->Forward(batch, &averaged);
-  ExpectRowClose(Mean(maps.back().weights, {1}), averaged, "last cross map vs Forward");
+  ExpectClose(Mean(maps.back().weights, {1}), averaged, "last cross map vs Forward");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,10 +396,10 @@ TEST(TransformerHead, ForwardWithHeadIsTheMapsHeadWithGradient) {
       Tensor w;
       const Tensor logits = model->ForwardWithHead(batch, layer, head, &w);
       const std::string at = "layer " + std::to_string(layer) + " head " + std::to_string(head);
-      ExpectRowClose(logits, plain, "logits " + at);
+      ExpectClose(logits, plain, "logits " + at);
       ASSERT_EQ(w.shape(), Shape({2, 5, 6})) << at;
       EXPECT_TRUE(w.requires_grad()) << at;
-      ExpectRowClose(w, maps[cfg.layers + 2 * layer + 1].weights.Select(1, head), at);
+      ExpectClose(w, maps[cfg.layers + 2 * layer + 1].weights.Select(1, head), at);
     }
   EXPECT_THAT(ThrownMessage([&] {
                 Tensor w;
@@ -465,8 +424,8 @@ TEST(Transformer, StepWithoutAttentionMatchesStepWithIt) {
   for (int64_t pos = 0; pos < 4; ++pos) {
     Tensor tokens = batch.tgt_in.Select(1, pos).Contiguous();
     Tensor attn;
-    ExpectRowClose(model->Step(*a, tokens), model->Step(*w, tokens, &attn),
-                   "position " + std::to_string(pos));
+    ExpectClose(model->Step(*a, tokens), model->Step(*w, tokens, &attn),
+                "position " + std::to_string(pos));
     // The weights over real source positions sum to one; padding gets none.
     std::vector<float> v = attn.ToVector<float>();
     for (int64_t r = 0; r < 2; ++r) {
@@ -521,14 +480,14 @@ TEST(Transformer, AttentionMapsHoldEveryLayerAndHead) {
   EXPECT_EQ(maps.back().name, "decoder.1.cross");
   Tensor averaged;
   model->Forward(batch, &averaged);
-  ExpectRowClose(Mean(maps.back().weights, {1}), averaged, "last cross map vs Forward");
+  ExpectClose(Mean(maps.back().weights, {1}), averaged, "last cross map vs Forward");
   // Decoding steps: the last layer's cross-attention of step p is row p of the map.
   auto state = model->Start(batch.src, batch.src_lengths);
   const Tensor last = Mean(maps.back().weights, {1});  // [B, T, S]
   for (int64_t p = 0; p < t; ++p) {
     Tensor step;
     model->Step(*state, batch.tgt_in.Select(1, p).Contiguous(), &step);
-    ExpectRowClose(step, last.Select(1, p).Contiguous(), "step " + std::to_string(p));
+    ExpectClose(step, last.Select(1, p).Contiguous(), "step " + std::to_string(p));
   }
 }
 
@@ -547,7 +506,7 @@ TEST(Transformer, PaddingTokensNeverReachTheOutput) {
     const std::vector<int64_t> len = {7, 3, 5};
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t j = len[i]; j < 7; ++j) p[i * 7 + j] = 4 + (i + j) % 20;
-    ExpectRowClose(model->Forward(other), base, pre_norm ? "pre-norm" : "post-norm");
+    ExpectClose(model->Forward(other), base, pre_norm ? "pre-norm" : "post-norm");
   }
 }
 
