@@ -12,11 +12,13 @@
 
 #include "attend/attend.h"
 #include "attend/models.h"
+#include "support/models.h"
 #include "support/reference_compare.h"
 #include "support/reference_file.h"
 
 namespace attend::models {
 namespace {
+using attend::testing::LoadTorchWeights;
 
 using reference::ExpectMatches;
 using reference::OpKey;
@@ -48,29 +50,6 @@ ModelConfig ConfigOf(const OpKey& k) {
   return cfg;
 }
 
-// Copies torch's weights (p:<name>) into the model's parameters; both sides must name exactly
-// the same parameters with the same shapes. The model's buffers (dropout's and hard attention's
-// random-stream states) have no torch counterpart.
-void LoadWeights(const RefCase& c, Seq2Seq& model) {
-  std::set<std::string> in_file, params, buffers;
-  for (const auto& t : c.tensors)
-    if (t.name.rfind("p:", 0) == 0) in_file.insert(t.name.substr(2));
-  for (const auto& [name, p] : model.NamedParameters()) params.insert(name);
-  for (const auto& [name, b] : model.NamedBuffers()) buffers.insert(name);
-  for (auto& [name, t] : model.StateDict()) {
-    if (buffers.count(name)) continue;
-    ASSERT_TRUE(params.count(name)) << name << " is neither a parameter nor a buffer";
-    const reference::RefTensor* r = c.Find("p:" + name);
-    if (r == nullptr) {
-      ADD_FAILURE() << "case " << c.name << ": torch has no parameter " << name;
-      continue;
-    }
-    ASSERT_EQ(t.shape().vec(), r->dims) << "case " << c.name << " parameter " << name;
-    t.CopyFrom(ToTensor(*r));
-  }
-  EXPECT_EQ(params, in_file) << "case " << c.name << ": parameter names differ";
-}
-
 // The proposals are computed from the pixels alone: they must be torch's exactly.
 void ExpectBoxes(const RefCase& c, Seq2Seq& model, const Tensor& src) {
   const std::vector<double> want = Ref(c, "boxes").AsDoubles();
@@ -97,7 +76,7 @@ void ReplayCase(const RefCase& c) {
   const ModelConfig cfg = ConfigOf(k);
   Generator gen(3);
   std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
-  LoadWeights(c, *model);
+  LoadTorchWeights(c, *model);
   if (::testing::Test::HasFatalFailure()) return;
   const bool train = k.Str("mode") == "train";
   // Training mode with dropout 0 is deterministic except for hard attention's sampling, which

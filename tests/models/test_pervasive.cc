@@ -18,7 +18,7 @@
 #include "attend/attend.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
-#include "support/batches.h"
+#include "support/models.h"
 #include "support/checkpoints.h"
 #include "support/files.h"
 #include "support/gradcheck.h"
@@ -27,6 +27,7 @@
 
 namespace attend::models {
 namespace {
+using attend::testing::LoadTorchWeights;
 
 using attend::testing::ExpectClose;
 using attend::testing::RandomBatch;
@@ -57,26 +58,6 @@ ModelConfig TinyConfig(int64_t kernel = 3, int64_t src_vocab = 29, int64_t tgt_v
 // End to end against PyTorch.
 // ---------------------------------------------------------------------------------------------
 
-// Copies every parameter from the case (p:<name>) into the model, checking that the two sides
-// name exactly the same parameters with the same shapes.
-void LoadWeights(const RefCase& c, Seq2Seq& model) {
-  std::set<std::string> in_file;
-  for (const auto& t : c.tensors)
-    if (t.name.rfind("p:", 0) == 0) in_file.insert(t.name.substr(2));
-  std::set<std::string> in_model;
-  for (auto& [name, p] : model.NamedParameters()) {
-    in_model.insert(name);
-    const reference::RefTensor* r = c.Find("p:" + name);
-    if (r == nullptr) {
-      ADD_FAILURE() << "case " << c.name << ": torch has no parameter " << name;
-      continue;
-    }
-    ASSERT_EQ(p.shape().vec(), r->dims) << "case " << c.name << " parameter " << name;
-    p.CopyFrom(ToTensor(*r));
-  }
-  EXPECT_EQ(in_model, in_file) << "case " << c.name << ": parameter names differ";
-}
-
 void ReplayCase(const RefCase& c) {
   SCOPED_TRACE("case " + c.name + " [" + c.op + "]");
   OpKey k(c.op);
@@ -92,7 +73,7 @@ void ReplayCase(const RefCase& c) {
   cfg.dropout = 0.0;
   Generator gen(1);
   std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
-  LoadWeights(c, *model);
+  LoadTorchWeights(c, *model);
   if (::testing::Test::HasFatalFailure()) return;
 
   Batch batch;

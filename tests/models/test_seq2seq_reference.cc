@@ -12,11 +12,13 @@
 
 #include "attend/attend.h"
 #include "attend/models.h"
+#include "support/models.h"
 #include "support/reference_compare.h"
 #include "support/reference_file.h"
 
 namespace attend::models {
 namespace {
+using attend::testing::LoadTorchWeights;
 
 using reference::ExpectMatches;
 using reference::OpKey;
@@ -66,36 +68,13 @@ ModelConfig ConfigOf(const OpKey& k) {
   return cfg;
 }
 
-// Copies torch's weights (p:<name>) into the tensors of the model's StateDict. Both sides must
-// name exactly the same parameters with the same shapes; the model's other entries are buffers
-// (random-stream states), which torch does not have.
-void LoadWeights(const RefCase& c, Seq2Seq& model) {
-  std::set<std::string> in_file, params, buffers;
-  for (const auto& t : c.tensors)
-    if (t.name.rfind("p:", 0) == 0) in_file.insert(t.name.substr(2));
-  for (const auto& [name, p] : model.NamedParameters()) params.insert(name);
-  for (const auto& [name, b] : model.NamedBuffers()) buffers.insert(name);
-  for (auto& [name, t] : model.StateDict()) {
-    if (buffers.count(name)) continue;
-    ASSERT_TRUE(params.count(name)) << name << " is neither a parameter nor a buffer";
-    const reference::RefTensor* r = c.Find("p:" + name);
-    if (r == nullptr) {
-      ADD_FAILURE() << "case " << c.name << ": torch has no parameter " << name;
-      continue;
-    }
-    ASSERT_EQ(t.shape().vec(), r->dims) << "case " << c.name << " parameter " << name;
-    t.CopyFrom(ToTensor(*r));
-  }
-  EXPECT_EQ(params, in_file) << "case " << c.name << ": parameter names differ";
-}
-
 void ReplayCase(const RefCase& c) {
   SCOPED_TRACE("case " + c.name + " [" + c.op + "]");
   OpKey k(c.op);
   const ModelConfig cfg = ConfigOf(k);
   Generator gen(3);
   std::shared_ptr<Seq2Seq> model = MakeModel(cfg, gen);
-  LoadWeights(c, *model);
+  LoadTorchWeights(c, *model);
   if (::testing::Test::HasFatalFailure()) return;
   model->Train();  // as torch's side: dropout is 0, and the coins (if any) are attend's
   // Teacher forcing below 1: the coins' stream starts where torch's did, and attend's

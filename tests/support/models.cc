@@ -1,11 +1,13 @@
-#include "support/batches.h"
+#include "support/models.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "attend/attend.h"
+#include "support/reference_compare.h"
 
 namespace attend::testing {
 
@@ -47,6 +49,26 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
       ADD_FAILURE() << what << " element " << i << ": " << g[i] << " vs " << w[i];
       ++bad;
     }
+}
+
+void LoadTorchWeights(const reference::RefCase& c, nn::Module& model) {
+  std::set<std::string> in_file, params, buffers;
+  for (const auto& t : c.tensors)
+    if (t.name.rfind("p:", 0) == 0) in_file.insert(t.name.substr(2));
+  for (const auto& [name, p] : model.NamedParameters()) params.insert(name);
+  for (const auto& [name, b] : model.NamedBuffers()) buffers.insert(name);
+  for (auto& [name, t] : model.StateDict()) {
+    if (buffers.count(name)) continue;
+    ASSERT_TRUE(params.count(name)) << name << " is neither a parameter nor a buffer";
+    const reference::RefTensor* r = c.Find("p:" + name);
+    if (r == nullptr) {
+      ADD_FAILURE() << "case " << c.name << ": torch has no parameter " << name;
+      continue;
+    }
+    ASSERT_EQ(t.shape().vec(), r->dims) << "case " << c.name << " parameter " << name;
+    t.CopyFrom(reference::ToTensor(*r));
+  }
+  EXPECT_EQ(params, in_file) << "case " << c.name << ": parameter names differ";
 }
 
 }  // namespace attend::testing
