@@ -25,29 +25,8 @@ METRICS="${METRICS:-bleu,chrf}"  # bracket: the targets are linearised trees (pa
 MODELS="${MODELS:-rnn rnn-attention-additive rnn-attention-dot rnn-attention-general rnn-attention-concat rnn-attention-location transformer}"
 
 # The model options of each preset (the training options are shared, below).
-preset() {
-  case "$1" in
-    rnn) echo "--arch rnn" ;;
-    rnn-attention-*) echo "--arch rnn-attention --score ${1#rnn-attention-}" ;;
-    luong) echo "--arch rnn-attention --score additive --wiring luong" ;;
-    bahdanau) echo "--arch rnn-attention --score additive --wiring bahdanau" ;;
-    bahdanau-dot) echo "--arch rnn-attention --score dot --wiring bahdanau" ;;
-    tutorial) echo "--arch rnn-attention --wiring tutorial" ;;
-    encdec-dot) echo "--arch rnn-attention --score dot" ;;
-    encdec-qkv) echo "--arch rnn-attention --score qkv" ;;
-    self-dot) echo "--arch rnn-attention --score dot --encoder-self-attention dot" ;;
-    self-qkv) echo "--arch rnn-attention --score qkv --encoder-self-attention qkv" ;;
-    advanced-lstm) echo "--arch rnn-attention --score additive --cell advanced-lstm" ;;
-    lstm) echo "--arch rnn-attention --score additive --cell lstm" ;;
-    pervasive) echo "--arch pervasive" ;;
-    transformer) echo "--arch transformer" ;;
-    transparent) echo "--arch transformer --transparent" ;;
-    # Guided alignment of one head (layer 0, head 1) towards the corpus's true links.
-    transformer-guided)
-      echo "--arch transformer --guided-alignment $DATA/train.align --alignment-layer 0 --alignment-head 1" ;;
-    *) echo "translation_experiments: unknown model '$1'" >&2; return 1 ;;
-  esac
-}
+# shellcheck source=bench/translation_presets.sh
+source bench/translation_presets.sh
 
 mkdir -p "$OUT"
 # A private copy of the binary, so rebuilding during the runs changes nothing (every model of
