@@ -16,7 +16,7 @@ SRC="${SRC:-en}"
 TGT="${TGT:-de}"
 RUNS="${RUNS:-runs/en-de}"
 OUT="${OUT:-runs/speed}"
-MODELS="${MODELS:-rnn luong bahdanau tutorial encdec-dot encdec-qkv self-dot self-qkv advanced-lstm pervasive transformer transparent}"
+MODELS="${MODELS:-rnn luong bahdanau tutorial encdec-dot encdec-qkv self-dot self-qkv advanced-lstm pervasive-128 transformer transparent}"
 # The quality run's binary and vocabulary, so both columns describe the same program.
 ATTEND="${ATTEND:-$RUNS/attend}"
 VOCAB="${VOCAB:-$RUNS/vocab.model}"
