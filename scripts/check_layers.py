@@ -17,10 +17,12 @@ any module of a lower rank, never one of its own rank or above:
     8 text, models    UTF-8 and Unicode, line streams | seq2seq models
   8.5 audio      WAV files, resampling, log-mel features (checks transcripts' UTF-8 with text)
   8.5 vision     images: PNG/JPEG files, resizing, Fashion-MNIST's IDX files
+    8 train      the one training loop of the tasks (attend/train.h)
     9 data, metrics, viz
    10 nmt        vocabularies, batching, training, search
+   10 tasks      the catalogue's systems beyond translation (attend/tasks/*.h), one file each
    11 serve      `attend serve`: the translation service and its HTTP server (library attend_serve)
-   12 tools      the `attend` command
+   12 tools      the `attend` command; examples/, one program per task
 
 Two more rules:
 - a module's internal headers (internal.h, *_internal.h) are its own;
@@ -37,7 +39,8 @@ import sys
 RANKS = {
     "core": 0, "backend": 1, "autograd": 2, "ops": 3, "nn": 4, "optim": 5, "attention": 5,
     "io": 6, "engine": 7,
-    "text": 8, "audio": 8.5, "vision": 8.5, "models": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "serve": 11, "tools": 12,
+    "text": 8, "audio": 8.5, "vision": 8.5, "models": 8, "train": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "tasks": 10, "serve": 11, "tools": 12,
+    "examples": 12,
 }
 TOOLKIT_RANK = RANKS["text"]
 # Public headers (include/attend/...) and the module each belongs to.
@@ -58,6 +61,7 @@ PUBLIC = {
     "metrics.h": "metrics",
     "viz.h": "viz",
     "nmt.h": "nmt", "classify.h": "nmt",
+    "train.h": "train",
 }
 TOOLKIT_MAY_INCLUDE = {"io/untrusted_json.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -67,12 +71,16 @@ def module_of_file(rel):
     parts = rel.split("/")
     if parts[0] == "include":
         name = "/".join(parts[2:])
+        if name.startswith("tasks/"):
+            return "tasks"
         if name not in PUBLIC:
             raise SystemExit(f"check_layers: {rel} is not in the table of public headers "
                              "(scripts/check_layers.py PUBLIC): say which module it belongs to")
         return PUBLIC[name]
     if parts[0] == "tools":
         return "tools"
+    if parts[0] == "examples":
+        return "examples"
     if parts[0] == "src":
         if parts[1] not in RANKS:
             raise SystemExit(f"check_layers: src/{parts[1]}/ is not a module of the diagram "
@@ -85,6 +93,8 @@ def module_of_include(path):
     """(module, public) of an include path, or (None, False) for headers outside the project."""
     if path.startswith("attend/"):
         name = path[len("attend/"):]
+        if name.startswith("tasks/"):
+            return "tasks", True
         return PUBLIC.get(name, "?"), True
     top = path.split("/")[0]
     if top in RANKS:
@@ -100,7 +110,7 @@ def is_internal(path):
 def check(root):
     problems = []
     files = []
-    for top in ("src", "include", "tools"):
+    for top in ("src", "include", "tools", "examples"):
         for dirpath, _, names in os.walk(os.path.join(root, top)):
             for n in names:
                 if n.endswith((".h", ".cc", ".inc")):

@@ -20,6 +20,7 @@ PACKAGES=(
   espeak-ng libespeak-ng-dev # the speech corpus's synthesiser (`attend corpus speech`)
   dataset-fashion-mnist zlib1g-dev  # images: the scenes corpus's items, its gzip'ed IDX files
   chromium chromium-driver python3-selenium  # the browser tests of the page (tests/web/)
+  manpages manpages-dev       # the document classification corpus (examples/tasks/documents.cc)
 )
 
 # The packages whose gettext catalogs make the default corpus (scripts/corpus_packages.sh).

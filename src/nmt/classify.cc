@@ -58,26 +58,7 @@ std::string Resolve(const std::string& listing, const std::string& image) {
   return dir.empty() ? image : (dir / p).string();
 }
 
-// splitmix64: the batches' shuffle, a pure function of (seed, epoch, i).
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// The epoch's order of the n training images, cut into batches of batch_size (the last smaller).
-std::vector<std::vector<int64_t>> ShuffledBatches(int64_t n, int64_t batch_size, uint64_t seed,
-                                                  int64_t epoch) {
-  const uint64_t key = Mix(seed ^ Mix(static_cast<uint64_t>(epoch) + 1));
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[Mix(key + i) % i]);
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t b = 0; b < n; b += batch_size)
-    batches.emplace_back(order.begin() + b, order.begin() + std::min(n, b + batch_size));
-  return batches;
-}
+using train::ShuffledBatches;
 
 // Where the loop stands; stored in every checkpoint so a resumed run continues exactly.
 struct LoopState {

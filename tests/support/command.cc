@@ -119,4 +119,8 @@ std::string AttendCommand(const std::string& args) {
   return ShellQuote(ATTEND_CLI_PATH) + " " + args;
 }
 
+std::string TaskCommand(const std::string& name, const std::string& args) {
+  return ShellQuote(std::string(ATTEND_BIN_DIR) + "/attend-" + name) + " " + args;
+}
+
 }  // namespace attend::testing

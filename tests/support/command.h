@@ -16,6 +16,9 @@ CommandResult RunCommand(const std::string& command);
 // The built binary (ATTEND_CLI_PATH) followed by `args`.
 std::string AttendCommand(const std::string& args);
 
+// A task program of examples/tasks/ (build/attend-NAME) followed by `args`.
+std::string TaskCommand(const std::string& name, const std::string& args);
+
 // A command run with /bin/sh whose stdin and stdout are pipes held by the test (stderr is
 // inherited), for driving a filter one line at a time.
 class Interactive {
