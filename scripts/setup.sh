@@ -20,7 +20,10 @@ PACKAGES=(
   espeak-ng libespeak-ng-dev # the speech corpus's synthesiser (`attend corpus speech`)
   dataset-fashion-mnist zlib1g-dev  # images: the scenes corpus's items, its gzip'ed IDX files
   chromium chromium-driver python3-selenium  # the browser tests of the page (tests/web/)
-  manpages manpages-dev       # the document classification corpus (examples/tasks/documents.cc)
+  # The document classification corpus (examples/tasks/documents.cc): these packages' English
+  # manual pages, pinned so that every machine builds the same corpus (most are already there).
+  manpages manpages-dev man-db coreutils util-linux mount passwd login procps e2fsprogs dpkg apt
+  debianutils findutils grep sed tar gzip bash
 )
 
 # The packages whose gettext catalogs make the default corpus (scripts/corpus_packages.sh).
