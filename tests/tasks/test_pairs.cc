@@ -229,7 +229,10 @@ void ExpectModelGradients(PairModel& m, const PairBatch& batch, int64_t embed_di
   auto loss = [&] { return CrossEntropy(m.Forward(batch), batch.label); };
   m.ZeroGrad();
   loss().Backward();
-  for (auto& [name, p] : m.NamedParameters()) {
+  // Named, not a structured binding: clang's OpenMP mode cannot capture one in a lambda.
+  for (auto& named : m.NamedParameters()) {
+    const std::string& name = named.first;
+    Tensor& p = named.second;
     const std::vector<double> v = p.ToVector<double>();
     const std::vector<double> g =
         p.grad().defined() ? p.grad().ToVector<double>() : std::vector<double>(v.size(), 0.0);
