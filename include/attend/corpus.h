@@ -171,6 +171,16 @@ struct SpeechCorpusOptions {
   std::function<void(size_t, size_t)> progress;
 };
 
+// The pinned corpus packages (scripts/corpus_packages.sh, CORPUS_PACKAGES; a test keeps the two
+// lists equal): every corpus read from the gettext catalogs takes its catalogs from these, so
+// that every Debian 12 machine builds the same corpus whatever else it has installed.
+const std::vector<std::string>& CorpusPackages();
+
+// The regular files that dpkg lists for `package` (/var/lib/dpkg/info/<package>.list, or
+// <package>:<arch>.list for a multi-arch package) whose paths start with `prefix`, sorted,
+// without repeats; empty when the package is not installed.
+std::vector<std::string> PackageFiles(const std::string& package, const std::string& prefix);
+
 struct SpeechCorpusStats {
   struct Part {
     size_t utterances = 0;

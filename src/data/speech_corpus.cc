@@ -39,40 +39,7 @@ constexpr int kDigits = 0, kPhrases = 1;
 // output depends on what the process said before, so changing it changes the audio.
 constexpr size_t kBlock = 64;
 
-// The pinned packages of scripts/corpus_packages.sh (CORPUS_PACKAGES); keep the two in step.
-constexpr const char* kCorpusPackages[] = {"iso-codes",
-                                           "libc-l10n",
-                                           "coreutils",
-                                           "binutils-common",
-                                           "git",
-                                           "gnupg-l10n",
-                                           "krb5-locales",
-                                           "xkb-data",
-                                           "libglib2.0-data",
-                                           "libgtk-3-common",
-                                           "libgtk2.0-common",
-                                           "libgphoto2-l10n",
-                                           "libexif12",
-                                           "gcc-12-locales",
-                                           "util-linux-locales",
-                                           "e2fsprogs-l10n",
-                                           "xfsprogs",
-                                           "cryptsetup-bin",
-                                           "libgpg-error-l10n",
-                                           "gnumeric-common",
-                                           "gnucash-common",
-                                           "evolution-common",
-                                           "evolution-data-server-common",
-                                           "vlc-l10n",
-                                           "pidgin-data",
-                                           "hexchat-common",
-                                           "filezilla-common",
-                                           "lynx-common",
-                                           "mc-data",
-                                           "aptitude-common",
-                                           "libsane-common"};
 constexpr const char* kSystemLocaleDir = "/usr/share/locale";
-constexpr const char* kDpkgInfoDir = "/var/lib/dpkg/info";
 
 // espeak-ng's English accents (`espeak-ng --voices=en`): the language code users know, the voice
 // file espeak_SetVoiceByName accepts (it refuses "en-gb"), and the split that holds the accent
@@ -179,35 +146,23 @@ Catalogs PinnedCatalogs(const std::string& lang) {
   Catalogs c;
   c.dir = std::string(kSystemLocaleDir) + "/" + lang + "/LC_MESSAGES";
   const std::string prefix = c.dir + "/";
-  std::error_code ec;
-  std::vector<std::string> lists;
-  for (const fs::directory_entry& e : fs::directory_iterator(kDpkgInfoDir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".list") == 0) lists.push_back(name);
-  }
   std::set<std::string> paths;
-  for (const char* pkg : kCorpusPackages) {
-    const std::string plain = std::string(pkg) + ".list", arch = std::string(pkg) + ":";
+  for (const std::string& pkg : CorpusPackages()) {
     bool found = false;
-    for (const std::string& list : lists) {
-      if (list != plain && list.rfind(arch, 0) != 0) continue;
-      std::ifstream in(std::string(kDpkgInfoDir) + "/" + list);
-      for (std::string line; std::getline(in, line);) {
-        if (line.rfind(prefix, 0) != 0 || line.size() < prefix.size() + 4 ||
-            line.find('/', prefix.size()) != std::string::npos ||
-            line.compare(line.size() - 3, 3, ".mo") != 0 || !fs::is_regular_file(line, ec))
-          continue;
-        paths.insert(line);
-        found = true;
-      }
+    for (const std::string& line : PackageFiles(pkg, prefix)) {
+      if (line.size() < prefix.size() + 4 || line.find('/', prefix.size()) != std::string::npos ||
+          line.compare(line.size() - 3, 3, ".mo") != 0)
+        continue;
+      paths.insert(line);
+      found = true;
     }
     if (!found) c.packages_missing.push_back(pkg);
   }
   c.paths.assign(paths.begin(), paths.end());
   ATTEND_CHECK(
       !c.paths.empty(), "attend corpus speech: no catalogs of the pinned corpus packages (",
-      kCorpusPackages[0], ", ", kCorpusPackages[1], ", ...; scripts/corpus_packages.sh) in ", c.dir,
-      ": install them (scripts/setup.sh) or give --locale-dir");
+      CorpusPackages()[0], ", ", CorpusPackages()[1], ", ...; scripts/corpus_packages.sh) in ",
+      c.dir, ": install them (scripts/setup.sh) or give --locale-dir");
   return c;
 }
 

@@ -24,40 +24,6 @@ namespace {
 
 // ---- catalogs ----
 
-// The pinned packages of scripts/corpus_packages.sh (as src/data/speech_corpus.cc lists them);
-// keep them in step.
-constexpr const char* kCorpusPackages[] = {"iso-codes",
-                                           "libc-l10n",
-                                           "coreutils",
-                                           "binutils-common",
-                                           "git",
-                                           "gnupg-l10n",
-                                           "krb5-locales",
-                                           "xkb-data",
-                                           "libglib2.0-data",
-                                           "libgtk-3-common",
-                                           "libgtk2.0-common",
-                                           "libgphoto2-l10n",
-                                           "libexif12",
-                                           "gcc-12-locales",
-                                           "util-linux-locales",
-                                           "e2fsprogs-l10n",
-                                           "xfsprogs",
-                                           "cryptsetup-bin",
-                                           "libgpg-error-l10n",
-                                           "gnumeric-common",
-                                           "gnucash-common",
-                                           "evolution-common",
-                                           "evolution-data-server-common",
-                                           "vlc-l10n",
-                                           "pidgin-data",
-                                           "hexchat-common",
-                                           "filezilla-common",
-                                           "lynx-common",
-                                           "mc-data",
-                                           "aptitude-common",
-                                           "libsane-common"};
-
 struct CatalogFile {
   std::string domain, lang, path;
 };
@@ -77,29 +43,15 @@ CatalogFile SplitCatalogPath(const std::string& path) {
 bool IsNameList(const std::string& domain) { return domain.rfind("iso_", 0) == 0; }
 
 std::vector<CatalogFile> PinnedCatalogFiles() {
-  const std::string info = "/var/lib/dpkg/info", prefix = "/usr/share/locale/";
-  std::error_code ec;
-  std::vector<std::string> lists;
-  for (const fs::directory_entry& e : fs::directory_iterator(info, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".list") == 0) lists.push_back(name);
-  }
+  const std::string prefix = "/usr/share/locale/";
   std::set<std::string> paths;
-  for (const char* pkg : kCorpusPackages) {
-    const std::string plain = std::string(pkg) + ".list", arch = std::string(pkg) + ":";
-    for (const std::string& list : lists) {
-      if (list != plain && list.rfind(arch, 0) != 0) continue;
-      std::ifstream in(info + "/" + list);
-      for (std::string line; std::getline(in, line);)
-        if (line.rfind(prefix, 0) == 0 && !SplitCatalogPath(line).domain.empty() &&
-            fs::is_regular_file(line, ec))
-          paths.insert(line);
-    }
-  }
+  for (const std::string& pkg : data::CorpusPackages())
+    for (const std::string& line : data::PackageFiles(pkg, prefix))
+      if (!SplitCatalogPath(line).domain.empty()) paths.insert(line);
   std::vector<CatalogFile> out;
   for (const std::string& p : paths) out.push_back(SplitCatalogPath(p));
   ATTEND_CHECK(!out.empty(), "pairs corpus: no catalogs of the pinned corpus packages (",
-               kCorpusPackages[0], ", ", kCorpusPackages[1],
+               data::CorpusPackages()[0], ", ", data::CorpusPackages()[1],
                ", ...; scripts/corpus_packages.sh) under ", prefix,
                ": install them (scripts/setup.sh) or give --locale-dir");
   return out;
