@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
+#include <sstream>
 
 #include "attend/attend.h"
 #include "support/reference_compare.h"
@@ -69,6 +71,57 @@ void LoadTorchWeights(const reference::RefCase& c, nn::Module& model) {
     t.CopyFrom(reference::ToTensor(*r));
   }
   EXPECT_EQ(params, in_file) << "case " << c.name << ": parameter names differ";
+}
+
+::testing::AssertionResult ParametersMatchFiniteDifferences(
+    nn::Module& m, const std::function<std::vector<Tensor>()>& forward, int64_t stride,
+    const gradcheck::Options& o) {
+  m.ZeroGrad();
+  std::vector<Tensor> outs = forward();
+  std::mt19937_64 rng(o.seed);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<std::vector<double>> w;
+  std::vector<Tensor> cotangents;
+  for (const Tensor& out : outs) {
+    std::vector<double> v(static_cast<size_t>(out.numel()));
+    for (double& e : v) e = dist(rng);
+    w.push_back(v);
+    cotangents.push_back(Tensor::FromVector(v, out.shape()));
+  }
+  Backward(outs, cotangents);
+  int64_t bad = 0, checked = 0;
+  std::ostringstream msg;
+  for (auto& named : m.NamedParameters()) {
+    const std::string& name = named.first;
+    Tensor& p = named.second;
+    if (p.dtype() != DType::kF64 || !p.is_contiguous())
+      return ::testing::AssertionFailure() << name << " is not a contiguous f64 parameter";
+    const std::vector<double> analytic =
+        p.grad().defined() ? p.grad().ToVector<double>() : std::vector<double>(p.numel(), 0.0);
+    double* d = p.data<double>();
+    for (int64_t i = 0; i < p.numel(); i += std::max<int64_t>(stride, 1)) {
+      const double x = d[i];
+      double num = 0.0;
+      for (int sign : {1, -1}) {
+        d[i] = x + sign * o.eps;
+        NoGradGuard no_grad;
+        const std::vector<Tensor> moved = forward();
+        for (size_t k = 0; k < moved.size(); ++k) {
+          const std::vector<double> v = moved[k].ToVector<double>();
+          for (size_t j = 0; j < v.size(); ++j) num += sign * v[j] * w[k][j];
+        }
+      }
+      d[i] = x;
+      num /= 2 * o.eps;
+      ++checked;
+      if (std::fabs(analytic[i] - num) > o.atol + o.rtol * std::fabs(num) && bad++ < o.max_reported)
+        msg << "\n  " << name << "[" << i << "]: analytic " << analytic[i] << ", numeric " << num;
+    }
+  }
+  if (checked == 0) return ::testing::AssertionFailure() << "no parameter element was checked";
+  if (bad > 0)
+    return ::testing::AssertionFailure() << bad << " of " << checked << " differ" << msg.str();
+  return ::testing::AssertionSuccess() << checked << " elements checked";
 }
 
 }  // namespace attend::testing

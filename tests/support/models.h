@@ -2,11 +2,15 @@
 // f32 agreement of two computations.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "attend/models.h"
+#include "support/gradcheck.h"
 #include "support/reference_file.h"
 
 namespace attend::testing {
@@ -25,5 +29,14 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
 // sides must name exactly the same parameters with the same shapes; the model's buffers
 // (random-stream states) have no torch counterpart and are left alone.
 void LoadTorchWeights(const reference::RefCase& c, nn::Module& model);
+
+// The gradient of sum_k <out_k, w_k> with respect to every parameter of `m` (an f64 model), for
+// fixed random cotangents w_k (options.seed), against central differences taken by moving each
+// parameter element in place (gradcheck::GradCheck does the same for inputs; the tolerances
+// are options'). `forward` runs the model on fixed inputs. With stride > 1 every stride-th
+// element of each parameter is checked, the first included. Fails when nothing was checked.
+::testing::AssertionResult ParametersMatchFiniteDifferences(
+    nn::Module& m, const std::function<std::vector<Tensor>()>& forward, int64_t stride = 1,
+    const gradcheck::Options& options = gradcheck::Options());
 
 }  // namespace attend::testing

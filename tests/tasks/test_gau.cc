@@ -268,53 +268,6 @@ TEST(GauGradCheck, UpsampleBilinearMatchesFiniteDifferences) {
       [](const std::vector<Tensor>& in) { return UpsampleBilinear(in[0], 3, 5); }, {x}));
 }
 
-// Backward of sum_k sum(out_k * w_k) for fixed random cotangents against central differences
-// taken by writing each parameter element in place (GradCheck does the same for inputs).
-::testing::AssertionResult ParametersMatchFiniteDifferences(
-    nn::Module& m, const std::function<std::vector<Tensor>()>& forward) {
-  const gradcheck::Options o;
-  m.ZeroGrad();
-  std::vector<Tensor> outs = forward();
-  std::mt19937_64 rng(o.seed);
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  std::vector<std::vector<double>> w;
-  std::vector<Tensor> cotangents;
-  for (const Tensor& out : outs) {
-    std::vector<double> v(static_cast<size_t>(out.numel()));
-    for (double& e : v) e = dist(rng);
-    w.push_back(v);
-    cotangents.push_back(Tensor::FromVector(v, out.shape()));
-  }
-  Backward(outs, cotangents);
-  int64_t bad = 0, checked = 0;
-  std::ostringstream msg;
-  for (auto& [name, p] : m.NamedParameters()) {
-    const std::vector<double> analytic = p.grad().ToVector<double>();
-    double* d = p.data<double>();
-    for (int64_t i = 0; i < p.numel(); ++i) {
-      const double x = d[i];
-      double num = 0.0;
-      for (int sign : {1, -1}) {
-        d[i] = x + sign * o.eps;
-        NoGradGuard no_grad;
-        const std::vector<Tensor> moved = forward();
-        for (size_t k = 0; k < moved.size(); ++k) {
-          const std::vector<double> v = moved[k].ToVector<double>();
-          for (size_t j = 0; j < v.size(); ++j) num += sign * v[j] * w[k][j];
-        }
-      }
-      d[i] = x;
-      num /= 2 * o.eps;
-      ++checked;
-      if (std::fabs(analytic[i] - num) > o.atol + o.rtol * std::fabs(num) && bad++ < 8)
-        msg << "\n  " << name << "[" << i << "]: analytic " << analytic[i] << ", numeric " << num;
-    }
-  }
-  if (bad > 0)
-    return ::testing::AssertionFailure() << bad << " of " << checked << " differ" << msg.str();
-  return ::testing::AssertionSuccess();
-}
-
 TEST(GauGradCheck, InputsAndParametersMatchFiniteDifferences) {
   for (bool gau : {true, false}) {
     SCOPED_TRACE(gau ? "gau" : "skip");
@@ -340,7 +293,8 @@ TEST(GauGradCheck, InputsAndParametersMatchFiniteDifferences) {
     };
     EXPECT_TRUE(gradcheck::GradCheckMulti(
         [&](const std::vector<Tensor>& in) { return outputs(in[0]); }, {x}));
-    EXPECT_TRUE(ParametersMatchFiniteDifferences(model, [&] { return outputs(x); }));
+    EXPECT_TRUE(
+        attend::testing::ParametersMatchFiniteDifferences(model, [&] { return outputs(x); }));
   }
 }
 
