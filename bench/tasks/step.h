@@ -17,7 +17,8 @@
 namespace attend::bench {
 
 // Runs the benchmark loop over `loss` (a closure that builds the batch's loss from `model`) and
-// reports items/s and the parameter count, the items being what the system's trainer counts (images, scenes, pairs...).
+// reports items/s and the parameter count, the items being what the system's trainer counts
+// (images, scenes, pairs...).
 inline void TimeTrainingSteps(benchmark::State& state, nn::Module& model,
                               const std::function<Tensor()>& loss, int64_t items_per_step) {
   optim::Adam adam(model.Parameters(), optim::AdamOptions{.lr = 1e-3});
