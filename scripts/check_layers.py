@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks that every #include in src/, include/ and tools/ points down the layer diagram.
+"""Checks that every #include in src/, include/, tools/, examples/ and python/ points down the
+layer diagram.
 
 The diagram (docs/design.md, "Layers"), lowest first; a file may include its own module and
 any module of a lower rank, never one of its own rank or above:
@@ -22,7 +23,8 @@ any module of a lower rank, never one of its own rank or above:
    10 nmt        vocabularies, batching, training, search
    10 tasks      the catalogue's systems beyond translation (attend/tasks/*.h), one file each
    11 serve      `attend serve`: the translation service and its HTTP server (library attend_serve)
-   12 tools      the `attend` command; examples/, one program per task
+   12 tools      the `attend` command; examples/, one program per task; python/, the Python
+                 module (pybind11)
 
 Two more rules:
 - a module's internal headers (internal.h, *_internal.h) are its own;
@@ -40,12 +42,12 @@ RANKS = {
     "core": 0, "backend": 1, "autograd": 2, "ops": 3, "nn": 4, "optim": 5, "attention": 5,
     "io": 6, "engine": 7,
     "text": 8, "audio": 8.5, "vision": 8.5, "models": 8, "train": 8, "data": 9, "metrics": 9, "viz": 9, "nmt": 10, "tasks": 10, "serve": 11, "tools": 12,
-    "examples": 12,
+    "examples": 12, "python": 12,
 }
 TOOLKIT_RANK = RANKS["text"]
 # Public headers (include/attend/...) and the module each belongs to.
 PUBLIC = {
-    "error.h": "core", "tensor.h": "core",
+    "error.h": "core", "tensor.h": "core", "external.h": "core",
     "autograd.h": "autograd",
     "ops.h": "ops",
     "ops/conv.h": "ops", "ops/rnn.h": "ops", "ops/image.h": "ops",
@@ -81,6 +83,8 @@ def module_of_file(rel):
         return "tools"
     if parts[0] == "examples":
         return "examples"
+    if parts[0] == "python":
+        return "python"
     if parts[0] == "src":
         if parts[1] not in RANKS:
             raise SystemExit(f"check_layers: src/{parts[1]}/ is not a module of the diagram "
@@ -110,7 +114,7 @@ def is_internal(path):
 def check(root):
     problems = []
     files = []
-    for top in ("src", "include", "tools", "examples"):
+    for top in ("src", "include", "tools", "examples", "python"):
         for dirpath, _, names in os.walk(os.path.join(root, top)):
             for n in names:
                 if n.endswith((".h", ".cc", ".inc")):

@@ -30,7 +30,7 @@ if [ -f "$BUILD_DIR/CMakeCache.txt" ] &&
 fi
 CC=clang-16 CXX=clang++-16 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug \
       -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DATTEND_SANITIZE=ON -DATTEND_FUZZ=ON -DATTEND_WERROR=ON \
-      -DATTEND_BUILD_TESTS=ON -DATTEND_BUILD_BENCH=OFF
+      -DATTEND_BUILD_TESTS=ON -DATTEND_BUILD_BENCH=OFF -DATTEND_PYTHON=OFF
 cmake --build "$BUILD_DIR" -j"$JOBS"
 echo "sanitize: build took $((SECONDS - start)) s"
 

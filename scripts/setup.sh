@@ -20,6 +20,10 @@ PACKAGES=(
   espeak-ng libespeak-ng-dev # the speech corpus's synthesiser (`attend corpus speech`)
   dataset-fashion-mnist zlib1g-dev  # images: the scenes corpus's items, its gzip'ed IDX files
   chromium chromium-driver python3-selenium  # the browser tests of the page (tests/web/)
+  # The Python module (python/): pybind11, Python's headers, pytest, and what `pip install .`
+  # uses offline (setuptools, venv); matplotlib for docs/python.md's heatmap.
+  pybind11-dev python3-pybind11 python3-dev python3-pytest python3-setuptools python3-venv
+  python3-pip python3-matplotlib
   # The document classification corpus (examples/tasks/documents.cc): these packages' English
   # manual pages, pinned so that every machine builds the same corpus (most are already there).
   manpages manpages-dev man-db coreutils util-linux mount passwd login procps e2fsprogs dpkg apt

@@ -3,6 +3,7 @@
 // The `attend train` and `attend translate` commands are thin layers over these calls.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -239,6 +240,10 @@ struct TrainOptions {
   // cross-attention (-1 = the last layer; the RNN has one site, layer 0 head 0).
   double guided_alignment_weight = 0.0;
   int64_t alignment_layer = -1, alignment_head = 0;
+  // Set (from any thread) to end the run after the current step, with its last validation and
+  // checkpoints as usual; the summary's stop_reason is then "interrupted". (The Python
+  // bindings set it on Ctrl-C or when a progress callback raises.)
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 struct TrainSummary {

@@ -404,6 +404,10 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         stop = "steps";
         break;
       }
+      if (o.stop_requested != nullptr && o.stop_requested->load()) {
+        stop = "interrupted";
+        break;
+      }
       if (o.max_minutes > 0 && elapsed() >= o.max_minutes * 60.0) {
         stop = "minutes";
         break;
