@@ -26,7 +26,7 @@ class CMakeBuild(build_ext):
             subprocess.check_call([
                 "cmake", "-S", ROOT, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release",
                 "-DATTEND_BUILD_TESTS=OFF", "-DATTEND_BUILD_BENCH=OFF",
-                "-DATTEND_BUILD_TOOLS=OFF", "-DATTEND_INSTALL=OFF", "-DATTEND_PYTHON=ON",
+                "-DATTEND_BUILD_TOOLS=OFF", "-DATTEND_INSTALL=OFF", "-DATTEND_BUILD_PYTHON=ON",
                 "-DPython3_EXECUTABLE=" + sys.executable])
         jobs = str(os.cpu_count() or 1)
         subprocess.check_call(["cmake", "--build", build_dir, "--target", "attend_python",
