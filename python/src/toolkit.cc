@@ -433,17 +433,26 @@ py::dict Train(const py::object& data, const py::object& on_progress, const py::
         }
       }
     };
-    while (true) {
-      bool finished;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return done.load(); });
-        finished = done.load();
+    // Whatever goes wrong while following the log (reading it, building an event), the worker
+    // is stopped and joined before the error leaves: a joinable thread would terminate.
+    std::exception_ptr follow_failure;
+    try {
+      while (true) {
+        bool finished;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return done.load(); });
+          finished = done.load();
+        }
+        deliver(NewLines(log_path, &offset));
+        if (finished) break;
       }
-      deliver(NewLines(log_path, &offset));
-      if (finished) break;
+    } catch (...) {
+      follow_failure = std::current_exception();
+      request_stop();
     }
     worker.join();
+    if (follow_failure) std::rethrow_exception(follow_failure);
   }
   if (pending != nullptr) throw std::move(*pending);
   if (failure) std::rethrow_exception(failure);
