@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "attend/audio.h"
@@ -213,6 +214,24 @@ std::string AlignmentTable(const std::vector<std::string>& src, const std::vecto
 std::vector<std::string> TableLabels(const std::vector<std::string>& pieces);
 
 // ---- training --------------------------------------------------------------------------------
+// What the trainer reports as it goes, in numbers (the same as the log's lines, unrounded).
+// Options::on_event receives one per log line: the start, every log_every steps, each
+// validation, and the stop.
+struct TrainEvent {
+  enum class Kind { kStart, kStep, kValidation, kStopped };
+  Kind kind = Kind::kStart;
+  std::string text;  // the log line
+  int64_t step = 0, epoch = 0;
+  double seconds = 0.0;  // of the run so far, resumed runs included
+  // kStep: means over the steps since the previous step event.
+  double loss = 0.0, tokens_per_second = 0.0, lr = 0.0;
+  double align_loss = -1.0;  // guided alignment's loss per linked row; -1 without it
+  // kValidation (translation: BLEU and chrF; speech: WER and CER, the others 0).
+  double dev_loss = 0.0, bleu = 0.0, chrf = 0.0, wer = 0.0, cer = 0.0;
+  bool best = false;
+  std::string stop_reason;  // kStopped
+};
+
 struct TrainOptions {
   std::string out_dir = "model";  // best.ckpt, last.ckpt, vocab.model, train.log
   int64_t max_tokens = 2048;      // tokens per batch
@@ -244,6 +263,9 @@ struct TrainOptions {
   // checkpoints as usual; the summary's stop_reason is then "interrupted". (The Python
   // bindings set it on Ctrl-C or when a progress callback raises.)
   const std::atomic<bool>* stop_requested = nullptr;
+  // Called on the training thread with each event (see TrainEvent); empty = none. An exception
+  // it throws ends the run as any error does.
+  std::function<void(const TrainEvent&)> on_event;
 };
 
 struct TrainSummary {
@@ -261,6 +283,46 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
                    const std::vector<Example>& train, const std::vector<Example>& dev,
                    const std::vector<std::pair<std::string, std::string>>& dev_text,
                    const TrainOptions& options, bool resume);
+
+// ---- `attend train` as a library call ---------------------------------------------------------
+// Everything `attend train` reads before nmt::Train: where the data is, the vocabulary, the model
+// (models::ModelConfig, whose options have their own table) and the training options. The
+// command line and the Python bindings fill one from their arguments and call RunTraining.
+struct TrainRun {
+  std::string task = "translation";  // translation | speech | caption
+  // A corpus directory (train.SRC, train.TGT, dev.SRC, dev.TGT; speech and caption: train.tsv
+  // and dev.tsv), or explicit files.
+  std::string data_dir, src_lang = "en", tgt_lang = "de";
+  std::string train_src, train_tgt, dev_src, dev_tgt, train_tsv, dev_tsv;
+  int64_t max_train = 0;      // 0 = all
+  int64_t max_frames = 1500;  // speech: 15 s
+  std::string vocab_path;
+  VocabularyOptions vocab;
+  models::ModelConfig model;
+  TrainOptions train;
+  bool resume = false, no_progress = false;
+  // Guided alignment: a Pharaoh file, one line per training pair, and the loss's weight.
+  std::string guided_alignment;
+  double guided_alignment_weight = 0.1;
+};
+
+// One option of TrainRun by the command line's name without dashes ("max-tokens"); `value`
+// points into the TrainRun it was listed for. `flag`: a bool set by its mere presence.
+struct TrainRunOption {
+  const char* name;
+  const char* help;
+  std::variant<std::string*, int64_t*, double*, bool*, int*, uint64_t*> value;
+  bool flag = false;
+  bool show_default = true;
+};
+// Every option of `run` except the model's (models::ModelConfig::ForEachOption lists those) and
+// the image classifier's, in the command's order.
+std::vector<TrainRunOption> TrainRunOptions(TrainRun& run);
+
+// Reads the data, trains or loads the vocabulary, builds the model and trains it, as `attend
+// train` does (notes on the data and the vocabulary go to stderr). `stop`, when given and set
+// before training starts, skips training ("interrupted before training").
+TrainSummary RunTraining(TrainRun& run, const std::atomic<bool>* stop = nullptr);
 
 // ---- speech -----------------------------------------------------------------------------------
 // Utterances as examples: each file is read (any WAV the audio reader takes), resampled, turned

@@ -9,6 +9,10 @@
 
 #include "attend/tensor.h"
 
+namespace attend::models {
+struct ModelConfig;
+}  // namespace attend::models
+
 namespace attend::python {
 
 namespace py = pybind11;
@@ -19,6 +23,9 @@ void BindNn(py::module_& m);         // attend.nn: modules, init, state dicts, s
 void BindOptim(py::module_& m);      // attend.optim: optimizers and schedules
 void BindAttention(py::module_& m);  // attend.attention: every mechanism
 void BindToolkit(py::module_& m);    // corpus, train, translate, score
+void BindMedia(
+    py::module_& m);  // speech and captioning: corpora, transcribe, caption; AER, brackets
+void BindModels(py::module_& m);  // attend.models: the sequence models as modules
 
 // The dtype named as NumPy and PyTorch name it ("float32", "float64", "int64", "bool"), and
 // back; attend::Error for any other name.
@@ -31,5 +38,11 @@ Tensor ToTensor(const py::handle& obj, const char* what = "argument");
 // The process-wide generator that functions without an explicit one draw from
 // (attend.manual_seed sets it).
 Generator& DefaultGenerator();
+
+// Sets the model option `key` (models::ModelConfig's name, or the command's flag for a bool:
+// no_input_feeding=True) from a Python value; false when no option has that name. `what` names
+// the caller in error messages.
+bool SetModelOption(models::ModelConfig& config, const std::string& key, const py::handle& value,
+                    const char* what);
 
 }  // namespace attend::python

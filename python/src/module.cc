@@ -19,6 +19,9 @@ PYBIND11_MODULE(_attend, m) {
   py::module_ attention = m.def_submodule("attention", "Every attention mechanism of the library");
   BindAttention(attention);
   BindToolkit(m);
+  BindMedia(m);
+  py::module_ models = m.def_submodule("models", "The sequence-to-sequence models as modules");
+  BindModels(models);
 }
 
 }  // namespace attend::python

@@ -7,14 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +20,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "attend/corpus.h"
@@ -35,7 +34,6 @@ namespace attend::python {
 namespace {
 
 namespace fs = std::filesystem;
-using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 // ---- corpora ----
 
@@ -89,98 +87,59 @@ py::dict DebianStatsDict(const data::DebianCorpusStats& st) {
 
 // ---- training ----
 
-// `attend train`'s options for a translation model, by the command line's names without dashes.
-struct TrainArgs {
-  std::string data_dir, src_lang = "en", tgt_lang = "de";
-  std::string train_src, train_tgt, dev_src, dev_tgt, train_tsv, dev_tsv;
-  int64_t max_train = 0;
-  std::string vocab_path;
-  nmt::VocabularyOptions vocab;
-  models::ModelConfig model;
-  nmt::TrainOptions train;
-  bool resume = false;
-  std::string guided_alignment;
-  double guided_alignment_weight = 0.1;
-};
-
 template <typename T>
-T Cast(const py::handle& value, const std::string& key) {
+T CastArg(const py::handle& value, const std::string& key, const char* what) {
   try {
     return value.cast<T>();
   } catch (const py::cast_error&) {
-    throw py::type_error("train: " + key + "=" + py::repr(value).cast<std::string>() +
-                         " has the wrong type");
+    throw py::type_error(std::string(what) + ": " + key + "=" +
+                         py::repr(value).cast<std::string>() + " has the wrong type");
   }
 }
 
-// Sets one option from a keyword argument; false when `key` names no option.
-bool SetTrainOption(TrainArgs& a, const std::string& key, const py::handle& value) {
-  const std::map<std::string, std::string*> strings = {{"data", &a.data_dir},
-                                                       {"src", &a.src_lang},
-                                                       {"tgt", &a.tgt_lang},
-                                                       {"train_src", &a.train_src},
-                                                       {"train_tgt", &a.train_tgt},
-                                                       {"dev_src", &a.dev_src},
-                                                       {"dev_tgt", &a.dev_tgt},
-                                                       {"train_tsv", &a.train_tsv},
-                                                       {"dev_tsv", &a.dev_tsv},
-                                                       {"out", &a.train.out_dir},
-                                                       {"vocab", &a.vocab_path},
-                                                       {"vocab_type", &a.vocab.model_type},
-                                                       {"guided_alignment", &a.guided_alignment}};
-  const std::map<std::string, int64_t*> ints = {{"max_train", &a.max_train},
-                                                {"vocab_size", &a.vocab.size},
-                                                {"max_tokens", &a.train.max_tokens},
-                                                {"max_len", &a.train.max_len},
-                                                {"warmup", &a.train.warmup},
-                                                {"max_steps", &a.train.max_steps},
-                                                {"max_epochs", &a.train.max_epochs},
-                                                {"valid_every", &a.train.valid_every},
-                                                {"valid_sentences", &a.train.valid_sentences},
-                                                {"patience", &a.train.patience},
-                                                {"log_every", &a.train.log_every},
-                                                {"alignment_layer", &a.train.alignment_layer},
-                                                {"alignment_head", &a.train.alignment_head}};
-  const std::map<std::string, double*> doubles = {
-      {"lr", &a.train.lr},
-      {"clip_norm", &a.train.clip_norm},
-      {"label_smoothing", &a.train.label_smoothing},
-      {"max_minutes", &a.train.max_minutes},
-      {"guided_alignment_weight", &a.guided_alignment_weight}};
-  if (auto it = strings.find(key); it != strings.end()) {
-    *it->second = Cast<std::string>(value, key);
-    return true;
-  }
-  if (auto it = ints.find(key); it != ints.end()) {
-    *it->second = Cast<int64_t>(value, key);
-    return true;
-  }
-  if (auto it = doubles.find(key); it != doubles.end()) {
-    *it->second = Cast<double>(value, key);
-    return true;
-  }
-  if (key == "seed") {
-    const int64_t seed = Cast<int64_t>(value, key);
-    ATTEND_CHECK(seed >= 0, "train: seed=", seed, " must be >= 0");
-    a.train.seed = static_cast<uint64_t>(seed);
-    return true;
-  }
-  if (key == "threads") {
-    const int threads = Cast<int>(value, key);
-    ATTEND_CHECK(threads >= 0, "train: threads=", threads, " must be >= 0");
-    a.train.threads = threads;
-    return true;
-  }
-  if (key == "resume") {
-    a.resume = Cast<bool>(value, key);
-    return true;
-  }
+template <typename T>
+T Cast(const py::handle& value, const std::string& key) {
+  return CastArg<T>(value, key, "train");
+}
+
+// Sets one option of `attend train` from a keyword argument (the command's name with
+// underscores for dashes); false when `key` names no option.
+bool SetTrainOption(nmt::TrainRun& a, const std::string& key, const py::handle& value) {
   if (key == "progress") {  // the progress bar (the command's --no-progress)
-    a.train.progress = Cast<bool>(value, key);
+    a.no_progress = !Cast<bool>(value, key);
     return true;
   }
+  for (const nmt::TrainRunOption& o : nmt::TrainRunOptions(a)) {
+    std::string name = o.name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    if (name != key) continue;
+    std::visit(
+        [&](auto* member) {
+          using T = std::remove_pointer_t<decltype(member)>;
+          if constexpr (std::is_same_v<T, uint64_t>) {  // the seed: no negative numbers
+            const int64_t v = Cast<int64_t>(value, key);
+            ATTEND_CHECK(v >= 0, "train: ", key, "=", v, " must be >= 0");
+            *member = static_cast<uint64_t>(v);
+          } else if constexpr (std::is_same_v<T, int>) {
+            const int v = Cast<int>(value, key);
+            ATTEND_CHECK(v >= 0, "train: ", key, "=", v, " must be >= 0");
+            *member = v;
+          } else {
+            *member = Cast<T>(value, key);
+          }
+        },
+        o.value);
+    return true;
+  }
+  return SetModelOption(a.model, key, value, "train");
+}
+
+}  // namespace
+
+bool SetModelOption(models::ModelConfig& c, const std::string& key, const py::handle& value,
+                    const char* what) {
   bool found = false;
-  models::ModelConfig::ForEachOption(a.model, [&](const models::OptionInfo& o, auto& member) {
+  models::ModelConfig::ForEachOption(c, [&](const models::OptionInfo& o, auto& member) {
     if (found || o.help == nullptr) return;
     using T = std::decay_t<decltype(member)>;
     std::string flag = o.flag != nullptr ? std::string(o.flag + 2) : std::string();
@@ -189,11 +148,11 @@ bool SetTrainOption(TrainArgs& a, const std::string& key, const py::handle& valu
       // A bool by its own name (input_feeding=False), or by the command's flag (no_input_feeding=
       // True flips the default).
       if (key == o.name) {
-        member = Cast<bool>(value, key);
+        member = CastArg<bool>(value, key, what);
         found = true;
       } else if (key == flag) {
         found = true;
-        if (Cast<bool>(value, key)) {
+        if (CastArg<bool>(value, key, what)) {
           models::ModelConfig defaults;
           bool def = false;
           models::ModelConfig::ForEachOption(defaults, [&](const models::OptionInfo& d, auto& v) {
@@ -206,205 +165,90 @@ bool SetTrainOption(TrainArgs& a, const std::string& key, const py::handle& valu
     } else if (key == o.name) {
       found = true;
       if constexpr (std::is_enum_v<T>) {
-        member = models::ParseEnum<T>(Cast<std::string>(value, key), key);
+        member = models::ParseEnum<T>(CastArg<std::string>(value, key, what), key);
       } else {
-        member = Cast<T>(value, key);
+        member = CastArg<T>(value, key, what);
       }
     }
   });
   return found;
 }
 
-Pairs ToPairs(const std::vector<data::SentencePair>& v, int64_t limit) {
-  Pairs out;
-  const size_t n = limit > 0 ? std::min<size_t>(v.size(), static_cast<size_t>(limit)) : v.size();
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) out.emplace_back(v[i].src, v[i].tgt);
-  return out;
-}
+namespace {
 
-// One split as `attend train` reads it: a TSV, two files, or DIR/<split>.<lang>.
-Pairs ReadSplit(const TrainArgs& a, const std::string& split, const std::string& src,
-                const std::string& tgt, const std::string& tsv, int64_t limit) {
-  data::ReadOptions ro;
-  if (!tsv.empty()) return ToPairs(data::ReadTsv(tsv, ro), limit);
-  if (!src.empty() || !tgt.empty()) {
-    ATTEND_CHECK(!src.empty() && !tgt.empty(), "train: give both ", split, "_src and ", split,
-                 "_tgt");
-    return ToPairs(data::ReadParallelText(src, tgt, ro), limit);
-  }
-  ATTEND_CHECK(!a.data_dir.empty(), "train: no ", split, " data (give data=DIR, ", split, "_src/",
-               split, "_tgt or ", split, "_tsv)");
-  ATTEND_CHECK(fs::is_directory(a.data_dir), "train: the corpus directory ", a.data_dir,
-               " does not exist");
-  const fs::path d(a.data_dir);
-  return ToPairs(data::ReadParallelText((d / (split + "." + a.src_lang)).string(),
-                                        (d / (split + "." + a.tgt_lang)).string(), ro),
-                 limit);
-}
-
-// What `attend train` does for a translation model, up to nmt::Train. Runs without the GIL;
-// `stop` set before training starts skips it.
-nmt::TrainSummary RunTraining(TrainArgs& a, const std::atomic<bool>& stop) {
-  ATTEND_CHECK(a.train.max_steps >= 0 && a.train.max_epochs >= 0 && a.train.max_minutes >= 0,
-               "train: max_steps, max_epochs and max_minutes must be >= 0");
-  const Pairs train = ReadSplit(a, "train", a.train_src, a.train_tgt, a.train_tsv, a.max_train);
-  const Pairs dev = ReadSplit(a, "dev", a.dev_src, a.dev_tgt, a.dev_tsv, 0);
-  ATTEND_CHECK(!train.empty(), "train: the training data is empty");
-  ATTEND_CHECK(!dev.empty(), "train: the dev data is empty");
-  nmt::Vocabulary vocab;
-  if (!a.vocab_path.empty()) {
-    vocab = nmt::Vocabulary::Load(a.vocab_path);
-  } else if (a.resume) {
-    vocab = nmt::Vocabulary::Load((fs::path(a.train.out_dir) / "vocab.model").string());
-  } else {
-    std::vector<std::string> text;
-    text.reserve(2 * train.size());
-    for (const auto& [s, t] : train) {
-      text.push_back(s);
-      text.push_back(t);
-    }
-    vocab = nmt::Vocabulary::Train(text, a.vocab);
-  }
-  auto train_ex = nmt::EncodePairs(vocab, train, a.train.max_len);
-  if (!a.guided_alignment.empty()) {
-    const auto alignments = nmt::ReadAlignments(a.guided_alignment);
-    ATTEND_CHECK(
-        alignments.size() == train.size() || (a.max_train > 0 && alignments.size() > train.size()),
-        "train: ", a.guided_alignment, " has ", alignments.size(), " alignment lines for ",
-        train.size(), " training pairs (one line per pair)");
-    ATTEND_CHECK(a.guided_alignment_weight >= 0, "train: guided_alignment_weight ",
-                 a.guided_alignment_weight, " must be >= 0");
-    nmt::AttachAlignments(train_ex, vocab, train, alignments, a.guided_alignment);
-    a.train.guided_alignment_weight = a.guided_alignment_weight;
-  }
-  const auto dev_ex = nmt::EncodePairs(vocab, dev, a.train.max_len);
-  a.model.src_vocab = a.model.tgt_vocab = vocab.size();
-  Generator gen(a.train.seed);
-  auto model = models::MakeModel(a.model, gen);
-  nmt::TrainSummary summary;
-  if (stop.load()) {
-    summary.stop_reason = "interrupted before training";
-    return summary;
-  }
-  a.train.stop_requested = &stop;
-  return nmt::Train(*model, vocab, train_ex, dev_ex, dev, a.train, a.resume);
-}
-
-// "key value" words of a log line ("loss 5.123", "BLEU 12.34") as numbers in `event`.
-void ParseNumbers(const std::string& text, py::dict& event) {
-  std::vector<std::string> words;
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '|' || text[i] == ':')) ++i;
-    size_t j = i;
-    while (j < text.size() && text[j] != ' ' && text[j] != '|' && text[j] != ':') ++j;
-    if (j > i) words.push_back(text.substr(i, j - i));
-    i = j;
-  }
-  for (size_t k = 0; k + 1 < words.size(); ++k) {
-    char* end = nullptr;
-    const double v = std::strtod(words[k + 1].c_str(), &end);
-    if (end == words[k + 1].c_str() || *end != '\0') continue;
-    std::string key = words[k];
-    if (k + 2 < words.size() && words[k + 2] == "src+tgt") {
-      // "1234 src+tgt tok/s": the number stands before its name.
-      continue;
-    }
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) {
-      return static_cast<char>(std::isalnum(c) ? std::tolower(c) : '_');
-    });
-    if (key == "step" || key == "epoch") {
-      event[py::str(key)] = static_cast<int64_t>(v);
-    } else if (key == "dev") {
-      continue;
+// A trainer's event as Python sees it: a dict of its numbers.
+py::dict EventDict(const nmt::TrainEvent& e, bool speech) {
+  py::dict d;
+  using K = nmt::TrainEvent::Kind;
+  d["event"] = e.kind == K::kStart        ? "start"
+               : e.kind == K::kStep       ? "step"
+               : e.kind == K::kValidation ? "validation"
+                                          : "stopped";
+  d["text"] = e.text;
+  d["step"] = e.step;
+  d["epoch"] = e.epoch;
+  d["seconds"] = e.seconds;
+  if (e.kind == K::kStep) {
+    d["loss"] = e.loss;
+    d["tokens_per_second"] = e.tokens_per_second;
+    d["lr"] = e.lr;
+    if (e.align_loss >= 0) d["align_loss"] = e.align_loss;
+  } else if (e.kind == K::kValidation) {
+    d["dev_loss"] = e.dev_loss;
+    if (speech) {
+      d["wer"] = e.wer;
+      d["cer"] = e.cer;
     } else {
-      event[py::str(key)] = v;
+      d["bleu"] = e.bleu;
+      d["chrf"] = e.chrf;
     }
+    d["best"] = e.best;
+  } else if (e.kind == K::kStopped) {
+    d["stop_reason"] = e.stop_reason;
   }
-  // "dev loss 1.23": the validation's loss.
-  for (size_t k = 0; k + 1 < words.size(); ++k) {
-    if (words[k].find("tok/s") != std::string::npos && k >= 2)
-      event["tokens_per_second"] = std::strtod(words[k - 2].c_str(), nullptr);
-  }
-}
-
-// One line of train.log as an event: {"event": "start" | "step" | "validation" | "stopped",
-// "text": line, and the numbers it holds}.
-py::dict LogEvent(const std::string& line) {
-  py::dict event;
-  event["text"] = line;
-  if (line.rfind("step ", 0) == 0) {
-    event["event"] = "step";
-    ParseNumbers(line, event);
-  } else if (line.rfind("validation step ", 0) == 0) {
-    event["event"] = "validation";
-    ParseNumbers(line.substr(std::string("validation ").size()), event);
-    event["best"] = line.find("*best*") != std::string::npos;
-  } else if (line.rfind("stopped", 0) == 0) {
-    event["event"] = "stopped";
-  } else {
-    event["event"] = "start";
-  }
-  return event;
-}
-
-// Reads the complete lines appended to `path` past *offset.
-std::vector<std::string> NewLines(const std::string& path, std::streamoff* offset) {
-  std::vector<std::string> lines;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return lines;
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size <= *offset) return lines;
-  in.seekg(*offset);
-  std::string chunk(static_cast<size_t>(size - *offset), '\0');
-  in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-  chunk.resize(static_cast<size_t>(in.gcount()));
-  size_t start = 0;
-  for (size_t nl = chunk.find('\n'); nl != std::string::npos; nl = chunk.find('\n', start)) {
-    lines.push_back(chunk.substr(start, nl - start));
-    start = nl + 1;
-  }
-  *offset += static_cast<std::streamoff>(start);
-  return lines;
+  return d;
 }
 
 py::dict Train(const py::object& data, const py::object& on_progress, const py::kwargs& kwargs) {
-  auto a = std::make_shared<TrainArgs>();
-  a->train.progress = false;  // events go to on_progress; lines still go to stderr
+  auto a = std::make_shared<nmt::TrainRun>();
+  a->no_progress = true;  // events go to on_progress; log lines still go to stderr
   if (!data.is_none()) a->data_dir = Cast<std::string>(data, "data");
   for (const auto& [k, v] : kwargs) {
     const std::string key = k.cast<std::string>();
-    ATTEND_CHECK(key != "task" || Cast<std::string>(v, key) == "translation",
-                 "train: from Python only task='translation' is available");
-    if (key == "task") continue;
     ATTEND_CHECK(SetTrainOption(*a, key, v), "train: unknown option '", key,
                  "' (the options of `attend train`, without dashes: max_steps=..., arch=...)");
   }
+  ATTEND_CHECK(a->task != "classify",
+               "train: task='classify' is not available from Python (translation, speech or "
+               "caption are)");
   ATTEND_CHECK(on_progress.is_none() || PyCallable_Check(on_progress.ptr()),
                "train: on_progress must be callable or None");
-  const std::string log_path = (fs::path(a->train.out_dir) / "train.log").string();
-  std::streamoff offset = 0;
-  {
-    std::error_code ec;
-    if (fs::exists(log_path, ec)) offset = static_cast<std::streamoff>(fs::file_size(log_path, ec));
-  }
+  const bool speech = a->task == "speech";
 
-  // Training runs on a thread of its own without the GIL; this thread follows train.log and
-  // calls on_progress with each new line's event, holding the GIL only for the call.
-  std::atomic<bool> stop{false}, done{false};
+  // Training runs on a thread of its own without the GIL; its events wait in a queue that this
+  // thread empties, calling on_progress with the GIL held, and checking for Ctrl-C meanwhile.
+  std::atomic<bool> stop{false};
   std::mutex mu;
   std::condition_variable cv;
+  std::deque<nmt::TrainEvent> queue;
+  bool done = false;
   nmt::TrainSummary summary;
   std::exception_ptr failure;
-  py::object python_error;  // a Python exception from on_progress or Ctrl-C
-  std::unique_ptr<py::error_already_set> pending;
+  std::unique_ptr<py::error_already_set> pending;  // from on_progress, or Ctrl-C
+  if (!on_progress.is_none()) {
+    a->train.on_event = [&](const nmt::TrainEvent& e) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        queue.push_back(e);
+      }
+      cv.notify_all();
+    };
+  }
   {
     py::gil_scoped_release release;
     std::thread worker([&] {
       try {
-        summary = RunTraining(*a, stop);
+        summary = nmt::RunTraining(*a, &stop);
       } catch (...) {
         failure = std::current_exception();
       }
@@ -414,42 +258,39 @@ py::dict Train(const py::object& data, const py::object& on_progress, const py::
       }
       cv.notify_all();
     });
-    // Stopping: the trainer checks stop_requested before every step and ends the run after the
-    // current one, with its last validation and checkpoints as usual.
-    auto request_stop = [&] { stop.store(true); };
-    auto deliver = [&](const std::vector<std::string>& lines) {
-      py::gil_scoped_acquire acquire;
-      if (pending == nullptr && PyErr_CheckSignals() != 0) {
-        pending = std::make_unique<py::error_already_set>();
-        request_stop();
-      }
-      for (const std::string& line : lines) {
-        if (pending != nullptr || on_progress.is_none()) break;
-        try {
-          on_progress(LogEvent(line));
-        } catch (py::error_already_set& e) {
-          pending = std::make_unique<py::error_already_set>(std::move(e));
-          request_stop();
-        }
-      }
-    };
-    // Whatever goes wrong while following the log (reading it, building an event), the worker
-    // is stopped and joined before the error leaves: a joinable thread would terminate.
+    // Stopping: the trainer checks `stop` before every step and ends the run after the current
+    // one, with its last validation and checkpoints as usual. Whatever goes wrong here, the
+    // worker is stopped and joined before the error leaves: a joinable thread would terminate.
     std::exception_ptr follow_failure;
     try {
       while (true) {
+        std::deque<nmt::TrainEvent> events;
         bool finished;
         {
           std::unique_lock<std::mutex> lock(mu);
-          cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return done.load(); });
-          finished = done.load();
+          cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return done || !queue.empty(); });
+          events.swap(queue);
+          finished = done;
         }
-        deliver(NewLines(log_path, &offset));
+        py::gil_scoped_acquire acquire;
+        if (pending == nullptr && PyErr_CheckSignals() != 0) {
+          pending = std::make_unique<py::error_already_set>();
+          stop.store(true);
+        }
+        for (const nmt::TrainEvent& e : events) {
+          if (pending != nullptr) break;
+          try {
+            on_progress(EventDict(e, speech));
+          } catch (py::error_already_set& err) {
+            pending = std::make_unique<py::error_already_set>(std::move(err));
+            stop.store(true);
+          }
+        }
         if (finished) break;
       }
     } catch (...) {
       follow_failure = std::current_exception();
-      request_stop();
+      stop.store(true);
     }
     worker.join();
     if (follow_failure) std::rethrow_exception(follow_failure);
@@ -459,7 +300,11 @@ py::dict Train(const py::object& data, const py::object& on_progress, const py::
   py::dict out;
   out["steps"] = summary.steps;
   out["epochs_started"] = summary.epochs_started;
-  out["best_bleu"] = summary.best_bleu;
+  if (speech) {
+    out["best_wer"] = -summary.best_bleu;
+  } else {
+    out["best_bleu"] = summary.best_bleu;
+  }
   out["last_dev_loss"] = summary.last_dev_loss;
   out["seconds"] = summary.seconds;
   out["tokens_per_second"] = summary.tokens_per_second;
@@ -697,7 +542,7 @@ void BindToolkit(py::module_& m) {
         py::arg("on_progress") = py::none(),
         "Trains a translation model as `attend train` does, options named as its flags without "
         "dashes (max_steps=..., arch=..., out=...); calls on_progress(event) for each log line "
-        "(step, loss, tokens/s, validation) and returns the summary as a dict.");
+        "(start, step, validation, stopped: a dict of numbers) and returns the summary as a dict.");
 
   // ---- translation ----
   py::class_<Translation>(m, "Translation",

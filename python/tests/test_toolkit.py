@@ -87,9 +87,16 @@ def test_train_reports_progress_and_writes_checkpoints(trained):
     assert all(e["tokens_per_second"] > 0 for e in steps)
     valid = [e for e in events if e["event"] == "validation"]
     assert [e["step"] for e in valid] == [20, 40]
-    assert all("bleu" in e and "chrf" in e and e["loss"] > 0 for e in valid)
+    assert all("bleu" in e and "chrf" in e and e["dev_loss"] > 0 for e in valid)
     assert valid[0]["best"]
-    assert events[-1]["event"] == "stopped"
+    assert events[-1]["event"] == "stopped" and events[-1]["stop_reason"] == "steps"
+    # One event per log line, in order, with the numbers the line shows (rounded there).
+    log = (out / "train.log").read_text().splitlines()
+    assert [e["text"] for e in events] == log[-len(events):]
+    for e in steps:
+        assert f"loss {e['loss']:.3f}" in e["text"] and f"lr {e['lr']:.2e}" in e["text"]
+    for e in valid:
+        assert f"BLEU {e['bleu']:.2f}" in e["text"] and f"dev loss {e['dev_loss']:.4f}" in e["text"]
 
 
 def translate_cli(ckpt, tmp_path, sources, *extra):

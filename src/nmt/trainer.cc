@@ -148,6 +148,22 @@ void MaskBatch(models::Batch& batch, const audio::MaskOptions& masks, uint64_t s
   }
 }
 
+TrainEvent MakeEvent(TrainEvent::Kind kind, const std::string& text, int64_t step, int64_t epoch,
+                     double seconds) {
+  TrainEvent e;
+  e.kind = kind;
+  e.text = text;
+  e.step = step;
+  e.epoch = epoch;
+  e.seconds = seconds;
+  return e;
+}
+
+void Emit(const TrainOptions& o, TrainEvent::Kind kind, const std::string& text, int64_t step,
+          int64_t epoch, double seconds) {
+  if (o.on_event) o.on_event(MakeEvent(kind, text, step, epoch, seconds));
+}
+
 struct Validation {
   double loss = 0.0, bleu = 0.0, chrf = 0.0;  // translation
   double wer = 0.0, cer = 0.0;                // speech
@@ -345,6 +361,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       << train.size() << (speech ? " training utterances, " : " training pairs, ") << dev.size()
       << (speech ? " dev utterances, vocabulary " : " dev pairs, vocabulary ") << vocab.size();
     log.Line(s.str());
+    Emit(o, TrainEvent::Kind::kStart, s.str(), p.step, p.epoch + 1, p.seconds);
   }
 
   TrainSummary summary;
@@ -379,6 +396,16 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     std::snprintf(buf, sizeof(buf), "validation step %lld: %s%s (%s)", (long long)p.step,
                   v.Describe().c_str(), better ? " *best*" : "", FormatDuration(p.seconds).c_str());
     log.Line(buf);
+    if (o.on_event) {
+      TrainEvent e = MakeEvent(TrainEvent::Kind::kValidation, buf, p.step, p.epoch + 1, p.seconds);
+      e.dev_loss = v.loss;
+      e.bleu = v.bleu;
+      e.chrf = v.chrf;
+      e.wer = v.wer;
+      e.cer = v.cer;
+      e.best = better;
+      o.on_event(e);
+    }
     // best before last: a run killed between the two resumes from the previous last.ckpt and
     // redoes this validation, so best.ckpt always matches the best BLEU that last.ckpt records.
     if (better) save(best_path);
@@ -481,6 +508,14 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       log.Bar(bar);
       if (p.step % o.log_every == 0) {
         log.Line(bar);
+        if (o.on_event) {
+          TrainEvent e = MakeEvent(TrainEvent::Kind::kStep, bar, p.step, p.epoch + 1, now);
+          e.loss = window_loss / window_tokens;
+          e.tokens_per_second = window_tok / std::max(1e-9, window_seconds);
+          e.lr = adam.lr();
+          if (guided) e.align_loss = window_align / std::max(1.0, window_align_rows);
+          o.on_event(e);
+        }
         window_loss = window_tokens = window_tok = window_align = window_align_rows = 0.0;
         t_window = std::chrono::steady_clock::now();
       }
@@ -507,6 +542,11 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
                 stop.c_str(), (long long)p.step, FormatDuration(summary.seconds).c_str(),
                 speech ? "WER" : "BLEU", speech ? -p.best_bleu : p.best_bleu);
   log.Line(buf);
+  if (o.on_event) {
+    TrainEvent e = MakeEvent(TrainEvent::Kind::kStopped, buf, p.step, p.epoch + 1, summary.seconds);
+    e.stop_reason = stop;
+    o.on_event(e);
+  }
   return summary;
 }
 
