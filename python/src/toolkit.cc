@@ -577,6 +577,9 @@ void BindToolkit(py::module_& m) {
            "translate; returns one Translation per sentence.")
       .def_property_readonly("path", &Translator::path, "The checkpoint's path")
       .def_property_readonly(
+          "model", [](const Translator& t) { return t.loaded().model; },
+          "The model, an attend.models.Seq2Seq module sharing the translator's weights")
+      .def_property_readonly(
           "arch",
           [](const Translator& t) { return models::NameOf(t.loaded().model->config().arch); },
           "The model's architecture")

@@ -48,6 +48,11 @@ def test_toolkit_and_heatmap_blocks(tmp_path, monkeypatch):
     heat = heat.replace("The file could not be opened.", "a small example")
     exec(compile(heat, "docs/python.md", "exec"), {})
     assert os.path.getsize(tmp_path / "attention.png") > 1000
+    models = block("attend.models.make_model").replace("runs/quickstart/best.ckpt", ckpt)
+    env = {}
+    exec(compile(models, "docs/python.md", "exec"), env)
+    assert tuple(env["weights"].shape) == (1, 3, 3) and env["loss"].item() > 0
+    assert isinstance(env["trained"], attend.models.Seq2Seq)
 
 
 def test_state_dict_block(tmp_path, monkeypatch):
