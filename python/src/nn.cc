@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -80,11 +81,40 @@ py::dict DictFromNamed(const n::NamedTensors& named, bool detach) {
 
 std::string ShapeStr(const Shape& s) { return s.str(); }
 
+std::string TypeName(const py::handle& h) {
+  return py::str(py::type::of(h).attr("__name__")).cast<std::string>();
+}
+
+// The C++ module behind `self` (an attend.nn.Module), or null while its __init__ has not run: a
+// Python subclass whose __init__ has not called super().__init__() yet. (pybind11 would hand out
+// unconstructed memory for it, so every method on the base checks first.)
+n::Module* ModulePtr(const py::handle& self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+  if (!inst->get_value_and_holder().holder_constructed()) return nullptr;
+  return py::cast<n::Module*>(self);
+}
+
+// As ModulePtr, with an error naming the fix instead of null.
+n::Module& Self(const py::handle& self) {
+  n::Module* m = ModulePtr(self);
+  ATTEND_CHECK(m != nullptr, TypeName(self), " is not initialised: call super().__init__() at the ",
+               "start of ", TypeName(self), ".__init__");
+  return *m;
+}
+
+// A module argument (save_checkpoint's model) checked as Self.
+n::Module& ModuleArg(const py::handle& obj, const char* what) {
+  ATTEND_CHECK(py::isinstance<n::Module>(obj), what, ": an attend.nn.Module expected, got a ",
+               TypeName(obj));
+  return Self(obj);
+}
+
 // ---- Module ----
 
 // Copies `state` into the module's parameters and buffers in place (all checks first, so a
 // failed load changes nothing). Returns (missing_keys, unexpected_keys) as torch does.
-py::object LoadStateDict(n::Module& m, const py::dict& state, bool strict) {
+py::object LoadStateDict(const py::object& self, const py::dict& state, bool strict) {
+  n::Module& m = Self(self);
   const n::NamedTensors own = m.StateDict();
   n::NamedTensors given = NamedFromDict(state, "load_state_dict");
   std::vector<std::string> missing, unexpected;
@@ -124,28 +154,309 @@ py::object LoadStateDict(n::Module& m, const py::dict& state, bool strict) {
   return keys(py::cast(missing), py::cast(unexpected));
 }
 
-// A parameter, buffer or child by name (m.weight_ih_l0, m.encoder), as torch's __getattr__.
+// ---- Python subclasses of attend.nn.Module ----
+
+// attend.nn.Parameter: a tensor handle whose type marks it as trainable, so that assigning it to
+// a module's attribute registers it (torch.nn.Parameter). Everything else is the Tensor's.
+struct Parameter : Tensor {
+  explicit Parameter(const Tensor& t) : Tensor(t) {}
+};
+
+// The C++ half of attend.nn.Module() and of every Python subclass: a Module whose registration
+// methods (protected in C++) are public, and which remembers the names it was given, also those
+// declared None (torch's register_parameter(name, None)), which the C++ base does not hold.
+// Registrations are final: the C++ base can neither replace nor remove one.
+class PyModule : public n::Module {
+ public:
+  enum class Kind { kParameter, kBuffer, kModule };
+  struct Entry {
+    std::string name;
+    Kind kind;
+    bool registered;  // false: declared None, not in the C++ base
+  };
+
+  Entry* Find(const std::string& name) {
+    for (Entry& e : entries_)
+      if (e.name == name) return &e;
+    return nullptr;
+  }
+  // Registers t (a parameter or buffer) or m; an undefined t or null m only declares the name.
+  void Add(const std::string& name, Kind kind, const Tensor& t, std::shared_ptr<n::Module> m) {
+    const bool registered = t.defined() || m != nullptr;
+    if (kind == Kind::kParameter && t.defined()) RegisterParameter(name, t);
+    if (kind == Kind::kBuffer && t.defined()) RegisterBuffer(name, t);
+    if (kind == Kind::kModule && m != nullptr) RegisterModule(name, std::move(m));
+    if (Entry* e = Find(name)) {
+      *e = Entry{name, kind, registered};
+    } else {
+      entries_.push_back(Entry{name, kind, registered});
+    }
+  }
+  // Drops a name that was only declared.
+  void Forget(const std::string& name) {
+    for (size_t i = 0; i < entries_.size(); ++i)
+      if (entries_[i].name == name && !entries_[i].registered) {
+        entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+  }
+  // As a step of Sequential: calls the Python object, which KeepPythonHalf keeps alive there.
+  Tensor Forward(const Tensor& x) {
+    py::gil_scoped_acquire gil;
+    py::object self = py::cast(static_cast<n::Module*>(this), py::return_value_policy::reference);
+    return ToTensor(self(x), "Sequential step result");
+  }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+const char* KindName(PyModule::Kind kind) {
+  switch (kind) {
+    case PyModule::Kind::kParameter: return "parameter";
+    case PyModule::Kind::kBuffer: return "buffer";
+    case PyModule::Kind::kModule: return "sub-module";
+  }
+  return "";
+}
+
+// The module that takes a new parameter, buffer or sub-module `name`: one built by
+// attend.nn.Module's __init__, not a C++ layer (whose parts are fixed).
+PyModule& Target(const py::handle& self, const std::string& name, PyModule::Kind kind) {
+  n::Module* m = ModulePtr(self);
+  const std::string type = TypeName(self);
+  ATTEND_CHECK(m != nullptr, type, ": call super().__init__() in ", type,
+               ".__init__ before assigning the ", KindName(kind), " '", name, "'");
+  auto* pm = dynamic_cast<PyModule*>(m);
+  ATTEND_CHECK(pm != nullptr, type, " is a C++ layer with a fixed set of parameters, buffers ",
+               "and sub-modules; it cannot take the ", KindName(kind), " '", name,
+               "' (compose layers in a subclass of attend.nn.Module instead)");
+  return *pm;
+}
+
+// Stores the registered object as an ordinary attribute too: attribute access finds it there,
+// and the parent keeps the Python object (a subclass's forward and attributes) alive.
+void SetInDict(const py::handle& self, const std::string& name, const py::handle& value) {
+  if (PyObject_GenericSetAttr(self.ptr(), py::str(name).ptr(), value.ptr()) != 0)
+    throw py::error_already_set();
+}
+
+bool InDict(const py::handle& self, const std::string& name) {
+  py::object dict = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(self.ptr(), nullptr));
+  if (!dict) throw py::error_already_set();
+  return dict.contains(py::str(name));
+}
+
+// Whether `target` is `from` or one of its sub-modules at any depth (registering would loop).
+bool Reaches(const n::Module& from, const n::Module* target) {
+  if (&from == target) return true;
+  for (const auto& [k, c] : from.NamedChildren())
+    if (Reaches(*c, target)) return true;
+  return false;
+}
+
+// Checks a name about to be registered, as torch does; `via_setattr` (self.x = v) may replace a
+// plain attribute x, register_*(name, v) may not. Returns false when `name` is already
+// registered as exactly this object (self.w = self.w, self.n += 1 on a buffer): nothing to do.
+bool CheckName(const py::handle& self, PyModule& pm, const std::string& name, PyModule::Kind kind,
+               bool via_setattr, const void* same) {
+  const std::string type = TypeName(self);
+  ATTEND_CHECK(!name.empty(), type, ": a ", KindName(kind), " name cannot be empty");
+  ATTEND_CHECK(name.find('.') == std::string::npos, type, ": ", KindName(kind), " name '", name,
+               "' cannot contain '.'");
+  if (const PyModule::Entry* e = pm.Find(name)) {
+    if (!e->registered) return true;  // declared None: this is its first registration
+    if (e->kind == kind && same != nullptr) {
+      if (kind == PyModule::Kind::kModule) {
+        for (const auto& [k, c] : pm.NamedChildren())
+          if (k == name && c.get() == same) return false;
+      } else {
+        const n::NamedTensors own =
+            kind == PyModule::Kind::kParameter ? pm.NamedParameters() : pm.NamedBuffers();
+        for (const auto& [k, t] : own)
+          if (k == name && t.impl() == same) return false;
+      }
+    }
+    ATTEND_CHECK(false, type, ": '", name, "' is already a registered ", KindName(e->kind),
+                 "; attend's C++ Module base cannot replace or remove a registration (copy new ",
+                 "values in place, with load_state_dict or copy_ under attend.no_grad(), or use ",
+                 "another name)");
+  }
+  ATTEND_CHECK(!py::hasattr(py::type::of(self), name.c_str()), type, ": '", name,
+               "' is an attribute of the class; it cannot also be a ", KindName(kind));
+  ATTEND_CHECK(via_setattr || !InDict(self, name), type, ": attribute '", name, "' already exists");
+  return true;
+}
+
+// register_parameter / self.name = Parameter.
+void RegisterParameterPy(const py::object& self, const std::string& name, const py::object& value,
+                         bool via_setattr) {
+  PyModule& pm = Target(self, name, PyModule::Kind::kParameter);
+  if (value.is_none()) {
+    if (CheckName(self, pm, name, PyModule::Kind::kParameter, via_setattr, nullptr))
+      pm.Add(name, PyModule::Kind::kParameter, Tensor(), nullptr);
+    SetInDict(self, name, value);
+    return;
+  }
+  ATTEND_CHECK(py::isinstance<Parameter>(value), TypeName(self), ": the parameter '", name,
+               "' must be an attend.nn.Parameter or None, got a ", TypeName(value),
+               " (wrap a tensor as attend.nn.Parameter(t))");
+  const Tensor t = value.cast<Tensor>();
+  ATTEND_CHECK(IsFloating(t.dtype()), TypeName(self), ": the parameter '", name,
+               "' must be float32 or float64, got ", DTypeToName(t.dtype()));
+  if (CheckName(self, pm, name, PyModule::Kind::kParameter, via_setattr, t.impl())) {
+    const bool requires_grad = t.requires_grad();
+    pm.Add(name, PyModule::Kind::kParameter, t, nullptr);  // sets requires_grad
+    Tensor(t).set_requires_grad(requires_grad);  // Parameter(t, requires_grad=False) stays frozen
+  }
+  SetInDict(self, name, value);
+}
+
+// register_buffer / self.name = tensor where name is a buffer.
+void RegisterBufferPy(const py::object& self, const std::string& name, const py::object& value,
+                      bool persistent, bool via_setattr) {
+  PyModule& pm = Target(self, name, PyModule::Kind::kBuffer);
+  ATTEND_CHECK(persistent, TypeName(self), ": register_buffer('", name, "', persistent=False) ",
+               "is not supported; attend's state dicts hold every buffer");
+  if (value.is_none()) {
+    if (CheckName(self, pm, name, PyModule::Kind::kBuffer, via_setattr, nullptr))
+      pm.Add(name, PyModule::Kind::kBuffer, Tensor(), nullptr);
+    SetInDict(self, name, value);
+    return;
+  }
+  ATTEND_CHECK(py::isinstance<Tensor>(value), TypeName(self), ": the buffer '", name,
+               "' must be an attend.Tensor or None, got a ", TypeName(value));
+  const Tensor t = value.cast<Tensor>();
+  ATTEND_CHECK(t.defined(), TypeName(self), ": the buffer '", name, "' is an undefined tensor");
+  if (CheckName(self, pm, name, PyModule::Kind::kBuffer, via_setattr, t.impl()))
+    pm.Add(name, PyModule::Kind::kBuffer, t, nullptr);
+  SetInDict(self, name, value);
+}
+
+// add_module / register_module / self.name = module.
+void AddModulePy(const py::object& self, const std::string& name, const py::object& value,
+                 bool via_setattr) {
+  PyModule& pm = Target(self, name, PyModule::Kind::kModule);
+  if (value.is_none()) {
+    if (CheckName(self, pm, name, PyModule::Kind::kModule, via_setattr, nullptr))
+      pm.Add(name, PyModule::Kind::kModule, Tensor(), nullptr);
+    SetInDict(self, name, value);
+    return;
+  }
+  ATTEND_CHECK(py::isinstance<n::Module>(value), TypeName(self), ": the sub-module '", name,
+               "' must be an attend.nn.Module or None, got a ", TypeName(value));
+  const n::Module* child = ModulePtr(value);
+  ATTEND_CHECK(child != nullptr, TypeName(self), ": the ", TypeName(value), " given as '", name,
+               "' is not initialised (its __init__ did not call super().__init__())");
+  if (CheckName(self, pm, name, PyModule::Kind::kModule, via_setattr, child)) {
+    ATTEND_CHECK(!Reaches(*child, &pm), TypeName(self), ": the sub-module '", name,
+                 "' contains this module itself (modules cannot form a cycle)");
+    pm.Add(name, PyModule::Kind::kModule, Tensor(), value.cast<std::shared_ptr<n::Module>>());
+  }
+  SetInDict(self, name, value);
+}
+
+// torch's Module.__setattr__: a Parameter or a Module registers under the name; a tensor or None
+// assigned to a registered or declared name follows that name's kind; anything else is a plain
+// attribute.
+void ModuleSetAttr(const py::object& self, const std::string& name, const py::object& value) {
+  if (py::isinstance<Parameter>(value)) return RegisterParameterPy(self, name, value, true);
+  if (py::isinstance<n::Module>(value)) return AddModulePy(self, name, value, true);
+  auto* pm = dynamic_cast<PyModule*>(ModulePtr(self));
+  const PyModule::Entry* e = pm != nullptr ? pm->Find(name) : nullptr;
+  if (e == nullptr) return SetInDict(self, name, value);
+  switch (e->kind) {
+    case PyModule::Kind::kParameter:
+      ATTEND_CHECK(value.is_none(), TypeName(self), ": cannot assign a ", TypeName(value),
+                   " to the parameter '", name, "' (an attend.nn.Parameter or None expected)");
+      return RegisterParameterPy(self, name, value, true);
+    case PyModule::Kind::kBuffer:
+      ATTEND_CHECK(value.is_none() || py::isinstance<Tensor>(value), TypeName(self),
+                   ": cannot assign a ", TypeName(value), " to the buffer '", name,
+                   "' (an attend.Tensor or None expected)");
+      return RegisterBufferPy(self, name, value, true, true);
+    case PyModule::Kind::kModule:
+      ATTEND_CHECK(value.is_none(), TypeName(self), ": cannot assign a ", TypeName(value),
+                   " to the sub-module '", name, "' (an attend.nn.Module or None expected)");
+      return AddModulePy(self, name, value, true);
+  }
+}
+
+void ModuleDelAttr(const py::object& self, const std::string& name) {
+  if (auto* pm = dynamic_cast<PyModule*>(ModulePtr(self))) {
+    if (const PyModule::Entry* e = pm->Find(name)) {
+      ATTEND_CHECK(!e->registered, TypeName(self), ": cannot delete the registered ",
+                   KindName(e->kind), " '", name,
+                   "'; attend's C++ Module base cannot remove a registration");
+      pm->Forget(name);
+    }
+  }
+  if (PyObject_GenericSetAttr(self.ptr(), py::str(name).ptr(), nullptr) != 0)
+    throw py::error_already_set();
+}
+
+// A parameter, buffer or child by name (m.weight_ih_l0, m.encoder), as torch's __getattr__
+// (Python only calls it when the ordinary lookup fails).
 py::object ModuleGetAttr(const py::object& self, const std::string& name) {
-  const n::Module& m = self.cast<const n::Module&>();
-  for (const auto& [k, t] : m.NamedParameters())
+  const n::Module* m = ModulePtr(self);
+  if (m == nullptr)
+    throw py::attribute_error("'" + TypeName(self) + "' has no attribute '" + name + "' (its " +
+                              "__init__ has not called super().__init__() yet)");
+  for (const auto& [k, t] : m->NamedParameters())
     if (k == name) return py::cast(t);
-  for (const auto& [k, t] : m.NamedBuffers())
+  for (const auto& [k, t] : m->NamedBuffers())
     if (k == name) return py::cast(t);
-  for (const auto& [k, c] : m.NamedChildren())
+  for (const auto& [k, c] : m->NamedChildren())
     if (k == name) return py::cast(c);
-  throw py::attribute_error("'" + py::type::of(self).attr("__name__").cast<std::string>() +
-                            "' has no attribute '" + name + "'");
+  throw py::attribute_error("'" + TypeName(self) + "' has no attribute '" + name + "'");
+}
+
+// The parameters, each once (a tensor registered under two names, tied weights, comes under
+// the first): what an optimizer must step once, as torch's named_parameters().
+n::NamedTensors UniqueParameters(const n::Module& m) {
+  n::NamedTensors out;
+  std::unordered_set<const void*> seen;
+  for (const auto& [k, t] : m.NamedParameters())
+    if (seen.insert(t.impl()).second) out.emplace_back(k, t);
+  return out;
+}
+
+// A shared_ptr to a Python subclass's C++ half that also keeps its Python half (forward,
+// attributes) alive, for a C++ owner (Sequential); released under the GIL.
+std::shared_ptr<PyModule> KeepPythonHalf(const py::handle& h, PyModule* pm) {
+  PyObject* obj = h.ptr();
+  Py_INCREF(obj);
+  return std::shared_ptr<PyModule>(pm, [obj](PyModule*) {
+    py::gil_scoped_acquire gil;
+    Py_DECREF(obj);
+  });
 }
 
 template <typename M>
 bool TryAdd(n::Sequential& seq, const py::handle& h) {
   if (!py::isinstance<M>(h)) return false;
+  // A Python subclass of a C++ layer that overrides forward would be bypassed.
+  const py::object layer = py::type::of<M>();
+  ATTEND_CHECK(py::type::of(h).attr("forward").is(layer.attr("forward")),
+               "Sequential: ", TypeName(h), " overrides the forward of ", TypeName(layer),
+               ", which a Sequential step would not call; derive from attend.nn.Module instead");
   seq.Add(h.cast<std::shared_ptr<M>>());
   return true;
 }
 
-// Appends a Tensor -> Tensor module, or a Python callable as a parameter-free step.
+// Appends a Tensor -> Tensor module (a C++ layer or a subclass of attend.nn.Module), or a Python
+// callable as a parameter-free step.
 void SequentialAppend(n::Sequential& seq, const py::handle& h) {
+  if (py::isinstance<n::Module>(h)) {
+    n::Module* m = ModulePtr(h);
+    ATTEND_CHECK(m != nullptr, "Sequential: the ", TypeName(h), " is not initialised (its ",
+                 "__init__ did not call super().__init__())");
+    ATTEND_CHECK(!Reaches(*m, &seq), "Sequential: a step cannot contain the Sequential itself");
+    if (auto* pm = dynamic_cast<PyModule*>(m)) {
+      seq.Add(KeepPythonHalf(h, pm));
+      return;
+    }
+  }
   if (TryAdd<n::Linear>(seq, h) || TryAdd<n::Embedding>(seq, h) ||
       TryAdd<n::LayerNormModule>(seq, h) || TryAdd<n::DropoutModule>(seq, h) ||
       TryAdd<n::Sequential>(seq, h) || TryAdd<n::SinusoidalPositionalEncoding>(seq, h) ||
@@ -153,9 +464,10 @@ void SequentialAppend(n::Sequential& seq, const py::handle& h) {
       TryAdd<n::Conv2dModule>(seq, h) || TryAdd<n::MaxPool2dModule>(seq, h) ||
       TryAdd<n::AvgPool2dModule>(seq, h) || TryAdd<n::GlobalAvgPoolModule>(seq, h))
     return;
-  const std::string type = py::str(py::type::of(h).attr("__name__")).cast<std::string>();
+  const std::string type = TypeName(h);
   ATTEND_CHECK(!py::isinstance<n::Module>(h), "Sequential: a ", type,
-               " is not a Tensor -> Tensor module (its forward takes or returns more)");
+               " is not a Tensor -> Tensor module (its forward takes or returns more); steps "
+               "are Tensor -> Tensor layers, subclasses of attend.nn.Module and callables");
   ATTEND_CHECK(PyCallable_Check(h.ptr()) != 0,
                "Sequential: a step must be a module or a "
                "callable Tensor -> Tensor, got a ",
@@ -196,6 +508,23 @@ void RnnProperties(C& cls) {
       .def_property_readonly("batch_first", [](const R& r) { return r.options().batch_first; })
       .def_property_readonly("bias", [](const R& r) { return r.options().bias; })
       .def_property_readonly("dropout", [](const R& r) { return r.options().dropout; });
+}
+
+// torch's constructor of GRU and LSTM (the same arguments for both).
+template <typename C>
+C& RnnInit(C& cls) {
+  using R = typename C::type;
+  return cls.def(py::init([](int64_t in, int64_t hidden, int64_t layers, bool bias,
+                             bool batch_first, double dropout, bool bidirectional, uint64_t seed,
+                             Generator* g, const py::object& dt) {
+                   return std::make_shared<R>(
+                       in, hidden, Gen(g),
+                       RnnOpts(layers, bias, batch_first, dropout, bidirectional, seed, dt));
+                 }),
+                 "input_size"_a, "hidden_size"_a, "num_layers"_a = 1, "bias"_a = true,
+                 "batch_first"_a = false, "dropout"_a = 0.0, "bidirectional"_a = false,
+                 py::kw_only(), "dropout_seed"_a = 0, "generator"_a = py::none(),
+                 "dtype"_a = "float32");
 }
 
 // Splits (h0, c0) of an LSTM call; either may be None.
@@ -358,12 +687,13 @@ void BindFiles(py::module_& m) {
       "with with_metadata=True).");
   m.def(
       "save_checkpoint",
-      [](const py::object& path, const n::Module& model, const optim::Optimizer* optimizer,
+      [](const py::object& path, const py::object& model, const optim::Optimizer* optimizer,
          const optim::LRScheduler* scheduler, const std::string& config,
          const io::Metadata& extra) {
         const std::string p = PathArg(path);
+        const n::Module& m = ModuleArg(model, "save_checkpoint: model");
         py::gil_scoped_release release;
-        io::SaveCheckpoint(p, model, optimizer, scheduler, config, extra);
+        io::SaveCheckpoint(p, m, optimizer, scheduler, config, extra);
       },
       "path"_a, "model"_a, "optimizer"_a = py::none(), "scheduler"_a = py::none(),
       "config"_a = "{}", "extra"_a = io::Metadata{},
@@ -371,14 +701,15 @@ void BindFiles(py::module_& m) {
       "state, the config JSON and extra str -> str metadata.");
   m.def(
       "load_checkpoint",
-      [](const py::object& path, n::Module& model, optim::Optimizer* optimizer,
+      [](const py::object& path, const py::object& model, optim::Optimizer* optimizer,
          optim::LRScheduler* scheduler) {
         const std::string p = PathArg(path);
+        n::Module& m = ModuleArg(model, "load_checkpoint: model");
         io::Metadata extra;
         std::string config;
         {
           py::gil_scoped_release release;
-          config = io::LoadCheckpoint(p, model, optimizer, scheduler, &extra);
+          config = io::LoadCheckpoint(p, m, optimizer, scheduler, &extra);
         }
         return py::make_tuple(config, py::cast(extra));
       },
@@ -395,38 +726,123 @@ void BindNn(py::module_& m) {
           .attr("namedtuple")("IncompatibleKeys",
                               py::make_tuple("missing_keys", "unexpected_keys"));
 
+  py::class_<Parameter, Tensor>(
+      m, "Parameter",
+      "A tensor that is a module's trainable parameter once assigned to one of its attributes, "
+      "as torch.nn.Parameter: Parameter(t) shares t's memory, as a leaf without history.")
+      .def(py::init([](const py::object& data, bool requires_grad) {
+             Tensor t = data.is_none() ? Tensor::Empty(Shape({0}), DType::kF32)
+                                       : ToTensor(data, "Parameter: data").Detach();
+             ATTEND_CHECK(!requires_grad || IsFloating(t.dtype()), "Parameter: only float32 ",
+                          "and float64 tensors can require gradients, not ",
+                          DTypeToName(t.dtype()));
+             t.set_requires_grad(requires_grad);
+             return Parameter(t);
+           }),
+           "data"_a = py::none(), "requires_grad"_a = true)
+      .def("__repr__", [](const py::object& self) {
+        return "Parameter containing:\n" +
+               py::type::of<Tensor>().attr("__repr__")(self).cast<std::string>();
+      });
+
   py::class_<n::Module, std::shared_ptr<n::Module>>(
-      m, "Module", "Base of every layer: named parameters, buffers, sub-modules, train/eval.")
+      m, "Module",
+      "Base of every layer: named parameters, buffers, sub-modules, train/eval. Subclass it as "
+      "torch.nn.Module: call super().__init__(), assign Parameters and Modules to attributes, "
+      "define forward.",
+      py::dynamic_attr())
+      .def(py::init([]() -> std::shared_ptr<n::Module> { return std::make_shared<PyModule>(); }),
+           "An empty module, the base of a Python subclass.")
       .def(
-          "parameters", [](const n::Module& mod) { return mod.Parameters(); },
-          "The trainable tensors, depth-first in registration order.")
+          "forward",
+          [](const py::object& self, const py::args&, const py::kwargs&) -> py::object {
+            const std::string msg =
+                "Module [" + TypeName(self) + "] is missing the required \"forward\" function";
+            PyErr_SetString(PyExc_NotImplementedError, msg.c_str());
+            throw py::error_already_set();
+          },
+          "Defined by every layer and subclass; NotImplementedError here.")
+      .def("__setattr__", &ModuleSetAttr, "name"_a, "value"_a,
+           "A Parameter or a Module registers under the name (in assignment order); anything "
+           "else is a plain attribute.")
+      .def("__delattr__", &ModuleDelAttr, "name"_a,
+           "Deletes a plain attribute (registrations are final).")
       .def(
-          "named_parameters", [](const n::Module& mod) { return mod.NamedParameters(); },
-          "(dotted name, tensor) pairs of the parameters, PyTorch's names.")
+          "register_parameter",
+          [](const py::object& self, const std::string& name, const py::object& param) {
+            RegisterParameterPy(self, name, param, false);
+          },
+          "name"_a, "param"_a,
+          "Registers an attend.nn.Parameter (None declares the name) as self.<name>.")
+      .def(
+          "register_buffer",
+          [](const py::object& self, const std::string& name, const py::object& tensor,
+             bool persistent) { RegisterBufferPy(self, name, tensor, persistent, false); },
+          "name"_a, "tensor"_a, "persistent"_a = true,
+          "Registers a tensor saved in the state dict but not trained (None declares the name).")
+      .def(
+          "add_module",
+          [](const py::object& self, const std::string& name, const py::object& module) {
+            AddModulePy(self, name, module, false);
+          },
+          "name"_a, "module"_a, "Registers a sub-module (None declares the name) as self.<name>.")
+      .def(
+          "register_module",
+          [](const py::object& self, const std::string& name, const py::object& module) {
+            AddModulePy(self, name, module, false);
+          },
+          "name"_a, "module"_a, "add_module under torch's other name.")
+      .def(
+          "parameters",
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
+            std::vector<Tensor> out;
+            for (const auto& [k, t] : UniqueParameters(mod)) out.push_back(t);
+            return out;
+          },
+          "The trainable tensors, depth-first in registration order, each once.")
+      .def(
+          "named_parameters",
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
+            return UniqueParameters(mod);
+          },
+          "(dotted name, tensor) pairs of the parameters, PyTorch's names, each tensor once.")
       .def(
           "buffers",
-          [](const n::Module& mod) {
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
             std::vector<Tensor> out;
             for (const auto& [k, t] : mod.NamedBuffers()) out.push_back(t);
             return out;
           },
           "The saved but untrained tensors.")
       .def(
-          "named_buffers", [](const n::Module& mod) { return mod.NamedBuffers(); },
+          "named_buffers",
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
+            return mod.NamedBuffers();
+          },
           "(dotted name, tensor) pairs of the buffers.")
       .def(
           "children",
-          [](const n::Module& mod) {
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
             std::vector<std::shared_ptr<n::Module>> out;
             for (const auto& [k, c] : mod.NamedChildren()) out.push_back(c);
             return out;
           },
           "The direct sub-modules.")
       .def(
-          "named_children", [](const n::Module& mod) { return mod.NamedChildren(); },
+          "named_children",
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
+            return mod.NamedChildren();
+          },
           "(name, module) pairs of the direct sub-modules.")
       .def(
-          "state_dict", [](const n::Module& mod) { return DictFromNamed(mod.StateDict(), true); },
+          "state_dict",
+          [](const py::object& self) { return DictFromNamed(Self(self).StateDict(), true); },
           "A dict dotted name -> tensor of parameters and buffers (detached, sharing memory).")
       .def("load_state_dict", &LoadStateDict, "state_dict"_a, "strict"_a = true,
            "Copies the dict's tensors into the module in place; with strict, missing or "
@@ -434,21 +850,24 @@ void BindNn(py::module_& m) {
       .def(
           "train",
           [](const py::object& self, bool mode) {
-            self.cast<n::Module&>().Train(mode);
+            Self(self).Train(mode);
             return self;
           },
           "mode"_a = true, "Training mode for this module and its sub-modules; returns self.")
       .def(
           "eval",
           [](const py::object& self) {
-            self.cast<n::Module&>().Eval();
+            Self(self).Eval();
             return self;
           },
           "Evaluation mode (dropout off) for this module and its sub-modules; returns self.")
-      .def_property_readonly("training", &n::Module::training, "True in training mode.")
+      .def_property_readonly(
+          "training", [](const py::object& self) { return Self(self).training(); },
+          "True in training mode.")
       .def(
           "zero_grad",
-          [](n::Module& mod, bool set_to_none) {
+          [](const py::object& self, bool set_to_none) {
+            n::Module& mod = Self(self);
             if (set_to_none) {
               mod.ZeroGrad();
               return;
@@ -459,8 +878,15 @@ void BindNn(py::module_& m) {
             }
           },
           "set_to_none"_a = true, "Drops (or zeroes) every parameter's gradient.")
-      .def("num_parameters", &n::Module::NumParameters,
-           "How many scalars the parameters hold in all.")
+      .def(
+          "num_parameters",
+          [](const py::object& self) {
+            const n::Module& mod = Self(self);
+            int64_t count = 0;
+            for (const auto& [k, t] : UniqueParameters(mod)) count += t.numel();
+            return count;
+          },
+          "How many scalars the parameters hold in all (shared ones once).")
       .def(
           "__call__",
           [](const py::object& self, const py::args& args, const py::kwargs& kwargs) {
@@ -469,8 +895,11 @@ void BindNn(py::module_& m) {
           "Calls forward.")
       .def("__getattr__", &ModuleGetAttr, "A parameter, buffer or sub-module by name.")
       .def("__repr__", [](const py::object& self) {
-        return py::type::of(self).attr("__name__").cast<std::string>() +
-               "(parameters=" + std::to_string(self.cast<const n::Module&>().NumParameters()) + ")";
+        const n::Module* mod = ModulePtr(self);
+        if (mod == nullptr) return TypeName(self) + "(not initialised)";
+        int64_t count = 0;
+        for (const auto& [k, t] : UniqueParameters(*mod)) count += t.numel();
+        return TypeName(self) + "(parameters=" + std::to_string(count) + ")";
       });
 
   // ---- basic layers ----
@@ -681,52 +1110,32 @@ void BindNn(py::module_& m) {
       m, "GRU",
       "Multi-layer GRU as torch.nn.GRU (weight_ih_l0, ...): input [T, B, in] ([B, T, in] with "
       "batch_first) -> (output, h_n).");
-  gru.def(py::init([](int64_t in, int64_t hidden, int64_t layers, bool bias, bool batch_first,
-                      double dropout, bool bidirectional, uint64_t seed, Generator* g,
-                      const py::object& dt) {
-            return std::make_shared<n::GRU>(
-                in, hidden, Gen(g),
-                RnnOpts(layers, bias, batch_first, dropout, bidirectional, seed, dt));
-          }),
-          "input_size"_a, "hidden_size"_a, "num_layers"_a = 1, "bias"_a = true,
-          "batch_first"_a = false, "dropout"_a = 0.0, "bidirectional"_a = false, py::kw_only(),
-          "dropout_seed"_a = 0, "generator"_a = py::none(), "dtype"_a = "float32")
-      .def(
-          "forward",
-          [](n::GRU& r, const py::object& x, const py::object& hx, const py::object& lengths) {
-            n::GRU::Output o = r.Forward(ToTensor(x, "input"), OptionalTensor(lengths, "lengths"),
-                                         OptionalTensor(hx, "hx"));
-            return py::make_tuple(o.output, o.h_n);
-          },
-          "input"_a, "hx"_a = py::none(), "lengths"_a = py::none(),
-          "(output [.., D*H], h_n [L*D, B, H]); lengths int64 [B] for padded batches (output "
-          "zero past each length).");
+  RnnInit(gru).def(
+      "forward",
+      [](n::GRU& r, const py::object& x, const py::object& hx, const py::object& lengths) {
+        n::GRU::Output o = r.Forward(ToTensor(x, "input"), OptionalTensor(lengths, "lengths"),
+                                     OptionalTensor(hx, "hx"));
+        return py::make_tuple(o.output, o.h_n);
+      },
+      "input"_a, "hx"_a = py::none(), "lengths"_a = py::none(),
+      "(output [.., D*H], h_n [L*D, B, H]); lengths int64 [B] for padded batches (output "
+      "zero past each length).");
 
   py::class_<n::LSTM, n::RnnBase, std::shared_ptr<n::LSTM>> lstm(
       m, "LSTM",
       "Multi-layer LSTM as torch.nn.LSTM (weight_ih_l0, ...): input [T, B, in] ([B, T, in] "
       "with batch_first) -> (output, (h_n, c_n)).");
-  lstm.def(py::init([](int64_t in, int64_t hidden, int64_t layers, bool bias, bool batch_first,
-                       double dropout, bool bidirectional, uint64_t seed, Generator* g,
-                       const py::object& dt) {
-             return std::make_shared<n::LSTM>(
-                 in, hidden, Gen(g),
-                 RnnOpts(layers, bias, batch_first, dropout, bidirectional, seed, dt));
-           }),
-           "input_size"_a, "hidden_size"_a, "num_layers"_a = 1, "bias"_a = true,
-           "batch_first"_a = false, "dropout"_a = 0.0, "bidirectional"_a = false, py::kw_only(),
-           "dropout_seed"_a = 0, "generator"_a = py::none(), "dtype"_a = "float32")
-      .def(
-          "forward",
-          [](n::LSTM& r, const py::object& x, const py::object& hx, const py::object& lengths) {
-            auto [h0, c0] = LstmState(hx, "LSTM");
-            n::LSTM::Output o =
-                r.Forward(ToTensor(x, "input"), OptionalTensor(lengths, "lengths"), h0, c0);
-            return py::make_tuple(o.output, py::make_tuple(o.h_n, o.c_n));
-          },
-          "input"_a, "hx"_a = py::none(), "lengths"_a = py::none(),
-          "(output, (h_n, c_n)); hx = (h0, c0), either may be None; lengths int64 [B] for "
-          "padded batches.");
+  RnnInit(lstm).def(
+      "forward",
+      [](n::LSTM& r, const py::object& x, const py::object& hx, const py::object& lengths) {
+        auto [h0, c0] = LstmState(hx, "LSTM");
+        n::LSTM::Output o =
+            r.Forward(ToTensor(x, "input"), OptionalTensor(lengths, "lengths"), h0, c0);
+        return py::make_tuple(o.output, py::make_tuple(o.h_n, o.c_n));
+      },
+      "input"_a, "hx"_a = py::none(), "lengths"_a = py::none(),
+      "(output, (h_n, c_n)); hx = (h0, c0), either may be None; lengths int64 [B] for "
+      "padded batches.");
 
   py::class_<n::PrepackedRecurrentStep>(
       m, "PrepackedRecurrentStep",

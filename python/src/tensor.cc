@@ -48,23 +48,22 @@ bool NumpyDType(const py::array& a, DType* out) {
 
 std::string DTypeOfArray(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
-// Sizes or dims as PyTorch takes them: f(2, 3) or f((2, 3)) or f([2, 3]).
-std::vector<int64_t> DimsFromArgs(const py::args& args) {
+// Sizes or dims as PyTorch takes them: f(2, 3) or f((2, 3)) or f([2, 3]); `fn` names the
+// function in the error for too many dims.
+std::vector<int64_t> DimsFromArgs(const py::args& args, const char* fn) {
   std::vector<int64_t> dims;
   if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) {
     for (const py::handle& d : args[0]) dims.push_back(d.cast<int64_t>());
   } else {
     for (const py::handle& d : args) dims.push_back(d.cast<int64_t>());
   }
-  ATTEND_CHECK(dims.size() <= static_cast<size_t>(Shape::kMaxDims), dims.size(),
+  ATTEND_CHECK(dims.size() <= static_cast<size_t>(Shape::kMaxDims), fn, ": ", dims.size(),
                " dimensions, at most ", Shape::kMaxDims);
   return dims;
 }
 
 Shape ShapeFromArgs(const py::args& args, const char* fn) {
-  const std::vector<int64_t> dims = DimsFromArgs(args);
-  ATTEND_CHECK(dims.size() <= static_cast<size_t>(Shape::kMaxDims), fn, ": ", dims.size(),
-               " dimensions, at most ", Shape::kMaxDims);
+  const std::vector<int64_t> dims = DimsFromArgs(args, fn);
   for (int64_t d : dims) ATTEND_CHECK(d >= 0, fn, ": negative size ", d, " in the shape");
   return Shape(dims);
 }
@@ -457,12 +456,14 @@ void BindTensor(py::module_& m) {
       .def(
           "reshape",
           [](const Tensor& t, const py::args& shape) {
-            return t.Reshape(Shape(DimsFromArgs(shape)));
+            return t.Reshape(Shape(DimsFromArgs(shape, "reshape")));
           },
           "The same elements in another shape (a view when the strides allow; one -1).")
       .def(
           "view",
-          [](const Tensor& t, const py::args& shape) { return t.View(Shape(DimsFromArgs(shape))); },
+          [](const Tensor& t, const py::args& shape) {
+            return t.View(Shape(DimsFromArgs(shape, "view")));
+          },
           "The same elements in another shape, always a view (an error when impossible).")
       .def("flatten", &Tensor::Flatten, "start_dim"_a = 0, "end_dim"_a = -1,
            "Dims start_dim..end_dim merged into one (a view when the strides allow).")
@@ -472,7 +473,7 @@ void BindTensor(py::module_& m) {
       .def(
           "permute",
           [](const Tensor& t, const py::args& dims) {
-            const std::vector<int64_t> d = DimsFromArgs(dims);
+            const std::vector<int64_t> d = DimsFromArgs(dims, "permute");
             return t.Permute(std::vector<int>(d.begin(), d.end()));
           },
           "The dims reordered (a view).")
@@ -483,7 +484,7 @@ void BindTensor(py::module_& m) {
       .def(
           "expand",
           [](const Tensor& t, const py::args& shape) {
-            return t.Expand(Shape(DimsFromArgs(shape)));
+            return t.Expand(Shape(DimsFromArgs(shape, "expand")));
           },
           "Broadcasts size-1 dims without a copy (-1 keeps a size).")
       .def(
