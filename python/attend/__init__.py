@@ -11,7 +11,7 @@ import sys as _sys
 
 from . import _attend
 from ._attend import *  # noqa: F401,F403
-from ._attend import Error, Tensor, attention, nn, optim  # noqa: F401
+from ._attend import Error, Tensor, attention, models, nn, optim  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 float32, float64, int64, bool_ = "float32", "float64", "int64", "bool"
 
 # `import attend.nn` and `from attend.nn import Linear` work as for any package.
-for _name in ("nn", "optim", "attention"):
+for _name in ("nn", "optim", "attention", "models"):
     _sys.modules[__name__ + "." + _name] = getattr(_attend, _name)
 
 from ._attend.nn import load_safetensors, save_safetensors  # noqa: E402,F401

@@ -29,6 +29,8 @@
 #include "attend/nmt.h"
 #include "attend/vision.h"
 #include "bind.h"
+#include "loaded.h"
+#include "loaded.h"
 
 namespace attend::python {
 namespace {
@@ -588,6 +590,27 @@ void CheckWidth(int width) {
   ATTEND_CHECK(width >= 0 && width <= 20, "format: width=", width, " must be in [0, 20]");
 }
 
+// format() and json() of a score whose text depends on the width asked for: `line` rebuilds it
+// from the raw numbers (S::raw).
+template <typename S, typename Raw>
+void DefScoreLine(py::class_<S, metrics::Score>& cls, metrics::Score (*line)(const Raw&, int)) {
+  cls.def(
+         "format",
+         [line](const S& s, int width, bool signature, bool short_signature) {
+           CheckWidth(width);
+           return line(s.raw, width).Format(width, signature, short_signature);
+         },
+         py::arg("width") = 2, py::arg("signature") = false, py::arg("short") = false,
+         "attend score's line (signature=True and width=1: exactly what it prints)")
+      .def(
+          "json",
+          [line](const S& s, int width) {
+            CheckWidth(width);
+            return line(s.raw, width).Json(width);
+          },
+          py::arg("width") = 2, "attend score --json's output");
+}
+
 // A list argument of a score: a list (or tuple), not a string.
 py::sequence ScoreList(const py::object& obj, const char* what, const char* name,
                        const char* kind) {
@@ -817,10 +840,11 @@ void BindMedia(py::module_& m) {
                 "The transcript",
                 "float32 NumPy array [target tokens + 1 (eos), encoder steps] (the listener's "
                 "reduced time steps: frames_per_step feature frames each), or None");
-  py::class_<Transcriber, std::shared_ptr<Transcriber>>(
-      m, "Transcriber",
-      "A speech model loaded from a checkpoint written by attend train --task "
-      "speech.")
+  DefLoadedModel(py::class_<Transcriber, std::shared_ptr<Transcriber>>(
+                     m, "Transcriber",
+                     "A speech model loaded from a checkpoint written by attend train --task "
+                     "speech."),
+                 "Size of the (character) vocabulary")
       .def(py::init<const std::string&>(), py::arg("path"),
            "Loads the speech checkpoint at path (attend.Error for any other kind).")
       .def("transcribe", &Transcriber::Transcribe, py::arg("inputs"), py::kw_only(),
@@ -832,17 +856,7 @@ void BindMedia(py::module_& m) {
            "Transcribes a list of WAV paths and/or 1-D float arrays of samples in [-1, 1] (mono; "
            "sample_rate= gives the arrays' rate, resampled as files are) with beam search "
            "(beam=1: greedy), as attend transcribe; returns one Transcription per input.")
-      .def_property_readonly("path", &Transcriber::path, "The checkpoint's path")
-      .def_property_readonly(
-          "arch",
-          [](const Transcriber& t) { return models::NameOf(t.loaded().model->config().arch); },
-          "The model's architecture")
-      .def_property_readonly(
-          "config", [](const Transcriber& t) { return t.loaded().model->config().ToJson(); },
-          "The model's configuration as JSON")
-      .def_property_readonly(
-          "vocab_size", [](const Transcriber& t) { return t.loaded().vocab.size(); },
-          "Size of the (character) vocabulary")
+
       .def_property_readonly(
           "sample_rate", [](const Transcriber& t) { return t.loaded().features.sample_rate; },
           "The rate the model's features are computed at (other rates are resampled)")
@@ -866,10 +880,11 @@ void BindMedia(py::module_& m) {
                 "The caption",
                 "float32 NumPy array [target tokens + 1 (eos), attended positions] (the CNN "
                 "grid's cells, row by row, or the regions), or None");
-  py::class_<Captioner, std::shared_ptr<Captioner>>(
-      m, "Captioner",
-      "A captioning model loaded from a checkpoint written by attend train --task "
-      "caption.")
+  DefLoadedModel(py::class_<Captioner, std::shared_ptr<Captioner>>(
+                     m, "Captioner",
+                     "A captioning model loaded from a checkpoint written by attend train --task "
+                     "caption."),
+                 "Size of the word vocabulary")
       .def(py::init<const std::string&>(), py::arg("path"),
            "Loads the captioning checkpoint at path (attend.Error for any other kind).")
       .def("caption", &Captioner::Describe, py::arg("images"), py::kw_only(), py::arg("beam") = 3,
@@ -881,17 +896,7 @@ void BindMedia(py::module_& m) {
            "or [H, W, C]) with beam search (beam=1: greedy), as attend caption; boxes: per image "
            "its items' boxes, for a top-down model trained with --true-boxes only. Returns one "
            "Caption per image.")
-      .def_property_readonly("path", &Captioner::path, "The checkpoint's path")
-      .def_property_readonly(
-          "arch",
-          [](const Captioner& c) { return models::NameOf(c.loaded().model->config().arch); },
-          "The model's architecture")
-      .def_property_readonly(
-          "config", [](const Captioner& c) { return c.loaded().model->config().ToJson(); },
-          "The model's configuration as JSON")
-      .def_property_readonly(
-          "vocab_size", [](const Captioner& c) { return c.loaded().vocab.size(); },
-          "Size of the word vocabulary")
+
       .def_property_readonly(
           "image_size", [](const Captioner& c) { return c.loaded().model->config().image_size; },
           "The side images are resized to, in pixels")
@@ -911,89 +916,64 @@ void BindMedia(py::module_& m) {
       "attend.Error for a translation or speech checkpoint.");
 
   // ---- scores ----
-  py::class_<AerScore, metrics::Score>(
-      m, "AERScore",
-      "Alignment error rate (Och and Ney): score is 100 * aer; aer, precision and recall are "
-      "fractions; the link counts.")
-      .def_property_readonly(
-          "aer", [](const AerScore& s) { return s.raw.aer; }, "1 - (|A&S| + |A&P|) / (|A| + |S|)")
-      .def_property_readonly(
-          "precision", [](const AerScore& s) { return s.raw.precision; }, "|A&P| / |A|")
-      .def_property_readonly(
-          "recall", [](const AerScore& s) { return s.raw.recall; }, "|A&S| / |S|")
-      .def_property_readonly(
-          "hypothesis_links", [](const AerScore& s) { return s.raw.counts.hypothesis; }, "|A|")
-      .def_property_readonly(
-          "sure_links", [](const AerScore& s) { return s.raw.counts.sure; }, "|S|")
-      .def_property_readonly(
-          "possible_links", [](const AerScore& s) { return s.raw.counts.possible; },
-          "|P| (sure links included)")
-      .def_property_readonly(
-          "hit_sure", [](const AerScore& s) { return s.raw.counts.hit_sure; }, "|A&S|")
-      .def_property_readonly(
-          "hit_possible", [](const AerScore& s) { return s.raw.counts.hit_possible; }, "|A&P|")
-      .def(
-          "format",
-          [](const AerScore& s, int width, bool signature, bool short_signature) {
-            CheckWidth(width);
-            return metrics::AlignmentScoreLine(s.raw, width)
-                .Format(width, signature, short_signature);
-          },
-          py::arg("width") = 2, py::arg("signature") = false, py::arg("short") = false,
-          "attend score's line (signature=True and width=1: exactly what it prints)")
-      .def(
-          "json",
-          [](const AerScore& s, int width) {
-            CheckWidth(width);
-            return metrics::AlignmentScoreLine(s.raw, width).Json(width);
-          },
-          py::arg("width") = 2, "attend score --json's output");
-  py::class_<BracketsScore, metrics::Score>(
-      m, "BracketScore",
-      "Labelled bracket scores of linearised trees (evalb's counting): score is 100 * f1; "
-      "precision, recall, f1 and exact_match are fractions; the bracket counts.")
-      .def_property_readonly(
-          "precision", [](const BracketsScore& s) { return s.raw.precision; },
-          "matched / hypothesis brackets")
-      .def_property_readonly(
-          "recall", [](const BracketsScore& s) { return s.raw.recall; },
-          "matched / reference brackets")
-      .def_property_readonly(
-          "f1", [](const BracketsScore& s) { return s.raw.f1; }, "2PR / (P + R)")
-      .def_property_readonly(
-          "exact_match", [](const BracketsScore& s) { return s.raw.exact_match; },
-          "Share of sentences whose brackets all match")
-      .def_property_readonly(
-          "sentences", [](const BracketsScore& s) { return s.raw.sentences; }, "Sentences")
-      .def_property_readonly(
-          "exact", [](const BracketsScore& s) { return s.raw.exact; }, "Exactly right sentences")
-      .def_property_readonly(
-          "hypothesis_brackets", [](const BracketsScore& s) { return s.raw.hypothesis_brackets; },
-          "Brackets in the hypotheses")
-      .def_property_readonly(
-          "reference_brackets", [](const BracketsScore& s) { return s.raw.reference_brackets; },
-          "Brackets in the references")
-      .def_property_readonly(
-          "matched", [](const BracketsScore& s) { return s.raw.matched; }, "Brackets matched")
-      .def_property_readonly(
-          "ill_formed", [](const BracketsScore& s) { return s.raw.ill_formed; },
-          "Hypotheses that are not one well-formed tree")
-      .def(
-          "format",
-          [](const BracketsScore& s, int width, bool signature, bool short_signature) {
-            CheckWidth(width);
-            return metrics::BracketScoreLine(s.raw, width)
-                .Format(width, signature, short_signature);
-          },
-          py::arg("width") = 2, py::arg("signature") = false, py::arg("short") = false,
-          "attend score's line (signature=True and width=1: exactly what it prints)")
-      .def(
-          "json",
-          [](const BracketsScore& s, int width) {
-            CheckWidth(width);
-            return metrics::BracketScoreLine(s.raw, width).Json(width);
-          },
-          py::arg("width") = 2, "attend score --json's output");
+  DefScoreLine(
+      py::class_<AerScore, metrics::Score>(
+          m, "AERScore",
+          "Alignment error rate (Och and Ney): score is 100 * aer; aer, precision and recall are "
+          "fractions; the link counts.")
+          .def_property_readonly(
+              "aer", [](const AerScore& s) { return s.raw.aer; },
+              "1 - (|A&S| + |A&P|) / (|A| + |S|)")
+          .def_property_readonly(
+              "precision", [](const AerScore& s) { return s.raw.precision; }, "|A&P| / |A|")
+          .def_property_readonly(
+              "recall", [](const AerScore& s) { return s.raw.recall; }, "|A&S| / |S|")
+          .def_property_readonly(
+              "hypothesis_links", [](const AerScore& s) { return s.raw.counts.hypothesis; }, "|A|")
+          .def_property_readonly(
+              "sure_links", [](const AerScore& s) { return s.raw.counts.sure; }, "|S|")
+          .def_property_readonly(
+              "possible_links", [](const AerScore& s) { return s.raw.counts.possible; },
+              "|P| (sure links included)")
+          .def_property_readonly(
+              "hit_sure", [](const AerScore& s) { return s.raw.counts.hit_sure; }, "|A&S|")
+          .def_property_readonly(
+              "hit_possible", [](const AerScore& s) { return s.raw.counts.hit_possible; }, "|A&P|"),
+      &metrics::AlignmentScoreLine);
+  DefScoreLine(
+      py::class_<BracketsScore, metrics::Score>(
+          m, "BracketScore",
+          "Labelled bracket scores of linearised trees (evalb's counting): score is 100 * f1; "
+          "precision, recall, f1 and exact_match are fractions; the bracket counts.")
+          .def_property_readonly(
+              "precision", [](const BracketsScore& s) { return s.raw.precision; },
+              "matched / hypothesis brackets")
+          .def_property_readonly(
+              "recall", [](const BracketsScore& s) { return s.raw.recall; },
+              "matched / reference brackets")
+          .def_property_readonly(
+              "f1", [](const BracketsScore& s) { return s.raw.f1; }, "2PR / (P + R)")
+          .def_property_readonly(
+              "exact_match", [](const BracketsScore& s) { return s.raw.exact_match; },
+              "Share of sentences whose brackets all match")
+          .def_property_readonly(
+              "sentences", [](const BracketsScore& s) { return s.raw.sentences; }, "Sentences")
+          .def_property_readonly(
+              "exact", [](const BracketsScore& s) { return s.raw.exact; },
+              "Exactly right sentences")
+          .def_property_readonly(
+              "hypothesis_brackets",
+              [](const BracketsScore& s) { return s.raw.hypothesis_brackets; },
+              "Brackets in the hypotheses")
+          .def_property_readonly(
+              "reference_brackets", [](const BracketsScore& s) { return s.raw.reference_brackets; },
+              "Brackets in the references")
+          .def_property_readonly(
+              "matched", [](const BracketsScore& s) { return s.raw.matched; }, "Brackets matched")
+          .def_property_readonly(
+              "ill_formed", [](const BracketsScore& s) { return s.raw.ill_formed; },
+              "Hypotheses that are not one well-formed tree"),
+      &metrics::BracketScoreLine);
   m.def("aer", &Aer, py::arg("hypotheses"), py::arg("sure"), py::arg("possible") = py::none(),
         "Corpus alignment error rate, as attend score --metrics aer: per sentence a Pharaoh "
         "string (\"0-0 1-2\"; in sure, \"s?t\" marks a possible link; a hypothesis may be an "

@@ -29,6 +29,7 @@
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "bind.h"
+#include "loaded.h"
 
 namespace attend::python {
 namespace {
@@ -564,8 +565,10 @@ void BindToolkit(py::module_& m) {
         return "Translation(" + py::repr(py::str(t.text)).cast<std::string>() +
                ", score=" + std::to_string(t.score) + ")";
       });
-  py::class_<Translator, std::shared_ptr<Translator>>(
-      m, "Translator", "A translation model loaded from a checkpoint written by attend train.")
+  DefLoadedModel(
+      py::class_<Translator, std::shared_ptr<Translator>>(
+          m, "Translator", "A translation model loaded from a checkpoint written by attend train."),
+      "Size of the joint subword vocabulary")
       .def(py::init<const std::string&>(), py::arg("path"),
            "Loads the checkpoint at path (its model, weights and vocabulary).")
       .def("translate", &Translator::Translate, py::arg("sources"), py::kw_only(),
@@ -575,20 +578,7 @@ void BindToolkit(py::module_& m) {
            py::arg("alignments") = false, py::arg("attention") = false, py::arg("threads") = 0,
            "Translates a list of sentences with beam search (beam=1: greedy), as attend "
            "translate; returns one Translation per sentence.")
-      .def_property_readonly("path", &Translator::path, "The checkpoint's path")
-      .def_property_readonly(
-          "model", [](const Translator& t) { return t.loaded().model; },
-          "The model, an attend.models.Seq2Seq module sharing the translator's weights")
-      .def_property_readonly(
-          "arch",
-          [](const Translator& t) { return models::NameOf(t.loaded().model->config().arch); },
-          "The model's architecture")
-      .def_property_readonly(
-          "config", [](const Translator& t) { return t.loaded().model->config().ToJson(); },
-          "The model's configuration as JSON")
-      .def_property_readonly(
-          "vocab_size", [](const Translator& t) { return t.loaded().vocab.size(); },
-          "Size of the joint subword vocabulary")
+
       .def(
           "encode",
           [](const Translator& t, const std::string& s) { return t.loaded().vocab.Encode(s); },

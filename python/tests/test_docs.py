@@ -59,3 +59,10 @@ def test_state_dict_block(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(block("attend.nn.LSTM(8, 16"), "docs/python.md", "exec"), {})
     assert (tmp_path / "lstm.safetensors").exists()
+
+
+def test_module_subclass_block(capsys):
+    exec(compile(block("class Net(attend.nn.Module)"), "docs/python.md", "exec"),
+         {"attend": attend})
+    out = capsys.readouterr().out
+    assert "fc1.weight" in out and "scale" in out

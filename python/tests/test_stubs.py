@@ -18,7 +18,7 @@ def test_committed_stubs_match_the_module(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "python" / "tools" / "make_stubs.py"),
                     str(tmp_path)], check=True, capture_output=True)
     made = sorted(p.name for p in tmp_path.glob("*.pyi"))
-    assert made == ["__init__.pyi", "attention.pyi", "nn.pyi", "optim.pyi"]
+    assert made == ["__init__.pyi", "attention.pyi", "models.pyi", "nn.pyi", "optim.pyi"]
     for name in made:
         committed = ROOT / "python" / "attend" / name
         assert committed.exists(), f"{name} is missing: run python/tools/make_stubs.py"
