@@ -55,7 +55,7 @@ PUBLIC = {
     "optim.h": "optim",
     "attention.h": "attention", "additive_attention.h": "attention",
     "attention_models.h": "attention",
-    "files.h": "io", "checkpoint.h": "io",
+    "files.h": "io", "checkpoint.h": "io", "dist.h": "train",
     "attend.h": "engine",
     "text.h": "text", "audio.h": "audio", "vision.h": "vision",
     "models.h": "models", "classifier.h": "models",

@@ -43,7 +43,7 @@ build() {
   bash scripts/setup.sh
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     CC=clang-16 CXX=clang++-16 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DATTEND_FUZZ=ON -DATTEND_BUILD_TESTS=OFF -DATTEND_BUILD_BENCH=OFF -DATTEND_BUILD_PYTHON=OFF
+      -DATTEND_FUZZ=ON -DATTEND_BUILD_TESTS=OFF -DATTEND_BUILD_BENCH=OFF -DATTEND_BUILD_PYTHON=OFF -DATTEND_WITH_MPI=OFF
   fi
   cmake --build "$BUILD_DIR" -j"$JOBS" --target fuzz "$@"
 }

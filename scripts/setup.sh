@@ -24,6 +24,8 @@ PACKAGES=(
   # uses offline (setuptools, venv); matplotlib for docs/python.md's heatmap.
   pybind11-dev python3-pybind11 python3-dev python3-pytest python3-setuptools python3-venv
   python3-pip python3-matplotlib
+  # Data-parallel training under mpirun (`mpirun -np N attend train ...`).
+  libopenmpi-dev openmpi-bin
   # The document classification corpus (examples/tasks/documents.cc): these packages' English
   # manual pages, pinned so that every machine builds the same corpus (most are already there).
   manpages manpages-dev man-db coreutils util-linux mount passwd login procps e2fsprogs dpkg apt

@@ -21,6 +21,9 @@
 namespace attend::data {
 struct ImageCaption;
 }  // namespace attend::data
+namespace attend::dist {
+class Communicator;
+}  // namespace attend::dist
 
 namespace attend::nmt {
 
@@ -263,6 +266,20 @@ struct TrainOptions {
   // checkpoints as usual; the summary's stop_reason is then "interrupted". (The Python
   // bindings set it on Ctrl-C or when a progress callback raises.)
   const std::atomic<bool>* stop_requested = nullptr;
+  // Large batches on small hardware. Each optimizer step takes `accumulate` batches of
+  // max_tokens per rank (Marian's --optimizer-delay, fairseq's --update-freq), their gradients
+  // summed and normalised by the target tokens of all of them, across ranks too.
+  int64_t accumulate = 1;
+  // Data-parallel training over comm's ranks (null = this process alone): each rank takes its
+  // share of every step's batches, gradients are summed over the ranks, rank 0 validates, logs
+  // and writes the checkpoints. Every rank must be given the same options and data (checked).
+  dist::Communicator* comm = nullptr;
+  // An exponential moving average of the weights (decay per step; 0 = off), updated after each
+  // step, validated and saved in best.ckpt in place of the raw weights, kept in ema.ckpt.
+  double ema = 0.0;
+  // Numbered checkpoints OUT/ckpt.STEP.ckpt written at each validation, the newest N kept (for
+  // `attend average`); 0 = none.
+  int64_t keep_checkpoints = 0;
   // Called on the training thread with each event (see TrainEvent); empty = none. An exception
   // it throws ends the run as any error does.
   std::function<void(const TrainEvent&)> on_event;
@@ -273,6 +290,7 @@ struct TrainSummary {
   // The best validation score: dev BLEU, or for speech minus the dev WER (higher is better).
   double best_bleu = 0.0, last_dev_loss = 0.0, seconds = 0.0;
   double tokens_per_second = 0.0;  // target tokens per second of training steps (no validation)
+  double allreduce_seconds = 0.0;  // data-parallel: time in the gradients' allreduce
   std::string stop_reason;
 };
 

@@ -12,6 +12,7 @@
 
 #include "attend/audio.h"
 #include "attend/corpus.h"
+#include "attend/dist.h"
 #include "attend/error.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
@@ -59,12 +60,21 @@ std::string SplitFile(const TrainRun& a, const std::string& given, const char* s
   return (fs::path(a.data_dir) / (std::string(split) + ".tsv")).string();
 }
 
-// The vocabulary: given, the resumed run's, or trained on `text` (which it then fills).
+// Data-parallel ranks other than 0 keep quiet: rank 0 speaks for the run.
+bool Quiet(const TrainRun& a) { return a.train.comm != nullptr && a.train.comm->rank() != 0; }
+
+// The vocabulary: given, the resumed run's, or trained on `text`; with several ranks, rank 0's
+// (trained once, sent to the others).
 Vocabulary MakeVocabulary(const TrainRun& a, const std::function<std::vector<std::string>()>& text,
                           const VocabularyOptions& options) {
   if (!a.vocab_path.empty()) return Vocabulary::Load(a.vocab_path);
   if (a.resume) return Vocabulary::Load((fs::path(a.train.out_dir) / "vocab.model").string());
-  return Vocabulary::Train(text(), options);
+  dist::Communicator* comm = a.train.comm;
+  if (comm == nullptr || comm->size() == 1) return Vocabulary::Train(text(), options);
+  std::string bytes;
+  if (comm->rank() == 0) bytes = Vocabulary::Train(text(), options).bytes();
+  comm->Broadcast(bytes, 0);
+  return Vocabulary::FromBytes(bytes, "rank 0's vocabulary");
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point t0) {
@@ -101,7 +111,8 @@ TrainSummary RunSpeech(TrainRun& a, const std::atomic<bool>* stop) {
       [&] {
         std::vector<std::string> text;
         for (const auto& u : train) text.push_back(u.transcript);
-        std::fprintf(stderr, "a character vocabulary from %zu transcripts\n", text.size());
+        if (!Quiet(a))
+          std::fprintf(stderr, "a character vocabulary from %zu transcripts\n", text.size());
         return text;
       },
       vo);
@@ -113,12 +124,13 @@ TrainSummary RunSpeech(TrainRun& a, const std::atomic<bool>* stop) {
   const auto dev_ex = LoadSpeechExamples(dev, vocab, a.train.features, 0, 0, threads, nullptr);
   double frames = 0;
   for (const auto& e : train_ex) frames += static_cast<double>(e.source_length());
-  std::fprintf(stderr,
-               "features: %zu training utterances (%.2f h of audio), %zu dev, in %.1f s; dropped "
-               "%lld longer than %lld frames or %lld characters\n",
-               train_ex.size(), frames * a.train.features.hop_ms / 3.6e6, dev_ex.size(),
-               SecondsSince(t0), (long long)dropped, (long long)a.max_frames,
-               (long long)a.train.max_len);
+  if (!Quiet(a))
+    std::fprintf(stderr,
+                 "features: %zu training utterances (%.2f h of audio), %zu dev, in %.1f s; dropped "
+                 "%lld longer than %lld frames or %lld characters\n",
+                 train_ex.size(), frames * a.train.features.hop_ms / 3.6e6, dev_ex.size(),
+                 SecondsSince(t0), (long long)dropped, (long long)a.max_frames,
+                 (long long)a.train.max_len);
   Pairs dev_text;
   for (const auto& u : dev) dev_text.emplace_back(u.path, u.transcript);
   a.model.src_vocab = 0;
@@ -148,7 +160,7 @@ TrainSummary RunCaption(TrainRun& a, const std::atomic<bool>* stop) {
         std::vector<std::string> text;
         for (const auto& im : train)
           text.insert(text.end(), im.captions.begin(), im.captions.end());
-        std::fprintf(stderr, "a word vocabulary from %zu captions\n", text.size());
+        if (!Quiet(a)) std::fprintf(stderr, "a word vocabulary from %zu captions\n", text.size());
         return text;
       },
       vo);
@@ -175,11 +187,13 @@ TrainSummary RunCaption(TrainRun& a, const std::atomic<bool>* stop) {
                           true_boxes ? &train_boxes : nullptr);
   const auto dev_ex = LoadCaptionExamples(dev, vocab, a.model, false, 0, a.train.threads, nullptr,
                                           true_boxes ? &dev_boxes : nullptr);
-  std::fprintf(stderr,
-               "images: %zu training images with %zu captions, %zu dev images, in %.1f s; dropped "
-               "%lld captions longer than %lld words\n",
-               train.size(), train_ex.size(), dev_ex.size(), SecondsSince(t0), (long long)dropped,
-               (long long)a.train.max_len);
+  if (!Quiet(a))
+    std::fprintf(
+        stderr,
+        "images: %zu training images with %zu captions, %zu dev images, in %.1f s; dropped "
+        "%lld captions longer than %lld words\n",
+        train.size(), train_ex.size(), dev_ex.size(), SecondsSince(t0), (long long)dropped,
+        (long long)a.train.max_len);
   // Validation scores BLEU against all of an image's captions, joined by newlines here.
   Pairs dev_text;
   for (const auto& im : dev) {
@@ -198,8 +212,9 @@ TrainSummary RunTranslation(TrainRun& a, const std::atomic<bool>* stop) {
   const Vocabulary vocab = MakeVocabulary(
       a,
       [&] {
-        std::fprintf(stderr, "training a %lld-piece %s vocabulary on %zu pairs\n",
-                     (long long)a.vocab.size, a.vocab.model_type.c_str(), train.size());
+        if (!Quiet(a))
+          std::fprintf(stderr, "training a %lld-piece %s vocabulary on %zu pairs\n",
+                       (long long)a.vocab.size, a.vocab.model_type.c_str(), train.size());
         std::vector<std::string> text;
         text.reserve(2 * train.size());
         for (const auto& [s, t] : train) {
@@ -212,8 +227,9 @@ TrainSummary RunTranslation(TrainRun& a, const std::atomic<bool>* stop) {
   int64_t dropped = 0;
   auto train_ex = EncodePairs(vocab, train, a.train.max_len, &dropped);
   if (dropped > 0)
-    std::fprintf(stderr, "dropped %lld training pairs longer than %lld subwords\n",
-                 (long long)dropped, (long long)a.train.max_len);
+    if (!Quiet(a))
+      std::fprintf(stderr, "dropped %lld training pairs longer than %lld subwords\n",
+                   (long long)dropped, (long long)a.train.max_len);
   if (!a.guided_alignment.empty()) {
     // Line i aligns training pair i; each example keeps its pair's index through the filtering
     // above and the trainer's bucketing and shuffling.
@@ -226,8 +242,9 @@ TrainSummary RunTranslation(TrainRun& a, const std::atomic<bool>* stop) {
                  a.guided_alignment_weight, " must be >= 0");
     const int64_t links = AttachAlignments(train_ex, vocab, train, alignments, a.guided_alignment);
     a.train.guided_alignment_weight = a.guided_alignment_weight;
-    std::fprintf(stderr, "guided alignment: %lld subword links over %zu pairs, weight %g\n",
-                 (long long)links, train_ex.size(), a.guided_alignment_weight);
+    if (!Quiet(a))
+      std::fprintf(stderr, "guided alignment: %lld subword links over %zu pairs, weight %g\n",
+                   (long long)links, train_ex.size(), a.guided_alignment_weight);
   }
   const auto dev_ex = EncodePairs(vocab, dev, a.train.max_len);
   a.model.src_vocab = a.model.tgt_vocab = vocab.size();
@@ -291,6 +308,14 @@ std::vector<TrainRunOption> TrainRunOptions(TrainRun& a) {
       {"alignment-layer", "Guided alignment: decoder layer of the trained head (-1 = last)",
        &t.alignment_layer},
       {"alignment-head", "Guided alignment: the trained head", &t.alignment_head},
+      {"accumulate",
+       "Batches (of --max-tokens, per rank) whose gradients are summed before each step",
+       &t.accumulate},
+      {"ema",
+       "Decay of an exponential moving average of the weights, validated and saved (0 = off)",
+       &t.ema},
+      {"keep-checkpoints", "Keep the newest N numbered checkpoints OUT/ckpt.STEP.ckpt (0 = none)",
+       &t.keep_checkpoints},
   };
 }
 

@@ -2,6 +2,7 @@
 // validation (loss, BLEU, chrF), early stopping, best/last checkpoints, exact resume, progress.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -9,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "attend/autograd.h"
 #include "attend/checkpoint.h"
+#include "attend/dist.h"
 #include "attend/error.h"
 #include "attend/metrics.h"
 #include "attend/nmt.h"
@@ -162,6 +165,81 @@ TrainEvent MakeEvent(TrainEvent::Kind kind, const std::string& text, int64_t ste
 void Emit(const TrainOptions& o, TrainEvent::Kind kind, const std::string& text, int64_t step,
           int64_t epoch, double seconds) {
   if (o.on_event) o.on_event(MakeEvent(kind, text, step, epoch, seconds));
+}
+
+// Sums every parameter's gradient over the ranks in place, in flat buckets of at most
+// kBucketFloats (one allreduce each: a few large messages instead of one per tensor). A rank whose
+// batches ran out at the end of an epoch has no gradient and contributes zeros.
+constexpr size_t kBucketFloats = size_t{1} << 22;  // 16 MiB of f32
+
+void AllReduceGradients(dist::Communicator& comm, const std::vector<Tensor>& params) {
+  std::vector<float> bucket;
+  std::vector<std::pair<Tensor, size_t>> members;  // gradient, offset in the bucket
+  auto flush = [&] {
+    if (bucket.empty()) return;
+    comm.AllReduceSum(bucket.data(), bucket.size());
+    for (auto& [g, offset] : members)
+      std::copy_n(bucket.data() + offset, g.numel(), g.data<float>());
+    bucket.clear();
+    members.clear();
+  };
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) g = Tensor::Zeros(p.shape(), p.dtype());
+    ATTEND_CHECK(g.dtype() == DType::kF32, "train: data-parallel training sums f32 gradients, not ",
+                 DTypeName(g.dtype()));
+    if (!g.is_contiguous()) g = g.Contiguous();
+    const size_t n = static_cast<size_t>(g.numel());
+    if (!bucket.empty() && bucket.size() + n > kBucketFloats) flush();
+    members.emplace_back(g, bucket.size());
+    bucket.insert(bucket.end(), g.data<float>(), g.data<float>() + n);
+    Tensor(p).set_grad(g);
+  }
+  flush();
+}
+
+// Every rank must run the same training: the same options, vocabulary and data (a digest of
+// each, compared with rank 0's). A rank that differs stops with the reason; the `attend`
+// command then takes the whole job down.
+void CheckSameRun(dist::Communicator& comm, const std::string& config_json,
+                  const std::string& vocab_b64, const std::vector<Example>& train,
+                  const std::vector<Example>& dev, const TrainOptions& o) {
+  auto digest = [](const void* data, size_t n, uint32_t crc) { return io::Crc32(data, n, crc); };
+  uint32_t data_crc = 0;
+  for (const auto* set : {&train, &dev})
+    for (const Example& e : *set) {
+      data_crc = digest(e.src.data(), e.src.size() * sizeof(int64_t), data_crc);
+      data_crc = digest(e.tgt.data(), e.tgt.size() * sizeof(int64_t), data_crc);
+      data_crc = digest(e.features.data(), e.features.size() * sizeof(float), data_crc);
+    }
+  char mine[160];
+  std::snprintf(mine, sizeof(mine),
+                "options %08x vocabulary %08x data %08x (%zu+%zu) accumulate %lld",
+                io::Crc32(config_json.data(), config_json.size()),
+                io::Crc32(vocab_b64.data(), vocab_b64.size()), data_crc, train.size(), dev.size(),
+                (long long)o.accumulate);
+  std::string theirs = mine;
+  comm.Broadcast(theirs, 0);
+  ATTEND_CHECK(theirs == mine, "train: rank ", comm.rank(),
+               " was not given the same run as rank 0 (", mine, " here, ", theirs,
+               " on rank 0): every rank needs the same options and data files");
+}
+
+// Keeps the newest `keep` of DIR/ckpt.STEP.ckpt.
+void PruneNumberedCheckpoints(const std::string& dir, int64_t keep) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<int64_t, fs::path>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= 10 || name.rfind("ckpt.", 0) != 0 || !name.ends_with(".ckpt")) continue;
+    const std::string digits = name.substr(5, name.size() - 10);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    found.emplace_back(std::stoll(digits), entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < found.size(); ++i)
+    fs::remove(found[i].second, ec);
 }
 
 struct Validation {
@@ -320,12 +398,15 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   const std::string best_path = (fs::path(o.out_dir) / "best.ckpt").string();
   // A run killed while writing a file leaves its temporary (NAME.tmp or NAME.tmp.XXXXXX, next to
   // the complete NAME it would have replaced): remove those.
-  for (const auto& entry : fs::directory_iterator(o.out_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    for (const std::string base : {"last.ckpt.tmp", "best.ckpt.tmp", "vocab.model.tmp"})
-      if (name == base || name.rfind(base + ".", 0) == 0) fs::remove(entry.path(), ec);
-  }
-  vocab.Save((fs::path(o.out_dir) / "vocab.model").string());
+  // (Rank 0's alone: it is the only writer.)
+  if (o.comm == nullptr || o.comm->rank() == 0)
+    for (const auto& entry : fs::directory_iterator(o.out_dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      for (const std::string base : {"last.ckpt.tmp", "best.ckpt.tmp", "vocab.model.tmp"})
+        if (name == base || name.rfind(base + ".", 0) == 0) fs::remove(entry.path(), ec);
+    }
+  if (o.comm == nullptr || o.comm->rank() == 0)
+    vocab.Save((fs::path(o.out_dir) / "vocab.model").string());
 
   optim::Adam adam(model.Parameters(), optim::AdamOptions{.lr = o.lr, .beta2 = 0.98, .eps = 1e-9});
   optim::InverseSqrtWarmup schedule(
@@ -339,6 +420,20 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   const std::string config_json = config.dump();
   const std::string vocab_b64 = Base64Encode(vocab.bytes());
 
+  // Data parallelism and accumulation: every step takes `group` consecutive batches of the
+  // epoch's order, rank r the `accumulate` of them from r * accumulate on; gradients are summed
+  // and normalised by the target tokens of the whole group, so the step is the same whatever the
+  // split of the group over ranks and accumulation.
+  const int world = o.comm != nullptr ? o.comm->size() : 1;
+  const int rank = o.comm != nullptr ? o.comm->rank() : 0;
+  const bool lead = rank == 0;
+  ATTEND_CHECK(o.accumulate >= 1, "train: --accumulate ", o.accumulate, " must be >= 1");
+  ATTEND_CHECK(o.ema >= 0 && o.ema < 1, "train: --ema ", o.ema, " must be in [0, 1)");
+  ATTEND_CHECK(o.keep_checkpoints >= 0, "train: --keep-checkpoints ", o.keep_checkpoints,
+               " must be >= 0");
+  const int64_t group = static_cast<int64_t>(world) * o.accumulate;
+  if (world > 1) CheckSameRun(*o.comm, config_json, vocab_b64, train, dev, o);
+
   Progress p;
   if (resume) {
     io::Metadata extra;
@@ -348,7 +443,40 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     ATTEND_CHECK(it != extra.end() && it->second == vocab_b64, "train --resume: ", last_path,
                  " was trained with a different vocabulary");
   }
-  Logger log((fs::path(o.out_dir) / "train.log").string(), o.progress);
+  const std::vector<Tensor> params = model.Parameters();
+  const std::string ema_path = (fs::path(o.out_dir) / "ema.ckpt").string();
+  std::vector<Tensor> ema;  // the moving average, one tensor per parameter
+  if (o.ema > 0) {
+    for (const Tensor& t : params) ema.push_back(t.Detach().Clone());
+    if (resume) {
+      io::Metadata extra;
+      std::vector<Tensor> raw;
+      for (const Tensor& t : params) raw.push_back(t.Detach().Clone());
+      io::LoadCheckpoint(ema_path, model, nullptr, nullptr, &extra);
+      auto it = extra.find("trainer.step");
+      ATTEND_CHECK(it != extra.end() && it->second == std::to_string(p.step),
+                   "train --resume: ", ema_path, " is not of the same step as ", last_path,
+                   " (was the run started without --ema?)");
+      for (size_t i = 0; i < params.size(); ++i) {
+        ema[i].CopyFrom(params[i].Detach());
+        params[i].Detach().CopyFrom(raw[i]);
+      }
+    }
+  }
+  std::optional<Logger> logger;
+  if (lead) logger.emplace((fs::path(o.out_dir) / "train.log").string(), o.progress);
+  auto log_line = [&](const std::string& line) {
+    if (logger) logger->Line(line);
+  };
+  // Swaps the weights with their moving average (validation and best.ckpt see the average).
+  auto swap_ema = [&] {
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) {
+      Tensor keep = params[i].Detach().Clone();
+      params[i].Detach().CopyFrom(ema[i]);
+      ema[i].CopyFrom(keep);
+    }
+  };
   auto save = [&](const std::string& path) {
     io::Metadata extra = p.ToMetadata();
     extra[kVocabKey] = vocab_b64;
@@ -360,8 +488,12 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       << models::NameOf(model.config().arch) << ", " << model.NumParameters() << " parameters, "
       << train.size() << (speech ? " training utterances, " : " training pairs, ") << dev.size()
       << (speech ? " dev utterances, vocabulary " : " dev pairs, vocabulary ") << vocab.size();
-    log.Line(s.str());
-    Emit(o, TrainEvent::Kind::kStart, s.str(), p.step, p.epoch + 1, p.seconds);
+    if (group > 1)
+      s << "; " << world << (world == 1 ? " rank" : " ranks") << " x " << o.accumulate
+        << (o.accumulate == 1 ? " batch" : " batches") << " per step";
+    if (o.ema > 0) s << "; weights averaged with decay " << o.ema;
+    log_line(s.str());
+    if (lead) Emit(o, TrainEvent::Kind::kStart, s.str(), p.step, p.epoch + 1, p.seconds);
   }
 
   TrainSummary summary;
@@ -373,7 +505,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   // Time spent in training steps only (validations excluded): what tokens/s is measured over.
-  double train_seconds = 0.0;
+  double train_seconds = 0.0, reduce_seconds = 0.0;
   const int64_t first_step = p.step;
   double window_loss = 0.0, window_tokens = 0.0;
   double window_align = 0.0, window_align_rows = 0.0;  // guided alignment's loss, per linked row
@@ -382,6 +514,12 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   int64_t last_validated = resume ? p.step : -1;
   std::string stop;
   auto validate = [&]() {
+    // Rank 0 alone validates and writes; the others wait for it at the next step's collectives.
+    if (!lead) {
+      last_validated = p.step;
+      return;
+    }
+    if (o.ema > 0) swap_ema();
     Validation v = Validate(model, vocab, dev, dev_text, o);
     summary.last_dev_loss = v.loss;
     const bool better = v.score > p.best_bleu;
@@ -395,7 +533,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     char buf[256];
     std::snprintf(buf, sizeof(buf), "validation step %lld: %s%s (%s)", (long long)p.step,
                   v.Describe().c_str(), better ? " *best*" : "", FormatDuration(p.seconds).c_str());
-    log.Line(buf);
+    log_line(buf);
     if (o.on_event) {
       TrainEvent e = MakeEvent(TrainEvent::Kind::kValidation, buf, p.step, p.epoch + 1, p.seconds);
       e.dev_loss = v.loss;
@@ -408,8 +546,18 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     }
     // best before last: a run killed between the two resumes from the previous last.ckpt and
     // redoes this validation, so best.ckpt always matches the best BLEU that last.ckpt records.
+    // With --ema, best.ckpt and ema.ckpt hold the average (what was validated), last.ckpt the
+    // raw weights; ema.ckpt before last.ckpt for the same reason.
     if (better) save(best_path);
+    if (o.ema > 0) {
+      save(ema_path);
+      swap_ema();
+    }
     save(last_path);
+    if (o.keep_checkpoints > 0) {
+      save((fs::path(o.out_dir) / ("ckpt." + std::to_string(p.step) + ".ckpt")).string());
+      PruneNumberedCheckpoints(o.out_dir, o.keep_checkpoints);
+    }
     last_validated = p.step;
     if (o.patience > 0 && p.bad_validations >= o.patience)
       stop =
@@ -417,72 +565,105 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   };
 
   model.Train();
-  const std::vector<Tensor> params = model.Parameters();
   while (stop.empty()) {
     if (o.max_epochs > 0 && p.epoch >= o.max_epochs) {
       stop = "epochs";
       break;
     }
     const auto batches = MakeBatches(train, o.max_tokens, o.seed, p.epoch);
+    const int64_t n_batches = static_cast<int64_t>(batches.size());
     summary.epochs_started = p.epoch + 1;
-    for (; p.batch_in_epoch < static_cast<int64_t>(batches.size()) && stop.empty();
-         ++p.batch_in_epoch) {
+    while (p.batch_in_epoch < n_batches && stop.empty()) {
       if (o.max_steps > 0 && p.step >= o.max_steps) {
         stop = "steps";
         break;
       }
-      if (o.stop_requested != nullptr && o.stop_requested->load()) {
-        stop = "interrupted";
-        break;
-      }
-      if (o.max_minutes > 0 && elapsed() >= o.max_minutes * 60.0) {
-        stop = "minutes";
-        break;
-      }
+      if (o.stop_requested != nullptr && o.stop_requested->load()) stop = "interrupted";
+      if (stop.empty() && o.max_minutes > 0 && elapsed() >= o.max_minutes * 60.0) stop = "minutes";
+      // Rank 0's clock, signals and early stopping decide for every rank.
+      if (world > 1) o.comm->Broadcast(stop, 0);
+      if (!stop.empty()) break;
       const auto step_start = std::chrono::steady_clock::now();
-      models::Batch batch = MakeBatch(train, batches[p.batch_in_epoch]);
-      if (speech && o.spec_augment) MaskBatch(batch, o.masks, o.seed, p.step);
-      Tensor head_weights;  // guided alignment: the trained head's weights [B, T, S]
-      Tensor logits =
-          guided ? model.ForwardWithHead(batch, align_layer, o.alignment_head, &head_weights)
-                 : model.Forward(batch);
-      const int64_t vsize = logits.size(2);
-      Tensor loss = CrossEntropy(logits.View({-1, vsize}), batch.tgt_out.View({-1}),
-                                 SpecialIds::kPad, o.label_smoothing);
-      const double loss_value = loss.item();
-      ATTEND_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at step ",
-                   p.step + 1, " (try a lower learning rate)");
-      // The model's own terms (an attention penalty, a REINFORCE surrogate) join the gradient;
-      // the loss logged stays the cross-entropy, comparable across models.
-      if (Tensor extra = model.AuxiliaryLoss(batch, logits); extra.defined())
-        loss = Add(loss, extra);
-      if (guided) {
-        ATTEND_CHECK(head_weights.defined() && head_weights.requires_grad(),
-                     "train: ", models::NameOf(model.config().arch),
-                     " gave no attention weights with gradient for guided alignment");
-        int64_t linked = 0;
-        const Tensor targets = AlignmentTargets(
-            train, batches[p.batch_in_epoch], head_weights.size(1), head_weights.size(2), &linked);
-        if (linked > 0) {
-          Tensor align =
-              GuidedAlignmentLoss(head_weights, targets.To(head_weights.dtype()), linked);
-          window_align += align.item() * static_cast<double>(linked);
-          window_align_rows += static_cast<double>(linked);
-          loss = Add(loss, MulScalar(align, o.guided_alignment_weight));
+      const int64_t first = p.batch_in_epoch;
+      const int64_t in_group = std::min(group, n_batches - first);
+      // Target (and source) tokens of the whole group: every rank knows every batch.
+      double group_tgt = 0.0, group_src = 0.0;
+      for (int64_t j = first; j < first + in_group; ++j)
+        for (int64_t i : batches[j]) {
+          group_tgt += static_cast<double>(train[i].tgt.size() + 1);
+          group_src += static_cast<double>(train[i].source_length());
         }
+      // [loss * tokens, guided alignment's loss * rows, rows] of this rank's batches.
+      double sums[3] = {0.0, 0.0, 0.0};
+      for (int64_t k = 0; k < o.accumulate; ++k) {
+        const int64_t j = first + static_cast<int64_t>(rank) * o.accumulate + k;
+        if (j >= first + in_group) break;
+        models::Batch batch = MakeBatch(train, batches[j]);
+        if (speech && o.spec_augment) MaskBatch(batch, o.masks, o.seed, p.step);
+        Tensor head_weights;  // guided alignment: the trained head's weights [B, T, S]
+        Tensor logits =
+            guided ? model.ForwardWithHead(batch, align_layer, o.alignment_head, &head_weights)
+                   : model.Forward(batch);
+        const int64_t vsize = logits.size(2);
+        Tensor loss = CrossEntropy(logits.View({-1, vsize}), batch.tgt_out.View({-1}),
+                                   SpecialIds::kPad, o.label_smoothing);
+        const double loss_value = loss.item();
+        ATTEND_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at step ",
+                     p.step + 1, " (try a lower learning rate)");
+        sums[0] += loss_value * static_cast<double>(batch.tgt_tokens);
+        // The model's own terms (an attention penalty, a REINFORCE surrogate) join the gradient;
+        // the loss logged stays the cross-entropy, comparable across models.
+        if (Tensor extra = model.AuxiliaryLoss(batch, logits); extra.defined())
+          loss = Add(loss, extra);
+        if (guided) {
+          ATTEND_CHECK(head_weights.defined() && head_weights.requires_grad(),
+                       "train: ", models::NameOf(model.config().arch),
+                       " gave no attention weights with gradient for guided alignment");
+          int64_t linked = 0;
+          const Tensor targets = AlignmentTargets(train, batches[j], head_weights.size(1),
+                                                  head_weights.size(2), &linked);
+          if (linked > 0) {
+            Tensor align =
+                GuidedAlignmentLoss(head_weights, targets.To(head_weights.dtype()), linked);
+            sums[1] += align.item() * static_cast<double>(linked);
+            sums[2] += static_cast<double>(linked);
+            loss = Add(loss, MulScalar(align, o.guided_alignment_weight));
+          }
+        }
+        // Each batch's loss is a mean over its tokens; weighted by its share of the group's
+        // tokens, the summed gradients are those of the mean over the group. One batch alone
+        // (the default) is its own group: no weighting, the arithmetic of a plain step.
+        const double share = static_cast<double>(batch.tgt_tokens) / group_tgt;
+        if (group > 1) loss = MulScalar(loss, share);
+        loss.Backward();
       }
-      loss.Backward();
+      if (world > 1) {
+        const auto r0 = std::chrono::steady_clock::now();
+        AllReduceGradients(*o.comm, params);
+        o.comm->AllReduceSum(sums, 3);
+        reduce_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+      }
       if (o.clip_norm > 0) optim::ClipGradNorm(params, o.clip_norm);
       adam.Step();
       schedule.Step();
       adam.ZeroGrad();
+      if (o.ema > 0) {
+        NoGradGuard no_grad;
+        for (size_t i = 0; i < params.size(); ++i)
+          ema[i].CopyFrom(
+              Add(MulScalar(ema[i], o.ema), MulScalar(params[i].Detach(), 1.0 - o.ema)));
+      }
       ++p.step;
+      p.batch_in_epoch += in_group;
       train_seconds +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
-      p.tokens += static_cast<double>(batch.tgt_tokens);
-      window_loss += loss_value * static_cast<double>(batch.tgt_tokens);
-      window_tokens += static_cast<double>(batch.tgt_tokens);
-      window_tok += static_cast<double>(batch.src_tokens + batch.tgt_tokens);
+      p.tokens += group_tgt;
+      window_loss += sums[0];
+      window_tokens += group_tgt;
+      window_align += sums[1];
+      window_align_rows += sums[2];
+      window_tok += group_src + group_tgt;
       const double now = elapsed();
       // ETA from whichever limit comes first.
       double eta = INFINITY;
@@ -490,25 +671,30 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       if (o.max_steps > 0)
         eta = std::min(eta, per_step * static_cast<double>(o.max_steps - p.step));
       if (o.max_minutes > 0) eta = std::min(eta, o.max_minutes * 60.0 - now);
-      if (o.max_epochs > 0)
-        eta =
-            std::min(eta, per_step * static_cast<double>((o.max_epochs - p.epoch) * batches.size() -
-                                                         p.batch_in_epoch - 1));
+      if (o.max_epochs > 0) {
+        const double steps_left = static_cast<double>(
+            ((o.max_epochs - p.epoch) * n_batches - p.batch_in_epoch + group - 1) / group);
+        eta = std::min(eta, per_step * steps_left);
+      }
       const double window_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
-      char bar[256], align[48] = "";
+      char bar[256], align[48] = "", reduce[48] = "";
       if (guided)
         std::snprintf(align, sizeof(align), " | align %.3f",
                       window_align / std::max(1.0, window_align_rows));
-      std::snprintf(bar, sizeof(bar),
-                    "step %lld | epoch %lld | loss %.3f%s | %.0f src+tgt tok/s | lr %.2e | ETA %s",
-                    (long long)p.step, (long long)p.epoch + 1, window_loss / window_tokens, align,
-                    window_tok / std::max(1e-9, window_seconds), adam.lr(),
-                    FormatDuration(eta).c_str());
-      log.Bar(bar);
+      if (world > 1)
+        std::snprintf(reduce, sizeof(reduce), " | allreduce %.1f ms/step",
+                      1e3 * reduce_seconds / std::max<double>(1.0, p.step - first_step));
+      std::snprintf(
+          bar, sizeof(bar),
+          "step %lld | epoch %lld | loss %.3f%s | %.0f src+tgt tok/s | lr %.2e%s | ETA %s",
+          (long long)p.step, (long long)p.epoch + 1, window_loss / window_tokens, align,
+          window_tok / std::max(1e-9, window_seconds), adam.lr(), reduce,
+          FormatDuration(eta).c_str());
+      if (logger) logger->Bar(bar);
       if (p.step % o.log_every == 0) {
-        log.Line(bar);
-        if (o.on_event) {
+        log_line(bar);
+        if (lead && o.on_event) {
           TrainEvent e = MakeEvent(TrainEvent::Kind::kStep, bar, p.step, p.epoch + 1, now);
           e.loss = window_loss / window_tokens;
           e.tokens_per_second = window_tok / std::max(1e-9, window_seconds);
@@ -520,9 +706,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         t_window = std::chrono::steady_clock::now();
       }
       if (p.step % o.valid_every == 0) {
-        p.batch_in_epoch += 1;  // the checkpoint continues after this batch
         validate();
-        p.batch_in_epoch -= 1;
         t_window = std::chrono::steady_clock::now();  // tokens/s leaves validation out
       }
     }
@@ -531,18 +715,19 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
     p.batch_in_epoch = 0;
   }
   if (last_validated != p.step) validate();
-  log.ClearBar();
+  if (logger) logger->ClearBar();
   summary.steps = p.step;
   summary.best_bleu = p.best_bleu;
   summary.seconds = elapsed();
   summary.tokens_per_second = (p.tokens - tokens_before) / std::max(1e-9, train_seconds);
+  summary.allreduce_seconds = reduce_seconds;
   summary.stop_reason = stop;
   char buf[256];
   std::snprintf(buf, sizeof(buf), "stopped (%s) after %lld steps, %s; best dev %s %.2f",
                 stop.c_str(), (long long)p.step, FormatDuration(summary.seconds).c_str(),
                 speech ? "WER" : "BLEU", speech ? -p.best_bleu : p.best_bleu);
-  log.Line(buf);
-  if (o.on_event) {
+  log_line(buf);
+  if (lead && o.on_event) {
     TrainEvent e = MakeEvent(TrainEvent::Kind::kStopped, buf, p.step, p.epoch + 1, summary.seconds);
     e.stop_reason = stop;
     o.on_event(e);

@@ -7,13 +7,17 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "attend/checkpoint.h"
+#include "attend/models.h"
 #include "attend/nmt.h"
+#include "attend/ops.h"
 #include "support/errors.h"
 #include "support/files.h"
 
@@ -172,6 +176,104 @@ TEST(TrainRun, OptionTableNamesEveryFieldOnce) {
           EXPECT_TRUE(q >= b && q < b + sizeof(run)) << o.name;
         },
         o.value);
+}
+
+// The moving average after three steps with decay 0.5, from the raw weights of runs of 1, 2 and
+// 3 steps (the average does not change the raw trajectory) and the initial weights:
+// e3 = w0/8 + w1/8 + w2/4 + w3/2. The trainer averages in f32; the hand computation in f64.
+TEST(TrainRun, MovingAverageMatchesAHandComputation) {
+  TempDir dir;
+  WriteCorpus(dir);
+  std::vector<io::SafetensorsContents> raw;
+  for (int steps = 1; steps <= 3; ++steps) {
+    nmt::TrainRun run = SmallRun(dir);
+    run.train.out_dir = dir / ("raw" + std::to_string(steps));
+    run.train.max_steps = steps;
+    run.train.valid_every = 100;
+    nmt::RunTraining(run);
+    raw.push_back(io::LoadSafetensors(dir / ("raw" + std::to_string(steps) + "/last.ckpt"), true));
+  }
+  nmt::TrainRun run = SmallRun(dir);
+  run.train.out_dir = dir / "ema";
+  run.train.max_steps = 3;
+  run.train.valid_every = 100;
+  run.train.ema = 0.5;
+  nmt::RunTraining(run);
+  const auto ema = io::LoadSafetensors(dir / "ema/ema.ckpt", true);
+  // The raw weights of the averaged run are those of the plain run.
+  const auto last = io::LoadSafetensors(dir / "ema/last.ckpt", true);
+  // The initial weights: the model the trainer builds from the seed.
+  const nmt::LoadedModel loaded = nmt::LoadModel(dir / "raw1/last.ckpt");
+  Generator gen(run.train.seed);
+  const auto initial = models::MakeModel(loaded.model->config(), gen);
+  std::map<std::string, Tensor> w0;
+  for (const auto& [name, t] : initial->StateDict()) w0[name] = t;
+  int64_t compared = 0;
+  for (size_t i = 0; i < ema.tensors.size(); ++i) {
+    const auto& [name, e] = ema.tensors[i];
+    if (name.rfind("optim.", 0) == 0 || e.dtype() != DType::kF32 || !w0.count(name)) continue;
+    const Tensor a = w0[name].Contiguous(), b = raw[0].tensors[i].second.Contiguous(),
+                 c = raw[1].tensors[i].second.Contiguous(),
+                 d = raw[2].tensors[i].second.Contiguous(), l = last.tensors[i].second.Contiguous(),
+                 ec = e.Contiguous();
+    ASSERT_EQ(raw[2].tensors[i].first, name);
+    for (int64_t k = 0; k < e.numel(); ++k) {
+      const double want = a.data<float>()[k] / 8.0 + b.data<float>()[k] / 8.0 +
+                          c.data<float>()[k] / 4.0 + d.data<float>()[k] / 2.0;
+      ASSERT_NEAR(ec.data<float>()[k], want, 1e-6 * (1.0 + std::abs(want))) << name << " " << k;
+      ASSERT_EQ(l.data<float>()[k], d.data<float>()[k]) << name;
+    }
+    ++compared;
+  }
+  EXPECT_GT(compared, 5);
+}
+
+// Accumulation is the gradient of the union: two batches weighted by their share of the tokens
+// give the gradient of one batch holding both (up to summation order: the union's products run
+// over other row counts; f32 sums of a few hundred terms, so a relative 1e-4 with an absolute
+// floor well below the gradients' size).
+TEST(TrainRun, AccumulatedGradientsAreThoseOfTheUnionBatch) {
+  models::ModelConfig c;
+  c.src_vocab = c.tgt_vocab = 30;
+  c.embed_dim = 8;
+  c.hidden_dim = 8;
+  c.attention_dim = 8;
+  c.dropout = 0.0;
+  Generator gen(5);
+  auto model = models::MakeModel(c, gen);
+  std::vector<nmt::Example> ex(5);
+  for (size_t i = 0; i < ex.size(); ++i) {
+    for (size_t k = 0; k < 2 + i; ++k)
+      ex[i].src.push_back(4 + static_cast<int64_t>((i * 7 + k) % 26));
+    for (size_t k = 0; k < 1 + (i * 3) % 4; ++k)
+      ex[i].tgt.push_back(4 + static_cast<int64_t>((i + k * 5) % 26));
+  }
+  auto grads = [&](const std::vector<std::vector<int64_t>>& parts) {
+    model->ZeroGrad();
+    double total = 0;
+    for (const auto& part : parts)
+      for (int64_t i : part) total += static_cast<double>(ex[i].tgt.size() + 1);
+    for (const auto& part : parts) {
+      const models::Batch b = nmt::MakeBatch(ex, part);
+      const Tensor logits = model->Forward(b);
+      Tensor loss = CrossEntropy(logits.View({-1, 30}), b.tgt_out.View({-1}), 0, 0.1);
+      if (parts.size() > 1) loss = MulScalar(loss, static_cast<double>(b.tgt_tokens) / total);
+      loss.Backward();
+    }
+    std::vector<Tensor> out;
+    for (const Tensor& p : model->Parameters()) out.push_back(p.grad().Clone());
+    return out;
+  };
+  const auto together = grads({{0, 1, 2, 3, 4}});
+  const auto apart = grads({{0, 2, 4}, {1, 3}});
+  ASSERT_EQ(together.size(), apart.size());
+  for (size_t i = 0; i < together.size(); ++i) {
+    const Tensor a = together[i].Contiguous(), b = apart[i].Contiguous();
+    for (int64_t k = 0; k < a.numel(); ++k)
+      ASSERT_NEAR(a.data<float>()[k], b.data<float>()[k],
+                  1e-4 * std::abs(a.data<float>()[k]) + 1e-7)
+          << "parameter " << i << " element " << k;
+  }
 }
 
 TEST(TrainRun, ErrorsNameTheProblem) {

@@ -5,16 +5,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <type_traits>
 #include <variant>
 
+#include "attend/dist.h"
 #include "attend/error.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "commands.h"
+#include "mpi_communicator.h"
 
 namespace attend::tools {
 namespace {
@@ -24,12 +27,30 @@ int Run(nmt::TrainRun& a) {
     a.train.progress = !a.no_progress;
     return RunClassifyTraining(a.data_dir, a.train_tsv, a.dev_tsv, a.max_train, a.train, a.resume);
   }
-  const nmt::TrainSummary s = nmt::RunTraining(a);
+  // Started by mpirun: data-parallel over its ranks. A rank that fails ends the whole job with
+  // its message, so that no other rank waits forever in a collective.
+  std::unique_ptr<dist::Communicator> comm;
+  if (LaunchedByMpi()) comm = MakeMpiCommunicator();
+  a.train.comm = comm.get();
+  const int rank = comm ? comm->rank() : 0;
+  nmt::TrainSummary s;
+  try {
+    s = nmt::RunTraining(a);
+  } catch (const std::exception& e) {
+    if (comm == nullptr || comm->size() == 1) throw;
+    std::fprintf(stderr, "attend: error (rank %d of %d): %s\n", rank, comm->size(), e.what());
+    std::fflush(stderr);
+    AbortAllRanks(1);
+  }
+  if (rank != 0) return 0;
   const bool speech = a.task == "speech";
   std::printf("steps %lld, %.0f s, %.0f target tokens/s, best dev %s %.2f, checkpoint %s\n",
               (long long)s.steps, s.seconds, s.tokens_per_second, speech ? "WER" : "BLEU",
               speech ? -s.best_bleu : s.best_bleu,
               (std::filesystem::path(a.train.out_dir) / "best.ckpt").c_str());
+  if (comm && comm->size() > 1)
+    std::printf("%d ranks: %.1f s in the gradients' allreduce (%.1f ms per step)\n", comm->size(),
+                s.allreduce_seconds, 1e3 * s.allreduce_seconds / std::max<int64_t>(1, s.steps));
   return 0;
 }
 
