@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "attend/nn.h"
 #include "attend/optim.h"
@@ -84,5 +85,28 @@ void SaveCheckpoint(const std::string& path, const nn::Module& model,
 std::string LoadCheckpoint(const std::string& path, nn::Module& model,
                            optim::Optimizer* optimizer = nullptr,
                            optim::LRScheduler* scheduler = nullptr, Metadata* extra = nullptr);
+
+// Checkpoint averaging (`attend average`, as fairseq's and JoeyNMT's average_checkpoints): writes
+// to `output` a checkpoint whose every model tensor (every tensor not named "optim.*") is the
+// element-wise mean of that tensor in `inputs` (checkpoints of the same model, e.g. the last few
+// of one run). f32 and f64 tensors are averaged in f64 and rounded once to their dtype; i64 and
+// bool tensors (counters, masks) must be equal in every input and are copied, except the state
+// of a training stream (an i64/bool tensor whose last name component ends in "state": the random
+// streams of dropout and teacher forcing, "rng_state", the hard-attention sampler's
+// "hard_state"), which advances with every step and is the last input's.
+//
+// The inputs are read with their checksums required and must hold the same model: the same model
+// tensor names, shapes and dtypes, the same "config" apart from its "train" section (the
+// training options, which may differ between runs: compared parsed, so key order and spacing do
+// not matter), and the same other metadata (the vocabulary among it) apart from the trainer's
+// progress ("trainer.*"), the optimizer's and the schedule's. The output holds the model tensors
+// and the metadata of the last input without the optimizer's and schedule's state and metadata,
+// plus "attend.averaged_from": the input paths as a JSON list. It is a checkpoint LoadCheckpoint
+// reads with a null optimizer (and nmt::LoadModel, for a translation model).
+//
+// At least one input; `output` may not be one of them. The first problem (a file unreadable or
+// corrupt, a mismatch: the file and the tensor or metadata key) throws attend::Error before
+// anything is written; the output is written atomically (SaveSafetensors).
+void AverageCheckpoints(const std::vector<std::string>& inputs, const std::string& output);
 
 }  // namespace attend::io

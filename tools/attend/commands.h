@@ -31,6 +31,7 @@ Runner RegisterTranscribeCommand(CLI::App& app);
 Runner RegisterCaptionCommand(CLI::App& app);
 Runner RegisterClassifyCommand(CLI::App& app);
 Runner RegisterAlignCommand(CLI::App& app);
+Runner RegisterAverageCommand(CLI::App& app);
 // `attend train --task classify` (classify_command.cc): the classifier's options, added to the
 // train command (`task` gives --task's value while parsing: --arch takes cnn | racnn with
 // classify), and the run, with the train command's data and trainer options.

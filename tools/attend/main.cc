@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterCaptionCommand);
   add(attend::tools::RegisterClassifyCommand);
   add(attend::tools::RegisterServeCommand);
+  add(attend::tools::RegisterAverageCommand);
   try {
     // Options that take a name (--arch transformer) check it while parsing: their attend::Error
     // is reported like any other.
