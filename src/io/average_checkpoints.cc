@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/checkpoint.h"
+#include "io/checkpoint_format.h"
 #include "io/untrusted_json.h"
 
 namespace attend::io {
@@ -18,8 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kFormatKey = "attend.format";
-constexpr const char* kFormat = "checkpoint/1";
+using detail::kFormat;
+using detail::kFormatKey;
 constexpr const char* kConfigKey = "config";
 constexpr const char* kAveragedFromKey = "attend.averaged_from";
 // Where nmt::Train stores the vocabulary (named in messages; compared like any other entry).
@@ -160,11 +161,7 @@ void AverageCheckpoints(const std::vector<std::string>& inputs, const std::strin
       ATTEND_CHECK(false, "average: ", e.what());
     }
     const Metadata& meta = file.metadata;
-    const auto format = meta.find(kFormatKey);
-    ATTEND_CHECK(format != meta.end(), where, ": not an attend checkpoint (no '", kFormatKey,
-                 "' in the metadata)");
-    ATTEND_CHECK(format->second == kFormat, where, ": checkpoint format '", format->second,
-                 "' is not the supported '", kFormat, "'");
+    detail::CheckCheckpointFormat(meta, where);
 
     // ---- the same model: config, metadata ----
     json model = ModelConfig(meta, where);

@@ -9,12 +9,13 @@
 
 #include "attend/autograd.h"
 #include "attend/checkpoint.h"
+#include "io/checkpoint_format.h"
 
 namespace attend::io {
 namespace {
 
-constexpr const char* kFormatKey = "attend.format";
-constexpr const char* kFormat = "checkpoint/1";
+using detail::kFormat;
+using detail::kFormatKey;
 constexpr const char* kConfigKey = "config";
 const std::string kOptimPrefix = "optim.";
 const std::string kSchedPrefix = "sched.";
@@ -111,11 +112,7 @@ std::string LoadCheckpoint(const std::string& path, nn::Module& model, optim::Op
   const std::string where = "LoadCheckpoint " + path;
   SafetensorsContents file = LoadSafetensors(path, /*require_checksum=*/true);
   const Metadata& meta = file.metadata;
-  const auto format = meta.find(kFormatKey);
-  ATTEND_CHECK(format != meta.end(), where, ": not an attend checkpoint (no '", kFormatKey,
-               "' in the metadata)");
-  ATTEND_CHECK(format->second == kFormat, where, ": checkpoint format '", format->second,
-               "' is not the supported '", kFormat, "'");
+  detail::CheckCheckpointFormat(meta, where);
   const auto config = meta.find(kConfigKey);
   ATTEND_CHECK(config != meta.end(), where, ": the metadata has no '", kConfigKey, "'");
 
@@ -180,5 +177,17 @@ std::string LoadCheckpoint(const std::string& path, nn::Module& model, optim::Op
   }
   return config->second;
 }
+
+namespace detail {
+
+void CheckCheckpointFormat(const Metadata& meta, const std::string& where) {
+  const auto format = meta.find(kFormatKey);
+  ATTEND_CHECK(format != meta.end(), where, ": not an attend checkpoint (no '", kFormatKey,
+               "' in the metadata)");
+  ATTEND_CHECK(format->second == kFormat, where, ": checkpoint format '", format->second,
+               "' is not the supported '", kFormat, "'");
+}
+
+}  // namespace detail
 
 }  // namespace attend::io
