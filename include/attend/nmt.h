@@ -290,7 +290,8 @@ struct TrainSummary {
   // The best validation score: dev BLEU, or for speech minus the dev WER (higher is better).
   double best_bleu = 0.0, last_dev_loss = 0.0, seconds = 0.0;
   double tokens_per_second = 0.0;  // target tokens per second of training steps (no validation)
-  double allreduce_seconds = 0.0;  // data-parallel: time in the gradients' allreduce
+  // Data-parallel: time in the gradients' allreduce, and before it waiting for the slowest rank.
+  double allreduce_seconds = 0.0, wait_seconds = 0.0;
   std::string stop_reason;
 };
 

@@ -505,7 +505,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   // Time spent in training steps only (validations excluded): what tokens/s is measured over.
-  double train_seconds = 0.0, reduce_seconds = 0.0;
+  double train_seconds = 0.0, reduce_seconds = 0.0, wait_seconds = 0.0;
   const int64_t first_step = p.step;
   double window_loss = 0.0, window_tokens = 0.0;
   double window_align = 0.0, window_align_rows = 0.0;  // guided alignment's loss, per linked row
@@ -638,11 +638,17 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         loss.Backward();
       }
       if (world > 1) {
+        // A one-number allreduce first waits for the slowest rank (its batches may be longer), so
+        // that the gradients' time is the communication alone.
         const auto r0 = std::chrono::steady_clock::now();
+        double ready = 0.0;
+        o.comm->AllReduceSum(&ready, 1);
+        const auto r1 = std::chrono::steady_clock::now();
         AllReduceGradients(*o.comm, params);
         o.comm->AllReduceSum(sums, 3);
+        wait_seconds += std::chrono::duration<double>(r1 - r0).count();
         reduce_seconds +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - r1).count();
       }
       if (o.clip_norm > 0) optim::ClipGradNorm(params, o.clip_norm);
       adam.Step();
@@ -721,6 +727,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   summary.seconds = elapsed();
   summary.tokens_per_second = (p.tokens - tokens_before) / std::max(1e-9, train_seconds);
   summary.allreduce_seconds = reduce_seconds;
+  summary.wait_seconds = wait_seconds;
   summary.stop_reason = stop;
   char buf[256];
   std::snprintf(buf, sizeof(buf), "stopped (%s) after %lld steps, %s; best dev %s %.2f",

@@ -48,9 +48,14 @@ int Run(nmt::TrainRun& a) {
               (long long)s.steps, s.seconds, s.tokens_per_second, speech ? "WER" : "BLEU",
               speech ? -s.best_bleu : s.best_bleu,
               (std::filesystem::path(a.train.out_dir) / "best.ckpt").c_str());
-  if (comm && comm->size() > 1)
-    std::printf("%d ranks: %.1f s in the gradients' allreduce (%.1f ms per step)\n", comm->size(),
-                s.allreduce_seconds, 1e3 * s.allreduce_seconds / std::max<int64_t>(1, s.steps));
+  if (comm && comm->size() > 1) {
+    const double steps = static_cast<double>(std::max<int64_t>(1, s.steps));
+    std::printf(
+        "%d ranks: %.1f s in the gradients' allreduce (%.1f ms per step), %.1f s waiting for the "
+        "slowest rank (%.1f ms per step)\n",
+        comm->size(), s.allreduce_seconds, 1e3 * s.allreduce_seconds / steps, s.wait_seconds,
+        1e3 * s.wait_seconds / steps);
+  }
   return 0;
 }
 
