@@ -713,6 +713,8 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       }
       if (p.step % o.valid_every == 0) {
         validate();
+        // Rank 0's early stopping reaches the others before any of them can leave the epoch.
+        if (world > 1) o.comm->Broadcast(stop, 0);
         t_window = std::chrono::steady_clock::now();  // tokens/s leaves validation out
       }
     }

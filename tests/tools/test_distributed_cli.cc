@@ -121,6 +121,16 @@ TEST_F(DistributedCli, ResumeAcrossRankCountsContinuesTheSameRun) {
   ExpectSameTensors("full/last.ckpt", "up/last.ckpt");
 }
 
+TEST_F(DistributedCli, EarlyStoppingAtAnEpochsEndStopsEveryRank) {
+  SKIP_WITHOUT_MPI();
+  // 6 steps of 2 batches make this corpus's epoch; the second validation (step 12, an epoch's
+  // last step) finds no better BLEU and stops the run: rank 1 must stop there too, not wait in
+  // the next epoch for a rank 0 that has left.
+  const auto r = RunCommand(Mpirun(2, Train("patience", 1000, "--max-epochs 5 --patience 1", 6)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("early stopping"));
+}
+
 TEST_F(DistributedCli, RanksGivenDifferentRunsAreRefused) {
   SKIP_WITHOUT_MPI();
   // MPMD: two programs, one per rank, with different label smoothing.
