@@ -4,7 +4,6 @@
 // naming an input, with nothing written.
 #include <gtest/gtest.h>
 
-#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -24,35 +23,17 @@ using testing::ShellQuote;
 using testing::TempDir;
 using testing::WriteFile;
 
-// "lo ka mi" -> "LO KA MI", as in test_nmt_cli.cc.
+// A small synthetic language pair, built by the command the other CLI tests use.
 void WriteCorpus(const TempDir& dir) {
-  const char* words[] = {"lo", "ka", "mi", "su", "te", "ra", "no", "vi"};
-  std::string src, tgt;
-  uint64_t x = 777;
-  for (int i = 0; i < 200; ++i) {
-    std::string s, t;
-    for (int j = 0; j < 2 + i % 4; ++j) {
-      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-      std::string w = words[(x >> 33) % 8];
-      s += (j ? " " : "") + w;
-      for (char& c : w) c = static_cast<char>(c - 'a' + 'A');
-      t += (j ? " " : "") + w;
-    }
-    src += s + "\n";
-    tgt += t + "\n";
-  }
-  WriteFile(dir / "train.src", src);
-  WriteFile(dir / "train.tgt", tgt);
-  WriteFile(dir / "dev.src", "lo ka\nmi su te\n");
-  WriteFile(dir / "dev.tgt", "LO KA\nMI SU TE\n");
+  const auto r = RunCommand(AttendCommand("corpus synthetic --out " + ShellQuote(dir / "data") +
+                                          " --seed 3 --train 200 --dev 4 --test 4 --max-words 6"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
 std::string Train(const TempDir& dir, const std::string& out, int steps, int hidden) {
   return AttendCommand(
-      "train --train-src " + ShellQuote(dir / "train.src") + " --train-tgt " +
-      ShellQuote(dir / "train.tgt") + " --dev-src " + ShellQuote(dir / "dev.src") + " --dev-tgt " +
-      ShellQuote(dir / "dev.tgt") + " --out " + ShellQuote(out) +
-      " --vocab-size 40 --embed-dim 16 --hidden-dim " + std::to_string(hidden) +
+      "train --data " + ShellQuote(dir / "data") + " --src src --tgt tgt --out " + ShellQuote(out) +
+      " --vocab-type word --vocab-size 200 --embed-dim 16 --hidden-dim " + std::to_string(hidden) +
       " --attention-dim 8 --max-tokens 120 --max-steps " + std::to_string(steps) +
       " --valid-every 3 --valid-sentences 2 --warmup 2 --lr 0.01 --no-progress --threads 1");
 }
