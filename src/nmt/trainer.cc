@@ -172,8 +172,10 @@ void Emit(const TrainOptions& o, TrainEvent::Kind kind, const std::string& text,
 // batches ran out at the end of an epoch has no gradient and contributes zeros.
 constexpr size_t kBucketFloats = size_t{1} << 22;  // 16 MiB of f32
 
-void AllReduceGradients(dist::Communicator& comm, const std::vector<Tensor>& params) {
-  std::vector<float> bucket;
+// `bucket` is kept by the caller from step to step, so its memory is allocated once.
+void AllReduceGradients(dist::Communicator& comm, const std::vector<Tensor>& params,
+                        std::vector<float>& bucket) {
+  bucket.clear();
   std::vector<std::pair<Tensor, size_t>> members;  // gradient, offset in the bucket
   auto flush = [&] {
     if (bucket.empty()) return;
@@ -196,6 +198,20 @@ void AllReduceGradients(dist::Communicator& comm, const std::vector<Tensor>& par
     Tensor(p).set_grad(g);
   }
   flush();
+}
+
+// ema = decay * ema + (1 - decay) * w, in place (every step: no temporaries).
+void UpdateMovingAverage(std::vector<Tensor>& ema, const std::vector<Tensor>& params,
+                         double decay) {
+  const float d = static_cast<float>(decay), rest = static_cast<float>(1.0 - decay);
+  for (size_t i = 0; i < params.size(); ++i) {
+    ATTEND_CHECK(params[i].dtype() == DType::kF32 && params[i].is_contiguous(),
+                 "train --ema: averages contiguous f32 parameters");
+    float* e = ema[i].data<float>();
+    const float* w = params[i].data<float>();
+    const int64_t n = params[i].numel();
+    for (int64_t k = 0; k < n; ++k) e[k] = d * e[k] + rest * w[k];
+  }
 }
 
 // Every rank must run the same training: the same options, vocabulary and data (a digest of
@@ -506,6 +522,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
   };
   // Time spent in training steps only (validations excluded): what tokens/s is measured over.
   double train_seconds = 0.0, reduce_seconds = 0.0, wait_seconds = 0.0;
+  std::vector<float> bucket;  // the allreduce's buffer, reused every step
   const int64_t first_step = p.step;
   double window_loss = 0.0, window_tokens = 0.0;
   double window_align = 0.0, window_align_rows = 0.0;  // guided alignment's loss, per linked row
@@ -644,7 +661,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         double ready = 0.0;
         o.comm->AllReduceSum(&ready, 1);
         const auto r1 = std::chrono::steady_clock::now();
-        AllReduceGradients(*o.comm, params);
+        AllReduceGradients(*o.comm, params, bucket);
         o.comm->AllReduceSum(sums, 3);
         wait_seconds += std::chrono::duration<double>(r1 - r0).count();
         reduce_seconds +=
@@ -654,12 +671,7 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
       adam.Step();
       schedule.Step();
       adam.ZeroGrad();
-      if (o.ema > 0) {
-        NoGradGuard no_grad;
-        for (size_t i = 0; i < params.size(); ++i)
-          ema[i].CopyFrom(
-              Add(MulScalar(ema[i], o.ema), MulScalar(params[i].Detach(), 1.0 - o.ema)));
-      }
+      if (o.ema > 0) UpdateMovingAverage(ema, params, o.ema);
       ++p.step;
       p.batch_in_epoch += in_group;
       train_seconds +=
