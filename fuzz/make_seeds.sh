@@ -109,6 +109,14 @@ printf '\x00Open the file\tDatei \xc3\xb6ffnen\nClose\tSchlie\xc3\x9fen\r\n' > "
 printf '\x01\xef\xbb\xbfa\tb\n\n\tno source\nc\td' > "$out/tsv/skip-empty.tsv"
 printf '\x00one\ttab\ttoo many\n' > "$out/tsv/two-tabs.tsv"
 
+# ---- shortlists (attend shortlist's text): a small one as Shortlist::ToText writes it, and one
+# with no frequent ids, its lines in any order and no final newline ----
+mkdir -p "$out/shortlist"
+printf 'attend-shortlist 1 vocab_size=12 digest=1a2b3c4d frequent=3 per_source=2 iterations=5\nfrequent\t4 6 5\n1\t9\n4\t7 8\n5\t9 4\n11\t10 11\n' \
+  > "$out/shortlist/written.txt"
+printf 'attend-shortlist 1 vocab_size=8000 digest=cbf43926 frequent=0 per_source=50 iterations=1\nfrequent\t\n7999\t4\n12\t7999 100 5' \
+  > "$out/shortlist/any-order.txt"
+
 # ---- metrics: two option bytes, the hypotheses, then each reference, 0xFF between files ----
 mkdir -p "$out/metrics"
 printf '\x00\x00The cat sat on the mat.\nHello, world!\n\xffThe cat is on the mat.\nHello world.\n' \

@@ -62,7 +62,7 @@ PUBLIC = {
     "corpus.h": "data",
     "metrics.h": "metrics",
     "viz.h": "viz",
-    "nmt.h": "nmt", "classify.h": "nmt",
+    "nmt.h": "nmt", "classify.h": "nmt", "shortlist.h": "nmt",
     "train.h": "train",
 }
 TOOLKIT_MAY_INCLUDE = {"io/untrusted_json.h"}

@@ -317,6 +317,10 @@ def argument_parser(doc):
                     help="an attend checkpoint whose weights this model takes (same names and "
                          "shapes); with --steps 0 nothing is trained: translation speed on the "
                          "same weights")
+    ap.add_argument("--quantize-dynamic", action="store_true",
+                    help="translate with torch.ao.quantization.quantize_dynamic's int8 nn.Linear "
+                         "modules (weights per tensor, activations per batch, the default "
+                         "quantized engine)")
     return ap
 
 
@@ -393,14 +397,21 @@ def run(a, arch, make_model, forward):
         t = {"steps": 0, "seconds": 0.0, "loss": float("nan")}
         train_tps = all_tps = 0.0
 
+    if a.quantize_dynamic:
+        model.eval()
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                       dtype=torch.qint8)
+        print("quantize_dynamic: int8 nn.Linear, engine %s" % torch.backends.quantized.engine,
+              flush=True)
     lines = read_lines(os.path.join(a.data, "%s.%s" % (a.test_split, a.src)))
     t0 = time.perf_counter()
     sources = [vocab.encode(line) for line in lines]
     hyps = greedy_translate(model, sources, batch_size=a.batch_size)
     seconds = time.perf_counter() - t0
     text = [vocab.decode(h) for h in hyps]
-    print("translate: %d sentences in %.3f s: %.2f sentences/s" %
-          (len(lines), seconds, len(lines) / seconds), flush=True)
+    target_tokens = sum(len(h) + 1 for h in hyps)  # with eos, as attend translate --timing
+    print("translate: %d sentences in %.3f s: %.2f sentences/s, %.1f target tokens/s" %
+          (len(lines), seconds, len(lines) / seconds, target_tokens / seconds), flush=True)
     if a.output:
         _write_atomically(a.output, "".join(line + "\n" for line in text))
     if a.json:
@@ -409,6 +420,7 @@ def run(a, arch, make_model, forward):
                   "steps": t["steps"], "train_seconds": t["seconds"],
                   "target_tokens_per_s": train_tps, "tokens_per_s": all_tps,
                   "final_loss": t["loss"], "sentences": len(lines),
-                  "translate_seconds": seconds, "sentences_per_s": len(lines) / seconds}
+                  "translate_seconds": seconds, "sentences_per_s": len(lines) / seconds,
+                  "translate_target_tokens_per_s": target_tokens / seconds}
         _write_atomically(a.json, json.dumps(result, indent=1))
     return 0

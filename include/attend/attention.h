@@ -274,7 +274,7 @@ struct KVCache {
   void Reorder(const std::vector<int64_t>& rows, int64_t capacity);
 };
 
-// One MultiHeadAttention's weights packed once for decoding steps (nn::PrepackedLinear, f32, eval
+// One MultiHeadAttention's weights packed once for decoding steps (nn::PrepackedLinear, eval
 // mode): the in-projection (q, k and v for self-attention; q alone for cross-attention) and
 // out_proj.
 struct PrepackedAttention {
@@ -317,8 +317,8 @@ class MultiHeadAttention : public nn::Module {
   // is needed: every cached position precedes it. `packed` (nullable): Pack(false)'s weights.
   Tensor SelfAttentionStep(const Tensor& x, KVCache& cache,
                            const PrepackedAttention* packed = nullptr);
-  // The weights packed for decoding steps: q, k, v (self-attention) or q alone.
-  PrepackedAttention Pack(bool query_only) const;
+  // The weights packed for decoding steps: q, k, v (self-attention) or q alone, in `precision`.
+  PrepackedAttention Pack(bool query_only, nn::Precision precision = nn::Precision::kF32) const;
 
   // The core every path shares: q [B, H, Tq, hd], k, v [B, H, Tk, hd] already projected;
   // pad_mask bool [B, Tk] or undefined. Returns out_proj (or `out_proj_packed`) of the merged

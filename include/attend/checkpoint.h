@@ -109,4 +109,21 @@ std::string LoadCheckpoint(const std::string& path, nn::Module& model,
 // anything is written; the output is written atomically (SaveSafetensors).
 void AverageCheckpoints(const std::vector<std::string>& inputs, const std::string& output);
 
+// ---- quantized checkpoints (`attend quantize`) ----
+// A checkpoint for inference whose large matrices (every 2-D f32 model tensor of at least
+// kQuantizeMinElements values: projections, embeddings, recurrent weights) are stored in int8
+// with an f32 scale per row, "NAME" (i8 [rows, cols]) and "NAME.qscale" (f32 [rows]), rounded as
+// the int8 decoding layers round a weight (nn::Precision::kInt8): decoding it in int8 computes
+// what decoding the original in int8 computes. The metadata marks it (kQuantizedKey = "int8")
+// and keeps everything but the optimizer's and the schedule's state, which it does not hold.
+// LoadCheckpoint reads it into an f32 model (each matrix q * scale), without an optimizer.
+inline constexpr const char* kQuantizedKey = "attend.quantized";
+inline constexpr int64_t kQuantizeMinElements = 4096;
+struct QuantizeSummary {
+  int64_t tensors = 0, quantized = 0;          // model tensors, of which quantized
+  uint64_t bytes_before = 0, bytes_after = 0;  // tensor bytes of the input and the output
+};
+// Reads `input` (checksum required; not quantized already) and writes `output` atomically.
+QuantizeSummary QuantizeCheckpoint(const std::string& input, const std::string& output);
+
 }  // namespace attend::io

@@ -375,10 +375,45 @@ class Seq2Seq : public nn::Module {
   std::vector<std::vector<Box>> AttendedBoxes(const Tensor& src);  // a batch of `src` alone
   const ModelConfig& config() const { return config_; }
 
+  // ---- decoding at deployment speed (eval mode, no gradient) ----
+  // The arithmetic of the decoder's packed layers (every decoder projection, the recurrent
+  // step's, and the output layer): f32 (the default), bf16 or int8 (nn::Precision). Training and
+  // teacher-forced passes are always f32. Drops what PrepareDecoding kept.
+  void SetDecodePrecision(nn::Precision precision);
+  nn::Precision decode_precision() const { return precision_; }
+  // Packs (and quantizes) the decoder's layers once, now, for every later Start, instead of once
+  // per Start: for a model whose weights no longer change (a translator, a server). Call again,
+  // or ReleaseDecoding, after changing the weights. A model that packs nothing ignores it.
+  void PrepareDecoding();
+  void ReleaseDecoding() { prepared_.reset(); }
+  // Vocabulary shortlist: later Steps of `state` score only the target ids `ids` (sorted,
+  // unique, eos among them); every other id gets log-probability -inf. The kept ids' logits are
+  // what the full layer computes for them; the log-softmax normalises over the kept ids. The
+  // default throws: the translation models (rnn, transformer) implement it in eval mode.
+  virtual void RestrictOutput(DecoderState& state, const std::vector<int64_t>& ids);
+
  protected:
   explicit Seq2Seq(ModelConfig config) : config_(std::move(config)) {}
+  // The model's decoder layers packed in precision_ (its own struct, type-erased), or null for
+  // a model that packs nothing; PrepareDecoding keeps it in prepared_.
+  virtual std::shared_ptr<const void> PackDecoder() const { return nullptr; }
+  // What Start uses: prepared_ when there is one, else a fresh PackDecoder().
+  template <typename T>
+  std::shared_ptr<const T> Packed() const {
+    return std::static_pointer_cast<const T>(prepared_ ? prepared_ : PackDecoder());
+  }
   ModelConfig config_;
+
+ private:
+  nn::Precision precision_ = nn::Precision::kF32;
+  std::shared_ptr<const void> prepared_;
 };
+
+// Log-probabilities [N, V] from logits [N, ids.size()] over the kept ids: the log-softmax over
+// them, -inf elsewhere (Seq2Seq::RestrictOutput's Steps).
+Tensor ScatterLogSoftmax(const Tensor& logits, const std::vector<int64_t>& ids, int64_t vocab);
+// Throws attend::Error unless ids are sorted, unique, in [0, vocab) and hold eos.
+void CheckKeptIds(const std::vector<int64_t>& ids, int64_t vocab);
 
 // Builds the model `config.arch` names, initialised from `gen`.
 std::shared_ptr<Seq2Seq> MakeModel(const ModelConfig& config, Generator& gen);

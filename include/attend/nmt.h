@@ -121,6 +121,10 @@ struct SearchOptions {
   int64_t batch_size = 32;      // sentences decoded together
   int64_t no_repeat_ngram = 0;  // > 0: no n-gram of this size twice in a hypothesis
   bool keep_attention = false;  // store each target token's weights over the source
+  // Vocabulary shortlist (nmt::Shortlist::Targets): given a batch's token sources, the sorted
+  // target ids to score (eos among them); the model scores only those
+  // (Seq2Seq::RestrictOutput). Empty function = the whole vocabulary.
+  std::function<std::vector<int64_t>(const std::vector<std::vector<int64_t>>&)> output_ids;
 };
 
 struct Hypothesis {
@@ -399,6 +403,8 @@ struct LoadedModel {
   std::string train_json;          // the training options the checkpoint records ("{}" if none)
   audio::FeatureOptions features;  // speech models: how their input features are computed
 };
+// A quantized checkpoint (attend quantize) loads too: its model decodes in int8
+// (Seq2Seq::SetDecodePrecision changes it).
 LoadedModel LoadModel(const std::string& checkpoint_path);
 
 }  // namespace attend::nmt

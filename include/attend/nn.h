@@ -85,23 +85,42 @@ class Linear : public Module {
   Tensor weight, bias;                    // bias undefined when built without one
 };
 
+// The arithmetic of a packed (decoding) layer: f32, bf16 (weights and activations rounded to
+// bfloat16, sums in f32) or int8 (weights per output row, activations per input row, exact int32
+// sums; backend/cpu/reference/quant_kernels.h states the formulas).
+enum class Precision : uint8_t { kF32, kBF16, kInt8 };
+const char* PrecisionName(Precision p);             // "f32" | "bf16" | "int8"
+Precision ParsePrecision(const std::string& name);  // throws attend::Error naming the choices
+
+struct LowPrecisionWeight;  // prepacked.cc
+
 // A Linear layer's weight copied once into the layout of the small-batch GEMM kernel
-// (backend/cpu/reference/gemm_kernels.h), for decoding: each step multiplies a few rows by the
-// same weight, and a BLAS would re-copy the weight into its own layout on every call. The copy
-// does not follow later changes to the layer (pack after training; the models pack in Start).
-// Inference only: f32, and no gradient flows through it.
+// (backend/cpu/reference/gemm_kernels.h; quant_kernels.h for bf16 and int8), for decoding: each
+// step multiplies a few rows by the same weight, and a BLAS would re-copy the weight into its own
+// layout on every call. The copy does not follow later changes to the layer (pack after
+// training; the models pack in Start or PrepareDecoding). Inference only: no gradient flows.
 class PrepackedLinear {
  public:
   PrepackedLinear() = default;
-  explicit PrepackedLinear(const Linear& layer) : PrepackedLinear(layer.weight, layer.bias) {}
-  PrepackedLinear(const Tensor& weight, const Tensor& bias);  // [out, in] f32; bias [out] or none
-  bool defined() const { return packed_.defined(); }
+  explicit PrepackedLinear(const Linear& layer, Precision precision = Precision::kF32)
+      : PrepackedLinear(layer.weight, layer.bias, precision) {}
+  // weight [out, in] f32; bias [out] or undefined.
+  PrepackedLinear(const Tensor& weight, const Tensor& bias, Precision precision = Precision::kF32);
+  bool defined() const { return in_ > 0 || out_ > 0; }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
+  Precision precision() const { return precision_; }
+  int64_t weight_bytes() const;           // what the packed weight (and its scales) occupy
   Tensor Forward(const Tensor& x) const;  // [..., in] -> [..., out]
+  // The layer cut to output rows `rows` (each < out_features, in that order): every kept row
+  // computes what it computed here (int8: the same quantized row and scale). A vocabulary
+  // shortlist scores the output layer's rows it keeps this way.
+  PrepackedLinear Rows(const std::vector<int64_t>& rows) const;
 
  private:
-  Tensor weight_, bias_, packed_;  // the original (for large batches), bias, packed copy
+  Tensor weight_, bias_, packed_;  // f32: the original (large batches), bias, packed copy
+  std::shared_ptr<const LowPrecisionWeight> low_;  // bf16 / int8 (bias_ as above)
+  Precision precision_ = Precision::kF32;
   int64_t in_ = 0, out_ = 0;
 };
 

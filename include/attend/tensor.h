@@ -11,7 +11,9 @@
 
 namespace attend {
 
-enum class DType : uint8_t { kF32, kF64, kI64, kBool };
+// kI8 is for storage only (a quantized checkpoint's weights): tensors of it can be made, copied,
+// read and saved; arithmetic refuses it.
+enum class DType : uint8_t { kF32, kF64, kI64, kBool, kI8 };
 const char* DTypeName(DType t);
 size_t DTypeSize(DType t);
 inline bool IsFloating(DType t) { return t == DType::kF32 || t == DType::kF64; }

@@ -502,8 +502,14 @@ void BindQkv(py::module_& m) {
           },
           "x"_a, "cache"_a, "packed"_a = py::none(),
           "One decoding step: x [N, 1, E] appended to cache, attending over it: [N, 1, E].")
-      .def("pack", &Mha::Pack, "query_only"_a,
-           "The weights packed for decoding steps (float32, eval): q, k, v, or q alone.")
+      .def(
+          "pack",
+          [](const Mha& self, bool query_only, const std::string& precision) {
+            return self.Pack(query_only, nn::ParsePrecision(precision));
+          },
+          "query_only"_a, py::kw_only(), "precision"_a = "f32",
+          "The weights packed for decoding steps (eval; precision 'f32', 'bf16' or 'int8'): q, "
+          "k, v, or q alone.")
       .def(
           "attend_heads",
           [](Mha& self, const py::object& q, const py::object& k, const py::object& v,

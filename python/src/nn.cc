@@ -922,9 +922,13 @@ void BindNn(py::module_& m) {
 
   py::class_<n::PrepackedLinear>(
       m, "PrepackedLinear",
-      "A Linear layer's f32 weight packed once for small-batch decoding (inference only; a copy "
-      "that does not follow later changes).")
-      .def(py::init([](const n::Linear& l) { return n::PrepackedLinear(l); }), "linear"_a)
+      "A Linear layer's weight packed once for small-batch decoding (inference only; a copy "
+      "that does not follow later changes), in precision 'f32', 'bf16' or 'int8' (weights per "
+      "output row, activations per input row).")
+      .def(py::init([](const n::Linear& l, const std::string& precision) {
+             return n::PrepackedLinear(l, n::ParsePrecision(precision));
+           }),
+           "linear"_a, py::kw_only(), "precision"_a = "f32")
       .def(
           "forward",
           [](const n::PrepackedLinear& p, const py::object& x) {
@@ -938,7 +942,9 @@ void BindNn(py::module_& m) {
           },
           "input"_a, "Calls forward.")
       .def_property_readonly("in_features", &n::PrepackedLinear::in_features)
-      .def_property_readonly("out_features", &n::PrepackedLinear::out_features);
+      .def_property_readonly("out_features", &n::PrepackedLinear::out_features)
+      .def_property_readonly(
+          "precision", [](const n::PrepackedLinear& p) { return n::PrecisionName(p.precision()); });
 
   py::class_<n::Embedding, n::Module, std::shared_ptr<n::Embedding>>(
       m, "Embedding", "A lookup table: int64 indices [...] -> [..., embedding_dim].")

@@ -25,6 +25,7 @@ std::string Format(DType d) {
     case DType::kF64: return py::format_descriptor<double>::format();
     case DType::kI64: return py::format_descriptor<int64_t>::format();
     case DType::kBool: return "?";
+    case DType::kI8: return py::format_descriptor<int8_t>::format();
   }
   return "?";
 }
@@ -280,6 +281,7 @@ const char* DTypeToName(DType dtype) {
     case DType::kF64: return "float64";
     case DType::kI64: return "int64";
     case DType::kBool: return "bool";
+    case DType::kI8: return "int8";
   }
   return "?";
 }

@@ -10,12 +10,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -28,6 +30,7 @@
 #include "attend/metrics.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
+#include "attend/shortlist.h"
 #include "bind.h"
 #include "loaded.h"
 
@@ -340,13 +343,24 @@ int64_t SourceLimit(const models::ModelConfig& c) {
 
 class Translator {
  public:
-  explicit Translator(const std::string& path) : path_(path) {
+  Translator(const std::string& path, const std::string& precision, const std::string& shortlist)
+      : path_(path) {
     py::gil_scoped_release release;
     model_ = nmt::LoadModel(path);
     ATTEND_CHECK(!model_.model->config().speech(), "load_translator: ", path,
                  " is a speech model, not a translation model");
     ATTEND_CHECK(!model_.model->config().image(), "load_translator: ", path,
                  " is a captioning model, not a translation model");
+    // Packed (and quantized) per translate() batch, not once: Translator.model shares the
+    // weights, which the caller may change between calls.
+    if (!precision.empty()) model_.model->SetDecodePrecision(nn::ParsePrecision(precision));
+    if (!shortlist.empty()) {
+      auto sl = std::make_shared<const nmt::Shortlist>(nmt::Shortlist::Load(shortlist));
+      sl->CheckVocabulary(model_.vocab.size(), nmt::VocabularyDigest(model_.vocab.bytes()));
+      output_ids_ = [sl](const std::vector<std::vector<int64_t>>& sources) {
+        return sl->Targets(sources);
+      };
+    }
   }
 
   std::vector<Translation> Translate(const std::vector<std::string>& inputs, int64_t beam,
@@ -370,6 +384,7 @@ class Translator {
     search.batch_size = batch_size;
     search.no_repeat_ngram = no_repeat_ngram;
     search.keep_attention = alignments || attention;
+    search.output_ids = output_ids_;
     ATTEND_CHECK(!search.keep_attention || model_.model->config().arch != models::Arch::kRnn,
                  "translate: ", path_,
                  " is an rnn model without attention: alignments and attention need "
@@ -435,6 +450,7 @@ class Translator {
   std::string path_;
   nmt::LoadedModel model_;
   std::mutex mu_;
+  std::function<std::vector<int64_t>(const std::vector<std::vector<int64_t>>&)> output_ids_;
 };
 
 // ---- scoring ----
@@ -569,8 +585,15 @@ void BindToolkit(py::module_& m) {
       py::class_<Translator, std::shared_ptr<Translator>>(
           m, "Translator", "A translation model loaded from a checkpoint written by attend train."),
       "Size of the joint subword vocabulary")
-      .def(py::init<const std::string&>(), py::arg("path"),
-           "Loads the checkpoint at path (its model, weights and vocabulary).")
+      .def(py::init([](const std::string& path, const std::optional<std::string>& precision,
+                       const std::optional<std::string>& shortlist) {
+             return std::make_shared<Translator>(path, precision.value_or(""),
+                                                 shortlist.value_or(""));
+           }),
+           py::arg("path"), py::kw_only(), py::arg("precision") = py::none(),
+           py::arg("shortlist") = py::none(),
+           "Loads the checkpoint at path (its model, weights and vocabulary); precision and "
+           "shortlist as load_translator's.")
       .def("translate", &Translator::Translate, py::arg("sources"), py::kw_only(),
            py::arg("beam") = 5, py::arg("nbest") = 1, py::arg("length_penalty") = 1.0,
            py::arg("max_len_ratio") = 2.0, py::arg("max_len_extra") = 10,
@@ -590,8 +613,17 @@ void BindToolkit(py::module_& m) {
           },
           py::arg("ids"), "The sentence of subword ids");
   m.def(
-      "load_translator", [](const std::string& path) { return std::make_shared<Translator>(path); },
-      py::arg("path"), "Loads a translation checkpoint written by attend train (a Translator).");
+      "load_translator",
+      [](const std::string& path, const std::optional<std::string>& precision,
+         const std::optional<std::string>& shortlist) {
+        return std::make_shared<Translator>(path, precision.value_or(""), shortlist.value_or(""));
+      },
+      py::arg("path"), py::kw_only(), py::arg("precision") = py::none(),
+      py::arg("shortlist") = py::none(),
+      "Loads a translation checkpoint written by attend train or attend quantize (a "
+      "Translator). precision: the decoder's arithmetic, 'f32', 'bf16' or 'int8' (default: the "
+      "checkpoint's); shortlist: a file written by attend shortlist, so that only the target "
+      "subwords it lists for each batch's source subwords are scored.");
 
   // ---- scores ----
   py::class_<metrics::Score>(m, "Score",

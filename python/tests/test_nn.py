@@ -317,7 +317,14 @@ def test_prepacked_linear_and_recurrent_step():
     p = nn.PrepackedLinear(lin)
     x = rand(3, 6).astype(np.float32)
     np.testing.assert_allclose(p(x).detach().numpy(), lin(x).detach().numpy(), **R32)
-    assert p.in_features == 6 and p.out_features == 4
+    assert p.in_features == 6 and p.out_features == 4 and p.precision == "f32"
+    # bf16 and int8: within their rounding of f32 (bounds proven in the C++ kernel tests).
+    for precision, tol in (("bf16", 2e-2), ("int8", 5e-2)):
+        q = nn.PrepackedLinear(lin, precision=precision)
+        assert q.precision == precision
+        np.testing.assert_allclose(q(x).detach().numpy(), lin(x).detach().numpy(), atol=tol)
+    with pytest.raises(attend.Error, match="unknown precision"):
+        nn.PrepackedLinear(lin, precision="fp8")
     gru = nn.GRU(6, 5, num_layers=2).eval()
     step = nn.PrepackedRecurrentStep(gru)
     h = np.zeros((2, 3, 5), dtype=np.float32)

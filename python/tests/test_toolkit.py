@@ -282,3 +282,30 @@ def test_ctrl_c_stops_training(corpus, tmp_path):
     log = (tmp_path / "m" / "train.log").read_text()
     assert "stopped (interrupted)" in log
     assert (tmp_path / "m" / "last.ckpt").exists()
+
+
+def test_precisions_and_shortlist_equal_the_command_line(trained, corpus, sources, tmp_path):
+    """load_translator(precision=, shortlist=) runs what attend translate --precision/--shortlist
+    runs: the same translations, line for line; a quantized checkpoint decodes in int8."""
+    data, _ = corpus
+    _, summary, _ = trained
+    ckpt = summary["checkpoint"]
+    shortlist = tmp_path / "shortlist.txt"
+    run_cli("shortlist", "-m", ckpt, "--data", data, "--src", "src", "--tgt", "tgt", "-o",
+            shortlist, "--frequent", 10, "--per-source", 10)
+    for precision in ("f32", "bf16", "int8"):
+        py = attend.load_translator(ckpt, precision=precision).translate(sources, beam=2,
+                                                                         threads=2)
+        cli = translate_cli(ckpt, tmp_path, sources, "--beam", 2, "--precision", precision)
+        assert [r.text for r in py] == cli
+    py = attend.load_translator(ckpt, precision="int8", shortlist=str(shortlist))
+    cli = translate_cli(ckpt, tmp_path, sources, "--precision", "int8", "--shortlist", shortlist)
+    assert [r.text for r in py.translate(sources, threads=2)] == cli
+    q8 = tmp_path / "q8.ckpt"
+    run_cli("quantize", "-m", ckpt, "-o", q8)
+    assert [r.text for r in attend.load_translator(str(q8)).translate(sources, threads=2)] == \
+        translate_cli(str(q8), tmp_path, sources)
+    with pytest.raises(attend.Error, match="unknown precision 'fp16'"):
+        attend.load_translator(ckpt, precision="fp16")
+    with pytest.raises(attend.Error, match="shortlist"):
+        attend.load_translator(ckpt, shortlist=str(tmp_path / "missing.txt"))

@@ -183,13 +183,13 @@ Tensor MultiHeadAttention::SelfAttentionStep(const Tensor& x, KVCache& cache,
                      packed ? &packed->out_proj : nullptr);
 }
 
-PrepackedAttention MultiHeadAttention::Pack(bool query_only) const {
+PrepackedAttention MultiHeadAttention::Pack(bool query_only, nn::Precision precision) const {
   const int64_t rows = query_only ? embed_dim : 3 * embed_dim;
   PrepackedAttention p;
-  p.in_proj =
-      nn::PrepackedLinear(in_proj_weight.Narrow(0, 0, rows),
-                          in_proj_bias.defined() ? in_proj_bias.Narrow(0, 0, rows) : Tensor());
-  p.out_proj = nn::PrepackedLinear(*out_proj);
+  p.in_proj = nn::PrepackedLinear(
+      in_proj_weight.Narrow(0, 0, rows),
+      in_proj_bias.defined() ? in_proj_bias.Narrow(0, 0, rows) : Tensor(), precision);
+  p.out_proj = nn::PrepackedLinear(*out_proj, precision);
   return p;
 }
 

@@ -15,6 +15,7 @@ const char* DTypeName(DType t) {
     case DType::kF64: return "f64";
     case DType::kI64: return "i64";
     case DType::kBool: return "bool";
+    case DType::kI8: return "i8";
   }
   return "?";
 }
@@ -25,6 +26,7 @@ size_t DTypeSize(DType t) {
     case DType::kF64: return 8;
     case DType::kI64: return 8;
     case DType::kBool: return 1;
+    case DType::kI8: return 1;
   }
   return 0;
 }

@@ -35,6 +35,7 @@ void DispatchAll(DType t, Fn&& fn) {
     case DType::kF64: fn(double{}); break;
     case DType::kI64: fn(int64_t{}); break;
     case DType::kBool: fn(bool{}); break;
+    case DType::kI8: fn(int8_t{}); break;
   }
 }
 }  // namespace
@@ -221,8 +222,9 @@ constexpr DType DTypeOf() {
   if constexpr (std::is_same_v<T, float>) return DType::kF32;
   else if constexpr (std::is_same_v<T, double>) return DType::kF64;
   else if constexpr (std::is_same_v<T, int64_t>) return DType::kI64;
+  else if constexpr (std::is_same_v<T, int8_t>) return DType::kI8;
   else {
-    static_assert(std::is_same_v<T, bool>, "tensors hold f32, f64, i64 or bool");
+    static_assert(std::is_same_v<T, bool>, "tensors hold f32, f64, i64, bool or i8");
     return DType::kBool;
   }
 }
@@ -242,10 +244,12 @@ template float* Tensor::data<float>();
 template double* Tensor::data<double>();
 template int64_t* Tensor::data<int64_t>();
 template bool* Tensor::data<bool>();
+template int8_t* Tensor::data<int8_t>();
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
 template const bool* Tensor::data<bool>() const;
+template const int8_t* Tensor::data<int8_t>() const;
 
 void* Tensor::raw_data() {
   return static_cast<char*>(impl_->storage->data) + impl_->offset * DTypeSize(dtype());
@@ -271,6 +275,7 @@ std::vector<T> Tensor::ToVector() const {
 template std::vector<float> Tensor::ToVector<float>() const;
 template std::vector<double> Tensor::ToVector<double>() const;
 template std::vector<int64_t> Tensor::ToVector<int64_t>() const;
+template std::vector<int8_t> Tensor::ToVector<int8_t>() const;
 template <>
 std::vector<bool> Tensor::ToVector<bool>() const {
   Tensor c = Contiguous();

@@ -113,6 +113,12 @@ std::string LoadCheckpoint(const std::string& path, nn::Module& model, optim::Op
   SafetensorsContents file = LoadSafetensors(path, /*require_checksum=*/true);
   const Metadata& meta = file.metadata;
   detail::CheckCheckpointFormat(meta, where);
+  if (meta.count(kQuantizedKey)) {
+    ATTEND_CHECK(optimizer == nullptr && scheduler == nullptr, where,
+                 ": a quantized checkpoint (attend quantize) holds no optimizer or schedule "
+                 "state; resume training from the f32 checkpoint it was made from");
+    detail::DequantizeTensors(file, where);
+  }
   const auto config = meta.find(kConfigKey);
   ATTEND_CHECK(config != meta.end(), where, ": the metadata has no '", kConfigKey, "'");
 

@@ -59,12 +59,13 @@ const char* DTypeTag(DType t) {
     case DType::kF64: return "F64";
     case DType::kI64: return "I64";
     case DType::kBool: return "BOOL";
+    case DType::kI8: return "I8";
   }
   return "?";
 }
 
 bool ParseDTypeTag(const std::string& tag, DType* out) {
-  for (DType t : {DType::kF32, DType::kF64, DType::kI64, DType::kBool}) {
+  for (DType t : {DType::kF32, DType::kF64, DType::kI64, DType::kBool, DType::kI8}) {
     if (tag == DTypeTag(t)) {
       *out = t;
       return true;

@@ -1,5 +1,7 @@
 // ModelConfig as JSON (stored in every checkpoint) and the factory over the architectures.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +9,7 @@
 #include "attend/autograd.h"
 #include "attend/error.h"
 #include "attend/models.h"
+#include "attend/ops.h"
 #include "io/untrusted_json.h"
 
 namespace attend::models {
@@ -162,6 +165,47 @@ std::vector<std::vector<Seq2Seq::Box>> Seq2Seq::AttendedBoxes(const Tensor& src)
   Batch b;
   b.src = src;
   return AttendedBoxes(b);
+}
+
+void Seq2Seq::SetDecodePrecision(nn::Precision precision) {
+  if (precision != precision_) prepared_.reset();
+  precision_ = precision;
+}
+
+void Seq2Seq::PrepareDecoding() {
+  NoGradGuard no_grad;
+  prepared_.reset();
+  prepared_ = PackDecoder();
+}
+
+void Seq2Seq::RestrictOutput(DecoderState&, const std::vector<int64_t>&) {
+  throw Error("model " + std::string(NameOf(config_.arch)) +
+              ": a vocabulary shortlist is not supported (translation models rnn*, transformer)");
+}
+
+void CheckKeptIds(const std::vector<int64_t>& ids, int64_t vocab) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ATTEND_CHECK(ids[i] >= 0 && ids[i] < vocab, "shortlist: target id ", ids[i],
+                 " is outside the model's vocabulary [0, ", vocab, ")");
+    ATTEND_CHECK(i == 0 || ids[i - 1] < ids[i], "shortlist: target ids must be sorted and unique (",
+                 ids[i - 1], " before ", ids[i], ")");
+  }
+  ATTEND_CHECK(std::binary_search(ids.begin(), ids.end(), int64_t{SpecialIds::kEos}),
+               "shortlist: the kept target ids must include eos (", SpecialIds::kEos,
+               "), or no hypothesis could end");
+}
+
+Tensor ScatterLogSoftmax(const Tensor& logits, const std::vector<int64_t>& ids, int64_t vocab) {
+  const int64_t n = logits.size(0), k = static_cast<int64_t>(ids.size());
+  ATTEND_CHECK(logits.dim() == 2 && logits.size(1) == k, "ScatterLogSoftmax: logits ", logits.str(),
+               " must be [N, ", k, "]");
+  const Tensor ls = LogSoftmax(logits, 1).Contiguous();
+  Tensor out = Tensor::Full({n, vocab}, -std::numeric_limits<double>::infinity(), DType::kF32);
+  const float* src = ls.data<float>();
+  float* dst = out.data<float>();
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < k; ++j) dst[r * vocab + ids[j]] = src[r * k + j];
+  return out;
 }
 
 std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {

@@ -98,7 +98,15 @@ class RnnState : public DecoderState {
   // advanced-lstm: the decoder's K-1 earlier states per layer and how many are real (the latest
   // state is h, c above).
   nn::AdvancedLSTM::State past;
-  // Decoding (eval mode, no gradient): the output and combine layers packed once per Start.
+  // Decoding (eval mode, no gradient): the output and combine layers packed (RnnPacked), and
+  // under a shortlist the output layer cut to the kept ids.
+  nn::PrepackedLinear out, combine;
+  nn::PrepackedRecurrentStep decoder;
+  std::vector<int64_t> kept;  // RestrictOutput's ids; empty = the whole vocabulary
+};
+
+// The decoder's layers packed for decoding in the model's decode precision.
+struct RnnPacked {
   nn::PrepackedLinear out, combine;
   nn::PrepackedRecurrentStep decoder;
 };
@@ -215,12 +223,22 @@ class RnnSeq2Seq : public Seq2Seq {
     auto st = std::make_unique<RnnState>(Encode(src, src_lengths, nullptr));
     // Packed for decoding in eval mode without gradients (the packed layers are f32 only).
     if (!training() && !GradMode::enabled() && out_->weight.dtype() == DType::kF32) {
-      st->out = nn::PrepackedLinear(*out_);
-      if (combine_) st->combine = nn::PrepackedLinear(*combine_);
-      if (decoder_.gru) st->decoder = nn::PrepackedRecurrentStep(*decoder_.gru);
-      if (decoder_.lstm) st->decoder = nn::PrepackedRecurrentStep(*decoder_.lstm);
+      const auto pk = Packed<RnnPacked>();
+      st->out = pk->out;
+      st->combine = pk->combine;
+      st->decoder = pk->decoder;
     }
     return st;
+  }
+
+  void RestrictOutput(DecoderState& state, const std::vector<int64_t>& ids) override {
+    auto& st = static_cast<RnnState&>(state);
+    CheckKeptIds(ids, config_.tgt_vocab);
+    ATTEND_CHECK(st.out.defined(),
+                 "rnn model: a shortlist needs eval mode without gradients "
+                 "(the packed output layer)");
+    st.out = st.out.Rows(ids);
+    st.kept = ids;
   }
 
   Tensor Step(DecoderState& state, const Tensor& tokens, Tensor* attention) override {
@@ -232,7 +250,11 @@ class RnnSeq2Seq : public Seq2Seq {
     Tensor w;
     Tensor ht = DecodeStep(st, emb, attention ? &w : nullptr);
     if (attention) *attention = w;
-    if (st.out.defined()) return LogSoftmax(st.out.Forward(ht), 1);  // [N, V]
+    if (st.out.defined()) {
+      if (!st.kept.empty())
+        return ScatterLogSoftmax(st.out.Forward(ht), st.kept, config_.tgt_vocab);
+      return LogSoftmax(st.out.Forward(ht), 1);  // [N, V]
+    }
     return LogSoftmax(out_->Forward(out_dropout_->Forward(ht)), 1);  // [N, V]
   }
 
@@ -252,6 +274,18 @@ class RnnSeq2Seq : public Seq2Seq {
     if (st.past.past_count.defined()) st.past.SelectRows(rows);
     pick(st.feed, 0);
     pick(st.previous, 0);
+  }
+
+ protected:
+  std::shared_ptr<const void> PackDecoder() const override {
+    if (out_->weight.dtype() != DType::kF32) return nullptr;
+    const nn::Precision p = decode_precision();
+    auto pk = std::make_shared<RnnPacked>();
+    pk->out = nn::PrepackedLinear(*out_, p);
+    if (combine_) pk->combine = nn::PrepackedLinear(*combine_, p);
+    if (decoder_.gru) pk->decoder = nn::PrepackedRecurrentStep(*decoder_.gru, p);
+    if (decoder_.lstm) pk->decoder = nn::PrepackedRecurrentStep(*decoder_.lstm, p);
+    return pk;
   }
 
  private:

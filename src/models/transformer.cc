@@ -141,12 +141,12 @@ class DecoderLayer : public Layer {
   }
 
   // This layer's weights packed for Step (eval mode: dropout is the identity there).
-  PrepackedDecoderLayer Pack() const {
+  PrepackedDecoderLayer Pack(nn::Precision precision) const {
     PrepackedDecoderLayer pk;
-    pk.self = self_attn->Pack(/*query_only=*/false);
-    pk.cross = multihead_attn->Pack(/*query_only=*/true);
-    pk.ff1 = nn::PrepackedLinear(*linear1);
-    pk.ff2 = nn::PrepackedLinear(*linear2);
+    pk.self = self_attn->Pack(/*query_only=*/false, precision);
+    pk.cross = multihead_attn->Pack(/*query_only=*/true, precision);
+    pk.ff1 = nn::PrepackedLinear(*linear1, precision);
+    pk.ff2 = nn::PrepackedLinear(*linear2, precision);
     return pk;
   }
 
@@ -170,15 +170,23 @@ class Stack : public nn::Module {
   }
 };
 
+// The decoder packed in the model's decode precision (Seq2Seq::PackDecoder).
+struct TransformerPacked {
+  std::vector<PrepackedDecoderLayer> layers;
+  nn::PrepackedLinear logits;
+};
+
 struct TransformerState : DecoderState {
   int64_t rows() const override { return src_mask.size(0); }
   std::vector<LayerCache> layers;
-  // Eval mode only: each decoder layer's weights and the output projection packed for Step.
-  std::vector<PrepackedDecoderLayer> packed;
+  // Eval mode only: each decoder layer's weights and the output projection packed for Step
+  // (TransformerPacked), the projection cut to `kept` under a shortlist.
+  std::shared_ptr<const struct TransformerPacked> packed;
   nn::PrepackedLinear logits;
-  Tensor src_mask;       // [N, S] bool, true = padding
-  int64_t length = 0;    // target positions decoded so far
-  int64_t capacity = 0;  // positions the self-attention caches hold
+  std::vector<int64_t> kept;  // RestrictOutput's ids; empty = the whole vocabulary
+  Tensor src_mask;            // [N, S] bool, true = padding
+  int64_t length = 0;         // target positions decoded so far
+  int64_t capacity = 0;       // positions the self-attention caches hold
 };
 
 class Transformer : public Seq2Seq {
@@ -292,11 +300,11 @@ class Transformer : public Seq2Seq {
       lc.cross.v = lc.cross.v.Contiguous();
       lc.self = attention::KVCache::Empty(n, h, state->capacity, hd, dtype);
       state->layers.push_back(std::move(lc));
-      if (pack) state->packed.push_back(layer->Pack());
     }
-    if (pack)
-      state->logits =
-          output_ ? nn::PrepackedLinear(*output_) : nn::PrepackedLinear(embed_->weight, Tensor());
+    if (pack) {
+      state->packed = Packed<TransformerPacked>();
+      state->logits = state->packed->logits;
+    }
     return state;
   }
 
@@ -321,13 +329,39 @@ class Transformer : public Seq2Seq {
       const bool last = i + 1 == decoder_layers_.size();
       y = decoder_layers_[i]->Step(y, state->layers[i], state->src_mask,
                                    last && attention != nullptr ? &weights : nullptr,
-                                   state->packed.empty() ? nullptr : &state->packed[i]);
+                                   state->packed ? &state->packed->layers[i] : nullptr);
     }
     state->length = pos + 1;
     if (attention != nullptr) *attention = weights.View({n, weights.size(2)});     // [N, S]
     if (!state->logits.defined()) return LogSoftmax(Logits(y).View({n, -1}), -1);  // [N, V]
     if (decoder_norm_) y = decoder_norm_->Forward(y);
+    if (!state->kept.empty())
+      return ScatterLogSoftmax(state->logits.Forward(y).View({n, -1}), state->kept,
+                               config_.tgt_vocab);
     return LogSoftmax(state->logits.Forward(y).View({n, -1}), -1);
+  }
+
+  void RestrictOutput(DecoderState& base, const std::vector<int64_t>& ids) override {
+    auto* state = dynamic_cast<TransformerState*>(&base);
+    ATTEND_CHECK(state != nullptr,
+                 "Transformer::RestrictOutput: the state was not made by this model's Start");
+    CheckKeptIds(ids, config_.tgt_vocab);
+    ATTEND_CHECK(state->logits.defined(),
+                 "transformer: a shortlist needs eval mode (the packed "
+                 "output projection)");
+    state->logits = state->logits.Rows(ids);
+    state->kept = ids;
+  }
+
+ protected:
+  std::shared_ptr<const void> PackDecoder() const override {
+    if (embed_->weight.dtype() != DType::kF32) return nullptr;
+    const nn::Precision p = decode_precision();
+    auto pk = std::make_shared<TransformerPacked>();
+    for (const auto& layer : decoder_layers_) pk->layers.push_back(layer->Pack(p));
+    pk->logits = output_ ? nn::PrepackedLinear(*output_, p)
+                         : nn::PrepackedLinear(embed_->weight, Tensor(), p);
+    return pk;
   }
 
   void Select(DecoderState& base, const Tensor& rows) override {

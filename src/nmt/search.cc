@@ -79,6 +79,11 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
   }
   std::unique_ptr<models::DecoderState> state = model.StartBatch(in);
+  if (opt.output_ids) {
+    std::vector<std::vector<int64_t>> batch_sources;
+    for (int64_t i : chunk) batch_sources.push_back(sources[i].src);
+    model.RestrictOutput(*state, opt.output_ids(batch_sources));
+  }
   std::vector<Live> live(b);
   for (int64_t r = 0; r < b; ++r) live[r].sentence = r;
   std::vector<std::vector<Hypothesis>> finished(b);

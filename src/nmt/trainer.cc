@@ -795,8 +795,11 @@ LoadedModel LoadModel(const std::string& path) {
   // cap counts every request, so it leaves room for initialisation: a tensor, its draw, scaled,
   // shifted (4x), an embedding drawn twice (7x; tested for every architecture).
   uint64_t file_bytes = 0;
+  // (A quantized checkpoint's i8 matrices become f32: counted at 4 bytes.)
   for (const auto& [name, t] : contents.tensors)
-    file_bytes += static_cast<uint64_t>(t.numel()) * DTypeSize(t.dtype());
+    file_bytes +=
+        static_cast<uint64_t>(t.numel()) * (t.dtype() == DType::kI8 ? 4 : DTypeSize(t.dtype()));
+  const bool quantized = contents.metadata.count(io::kQuantizedKey) > 0;
   contents.tensors.clear();  // the bytes are read again by LoadCheckpoint
   const uint64_t cap = models::kModelBuildFactor * file_bytes + (uint64_t{16} << 20);
   Generator gen(0);
@@ -808,6 +811,8 @@ LoadedModel LoadModel(const std::string& path) {
   }
   io::LoadCheckpoint(path, *out.model);
   out.model->Eval();
+  // A quantized checkpoint decodes in the precision it was rounded for.
+  if (quantized) out.model->SetDecodePrecision(nn::Precision::kInt8);
   return out;
 }
 

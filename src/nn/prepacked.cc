@@ -1,12 +1,15 @@
 // Decoding-time layers on weights packed once: PrepackedLinear (attend/nn.h) and
 // PrepackedRecurrentStep (attend/nn/rnn.h).
+#include <algorithm>
 #include <vector>
 
 #include "attend/autograd.h"
 #include "attend/nn.h"
 #include "attend/nn/rnn.h"
 #include "backend/cpu/reference/gemm_kernels.h"
+#include "backend/cpu/reference/quant_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
+#include "backend/cpu/simd/quant_kernels.h"
 #include "backend/cpu/simd/rnn_kernels.h"
 
 namespace attend::nn {
@@ -19,7 +22,46 @@ constexpr int64_t kMaxPackedRows = 256;
 
 }  // namespace
 
-PrepackedLinear::PrepackedLinear(const Tensor& weight, const Tensor& bias) {
+// A bf16 or int8 weight in the layout of backend/cpu/reference/quant_kernels.h.
+struct LowPrecisionWeight {
+  std::vector<int8_t> q;        // int8: packed rows
+  std::vector<float> scale;     // int8: per output row
+  std::vector<int32_t> colsum;  // int8: sum of each row's int8 values
+  std::vector<uint16_t> bf16;   // bf16: packed rows
+};
+
+const char* PrecisionName(Precision p) {
+  switch (p) {
+    case Precision::kF32: return "f32";
+    case Precision::kBF16: return "bf16";
+    case Precision::kInt8: return "int8";
+  }
+  return "?";
+}
+
+Precision ParsePrecision(const std::string& name) {
+  for (Precision p : {Precision::kF32, Precision::kBF16, Precision::kInt8})
+    if (name == PrecisionName(p)) return p;
+  throw Error("unknown precision '" + name + "' (f32, bf16 or int8)");
+}
+
+namespace {
+
+// Copies packed row `from` of `src` (panels of cpu::kQuantPanel rows, `groups` groups of `width`
+// values per row) to row `to` of `dst`.
+template <typename T>
+void CopyPackedRow(const T* src, int64_t from, T* dst, int64_t to, int64_t groups, int64_t width) {
+  const int64_t P = cpu::kQuantPanel;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < width; ++i)
+      dst[(((to / P) * groups + g) * P + to % P) * width + i] =
+          src[(((from / P) * groups + g) * P + from % P) * width + i];
+}
+
+}  // namespace
+
+PrepackedLinear::PrepackedLinear(const Tensor& weight, const Tensor& bias, Precision precision)
+    : precision_(precision) {
   ATTEND_CHECK(weight.defined() && weight.dim() == 2 && weight.dtype() == DType::kF32,
                "PrepackedLinear: weight must be f32 [out, in], got ",
                weight.defined() ? weight.str() : "undefined");
@@ -30,10 +72,76 @@ PrepackedLinear::PrepackedLinear(const Tensor& weight, const Tensor& bias) {
       "PrepackedLinear: bias ", bias.defined() ? bias.str() : "", " must be f32 [", out_, "]");
   NoGradGuard no_grad;
   // Copies, so that every row count sees the weights as they were when packed.
-  weight_ = weight.Detach().Clone();
   if (bias.defined()) bias_ = bias.Detach().Clone();
-  packed_ = Tensor::Empty({cpu::PackedSize(out_, in_)}, DType::kF32);
-  cpu::PackWeight(weight_.data<float>(), out_, in_, in_, packed_.data<float>());
+  const Tensor w = weight.Contiguous();
+  const float* wp = w.data<float>();
+  if (precision == Precision::kF32) {
+    weight_ = weight.Detach().Clone();
+    packed_ = Tensor::Empty({cpu::PackedSize(out_, in_)}, DType::kF32);
+    cpu::PackWeight(weight_.data<float>(), out_, in_, in_, packed_.data<float>());
+    return;
+  }
+  auto low = std::make_shared<LowPrecisionWeight>();
+  if (precision == Precision::kBF16) {
+    low->bf16.resize(static_cast<size_t>(cpu::Bf16PackedSize(out_, in_)));
+    cpu::PackBf16(wp, out_, in_, in_, low->bf16.data());
+  } else {
+    std::vector<int8_t> rows(static_cast<size_t>(out_ * in_));
+    low->scale.resize(static_cast<size_t>(out_));
+    low->colsum.resize(static_cast<size_t>(out_));
+    cpu::QuantizeWeightInt8(wp, out_, in_, in_, rows.data(), low->scale.data(), low->colsum.data());
+    low->q.resize(static_cast<size_t>(cpu::Int8PackedSize(out_, in_)));
+    cpu::PackInt8(rows.data(), out_, in_, low->q.data());
+  }
+  low_ = std::move(low);
+}
+
+int64_t PrepackedLinear::weight_bytes() const {
+  if (!low_) return packed_.defined() ? packed_.numel() * 4 : 0;
+  return static_cast<int64_t>(low_->q.size() + low_->scale.size() * 4 + low_->colsum.size() * 4 +
+                              low_->bf16.size() * 2);
+}
+
+PrepackedLinear PrepackedLinear::Rows(const std::vector<int64_t>& rows) const {
+  ATTEND_CHECK(defined(), "PrepackedLinear: Rows of an empty layer");
+  for (int64_t r : rows)
+    ATTEND_CHECK(r >= 0 && r < out_, "PrepackedLinear::Rows: row ", r, " is outside [0, ", out_,
+                 ")");
+  const int64_t n = static_cast<int64_t>(rows.size());
+  PrepackedLinear cut;
+  cut.precision_ = precision_;
+  cut.in_ = in_;
+  cut.out_ = n;
+  NoGradGuard no_grad;
+  if (bias_.defined()) {
+    cut.bias_ = Tensor::Empty({n}, DType::kF32);
+    for (int64_t i = 0; i < n; ++i) cut.bias_.data<float>()[i] = bias_.data<float>()[rows[i]];
+  }
+  if (precision_ == Precision::kF32) {
+    cut.weight_ = Tensor::Empty({n, in_}, DType::kF32);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(weight_.data<float>() + rows[i] * in_, in_, cut.weight_.data<float>() + i * in_);
+    cut.packed_ = Tensor::Empty({cpu::PackedSize(n, in_)}, DType::kF32);
+    cpu::PackWeight(cut.weight_.data<float>(), n, in_, in_, cut.packed_.data<float>());
+    return cut;
+  }
+  auto low = std::make_shared<LowPrecisionWeight>();
+  if (precision_ == Precision::kBF16) {
+    low->bf16.assign(static_cast<size_t>(cpu::Bf16PackedSize(n, in_)), 0);
+    for (int64_t i = 0; i < n; ++i)
+      CopyPackedRow(low_->bf16.data(), rows[i], low->bf16.data(), i, cpu::Bf16Groups(in_), 2);
+  } else {
+    low->q.assign(static_cast<size_t>(cpu::Int8PackedSize(n, in_)), 0);
+    low->scale.resize(static_cast<size_t>(n));
+    low->colsum.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      CopyPackedRow(low_->q.data(), rows[i], low->q.data(), i, cpu::Int8Groups(in_), 4);
+      low->scale[i] = low_->scale[rows[i]];
+      low->colsum[i] = low_->colsum[rows[i]];
+    }
+  }
+  cut.low_ = std::move(low);
+  return cut;
 }
 
 Tensor PrepackedLinear::Forward(const Tensor& x) const {
@@ -47,14 +155,23 @@ Tensor PrepackedLinear::Forward(const Tensor& x) const {
   const int64_t rows = x.numel() / in_;
   Shape shape = x.shape();
   shape[shape.size() - 1] = out_;
-  if (rows > kMaxPackedRows) {
+  const float* bias = bias_.defined() ? bias_.data<float>() : nullptr;
+  if (precision_ == Precision::kF32 && rows > kMaxPackedRows) {
     Tensor y = Matmul(x, weight_.T());
     return bias_.defined() ? Add(y, bias_) : y;
   }
   const Tensor xc = x.Contiguous();
   Tensor y = Tensor::Empty(shape, DType::kF32);
-  cpu::simd::PackedGemm(xc.data<float>(), rows, in_, in_, packed_.data<float>(), out_,
-                        bias_.defined() ? bias_.data<float>() : nullptr, y.data<float>(), out_);
+  if (precision_ == Precision::kInt8) {
+    cpu::simd::Int8Gemm(xc.data<float>(), rows, in_, in_, low_->q.data(), low_->scale.data(),
+                        low_->colsum.data(), out_, bias, y.data<float>(), out_);
+  } else if (precision_ == Precision::kBF16) {
+    cpu::simd::Bf16Gemm(xc.data<float>(), rows, in_, in_, low_->bf16.data(), out_, bias,
+                        y.data<float>(), out_);
+  } else {
+    cpu::simd::PackedGemm(xc.data<float>(), rows, in_, in_, packed_.data<float>(), out_, bias,
+                          y.data<float>(), out_);
+  }
   return y;
 }
 
@@ -62,7 +179,7 @@ Tensor PrepackedLinear::Forward(const Tensor& x) const {
 
 namespace attend::nn {
 
-PrepackedRecurrentStep::PrepackedRecurrentStep(const RnnBase& rnn) {
+PrepackedRecurrentStep::PrepackedRecurrentStep(const RnnBase& rnn, Precision precision) {
   ATTEND_CHECK(rnn.num_directions() == 1,
                "PrepackedRecurrentStep: the recurrent module must be "
                "unidirectional (a decoder), it has ",
@@ -71,8 +188,8 @@ PrepackedRecurrentStep::PrepackedRecurrentStep(const RnnBase& rnn) {
   const int64_t layers = rnn.options().num_layers;
   lstm_ = rnn.weight_ih(0, 0).size(0) == 4 * hidden_;
   for (int64_t l = 0; l < layers; ++l) {
-    ih_.emplace_back(rnn.weight_ih(l, 0), rnn.bias_ih(l, 0));
-    hh_.emplace_back(rnn.weight_hh(l, 0), rnn.bias_hh(l, 0));
+    ih_.emplace_back(rnn.weight_ih(l, 0), rnn.bias_ih(l, 0), precision);
+    hh_.emplace_back(rnn.weight_hh(l, 0), rnn.bias_hh(l, 0), precision);
   }
 }
 

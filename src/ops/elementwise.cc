@@ -288,8 +288,9 @@ Tensor Compare(CmpOp op, const Tensor& a, const Tensor& b, const char* name) {
     case DType::kF64: return run(double{});
     case DType::kI64: return run(int64_t{});
     case DType::kBool: return run(bool{});
+    case DType::kI8: break;
   }
-  ATTEND_ASSERT(false, name, ": unknown dtype");
+  throw Error(std::string(name) + ": i8 tensors are for storage only, not arithmetic");
 }
 }  // namespace
 

@@ -510,6 +510,9 @@ TranslationService::TranslationService(
     m.path = path;
     m.loaded = nmt::LoadModel(path);
     m.loaded.model->Eval();
+    if (!options.precision.empty())
+      m.loaded.model->SetDecodePrecision(nn::ParsePrecision(options.precision));
+    m.loaded.model->PrepareDecoding();  // the served weights never change
     impl_->models.push_back(std::move(m));
   }
   impl_->worker = std::thread([this] { impl_->Run(); });

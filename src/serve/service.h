@@ -18,6 +18,9 @@ struct ServiceOptions {
   double batch_window_ms = 5.0;   // requests arriving within this share one decode; 0 = none
   int64_t max_batch_sentences = 64;
   int threads = 0;  // decoding threads; 0 = the machine's cores
+  // The decoder's arithmetic for every model: f32, bf16 or int8 (nn::Precision), quantized once
+  // at load; empty = each checkpoint's own (int8 for attend quantize's, else f32).
+  std::string precision;
 };
 
 // An answer: HTTP status and a JSON body ({"error": "..."} for 4xx).

@@ -296,6 +296,10 @@ TEST(Safetensors, PythonReadsAFileWrittenByAttend) {
           EXPECT_EQ(t["dtype"], "BOOL");
           EXPECT_EQ(v[j].get<bool>(), want.data<bool>()[j]);
           break;
+        case DType::kI8:
+          EXPECT_EQ(t["dtype"], "I8");
+          EXPECT_EQ(v[j].get<int64_t>(), want.data<int8_t>()[j]);
+          break;
       }
     }
   }

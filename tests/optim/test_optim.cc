@@ -60,6 +60,7 @@ std::vector<double> Values(const Tensor& t) {
       case DType::kF64: out[i] = c.data<double>()[i]; break;
       case DType::kI64: out[i] = static_cast<double>(c.data<int64_t>()[i]); break;
       case DType::kBool: out[i] = c.data<bool>()[i]; break;
+      case DType::kI8: out[i] = c.data<int8_t>()[i]; break;
     }
   }
   return out;

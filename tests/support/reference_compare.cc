@@ -85,6 +85,9 @@ std::vector<double> ValuesOf(const Tensor& t) {
     case DType::kBool:
       for (bool v : t.ToVector<bool>()) out.push_back(v ? 1.0 : 0.0);
       break;
+    case DType::kI8:
+      for (int8_t v : t.ToVector<int8_t>()) out.push_back(v);
+      break;
   }
   return out;
 }

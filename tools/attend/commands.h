@@ -32,6 +32,8 @@ Runner RegisterCaptionCommand(CLI::App& app);
 Runner RegisterClassifyCommand(CLI::App& app);
 Runner RegisterAlignCommand(CLI::App& app);
 Runner RegisterAverageCommand(CLI::App& app);
+Runner RegisterQuantizeCommand(CLI::App& app);
+Runner RegisterShortlistCommand(CLI::App& app);
 // `attend train --task classify` (classify_command.cc): the classifier's options, added to the
 // train command (`task` gives --task's value while parsing: --arch takes cnn | racnn with
 // classify), and the run, with the train command's data and trainer options.

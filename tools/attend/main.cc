@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   add(attend::tools::RegisterClassifyCommand);
   add(attend::tools::RegisterServeCommand);
   add(attend::tools::RegisterAverageCommand);
+  add(attend::tools::RegisterShortlistCommand);
+  add(attend::tools::RegisterQuantizeCommand);
   try {
     // Options that take a name (--arch transformer) check it while parsing: their attend::Error
     // is reported like any other.

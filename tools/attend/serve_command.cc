@@ -99,6 +99,9 @@ Runner RegisterServeCommand(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--no-batching", a->no_batching, "Decode every request on its own");
   c->add_option("--threads", a->service.threads, "Decoding threads (0 = all cores)");
+  c->add_option("--precision", a->service.precision,
+                "Decoder arithmetic for every model: f32, bf16 or int8 (default: each "
+                "checkpoint's; int8 for attend quantize's)");
   return [a]() { return Run(*a); };
 }
 

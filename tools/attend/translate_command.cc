@@ -16,6 +16,7 @@
 #include "attend/files.h"
 #include "attend/text.h"
 #include "attend/nmt.h"
+#include "attend/shortlist.h"
 #include "attend/viz.h"
 #include "commands.h"
 
@@ -23,7 +24,8 @@ namespace attend::tools {
 namespace {
 
 struct TranslateArgs {
-  std::string model_path, input = "-", output = "-", alignment, png_dir;
+  std::string model_path, input = "-", output = "-", alignment, png_dir, shortlist,
+                          precision;  // empty: the checkpoint's (int8 when quantized, else f32)
   nmt::SearchOptions search;
   int threads = 0;
   size_t max_line_bytes = 16384;
@@ -138,6 +140,19 @@ int Run(TranslateArgs& a) {
                "translate: ", a.model_path,
                " is an rnn model without attention (one fixed context vector): ",
                "--alignment and --attention-png need rnn-attention, transformer or pervasive");
+  // Quantized (or packed f32) once for the whole run: the weights no longer change.
+  if (!a.precision.empty()) m.model->SetDecodePrecision(nn::ParsePrecision(a.precision));
+  m.model->PrepareDecoding();
+  if (!a.shortlist.empty()) {
+    ATTEND_CHECK(m.model->config().token_source(),
+                 "translate: --shortlist needs a model with "
+                 "token sources");
+    auto sl = std::make_shared<const nmt::Shortlist>(nmt::Shortlist::Load(a.shortlist));
+    sl->CheckVocabulary(m.vocab.size(), nmt::VocabularyDigest(m.vocab.bytes()));
+    a.search.output_ids = [sl](const std::vector<std::vector<int64_t>>& sources) {
+      return sl->Targets(sources);
+    };
+  }
   if (a.site) {
     const int64_t layers = nmt::CrossAttentionLayers(m.model->config()),
                   heads = nmt::CrossAttentionHeads(m.model->config());
@@ -157,7 +172,7 @@ int Run(TranslateArgs& a) {
   if (a.output != "-") file = std::make_unique<io::AtomicFileWriter>(a.output);
   // Batches of several decoding chunks: translation sorts a batch by length into chunks.
   const size_t batch_lines = static_cast<size_t>(std::max<int64_t>(1, a.search.batch_size)) * 16;
-  size_t translated = 0;
+  size_t translated = 0, target_tokens = 0;
   double seconds = 0;
   std::vector<text::LineReader::Line> lines;
   std::vector<std::vector<int64_t>> sources;
@@ -196,6 +211,8 @@ int Run(TranslateArgs& a) {
     auto results = nmt::Translate(*m.model, sources, a.search);
     if (a.site) ReadSite(a, *m.model, sources, results);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const auto& r : results)
+      if (!r.empty()) target_tokens += r[0].tokens.size() + 1;  // with eos
     std::string out;
     for (size_t i = 0; i < results.size(); ++i)
       Emit(a, m, lines[i].number - 1, sources[i], results[i], &out);
@@ -210,8 +227,12 @@ int Run(TranslateArgs& a) {
   }
   if (file) file->Commit();
   if (a.timing)
-    std::fprintf(stderr, "translated %zu sentences in %.3f s: %.2f sentences/s\n", translated,
-                 seconds, seconds > 0 ? static_cast<double>(translated) / seconds : 0.0);
+    std::fprintf(stderr,
+                 "translated %zu sentences in %.3f s: %.2f sentences/s, %.1f target tokens/s "
+                 "(%s)\n",
+                 translated, seconds, seconds > 0 ? static_cast<double>(translated) / seconds : 0.0,
+                 seconds > 0 ? static_cast<double>(target_tokens) / seconds : 0.0,
+                 nn::PrecisionName(m.model->decode_precision()));
   return 0;
 }
 
@@ -249,6 +270,13 @@ Runner RegisterTranslateCommand(CLI::App& app) {
   CLI::Option* head =
       c->add_option("--alignment-head", a->head, "... and this head of it (default 0)");
   c->add_option("--attention-png", a->png_dir, "Write one attention heatmap per sentence here");
+  c->add_option("--precision", a->precision,
+                "Arithmetic of the decoder's projections and output layer: f32, bf16 or int8 "
+                "(quantized once at load; the encoder stays f32). Default: the checkpoint's "
+                "(int8 for attend quantize's, else f32)");
+  c->add_option("--shortlist", a->shortlist,
+                "Score only the target subwords this file (attend shortlist) lists for the "
+                "batch's source subwords");
   c->add_option("--threads", a->threads, "Threads (0 = all cores)");
   c->add_flag("--timing", a->timing, "Print sentences/s on stderr");
   c->add_flag("--no-fused", a->no_fused,

@@ -87,12 +87,12 @@ class LSTM : public RnnBase {
 
 // A unidirectional GRU or LSTM (all layers) run one step at a time on weights packed once
 // (PrepackedLinear), for decoding: the same arithmetic as the module in eval mode, without its
-// per-call weight copies. Inference only (f32, no gradient); it does not follow later changes to
-// the module's weights.
+// per-call weight copies (or in bf16 / int8, as PrepackedLinear). Inference only (no gradient);
+// it does not follow later changes to the module's weights.
 class PrepackedRecurrentStep {
  public:
   PrepackedRecurrentStep() = default;
-  explicit PrepackedRecurrentStep(const RnnBase& rnn);
+  explicit PrepackedRecurrentStep(const RnnBase& rnn, Precision precision = Precision::kF32);
   bool defined() const { return !ih_.empty(); }
   // x [N, in]; *h (and *c for an LSTM) [L, N, H] are replaced by the states after the step.
   // Returns the top layer's new hidden state [N, H].
