@@ -1,7 +1,9 @@
 // The f32 GEMM kernel (backend/cpu/simd/gemm_kernels.cc) beside raw cblas_sgemm on the same
 // operands: the Transformer's training products in all three orientations (forward x W^T, input
 // gradient dY W, weight gradient dY^T X) and the decoding products on a weight packed once
-// (PackedGemm, a few rows against the 8000 x 256 output layer). GFLOP/s counters; run with
+// (PackedGemm, a few rows against the 8000 x 256 output layer), and the same decoding products in
+// bf16 and int8 (simd/quant_kernels.cc; the activations' conversion included, as decoding runs
+// it; "ops" counted as for f32: 2 m n k). GFLOP/s counters; run with
 // OMP_NUM_THREADS=1 for one core. The thresholds in backend/cpu/gemm.cc and nn/prepacked.cc come
 // from these rows.
 #include <benchmark/benchmark.h>
@@ -10,7 +12,9 @@
 #include <vector>
 
 #include "backend/cpu/reference/gemm_kernels.h"
+#include "backend/cpu/reference/quant_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
+#include "backend/cpu/simd/quant_kernels.h"
 
 namespace {
 
@@ -57,6 +61,27 @@ void BM_Decode(benchmark::State& st, bool ours, int64_t m, int64_t n, int64_t k)
   SetFlops(st, m, n, k);
 }
 
+// The same product with the weight in bf16 (bf16 = true) or int8, packed once.
+void BM_DecodeLow(benchmark::State& st, bool bf16, int64_t m, int64_t n, int64_t k) {
+  namespace cpu = attend::cpu;
+  auto x = Filled(m * k, 1e-3f), w = Filled(n * k, 1e-3f), y = Filled(m * n, 0.0f);
+  std::vector<uint16_t> b16(cpu::Bf16PackedSize(n, k));
+  std::vector<int8_t> q(n * k), q8(cpu::Int8PackedSize(n, k));
+  std::vector<float> scale(n);
+  std::vector<int32_t> colsum(n);
+  cpu::PackBf16(w.data(), n, k, k, b16.data());
+  cpu::QuantizeWeightInt8(w.data(), n, k, k, q.data(), scale.data(), colsum.data());
+  cpu::PackInt8(q.data(), n, k, q8.data());
+  for (auto _ : st) {
+    if (bf16) cpu::simd::Bf16Gemm(x.data(), m, k, k, b16.data(), n, nullptr, y.data(), n);
+    else
+      cpu::simd::Int8Gemm(x.data(), m, k, k, q8.data(), scale.data(), colsum.data(), n, nullptr,
+                          y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  SetFlops(st, m, n, k);
+}
+
 #define REG(name, fn, ...) \
   benchmark::RegisterBenchmark(name, fn, __VA_ARGS__)->UseRealTime()->Unit(benchmark::kMicrosecond)
 
@@ -84,6 +109,15 @@ int RegisterAll() {
     const std::string shape = std::to_string(m) + "x8000x256";
     REG(("packed/" + shape).c_str(), BM_Decode, true, m, 8000, 256);
     REG(("sgemm_bt/" + shape).c_str(), BM_Decode, false, m, 8000, 256);
+    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, m, 8000, 256);
+    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, m, 8000, 256);
+  }
+  // The decoder's other products: a GRU's 768 x 256 and a feed-forward 1024 x 256, 32 rows.
+  for (int64_t n : {768, 1024}) {
+    const std::string shape = "32x" + std::to_string(n) + "x256";
+    REG(("packed/" + shape).c_str(), BM_Decode, true, 32, n, 256);
+    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, 32, n, 256);
+    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, 32, n, 256);
   }
   return 0;
 }
