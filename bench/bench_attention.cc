@@ -4,8 +4,6 @@
 // case reports its FLOPs per iteration as the counter "flop".
 #include <benchmark/benchmark.h>
 #include <cblas.h>
-#include <immintrin.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
@@ -17,63 +15,18 @@
 #include "attend/attention.h"
 #include "backend/cpu/attention_args.h"
 #include "backend/cpu/simd/attention_kernels.h"
+#include "fma_peak.h"
 
 namespace {
 
 using attend::Tensor;
 
-// ---- FMA peak: independent FMA chains in registers -------------------------------------------
-
-// kChains accumulators, each a chain of dependent FMAs: with more chains than FMA latency x FMA
-// ports, the ports never wait. 24 zmm accumulators cover 4-cycle latency on 2+ ports.
-constexpr int kChains = 24;
-
-__attribute__((target("avx512f"))) double FmaLoop512(int64_t iters) {
-  __m512 acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(1.0f + c * 1e-3f);
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 24
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-  }
-  // Summed through memory: GCC 12 warns (-Wuninitialized, a false positive) inside its own
-  // _mm512_reduce_add_ps.
-  alignas(64) float lanes[16];
-  float sum = 0.0f;
-  for (int c = 0; c < kChains; ++c) {
-    _mm512_store_ps(lanes, acc[c]);
-    for (float x : lanes) sum += x;
-  }
-  benchmark::DoNotOptimize(sum);
-  return 2.0 * 16 * kChains * iters;
-}
-
-__attribute__((target("avx2,fma"))) double FmaLoop256(int64_t iters) {
-  __m256 acc[12];
-  for (int c = 0; c < 12; ++c) acc[c] = _mm256_set1_ps(1.0f + c * 1e-3f);
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 12
-    for (int c = 0; c < 12; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-  }
-  float lanes[8], sum = 0.0f;
-  for (int c = 0; c < 12; ++c) {
-    _mm256_storeu_ps(lanes, acc[c]);
-    for (float x : lanes) sum += x;
-  }
-  benchmark::DoNotOptimize(sum);
-  return 2.0 * 8 * 12 * iters;
-}
+// ---- FMA peak: independent FMA chains in registers (bench/fma_peak.cc) ---------------------
 
 void BM_FmaPeak(benchmark::State& st, int threads) {
   const int64_t iters = 1 << 20;
-  const bool avx512 = __builtin_cpu_supports("avx512f");
   double flops = 0;
-  for (auto _ : st) {
-    flops = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += avx512 ? FmaLoop512(iters) : FmaLoop256(iters);
-  }
+  for (auto _ : st) flops = attend::bench::FmaLoopThreads(threads, iters);
   st.counters["flop"] = flops;
 }
 

@@ -1,12 +1,20 @@
 // End-to-end translation costs: one training step (forward, backward, Adam) and batched greedy
 // and beam decoding, for the RNN with attention and the Transformer at the quickstart's sizes.
+// The training step reports its FLOPs (bench/train_flops.h), the GFLOP/s reached, the FMA peak of
+// the threads it ran on (measured in the same process, bench/fma_peak.h) and their ratio, MFU.
+// Threads: OMP_NUM_THREADS, read from the environment by attend's kernels and by OpenBLAS's
+// OpenMP build (the benchmark does not change it); bench/training_mfu.sh runs it for 1 and 2.
 #include <benchmark/benchmark.h>
+
+#include <chrono>
 
 #include "attend/attention.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
 #include "attend/ops.h"
 #include "attend/optim.h"
+#include "fma_peak.h"
+#include "train_flops.h"
 
 namespace {
 
@@ -35,13 +43,19 @@ std::vector<nmt::Example> Examples(int n, int len) {
 
 void BM_TrainStep(benchmark::State& state, const std::string& arch) {
   const int batch = static_cast<int>(state.range(0)), len = 20;
+  const int threads = GetNumThreads();
+  // The FMA peak of the threads used: one core's (best of 5 rounds of 50 ms, measured here, just
+  // before the steps, so that it sees the machine as they do) times the threads.
+  const double peak = bench::MeasureFmaPeakGflops(1) * threads;
   Generator gen(1);
-  auto model = models::MakeModel(Config(arch), gen);
+  const models::ModelConfig config = Config(arch);
+  auto model = models::MakeModel(config, gen);
   optim::Adam adam(model->Parameters(), optim::AdamOptions{.lr = 1e-4});
   auto ex = Examples(batch, len);
   std::vector<int64_t> order(batch);
   for (int i = 0; i < batch; ++i) order[i] = i;
   models::Batch b = nmt::MakeBatch(ex, order);
+  const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     Tensor logits = model->Forward(b);
     Tensor loss = CrossEntropy(logits.View({-1, 8000}), b.tgt_out.View({-1}), 0, 0.1);
@@ -49,8 +63,18 @@ void BM_TrainStep(benchmark::State& state, const std::string& arch) {
     adam.Step();
     adam.ZeroGrad();
   }
-  state.counters["tgt_tok/s"] = benchmark::Counter(
-      static_cast<double>(b.tgt_tokens) * state.iterations(), benchmark::Counter::kIsRate);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto iters = static_cast<double>(state.iterations());
+  const double flops = bench::TrainStepFlops(config, bench::ShapeOf(b)).total();
+  state.counters["tgt_tok/s"] =
+      benchmark::Counter(static_cast<double>(b.tgt_tokens) * iters, benchmark::Counter::kIsRate);
+  state.counters["omp_threads"] = threads;
+  state.counters["FLOP/step"] = flops;
+  const double achieved = flops * iters / seconds * 1e-9;  // GFLOP/s over the timed steps
+  state.counters["GFLOP/s"] = achieved;
+  state.counters["peak_GFLOP/s"] = peak;
+  state.counters["MFU"] = achieved / peak;
 }
 
 void BM_Translate(benchmark::State& state, const std::string& arch) {

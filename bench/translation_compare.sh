@@ -20,6 +20,12 @@
 # --reuse keeps OUT's trained models and torch's training figures and redoes the translations.
 # Training speed is source+target tokens/s over the training steps alone (attend: its progress
 # line with --log-every = --steps and no validation before the end; torch: the same count).
+# Training MFU (model FLOPs utilisation): the FLOPs of the run's training steps
+# (build/bench/bench_flops on attend's checkpoint: its model and the same batches in the same
+# order; the formula of bench/train_flops.h, docs/results.md "Issue 20"), per source+target token,
+# times each side's tokens/s, over the FMA peak of one core times --threads, the peak measured
+# (bench_flops --peak) just before each side trains. Both sides get the same FLOP count (the
+# torch mirror trains the same model on the same batches). Without bench_flops the row is "-".
 # Translation speed is sentences/s of `attend translate --timing` and of the torch script (both
 # include subword encoding, exclude model loading). Without --data the default corpus
 # data/en-de (`attend corpus debian`) is used, or, when it does not exist, a synthetic one
@@ -45,7 +51,7 @@ while [ $# -gt 0 ]; do
     --vocab-size) vocab_size="$2"; shift 2 ;;
     --reuse) reuse=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "translation_compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,7 +89,16 @@ for f in "train.$src" "train.$tgt" "dev.$src" "dev.$tgt" "test.$src" "test.$tgt"
   [ -f "$data/$f" ] || { echo "translation_compare.sh: $data/$f is missing" >&2; exit 1; }
 done
 
+flops_bin="$build/bench/bench_flops"
+[ -x "$flops_bin" ] || echo "translation_compare.sh: $flops_bin is not built: no MFU" \
+  "(cmake --build $build --target bench_flops)"
+# The FMA peak (GFLOP/s) just before a side trains, into $out/peak_SIDE.json.
+measure_peak() {
+  if [ -x "$flops_bin" ]; then "$flops_bin" --peak --threads "$threads" > "$out/peak_$1.json"; fi
+}
+
 if [ "$reuse" = 0 ]; then
+  measure_peak attend
   echo "== attend: $arch, training $steps steps on $threads threads ($data)"
   rm -rf "$out/attend"
   "$attend" train --arch "$arch" --data "$data" --src "$src" --tgt "$tgt" --out "$out/attend" \
@@ -95,6 +110,7 @@ fi
   --greedy --timing --threads "$threads" 2>&1 | tee "$out/attend_translate.txt"
 
 if [ "$reuse" = 0 ]; then
+  measure_peak torch
   echo "== torch: $arch, training $steps steps on $threads threads"
   "$torch_python" "$here/torch_reference/$torch_script" --data "$data" --src "$src" \
     --tgt "$tgt" --vocab "$out/attend/vocab.model" --max-train "$max_train" --steps "$steps" \
@@ -108,13 +124,22 @@ echo "== torch: $arch on attend's trained weights, translating only"
   --init-from "$out/attend/last.ckpt" --threads "$threads" --output "$out/torch_same.hyp" \
   --json "$out/torch_same.json" 2>&1 | tee "$out/torch_same.txt"
 
+# The FLOPs of the training steps both sides ran (the batches of attend's run, from its checkpoint).
+rm -f "$out/flops.json"
+# A model the formula does not cover (bench_flops names the option) leaves the MFU row empty.
+if [ -x "$flops_bin" ] && ! "$flops_bin" --checkpoint "$out/attend/last.ckpt" \
+    --vocab "$out/attend/vocab.model" --data "$data" --src "$src" --tgt "$tgt" \
+    --max-train "$max_train" --steps "$steps" > "$out/flops.json"; then
+  rm -f "$out/flops.json"
+fi
+
 for side in attend torch; do
   "$attend" score -r "$data/test.$tgt" -i "$out/$side.hyp" --metrics bleu,chrf --json \
     > "$out/${side}_score.json"
 done
 
 python3 - "$out" "$steps" "$threads" "$data" "$arch" <<'EOF'
-import json, re, sys
+import json, os, re, sys
 out, steps, threads, data, arch = sys.argv[1:]
 def find(path, pattern):
     text = open(path).read()
@@ -135,7 +160,19 @@ def scores(side):
     return m["BLEU"]["score"], m["chrF2"]["score"], hyp_len
 ob, oc, ol = scores("attend")
 tb, tc, tl = scores("torch")
+def load(name):
+    path = os.path.join(out, name)
+    return json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else None
+flops, peaks = load("flops.json"), {side: load("peak_%s.json" % side) for side in ("attend", "torch")}
+def mfu(side, tokens_per_s):
+    # Achieved FLOP/s (FLOPs per token x tokens/s) over one core's peak x the threads, in %.
+    if not flops or not peaks[side] or not tokens_per_s:
+        return float("nan")
+    peak = peaks[side]["peak_gflops_per_core"] * 1e9 * int(threads)
+    return 100.0 * flops["flops_per_token"] * tokens_per_s / peak
 rows = [("training tokens/s (src+tgt)", ours_tok, torch["tokens_per_s"], "%.0f"),
+        ("training MFU, % of the FMA peak (same FLOPs both sides)", mfu("attend", ours_tok),
+         mfu("torch", torch["tokens_per_s"]), "%.1f"),
         ("translation sentences/s (greedy, each its own model)", ours_sps,
          torch["sentences_per_s"], "%.2f"),
         ("translation sentences/s (greedy, attend's weights on both)", ours_sps,
@@ -147,9 +184,22 @@ print("\n%s: %s, %s steps, %s threads, torch %s" %
       (arch, data, steps, threads, torch["torch_version"]))
 print("| measure | attend | PyTorch | attend / PyTorch |")
 print("|---|---:|---:|---:|")
+def cell(fmt, v):
+    return "-" if v != v else fmt % v  # NaN: not measured
 for name, a, t, fmt in rows:
-    ratio = "%.2fx" % (a / t) if t else "-"
-    print("| %s | %s | %s | %s |" % (name, fmt % a, fmt % t, ratio))
+    ratio = "%.2fx" % (a / t) if t and t == t and a == a else "-"
+    print("| %s | %s | %s | %s |" % (name, cell(fmt, a), cell(fmt, t), ratio))
+if flops:
+    print("\nFLOPs: %.3g per step (mean of %d steps), %.4g per source+target token (%s);"
+          % (flops["flops_per_step"], flops["steps"], flops["flops_per_token"],
+             ", ".join("%s %.0f %%" % (k, 100.0 * (v["forward"] + v["backward"]) / flops["flops"])
+                       for k, v in flops["parts"].items() if isinstance(v, dict))))
+    print("FMA peak per core before training: %s." % ", ".join(
+        "%s %.0f GFLOP/s" % (side, p["peak_gflops_per_core"]) for side, p in peaks.items() if p))
+    torch_tokens = torch["tokens_per_s"] * torch["train_seconds"]
+    if abs(torch_tokens - flops["tokens"]) > 0.005 * flops["tokens"]:
+        print("warning: torch trained on %.0f tokens, the FLOP count's batches hold %.0f"
+              % (torch_tokens, flops["tokens"]))
 print("\nOn attend's weights the two translations agree on %d of %d lines." %
       (agree, max(len(ours_lines), len(same_lines))))
 EOF
