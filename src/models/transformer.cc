@@ -355,7 +355,7 @@ class Transformer : public Seq2Seq {
 
  protected:
   std::shared_ptr<const void> PackDecoder() const override {
-    if (embed_->weight.dtype() != DType::kF32) return nullptr;
+    if (tgt_embed_->weight.dtype() != DType::kF32) return nullptr;
     const nn::Precision p = decode_precision();
     auto pk = std::make_shared<TransformerPacked>();
     for (const auto& layer : decoder_layers_) pk->layers.push_back(layer->Pack(p));
