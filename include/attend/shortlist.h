@@ -9,10 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace attend::nmt {
+
+class Vocabulary;  // attend/nmt.h
 
 struct ShortlistOptions {
   int64_t frequent = 100;   // the most frequent target ids of the training data, always scored
@@ -79,6 +82,12 @@ class Shortlist {
 // A digest of a vocabulary's bytes (nmt::Vocabulary::bytes()): zlib's CRC-32 (io::Crc32, as the
 // trainer compares vocabularies across ranks) as 8 lowercase hex digits; the shortlist records it.
 std::string VocabularyDigest(const std::string& vocab_bytes);
+
+// The shortlist file at `path`, checked to be built for `vocab`, as the search asks for it
+// (SearchOptions::output_ids: a batch's token sources -> the target ids to score). What
+// `attend translate --shortlist` and Python's load_translator(shortlist=) use.
+std::function<std::vector<int64_t>(const std::vector<std::vector<int64_t>>&)> LoadOutputIds(
+    const std::string& path, const Vocabulary& vocab);
 
 // What a shortlist leaves to score on some sentences, decoded as `attend translate` batches
 // them: consecutive groups of batch_size sentences.

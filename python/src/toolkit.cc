@@ -355,11 +355,7 @@ class Translator {
     // weights, which the caller may change between calls.
     if (!precision.empty()) model_.model->SetDecodePrecision(nn::ParsePrecision(precision));
     if (!shortlist.empty()) {
-      auto sl = std::make_shared<const nmt::Shortlist>(nmt::Shortlist::Load(shortlist));
-      sl->CheckVocabulary(model_.vocab.size(), nmt::VocabularyDigest(model_.vocab.bytes()));
-      output_ids_ = [sl](const std::vector<std::vector<int64_t>>& sources) {
-        return sl->Targets(sources);
-      };
+      output_ids_ = nmt::LoadOutputIds(shortlist, model_.vocab);
     }
   }
 

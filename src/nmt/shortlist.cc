@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "attend/checkpoint.h"
 #include "attend/error.h"
 #include "attend/files.h"
+#include "attend/nmt.h"
 
 namespace attend::nmt {
 namespace {
@@ -444,6 +446,15 @@ Shortlist Shortlist::Parse(const std::string& text, const std::string& source_na
     out.candidates_.push_back(std::move(ids));
   }
   return out;
+}
+
+std::function<std::vector<int64_t>(const std::vector<std::vector<int64_t>>&)> LoadOutputIds(
+    const std::string& path, const Vocabulary& vocab) {
+  auto shortlist = std::make_shared<const Shortlist>(Shortlist::Load(path));
+  shortlist->CheckVocabulary(vocab.size(), VocabularyDigest(vocab.bytes()));
+  return [shortlist](const std::vector<std::vector<int64_t>>& sources) {
+    return shortlist->Targets(sources);
+  };
 }
 
 Shortlist Shortlist::Load(const std::string& path) {

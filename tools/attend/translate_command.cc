@@ -147,11 +147,7 @@ int Run(TranslateArgs& a) {
     ATTEND_CHECK(m.model->config().token_source(),
                  "translate: --shortlist needs a model with "
                  "token sources");
-    auto sl = std::make_shared<const nmt::Shortlist>(nmt::Shortlist::Load(a.shortlist));
-    sl->CheckVocabulary(m.vocab.size(), nmt::VocabularyDigest(m.vocab.bytes()));
-    a.search.output_ids = [sl](const std::vector<std::vector<int64_t>>& sources) {
-      return sl->Targets(sources);
-    };
+    a.search.output_ids = nmt::LoadOutputIds(a.shortlist, m.vocab);
   }
   if (a.site) {
     const int64_t layers = nmt::CrossAttentionLayers(m.model->config()),
