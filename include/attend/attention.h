@@ -301,11 +301,13 @@ class MultiHeadAttention : public nn::Module {
 
   // Self-attention of x [B, T, E] (q, k, v in one GEMM); pad_mask bool [B, T] (true = padding)
   // or undefined. Returns [B, T, E]; with `weights`, the weights averaged over heads [B, T, T].
+  // `packed` (nullable, eval mode): Pack(false)'s weights.
   Tensor SelfAttention(const Tensor& x, const Tensor& pad_mask, bool causal,
-                       Tensor* weights = nullptr, bool average_weights = true);
+                       Tensor* weights = nullptr, bool average_weights = true,
+                       const PrepackedAttention* packed = nullptr);
   // Keys and values of memory [B, S, E] for cross-attention, projected in one GEMM (views; a
-  // decoder that keeps them makes them contiguous).
-  KVCache CrossKeysValues(const Tensor& memory) const;
+  // decoder that keeps them makes them contiguous); `packed` (nullable): PackKeysValues'.
+  KVCache CrossKeysValues(const Tensor& memory, const nn::PrepackedLinear* packed = nullptr) const;
   // Cross-attention of x [B, Tq, E] over CrossKeysValues(memory); pad_mask bool [B, S].
   // `packed` (nullable): Pack(true)'s weights. Returns [B, Tq, E]; `weights` as above [B, Tq, S],
   // or per head [B, H, Tq, S] when average_weights is false (also for SelfAttention).
@@ -319,6 +321,8 @@ class MultiHeadAttention : public nn::Module {
                            const PrepackedAttention* packed = nullptr);
   // The weights packed for decoding steps: q, k, v (self-attention) or q alone, in `precision`.
   PrepackedAttention Pack(bool query_only, nn::Precision precision = nn::Precision::kF32) const;
+  // The key and value projections (in_proj rows [E, 3E)) packed for CrossKeysValues.
+  nn::PrepackedLinear PackKeysValues(nn::Precision precision) const;
 
   // The core every path shares: q [B, H, Tq, hd], k, v [B, H, Tk, hd] already projected;
   // pad_mask bool [B, Tk] or undefined. Returns out_proj (or `out_proj_packed`) of the merged

@@ -387,9 +387,10 @@ class Seq2Seq : public nn::Module {
   void PrepareDecoding();
   void ReleaseDecoding() { prepared_.reset(); }
   // Vocabulary shortlist: later Steps of `state` score only the target ids `ids` (sorted,
-  // unique, eos among them); every other id gets log-probability -inf. The kept ids' logits are
-  // what the full layer computes for them; the log-softmax normalises over the kept ids. The
-  // default throws: the translation models (rnn, transformer) implement it in eval mode.
+  // unique, eos among them) and return their log-probabilities alone, [N, ids.size()], column j
+  // for id ids[j] (every other id is ruled out). The kept ids' logits are what the full layer
+  // computes for them; the log-softmax normalises over the kept ids. The default throws: the
+  // translation models (rnn, transformer) implement it in eval mode.
   virtual void RestrictOutput(DecoderState& state, const std::vector<int64_t>& ids);
 
  protected:
@@ -409,9 +410,6 @@ class Seq2Seq : public nn::Module {
   std::shared_ptr<const void> prepared_;
 };
 
-// Log-probabilities [N, V] from logits [N, ids.size()] over the kept ids: the log-softmax over
-// them, -inf elsewhere (Seq2Seq::RestrictOutput's Steps).
-Tensor ScatterLogSoftmax(const Tensor& logits, const std::vector<int64_t>& ids, int64_t vocab);
 // Throws attend::Error unless ids are sorted, unique, in [0, vocab) and hold eos.
 void CheckKeptIds(const std::vector<int64_t>& ids, int64_t vocab);
 

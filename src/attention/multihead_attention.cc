@@ -134,17 +134,19 @@ Tensor MultiHeadAttention::AttendHeads(const Tensor& q, const Tensor& k, const T
 }
 
 Tensor MultiHeadAttention::SelfAttention(const Tensor& x, const Tensor& pad_mask, bool causal,
-                                         Tensor* weights, bool average_weights) {
+                                         Tensor* weights, bool average_weights,
+                                         const PrepackedAttention* packed) {
   const int64_t e = embed_dim;
-  Tensor qkv = Project(x, 0, 3 * e);  // [B, T, 3E]: one GEMM
+  Tensor qkv = packed ? packed->in_proj.Forward(x) : Project(x, 0, 3 * e);  // [B, T, 3E]
   return AttendHeads(SplitHeads(qkv.Narrow(2, 0, e)), SplitHeads(qkv.Narrow(2, e, e)),
-                     SplitHeads(qkv.Narrow(2, 2 * e, e)), pad_mask, causal, weights, nullptr,
-                     average_weights);
+                     SplitHeads(qkv.Narrow(2, 2 * e, e)), pad_mask, causal, weights,
+                     packed ? &packed->out_proj : nullptr, average_weights);
 }
 
-KVCache MultiHeadAttention::CrossKeysValues(const Tensor& memory) const {
+KVCache MultiHeadAttention::CrossKeysValues(const Tensor& memory,
+                                            const nn::PrepackedLinear* packed) const {
   const int64_t e = embed_dim;
-  Tensor kv = Project(memory, e, 2 * e);  // [B, S, 2E]: one GEMM
+  Tensor kv = packed ? packed->Forward(memory) : Project(memory, e, 2 * e);  // [B, S, 2E]
   KVCache c;
   c.k = SplitHeads(kv.Narrow(2, 0, e));
   c.v = SplitHeads(kv.Narrow(2, e, e));
@@ -191,6 +193,13 @@ PrepackedAttention MultiHeadAttention::Pack(bool query_only, nn::Precision preci
       in_proj_bias.defined() ? in_proj_bias.Narrow(0, 0, rows) : Tensor(), precision);
   p.out_proj = nn::PrepackedLinear(*out_proj, precision);
   return p;
+}
+
+nn::PrepackedLinear MultiHeadAttention::PackKeysValues(nn::Precision precision) const {
+  const int64_t e = embed_dim;
+  return nn::PrepackedLinear(in_proj_weight.Narrow(0, e, 2 * e),
+                             in_proj_bias.defined() ? in_proj_bias.Narrow(0, e, 2 * e) : Tensor(),
+                             precision);
 }
 
 Attended MultiHeadAttention::Forward(const Tensor& query, const Tensor& key, const Tensor& value,

@@ -1,7 +1,6 @@
 // ModelConfig as JSON (stored in every checkpoint) and the factory over the architectures.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -193,19 +192,6 @@ void CheckKeptIds(const std::vector<int64_t>& ids, int64_t vocab) {
   ATTEND_CHECK(std::binary_search(ids.begin(), ids.end(), int64_t{SpecialIds::kEos}),
                "shortlist: the kept target ids must include eos (", SpecialIds::kEos,
                "), or no hypothesis could end");
-}
-
-Tensor ScatterLogSoftmax(const Tensor& logits, const std::vector<int64_t>& ids, int64_t vocab) {
-  const int64_t n = logits.size(0), k = static_cast<int64_t>(ids.size());
-  ATTEND_CHECK(logits.dim() == 2 && logits.size(1) == k, "ScatterLogSoftmax: logits ", logits.str(),
-               " must be [N, ", k, "]");
-  const Tensor ls = LogSoftmax(logits, 1).Contiguous();
-  Tensor out = Tensor::Full({n, vocab}, -std::numeric_limits<double>::infinity(), DType::kF32);
-  const float* src = ls.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t j = 0; j < k; ++j) dst[r * vocab + ids[j]] = src[r * k + j];
-  return out;
 }
 
 std::vector<AttentionMap> Seq2Seq::AttentionMaps(const Batch& batch) {

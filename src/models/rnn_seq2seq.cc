@@ -102,7 +102,6 @@ class RnnState : public DecoderState {
   // under a shortlist the output layer cut to the kept ids.
   nn::PrepackedLinear out, combine;
   nn::PrepackedRecurrentStep decoder;
-  std::vector<int64_t> kept;  // RestrictOutput's ids; empty = the whole vocabulary
 };
 
 // The decoder's layers packed for decoding in the model's decode precision.
@@ -238,7 +237,6 @@ class RnnSeq2Seq : public Seq2Seq {
                  "rnn model: a shortlist needs eval mode without gradients "
                  "(the packed output layer)");
     st.out = st.out.Rows(ids);
-    st.kept = ids;
   }
 
   Tensor Step(DecoderState& state, const Tensor& tokens, Tensor* attention) override {
@@ -250,11 +248,8 @@ class RnnSeq2Seq : public Seq2Seq {
     Tensor w;
     Tensor ht = DecodeStep(st, emb, attention ? &w : nullptr);
     if (attention) *attention = w;
-    if (st.out.defined()) {
-      if (!st.kept.empty())
-        return ScatterLogSoftmax(st.out.Forward(ht), st.kept, config_.tgt_vocab);
-      return LogSoftmax(st.out.Forward(ht), 1);  // [N, V]
-    }
+    // [N, V], or [N, kept] under a shortlist (the packed layer is cut to the kept rows).
+    if (st.out.defined()) return LogSoftmax(st.out.Forward(ht), 1);
     return LogSoftmax(out_->Forward(out_dropout_->Forward(ht)), 1);  // [N, V]
   }
 

@@ -68,6 +68,11 @@ class Layer : public nn::Module {
   Tensor FeedForward(const Tensor& x) {
     return linear2->Forward(dropout->Forward(Relu(linear1->Forward(x))));
   }
+  // The feed-forward through packed weights (eval mode: no dropout).
+  static Tensor FeedForward(const Tensor& x, const nn::PrepackedLinear& ff1,
+                            const nn::PrepackedLinear& ff2) {
+    return ff2.Forward(Relu(ff1.Forward(x)));
+  }
 
  private:
   bool pre_norm_;
@@ -75,18 +80,32 @@ class Layer : public nn::Module {
   std::vector<std::shared_ptr<nn::DropoutModule>> dropouts_;
 };
 
+// An encoder layer's weights packed for translation (a decode precision other than f32).
+struct PrepackedEncoderLayer {
+  attention::PrepackedAttention self;
+  nn::PrepackedLinear ff1, ff2;
+};
+
 class EncoderLayer : public Layer {
  public:
   EncoderLayer(const ModelConfig& c, Generator& gen) : Layer(c, gen, /*decoder=*/false) {}
 
   // x [B, S, E], pad_mask bool [B, S] (true = padding) -> [B, S, E]; with `self_weights`, the
-  // self-attention weights per head [B, H, S, S].
-  Tensor Forward(const Tensor& x, const Tensor& pad_mask, Tensor* self_weights = nullptr) {
+  // self-attention weights per head [B, H, S, S]. `pk` (nullable, eval mode): Pack's weights.
+  Tensor Forward(const Tensor& x, const Tensor& pad_mask, Tensor* self_weights = nullptr,
+                 const PrepackedEncoderLayer* pk = nullptr) {
     Tensor h = Sublayer(0, x, [&](const Tensor& in) {
       return self_attn->SelfAttention(in, pad_mask, /*causal=*/false, self_weights,
-                                      /*average_weights=*/false);
+                                      /*average_weights=*/false, pk ? &pk->self : nullptr);
     });
-    return Sublayer(1, h, [&](const Tensor& in) { return FeedForward(in); });
+    return Sublayer(1, h, [&](const Tensor& in) {
+      return pk ? Layer::FeedForward(in, pk->ff1, pk->ff2) : FeedForward(in);
+    });
+  }
+
+  PrepackedEncoderLayer Pack(nn::Precision precision) const {
+    return {self_attn->Pack(/*query_only=*/false, precision),
+            nn::PrepackedLinear(*linear1, precision), nn::PrepackedLinear(*linear2, precision)};
   }
 };
 
@@ -97,10 +116,11 @@ struct LayerCache {
   attention::KVCache self;   // [N, H, capacity, hd]
 };
 
-// A decoder layer's weights packed for decoding steps (nn::PrepackedLinear), made in Start.
+// A decoder layer's weights packed for decoding steps (nn::PrepackedLinear), made in Start;
+// below f32 also the cross-attention's key/value projection of the encoder's output.
 struct PrepackedDecoderLayer {
   attention::PrepackedAttention self, cross;
-  nn::PrepackedLinear ff1, ff2;
+  nn::PrepackedLinear ff1, ff2, memory_kv;
 };
 
 class DecoderLayer : public Layer {
@@ -135,7 +155,7 @@ class DecoderLayer : public Layer {
                                             pk ? &pk->cross : nullptr);
     };
     auto ff_block = [&](const Tensor& x) {
-      return pk ? pk->ff2.Forward(Relu(pk->ff1.Forward(x))) : FeedForward(x);
+      return pk ? Layer::FeedForward(x, pk->ff1, pk->ff2) : FeedForward(x);
     };
     return Sublayers(y, self_block, cross_block, ff_block);
   }
@@ -147,6 +167,8 @@ class DecoderLayer : public Layer {
     pk.cross = multihead_attn->Pack(/*query_only=*/true, precision);
     pk.ff1 = nn::PrepackedLinear(*linear1, precision);
     pk.ff2 = nn::PrepackedLinear(*linear2, precision);
+    // f32 keeps the training path's GEMM for the memory, so that Step matches Forward exactly.
+    if (precision != nn::Precision::kF32) pk.memory_kv = multihead_attn->PackKeysValues(precision);
     return pk;
   }
 
@@ -170,8 +192,10 @@ class Stack : public nn::Module {
   }
 };
 
-// The decoder packed in the model's decode precision (Seq2Seq::PackDecoder).
+// The decoder packed in the model's decode precision (Seq2Seq::PackDecoder); below f32 the
+// encoder as well (f32 translation runs the encoder as training does).
 struct TransformerPacked {
+  std::vector<PrepackedEncoderLayer> encoder;  // empty in f32
   std::vector<PrepackedDecoderLayer> layers;
   nn::PrepackedLinear logits;
 };
@@ -180,13 +204,12 @@ struct TransformerState : DecoderState {
   int64_t rows() const override { return src_mask.size(0); }
   std::vector<LayerCache> layers;
   // Eval mode only: each decoder layer's weights and the output projection packed for Step
-  // (TransformerPacked), the projection cut to `kept` under a shortlist.
+  // (TransformerPacked), the projection cut to the kept rows under a shortlist.
   std::shared_ptr<const struct TransformerPacked> packed;
   nn::PrepackedLinear logits;
-  std::vector<int64_t> kept;  // RestrictOutput's ids; empty = the whole vocabulary
-  Tensor src_mask;            // [N, S] bool, true = padding
-  int64_t length = 0;         // target positions decoded so far
-  int64_t capacity = 0;       // positions the self-attention caches hold
+  Tensor src_mask;       // [N, S] bool, true = padding
+  int64_t length = 0;    // target positions decoded so far
+  int64_t capacity = 0;  // positions the self-attention caches hold
 };
 
 class Transformer : public Seq2Seq {
@@ -286,25 +309,28 @@ class Transformer : public Seq2Seq {
     CheckTokens(src, config_.src_vocab, "source", "Start");
     auto state = std::make_unique<TransformerState>();
     state->src_mask = SourceMask(src, src_lengths, "Start");
-    const std::vector<Tensor> memory = Encode(src, state->src_mask);  // each [N, S, E]
+    // Eval mode (f32 weights): the weights packed once for every Step (and below f32, for the
+    // encoder and the memory's keys and values too).
+    if (!training() && tgt_embed_->weight.dtype() == DType::kF32)
+      state->packed = Packed<TransformerPacked>();
+    const TransformerPacked* pk = state->packed.get();
+    const std::vector<Tensor> memory =
+        Encode(src, state->src_mask, nullptr, pk && !pk->encoder.empty() ? &pk->encoder : nullptr);
     const int64_t n = src.size(0), h = config_.heads, hd = config_.d_model / config_.heads;
     state->capacity = std::min(kInitialCacheCapacity, config_.max_positions);
     const DType dtype = memory[0].dtype();
-    // Eval mode (f32): the decoder's weights packed once for every Step.
-    const bool pack = !training() && dtype == DType::kF32;
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
       const auto& layer = decoder_layers_[i];
+      const nn::PrepackedLinear* kv = pk ? &pk->layers[i].memory_kv : nullptr;
       LayerCache lc;
-      lc.cross = layer->multihead_attn->CrossKeysValues(memory[i]);
+      lc.cross =
+          layer->multihead_attn->CrossKeysValues(memory[i], kv && kv->defined() ? kv : nullptr);
       lc.cross.k = lc.cross.k.Contiguous();  // [N, H, S, hd]
       lc.cross.v = lc.cross.v.Contiguous();
       lc.self = attention::KVCache::Empty(n, h, state->capacity, hd, dtype);
       state->layers.push_back(std::move(lc));
     }
-    if (pack) {
-      state->packed = Packed<TransformerPacked>();
-      state->logits = state->packed->logits;
-    }
+    if (pk) state->logits = pk->logits;
     return state;
   }
 
@@ -335,9 +361,7 @@ class Transformer : public Seq2Seq {
     if (attention != nullptr) *attention = weights.View({n, weights.size(2)});     // [N, S]
     if (!state->logits.defined()) return LogSoftmax(Logits(y).View({n, -1}), -1);  // [N, V]
     if (decoder_norm_) y = decoder_norm_->Forward(y);
-    if (!state->kept.empty())
-      return ScatterLogSoftmax(state->logits.Forward(y).View({n, -1}), state->kept,
-                               config_.tgt_vocab);
+    // [N, V], or [N, kept] under a shortlist (the packed projection is cut to the kept rows).
     return LogSoftmax(state->logits.Forward(y).View({n, -1}), -1);
   }
 
@@ -350,7 +374,6 @@ class Transformer : public Seq2Seq {
                  "transformer: a shortlist needs eval mode (the packed "
                  "output projection)");
     state->logits = state->logits.Rows(ids);
-    state->kept = ids;
   }
 
  protected:
@@ -358,6 +381,8 @@ class Transformer : public Seq2Seq {
     if (tgt_embed_->weight.dtype() != DType::kF32) return nullptr;
     const nn::Precision p = decode_precision();
     auto pk = std::make_shared<TransformerPacked>();
+    if (p != nn::Precision::kF32)
+      for (const auto& layer : encoder_layers_) pk->encoder.push_back(layer->Pack(p));
     for (const auto& layer : decoder_layers_) pk->layers.push_back(layer->Pack(p));
     pk->logits = output_ ? nn::PrepackedLinear(*output_, p)
                          : nn::PrepackedLinear(embed_->weight, Tensor(), p);
@@ -435,8 +460,10 @@ class Transformer : public Seq2Seq {
   // m_i, so that m_i is z_L's normalised output when w_i puts all its weight on the last layer
   // (the plain model); each z_k normalised alone would hide the depth the residual stream grows
   // with. With `maps`, each encoder layer's self-attention per head.
+  // `packed` (nullable): the encoder layers' packed weights (a translation below f32).
   std::vector<Tensor> Encode(const Tensor& src, const Tensor& mask,
-                             std::vector<AttentionMap>* maps = nullptr) {
+                             std::vector<AttentionMap>* maps = nullptr,
+                             const std::vector<PrepackedEncoderLayer>* packed = nullptr) {
     Tensor x = Embed(*src_embed_, src, 0);  // [B, S, E]
     const bool transparent = transparent_ != nullptr;
     std::vector<Tensor> outputs;  // transparent: z_0 .. z_L
@@ -444,7 +471,8 @@ class Transformer : public Seq2Seq {
     for (size_t i = 0; i < encoder_layers_.size(); ++i) {
       AttentionMap m{"encoder." + std::to_string(i) + ".self", "self", "encoder",
                      static_cast<int64_t>(i), Tensor()};
-      x = encoder_layers_[i]->Forward(x, mask, maps ? &m.weights : nullptr);
+      x = encoder_layers_[i]->Forward(x, mask, maps ? &m.weights : nullptr,
+                                      packed ? &(*packed)[i] : nullptr);
       if (maps) maps->push_back(std::move(m));
       if (transparent) outputs.push_back(x);
     }

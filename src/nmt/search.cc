@@ -79,11 +79,22 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
       max_len[r] = std::min<int64_t>(max_len[r], model.config().max_positions - 1);
   }
   std::unique_ptr<models::DecoderState> state = model.StartBatch(in);
+  // Under a shortlist each step scores the kept ids only: column j of its log-probabilities is
+  // target id kept[j] (sorted, so the columns keep the ids' order and ties still go to the
+  // smaller id). Without one, column j is id j.
+  std::vector<int64_t> kept;
   if (opt.output_ids) {
     std::vector<std::vector<int64_t>> batch_sources;
     for (int64_t i : chunk) batch_sources.push_back(sources[i].src);
-    model.RestrictOutput(*state, opt.output_ids(batch_sources));
+    kept = opt.output_ids(batch_sources);
+    model.RestrictOutput(*state, kept);
   }
+  const bool restricted = opt.output_ids != nullptr;
+  auto id_of = [&](int64_t column) { return restricted ? kept[column] : column; };
+  const int64_t eos_column =
+      restricted
+          ? std::lower_bound(kept.begin(), kept.end(), int64_t{SpecialIds::kEos}) - kept.begin()
+          : int64_t{SpecialIds::kEos};
   std::vector<Live> live(b);
   for (int64_t r = 0; r < b; ++r) live[r].sentence = r;
   std::vector<std::vector<Hypothesis>> finished(b);
@@ -133,11 +144,12 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
       const float* p = lp + row * v;
       if (static_cast<int64_t>(h.tokens.size()) >= max_len[h.sentence]) {
         // Out of length: this hypothesis ends here.
-        finish(h, p[SpecialIds::kEos], attention_row(row));
+        finish(h, p[eos_column], attention_row(row));
         continue;
       }
       BannedTokens(h.tokens, opt.no_repeat_ngram, &banned);
-      auto allowed = [&](int64_t id) {
+      auto allowed = [&](int64_t column) {
+        const int64_t id = id_of(column);
         return id != SpecialIds::kPad && id != SpecialIds::kBos &&
                !std::binary_search(banned.begin(), banned.end(), id);
       };
@@ -165,7 +177,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
         top[at] = id;
       }
       for (int64_t j = 0; j < kk; ++j)
-        cands[h.sentence].push_back({h.log_prob + p[top[j]], row, top[j]});
+        cands[h.sentence].push_back({h.log_prob + p[top[j]], row, id_of(top[j])});
     }
     std::vector<Live> next;
     std::vector<int64_t> rows;
@@ -219,7 +231,13 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
     }
     live = std::move(next);
     if (live.empty()) break;
-    model.Select(*state, Tensor::FromVector(rows, {static_cast<int64_t>(rows.size())}));
+    // Every hypothesis kept in place (greedy search while no sentence has ended, or a beam that
+    // kept its order) leaves the state as it is: no copy of the model's per-row tensors.
+    bool identity = rows.size() == static_cast<size_t>(state->rows());
+    for (size_t i = 0; identity && i < rows.size(); ++i)
+      identity = rows[i] == static_cast<int64_t>(i);
+    if (!identity)
+      model.Select(*state, Tensor::FromVector(rows, {static_cast<int64_t>(rows.size())}));
     std::vector<int64_t> last(live.size());
     for (size_t i = 0; i < live.size(); ++i) last[i] = live[i].tokens.back();
     tokens = Tensor::FromVector(last, {static_cast<int64_t>(last.size())});

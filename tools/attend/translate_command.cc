@@ -229,6 +229,16 @@ int Run(TranslateArgs& a) {
                  translated, seconds, seconds > 0 ? static_cast<double>(translated) / seconds : 0.0,
                  seconds > 0 ? static_cast<double>(target_tokens) / seconds : 0.0,
                  nn::PrecisionName(m.model->decode_precision()));
+  if (a.timing) {
+    const AllocatorStats st = GetAllocatorStats();
+    std::fprintf(stderr,
+                 "tensor buffers: %llu from the system, %llu reused; peak %.1f MB in use, %.1f MB "
+                 "cached\n",
+                 static_cast<unsigned long long>(st.system_allocs),
+                 static_cast<unsigned long long>(st.cache_hits),
+                 static_cast<double>(st.peak_bytes_in_use) / 1e6,
+                 static_cast<double>(st.bytes_cached) / 1e6);
+  }
   return 0;
 }
 
