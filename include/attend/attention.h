@@ -53,6 +53,9 @@ class AdditiveScore : public ScoreFunction {
                 DType dtype = DType::kF32);
   Tensor PrepareKeys(const Tensor& keys) const override;
   Tensor Scores(const Tensor& query, const Tensor& prepared_keys) const override;
+  // The same with W applied by `packed_query` (query_proj packed for decoding steps).
+  Tensor Scores(const Tensor& query, const Tensor& prepared_keys,
+                const nn::PrepackedLinear* packed_query) const;
   std::shared_ptr<nn::Linear> query_proj, key_proj;  // W (no bias), U (bias b)
   Tensor v;                                          // [A]
 };

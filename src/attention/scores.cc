@@ -62,6 +62,11 @@ Tensor AdditiveScore::PrepareKeys(const Tensor& keys) const {
 }
 
 Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
+  return Scores(query, pk, nullptr);
+}
+
+Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk,
+                             const nn::PrepackedLinear* packed_query) const {
   ATTEND_CHECK(query.defined() && query.dim() == 3 && query.size(2) == query_proj->weight.size(1),
                "AdditiveScore: query must be [B, Tq, ", query_proj->weight.size(1), "], got ",
                query.str());
@@ -69,7 +74,7 @@ Tensor AdditiveScore::Scores(const Tensor& query, const Tensor& pk) const {
       pk.defined() && pk.dim() == 3 && pk.size(0) == query.size(0) && pk.size(2) == v.size(0),
       "AdditiveScore: prepared keys ", pk.str(), " must be [", query.size(0), ", Tk, ", v.size(0),
       "] (from keys [B, Tk, Dk] of the same batch as the query ", query.str(), ")");
-  Tensor wq = query_proj->Forward(query);  // [B, Tq, A]
+  Tensor wq = packed_query ? packed_query->Forward(query) : query_proj->Forward(query);  // [B,Tq,A]
   // Fused: v^T tanh(wq + pk) per pair without the [B, Tq, Tk, A] intermediate.
   if (FusedKernels()) return FusedAdditiveScores(wq, pk, v);      // [B, Tq, Tk]
   return Matmul(Tanh(Add(wq.Unsqueeze(2), pk.Unsqueeze(1))), v);  // via [B, Tq, Tk, A]

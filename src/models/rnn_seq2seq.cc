@@ -98,16 +98,18 @@ class RnnState : public DecoderState {
   // advanced-lstm: the decoder's K-1 earlier states per layer and how many are real (the latest
   // state is h, c above).
   nn::AdvancedLSTM::State past;
-  // Decoding (eval mode, no gradient): the output and combine layers packed (RnnPacked), and
-  // under a shortlist the output layer cut to the kept ids.
-  nn::PrepackedLinear out, combine;
+  // Decoding (eval mode, no gradient): the output, combine and additive score's query layers
+  // packed (RnnPacked), and under a shortlist the output layer cut to the kept ids.
+  nn::PrepackedLinear out, combine, score_query;
   nn::PrepackedRecurrentStep decoder;
 };
 
-// The decoder's layers packed for decoding in the model's decode precision.
+// The decoder's layers packed for decoding in the model's decode precision; below f32 also the
+// encoder and the additive score's key projection (f32 runs them as training does).
 struct RnnPacked {
-  nn::PrepackedLinear out, combine;
+  nn::PrepackedLinear out, combine, score_query, score_keys;
   nn::PrepackedRecurrentStep decoder;
+  nn::PrepackedRecurrent encoder;
 };
 
 class RnnSeq2Seq : public Seq2Seq {
@@ -219,12 +221,15 @@ class RnnSeq2Seq : public Seq2Seq {
 
   std::unique_ptr<DecoderState> Start(const Tensor& src, const Tensor& src_lengths) override {
     CheckSource(src);
-    auto st = std::make_unique<RnnState>(Encode(src, src_lengths, nullptr));
     // Packed for decoding in eval mode without gradients (the packed layers are f32 only).
-    if (!training() && !GradMode::enabled() && out_->weight.dtype() == DType::kF32) {
-      const auto pk = Packed<RnnPacked>();
+    std::shared_ptr<const RnnPacked> pk;
+    if (!training() && !GradMode::enabled() && out_->weight.dtype() == DType::kF32)
+      pk = Packed<RnnPacked>();
+    auto st = std::make_unique<RnnState>(Encode(src, src_lengths, nullptr, pk.get()));
+    if (pk) {
       st->out = pk->out;
       st->combine = pk->combine;
+      st->score_query = pk->score_query;
       st->decoder = pk->decoder;
     }
     return st;
@@ -278,6 +283,14 @@ class RnnSeq2Seq : public Seq2Seq {
     auto pk = std::make_shared<RnnPacked>();
     pk->out = nn::PrepackedLinear(*out_, p);
     if (combine_) pk->combine = nn::PrepackedLinear(*combine_, p);
+    if (const auto* additive = dynamic_cast<const attention::AdditiveScore*>(score_.get())) {
+      pk->score_query = nn::PrepackedLinear(*additive->query_proj, p);
+      if (p != nn::Precision::kF32) pk->score_keys = nn::PrepackedLinear(*additive->key_proj, p);
+    }
+    // The token encoder (not a speech listener's pyramid, nor the Advanced LSTM).
+    if (p != nn::Precision::kF32 && !speech_ && (encoder_.gru || encoder_.lstm))
+      pk->encoder = nn::PrepackedRecurrent(
+          encoder_.gru ? static_cast<const nn::RnnBase&>(*encoder_.gru) : *encoder_.lstm, p);
     if (decoder_.gru) pk->decoder = nn::PrepackedRecurrentStep(*decoder_.gru, p);
     if (decoder_.lstm) pk->decoder = nn::PrepackedRecurrentStep(*decoder_.lstm, p);
     return pk;
@@ -451,7 +464,9 @@ class RnnSeq2Seq : public Seq2Seq {
     return Concat({last.Narrow(1, 0, h / 2), memory.Select(1, 0).Narrow(1, h / 2, h / 2)}, 1);
   }
 
-  RnnState Encode(const Tensor& src, const Tensor& lengths, Tensor* self_weights) {
+  // `pk` (nullable): the packed layers of a translation (Start).
+  RnnState Encode(const Tensor& src, const Tensor& lengths, Tensor* self_weights,
+                  const RnnPacked* pk = nullptr) {
     ATTEND_CHECK(src.dim() == (speech_ ? 3 : 2) && lengths.defined() && lengths.dim() == 1 &&
                      lengths.size(0) == src.size(0),
                  "rnn model: source ", src.str(), " and lengths ",
@@ -465,8 +480,9 @@ class RnnSeq2Seq : public Seq2Seq {
       st.memory = Listen(src, &reduced, &hn, &cn);  // [B, S', H]
     } else {
       Tensor emb = embed_dropout_->Forward(src_embed_->Forward(src));  // [B, S, E]
-      st.memory = encoder_.Run(emb, lengths, &hn,
-                               has_cell_ ? &cn : nullptr);  // [B, S, H]
+      st.memory = pk && pk->encoder.defined()
+                      ? pk->encoder.Forward(emb, lengths, &hn, has_cell_ ? &cn : nullptr)
+                      : encoder_.Run(emb, lengths, &hn, has_cell_ ? &cn : nullptr);  // [B, S, H]
     }
     const int64_t s = st.memory.size(1);
     if (config_.score == Score::kLocation && attention_ && wiring_ != Wiring::kTutorial)
@@ -499,7 +515,8 @@ class RnnSeq2Seq : public Seq2Seq {
     if (feeding_) st.feed = Tensor::Zeros({b, h}, h0.dtype());
     if (attention_) {
       st.padding = padding;
-      if (score_) st.keys = score_->PrepareKeys(st.memory);
+      if (pk && pk->score_keys.defined()) st.keys = pk->score_keys.Forward(st.memory);
+      else if (score_) st.keys = score_->PrepareKeys(st.memory);
       if (qkv_) st.values = qkv_->PrepareValues(st.memory);
       if (config_.score == Score::kLocationAware) {
         // Before the first step the alignment is spread evenly over the real positions.
@@ -520,6 +537,9 @@ class RnnSeq2Seq : public Seq2Seq {
       const auto& score = static_cast<const attention::LocationAwareScore&>(*score_);
       scores = score.Scores(query, st.keys, st.previous);
       if (config_.sharpening != 1.0) scores = MulScalar(scores, config_.sharpening);
+    } else if (st.score_query.defined()) {
+      scores = static_cast<const attention::AdditiveScore&>(*score_).Scores(query, st.keys,
+                                                                            &st.score_query);
     } else {
       scores = score_->Scores(query, st.keys);
     }

@@ -1,6 +1,7 @@
 // Decoding-time layers on weights packed once: PrepackedLinear (attend/nn.h) and
 // PrepackedRecurrentStep (attend/nn/rnn.h).
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "attend/autograd.h"
@@ -51,11 +52,11 @@ namespace {
 // values per row) to row `to` of `dst`.
 template <typename T>
 void CopyPackedRow(const T* src, int64_t from, T* dst, int64_t to, int64_t groups, int64_t width) {
-  const int64_t P = cpu::kQuantPanel;
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t i = 0; i < width; ++i)
-      dst[(((to / P) * groups + g) * P + to % P) * width + i] =
-          src[(((from / P) * groups + g) * P + from % P) * width + i];
+  const int64_t P = cpu::kQuantPanel, stride = P * width;  // from one group to the next
+  const T* s = src + ((from / P) * groups * P + from % P) * width;
+  T* d = dst + ((to / P) * groups * P + to % P) * width;
+  for (int64_t g = 0; g < groups; ++g, s += stride, d += stride)
+    std::memcpy(d, s, sizeof(T) * width);
 }
 
 }  // namespace
@@ -232,6 +233,86 @@ Tensor PrepackedRecurrentStep::Step(const Tensor& x, Tensor* h, Tensor* c) const
   }
   *h = h_new;
   if (lstm_) *c = c_new;
+  return input;
+}
+
+PrepackedRecurrent::PrepackedRecurrent(const RnnBase& rnn, Precision precision) {
+  ATTEND_CHECK(rnn.options().batch_first,
+               "PrepackedRecurrent: the module must be batch-first (x [B, T, in])");
+  hidden_ = rnn.hidden_size();
+  directions_ = rnn.num_directions();
+  lstm_ = rnn.weight_ih(0, 0).size(0) == 4 * hidden_;
+  for (int64_t l = 0; l < rnn.options().num_layers; ++l)
+    for (int d = 0; d < directions_; ++d) {
+      ih_.emplace_back(rnn.weight_ih(l, d), rnn.bias_ih(l, d), precision);
+      hh_.emplace_back(rnn.weight_hh(l, d), rnn.bias_hh(l, d), precision);
+    }
+}
+
+Tensor PrepackedRecurrent::Forward(const Tensor& x, const Tensor& lengths, Tensor* h_n,
+                                   Tensor* c_n) const {
+  ATTEND_CHECK(defined(), "PrepackedRecurrent: Forward on an empty module");
+  ATTEND_CHECK(
+      x.defined() && x.dim() == 3 && x.size(2) == ih_[0].in_features() && x.dtype() == DType::kF32,
+      "PrepackedRecurrent: x ", x.defined() ? x.str() : "undefined", " must be f32 [B, T, ",
+      ih_[0].in_features(), "]");
+  const int64_t b = x.size(0), t_max = x.size(1), hd = hidden_, g = lstm_ ? 4 : 3;
+  const int nd = directions_;
+  const int64_t layers = static_cast<int64_t>(ih_.size()) / nd;
+  std::vector<int64_t> len(static_cast<size_t>(b), t_max);
+  if (lengths.defined()) {
+    ATTEND_CHECK(lengths.dtype() == DType::kI64 && lengths.dim() == 1 && lengths.size(0) == b,
+                 "PrepackedRecurrent: lengths must be i64 [", b, "], got ", lengths.str());
+    len = lengths.ToVector<int64_t>();
+    for (int64_t i = 0; i < b; ++i)
+      ATTEND_CHECK(len[i] >= 1 && len[i] <= t_max, "PrepackedRecurrent: lengths[", i,
+                   "] = ", len[i], " is outside [1, ", t_max, "]");
+  }
+  NoGradGuard no_grad;
+  Tensor hn = Tensor::Empty({layers * nd, b, hd}, DType::kF32);
+  Tensor cn = lstm_ ? Tensor::Empty({layers * nd, b, hd}, DType::kF32) : Tensor();
+  std::vector<float> act(static_cast<size_t>(g * hd)), extra(static_cast<size_t>(hd)),
+      c_next(static_cast<size_t>(hd));
+  Tensor input = x;
+  for (int64_t l = 0; l < layers; ++l) {
+    Tensor y = Tensor::Zeros({b, t_max, nd * hd}, DType::kF32);  // padded steps stay zero
+    float* yp = y.data<float>();
+    for (int d = 0; d < nd; ++d) {
+      const size_t slot = static_cast<size_t>(l * nd + d);
+      const Tensor xp = ih_[slot].Forward(input);  // [B, T, G*H]: every step at once
+      const float* xpp = xp.data<float>();
+      // Running states; a sequence's rows move only while it is active at step t, so the
+      // reverse direction starts from zero at each sequence's own last step.
+      Tensor h = Tensor::Zeros({b, hd}, DType::kF32);
+      std::vector<float> c(lstm_ ? static_cast<size_t>(b * hd) : 0, 0.0f);
+      for (int64_t step = 0; step < t_max; ++step) {
+        const int64_t t = d == 0 ? step : t_max - 1 - step;
+        const Tensor hp = hh_[slot].Forward(h);  // [B, G*H]
+        const float* hpp = hp.data<float>();
+        float* hs = h.data<float>();
+        for (int64_t i = 0; i < b; ++i) {
+          if (t >= len[static_cast<size_t>(i)]) continue;
+          float* out = yp + (i * t_max + t) * nd * hd + d * hd;
+          const float* xrow = xpp + (i * t_max + t) * g * hd;
+          if (lstm_) {
+            float* ci = c.data() + i * hd;
+            cpu::simd::LstmForwardRow(xrow, hpp + i * g * hd, nullptr, ci, act.data(),
+                                      c_next.data(), extra.data(), out, hd);
+            std::copy(c_next.begin(), c_next.end(), ci);
+          } else {
+            cpu::simd::GruForwardRow(xrow, hpp + i * g * hd, nullptr, nullptr, hs + i * hd,
+                                     act.data(), extra.data(), out, hd);
+          }
+          std::copy_n(out, hd, hs + i * hd);
+        }
+      }
+      std::copy_n(h.data<float>(), b * hd, hn.data<float>() + slot * b * hd);
+      if (lstm_) std::copy(c.begin(), c.end(), cn.data<float>() + slot * b * hd);
+    }
+    input = y;
+  }
+  if (h_n) *h_n = hn;
+  if (c_n && lstm_) *c_n = cn;
   return input;
 }
 

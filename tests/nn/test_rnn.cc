@@ -900,6 +900,79 @@ TEST(PrepackedRecurrentStep, RefusesBidirectionalAndBadStates) {
   EXPECT_NO_THROW(step.Step(Tensor::Zeros({2, 4}), &h, &c));
 }
 
+// The packed whole-sequence module equals the module in eval mode over ragged batches: one
+// and two layers, one and two directions, GRU and LSTM (f32 to rounding; int8 and bf16 within
+// their rounding of these unit-scale inputs), padded steps zero, final states each sequence's.
+TEST(PrepackedRecurrent, EqualsTheModuleOverRaggedBatches) {
+  for (bool lstm : {false, true})
+    for (int64_t layers : {1, 2})
+      for (bool bidirectional : {false, true}) {
+        Generator gen(60 + layers + (bidirectional ? 10 : 0));
+        nn::RnnOptions opt;
+        opt.num_layers = layers;
+        opt.bidirectional = bidirectional;
+        opt.dropout = 0.3;  // off in eval mode
+        std::shared_ptr<nn::RnnBase> rnn;
+        std::shared_ptr<nn::GRU> gru;
+        std::shared_ptr<nn::LSTM> lstm_m;
+        if (lstm) rnn = lstm_m = std::make_shared<nn::LSTM>(7, 5, gen, opt);
+        else rnn = gru = std::make_shared<nn::GRU>(7, 5, gen, opt);
+        rnn->Eval();
+        const int64_t b = 4, t_len = 6;
+        Tensor x = Tensor::Randn({b, t_len, 7}, gen);
+        Tensor lengths = Tensor::FromVector(std::vector<int64_t>{3, 6, 1, 5}, {b});
+        NoGradGuard no_grad;
+        Tensor out, hn, cn;
+        if (lstm) {
+          auto o = lstm_m->Forward(x, lengths);
+          out = o.output, hn = o.h_n, cn = o.c_n;
+        } else {
+          auto o = gru->Forward(x, lengths);
+          out = o.output, hn = o.h_n;
+        }
+        for (nn::Precision p : {nn::Precision::kF32, nn::Precision::kBF16, nn::Precision::kInt8}) {
+          const float tol = p == nn::Precision::kF32 ? 1e-5f : 0.05f;
+          const std::string what = std::string(lstm ? "lstm" : "gru") + " layers " +
+                                   std::to_string(layers) + (bidirectional ? " bi " : " uni ") +
+                                   nn::PrecisionName(p);
+          nn::PrepackedRecurrent packed(*rnn, p);
+          Tensor ph, pc;
+          Tensor got = packed.Forward(x, lengths, &ph, lstm ? &pc : nullptr);
+          ASSERT_EQ(got.shape(), out.shape()) << what;
+          const auto g = got.ToVector<float>(), w = out.ToVector<float>();
+          float worst = 0;
+          for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, std::fabs(g[i] - w[i]));
+          EXPECT_LT(worst, tol) << what;
+          if (p != nn::Precision::kF32) {
+            EXPECT_GT(worst, 0.0f) << what << ": the precision was not used";
+          }
+          // Padded steps: (b, t) with t >= lengths[b] output zero exactly.
+          const std::vector<int64_t> len{3, 6, 1, 5};
+          const int64_t width = got.size(2);
+          for (int64_t r = 0; r < b; ++r)
+            for (int64_t t = len[r]; t < t_len; ++t)
+              for (int64_t j = 0; j < width; ++j)
+                ASSERT_EQ(g[(r * t_len + t) * width + j], 0.0f) << what << " row " << r;
+          const auto gh = ph.ToVector<float>(), wh = hn.ToVector<float>();
+          ASSERT_EQ(gh.size(), wh.size()) << what;
+          for (size_t i = 0; i < gh.size(); ++i) ASSERT_NEAR(gh[i], wh[i], tol) << what;
+          if (lstm) {
+            const auto gc = pc.ToVector<float>(), wc = cn.ToVector<float>();
+            for (size_t i = 0; i < gc.size(); ++i) ASSERT_NEAR(gc[i], wc[i], tol) << what;
+          }
+        }
+      }
+  Generator gen(70);
+  nn::GRU gru(4, 3, gen);
+  nn::PrepackedRecurrent packed(gru, nn::Precision::kF32);
+  NoGradGuard no_grad;
+  EXPECT_THROW(packed.Forward(Tensor::Zeros({2, 3, 5}), Tensor(), nullptr, nullptr), Error);
+  EXPECT_THROW(
+      packed.Forward(Tensor::Zeros({2, 3, 4}), Tensor::FromVector(std::vector<int64_t>{0, 3}, {2}),
+                     nullptr, nullptr),
+      Error);
+}
+
 TEST(RnnTorchReference, AllCases) {
   const reference::LoadedCases& loaded = LoadRnnCases();
   // A missing or broken file is a failure, never a skip: the oracle is part of the test.

@@ -277,9 +277,9 @@ Runner RegisterTranslateCommand(CLI::App& app) {
       c->add_option("--alignment-head", a->head, "... and this head of it (default 0)");
   c->add_option("--attention-png", a->png_dir, "Write one attention heatmap per sentence here");
   c->add_option("--precision", a->precision,
-                "Arithmetic of the decoder's projections and output layer: f32, bf16 or int8 "
-                "(quantized once at load; the encoder stays f32). Default: the checkpoint's "
-                "(int8 for attend quantize's, else f32)");
+                "Arithmetic of the model's projections (encoder, decoder, output layer): f32, "
+                "bf16 or int8 (quantized once at load). Default: the checkpoint's (int8 for "
+                "attend quantize's, else f32)");
   c->add_option("--shortlist", a->shortlist,
                 "Score only the target subwords this file (attend shortlist) lists for the "
                 "batch's source subwords");

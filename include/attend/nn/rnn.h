@@ -104,6 +104,28 @@ class PrepackedRecurrentStep {
   std::vector<PrepackedLinear> ih_, hh_;  // per layer, biases folded in
 };
 
+// A GRU or LSTM (every layer, one or both directions) run over whole sequences on weights
+// packed once (PrepackedLinear), for an encoder at translation time in bf16 / int8: the
+// arithmetic of the module's Forward in eval mode, packed-sequence semantics included (each
+// sequence's reverse direction starts from zero at its own last step; padded steps output
+// zero). Each direction's input projection is one product over all steps. Inference only.
+class PrepackedRecurrent {
+ public:
+  PrepackedRecurrent() = default;
+  PrepackedRecurrent(const RnnBase& rnn, Precision precision);
+  bool defined() const { return !ih_.empty(); }
+  // x [B, T, in] (batch first, as the module's default), lengths i64 [B] in [1, T] or undefined
+  // (all T). Returns the output [B, T, D*H]; *h_n (and *c_n for an LSTM; either may be null)
+  // become the final states [L*D, B, H].
+  Tensor Forward(const Tensor& x, const Tensor& lengths, Tensor* h_n, Tensor* c_n) const;
+
+ private:
+  bool lstm_ = false;
+  int directions_ = 1;
+  int64_t hidden_ = 0;
+  std::vector<PrepackedLinear> ih_, hh_;  // index layer * directions + direction, biases folded
+};
+
 // One GRU step, as torch.nn.GRUCell: parameters weight_ih [3H, in], weight_hh [3H, H],
 // bias_ih, bias_hh [3H].
 class GRUCell : public Module {
