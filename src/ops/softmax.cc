@@ -1,8 +1,11 @@
 // Softmax and log-softmax over any dim (with masks), layer norm, and dropout.
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "backend/cpu/dispatch.h"
+#include "backend/cpu/reference/dropout_kernels.h"
+#include "backend/cpu/simd/dropout_kernels.h"
 #include "ops/op_helpers.h"
 
 namespace attend {
@@ -178,6 +181,9 @@ Tensor Dropout(const Tensor& a, double p, bool training, Generator& gen) {
   Tensor x = a.Detach().Contiguous();
   Tensor scale = Tensor::Empty(a.shape(), a.dtype());  // 0 or 1/(1-p) per element
   Tensor out = Tensor::Empty(a.shape(), a.dtype());
+  // Counter-based: element i always draws counter base + i, whatever the threads, and is kept
+  // when that draw, Generator::UniformD, is at least p (tested on the integer draw).
+  const uint64_t threshold = cpu::ref::DropoutThreshold(p);
   DispatchFloat(a.dtype(), "Dropout", [&](auto tag) {
     using T = decltype(tag);
     const T keep_scale = p >= 1.0 ? T(0) : static_cast<T>(1.0 / (1.0 - p));
@@ -185,12 +191,10 @@ Tensor Dropout(const Tensor& a, double p, bool training, Generator& gen) {
     T* ps = scale.data<T>();
     T* po = out.data<T>();
     ParallelRange(n, 1 << 14, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) {
-        // Counter-based: element i always draws counter base+i, whatever the threads.
-        bool keep = Generator::UniformD(seed, base + i) >= p;
-        ps[i] = keep ? keep_scale : T(0);
-        po[i] = px[i] * ps[i];
-      }
+      const uint64_t first = base + static_cast<uint64_t>(s);
+      if constexpr (std::is_same_v<T, float>)
+        cpu::simd::Dropout(seed, first, threshold, keep_scale, px + s, ps + s, po + s, e - s);
+      else cpu::ref::Dropout(seed, first, threshold, keep_scale, px + s, ps + s, po + s, e - s);
     });
   });
   RecordOp("Dropout", out, {&a},

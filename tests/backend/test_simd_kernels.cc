@@ -4,16 +4,20 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/reference/gemm_kernels.h"
+#include "backend/cpu/reference/dropout_kernels.h"
 #include "backend/cpu/reference/elementwise_kernels.h"
 #include "backend/cpu/reference/pool_kernels.h"
 #include "backend/cpu/reference/row_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
+#include "backend/cpu/simd/dropout_kernels.h"
 #include "backend/cpu/simd/elementwise_kernels.h"
 #include "backend/cpu/simd/pool_kernels.h"
 #include "backend/cpu/simd/row_kernels.h"
+#include "hwy/targets.h"
 #include "support/random.h"
 
 namespace attend::cpu {
@@ -325,6 +329,79 @@ TEST(SimdKernels, MaxPool2x2Rows) {
     ref::MaxPool2x2GradRowScalar(r0.data(), r1.data(), g.data(), e0.data(), e1.data(), 0, n);
     EXPECT_EQ(d0, e0) << n;
     EXPECT_EQ(d1, e1) << n;
+  }
+}
+
+// The integer keep test is the documented one: kept exactly when UniformD(seed, counter) >= p,
+// including draws equal to p (p taken from draws themselves) and p = 1 (nothing kept).
+TEST(DropoutKernels, IntegerThresholdIsTheUniformDrawTest) {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    const uint64_t seed = rng(), counter = rng();
+    std::vector<double> ps = {1e-12, 0.1, 0.5, 0.9, 1.0, Generator::UniformD(seed, counter)};
+    for (int k = 0; k < 5; ++k) ps.push_back(Generator::UniformD(rng(), rng()));
+    for (double p : ps) {
+      if (p <= 0.0) continue;
+      const uint64_t threshold = ref::DropoutThreshold(p);
+      for (uint64_t c = counter; c < counter + 8; ++c)
+        EXPECT_EQ((Generator::Bits(seed, c) >> 11) >= threshold, Generator::UniformD(seed, c) >= p)
+            << "p " << p << " counter " << c;
+    }
+  }
+}
+
+void CheckDropoutKernel();
+
+// The SIMD mask is the scalar twin's bit for bit: lengths around every vector width, counters
+// that wrap past 2^64, probabilities from tiny to 1; and it keeps about 1 - p of a long run.
+// On every instruction set the library is built for that this CPU runs (AVX2 and the 128-bit
+// ones build the 64-bit products from 32-bit ones; AVX-512 has the instruction).
+TEST(DropoutKernels, SimdEqualsReference) {
+  int targets = 0;
+  for (int64_t t :
+       {int64_t{HWY_AVX3}, int64_t{HWY_AVX2}, int64_t{HWY_EMU128}, int64_t{HWY_SCALAR}}) {
+    if (!(hwy::SupportedTargets() & t)) continue;
+    hwy::SetSupportedTargetsForTest(t);
+    if (std::string(simd::TargetName()) == hwy::TargetName(t)) {
+      ++targets;
+      SCOPED_TRACE(hwy::TargetName(t));
+      CheckDropoutKernel();
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+  EXPECT_GE(targets, 2);  // a vector target and the baseline at least
+}
+
+void CheckDropoutKernel() {
+  std::mt19937_64 rng(9);
+  for (double p : {1e-9, 0.1, 0.3, 0.5, 0.9, 1.0}) {
+    const uint64_t threshold = ref::DropoutThreshold(p);
+    const float keep_scale = p >= 1.0 ? 0.0f : static_cast<float>(1.0 / (1.0 - p));
+    for (int64_t n : {0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 4099}) {
+      for (uint64_t base : {uint64_t{0}, rng(), ~uint64_t{0} - 20}) {
+        const uint64_t seed = rng();
+        const std::vector<float> x = RandomFloats(n, -2.0f, 2.0f, static_cast<unsigned>(seed));
+        std::vector<float> s_simd(n), o_simd(n), s_ref(n), o_ref(n);
+        simd::Dropout(seed, base, threshold, keep_scale, x.data(), s_simd.data(), o_simd.data(), n);
+        ref::Dropout(seed, base, threshold, keep_scale, x.data(), s_ref.data(), o_ref.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(s_simd[i], s_ref[i]) << "p " << p << " n " << n << " i " << i;
+          ASSERT_EQ(o_simd[i], o_ref[i]) << "p " << p << " n " << n << " i " << i;
+        }
+      }
+    }
+    const int64_t n = 200000;
+    std::vector<float> x(n, 1.0f), scale(n), out(n);
+    simd::Dropout(123, 456, threshold, keep_scale, x.data(), scale.data(), out.data(), n);
+    int64_t kept = 0;
+    for (float v : scale) kept += v != 0.0f;
+    if (p >= 1.0) {
+      EXPECT_EQ(kept, 0);
+    } else {
+      // Binomial: 6 standard deviations.
+      const double sd = std::sqrt(n * p * (1 - p));
+      EXPECT_NEAR(static_cast<double>(kept), n * (1 - p), 6 * sd + 1) << "p " << p;
+    }
   }
 }
 

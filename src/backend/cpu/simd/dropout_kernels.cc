@@ -1,0 +1,102 @@
+// Highway implementation of dropout's mask: Generator::Bits (splitmix64 of seed and counter) for
+// a vector of 64-bit counters at once, the keep test on the integer draw, then the f32 scale
+// and product. Compiled once per target and dispatched at run time; the tail goes to the scalar
+// reference.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/simd/dropout_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+
+#include <cstring>
+
+#include "backend/cpu/reference/dropout_kernels.h"
+#include "backend/cpu/simd/dropout_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace attend::cpu::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using D64 = hn::ScalableTag<uint64_t>;
+using V64 = hn::Vec<D64>;
+
+// The low 64 bits of a * b per lane: AVX-512 has the instruction (and the scalar target plain
+// C++); other targets build it from 32 x 32 -> 64 products (the high x high term falls outside
+// the low 64 bits).
+HWY_INLINE V64 MulLow(V64 a, V64 b) {
+#if HWY_TARGET <= HWY_AVX3 || HWY_TARGET == HWY_SCALAR
+  return hn::Mul(a, b);
+#else
+  const hn::Repartition<uint32_t, D64> d32;
+  const V64 lo = hn::MulEven(hn::BitCast(d32, a), hn::BitCast(d32, b));
+  const V64 cross =
+      hn::Add(hn::MulEven(hn::BitCast(d32, hn::ShiftRight<32>(a)), hn::BitCast(d32, b)),
+              hn::MulEven(hn::BitCast(d32, a), hn::BitCast(d32, hn::ShiftRight<32>(b))));
+  return hn::Add(lo, hn::ShiftLeft<32>(cross));
+#endif
+}
+
+// Generator::Bits(seed, counter) >> 11 per lane, as core/tensor.cc defines it.
+HWY_INLINE V64 Draw53(V64 mixed_seed, V64 counter) {
+  const D64 d;
+  V64 z = hn::Add(mixed_seed, MulLow(counter, hn::Set(d, 0xD1B54A32D192ED03ull)));
+  z = MulLow(hn::Xor(z, hn::ShiftRight<30>(z)), hn::Set(d, 0xBF58476D1CE4E5B9ull));
+  z = MulLow(hn::Xor(z, hn::ShiftRight<27>(z)), hn::Set(d, 0x94D049BB133111EBull));
+  z = hn::Xor(z, hn::ShiftRight<31>(z));
+  return hn::ShiftRight<11>(z);
+}
+
+void DropoutImpl(uint64_t seed, uint64_t base, uint64_t threshold, float keep_scale,
+                 const float* x, float* scale, float* out, int64_t n) {
+  const DF df;
+  const D64 d64;
+  const hn::Repartition<int64_t, D64> di;
+  const int64_t n32 = hn::Lanes(df), n64 = hn::Lanes(d64);
+  // Bits' seed term, the same for every counter (wrapping arithmetic, as the scalar).
+  const V64 mixed = hn::Set(d64, seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull);
+  // keep <=> draw >= threshold <=> draw > threshold - 1; both below 2^53, so signed compares do.
+  const auto below = hn::Set(di, static_cast<int64_t>(threshold - 1));
+  const V64 iota = hn::Iota(d64, 0);
+  const auto kept_value = hn::Set(df, keep_scale);
+  int64_t i = 0;
+  if (n32 == 2 * n64 && n32 <= 64) {
+    for (; i + n32 <= n; i += n32) {
+      uint64_t bits = 0;
+      for (int64_t half = 0; half < 2; ++half) {
+        const V64 counter = hn::Add(hn::Set(d64, base + static_cast<uint64_t>(i + half * n64)), iota);
+        const auto keep = hn::Gt(hn::BitCast(di, Draw53(mixed, counter)), below);
+        uint8_t b[8] = {0};
+        hn::StoreMaskBits(di, keep, b);
+        uint64_t word = 0;
+        std::memcpy(&word, b, sizeof(word));
+        if (n64 < 64) word &= (uint64_t{1} << n64) - 1;
+        bits |= word << (half * n64);
+      }
+      uint8_t packed[8];
+      std::memcpy(packed, &bits, sizeof(bits));
+      const auto mask = hn::LoadMaskBits(df, packed);
+      const auto s = hn::IfThenElseZero(mask, kept_value);
+      hn::StoreU(s, df, scale + i);
+      hn::StoreU(hn::Mul(hn::LoadU(df, x + i), s), df, out + i);
+    }
+  }
+  if (i < n) ref::Dropout(seed, base, threshold, keep_scale, x, scale, out, n, i);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace attend::cpu::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace attend::cpu::simd {
+
+HWY_EXPORT(DropoutImpl);
+
+void Dropout(uint64_t seed, uint64_t base, uint64_t threshold, float keep_scale, const float* x,
+             float* scale, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(DropoutImpl)(seed, base, threshold, keep_scale, x, scale, out, n);
+}
+
+}  // namespace attend::cpu::simd
+#endif  // HWY_ONCE
