@@ -4,10 +4,13 @@
 // does for scalar arguments, so float results agree with torch to rounding.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <unordered_set>
 
 #include "attend/autograd.h"
 #include "attend/optim.h"
+#include "backend/cpu/reference/optim_kernels.h"
+#include "backend/cpu/simd/optim_kernels.h"
 #include "ops/op_helpers.h"
 
 namespace attend::optim {
@@ -309,41 +312,30 @@ void Adam::Update(Tensor& param, const Tensor& grad, std::vector<Tensor>& buffer
     const double t = static_cast<double>(step);
     const double bias_correction1 = 1 - std::pow(o.beta1, t);
     const double bias_correction2 = 1 - std::pow(o.beta2, t);
-    const double step_size = lr / bias_correction1;
-    const T neg_step_size = static_cast<T>(-step_size);
-    const T bc2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
-    const T eps = static_cast<T>(o.eps);
-    const T beta1 = static_cast<T>(o.beta1), one_minus_beta1 = static_cast<T>(1 - o.beta1);
-    const T beta2 = static_cast<T>(o.beta2), one_minus_beta2 = static_cast<T>(1 - o.beta2);
-    const T wd = static_cast<T>(o.weight_decay);
-    const T shrink = static_cast<T>(1 - lr * o.weight_decay);  // AdamW's decoupled decay
-    const bool decoupled = decoupled_, l2 = !decoupled_ && o.weight_decay != 0;
+    cpu::ref::AdamArgs<T> a;
+    a.neg_step_size = static_cast<T>(-(lr / bias_correction1));
+    a.bc2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+    a.eps = static_cast<T>(o.eps);
+    a.beta1 = static_cast<T>(o.beta1);
+    a.one_minus_beta1 = static_cast<T>(1 - o.beta1);
+    a.beta2 = static_cast<T>(o.beta2);
+    a.one_minus_beta2 = static_cast<T>(1 - o.beta2);
+    a.weight_decay = static_cast<T>(o.weight_decay);
+    a.shrink = static_cast<T>(1 - lr * o.weight_decay);  // AdamW's decoupled decay
+    a.decoupled = decoupled_;
+    a.l2 = !decoupled_ && o.weight_decay != 0;
     T* p = param.data<T>();
     const T* g = grad.data<T>();
     T* m = buffers[0].data<T>();
     T* v = buffers[1].data<T>();
     T* vmax = o.amsgrad ? buffers[2].data<T>() : nullptr;
     const int64_t n = param.numel();
-#pragma omp parallel for schedule(static) if (ParallelUpdate(n))
-    for (int64_t j = 0; j < n; ++j) {
-      T pj = p[j];
-      if (decoupled) pj = pj * shrink;
-      T gj = g[j];
-      if (l2) gj = gj + wd * pj;
-      const T mj = m[j] * beta1 + one_minus_beta1 * gj;
-      const T vj = v[j] * beta2 + one_minus_beta2 * gj * gj;
-      m[j] = mj;
-      v[j] = vj;
-      T second = vj;
-      if (vmax != nullptr) {
-        // torch.maximum: NaN if either side is NaN.
-        const T prev = vmax[j];
-        second = (std::isnan(prev) || prev > vj) ? prev : vj;
-        vmax[j] = second;
-      }
-      const T denom = std::sqrt(second) / bc2_sqrt + eps;
-      p[j] = pj + neg_step_size * mj / denom;
-    }
+    // One pass over the arrays, a contiguous share per thread; f32 in SIMD (the same bits).
+    ParallelRange(n, ParallelUpdate(n) ? 0 : n + 1, [&](int64_t s, int64_t e) {
+      if constexpr (std::is_same_v<T, float>)
+        cpu::simd::AdamUpdate(a, p + s, g + s, m + s, v + s, vmax ? vmax + s : nullptr, e - s);
+      else cpu::ref::AdamUpdate(a, p + s, g + s, m + s, v + s, vmax ? vmax + s : nullptr, e - s);
+    });
   });
 }
 

@@ -7,13 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/reference/dropout_kernels.h"
+#include "backend/cpu/reference/gemm_kernels.h"
+#include "backend/cpu/reference/optim_kernels.h"
 #include "backend/cpu/reference/elementwise_kernels.h"
 #include "backend/cpu/reference/pool_kernels.h"
 #include "backend/cpu/reference/row_kernels.h"
-#include "backend/cpu/simd/gemm_kernels.h"
 #include "backend/cpu/simd/dropout_kernels.h"
+#include "backend/cpu/simd/gemm_kernels.h"
+#include "backend/cpu/simd/optim_kernels.h"
 #include "backend/cpu/simd/elementwise_kernels.h"
 #include "backend/cpu/simd/pool_kernels.h"
 #include "backend/cpu/simd/row_kernels.h"
@@ -352,11 +354,10 @@ TEST(DropoutKernels, IntegerThresholdIsTheUniformDrawTest) {
 
 void CheckDropoutKernel();
 
-// The SIMD mask is the scalar twin's bit for bit: lengths around every vector width, counters
-// that wrap past 2^64, probabilities from tiny to 1; and it keeps about 1 - p of a long run.
-// On every instruction set the library is built for that this CPU runs (AVX2 and the 128-bit
-// ones build the 64-bit products from 32-bit ones; AVX-512 has the instruction).
-TEST(DropoutKernels, SimdEqualsReference) {
+// Runs `check` once on each instruction set the library is built for (AVX-512, AVX2, the 128-bit
+// emulation, scalar) that this CPU runs, selected for every Highway dispatcher; returns how many.
+template <typename Fn>
+int ForEachKernelTarget(Fn&& check) {
   int targets = 0;
   for (int64_t t :
        {int64_t{HWY_AVX3}, int64_t{HWY_AVX2}, int64_t{HWY_EMU128}, int64_t{HWY_SCALAR}}) {
@@ -365,11 +366,19 @@ TEST(DropoutKernels, SimdEqualsReference) {
     if (std::string(simd::TargetName()) == hwy::TargetName(t)) {
       ++targets;
       SCOPED_TRACE(hwy::TargetName(t));
-      CheckDropoutKernel();
+      check();
     }
     hwy::SetSupportedTargetsForTest(0);
   }
-  EXPECT_GE(targets, 2);  // a vector target and the baseline at least
+  return targets;
+}
+
+// The SIMD mask is the scalar twin's bit for bit: lengths around every vector width, counters
+// that wrap past 2^64, probabilities from tiny to 1; and it keeps about 1 - p of a long run.
+// On every instruction set the library is built for that this CPU runs (AVX2 and the 128-bit
+// ones build the 64-bit products from 32-bit ones; AVX-512 has the instruction).
+TEST(DropoutKernels, SimdEqualsReference) {
+  EXPECT_GE(ForEachKernelTarget(CheckDropoutKernel), 2);  // a vector target and the baseline
 }
 
 void CheckDropoutKernel() {
@@ -404,6 +413,60 @@ void CheckDropoutKernel() {
     }
   }
 }
+
+// Adam's SIMD update is the scalar twin's bit for bit, on every built target this CPU runs:
+// Adam, L2 decay, AdamW, amsgrad (with NaN in the running maximum and in the gradient), lengths
+// around the vector widths, several steps in a row.
+void CheckAdamKernel() {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int variant = 0; variant < 4; ++variant) {
+    ref::AdamArgs<float> a;
+    a.neg_step_size = -1e-3f / (1 - 0.9f);
+    a.bc2_sqrt = std::sqrt(1 - 0.999f);
+    a.eps = 1e-8f;
+    a.beta1 = 0.9f;
+    a.one_minus_beta1 = 1 - 0.9f;
+    a.beta2 = 0.999f;
+    a.one_minus_beta2 = 1 - 0.999f;
+    a.weight_decay = 0.01f;
+    a.shrink = 1 - 1e-3f * 0.01f;
+    a.l2 = variant == 1;
+    a.decoupled = variant == 2;
+    const bool amsgrad = variant == 3;
+    for (int64_t n : {1, 5, 15, 16, 17, 33, 100, 1000}) {
+      std::vector<float> p(n), g(n), m(n), v(n), vmax(n);
+      for (int64_t i = 0; i < n; ++i) {
+        p[i] = u(rng);
+        m[i] = 0.1f * u(rng);
+        v[i] = 0.01f * std::fabs(u(rng));
+        vmax[i] = i % 7 == 3 ? std::nanf("") : 0.01f * std::fabs(u(rng));
+      }
+      std::vector<float> ps = p, ms = m, vs = v, vmaxs = vmax;
+      for (int step = 0; step < 3; ++step) {
+        for (int64_t i = 0; i < n; ++i) g[i] = i % 11 == 5 && step == 1 ? std::nanf("") : u(rng);
+        simd::AdamUpdate(a, ps.data(), g.data(), ms.data(), vs.data(),
+                         amsgrad ? vmaxs.data() : nullptr, n);
+        ref::AdamUpdate(a, p.data(), g.data(), m.data(), v.data(), amsgrad ? vmax.data() : nullptr,
+                        n);
+        for (int64_t i = 0; i < n; ++i) {
+          // Same bits (NaN where the twin has NaN): p, m, v, vmax.
+          const float want[] = {p[i], m[i], v[i], amsgrad ? vmax[i] : 0.0f};
+          const float got[] = {ps[i], ms[i], vs[i], amsgrad ? vmaxs[i] : 0.0f};
+          for (int k = 0; k < 4; ++k) {
+            if (std::isnan(want[k])) {
+              ASSERT_TRUE(std::isnan(got[k])) << "variant " << variant << " i " << i << " k " << k;
+            } else {
+              ASSERT_EQ(want[k], got[k]) << "variant " << variant << " i " << i << " k " << k;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OptimKernels, AdamSimdEqualsReference) { EXPECT_GE(ForEachKernelTarget(CheckAdamKernel), 2); }
 
 TEST(SimdKernels, DispatchPicksATarget) { EXPECT_NE(std::string(simd::TargetName()), ""); }
 

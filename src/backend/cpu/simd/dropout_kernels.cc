@@ -47,8 +47,8 @@ HWY_INLINE V64 Draw53(V64 mixed_seed, V64 counter) {
   return hn::ShiftRight<11>(z);
 }
 
-void DropoutImpl(uint64_t seed, uint64_t base, uint64_t threshold, float keep_scale,
-                 const float* x, float* scale, float* out, int64_t n) {
+void DropoutImpl(uint64_t seed, uint64_t base, uint64_t threshold, float keep_scale, const float* x,
+                 float* scale, float* out, int64_t n) {
   const DF df;
   const D64 d64;
   const hn::Repartition<int64_t, D64> di;
@@ -64,7 +64,8 @@ void DropoutImpl(uint64_t seed, uint64_t base, uint64_t threshold, float keep_sc
     for (; i + n32 <= n; i += n32) {
       uint64_t bits = 0;
       for (int64_t half = 0; half < 2; ++half) {
-        const V64 counter = hn::Add(hn::Set(d64, base + static_cast<uint64_t>(i + half * n64)), iota);
+        const V64 counter =
+            hn::Add(hn::Set(d64, base + static_cast<uint64_t>(i + half * n64)), iota);
         const auto keep = hn::Gt(hn::BitCast(di, Draw53(mixed, counter)), below);
         uint8_t b[8] = {0};
         hn::StoreMaskBits(di, keep, b);
