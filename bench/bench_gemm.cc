@@ -100,6 +100,10 @@ int RegisterAll() {
       {"square/128x128x128", false, false, 128, 128, 128},
       {"square/64x64x64", false, false, 64, 64, 64},
       {"head/20x20x64", false, true, 20, 20, 64},
+      // A recurrent decoder's training step, one time step of 64 sentences (GRU 256: 768 gates).
+      {"step_fwd_xWt/64x768x256", false, true, 64, 768, 256},
+      {"step_dx_dYW/64x256x768", false, false, 64, 256, 768},
+      {"step_dx_dYW/64x256x8000", false, false, 64, 256, 8000},
   };
   for (const S& s : shapes) {
     REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, true, s.ta, s.tb, s.m, s.n, s.k);

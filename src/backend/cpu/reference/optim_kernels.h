@@ -14,12 +14,12 @@ namespace attend::cpu::ref {
 // them from the options and the step).
 template <typename T>
 struct AdamArgs {
-  T neg_step_size;     // -lr / (1 - beta1^t)
-  T bc2_sqrt;          // sqrt(1 - beta2^t)
+  T neg_step_size;  // -lr / (1 - beta1^t)
+  T bc2_sqrt;       // sqrt(1 - beta2^t)
   T eps;
   T beta1, one_minus_beta1, beta2, one_minus_beta2;
-  T weight_decay;      // L2 (Adam): g + wd * p
-  T shrink;            // decoupled (AdamW): p * (1 - lr * wd)
+  T weight_decay;  // L2 (Adam): g + wd * p
+  T shrink;        // decoupled (AdamW): p * (1 - lr * wd)
   bool decoupled = false, l2 = false;
 };
 
@@ -30,9 +30,9 @@ struct AdamArgs {
 //   vmax = max(vmax, v) (NaN wins, as torch.maximum);  d = sqrt(vmax or v) / bc2_sqrt + eps
 //   p = p' + (neg_step_size m) / d
 template <typename T>
-__attribute__((optimize("fp-contract=off"))) void AdamUpdate(const AdamArgs<T>& a, T* p,
-                                                             const T* g, T* m, T* v, T* vmax,
-                                                             int64_t n, int64_t from = 0) {
+__attribute__((optimize("fp-contract=off"))) void AdamUpdate(const AdamArgs<T>& a, T* p, const T* g,
+                                                             T* m, T* v, T* vmax, int64_t n,
+                                                             int64_t from = 0) {
   for (int64_t j = from; j < n; ++j) {
     T pj = p[j];
     if (a.decoupled) pj = pj * a.shrink;

@@ -25,7 +25,7 @@ using V64 = hn::Vec<D64>;
 // C++); other targets build it from 32 x 32 -> 64 products (the high x high term falls outside
 // the low 64 bits).
 HWY_INLINE V64 MulLow(V64 a, V64 b) {
-#if HWY_TARGET <= HWY_AVX3 || HWY_TARGET == HWY_SCALAR
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_TARGET == HWY_SCALAR
   return hn::Mul(a, b);
 #else
   const hn::Repartition<uint32_t, D64> d32;

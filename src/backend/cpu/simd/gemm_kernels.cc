@@ -34,11 +34,13 @@ constexpr size_t kMR = kNV >= 12 ? 1 : 12 / kNV;  // rows per tile: ~12 accumula
 enum class Init { kZero, kBias, kScaleC, kAddC };
 
 // Rows [0, MR) of A against one panel of kb input features: a(r, kk) = a[r * sr + kk * sk], so
-// one code path reads A as it is or transposed. Writes `cols` (<= 32) columns of y.
+// one code path reads A as it is or transposed; the panel's row kk (32 floats) at panel + kk *
+// ps (kPackPanel when packed, B's own row stride when read in place). Writes `cols` (<= 32)
+// columns of y.
 template <size_t MR>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
-                     const float* HWY_RESTRICT panel, Init init, const float* bias, float beta,
-                     float* y, int64_t ldy, int64_t cols) {
+                     const float* HWY_RESTRICT panel, int64_t ps, Init init, const float* bias,
+                     float beta, float* y, int64_t ldy, int64_t cols) {
   const DF d;
   const bool full = cols == kPackPanel;
   HWY_ALIGN float buf[kPackPanel];
@@ -67,7 +69,7 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
   for (int64_t kk = 0; kk < kb; ++kk) {
     VF w[kNV];
     HWY_UNROLL(32)
-    for (size_t v = 0; v < kNV; ++v) w[v] = hn::LoadU(d, panel + kk * kPackPanel + v * kLanes);
+    for (size_t v = 0; v < kNV; ++v) w[v] = hn::LoadU(d, panel + kk * ps + v * kLanes);
     HWY_UNROLL(32)
     for (size_t r = 0; r < MR; ++r) {
       const VF xr = hn::Set(d, a[r * sr + kk * sk]);
@@ -89,14 +91,15 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
 // Rows [0, m) of one panel, MR at a time, the remainder with smaller tiles.
 template <size_t MR>
 HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t kb,
-                     const float* panel, Init init, const float* bias, float beta, float* y,
-                     int64_t ldy, int64_t cols) {
+                     const float* panel, int64_t ps, Init init, const float* bias, float beta,
+                     float* y, int64_t ldy, int64_t cols) {
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
-    Tile<MR>(a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy, ldy, cols);
+    Tile<MR>(a + i * sr, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy, cols);
   if constexpr (MR > 1) {
     if (i < m)
-      Rows<MR - 1>(m - i, a + i * sr, sr, sk, kb, panel, init, bias, beta, y + i * ldy, ldy, cols);
+      Rows<MR - 1>(m - i, a + i * sr, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy,
+                   cols);
   }
 }
 
@@ -108,14 +111,50 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t c0 = p * kPackPanel;
-    Rows<kMR>(m, x, ldx, 1, k, packed + p * k * kPackPanel, bias ? Init::kBias : Init::kZero,
-              bias ? bias + c0 : nullptr, 0.0f, y + c0, ldy, std::min<int64_t>(kPackPanel, n - c0));
+    Rows<kMR>(m, x, ldx, 1, k, packed + p * k * kPackPanel, kPackPanel,
+              bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f, y + c0, ldy,
+              std::min<int64_t>(kPackPanel, n - c0));
   }
 }
 
 // Blocks: kKc input features per packed block (one panel's block is 32 KB, L1-sized) and kMc
 // rows of A per pass over the panels (256 KB of A at kKc, kept in L2).
 constexpr int64_t kKc = 256, kMc = 256;
+// Up to this many rows of A, Gemm reads an unscaled, untransposed B in place (see GemmImpl).
+constexpr int64_t kInPlaceRows = 96;
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// r[i][j] <- r[j][i]: a 16 x 16 block of floats transposed in registers (unpacks of 32- then
+// 64-bit elements within 128-bit lanes, then two rounds of 128-bit lane shuffles).
+HWY_INLINE void Transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] =
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(
+        _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(
+        _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // r[4q + c] now holds column c of rows 4q..4q+3 in each 128-bit lane (lane l: columns of
+  // 4-column group l). Gather lanes: first pairs of row groups, then pairs of pairs.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#endif
 
 // Panels [p0, p1) of alpha * op(B)[k0 .. k0 + kb, :] into `packed` (panel p at p * kb * 32).
 void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t kb, float alpha,
@@ -131,7 +170,25 @@ void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t 
         for (int64_t j = cols; j < kPackPanel; ++j) row[j] = 0.0f;
       }
     } else {  // op(B)[kk][c] = b[c * ldb + kk]: each row of b scatters into a column
-      for (int64_t j = 0; j < kPackPanel; ++j) {
+      int64_t j0 = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+      // 16 rows of b at a time, transposed 16 x 16 in registers (the same products as below).
+      const __m512 va = _mm512_set1_ps(alpha);
+      for (; j0 + 16 <= cols; j0 += 16) {
+        int64_t kk = 0;
+        for (; kk + 16 <= kb; kk += 16) {
+          __m512 r[16];
+          for (int i = 0; i < 16; ++i)
+            r[i] = _mm512_mul_ps(va, _mm512_loadu_ps(b + (c0 + j0 + i) * ldb + k0 + kk));
+          Transpose16(r);
+          for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + (kk + i) * kPackPanel + j0, r[i]);
+        }
+        for (; kk < kb; ++kk)
+          for (int64_t j = j0; j < j0 + 16; ++j)
+            dst[kk * kPackPanel + j] = alpha * b[(c0 + j) * ldb + k0 + kk];
+      }
+#endif
+      for (int64_t j = j0; j < kPackPanel; ++j) {
         if (j >= cols) {
           for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = 0.0f;
           continue;
@@ -155,20 +212,30 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   const int64_t sr = ta ? 1 : lda, sk = ta ? lda : 1;  // a(r, kk) = a[r * sr + kk * sk]
   const int64_t mblocks = (m + kMc - 1) / kMc, items = mblocks * panels;
   const bool threads = m * n * k >= (int64_t{1} << 22) && omp_get_max_threads() > 1;
+  // Few rows and op(B) = B unscaled: B's rows already hold each panel's 32 columns side by side,
+  // so full panels are read in place (row stride ldb) instead of copied; with few rows a panel
+  // serves few tiles, and the copy (a pass over all of B) would cost as much as the arithmetic.
+  // The last, partial panel is packed (zero padded) as usual.
+  const bool in_place = !tb && alpha == 1.0f && m <= kInPlaceRows;
+  const int64_t full_panels = in_place ? n / kPackPanel : 0;
 #pragma omp parallel if (threads)
   {
     for (int64_t k0 = 0; k0 < k; k0 += kc) {
       const int64_t kb = std::min(kc, k - k0);
       const Init init = k0 > 0 ? Init::kAddC : (beta == 0.0f ? Init::kZero : Init::kScaleC);
 #pragma omp for schedule(static)
-      for (int64_t p = 0; p < panels; ++p) PackB(tb, b, ldb, n, k0, kb, alpha, p, p + 1, packed);
+      for (int64_t p = full_panels; p < panels; ++p)
+        PackB(tb, b, ldb, n, k0, kb, alpha, p, p + 1, packed);
         // (implicit barrier: the block is packed before any thread reads it)
 #pragma omp for schedule(static)
       for (int64_t it = 0; it < items; ++it) {
         const int64_t mb = it / panels, p = it % panels;
         const int64_t r0 = mb * kMc, rows = std::min(kMc, m - r0), c0 = p * kPackPanel;
-        Rows<kMR>(rows, a + r0 * sr + k0 * sk, sr, sk, kb, packed + p * kb * kPackPanel, init,
-                  nullptr, beta, c + r0 * ldc + c0, ldc, std::min<int64_t>(kPackPanel, n - c0));
+        const bool direct = p < full_panels;
+        Rows<kMR>(rows, a + r0 * sr + k0 * sk, sr, sk, kb,
+                  direct ? b + k0 * ldb + c0 : packed + p * kb * kPackPanel,
+                  direct ? ldb : kPackPanel, init, nullptr, beta, c + r0 * ldc + c0, ldc,
+                  std::min<int64_t>(kPackPanel, n - c0));
       }
       // (implicit barrier: every tile is done before the next block overwrites the buffer)
     }
