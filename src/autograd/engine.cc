@@ -42,7 +42,7 @@ std::vector<Tensor> AccumulateGrad::Apply(const Tensor& grad_output) {
     Tensor& g = leaf->grad;
     ATTEND_ASSERT(g.shape() == grad_output.shape(), "grad shape ", g.shape().str(), " vs ",
                   grad_output.shape().str());
-    g.CopyFrom(SumGradients(g, grad_output));
+    AccumulateGradient(g, grad_output);
   }
   return {};
 }

@@ -65,6 +65,9 @@ class AccumulateGrad : public Node {
 // graph, ops own the arithmetic. Includes point down; at link time core, autograd and ops are
 // one unit (docs/design.md, "Layers").
 Tensor SumGradients(const Tensor& a, const Tensor& b);
+// into += g in place (a leaf's .grad, which nothing else aliases): the same sums as
+// into.CopyFrom(SumGradients(into, g)) in one pass without a temporary. Defined by ops too.
+void AccumulateGradient(Tensor& into, const Tensor& g);
 
 // The node a gradient for `t` should flow into: its grad_fn, its accumulator, or null.
 std::shared_ptr<Node> GradientEdge(const Tensor& t);

@@ -186,6 +186,23 @@ Tensor UnaryWithGrad(UnaryOp op, UnaryGradOp grad_op, bool uses_y, const Tensor&
 
 Tensor Add(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kAdd, a, b); }
 Tensor SumGradients(const Tensor& a, const Tensor& b) { return Add(a, b); }  // autograd/node.h
+
+void AccumulateGradient(Tensor& into, const Tensor& g) {  // autograd/node.h
+  const int64_t n = into.numel();
+  if (into.is_contiguous() && g.is_contiguous() && into.shape() == g.shape() &&
+      into.dtype() == g.dtype() && (into.dtype() == DType::kF32 || into.dtype() == DType::kF64)) {
+    if (into.dtype() == DType::kF32) {
+      float* out = into.data<float>();
+      const float* x = g.data<float>();
+      ParallelRange(n, 1 << 15,
+                    [&](int64_t s, int64_t e) { cpu::simd::Accumulate(out + s, x + s, e - s); });
+    } else {
+      cpu::ref::Accumulate(into.data<double>(), g.data<double>(), n);
+    }
+    return;
+  }
+  into.CopyFrom(SumGradients(into, g));
+}
 Tensor Sub(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kSub, a, b); }
 Tensor Mul(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kMul, a, b); }
 Tensor Div(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kDiv, a, b); }
