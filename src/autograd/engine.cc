@@ -63,6 +63,18 @@ bool AnyRequiresGrad(std::initializer_list<const Tensor*> inputs) {
 }
 
 namespace {
+// sum += g for the engine's running sum of a node's incoming gradients: in place when the engine
+// holds the sum alone (nothing else can see the change) and it is a plain contiguous tensor (not
+// a view such as a broadcast, whose elements share memory), else into a fresh tensor. A tensor
+// many steps read (an RNN's encoder states, its attention keys) gets one pass per step, not a
+// temporary and a copy.
+void AddInto(Tensor& sum, const Tensor& g) {
+  const bool sole_owner = sum.impl_ptr().use_count() == 1 && sum.impl()->storage.use_count() == 1;
+  if (sole_owner && sum.is_contiguous() && sum.shape() == g.shape() && sum.dtype() == g.dtype())
+    AccumulateGradient(sum, g);
+  else sum = SumGradients(sum, g);
+}
+
 void Attach(const char* name, Tensor& out, std::vector<std::shared_ptr<Node>> edges,
             BackwardFn fn) {
   auto node = std::make_shared<FunctionNode>(name, std::move(fn));
@@ -174,7 +186,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
       if (i < input_grads.size() && input_grads[i].defined()) {
         auto it = buffers.find(e);
         if (it == buffers.end()) buffers.emplace(e, std::move(input_grads[i]));
-        else it->second = SumGradients(it->second, input_grads[i]);
+        else AddInto(it->second, input_grads[i]);
       }
       if (--deps[e] == 0) {
         if (buffers.count(e)) ready.push_back(e);
