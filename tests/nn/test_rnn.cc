@@ -837,6 +837,29 @@ void ReplayCase(const RefCase& c) {
     ExpectMatches(c, "grad_" + name, p.grad(), Ref(c, "grad_" + name), acc.weights);
 }
 
+// A GRU or an LSTM in eval mode, run through its own Forward (c_n stays undefined for a GRU).
+struct EvalRecurrent {
+  std::shared_ptr<nn::RnnBase> module;
+  std::shared_ptr<nn::GRU> gru;
+  std::shared_ptr<nn::LSTM> lstm;
+  EvalRecurrent(bool is_lstm, int64_t in, int64_t hidden, Generator& gen,
+                const nn::RnnOptions& opt) {
+    if (is_lstm) module = lstm = std::make_shared<nn::LSTM>(in, hidden, gen, opt);
+    else module = gru = std::make_shared<nn::GRU>(in, hidden, gen, opt);
+    module->Eval();
+  }
+  void Forward(const Tensor& x, const Tensor& lengths, const Tensor& h0, const Tensor& c0,
+               Tensor* out, Tensor* hn, Tensor* cn) const {
+    if (lstm) {
+      auto o = lstm->Forward(x, lengths, h0, c0);
+      *out = o.output, *hn = o.h_n, *cn = o.c_n;
+    } else {
+      auto o = gru->Forward(x, lengths, h0);
+      *out = o.output, *hn = o.h_n;
+    }
+  }
+};
+
 // Decoding one step at a time on packed weights equals the module run over the sequence (eval
 // mode), for GRU and LSTM, one and two layers, with and without bias.
 TEST(PrepackedRecurrentStep, EqualsTheModule) {
@@ -848,25 +871,14 @@ TEST(PrepackedRecurrentStep, EqualsTheModule) {
         opt.num_layers = layers;
         opt.bias = bias;
         opt.dropout = 0.3;  // off in eval mode, as in the packed step
-        std::shared_ptr<nn::RnnBase> rnn;
-        std::shared_ptr<nn::GRU> gru;
-        std::shared_ptr<nn::LSTM> lstm_m;
-        if (lstm) rnn = lstm_m = std::make_shared<nn::LSTM>(6, 5, gen, opt);
-        else rnn = gru = std::make_shared<nn::GRU>(6, 5, gen, opt);
-        rnn->Eval();
+        EvalRecurrent rnn(lstm, 6, 5, gen, opt);
         const int64_t b = 3, t_len = 4;
         Tensor x = Tensor::Randn({b, t_len, 6}, gen), h0 = Tensor::Randn({layers, b, 5}, gen),
                c0 = Tensor::Randn({layers, b, 5}, gen);
         NoGradGuard no_grad;
         Tensor out, hn, cn;
-        if (lstm) {
-          auto o = lstm_m->Forward(x, Tensor(), h0, c0);
-          out = o.output, hn = o.h_n, cn = o.c_n;
-        } else {
-          auto o = gru->Forward(x, Tensor(), h0);
-          out = o.output, hn = o.h_n;
-        }
-        nn::PrepackedRecurrentStep step(*rnn);
+        rnn.Forward(x, Tensor(), h0, c0, &out, &hn, &cn);
+        nn::PrepackedRecurrentStep step(*rnn.module);
         Tensor h = h0, c = c0;
         for (int64_t t = 0; t < t_len; ++t) {
           Tensor top = step.Step(x.Select(1, t), &h, lstm ? &c : nullptr);
@@ -912,30 +924,19 @@ TEST(PrepackedRecurrent, EqualsTheModuleOverRaggedBatches) {
         opt.num_layers = layers;
         opt.bidirectional = bidirectional;
         opt.dropout = 0.3;  // off in eval mode
-        std::shared_ptr<nn::RnnBase> rnn;
-        std::shared_ptr<nn::GRU> gru;
-        std::shared_ptr<nn::LSTM> lstm_m;
-        if (lstm) rnn = lstm_m = std::make_shared<nn::LSTM>(7, 5, gen, opt);
-        else rnn = gru = std::make_shared<nn::GRU>(7, 5, gen, opt);
-        rnn->Eval();
+        EvalRecurrent rnn(lstm, 7, 5, gen, opt);
         const int64_t b = 4, t_len = 6;
         Tensor x = Tensor::Randn({b, t_len, 7}, gen);
         Tensor lengths = Tensor::FromVector(std::vector<int64_t>{3, 6, 1, 5}, {b});
         NoGradGuard no_grad;
         Tensor out, hn, cn;
-        if (lstm) {
-          auto o = lstm_m->Forward(x, lengths);
-          out = o.output, hn = o.h_n, cn = o.c_n;
-        } else {
-          auto o = gru->Forward(x, lengths);
-          out = o.output, hn = o.h_n;
-        }
+        rnn.Forward(x, lengths, Tensor(), Tensor(), &out, &hn, &cn);
         for (nn::Precision p : {nn::Precision::kF32, nn::Precision::kBF16, nn::Precision::kInt8}) {
           const float tol = p == nn::Precision::kF32 ? 1e-5f : 0.05f;
           const std::string what = std::string(lstm ? "lstm" : "gru") + " layers " +
                                    std::to_string(layers) + (bidirectional ? " bi " : " uni ") +
                                    nn::PrecisionName(p);
-          nn::PrepackedRecurrent packed(*rnn, p);
+          nn::PrepackedRecurrent packed(*rnn.module, p);
           Tensor ph, pc;
           Tensor got = packed.Forward(x, lengths, &ph, lstm ? &pc : nullptr);
           ASSERT_EQ(got.shape(), out.shape()) << what;
