@@ -30,9 +30,14 @@ struct AdamArgs {
 //   vmax = max(vmax, v) (NaN wins, as torch.maximum);  d = sqrt(vmax or v) / bc2_sqrt + eps
 //   p = p' + (neg_step_size m) / d
 template <typename T>
-__attribute__((optimize("fp-contract=off"))) void AdamUpdate(const AdamArgs<T>& a, T* p, const T* g,
-                                                             T* m, T* v, T* vmax, int64_t n,
-                                                             int64_t from = 0) {
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+void AdamUpdate(const AdamArgs<T>& a, T* p, const T* g, T* m, T* v, T* vmax, int64_t n,
+                int64_t from = 0) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   for (int64_t j = from; j < n; ++j) {
     T pj = p[j];
     if (a.decoupled) pj = pj * a.shrink;
