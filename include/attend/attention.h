@@ -263,6 +263,15 @@ Tensor FusedScaledDotProductAttention(const Tensor& q, const Tensor& k, const Te
                                       bool causal = false, double dropout = 0.0,
                                       bool training = false, Generator* gen = nullptr);
 
+// Inference only (records no graph): the fused kernel's context, without dropout, of q
+// [N, H, Tq, D] over IndexSelect(k, 0, rows) and IndexSelect(v, 0, rows) with the padding
+// IndexSelect(key_padding_mask, 0, rows), read in place: query batch n reads batch rows[n] of k
+// [B, H, Tk, D], v [B, H, Tk, Dv] and key_padding_mask bool [B, Tk]. rows: i64 [N], each in
+// [0, B). Beam search's hypotheses attend over their sentence's memory this way, with no copy of
+// it per hypothesis. Returns [N, H, Tq, Dv].
+Tensor GatheredScaledDotProductAttention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& key_padding_mask, const Tensor& rows);
+
 // Keys and values of one attention layer, per head, for incremental decoding: k, v
 // [N, H, capacity, hd], of which positions [0, length) are filled. Cross-attention fills one
 // once from the encoder's output; self-attention appends one position per decoding step.
@@ -313,10 +322,13 @@ class MultiHeadAttention : public nn::Module {
   KVCache CrossKeysValues(const Tensor& memory, const nn::PrepackedLinear* packed = nullptr) const;
   // Cross-attention of x [B, Tq, E] over CrossKeysValues(memory); pad_mask bool [B, S].
   // `packed` (nullable): Pack(true)'s weights. Returns [B, Tq, E]; `weights` as above [B, Tq, S],
-  // or per head [B, H, Tq, S] when average_weights is false (also for SelfAttention).
+  // or per head [B, H, Tq, S] when average_weights is false (also for SelfAttention). With
+  // `memory_rows` (i64 [B]), the memory and pad_mask hold B' rows and row b of x attends over
+  // memory row memory_rows[b] (beam search: hypotheses share their sentence's memory), read in
+  // place by GatheredScaledDotProductAttention where the fused kernel may run, else gathered.
   Tensor CrossAttention(const Tensor& x, const KVCache& memory, const Tensor& pad_mask,
                         Tensor* weights = nullptr, const PrepackedAttention* packed = nullptr,
-                        bool average_weights = true);
+                        bool average_weights = true, const Tensor& memory_rows = Tensor());
   // One decoding step of self-attention: x [N, 1, E] is position cache.length; its key and value
   // are appended (the cache must have room) and it attends over positions [0, length]. No mask
   // is needed: every cached position precedes it. `packed` (nullable): Pack(false)'s weights.

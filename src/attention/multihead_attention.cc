@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "attend/attention.h"
+#include "attend/autograd.h"
 
 namespace attend::attention {
 
@@ -156,13 +157,24 @@ KVCache MultiHeadAttention::CrossKeysValues(const Tensor& memory,
 
 Tensor MultiHeadAttention::CrossAttention(const Tensor& x, const KVCache& memory,
                                           const Tensor& pad_mask, Tensor* weights,
-                                          const PrepackedAttention* packed, bool average_weights) {
+                                          const PrepackedAttention* packed, bool average_weights,
+                                          const Tensor& memory_rows) {
   Tensor q = SplitHeads(packed ? packed->in_proj.Forward(x) : Project(x, 0, embed_dim));
-  const Tensor k =
-      memory.length == memory.capacity() ? memory.k : memory.k.Narrow(2, 0, memory.length);
-  const Tensor v =
-      memory.length == memory.capacity() ? memory.v : memory.v.Narrow(2, 0, memory.length);
-  return AttendHeads(q, k, v, pad_mask, false, weights, packed ? &packed->out_proj : nullptr,
+  Tensor k = memory.length == memory.capacity() ? memory.k : memory.k.Narrow(2, 0, memory.length);
+  Tensor v = memory.length == memory.capacity() ? memory.v : memory.v.Narrow(2, 0, memory.length);
+  Tensor mask = pad_mask;
+  if (memory_rows.defined()) {
+    if (weights == nullptr && FusedKernels() && !GradMode::enabled() &&
+        (!training() || dropout == 0.0)) {
+      const Tensor merged =
+          MergeHeads(GatheredScaledDotProductAttention(q, k, v, pad_mask, memory_rows));
+      return packed ? packed->out_proj.Forward(merged) : out_proj->Forward(merged);
+    }
+    k = IndexSelect(k, 0, memory_rows);  // weights asked for (or a graph): the rows gathered
+    v = IndexSelect(v, 0, memory_rows);
+    if (mask.defined()) mask = IndexSelect(mask, 0, memory_rows);
+  }
+  return AttendHeads(q, k, v, mask, false, weights, packed ? &packed->out_proj : nullptr,
                      average_weights);
 }
 

@@ -109,11 +109,12 @@ class EncoderLayer : public Layer {
   }
 };
 
-// One decoder layer's per-sentence state: cross-attention keys/values projected once from the
-// encoder output, and the self-attention keys/values of every target position decoded so far.
+// One decoder layer's decoding state: cross-attention keys/values projected once from the
+// encoder output (one row per sentence, never copied), and the self-attention keys/values of
+// every target position each hypothesis has decoded so far.
 struct LayerCache {
-  attention::KVCache cross;  // [N, H, S, hd]
-  attention::KVCache self;   // [N, H, capacity, hd]
+  attention::KVCache cross;  // [B, H, S, hd], B sentences
+  attention::KVCache self;   // [N, H, capacity, hd], N hypotheses
 };
 
 // A decoder layer's weights packed for decoding steps (nn::PrepackedLinear), made in Start;
@@ -145,14 +146,16 @@ class DecoderLayer : public Layer {
 
   // One decoding step: y [N, 1, E] at position cache.self.length; appends this position's keys
   // and values to the cache (the caller has made room) and attends over every position so far.
-  Tensor Step(const Tensor& y, LayerCache& cache, const Tensor& pad_mask, Tensor* weights,
-              const PrepackedDecoderLayer* pk) {
+  // memory_rows (i64 [N] or undefined): the sentence (row of cache.cross and pad_mask) each
+  // hypothesis reads.
+  Tensor Step(const Tensor& y, LayerCache& cache, const Tensor& pad_mask, const Tensor& memory_rows,
+              Tensor* weights, const PrepackedDecoderLayer* pk) {
     auto self_block = [&](const Tensor& x) {
       return self_attn->SelfAttentionStep(x, cache.self, pk ? &pk->self : nullptr);
     };
     auto cross_block = [&](const Tensor& x) {
       return multihead_attn->CrossAttention(x, cache.cross, pad_mask, weights,
-                                            pk ? &pk->cross : nullptr);
+                                            pk ? &pk->cross : nullptr, true, memory_rows);
     };
     auto ff_block = [&](const Tensor& x) {
       return pk ? Layer::FeedForward(x, pk->ff1, pk->ff2) : FeedForward(x);
@@ -201,13 +204,18 @@ struct TransformerPacked {
 };
 
 struct TransformerState : DecoderState {
-  int64_t rows() const override { return src_mask.size(0); }
+  int64_t rows() const override {
+    return memory_rows.defined() ? memory_rows.size(0) : src_mask.size(0);
+  }
   std::vector<LayerCache> layers;
   // Eval mode only: each decoder layer's weights and the output projection packed for Step
   // (TransformerPacked), the projection cut to the kept rows under a shortlist.
   std::shared_ptr<const struct TransformerPacked> packed;
   nn::PrepackedLinear logits;
-  Tensor src_mask;       // [N, S] bool, true = padding
+  Tensor src_mask;       // [B, S] bool, true = padding (per sentence)
+  // i64 [N]: the sentence each hypothesis continues (its row of src_mask and of the cross
+  // caches); undefined while hypothesis n is sentence n (before the first reordering Select).
+  Tensor memory_rows;
   int64_t length = 0;    // target positions decoded so far
   int64_t capacity = 0;  // positions the self-attention caches hold
 };
@@ -353,7 +361,7 @@ class Transformer : public Seq2Seq {
     Tensor weights;
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
       const bool last = i + 1 == decoder_layers_.size();
-      y = decoder_layers_[i]->Step(y, state->layers[i], state->src_mask,
+      y = decoder_layers_[i]->Step(y, state->layers[i], state->src_mask, state->memory_rows,
                                    last && attention != nullptr ? &weights : nullptr,
                                    state->packed ? &state->packed->layers[i] : nullptr);
     }
@@ -405,11 +413,12 @@ class Transformer : public Seq2Seq {
     bool identity = static_cast<int64_t>(r.size()) == n;
     for (size_t i = 0; identity && i < r.size(); ++i) identity = r[i] == static_cast<int64_t>(i);
     if (identity) return;  // every hypothesis kept in place (greedy search, or all beams alive)
-    for (LayerCache& lc : state->layers) {
-      lc.self.Reorder(r, state->capacity);
-      lc.cross.Reorder(r, lc.cross.capacity());
-    }
-    state->src_mask = IndexSelect(state->src_mask, 0, rows);
+    // The hypotheses' own self-attention caches are copied; the memory stays one row per
+    // sentence, and each hypothesis records which it reads.
+    for (LayerCache& lc : state->layers) lc.self.Reorder(r, state->capacity);
+    const Tensor index = Tensor::FromVector(r, {static_cast<int64_t>(r.size())});
+    state->memory_rows =
+        state->memory_rows.defined() ? IndexSelect(state->memory_rows, 0, index) : index;
   }
 
  private:

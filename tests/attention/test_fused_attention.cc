@@ -224,6 +224,107 @@ TEST(FusedAttention, ChecksShapes) {
               HasSubstr("share one floating dtype"));
 }
 
+// ---- Gathered: query rows over shared keys (beam search's hypotheses over their sentence) ------
+
+// GatheredScaledDotProductAttention reads batch rows[n] of k, v and the mask in place: the same
+// numbers, bit for bit, as the fused op over the gathered copies, on every kernel path (single
+// query, single query split over long keys, tiled), in f32 (Highway) and f64 (scalar).
+TEST(GatheredAttention, EqualsTheFusedOpOverGatheredCopies) {
+  struct G {
+    int64_t n, b, h, tq, tk, d, dv;
+  };
+  NoGradGuard no_grad;
+  for (DType dt : {DType::kF32, DType::kF64})
+    for (const G& g : {G{7, 3, 4, 1, 23, 16, 16}, G{5, 2, 2, 1, 1500, 32, 24},
+                       G{4, 3, 2, 70, 140, 16, 8}, G{1, 1, 1, 1, 1, 8, 8}}) {
+      Generator gen(9);
+      const Tensor q = Tensor::Randn({g.n, g.h, g.tq, g.d}, gen).To(dt);
+      // k and v as views into a larger cache (strided over the position axis), as decoding holds.
+      const Tensor k = Tensor::Randn({g.b, g.h, g.tk + 3, g.d}, gen).To(dt).Narrow(2, 0, g.tk);
+      const Tensor v = Tensor::Randn({g.b, g.h, g.tk + 3, g.dv}, gen).To(dt).Narrow(2, 0, g.tk);
+      Tensor mask = PaddingMask(g.b, g.tk, 0.3, 5);
+      std::vector<int64_t> r(static_cast<size_t>(g.n));
+      std::mt19937 rng(static_cast<unsigned>(g.n * 31 + g.tk));
+      for (int64_t& x : r) x = static_cast<int64_t>(rng() % static_cast<unsigned>(g.b));
+      const Tensor rows = Tensor::FromVector(r, {g.n});
+      for (const Tensor& m : {Tensor(), mask}) {
+        const Tensor got = GatheredScaledDotProductAttention(q, k, v, m, rows);
+        const Tensor want = FusedScaledDotProductAttention(
+            q, IndexSelect(k, 0, rows), IndexSelect(v, 0, rows),
+            m.defined() ? IndexSelect(m, 0, rows) : Tensor());
+        ASSERT_EQ(got.shape(), Shape({g.n, g.h, g.tq, g.dv}));
+        EXPECT_EQ(got.To(DType::kF64).ToVector<double>(), want.To(DType::kF64).ToVector<double>())
+            << DTypeName(dt) << " n " << g.n << " tq " << g.tq << " tk " << g.tk
+            << (m.defined() ? " masked" : "");
+      }
+    }
+}
+
+// The Highway kernel and its scalar twin agree with kv_batch set too.
+TEST(GatheredAttention, SimdKernelMatchesScalarReference) {
+  for (int64_t tq : {int64_t{1}, int64_t{70}}) {
+    cpu::SdpaArgs a;
+    a.batch = 5, a.heads = 2, a.tq = tq, a.tk = 90, a.d = 16, a.dv = 8;
+    a.scale = 0.25;
+    const int64_t kb = 3;  // batches of k and v
+    a.q_stride[0] = a.heads * tq * a.d, a.q_stride[1] = tq * a.d, a.q_stride[2] = a.d;
+    a.k_stride[0] = a.heads * a.tk * a.d, a.k_stride[1] = a.tk * a.d, a.k_stride[2] = a.d;
+    a.v_stride[0] = a.heads * a.tk * a.dv, a.v_stride[1] = a.tk * a.dv, a.v_stride[2] = a.dv;
+    Generator gen(4);
+    const std::vector<float> q = Tensor::Randn({a.batch * a.q_stride[0]}, gen).ToVector<float>();
+    const std::vector<float> k = Tensor::Randn({kb * a.k_stride[0]}, gen).ToVector<float>();
+    const std::vector<float> v = Tensor::Randn({kb * a.v_stride[0]}, gen).ToVector<float>();
+    const std::vector<bool> bits = PaddingMask(kb, a.tk, 0.4, 6).ToVector<bool>();
+    std::unique_ptr<bool[]> mask(new bool[bits.size()]);
+    std::copy(bits.begin(), bits.end(), mask.get());
+    const std::vector<int64_t> kv = {2, 0, 2, 1, 1};
+    a.key_padding = mask.get();
+    a.kv_batch = kv.data();
+    const size_t outs = static_cast<size_t>(a.batch * a.heads * tq);
+    std::vector<float> out_s(outs * a.dv), out_r(outs * a.dv), lse_s(outs), lse_r(outs);
+    cpu::simd::SdpaForward(a, q.data(), k.data(), v.data(), out_s.data(), lse_s.data());
+    cpu::ref::SdpaForward(a, q.data(), k.data(), v.data(), out_r.data(), lse_r.data());
+    for (size_t i = 0; i < out_s.size(); ++i)
+      ASSERT_NEAR(out_s[i], out_r[i], 2e-6 * (1.0 + std::abs(out_r[i]))) << "tq " << tq << " " << i;
+    for (size_t i = 0; i < lse_s.size(); ++i)
+      ASSERT_NEAR(lse_s[i], lse_r[i], 1e-6 * (1.0 + std::abs(lse_r[i]))) << "tq " << tq << " " << i;
+  }
+}
+
+TEST(GatheredAttention, ChecksRowsShapesAndGradients) {
+  Generator gen(1);
+  Tensor q = Tensor::Randn({4, 2, 1, 8}, gen), k = Tensor::Randn({2, 2, 7, 8}, gen);
+  Tensor v = Tensor::Randn({2, 2, 7, 8}, gen);
+  auto rows = [](std::vector<int64_t> r) {
+    return Tensor::FromVector(r, {static_cast<int64_t>(r.size())});
+  };
+  NoGradGuard no_grad;
+  EXPECT_THAT(ThrownMessage([&] { GatheredScaledDotProductAttention(q, k, v, {}, rows({0, 1})); }),
+              HasSubstr("rows must be i64 [4]"));
+  EXPECT_THAT(
+      ThrownMessage([&] { GatheredScaledDotProductAttention(q, k, v, {}, rows({0, 1, 2, 0})); }),
+      HasSubstr("rows[2] = 2 is outside [0, 2)"));
+  EXPECT_THAT(ThrownMessage([&] {
+                GatheredScaledDotProductAttention(q, k, v, Tensor::Zeros({4, 7}, DType::kBool),
+                                                  rows({0, 1, 1, 0}));
+              }),
+              HasSubstr("must be bool [2, 7]"));
+  EXPECT_THAT(ThrownMessage([&] {
+                GatheredScaledDotProductAttention(q, k.Narrow(3, 0, 4), v, {}, rows({0, 1, 1, 0}));
+              }),
+              HasSubstr("do not fit"));
+  {
+    GradMode::set_enabled(true);
+    Tensor qg = q.Detach();
+    qg.set_requires_grad(true);
+    EXPECT_THAT(ThrownMessage([&] {
+                  GatheredScaledDotProductAttention(qg, k, v, {}, rows({0, 1, 1, 0}));
+                }),
+                HasSubstr("inference only"));
+    GradMode::set_enabled(false);
+  }
+}
+
 // ---- f64: finite differences through the scalar path -------------------------------------------
 
 TEST(FusedAttentionGradCheck, MasksCausalAndDropout) {

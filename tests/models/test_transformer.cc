@@ -226,13 +226,17 @@ TEST_P(TransformerIncremental, StepsEqualForwardWithPaddingGrowthAndSelect) {
       model->Select(*state, Tensor::FromVector(std::vector<int64_t>{1, 3}, {2}));
       ASSERT_EQ(state->rows(), 2);
     }
+    // Steps that ask for the weights gather each hypothesis' memory; the others read it in place
+    // (GatheredScaledDotProductAttention): both must match the full forward.
+    const bool with_weights = pos % 2 == 0;
     Tensor attn;
-    Tensor lp = model->Step(*state, column(rows, pos), &attn);
+    Tensor lp = model->Step(*state, column(rows, pos), with_weights ? &attn : nullptr);
     const std::string at = "position " + std::to_string(pos);
     ASSERT_EQ(lp.shape(), Shape({static_cast<int64_t>(rows.size()), cfg.tgt_vocab})) << at;
-    ASSERT_EQ(attn.shape(), Shape({static_cast<int64_t>(rows.size()), s})) << at;
     EXPECT_FALSE(lp.requires_grad());
     ExpectClose(lp, expected(full, rows, pos), "log-probs " + at);
+    if (!with_weights) continue;
+    ASSERT_EQ(attn.shape(), Shape({static_cast<int64_t>(rows.size()), s})) << at;
     ExpectClose(attn, expected(full_attn, rows, pos), "cross-attention " + at);
   }
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -32,8 +33,8 @@ void SdpaForward(const SdpaArgs& a, const T* q, const T* k, const T* v, T* out, 
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads; ++h) {
       const T* qh = q + b * a.q_stride[0] + h * a.q_stride[1];
-      const T* kh = k + b * a.k_stride[0] + h * a.k_stride[1];
-      const T* vh = v + b * a.v_stride[0] + h * a.v_stride[1];
+      const T* kh = k + a.KvBatch(b) * a.k_stride[0] + h * a.k_stride[1];
+      const T* vh = v + a.KvBatch(b) * a.v_stride[0] + h * a.v_stride[1];
       for (int64_t i = 0; i < a.tq; ++i) {
         const T* qi = qh + i * a.q_stride[2];
         double m = -std::numeric_limits<double>::infinity(), l = 0.0;
@@ -68,6 +69,7 @@ void SdpaForward(const SdpaArgs& a, const T* q, const T* k, const T* v, T* out, 
 template <typename T>
 void SdpaBackward(const SdpaArgs& a, const T* q, const T* k, const T* v, const T* out,
                   const T* dout, const T* lse, T* dq, T* dk, T* dv) {
+  if (a.kv_batch != nullptr) std::abort();  // forward only (the op never asks for it)
   std::vector<double> gq(a.tq * a.d), gk(a.tk * a.d), gv(a.tk * a.dv);
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads; ++h) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -136,15 +137,16 @@ struct PackedHead {
   void Pack(const SdpaArgs& a, const float* k, const float* v, int64_t b, int64_t h, int64_t kb0,
             int64_t kb1, bool backward) {
     const float scale = static_cast<float>(a.scale);
-    const float* kh = k + b * a.k_stride[0] + h * a.k_stride[1];
-    const float* vh = v + b * a.v_stride[0] + h * a.v_stride[1];
+    const int64_t kvb = a.KvBatch(b);
+    const float* kh = k + kvb * a.k_stride[0] + h * a.k_stride[1];
+    const float* vh = v + kvb * a.v_stride[0] + h * a.v_stride[1];
     for (int64_t kb = kb0; kb < kb1; ++kb) {
       const int64_t j0 = kb * kBk, cols = std::min(kBk, a.tk - j0);
       float* ktb = kt.get() + kb * a.d * kBk;
       int64_t excluded = kBk - cols;
       for (int64_t jj = 0; jj < kBk; ++jj) {
         const int64_t j = j0 + jj;
-        const bool in = jj < cols && !(a.key_padding && a.key_padding[b * a.tk + j]);
+        const bool in = jj < cols && !(a.key_padding && a.key_padding[kvb * a.tk + j]);
         bias[j] = in ? 0.0f : kNegInf;
         if (jj < cols && !in) ++excluded;
         const float* kj = kh + j * a.k_stride[2];
@@ -298,8 +300,8 @@ void DecodeForward(const SdpaArgs& a, const float* q, const float* k, const floa
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads; ++h) {
       const float* qp = q + b * a.q_stride[0] + h * a.q_stride[1];
-      const float* kp = k + b * a.k_stride[0] + h * a.k_stride[1];
-      const float* vp = v + b * a.v_stride[0] + h * a.v_stride[1];
+      const float* kp = k + a.KvBatch(b) * a.k_stride[0] + h * a.k_stride[1];
+      const float* vp = v + a.KvBatch(b) * a.v_stride[0] + h * a.v_stride[1];
       float* o = out + (b * a.heads + h) * a.dv;
       float m = kNegInf;
       for (int64_t j = 0; j < a.tk; ++j) {
@@ -530,6 +532,7 @@ void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueri
 void SdpaBackwardImpl(const SdpaArgs& a, const float* q, const float* k, const float* v,
                       const float* out, const float* dout, const float* lse, float* dq, float* dk,
                       float* dv) {
+  if (a.kv_batch != nullptr) std::abort();  // forward only (the op never asks for it)
   const int64_t bhs = a.batch * a.heads;
   if (bhs == 0) return;
   const int64_t nkb = (a.tk + kBk - 1) / kBk;
