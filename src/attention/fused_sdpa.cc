@@ -70,7 +70,7 @@ Tensor Fused4d(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
                           out.data<double>(), lse.data<double>());
   internal::fused_calls.fetch_add(1);
   if (rd.defined()) return out;  // inference only: no graph (checked by the caller)
-  a.key_padding = nullptr;  // re-pointed at the saved mask in backward
+  a.key_padding = nullptr;       // re-pointed at the saved mask in backward
   Tensor saved_out = out.Detach();
   RecordOp("FusedScaledDotProductAttention", out, {&q, &k, &v},
            [a, qd, kd, vd, md, saved_out, lse](const Tensor& g) {
@@ -142,10 +142,10 @@ Tensor GatheredScaledDotProductAttention(const Tensor& q, const Tensor& k, const
                op, ": q ", q.str(), " k ", k.str(), " v ", v.str(),
                " do not fit (expected [N, H, Tq, D], [B, H, Tk, D], [B, H, Tk, Dv])");
   const int64_t n = q.size(0), b = k.size(0), tk = k.size(2);
-  ATTEND_CHECK(rows.defined() && rows.dtype() == DType::kI64 && rows.dim() == 1 &&
-                   rows.size(0) == n,
-               op, ": rows must be i64 [", n, "] (one per query batch), got ",
-               rows.defined() ? rows.str() : std::string("undefined"));
+  ATTEND_CHECK(
+      rows.defined() && rows.dtype() == DType::kI64 && rows.dim() == 1 && rows.size(0) == n, op,
+      ": rows must be i64 [", n, "] (one per query batch), got ",
+      rows.defined() ? rows.str() : std::string("undefined"));
   const std::vector<int64_t> r = rows.ToVector<int64_t>();
   for (size_t i = 0; i < r.size(); ++i)
     ATTEND_CHECK(r[i] >= 0 && r[i] < b, op, ": rows[", i, "] = ", r[i], " is outside [0, ", b,
@@ -153,11 +153,11 @@ Tensor GatheredScaledDotProductAttention(const Tensor& q, const Tensor& k, const
   if (key_padding_mask.defined())
     ATTEND_CHECK(key_padding_mask.dtype() == DType::kBool && key_padding_mask.dim() == 2 &&
                      key_padding_mask.size(0) == b && key_padding_mask.size(1) == tk,
-                 op, ": key_padding_mask ", key_padding_mask.str(), " must be bool [", b, ", ",
-                 tk, "] for keys ", k.str());
-  ATTEND_CHECK(!GradMode::enabled() ||
-                   !(q.requires_grad() || k.requires_grad() || v.requires_grad()),
-               op, ": inference only (no gradient flows through it); run it under NoGradGuard");
+                 op, ": key_padding_mask ", key_padding_mask.str(), " must be bool [", b, ", ", tk,
+                 "] for keys ", k.str());
+  ATTEND_CHECK(
+      !GradMode::enabled() || !(q.requires_grad() || k.requires_grad() || v.requires_grad()), op,
+      ": inference only (no gradient flows through it); run it under NoGradGuard");
   return Fused4d(q, k, v, key_padding_mask, false, 0.0, false, nullptr, rows);
 }
 

@@ -212,7 +212,7 @@ struct TransformerState : DecoderState {
   // (TransformerPacked), the projection cut to the kept rows under a shortlist.
   std::shared_ptr<const struct TransformerPacked> packed;
   nn::PrepackedLinear logits;
-  Tensor src_mask;       // [B, S] bool, true = padding (per sentence)
+  Tensor src_mask;  // [B, S] bool, true = padding (per sentence)
   // i64 [N]: the sentence each hypothesis continues (its row of src_mask and of the cross
   // caches); undefined while hypothesis n is sentence n (before the first reordering Select).
   Tensor memory_rows;

@@ -249,9 +249,9 @@ TEST(GatheredAttention, EqualsTheFusedOpOverGatheredCopies) {
       const Tensor rows = Tensor::FromVector(r, {g.n});
       for (const Tensor& m : {Tensor(), mask}) {
         const Tensor got = GatheredScaledDotProductAttention(q, k, v, m, rows);
-        const Tensor want = FusedScaledDotProductAttention(
-            q, IndexSelect(k, 0, rows), IndexSelect(v, 0, rows),
-            m.defined() ? IndexSelect(m, 0, rows) : Tensor());
+        const Tensor want =
+            FusedScaledDotProductAttention(q, IndexSelect(k, 0, rows), IndexSelect(v, 0, rows),
+                                           m.defined() ? IndexSelect(m, 0, rows) : Tensor());
         ASSERT_EQ(got.shape(), Shape({g.n, g.h, g.tq, g.dv}));
         EXPECT_EQ(got.To(DType::kF64).ToVector<double>(), want.To(DType::kF64).ToVector<double>())
             << DTypeName(dt) << " n " << g.n << " tq " << g.tq << " tk " << g.tk
@@ -299,11 +299,14 @@ TEST(GatheredAttention, ChecksRowsShapesAndGradients) {
     return Tensor::FromVector(r, {static_cast<int64_t>(r.size())});
   };
   NoGradGuard no_grad;
-  EXPECT_THAT(ThrownMessage([&] { GatheredScaledDotProductAttention(q, k, v, {}, rows({0, 1})); }),
+  EXPECT_THAT(ThrownMessage([&] {
+                GatheredScaledDotProductAttention(q, k, v, {}, rows({0, 1}));
+              }),
               HasSubstr("rows must be i64 [4]"));
-  EXPECT_THAT(
-      ThrownMessage([&] { GatheredScaledDotProductAttention(q, k, v, {}, rows({0, 1, 2, 0})); }),
-      HasSubstr("rows[2] = 2 is outside [0, 2)"));
+  EXPECT_THAT(ThrownMessage([&] {
+                GatheredScaledDotProductAttention(q, k, v, {}, rows({0, 1, 2, 0}));
+              }),
+              HasSubstr("rows[2] = 2 is outside [0, 2)"));
   EXPECT_THAT(ThrownMessage([&] {
                 GatheredScaledDotProductAttention(q, k, v, Tensor::Zeros({4, 7}, DType::kBool),
                                                   rows({0, 1, 1, 0}));

@@ -17,7 +17,7 @@ struct SdpaArgs {
   // and key_padding then hold B' batches; beam search's hypotheses share their sentence's
   // memory). Null: batch b reads batch b.
   const int64_t* kv_batch = nullptr;
-  bool causal = false;                // query i sees keys j <= i + Tk - Tq
+  bool causal = false;  // query i sees keys j <= i + Tk - Tq
   double scale = 1.0;
   // Attention dropout on the normalised weights: weight (b, h, i, j) is kept when
   // Generator::UniformD(seed, offset + ((b * H + h) * Tq + i) * Tk + j) >= dropout and then
