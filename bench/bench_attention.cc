@@ -1,12 +1,14 @@
 // Scaled dot-product attention benchmarks: the fused kernels (forward, backward), the unfused
-// composition, raw cblas_sgemm on the same two GEMMs, the machine's FMA peak, and peak memory of
-// the fused op at long sequences. bench/attention_compare.py runs them beside PyTorch; every
-// case reports its FLOPs per iteration as the counter "flop".
+// composition, raw cblas_sgemm on the same two GEMMs, the machine's FMA peak, peak memory of
+// the fused op at long sequences, and single-query decoding against a copy's memory bandwidth.
+// bench/attention_compare.py runs them beside PyTorch; every case reports its FLOPs per iteration
+// as the counter "flop".
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -161,6 +163,59 @@ void BM_Memory(benchmark::State& st, int64_t h, int64_t n) {
   st.counters["flop"] = 3.5 * 4.0 * h * n * n * d * 0.5;
 }
 
+// ---- single-query decoding against the memory's bandwidth -------------------------------------
+
+// One decoding step's attention: q [B, H, 1, D] over k, v [B, H, S, D], larger together than the
+// last-level cache, so that every step streams them from memory. "bytes" is what the kernel must
+// read (k and v); bytes/s beside copy_bandwidth's is the share of the bandwidth it reaches.
+void BM_Decode(benchmark::State& st, int64_t b, int64_t s) {
+  const int64_t h = 8, d = 64;
+  attend::Generator gen(1);
+  Tensor q = Tensor::Randn({b, h, 1, d}, gen), k = Tensor::Randn({b, h, s, d}, gen),
+         v = Tensor::Randn({b, h, s, d}, gen);
+  attend::NoGradGuard no_grad;
+  for (auto _ : st) {
+    Tensor out = attend::attention::FusedScaledDotProductAttention(q, k, v);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  const double bytes = 2.0 * b * h * s * d * sizeof(float);
+  st.counters["bytes"] = bytes;
+  st.counters["bytes_per_second"] =
+      benchmark::Counter(bytes * static_cast<double>(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["flop"] = 4.0 * b * h * s * d;
+}
+
+// memcpy of `mib` MiB: bytes read + written per second (what a copy moves through memory).
+void BM_CopyBandwidth(benchmark::State& st, int64_t mib) {
+  const size_t n = static_cast<size_t>(mib) << 20;
+  std::vector<char> src(n, 1), dst(n, 0);
+  for (auto _ : st) {
+    std::memcpy(dst.data(), src.data(), n);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["bytes"] = 2.0 * static_cast<double>(n);
+  st.counters["bytes_per_second"] =
+      benchmark::Counter(2.0 * static_cast<double>(n) * static_cast<double>(st.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
+// A read-only stream of `mib` MiB (an integer sum the compiler vectorises): bytes read per
+// second, the yardstick of a kernel that only reads.
+void BM_ReadBandwidth(benchmark::State& st, int64_t mib) {
+  const size_t n = (static_cast<size_t>(mib) << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> src(n, 1);
+  for (auto _ : st) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; ++i) sum += src[i];
+    benchmark::DoNotOptimize(sum);
+  }
+  const double bytes = static_cast<double>(n * sizeof(uint64_t));
+  st.counters["bytes"] = bytes;
+  st.counters["bytes_per_second"] =
+      benchmark::Counter(bytes * static_cast<double>(st.iterations()), benchmark::Counter::kIsRate);
+}
+
 #define REG(name, ...)                                      \
   benchmark::RegisterBenchmark((name).c_str(), __VA_ARGS__) \
       ->UseRealTime()                                       \
@@ -194,6 +249,18 @@ int RegisterAll() {
         }
         REG("sgemm/" + shape, BM_Sgemm, Shape4{b, 8, n, d, false});
       }
+  // Keys and values of 64 MiB (B 16, S 1024), 32 MiB in short rows (B 256, S 32: a beam's
+  // cross-attention) and 1 GiB (B 256, S 1024: beyond any cache), beside a copy and a read of
+  // 64 MiB and of 1 GiB (this machine's last-level cache holds part of 64 MiB).
+  REG(std::string("decode/B16_H8_S1024_D64"), BM_Decode, 16, 1024);
+  REG(std::string("decode/B256_H8_S32_D64"), BM_Decode, 256, 32);
+  REG(std::string("decode/B256_H8_S1024_D64"), BM_Decode, 256, 1024);
+  for (int64_t mib : {64, 1024}) {
+    REG(std::string("copy_bandwidth/").append(std::to_string(mib)).append("MiB"), BM_CopyBandwidth,
+        mib);
+    REG(std::string("read_bandwidth/").append(std::to_string(mib)).append("MiB"), BM_ReadBandwidth,
+        mib);
+  }
   for (int64_t h : {1, 2, 4, 8})
     REG("memory/H" + std::to_string(h) + "_N16384", BM_Memory, h, 16384)->Iterations(1);
   for (int64_t n : {2048, 4096, 8192})

@@ -362,11 +362,15 @@ struct RawCase {
 };
 
 TEST(FusedAttentionKernel, SimdMatchesScalarReference) {
-  for (const RawCase& rc : {RawCase{2, 2, 70, 140, 16, 16, 0.0, false, 0.0},
-                            RawCase{1, 3, 65, 65, 13, 21, 0.3, true, 0.0},
-                            RawCase{2, 1, 100, 30, 8, 8, 0.0, true, 0.25},
-                            RawCase{3, 2, 1, 1000, 64, 32, 0.2, false, 0.1},
-                            RawCase{1, 1, 200, 333, 64, 64, 0.1, true, 0.0}}) {
+  for (const RawCase& rc :
+       {RawCase{2, 2, 70, 140, 16, 16, 0.0, false, 0.0},
+        RawCase{1, 3, 65, 65, 13, 21, 0.3, true, 0.0},
+        RawCase{2, 1, 100, 30, 8, 8, 0.0, true, 0.25},
+        RawCase{3, 2, 1, 1000, 64, 32, 0.2, false, 0.1},
+        RawCase{1, 1, 200, 333, 64, 64, 0.1, true, 0.0},
+        // Single-query decoding (no dropout): whole, odd and short sizes.
+        RawCase{3, 2, 1, 37, 64, 64, 0.3, false, 0.0}, RawCase{2, 3, 1, 9, 13, 7, 0.0, false, 0.0},
+        RawCase{1, 2, 1, 1, 16, 80, 0.0, false, 0.0}}) {
     cpu::SdpaArgs a;
     a.batch = rc.b, a.heads = rc.h, a.tq = rc.tq, a.tk = rc.tk, a.d = rc.d, a.dv = rc.dv;
     a.causal = rc.causal;

@@ -277,8 +277,10 @@ inline bool WorthThreads(const SdpaArgs& a) {
 
 // Decoding: one query per head against a short list of keys, without dropout. Scores, softmax
 // and the weighted sum of values head by head, reading k and v in place: no packing, no tiles,
-// no parallel region (their fixed costs dominate a 1 x ~20 problem). Same results as the tiled
-// path up to rounding; a row with every key excluded gives zeros and lse = +inf, as there.
+// no parallel region (their fixed costs dominate a 1 x ~20 problem). The softmax runs over whole
+// vectors of scores and the output's vectors stay in registers across the keys. Same results as
+// the tiled path up to rounding; a row with every key excluded gives zeros and lse = +inf, as
+// there.
 constexpr int64_t kDecodeMaxKeys = 1024;
 
 HWY_INLINE float Dot(DF d, const float* x, const float* y, int64_t n) {
@@ -296,40 +298,67 @@ void DecodeForward(const SdpaArgs& a, const float* q, const float* k, const floa
   const DF d;
   const int64_t N = hn::Lanes(d);
   static thread_local std::vector<float> p;
-  p.resize(a.tk);
+  const int64_t tkp = RoundUp(a.tk, N);  // the scores padded with -inf to whole vectors
+  p.resize(tkp);
+  const float scale = static_cast<float>(a.scale);
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads; ++h) {
       const float* qp = q + b * a.q_stride[0] + h * a.q_stride[1];
       const float* kp = k + a.KvBatch(b) * a.k_stride[0] + h * a.k_stride[1];
       const float* vp = v + a.KvBatch(b) * a.v_stride[0] + h * a.v_stride[1];
       float* o = out + (b * a.heads + h) * a.dv;
-      float m = kNegInf;
-      for (int64_t j = 0; j < a.tk; ++j) {
-        p[j] = a.Excluded(b, 0, j)
-                   ? kNegInf
-                   : static_cast<float>(a.scale) * Dot(d, qp, kp + j * a.k_stride[2], a.d);
-        m = std::max(m, p[j]);
-      }
+      // Scores, then their max, N at a time (the previous head left weights in the padding).
+      std::fill(p.begin() + a.tk, p.end(), kNegInf);
+      for (int64_t j = 0; j < a.tk; ++j)
+        p[j] = a.Excluded(b, 0, j) ? kNegInf : scale * Dot(d, qp, kp + j * a.k_stride[2], a.d);
+      VF mx = hn::Set(d, kNegInf);
+      for (int64_t j = 0; j < tkp; j += N) mx = hn::Max(mx, hn::LoadU(d, p.data() + j));
+      const float m = hn::GetLane(hn::MaxOfLanes(d, mx));
       std::fill(o, o + a.dv, 0.0f);
       if (m == kNegInf) {
         lse[b * a.heads + h] = std::numeric_limits<float>::infinity();
         continue;
       }
-      double sum = 0.0;
-      for (int64_t j = 0; j < a.tk; ++j) {
-        if (p[j] == kNegInf) continue;
-        const float w = std::exp(p[j] - m);
-        sum += w;
-        const float* vr = vp + j * a.v_stride[2];
-        const VF vw = hn::Set(d, w);
-        int64_t i = 0;
-        for (; i + N <= a.dv; i += N)
-          hn::StoreU(hn::MulAdd(vw, hn::LoadU(d, vr + i), hn::LoadU(d, o + i)), d, o + i);
-        for (; i < a.dv; ++i) o[i] += w * vr[i];
+      // Weights exp(s - m) in place (0 for excluded keys and the padding), and their sum.
+      const VF vm = hn::Set(d, m);
+      VF sum = hn::Zero(d);
+      for (int64_t j = 0; j < tkp; j += N) {
+        const VF w = hn::Exp(d, hn::Sub(hn::LoadU(d, p.data() + j), vm));
+        sum = hn::Add(sum, w);
+        hn::StoreU(w, d, p.data() + j);
       }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t i = 0; i < a.dv; ++i) o[i] *= inv;
-      lse[b * a.heads + h] = m + static_cast<float>(std::log(sum));
+      const float total = hn::GetLane(hn::SumOfLanes(d, sum));
+      // The weighted sum of the values, kMaxVecs vectors of the output held in registers over
+      // every key (excluded keys skipped, as the tiled path never reads them).
+      const VF inv = hn::Set(d, 1.0f / total);
+      int64_t c0 = 0;
+      for (; c0 + kMaxVecs * N <= a.dv; c0 += kMaxVecs * N) {
+        VF acc[kMaxVecs];
+        for (int u = 0; u < kMaxVecs; ++u) acc[u] = hn::Zero(d);
+        for (int64_t j = 0; j < a.tk; ++j) {
+          if (p[j] == 0.0f && a.Excluded(b, 0, j)) continue;
+          const VF w = hn::Set(d, p[j]);
+          const float* vr = vp + j * a.v_stride[2] + c0;
+          for (int u = 0; u < kMaxVecs; ++u)
+            acc[u] = hn::MulAdd(w, hn::LoadU(d, vr + u * N), acc[u]);
+        }
+        for (int u = 0; u < kMaxVecs; ++u) hn::StoreU(hn::Mul(acc[u], inv), d, o + c0 + u * N);
+      }
+      for (; c0 + N <= a.dv; c0 += N) {
+        VF acc = hn::Zero(d);
+        for (int64_t j = 0; j < a.tk; ++j) {
+          if (p[j] == 0.0f && a.Excluded(b, 0, j)) continue;
+          acc = hn::MulAdd(hn::Set(d, p[j]), hn::LoadU(d, vp + j * a.v_stride[2] + c0), acc);
+        }
+        hn::StoreU(hn::Mul(acc, inv), d, o + c0);
+      }
+      for (; c0 < a.dv; ++c0) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < a.tk; ++j)
+          if (!(p[j] == 0.0f && a.Excluded(b, 0, j))) acc += p[j] * vp[j * a.v_stride[2] + c0];
+        o[c0] = acc / total;
+      }
+      lse[b * a.heads + h] = m + std::log(total);
     }
 }
 
