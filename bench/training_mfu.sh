@@ -11,7 +11,9 @@
 # on CPU 1, 2 threads on CPUs 0-1). Per model the row is the repetition of median step time,
 # with its own figures: FLOPs per step (bench/train_flops.h; docs/results.md "Issue 20"),
 # achieved GFLOP/s, the FMA peak of the threads (one core's, measured in the process just before
-# the steps, times the threads) and MFU = achieved / peak. Load averages before and after go
+# the steps, times the threads) and MFU = achieved / peak. One untimed step precedes the timed
+# ones (training's steady state: Adam's moments exist and the tensor buffer cache is warm; the
+# JSON's system_allocs/step counts the buffers the timed steps still took from the system). Load averages before and after go
 # with the table: on a shared machine every figure here is a lower bound.
 set -euo pipefail
 
