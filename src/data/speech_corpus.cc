@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -254,6 +255,11 @@ int CollectSamples(short* wav, int n, espeak_EVENT* events) {
 // returns each file's length in samples.
 std::vector<int64_t> SpeakBlock(const std::vector<Utterance*>& block, const std::string& root,
                                 int sample_rate) {
+  // espeak-ng draws from C's rand() (its breath and flutter noise), whose state the fork copies
+  // from the parent: a process that had called rand() before (a Python session, a test runner)
+  // would speak different audio than the command does. srand(1) is the state every new process
+  // starts in (C11 7.22.2.2), so the files are the same from any caller.
+  std::srand(1);
   const int rate =
       espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT);
   ATTEND_CHECK(rate > 0,
