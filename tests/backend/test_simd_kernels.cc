@@ -243,8 +243,17 @@ TEST(SimdKernels, Gemm) {
   struct Shape3 {
     int64_t m, n, k;
   };
-  const Shape3 shapes[] = {{1, 1, 1},     {5, 33, 7},    {13, 32, 300}, {7, 100, 513},
-                           {300, 45, 20}, {70, 64, 256}, {257, 31, 65}, {64, 300, 600}};
+  const Shape3 shapes[] = {{1, 1, 1},
+                           {5, 33, 7},
+                           {13, 32, 300},
+                           {7, 100, 513},
+                           {300, 45, 20},
+                           {70, 64, 256},
+                           {257, 31, 65},
+                           {64, 300, 600},
+                           // Past one block of every kind: rows (kMc), features (kKc), the
+                           // panels packed at a time (kNc), and a last, partial tile of rows.
+                           {301, 600, 270}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})

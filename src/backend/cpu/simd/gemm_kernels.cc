@@ -2,8 +2,10 @@
 // rows per call) and Gemm (everything else: op(B) packed per call, block by block). Both run the
 // same tile: MR rows of the output x one panel (kPackPanel = 32 columns, NV vectors) held in
 // registers while k is walked once; per k, NV loads of the panel and MR broadcasts of A feed
-// MR * NV fused multiply-adds (6 x 2 with AVX-512). The panel loop is outermost within a row
-// block, so a panel (32 KB at 256 features) stays in L1 while the rows of A stream from L2.
+// MR * NV fused multiply-adds (12 x 2 with AVX-512: 24 accumulators; 3 x 4 with AVX2). The panel
+// loop is outermost within a row block, so a panel (32 KB at 256 features) stays in L1 while the
+// rows of A stream from L2; the panels packed at a time (kNc columns) stay in L2 while every row
+// block passes over them.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu/simd/gemm_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -13,6 +15,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "backend/cpu/reference/gemm_kernels.h"
@@ -26,8 +29,15 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 constexpr size_t kLanes = hn::MaxLanes(DF());
-constexpr size_t kNV = kPackPanel / kLanes;       // vectors per panel row
-constexpr size_t kMR = kNV >= 12 ? 1 : 12 / kNV;  // rows per tile: ~12 accumulators
+constexpr size_t kNV = kPackPanel / kLanes;  // vectors per panel row
+// Accumulators per tile: 24 of AVX-512's 32 registers (a panel row and a broadcast need 3 more),
+// 12 of AVX2's 16.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr size_t kAccumulators = 24;
+#else
+constexpr size_t kAccumulators = 12;
+#endif
+constexpr size_t kMR = kNV >= kAccumulators ? 1 : kAccumulators / kNV;  // rows per tile
 
 // How a tile's accumulators start: from zero, the bias, beta * C (the first block of k) or C
 // (the later blocks).
@@ -43,7 +53,15 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
                      float beta, float* y, int64_t ldy, int64_t cols) {
   const DF d;
   const bool full = cols == kPackPanel;
+  const bool reads_c = init == Init::kScaleC || init == Init::kAddC;
   HWY_ALIGN float buf[kPackPanel];
+  // C is added after the products, not loaded before them: its rows (often not in cache: the
+  // later blocks of k come back to a C that the whole block has since passed over) are
+  // prefetched here and arrive while the products run.
+  if (reads_c) {
+    for (size_t r = 0; r < MR; ++r)
+      for (int64_t c = 0; c < cols; c += 16) __builtin_prefetch(y + r * ldy + c);
+  }
   // The accumulators live in registers only when these constant loops are unrolled, which -O2
   // alone does not do.
   VF acc[MR][kNV];
@@ -52,19 +70,13 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
     const float* src = nullptr;  // what this row starts from, when not zero
     if (init == Init::kBias) {
       src = bias;
-    } else if (init != Init::kZero) {
-      src = y + r * ldy;
-    }
-    if (src && !full) {
-      for (int64_t c = 0; c < kPackPanel; ++c) buf[c] = c < cols ? src[c] : 0.0f;
-      src = buf;
+      if (!full) {
+        for (int64_t c = 0; c < kPackPanel; ++c) buf[c] = c < cols ? src[c] : 0.0f;
+        src = buf;
+      }
     }
     HWY_UNROLL(32)
-    for (size_t v = 0; v < kNV; ++v) {
-      VF start = src ? hn::LoadU(d, src + v * kLanes) : hn::Zero(d);
-      if (init == Init::kScaleC) start = hn::Mul(start, hn::Set(d, beta));
-      acc[r][v] = start;
-    }
+    for (size_t v = 0; v < kNV; ++v) acc[r][v] = src ? hn::LoadU(d, src + v * kLanes) : hn::Zero(d);
   }
   for (int64_t kk = 0; kk < kb; ++kk) {
     VF w[kNV];
@@ -78,27 +90,42 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
     }
   }
   for (size_t r = 0; r < MR; ++r) {
+    float* row = y + r * ldy;
     if (full) {
-      for (size_t v = 0; v < kNV; ++v) hn::StoreU(acc[r][v], d, y + r * ldy + v * kLanes);
+      for (size_t v = 0; v < kNV; ++v) {
+        VF out = acc[r][v];
+        if (init == Init::kAddC) out = hn::Add(out, hn::LoadU(d, row + v * kLanes));
+        if (init == Init::kScaleC)
+          out = hn::MulAdd(hn::Set(d, beta), hn::LoadU(d, row + v * kLanes), out);
+        hn::StoreU(out, d, row + v * kLanes);
+      }
       continue;
     }
     // The last, partial panel goes through the buffer.
     for (size_t v = 0; v < kNV; ++v) hn::Store(acc[r][v], d, buf + v * kLanes);
-    for (int64_t c = 0; c < cols; ++c) y[r * ldy + c] = buf[c];
+    for (int64_t c = 0; c < cols; ++c) {
+      float out = buf[c];
+      if (init == Init::kAddC) out += row[c];
+      if (init == Init::kScaleC) out = std::fma(beta, row[c], out);
+      row[c] = out;
+    }
   }
 }
 
-// Rows [0, m) of one panel, MR at a time, the remainder with smaller tiles.
+// Rows [0, m) of one panel, MR at a time, the remainder with smaller tiles. Tile t starts at
+// a + t * MR * st: st = sr when A is read as it is, kb when it is packed (tiles of MR rows, each
+// kb x MR, row r of a tile at + r, feature kk at + kk * MR: sr = 1, sk = MR). The remainder
+// (< MR rows) lies within one tile, so it steps by sr.
 template <size_t MR>
-HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t kb,
+HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t st, int64_t kb,
                      const float* panel, int64_t ps, Init init, const float* bias, float beta,
                      float* y, int64_t ldy, int64_t cols) {
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
-    Tile<MR>(a + i * sr, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy, cols);
+    Tile<MR>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy, cols);
   if constexpr (MR > 1) {
     if (i < m)
-      Rows<MR - 1>(m - i, a + i * sr, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy,
+      Rows<MR - 1>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init, bias, beta, y + i * ldy, ldy,
                    cols);
   }
 }
@@ -111,15 +138,16 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t c0 = p * kPackPanel;
-    Rows<kMR>(m, x, ldx, 1, k, packed + p * k * kPackPanel, kPackPanel,
+    Rows<kMR>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
               bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f, y + c0, ldy,
               std::min<int64_t>(kPackPanel, n - c0));
   }
 }
 
-// Blocks: kKc input features per packed block (one panel's block is 32 KB, L1-sized) and kMc
-// rows of A per pass over the panels (256 KB of A at kKc, kept in L2).
-constexpr int64_t kKc = 256, kMc = 256;
+// Blocks: kKc input features per packed block (one panel's block is 32 KB, L1-sized), kMc rows of
+// A per pass over the panels (~256 KB of A at kKc, kept in L2; whole tiles) and kNc columns of
+// op(B) packed at a time (512 KB at kKc, kept in L2 beside A's block).
+constexpr int64_t kKc = 256, kMc = 256 / kMR * kMR, kNc = 512;
 // Up to this many rows of A, Gemm reads an unscaled, untransposed B in place (see GemmImpl).
 constexpr int64_t kInPlaceRows = 96;
 
@@ -156,11 +184,10 @@ HWY_INLINE void Transpose16(__m512 r[16]) {
 }
 #endif
 
-// Panels [p0, p1) of alpha * op(B)[k0 .. k0 + kb, :] into `packed` (panel p at p * kb * 32).
+// Panel p (columns 32 p .. 32 p + 31) of alpha * op(B)[k0 .. k0 + kb, :] into dst (kb x 32).
 void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t kb, float alpha,
-           int64_t p0, int64_t p1, float* packed) {
-  for (int64_t p = p0; p < p1; ++p) {
-    float* dst = packed + p * kb * kPackPanel;
+           int64_t p, float* dst) {
+  {
     const int64_t c0 = p * kPackPanel, cols = std::min<int64_t>(kPackPanel, n - c0);
     if (!tb) {  // op(B)[kk][c] = b[kk * ldb + c]: rows of 32 contiguous floats
       for (int64_t kk = 0; kk < kb; ++kk) {
@@ -200,17 +227,45 @@ void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t 
   }
 }
 
+// Tile t of A (rows t MR .. t MR + MR - 1, those below m) for features [k0, k0 + kb) into dst,
+// feature kk's MR values side by side at dst + kk * MR (Rows' packed layout).
+void PackA(bool ta, const float* a, int64_t lda, int64_t m, int64_t k0, int64_t kb, int64_t t,
+           float* dst) {
+  const int64_t r0 = t * static_cast<int64_t>(kMR), rows = std::min<int64_t>(kMR, m - r0);
+  if (ta) {  // a(r, kk) = a[r + kk * lda]: a feature's rows are contiguous
+    const float* src = a + r0 + k0 * lda;
+    for (int64_t kk = 0; kk < kb; ++kk)
+      for (int64_t r = 0; r < rows; ++r) dst[kk * kMR + r] = src[kk * lda + r];
+  } else {  // a(r, kk) = a[r * lda + kk]
+    const float* src = a + r0 * lda + k0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kMR + r] = src[r * lda + kk];
+  }
+}
+
 void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
   const int64_t kc = std::min(k, kKc);
+  // The panels packed at a time: a chunk of op(B) (kNc columns, 512 KB at kKc) stays in L2 while
+  // every row block of A passes over it; all of a wide B at once (8,000 columns: 8 MB) would be
+  // fetched from L3 again for each row block.
+  const int64_t chunk = std::min(panels, kNc / kPackPanel);
   // One buffer per calling thread, kept: no allocation (or page faults) per call.
-  static thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < panels * kc * kPackPanel)
-    buffer.resize(panels * kc * kPackPanel);
+  static thread_local std::vector<float> buffer, abuffer;
+  if (static_cast<int64_t>(buffer.size()) < chunk * kc * kPackPanel)
+    buffer.resize(chunk * kc * kPackPanel);
   float* packed = buffer.data();
   const int64_t sr = ta ? 1 : lda, sk = ta ? lda : 1;  // a(r, kk) = a[r * sr + kk * sk]
-  const int64_t mblocks = (m + kMc - 1) / kMc, items = mblocks * panels;
+  // A transposed is read a feature (a row of the stored matrix) at a time: MR floats of one
+  // cache line per feature, 256 lines per tile. Packed, a tile's A is one contiguous run. Packing
+  // A as it is was measured too: it gained nothing (its MR rows are MR sequential streams).
+  const bool pack_a = ta && panels > 1;
+  const int64_t tiles = (m + kMR - 1) / kMR;
+  if (pack_a && static_cast<int64_t>(abuffer.size()) < tiles * static_cast<int64_t>(kMR) * kc)
+    abuffer.resize(tiles * kMR * kc);
+  float* apacked = abuffer.data();
+  const int64_t mblocks = (m + kMc - 1) / kMc;
   const bool threads = m * n * k >= (int64_t{1} << 22) && omp_get_max_threads() > 1;
   // Few rows and op(B) = B unscaled: B's rows already hold each panel's 32 columns side by side,
   // so full panels are read in place (row stride ldb) instead of copied; with few rows a panel
@@ -223,21 +278,31 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     for (int64_t k0 = 0; k0 < k; k0 += kc) {
       const int64_t kb = std::min(kc, k - k0);
       const Init init = k0 > 0 ? Init::kAddC : (beta == 0.0f ? Init::kZero : Init::kScaleC);
-#pragma omp for schedule(static)
-      for (int64_t p = full_panels; p < panels; ++p)
-        PackB(tb, b, ldb, n, k0, kb, alpha, p, p + 1, packed);
-        // (implicit barrier: the block is packed before any thread reads it)
-#pragma omp for schedule(static)
-      for (int64_t it = 0; it < items; ++it) {
-        const int64_t mb = it / panels, p = it % panels;
-        const int64_t r0 = mb * kMc, rows = std::min(kMc, m - r0), c0 = p * kPackPanel;
-        const bool direct = p < full_panels;
-        Rows<kMR>(rows, a + r0 * sr + k0 * sk, sr, sk, kb,
-                  direct ? b + k0 * ldb + c0 : packed + p * kb * kPackPanel,
-                  direct ? ldb : kPackPanel, init, nullptr, beta, c + r0 * ldc + c0, ldc,
-                  std::min<int64_t>(kPackPanel, n - c0));
+      if (pack_a) {
+#pragma omp for schedule(static) nowait
+        for (int64_t t = 0; t < tiles; ++t)
+          PackA(ta, a, lda, m, k0, kb, t, apacked + t * static_cast<int64_t>(kMR) * kb);
+        // (the first chunk's barrier below comes before any tile reads it)
       }
-      // (implicit barrier: every tile is done before the next block overwrites the buffer)
+      for (int64_t q0 = 0; q0 < panels; q0 += chunk) {
+        const int64_t q1 = std::min(panels, q0 + chunk), items = mblocks * (q1 - q0);
+#pragma omp for schedule(static)
+        for (int64_t p = std::max(q0, full_panels); p < q1; ++p)
+          PackB(tb, b, ldb, n, k0, kb, alpha, p, packed + (p - q0) * kb * kPackPanel);
+          // (implicit barrier: the chunk is packed before any thread reads it)
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < items; ++it) {
+          const int64_t mb = it / (q1 - q0), p = q0 + it % (q1 - q0);
+          const int64_t r0 = mb * kMc, rows = std::min(kMc, m - r0), c0 = p * kPackPanel;
+          const bool direct = p < full_panels;
+          Rows<kMR>(rows, pack_a ? apacked + r0 * kb : a + r0 * sr + k0 * sk, pack_a ? 1 : sr,
+                    pack_a ? static_cast<int64_t>(kMR) : sk, pack_a ? kb : sr, kb,
+                    direct ? b + k0 * ldb + c0 : packed + (p - q0) * kb * kPackPanel,
+                    direct ? ldb : kPackPanel, init, nullptr, beta, c + r0 * ldc + c0, ldc,
+                    std::min<int64_t>(kPackPanel, n - c0));
+        }
+        // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
+      }
     }
   }
 }
