@@ -253,7 +253,8 @@ TEST(SimdKernels, Gemm) {
                            {64, 300, 600},
                            // Past one block of every kind: rows (kMc), features (kKc), the
                            // panels packed at a time (kNc), and a last, partial tile of rows.
-                           {301, 600, 270}};
+                           {301, 600, 270},
+                           {40, 2050, 37}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})

@@ -47,7 +47,7 @@ enum class Init { kZero, kBias, kScaleC, kAddC };
 // one code path reads A as it is or transposed; the panel's row kk (32 floats) at panel + kk *
 // ps (kPackPanel when packed, B's own row stride when read in place). Writes `cols` (<= 32)
 // columns of y.
-template <size_t MR>
+template <size_t MR, bool kPackedA>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
                      const float* HWY_RESTRICT panel, int64_t ps, Init init, const float* bias,
                      float beta, float* y, int64_t ldy, int64_t cols) {
@@ -84,7 +84,8 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
     for (size_t v = 0; v < kNV; ++v) w[v] = hn::LoadU(d, panel + kk * ps + v * kLanes);
     HWY_UNROLL(32)
     for (size_t r = 0; r < MR; ++r) {
-      const VF xr = hn::Set(d, a[r * sr + kk * sk]);
+      // Packed A (Rows): the offsets are constants, no index register per row.
+      const VF xr = hn::Set(d, kPackedA ? a[kk * kMR + r] : a[r * sr + kk * sk]);
       HWY_UNROLL(32)
       for (size_t v = 0; v < kNV; ++v) acc[r][v] = hn::MulAdd(xr, w[v], acc[r][v]);
     }
@@ -116,17 +117,17 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
 // a + t * MR * st: st = sr when A is read as it is, kb when it is packed (tiles of MR rows, each
 // kb x MR, row r of a tile at + r, feature kk at + kk * MR: sr = 1, sk = MR). The remainder
 // (< MR rows) lies within one tile, so it steps by sr.
-template <size_t MR>
+template <size_t MR, bool kPackedA>
 HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t st, int64_t kb,
                      const float* panel, int64_t ps, Init init, const float* bias, float beta,
                      float* y, int64_t ldy, int64_t cols) {
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
-    Tile<MR>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy, cols);
+    Tile<MR, kPackedA>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy, cols);
   if constexpr (MR > 1) {
     if (i < m)
-      Rows<MR - 1>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init, bias, beta, y + i * ldy, ldy,
-                   cols);
+      Rows<MR - 1, kPackedA>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init, bias, beta,
+                             y + i * ldy, ldy, cols);
   }
 }
 
@@ -138,9 +139,9 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t c0 = p * kPackPanel;
-    Rows<kMR>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
-              bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f, y + c0, ldy,
-              std::min<int64_t>(kPackPanel, n - c0));
+    Rows<kMR, false>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
+                     bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f, y + c0,
+                     ldy, std::min<int64_t>(kPackPanel, n - c0));
   }
 }
 
@@ -257,10 +258,11 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     buffer.resize(chunk * kc * kPackPanel);
   float* packed = buffer.data();
   const int64_t sr = ta ? 1 : lda, sk = ta ? lda : 1;  // a(r, kk) = a[r * sr + kk * sk]
-  // A transposed is read a feature (a row of the stored matrix) at a time: MR floats of one
-  // cache line per feature, 256 lines per tile. Packed, a tile's A is one contiguous run. Packing
-  // A as it is was measured too: it gained nothing (its MR rows are MR sequential streams).
-  const bool pack_a = ta && panels > 1;
+  // A is packed (Rows' layout: a tile's A one contiguous run, its offsets constants) when it is
+  // read transposed (a feature, i.e. a row of the stored matrix, at a time: MR floats of a cache
+  // line per feature) or when many panels reuse it; otherwise the tile reads its MR rows as MR
+  // streams. Packing every A measured slower on the decoder's 64-row products (few panels).
+  const bool pack_a = panels > 1 && (ta || panels >= 64);
   const int64_t tiles = (m + kMR - 1) / kMR;
   if (pack_a && static_cast<int64_t>(abuffer.size()) < tiles * static_cast<int64_t>(kMR) * kc)
     abuffer.resize(tiles * kMR * kc);
@@ -295,11 +297,16 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
           const int64_t mb = it / (q1 - q0), p = q0 + it % (q1 - q0);
           const int64_t r0 = mb * kMc, rows = std::min(kMc, m - r0), c0 = p * kPackPanel;
           const bool direct = p < full_panels;
-          Rows<kMR>(rows, pack_a ? apacked + r0 * kb : a + r0 * sr + k0 * sk, pack_a ? 1 : sr,
-                    pack_a ? static_cast<int64_t>(kMR) : sk, pack_a ? kb : sr, kb,
-                    direct ? b + k0 * ldb + c0 : packed + (p - q0) * kb * kPackPanel,
-                    direct ? ldb : kPackPanel, init, nullptr, beta, c + r0 * ldc + c0, ldc,
-                    std::min<int64_t>(kPackPanel, n - c0));
+          const float* panel = direct ? b + k0 * ldb + c0 : packed + (p - q0) * kb * kPackPanel;
+          const int64_t ps = direct ? ldb : kPackPanel,
+                        cols = std::min<int64_t>(kPackPanel, n - c0);
+          if (pack_a) {
+            Rows<kMR, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init, nullptr, beta,
+                            c + r0 * ldc + c0, ldc, cols);
+          } else {
+            Rows<kMR, false>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps, init, nullptr,
+                             beta, c + r0 * ldc + c0, ldc, cols);
+          }
         }
         // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
       }
