@@ -76,9 +76,15 @@ Tensor MakeView(const Tensor& base, const Shape& shape, const Shape& strides, in
 
 // ---- creation ----
 Tensor Tensor::Empty(const Shape& shape, DType dtype) { return NewTensor(shape, dtype); }
+// Copies and fills above this many bytes are shared among the OpenMP threads (a gradient of the
+// output layer's logits is tens of MB; the other threads would wait at the next parallel op).
+constexpr int64_t kThreadBytes = int64_t{1} << 18;
+
 Tensor Tensor::Zeros(const Shape& shape, DType dtype) {
   Tensor t = NewTensor(shape, dtype);
-  std::memset(t.raw_data(), 0, shape.numel() * DTypeSize(dtype));
+  char* p = static_cast<char*>(t.raw_data());
+  ParallelRange(shape.numel() * DTypeSize(dtype), kThreadBytes,
+                [&](int64_t b, int64_t e) { std::memset(p + b, 0, e - b); });
   return t;
 }
 Tensor Tensor::Ones(const Shape& shape, DType dtype) { return Full(shape, 1.0, dtype); }
@@ -338,7 +344,7 @@ void Tensor::CopyFrom(const Tensor& src) {
           for (int64_t i = 0; i < n; ++i) d[i * inner[0]] = static_cast<D>(p[i * inner[1]]);
         }
       };
-      ForEachRow<2>(shape(), st, row);
+      ParallelForEachRow<2>(shape(), st, kThreadBytes / static_cast<int64_t>(sizeof(D)), row);
     });
   });
 }
