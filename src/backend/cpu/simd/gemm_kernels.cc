@@ -188,42 +188,40 @@ HWY_INLINE void Transpose16(__m512 r[16]) {
 // Panel p (columns 32 p .. 32 p + 31) of alpha * op(B)[k0 .. k0 + kb, :] into dst (kb x 32).
 void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t kb, float alpha,
            int64_t p, float* dst) {
-  {
-    const int64_t c0 = p * kPackPanel, cols = std::min<int64_t>(kPackPanel, n - c0);
-    if (!tb) {  // op(B)[kk][c] = b[kk * ldb + c]: rows of 32 contiguous floats
-      for (int64_t kk = 0; kk < kb; ++kk) {
-        const float* src = b + (k0 + kk) * ldb + c0;
-        float* row = dst + kk * kPackPanel;
-        for (int64_t j = 0; j < cols; ++j) row[j] = alpha * src[j];
-        for (int64_t j = cols; j < kPackPanel; ++j) row[j] = 0.0f;
-      }
-    } else {  // op(B)[kk][c] = b[c * ldb + kk]: each row of b scatters into a column
-      int64_t j0 = 0;
+  const int64_t c0 = p * kPackPanel, cols = std::min<int64_t>(kPackPanel, n - c0);
+  if (!tb) {  // op(B)[kk][c] = b[kk * ldb + c]: rows of 32 contiguous floats
+    for (int64_t kk = 0; kk < kb; ++kk) {
+      const float* src = b + (k0 + kk) * ldb + c0;
+      float* row = dst + kk * kPackPanel;
+      for (int64_t j = 0; j < cols; ++j) row[j] = alpha * src[j];
+      for (int64_t j = cols; j < kPackPanel; ++j) row[j] = 0.0f;
+    }
+  } else {  // op(B)[kk][c] = b[c * ldb + kk]: each row of b scatters into a column
+    int64_t j0 = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-      // 16 rows of b at a time, transposed 16 x 16 in registers (the same products as below).
-      const __m512 va = _mm512_set1_ps(alpha);
-      for (; j0 + 16 <= cols; j0 += 16) {
-        int64_t kk = 0;
-        for (; kk + 16 <= kb; kk += 16) {
-          __m512 r[16];
-          for (int i = 0; i < 16; ++i)
-            r[i] = _mm512_mul_ps(va, _mm512_loadu_ps(b + (c0 + j0 + i) * ldb + k0 + kk));
-          Transpose16(r);
-          for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + (kk + i) * kPackPanel + j0, r[i]);
-        }
-        for (; kk < kb; ++kk)
-          for (int64_t j = j0; j < j0 + 16; ++j)
-            dst[kk * kPackPanel + j] = alpha * b[(c0 + j) * ldb + k0 + kk];
+    // 16 rows of b at a time, transposed 16 x 16 in registers (the same products as below).
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (; j0 + 16 <= cols; j0 += 16) {
+      int64_t kk = 0;
+      for (; kk + 16 <= kb; kk += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i)
+          r[i] = _mm512_mul_ps(va, _mm512_loadu_ps(b + (c0 + j0 + i) * ldb + k0 + kk));
+        Transpose16(r);
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + (kk + i) * kPackPanel + j0, r[i]);
       }
+      for (; kk < kb; ++kk)
+        for (int64_t j = j0; j < j0 + 16; ++j)
+          dst[kk * kPackPanel + j] = alpha * b[(c0 + j) * ldb + k0 + kk];
+    }
 #endif
-      for (int64_t j = j0; j < kPackPanel; ++j) {
-        if (j >= cols) {
-          for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = 0.0f;
-          continue;
-        }
-        const float* src = b + (c0 + j) * ldb + k0;
-        for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = alpha * src[kk];
+    for (int64_t j = j0; j < kPackPanel; ++j) {
+      if (j >= cols) {
+        for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = 0.0f;
+        continue;
       }
+      const float* src = b + (c0 + j) * ldb + k0;
+      for (int64_t kk = 0; kk < kb; ++kk) dst[kk * kPackPanel + j] = alpha * src[kk];
     }
   }
 }
@@ -269,8 +267,8 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   float* apacked = abuffer.data();
   // Row blocks of (nearly) equal size, whole tiles each: threads take contiguous runs of
   // (row block, panel) items, so 1,344 rows as 5 x 252 + 84 would leave one thread a fifth idle.
-  const int64_t mr = static_cast<int64_t>(kMR);
-  const int64_t even = (m + (m + kMc - 1) / kMc - 1) / ((m + kMc - 1) / kMc);
+  const int64_t mr = static_cast<int64_t>(kMR), blocks = (m + kMc - 1) / kMc;
+  const int64_t even = (m + blocks - 1) / blocks;  // rows per block, before rounding to tiles
   const int64_t mc = (even + mr - 1) / mr * mr, mblocks = (m + mc - 1) / mc;
   const bool threads = m * n * k >= (int64_t{1} << 22) && omp_get_max_threads() > 1;
   // Few rows and op(B) = B unscaled: B's rows already hold each panel's 32 columns side by side,
