@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <optional>
 #include <vector>
 
 #include "backend/cpu/reference/gemm_kernels.h"
@@ -61,8 +62,9 @@ void BM_Decode(benchmark::State& st, bool ours, int64_t m, int64_t n, int64_t k)
   SetFlops(st, m, n, k);
 }
 
-// The same product with the weight in bf16 (bf16 = true) or int8, packed once.
-void BM_DecodeLow(benchmark::State& st, bool bf16, int64_t m, int64_t n, int64_t k) {
+// The same product with the weight in bf16 (bf16 = true) or int8, packed once; avx512: the
+// AVX-512 kernels even where the product would run on AMX tiles.
+void BM_DecodeLow(benchmark::State& st, bool bf16, bool avx512, int64_t m, int64_t n, int64_t k) {
   namespace cpu = attend::cpu;
   auto x = Filled(m * k, 1e-3f), w = Filled(n * k, 1e-3f), y = Filled(m * n, 0.0f);
   std::vector<uint16_t> b16(cpu::Bf16PackedSize(n, k));
@@ -72,6 +74,8 @@ void BM_DecodeLow(benchmark::State& st, bool bf16, int64_t m, int64_t n, int64_t
   cpu::PackBf16(w.data(), n, k, k, b16.data());
   cpu::QuantizeWeightInt8(w.data(), n, k, k, q.data(), scale.data(), colsum.data());
   cpu::PackInt8(q.data(), n, k, q8.data());
+  std::optional<cpu::simd::AvoidAmxKernels> avoid;
+  if (avx512) avoid.emplace();
   for (auto _ : st) {
     if (bf16) cpu::simd::Bf16Gemm(x.data(), m, k, k, b16.data(), n, nullptr, y.data(), n);
     else
@@ -109,19 +113,25 @@ int RegisterAll() {
     REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, true, s.ta, s.tb, s.m, s.n, s.k);
     REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, false, s.ta, s.tb, s.m, s.n, s.k);
   }
-  for (int64_t m : {1, 8, 32, 128, 256}) {
+  for (int64_t m : {1, 4, 8, 16, 32, 128, 256}) {
     const std::string shape = std::to_string(m) + "x8000x256";
     REG(("packed/" + shape).c_str(), BM_Decode, true, m, 8000, 256);
     REG(("sgemm_bt/" + shape).c_str(), BM_Decode, false, m, 8000, 256);
-    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, m, 8000, 256);
-    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, m, 8000, 256);
+    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, false, m, 8000, 256);
+    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, false, m, 8000, 256);
+    if (m >= 4) {  // the AVX-512 kernels where AMX tiles run (quant_kernels.h's kAmx*MinRows)
+      REG(("bf16_avx512/" + shape).c_str(), BM_DecodeLow, true, true, m, 8000, 256);
+      REG(("int8_avx512/" + shape).c_str(), BM_DecodeLow, false, true, m, 8000, 256);
+    }
   }
   // The decoder's other products: a GRU's 768 x 256 and a feed-forward 1024 x 256, 32 rows.
   for (int64_t n : {768, 1024}) {
     const std::string shape = "32x" + std::to_string(n) + "x256";
     REG(("packed/" + shape).c_str(), BM_Decode, true, 32, n, 256);
-    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, 32, n, 256);
-    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, 32, n, 256);
+    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, false, 32, n, 256);
+    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, false, 32, n, 256);
+    REG(("bf16_avx512/" + shape).c_str(), BM_DecodeLow, true, true, 32, n, 256);
+    REG(("int8_avx512/" + shape).c_str(), BM_DecodeLow, false, true, 32, n, 256);
   }
   return 0;
 }

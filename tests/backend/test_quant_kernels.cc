@@ -76,6 +76,7 @@ const int64_t kFeatures[] = {1, 3, 4, 7, 64, 257};
 
 TEST(QuantKernels, Int8KernelEqualsScalarTwinBitForBit) {
   if (!simd::HasInt8Kernel()) GTEST_SKIP() << "no AVX512-VNNI: the scalar twin runs everywhere";
+  simd::AvoidAmxKernels avoid;  // the AVX-512 kernel at every shape (AMX's own test is below)
   unsigned seed = 1;
   for (int64_t m : kRows)
     for (int64_t n : kCols)
@@ -92,6 +93,7 @@ TEST(QuantKernels, Int8KernelEqualsScalarTwinBitForBit) {
 
 TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
   if (!simd::HasBf16Kernel()) GTEST_SKIP() << "no AVX512-BF16: the scalar twin runs everywhere";
+  simd::AvoidAmxKernels avoid;  // AMX sums in its own order (its test is below)
   unsigned seed = 100;
   for (int64_t m : kRows)
     for (int64_t n : kCols)
@@ -106,6 +108,85 @@ TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
               SameBits(RunBf16(x, m, k, packed, n, b, false), RunBf16(x, m, k, packed, n, b, true)))
               << "m " << m << " n " << n << " k " << k << (b ? " with bias" : "");
       }
+}
+
+// The AMX tile kernels (products of >= kAmxInt8MinRows rows over whole tiles of features) against
+// the scalar twin bit for bit, around the tiles' edges: 16-row tiles in blocks of 32 rows, pairs
+// of 16-column panels, 64 features per tile (k = 255 pads the last group), and one product large
+// enough to split among the threads.
+TEST(QuantKernels, Int8AmxEqualsScalarTwinBitForBit) {
+  if (!simd::HasAmxInt8Kernel()) GTEST_SKIP() << "no AMX-INT8: the AVX-512 kernel runs instead";
+  unsigned seed = 500;
+  struct Shape {
+    int64_t m, n, k;
+  };
+  std::vector<Shape> shapes = {{64, 520, 256}};
+  for (int64_t m : {simd::kAmxInt8MinRows, int64_t{16}, int64_t{17}, int64_t{33}, int64_t{50}})
+    for (int64_t n : {1, 16, 17, 33, 70})
+      for (int64_t k : {64, 255, 320}) shapes.push_back({m, n, k});
+  for (const Shape& sh : shapes) {
+    const auto [m, n, k] = sh;
+    ASSERT_TRUE(simd::Int8UsesAmx(m, k)) << "m " << m << " k " << k;
+    const auto w = RandomFloats(n * k, -0.5f, 0.5f, seed++);
+    const auto x = RandomFloats(m * k, -3.0f, 3.0f, seed++);
+    const auto bias = RandomFloats(n, -1.0f, 1.0f, seed++);
+    const Int8Weight q = QuantizeInt8(w, n, k);
+    for (const float* b : {static_cast<const float*>(nullptr), bias.data()})
+      EXPECT_TRUE(SameBits(RunInt8(x, m, k, q, n, b, false), RunInt8(x, m, k, q, n, b, true)))
+          << "m " << m << " n " << n << " k " << k << (b ? " with bias" : "");
+  }
+  // Where AMX does not run: too few rows, features not whole tiles, or avoided.
+  EXPECT_FALSE(simd::Int8UsesAmx(simd::kAmxInt8MinRows - 1, 256));
+  EXPECT_FALSE(simd::Int8UsesAmx(32, 257));
+  simd::AvoidAmxKernels avoid;
+  EXPECT_FALSE(simd::Int8UsesAmx(32, 256));
+}
+
+// The bf16 tile instruction sums the (exact) products of the rounded operands in an order of its
+// own, so it is held, as the scalar twin is, to the bound of any order of k - 1 f32 additions plus
+// the bias's: |y - e| <= k 2^-24 (sum |x w| + |bias|), e the exact sum (double) of the products
+// of the bf16 operands plus the bias.
+TEST(QuantKernels, Bf16AmxWithinSummationBoundOfExactProducts) {
+  if (!simd::HasAmxBf16Kernel()) GTEST_SKIP() << "no AMX-BF16: the AVX-512 kernel runs instead";
+  unsigned seed = 600;
+  struct Shape {
+    int64_t m, n, k;
+  };
+  std::vector<Shape> shapes = {{64, 520, 256}};
+  for (int64_t m : {simd::kAmxBf16MinRows, int64_t{16}, int64_t{17}, int64_t{33}, int64_t{50}})
+    for (int64_t n : {1, 16, 17, 33, 70})
+      for (int64_t k : {32, 63, 320}) shapes.push_back({m, n, k});
+  for (const Shape& sh : shapes) {
+    const auto [m, n, k] = sh;
+    ASSERT_TRUE(simd::Bf16UsesAmx(m, k)) << "m " << m << " k " << k;
+    const auto w = RandomFloats(n * k, -0.5f, 0.5f, seed++);
+    const auto x = RandomFloats(m * k, -3.0f, 3.0f, seed++);
+    const auto bias = RandomFloats(n, -1.0f, 1.0f, seed++);
+    std::vector<uint16_t> packed(static_cast<size_t>(Bf16PackedSize(n, k)));
+    PackBf16(w.data(), n, k, k, packed.data());
+    for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+      const auto y = RunBf16(x, m, k, packed, n, b, false);
+      const auto twin = RunBf16(x, m, k, packed, n, b, true);
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c < n; ++c) {
+          double exact = b ? b[c] : 0.0, size = b ? std::fabs(b[c]) : 0.0;
+          for (int64_t i = 0; i < k; ++i) {
+            const double p =
+                double{FromBf16(ToBf16(x[r * k + i]))} * double{FromBf16(ToBf16(w[c * k + i]))};
+            exact += p;
+            size += std::fabs(p);
+          }
+          const double bound = static_cast<double>(k) * std::ldexp(1.0, -24) * size;
+          ASSERT_LE(std::fabs(y[r * n + c] - exact), bound)
+              << "m " << m << " n " << n << " k " << k << " at " << r << ", " << c;
+          ASSERT_LE(std::fabs(twin[r * n + c] - exact), bound);
+        }
+    }
+  }
+  EXPECT_FALSE(simd::Bf16UsesAmx(simd::kAmxBf16MinRows - 1, 256));
+  EXPECT_FALSE(simd::Bf16UsesAmx(32, 257));
+  simd::AvoidAmxKernels avoid;
+  EXPECT_FALSE(simd::Bf16UsesAmx(32, 256));
 }
 
 // Integers whose rows reach 127 quantize with scale 1 and no rounding: the int8 product is then
@@ -176,25 +257,26 @@ TEST(QuantKernels, Int8WithinRoundingBoundOfF32) {
 // rounding, k 2^-24 sum|x||w|.
 TEST(QuantKernels, Bf16WithinRoundingBoundOfF32) {
   unsigned seed = 400;
-  for (int64_t k : {3, 64, 301}) {
-    const int64_t m = 8, n = 35;
-    const auto w = RandomFloats(n * k, -0.2f, 0.2f, seed++);
-    const auto x = RandomFloats(m * k, -2.0f, 2.0f, seed++);
-    std::vector<uint16_t> packed(static_cast<size_t>(Bf16PackedSize(n, k)));
-    PackBf16(w.data(), n, k, k, packed.data());
-    const auto y = RunBf16(x, m, k, packed, n, nullptr, false);
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t c = 0; c < n; ++c) {
-        double exact = 0, xw = 0;
-        for (int64_t i = 0; i < k; ++i) {
-          exact += double{x[r * k + i]} * w[c * k + i];
-          xw += std::fabs(double{x[r * k + i]} * w[c * k + i]);
+  for (int64_t m : {8, 40})  // 40 rows over k = 64: the AMX kernel where the CPU has it
+    for (int64_t k : {3, 64, 301}) {
+      const int64_t n = 35;
+      const auto w = RandomFloats(n * k, -0.2f, 0.2f, seed++);
+      const auto x = RandomFloats(m * k, -2.0f, 2.0f, seed++);
+      std::vector<uint16_t> packed(static_cast<size_t>(Bf16PackedSize(n, k)));
+      PackBf16(w.data(), n, k, k, packed.data());
+      const auto y = RunBf16(x, m, k, packed, n, nullptr, false);
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c < n; ++c) {
+          double exact = 0, xw = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            exact += double{x[r * k + i]} * w[c * k + i];
+            xw += std::fabs(double{x[r * k + i]} * w[c * k + i]);
+          }
+          const double bound = xw * (std::ldexp(1.0, -7) + std::ldexp(1.0, -16)) +
+                               static_cast<double>(k) * std::ldexp(1.0, -24) * xw;
+          EXPECT_LE(std::fabs(y[r * n + c] - exact), bound) << "k " << k;
         }
-        const double bound = xw * (std::ldexp(1.0, -7) + std::ldexp(1.0, -16)) +
-                             static_cast<double>(k) * std::ldexp(1.0, -24) * xw;
-        EXPECT_LE(std::fabs(y[r * n + c] - exact), bound) << "k " << k;
-      }
-  }
+    }
 }
 
 // A quantized checkpoint stores q and s and loads w' = q * s: quantizing w' again gives the same

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend/cpu/reference/quant_kernels.h"
+#include "backend/cpu/simd/quant_amx.h"
 
 namespace attend::cpu::simd {
 namespace {
@@ -24,6 +25,7 @@ constexpr int kMR = 6;  // rows per tile
 constexpr int kNP = 4;  // panels per tile: 6 x 4 = 24 accumulators of the 32 registers
 
 std::atomic<bool> force_scalar{false};
+std::atomic<bool> avoid_amx{false};
 
 bool CpuHas(bool vnni) {
 #if defined(__x86_64__)
@@ -251,12 +253,40 @@ bool HasBf16Kernel() {
   return has;
 }
 
+bool HasAmxInt8Kernel() { return amx::HasInt8(); }
+bool HasAmxBf16Kernel() { return amx::HasBf16(); }
+
+bool Int8UsesAmx(int64_t m, int64_t k) {
+  return m >= kAmxInt8MinRows && Int8Groups(k) % amx::kTileGroups == 0 && HasInt8Kernel() &&
+         amx::HasInt8() && !force_scalar.load(std::memory_order_relaxed) &&
+         !avoid_amx.load(std::memory_order_relaxed);
+}
+
+bool Bf16UsesAmx(int64_t m, int64_t k) {
+  return m >= kAmxBf16MinRows && Bf16Groups(k) % amx::kTileGroups == 0 && HasBf16Kernel() &&
+         amx::HasBf16() && !force_scalar.load(std::memory_order_relaxed) &&
+         !avoid_amx.load(std::memory_order_relaxed);
+}
+
 void Int8Gemm(const float* x, int64_t m, int64_t k, int64_t ldx, const int8_t* packed,
               const float* wscale, const int32_t* colsum, int64_t n, const float* bias, float* y,
               int64_t ldy) {
   static thread_local std::vector<uint8_t> u;
   static thread_local std::vector<float> xscale;
-  u.resize(static_cast<size_t>(m * Int8Groups(k) * 4));
+  const int64_t kp = Int8Groups(k) * 4;
+#if defined(__x86_64__)
+  if (Int8UsesAmx(m, k)) {
+    // The tiles read whole tiles of rows: the rows past m hold zeros (128) and are discarded.
+    const int64_t rows = amx::AmxRows(m);
+    u.resize(static_cast<size_t>(rows * kp));
+    xscale.resize(static_cast<size_t>(m));
+    QuantizeRowsU8Avx512(x, m, k, ldx, u.data(), xscale.data());
+    std::memset(u.data() + m * kp, 128, static_cast<size_t>((rows - m) * kp));
+    amx::Int8Gemm(u.data(), xscale.data(), m, kp / 4, packed, wscale, colsum, n, bias, y, ldy);
+    return;
+  }
+#endif
+  u.resize(static_cast<size_t>(m * kp));
   xscale.resize(static_cast<size_t>(m));
 #if defined(__x86_64__)
   if (HasInt8Kernel() && !force_scalar.load(std::memory_order_relaxed)) {
@@ -272,7 +302,18 @@ void Int8Gemm(const float* x, int64_t m, int64_t k, int64_t ldx, const int8_t* p
 void Bf16Gemm(const float* x, int64_t m, int64_t k, int64_t ldx, const uint16_t* packed, int64_t n,
               const float* bias, float* y, int64_t ldy) {
   static thread_local std::vector<uint16_t> b;
-  b.resize(static_cast<size_t>(m * Bf16Groups(k) * 2));
+  const int64_t kp = Bf16Groups(k) * 2;
+#if defined(__x86_64__)
+  if (Bf16UsesAmx(m, k)) {
+    const int64_t rows = amx::AmxRows(m);
+    b.resize(static_cast<size_t>(rows * kp));
+    RowsToBf16(x, m, k, ldx, b.data());
+    std::fill(b.begin() + m * kp, b.begin() + rows * kp, uint16_t{0});
+    amx::Bf16Gemm(b.data(), m, kp / 2, packed, n, bias, y, ldy);
+    return;
+  }
+#endif
+  b.resize(static_cast<size_t>(m * kp));
   RowsToBf16(x, m, k, ldx, b.data());
 #if defined(__x86_64__)
   if (HasBf16Kernel() && !force_scalar.load(std::memory_order_relaxed)) {
@@ -285,5 +326,8 @@ void Bf16Gemm(const float* x, int64_t m, int64_t k, int64_t ldx, const uint16_t*
 
 ForceScalarQuantKernels::ForceScalarQuantKernels() : previous_(force_scalar.exchange(true)) {}
 ForceScalarQuantKernels::~ForceScalarQuantKernels() { force_scalar.store(previous_); }
+
+AvoidAmxKernels::AvoidAmxKernels() : previous_(avoid_amx.exchange(true)) {}
+AvoidAmxKernels::~AvoidAmxKernels() { avoid_amx.store(previous_); }
 
 }  // namespace attend::cpu::simd

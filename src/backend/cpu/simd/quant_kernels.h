@@ -1,15 +1,28 @@
 // The int8 and bf16 decoding GEMMs (layouts and scalar twins in
 // backend/cpu/reference/quant_kernels.h). x86 intrinsics behind a run-time check: AVX512-VNNI
 // for int8, AVX512-BF16 for bf16 (Highway 1.0, Debian 12's, has neither dot product); on a CPU
-// without them the scalar twin runs, with the same results.
+// without them the scalar twin runs, with the same results. Where the CPU has AMX tiles, products
+// of at least kAmxInt8MinRows (kAmxBf16MinRows) rows over whole tiles of features run on them
+// (quant_amx.h): int8 with the same results again, bf16 with the tile's own order of summation.
 #pragma once
 
 #include <cstdint>
 
 namespace attend::cpu::simd {
 
-bool HasInt8Kernel();  // AVX512-VNNI
-bool HasBf16Kernel();  // AVX512-BF16
+bool HasInt8Kernel();     // AVX512-VNNI
+bool HasBf16Kernel();     // AVX512-BF16
+bool HasAmxInt8Kernel();  // AMX-INT8, and Linux granted the tile state
+bool HasAmxBf16Kernel();  // AMX-BF16, likewise
+
+// Rows from which a product runs on AMX tiles (a tile has 16; bench_gemm's int8 / bf16 against
+// int8_avx512 / bf16_avx512 on a Sapphire Rapids core: below these the AVX-512 kernels, which
+// use every row of their registers, are as fast or faster).
+inline constexpr int64_t kAmxInt8MinRows = 8;
+inline constexpr int64_t kAmxBf16MinRows = 4;
+// Whether Int8Gemm (Bf16Gemm) of m rows and k features runs on AMX tiles on this CPU.
+bool Int8UsesAmx(int64_t m, int64_t k);
+bool Bf16UsesAmx(int64_t m, int64_t k);
 
 // y [m x n] (row stride ldy) = x [m x k] (row stride ldx) @ w^T + bias (nullable), w packed by
 // PackInt8 with its per-row scales and colsums; x quantized per row on the way in.
@@ -28,6 +41,19 @@ class ForceScalarQuantKernels {
   ~ForceScalarQuantKernels();
   ForceScalarQuantKernels(const ForceScalarQuantKernels&) = delete;
   ForceScalarQuantKernels& operator=(const ForceScalarQuantKernels&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Benchmark and test hook: the AVX-512 kernels even where AMX would run (restored on
+// destruction).
+class AvoidAmxKernels {
+ public:
+  AvoidAmxKernels();
+  ~AvoidAmxKernels();
+  AvoidAmxKernels(const AvoidAmxKernels&) = delete;
+  AvoidAmxKernels& operator=(const AvoidAmxKernels&) = delete;
 
  private:
   bool previous_;
