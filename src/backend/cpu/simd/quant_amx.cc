@@ -124,39 +124,50 @@ ATTEND_AMX inline void Block(const uint8_t* a, int64_t lda, const uint8_t* b0, c
   if constexpr (RT == 2 && CT == 2) _tile_stored(3, o + 3072, 64);
 }
 
-// Both kernels: panel pairs split among the threads, row blocks of 32 (16 at the end) inside.
-// finish(sums, row0, rows, col0, cols) writes one 16 x 16 block of y.
+// Pairs [first, last) of panels, row blocks of 32 (16 at the end) inside; finish(sums, row0,
+// rows, col0, cols) writes one 16 x 16 block of y. One thread's share: the tile configuration is
+// the thread's state, loaded here and released at the end. (A function of its own, not the
+// body of the parallel region: clang does not give OpenMP's outlined body the target attribute.)
 template <bool kInt8, class Finish>
-ATTEND_AMX void Run(const uint8_t* a, int64_t lda, int64_t m, const uint8_t* packed,
-                    int64_t panel_bytes, int64_t tiles, int64_t n, bool threaded,
-                    const Finish& finish) {
-  const int64_t panels = (n + 15) / 16, pairs = (panels + 1) / 2;
+ATTEND_AMX void Pairs(const uint8_t* a, int64_t lda, int64_t m, const uint8_t* packed,
+                      int64_t panel_bytes, int64_t tiles, int64_t n, int64_t first, int64_t last,
+                      const Finish& finish) {
+  LoadConfig();
+  alignas(64) uint8_t sums[4 * 1024];
+  const int64_t panels = (n + 15) / 16;
+  for (int64_t pi = first; pi < last; ++pi) {
+    const int64_t p0 = pi * 2;
+    const bool two = p0 + 1 < panels;
+    const uint8_t* b0 = packed + p0 * panel_bytes;
+    const uint8_t* b1 = b0 + panel_bytes;
+    for (int64_t i = 0; i < m; i += 32) {
+      const uint8_t* ai = a + i * lda;
+      const bool rows2 = i + 16 < m;
+      if (rows2 && two) Block<kInt8, 2, 2>(ai, lda, b0, b1, tiles, sums);
+      else if (rows2) Block<kInt8, 2, 1>(ai, lda, b0, b1, tiles, sums);
+      else if (two) Block<kInt8, 1, 2>(ai, lda, b0, b1, tiles, sums);
+      else Block<kInt8, 1, 1>(ai, lda, b0, b1, tiles, sums);
+      for (int rt = 0; rt < (rows2 ? 2 : 1); ++rt)
+        for (int ct = 0; ct < (two ? 2 : 1); ++ct) {
+          const int64_t r0 = i + rt * 16, c0 = (p0 + ct) * 16;
+          finish(sums + (rt * 2 + ct) * 1024, r0, std::min<int64_t>(16, m - r0), c0,
+                 std::min<int64_t>(16, n - c0));
+        }
+    }
+  }
+  _tile_release();
+}
+
+// Both kernels: the panel pairs split evenly among the threads.
+template <bool kInt8, class Finish>
+void Run(const uint8_t* a, int64_t lda, int64_t m, const uint8_t* packed, int64_t panel_bytes,
+         int64_t tiles, int64_t n, bool threaded, const Finish& finish) {
+  const int64_t pairs = ((n + 15) / 16 + 1) / 2;
 #pragma omp parallel if (threaded)
   {
-    LoadConfig();
-    alignas(64) uint8_t sums[4 * 1024];
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < pairs; ++pi) {
-      const int64_t p0 = pi * 2;
-      const bool two = p0 + 1 < panels;
-      const uint8_t* b0 = packed + p0 * panel_bytes;
-      const uint8_t* b1 = b0 + panel_bytes;
-      for (int64_t i = 0; i < m; i += 32) {
-        const uint8_t* ai = a + i * lda;
-        const bool rows2 = i + 16 < m;
-        if (rows2 && two) Block<kInt8, 2, 2>(ai, lda, b0, b1, tiles, sums);
-        else if (rows2) Block<kInt8, 2, 1>(ai, lda, b0, b1, tiles, sums);
-        else if (two) Block<kInt8, 1, 2>(ai, lda, b0, b1, tiles, sums);
-        else Block<kInt8, 1, 1>(ai, lda, b0, b1, tiles, sums);
-        for (int rt = 0; rt < (rows2 ? 2 : 1); ++rt)
-          for (int ct = 0; ct < (two ? 2 : 1); ++ct) {
-            const int64_t r0 = i + rt * 16, c0 = (p0 + ct) * 16;
-            finish(sums + (rt * 2 + ct) * 1024, r0, std::min<int64_t>(16, m - r0), c0,
-                   std::min<int64_t>(16, n - c0));
-          }
-      }
-    }
-    _tile_release();
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t first = pairs * t / threads, last = pairs * (t + 1) / threads;
+    if (first < last) Pairs<kInt8>(a, lda, m, packed, panel_bytes, tiles, n, first, last, finish);
   }
 }
 #endif  // ATTEND_HAVE_AMX
