@@ -110,6 +110,20 @@ TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
       }
 }
 
+struct AmxShape {
+  int64_t m, n, k;
+};
+
+// The AMX tests' shapes: from the kernel's first row count, features over 1 and 5 tiles (k1, k5)
+// and one that pads the last group (kpad).
+std::vector<AmxShape> AmxShapes(int64_t min_rows, int64_t k1, int64_t kpad, int64_t k5) {
+  std::vector<AmxShape> shapes = {{64, 520, 256}};
+  for (int64_t m : {min_rows, int64_t{16}, int64_t{17}, int64_t{33}, int64_t{50}})
+    for (int64_t n : {1, 16, 17, 33, 70})
+      for (int64_t k : {k1, kpad, k5}) shapes.push_back({m, n, k});
+  return shapes;
+}
+
 // The AMX tile kernels (products of >= kAmxInt8MinRows rows over whole tiles of features) against
 // the scalar twin bit for bit, around the tiles' edges: 16-row tiles in blocks of 32 rows, pairs
 // of 16-column panels, 64 features per tile (k = 255 pads the last group), and one product large
@@ -117,14 +131,7 @@ TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
 TEST(QuantKernels, Int8AmxEqualsScalarTwinBitForBit) {
   if (!simd::HasAmxInt8Kernel()) GTEST_SKIP() << "no AMX-INT8: the AVX-512 kernel runs instead";
   unsigned seed = 500;
-  struct Shape {
-    int64_t m, n, k;
-  };
-  std::vector<Shape> shapes = {{64, 520, 256}};
-  for (int64_t m : {simd::kAmxInt8MinRows, int64_t{16}, int64_t{17}, int64_t{33}, int64_t{50}})
-    for (int64_t n : {1, 16, 17, 33, 70})
-      for (int64_t k : {64, 255, 320}) shapes.push_back({m, n, k});
-  for (const Shape& sh : shapes) {
+  for (const AmxShape& sh : AmxShapes(simd::kAmxInt8MinRows, 64, 255, 320)) {
     const auto [m, n, k] = sh;
     ASSERT_TRUE(simd::Int8UsesAmx(m, k)) << "m " << m << " k " << k;
     const auto w = RandomFloats(n * k, -0.5f, 0.5f, seed++);
@@ -149,14 +156,7 @@ TEST(QuantKernels, Int8AmxEqualsScalarTwinBitForBit) {
 TEST(QuantKernels, Bf16AmxWithinSummationBoundOfExactProducts) {
   if (!simd::HasAmxBf16Kernel()) GTEST_SKIP() << "no AMX-BF16: the AVX-512 kernel runs instead";
   unsigned seed = 600;
-  struct Shape {
-    int64_t m, n, k;
-  };
-  std::vector<Shape> shapes = {{64, 520, 256}};
-  for (int64_t m : {simd::kAmxBf16MinRows, int64_t{16}, int64_t{17}, int64_t{33}, int64_t{50}})
-    for (int64_t n : {1, 16, 17, 33, 70})
-      for (int64_t k : {32, 63, 320}) shapes.push_back({m, n, k});
-  for (const Shape& sh : shapes) {
+  for (const AmxShape& sh : AmxShapes(simd::kAmxBf16MinRows, 32, 63, 160)) {
     const auto [m, n, k] = sh;
     ASSERT_TRUE(simd::Bf16UsesAmx(m, k)) << "m " << m << " k " << k;
     const auto w = RandomFloats(n * k, -0.5f, 0.5f, seed++);
