@@ -3,14 +3,21 @@
 // gradient dY W, weight gradient dY^T X) and the decoding products on a weight packed once
 // (PackedGemm, a few rows against the 8000 x 256 output layer), and the same decoding products in
 // bf16 and int8 (simd/quant_kernels.cc; the activations' conversion included, as decoding runs
-// it; "ops" counted as for f32: 2 m n k). GFLOP/s counters; run with
-// OMP_NUM_THREADS=1 for one core. The thresholds in backend/cpu/gemm.cc and nn/prepacked.cc come
-// from these rows.
+// it; "ops" counted as for f32: 2 m n k), with oneDNN's matmul on them where libdnnl-dev is
+// installed. GFLOP/s counters; run with OMP_NUM_THREADS=1 for one core. The thresholds in
+// backend/cpu/gemm.cc, nn/prepacked.cc and simd/quant_kernels.h come from these rows.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <cstring>
 #include <optional>
 #include <vector>
+
+#if defined(ATTEND_BENCH_ONEDNN)
+#include <dnnl.hpp>
+
+#include <unordered_map>
+#endif
 
 #include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/reference/quant_kernels.h"
@@ -86,6 +93,43 @@ void BM_DecodeLow(benchmark::State& st, bool bf16, bool avx512, int64_t m, int64
   SetFlops(st, m, n, k);
 }
 
+#if defined(ATTEND_BENCH_ONEDNN)
+// oneDNN's matmul (libdnnl-dev, Debian's 2.6) on the same product: int8 (u8 activations x s8
+// weights, f32 out with a scale per output column) or bf16, the weight reordered once into the
+// layout oneDNN chooses, the primitive made once. It is given activations already converted
+// (u8 / bf16), and int8 without the per-row activation scale, which our kernels apply: oneDNN
+// 2.6 has that scale only as a binary post-op, and with one its int8 matmul falls back to its
+// reference implementation (measured: 0.5-10 s per call). So these rows are a lower bound on
+// oneDNN's time for our work.
+void BM_OneDnn(benchmark::State& st, bool bf16, int64_t m, int64_t n, int64_t k) {
+  using dnnl::memory;
+  using tag = memory::format_tag;
+  using dt = memory::data_type;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(eng);
+  const dt adt = bf16 ? dt::bf16 : dt::u8, wdt = bf16 ? dt::bf16 : dt::s8;
+  const memory::desc a_md({m, k}, adt, tag::ab), w_any({k, n}, wdt, tag::any),
+      w_md({k, n}, wdt, tag::ba), d_md({m, n}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  if (!bf16) attr.set_output_scales(1 << 1, std::vector<float>(static_cast<size_t>(n), 1e-3f));
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, w_any, d_md), attr, eng);
+  memory a(a_md, eng), w_rows(w_md, eng), w(pd.weights_desc(), eng), d(d_md, eng);
+  std::memset(a.get_data_handle(), bf16 ? 0x3c : 1, a_md.get_size());
+  std::memset(w_rows.get_data_handle(), bf16 ? 0x3c : 1, w_md.get_size());
+  dnnl::reorder(w_rows, w).execute(stream, w_rows, w);
+  const dnnl::matmul mm(pd);
+  const std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d}};
+  for (auto _ : st) {
+    mm.execute(stream, args);
+    stream.wait();
+    benchmark::DoNotOptimize(d.get_data_handle());
+  }
+  st.SetLabel(pd.impl_info_str());
+  SetFlops(st, m, n, k);
+}
+#endif
+
 #define REG(name, fn, ...) \
   benchmark::RegisterBenchmark(name, fn, __VA_ARGS__)->UseRealTime()->Unit(benchmark::kMicrosecond)
 
@@ -123,6 +167,10 @@ int RegisterAll() {
       REG(("bf16_avx512/" + shape).c_str(), BM_DecodeLow, true, true, m, 8000, 256);
       REG(("int8_avx512/" + shape).c_str(), BM_DecodeLow, false, true, m, 8000, 256);
     }
+#if defined(ATTEND_BENCH_ONEDNN)
+    REG(("onednn_bf16/" + shape).c_str(), BM_OneDnn, true, m, 8000, 256);
+    REG(("onednn_int8/" + shape).c_str(), BM_OneDnn, false, m, 8000, 256);
+#endif
   }
   // The decoder's other products: a GRU's 768 x 256 and a feed-forward 1024 x 256, 32 rows.
   for (int64_t n : {768, 1024}) {

@@ -9,6 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev         # JSON (checkpoint headers and configs)
   libgtest-dev libgmock-dev googletest  # GoogleTest / GoogleMock
   libbenchmark-dev           # Google Benchmark
+  libdnnl-dev                # oneDNN: bench_gemm's int8 / bf16 rows beside our decoding kernels
   python3 python3-torch python3-numpy   # the PyTorch oracle for the tests and benchmarks
   libsentencepiece-dev       # subword vocabularies (the translation toolkit)
   python3-sentencepiece      # the same vocabulary in bench/torch_reference/
