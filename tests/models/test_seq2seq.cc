@@ -494,6 +494,50 @@ TEST(Seq2Seq, SelectReordersAndDuplicatesHypotheses) {
   EXPECT_EQ(b->rows(), 1);
 }
 
+// A beam's step moves hypotheses among the rows of their own sentence, and Select then keeps the
+// per-sentence tensors (memory, keys, lengths) where they are. Against a batch that holds each
+// sentence twice from the start (so every reorder there changes rows' sentences and gathers
+// them), the same hypotheses give the same distributions: after the expansion, after reorders
+// within sentences, and after a sentence leaves.
+TEST(Seq2Seq, SelectWithinSentencesKeepsWhatEachRowReads) {
+  for (const char* arch : {"rnn-attention", "rnn"}) {
+    Generator gen(5);
+    auto model = models::MakeModel(Tiny(arch), gen);
+    model->Eval();
+    auto ex = Examples();
+    const models::Batch three = nmt::MakeBatch(ex, {0, 1, 2});
+    std::vector<nmt::Example> twice = {ex[0], ex[0], ex[1], ex[1], ex[2], ex[2]};
+    const models::Batch six = nmt::MakeBatch(twice, {0, 1, 2, 3, 4, 5});
+    NoGradGuard no_grad;
+    auto a = model->Start(three.src, three.src_lengths);
+    auto b = model->Start(six.src, six.src_lengths);
+    auto rows = [](std::vector<int64_t> r) {
+      const auto n = static_cast<int64_t>(r.size());
+      return Tensor::FromVector(std::move(r), {n});
+    };
+    model->Step(*a, rows({2, 2, 2}));
+    model->Step(*b, rows({2, 2, 2, 2, 2, 2}));
+    model->Select(*a, rows({0, 0, 1, 1, 2, 2}));  // the expansion to beams
+    const std::vector<std::vector<int64_t>> tokens = {
+        {5, 7, 6, 4, 9, 5}, {7, 7, 4, 6, 5, 8}, {6, 4, 5, 9, 7, 6}};
+    const std::vector<std::vector<int64_t>> reorders = {
+        {1, 0, 3, 2, 4, 4}, {0, 0, 2, 3, 5, 4}, {1, 1, 4, 5}};  // the last: sentence 1 leaves
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const int64_t n = a->rows();
+      std::vector<int64_t> tok(tokens[t].begin(), tokens[t].begin() + n);
+      const Tensor la = model->Step(*a, rows(tok));
+      const Tensor lb = model->Step(*b, rows(tok));
+      EXPECT_LT(MaxAbsDiff(la, lb), 1e-6) << arch << " step " << t;
+      model->Select(*a, rows(reorders[t]));
+      model->Select(*b, rows(reorders[t]));
+      ASSERT_EQ(a->rows(), b->rows());
+    }
+    const std::vector<int64_t> last = {4, 6, 5, 9};
+    EXPECT_LT(MaxAbsDiff(model->Step(*a, rows(last)), model->Step(*b, rows(last))), 1e-6) << arch;
+    EXPECT_THROW(model->Select(*a, rows({0, 4})), Error);  // 4 rows held
+  }
+}
+
 TEST(Seq2Seq, TeacherForcingBelowOneStillTrainsAndIsDeterministic) {
   auto run = [] {
     Generator gen(7);
