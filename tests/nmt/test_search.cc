@@ -3,7 +3,8 @@
 //      the same beam search written plainly and run on until every hypothesis has ended;
 //  (b) a beam wide enough to hold every prefix returns the n-best of an exhaustive search over all
 //      output sequences;
-//  (c) both hold with the length penalty on and with n-gram blocking.
+//  (c) both hold with the length penalty on and with n-gram blocking;
+//  (d) (a) holds on vocabularies large enough for the scan's skipping of blocks of tokens.
 // The models are tables of random next-token distributions keyed by (source, prefix), so a
 // hypothesis scores the same in any batch or row and the comparisons are exact.
 #include <gtest/gtest.h>
@@ -286,6 +287,34 @@ TEST(SearchProperties, StoppingRuleNeverChangesTheResult) {
   EXPECT_EQ(compared, 1000 * 6);
   // The rule stops early: fewer hypotheses expanded than by running every one to its end.
   EXPECT_LT(stepped, stepped_plain * 9 / 10) << stepped << " vs " << stepped_plain;
+}
+
+// (a) on vocabularies of 20 to 300 words, where the search's scan passes over blocks of 16
+// tokens that cannot enter the k best: the same n-best as the plain search (which sorts every
+// token), greedy with n-gram blocking included (its fallback is that scan).
+TEST(SearchProperties, LargeVocabularyScanEqualsThePlainSearch) {
+  int64_t unused = 0;
+  for (uint64_t trial = 0; trial < 150; ++trial) {
+    const int64_t vocab = 20 + static_cast<int64_t>((trial * 37) % 281);
+    const double scale = std::array<double, 3>{0.5, 2.0, 6.0}[trial % 3];
+    const double eos_bias = std::array<double, 2>{0.0, 0.7}[(trial / 3) % 2];
+    PrefixModel model(vocab, 9000 + trial, scale, eos_bias);
+    nmt::SearchOptions o;
+    o.beam = 1 + static_cast<int64_t>(trial % 5);
+    o.nbest = 1 + static_cast<int64_t>((trial / 5) % o.beam);
+    o.length_penalty = std::array<double, 2>{0.0, 1.0}[(trial / 2) % 2];
+    o.no_repeat_ngram = std::array<int64_t, 3>{0, 1, 2}[(trial / 7) % 3];
+    o.max_len_ratio = 1.0;
+    o.max_len_extra = 2;
+    o.batch_size = 1 + static_cast<int64_t>(trial % 3);
+    std::vector<std::vector<int64_t>> sources;
+    for (uint64_t i = 0; i < 4; ++i) sources.push_back(RandomSource(trial, 100 * i, vocab));
+    const auto got = nmt::Translate(model, sources, o);
+    for (size_t i = 0; i < sources.size(); ++i)
+      ExpectSameNBest(got[i], PlainBeam(model, sources[i], o, &unused),
+                      "trial " + std::to_string(trial) + " vocab " + std::to_string(vocab) +
+                          " beam " + std::to_string(o.beam));
+  }
 }
 
 // (b) and (c): with a beam that holds every prefix, the search returns the exhaustive n-best,
