@@ -23,10 +23,10 @@
 namespace attend::cpu::simd::amx {
 namespace {
 
+#if defined(ATTEND_HAVE_AMX)
 // A parallel region costs microseconds: only for large products (as the other kernels).
 bool Threaded(int64_t m, int64_t n, int64_t k) { return m * n * k >= (int64_t{1} << 22); }
 
-#if defined(ATTEND_HAVE_AMX)
 #define ATTEND_AMX __attribute__((target("amx-tile,amx-int8,amx-bf16,avx512f,avx512bw")))
 
 // CPUID leaf 7: EDX bit 22 AMX-BF16, 24 AMX-TILE, 25 AMX-INT8. Then Linux must grant the tile
