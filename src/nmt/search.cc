@@ -179,7 +179,7 @@ void DecodeChunk(models::Seq2Seq& model, const std::vector<Example>& sources,
       if (!found) {
         // The first k allowed tokens fill `top`; after them a token enters only above the k-th
         // best so far, which only rises, so a block of 16 with none above it at the block's start
-        // is passed over (one comparison per token, which the compiler vectorises) and the rest
+        // is passed over (one branch-free comparison per token) and the rest
         // is scanned as before: the same tokens. (The scalar scan of every token was a fifth of
         // an int8 RNN beam search's profile; results.md, "Issue 20, fifth pass".)
         constexpr int64_t kBlock = 16;
