@@ -16,11 +16,10 @@
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
-#include "hwy/contrib/math/math-inl.h"
-
 #include "attend/tensor.h"  // Generator: the dropout stream
 #include "backend/cpu/attention_args.h"
 #include "backend/cpu/simd/attention_kernels.h"
+#include "backend/cpu/simd/math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace attend::cpu::simd {
@@ -204,16 +203,34 @@ void DropRow(const SdpaArgs& a, int64_t bh, int64_t i, int64_t kb, float* p, flo
   }
 }
 
-// Scratch of one thread.
+// Scratch of one thread. The running sums are kept per lane (lv, [kBq, N]) and added up once
+// after the last key block, not once per block and row.
 struct Scratch {
-  hwy::AlignedFreeUniquePtr<float[]> s, o, m, l;
+  hwy::AlignedFreeUniquePtr<float[]> s, o, m, l, lv;
   void Allocate(int64_t dvp) {
+    const DF d;
     s = hwy::AllocateAligned<float>(kBq * kBk);
     o = hwy::AllocateAligned<float>(kBq * std::max<int64_t>(dvp, kPad));
     m = hwy::AllocateAligned<float>(kBq);
     l = hwy::AllocateAligned<float>(kBq);
+    lv = hwy::AllocateAligned<float>(kBq * hn::Lanes(d));
   }
 };
+
+// The largest of a row of kBk scores: four independent chains, not one of kBk / N steps.
+HWY_INLINE float RowMax(DF d, const float* HWY_RESTRICT sr) {
+  const int64_t N = hn::Lanes(d);
+  static_assert(kBk % 4 == 0);
+  VF m0 = hn::LoadU(d, sr), m1 = hn::LoadU(d, sr + N);
+  VF m2 = hn::LoadU(d, sr + 2 * N), m3 = hn::LoadU(d, sr + 3 * N);
+  for (int64_t jj = 4 * N; jj < kBk; jj += 4 * N) {
+    m0 = hn::Max(m0, hn::LoadU(d, sr + jj));
+    m1 = hn::Max(m1, hn::LoadU(d, sr + jj + N));
+    m2 = hn::Max(m2, hn::LoadU(d, sr + jj + 2 * N));
+    m3 = hn::Max(m3, hn::LoadU(d, sr + jj + 3 * N));
+  }
+  return hn::GetLane(hn::MaxOfLanes(d, hn::Max(hn::Max(m0, m1), hn::Max(m2, m3))));
+}
 
 // The online softmax of query rows [i0, i0 + rows) of head (b, h) over key blocks [kb0, kb1):
 // updates the running max m, sum l and unnormalised output o [rows, Dvp] in `sc`.
@@ -233,10 +250,8 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = s + r * kBk;
       MaskRow(a, pk, kb, i0 + r, sr);
-      VF mx = hn::LoadU(d, sr);
-      for (int64_t jj = N; jj < kBk; jj += N) mx = hn::Max(mx, hn::LoadU(d, sr + jj));
       const float m_old = sc.m[r];
-      const float m_new = std::max(m_old, hn::GetLane(hn::MaxOfLanes(d, mx)));
+      const float m_new = std::max(m_old, RowMax(d, sr));
       if (m_new == kNegInf) {  // nothing visible yet: weights zero, state unchanged
         for (int64_t jj = 0; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, sr + jj);
         continue;
@@ -244,28 +259,34 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       const VF vm = hn::Set(d, m_new);
       VF sum = hn::Zero(d);
       for (int64_t jj = 0; jj < kBk; jj += N) {
-        const VF p = hn::Exp(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // exp(-inf) = 0
+        const VF p = FastExp(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // exp(-inf) = 0
         sum = hn::Add(sum, p);
         hn::StoreU(p, d, sr + jj);
       }
-      const float alpha = std::exp(m_old - m_new);  // 0 when m_old = -inf
-      sc.l[r] = sc.l[r] * alpha + hn::GetLane(hn::SumOfLanes(d, sum));
-      sc.m[r] = m_new;
-      if (alpha != 1.0f) {
-        const VF va = hn::Set(d, alpha);
+      float* lr = sc.lv.get() + r * N;
+      if (m_new != m_old) {  // the max rose: rescale what came before by exp(m_old - m_new)
+        const VF va = hn::Set(d, std::exp(m_old - m_new));  // 0 when m_old = -inf
         float* orow = o + r * dvp;
         for (int64_t c = 0; c < dvp; c += N)
           hn::StoreU(hn::Mul(hn::LoadU(d, orow + c), va), d, orow + c);
+        hn::StoreU(hn::MulAdd(hn::LoadU(d, lr), va, sum), d, lr);
+        sc.m[r] = m_new;
+      } else {
+        hn::StoreU(hn::Add(hn::LoadU(d, lr), sum), d, lr);
       }
       if (a.dropout > 0.0) DropRow(a, b * a.heads + h, i0 + r, kb, sr, nullptr);
     }
     Gemm<true>(rows, dvp, kBk, s, kBk, 1, pk.vp.get() + j0 * dvp, dvp, o, dvp);
   }
+  for (int64_t r = 0; r < rows; ++r)
+    sc.l[r] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, sc.lv.get() + r * N)));
 }
 
 void ResetRows(Scratch& sc, int64_t rows, int64_t dvp) {
+  const DF d;
   std::fill(sc.m.get(), sc.m.get() + rows, kNegInf);
   std::fill(sc.l.get(), sc.l.get() + rows, 0.0f);
+  std::fill(sc.lv.get(), sc.lv.get() + rows * hn::Lanes(d), 0.0f);
   std::fill(sc.o.get(), sc.o.get() + rows * dvp, 0.0f);
 }
 
@@ -323,7 +344,7 @@ void DecodeForward(const SdpaArgs& a, const float* q, const float* k, const floa
       const VF vm = hn::Set(d, m);
       VF sum = hn::Zero(d);
       for (int64_t j = 0; j < tkp; j += N) {
-        const VF w = hn::Exp(d, hn::Sub(hn::LoadU(d, p.data() + j), vm));
+        const VF w = FastExp(d, hn::Sub(hn::LoadU(d, p.data() + j), vm));
         sum = hn::Add(sum, w);
         hn::StoreU(w, d, p.data() + j);
       }
@@ -531,7 +552,7 @@ void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueri
         MaskRow(a, pk, kb, i, pr);
         const VF vl = hn::Set(d, lse_h[i]);  // +inf for rows that see nothing: p = 0
         for (int64_t jj = 0; jj < kBk; jj += N)
-          hn::StoreU(hn::Exp(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
+          hn::StoreU(FastExp(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
         if (a.dropout > 0.0) {
           std::copy(pr, pr + kBk, pz + r * kBk);
           DropRow(a, bh, i, kb, pz + r * kBk, dr);
@@ -626,6 +647,15 @@ void SdpaBackwardImpl(const SdpaArgs& a, const float* q, const float* k, const f
   }
 }
 
+// y = FastExp(x) element by element, for its test.
+void FastExpImpl(const float* x, float* y, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(FastExp(d, hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) y[i] = hn::GetLane(FastExp(d, hn::Set(d, x[i])));
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace attend::cpu::simd
@@ -636,6 +666,9 @@ namespace attend::cpu::simd {
 
 HWY_EXPORT(SdpaForwardImpl);
 HWY_EXPORT(SdpaBackwardImpl);
+HWY_EXPORT(FastExpImpl);
+
+void FastExp(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(FastExpImpl)(x, y, n); }
 
 int64_t SdpaSplitChunks(int64_t tq, int64_t tk) {
   // A single query has one row of work per head: split its keys into chunks of at least four
