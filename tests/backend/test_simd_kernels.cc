@@ -482,8 +482,8 @@ void CheckAdamKernel() {
 
 // The attention softmax's exp against exp in double: a grid of 2^-12 over its whole range
 // [-87, 88], random points, and the edges; exactly 1 at 0, exactly 0 below -87 and at -inf, and a
-// NaN stays a NaN (on the x86 vector targets). On every instruction set (the 128-bit and scalar ones have no fused
-// multiply-add, so they round twice per polynomial step).
+// NaN stays a NaN (on the x86 vector targets). On every instruction set (the 128-bit and scalar
+// ones have no fused multiply-add, so they round twice per polynomial step).
 void CheckFastExp() {
   std::vector<float> x;
   for (int64_t i = -87 * 4096; i <= 88 * 4096; ++i) x.push_back(static_cast<float>(i) / 4096.0f);
@@ -510,8 +510,9 @@ void CheckFastExp() {
                                   measured);
 
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> edges = {0.0f, -0.0f, std::nextafter(-87.0f, -inf), -87.5f, -100.0f,
-                              -1e30f, -FLT_MAX, -inf, std::numeric_limits<float>::quiet_NaN()};
+  std::vector<float> edges = {0.0f,     -0.0f,   std::nextafter(-87.0f, -inf),
+                              -87.5f,   -100.0f, -1e30f,
+                              -FLT_MAX, -inf,    std::numeric_limits<float>::quiet_NaN()};
   std::vector<float> out(edges.size());
   simd::FastExp(edges.data(), out.data(), static_cast<int64_t>(edges.size()));
   EXPECT_EQ(out[0], 1.0f);
