@@ -47,7 +47,7 @@ enum class Init { kZero, kBias, kScaleC, kAddC };
 // one code path reads A as it is or transposed; the panel's row kk (32 floats) at panel + kk *
 // ps (kPackPanel when packed, B's own row stride when read in place). Writes `cols` (<= 32)
 // columns of y.
-template <size_t MR, bool kPackedA>
+template <size_t MR, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
                      const float* HWY_RESTRICT panel, int64_t ps, Init init, const float* bias,
                      float beta, float* y, int64_t ldy, int64_t cols) {
@@ -57,10 +57,14 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
   HWY_ALIGN float buf[kPackPanel];
   // C is added after the products, not loaded before them: its rows (often not in cache: the
   // later blocks of k come back to a C that the whole block has since passed over) are
-  // prefetched here and arrive while the products run.
-  if (reads_c) {
+  // prefetched here and arrive while the products run. Gemm (kPrefetchC) also asks for the lines
+  // it only writes: a large C (the output layer's logits, 65 MB) is in no cache, and each store
+  // would otherwise wait for its line's read-for-ownership (that product, 2048 x 8000 x 256:
+  // 141-144 -> 150-152 GFLOP/s on an Intel VM; the other shapes of bench_gemm unchanged).
+  // PackedGemm (decoding: a few rows, outputs that stay cached) does not prefetch them.
+  if (kPrefetchC || reads_c) {
     for (size_t r = 0; r < MR; ++r)
-      for (int64_t c = 0; c < cols; c += 16) __builtin_prefetch(y + r * ldy + c);
+      for (int64_t c = 0; c < cols; c += 16) __builtin_prefetch(y + r * ldy + c, 1);
   }
   // The accumulators live in registers only when these constant loops are unrolled, which -O2
   // alone does not do.
@@ -117,17 +121,18 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
 // a + t * MR * st: st = sr when A is read as it is, kb when it is packed (tiles of MR rows, each
 // kb x MR, row r of a tile at + r, feature kk at + kk * MR: sr = 1, sk = MR). The remainder
 // (< MR rows) lies within one tile, so it steps by sr.
-template <size_t MR, bool kPackedA>
+template <size_t MR, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t st, int64_t kb,
                      const float* panel, int64_t ps, Init init, const float* bias, float beta,
                      float* y, int64_t ldy, int64_t cols) {
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
-    Tile<MR, kPackedA>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy, ldy, cols);
+    Tile<MR, kPackedA, kPrefetchC>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy,
+                                   ldy, cols);
   if constexpr (MR > 1) {
     if (i < m)
-      Rows<MR - 1, kPackedA>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init, bias, beta,
-                             y + i * ldy, ldy, cols);
+      Rows<MR - 1, kPackedA, kPrefetchC>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init, bias,
+                                         beta, y + i * ldy, ldy, cols);
   }
 }
 
@@ -139,9 +144,9 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t c0 = p * kPackPanel;
-    Rows<kMR, false>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
-                     bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f, y + c0,
-                     ldy, std::min<int64_t>(kPackPanel, n - c0));
+    Rows<kMR, false, false>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
+                            bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f,
+                            y + c0, ldy, std::min<int64_t>(kPackPanel, n - c0));
   }
 }
 
@@ -303,11 +308,11 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
           const int64_t ps = direct ? ldb : kPackPanel,
                         cols = std::min<int64_t>(kPackPanel, n - c0);
           if (pack_a) {
-            Rows<kMR, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init, nullptr, beta,
-                            c + r0 * ldc + c0, ldc, cols);
+            Rows<kMR, true, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init, nullptr,
+                                  beta, c + r0 * ldc + c0, ldc, cols);
           } else {
-            Rows<kMR, false>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps, init, nullptr,
-                             beta, c + r0 * ldc + c0, ldc, cols);
+            Rows<kMR, false, true>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps, init,
+                                   nullptr, beta, c + r0 * ldc + c0, ldc, cols);
           }
         }
         // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
