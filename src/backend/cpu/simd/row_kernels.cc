@@ -82,7 +82,7 @@ void SoftmaxRowImpl(const float* x, float* y, int64_t n, bool log) {
   VF acc = hn::Zero(d);
   int64_t i = 0;
   if (log) {
-    for (; i + N <= n; i += N) acc = hn::Add(acc, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
+    for (; i + N <= n; i += N) acc = hn::Add(acc, FastExp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
     float s = hn::GetLane(hn::SumOfLanes(d, acc));
     for (; i < n; ++i) s += std::exp(x[i] - m);
     const float lse = m + std::log(s);
@@ -92,7 +92,7 @@ void SoftmaxRowImpl(const float* x, float* y, int64_t n, bool log) {
     return;
   }
   for (; i + N <= n; i += N) {
-    const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    const VF e = FastExp(d, hn::Sub(hn::LoadU(d, x + i), vm));
     acc = hn::Add(acc, e);
     hn::StoreU(e, d, y + i);
   }
@@ -117,12 +117,12 @@ float LogSumExpRowImpl(const float* x, int64_t n) {
   VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = hn::Add(a0, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
-    a1 = hn::Add(a1, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i + N), vm)));
-    a2 = hn::Add(a2, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i + 2 * N), vm)));
-    a3 = hn::Add(a3, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i + 3 * N), vm)));
+    a0 = hn::Add(a0, FastExp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
+    a1 = hn::Add(a1, FastExp(d, hn::Sub(hn::LoadU(d, x + i + N), vm)));
+    a2 = hn::Add(a2, FastExp(d, hn::Sub(hn::LoadU(d, x + i + 2 * N), vm)));
+    a3 = hn::Add(a3, FastExp(d, hn::Sub(hn::LoadU(d, x + i + 3 * N), vm)));
   }
-  for (; i + N <= n; i += N) a0 = hn::Add(a0, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
+  for (; i + N <= n; i += N) a0 = hn::Add(a0, FastExp(d, hn::Sub(hn::LoadU(d, x + i), vm)));
   double s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
   for (; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
   return m + static_cast<float>(std::log(s));
@@ -134,7 +134,7 @@ void ExpAffineRowImpl(const float* x, float shift, float scale, float offset, fl
   const VF vs = hn::Set(d, shift), vk = hn::Set(d, scale), vo = hn::Set(d, offset);
   int64_t i = 0;
   for (; i + N <= n; i += N)
-    hn::StoreU(hn::Mul(vk, hn::Sub(hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vs)), vo)), d, y + i);
+    hn::StoreU(hn::Mul(vk, hn::Sub(FastExp(d, hn::Sub(hn::LoadU(d, x + i), vs)), vo)), d, y + i);
   for (; i < n; ++i) y[i] = scale * (std::exp(x[i] - shift) - offset);
 }
 
@@ -148,7 +148,7 @@ void SoftmaxGradRowImpl(const float* y, const float* g, float* dx, int64_t n, bo
     const VF vs = hn::Set(d, s), ninf = hn::Set(d, -HUGE_VALF);
     for (; i + N <= n; i += N) {
       const VF vy = hn::LoadU(d, y + i);
-      const VF r = hn::NegMulAdd(hn::Exp(d, vy), vs, hn::LoadU(d, g + i));
+      const VF r = hn::NegMulAdd(FastExp(d, vy), vs, hn::LoadU(d, g + i));
       hn::StoreU(hn::IfThenZeroElse(hn::Eq(vy, ninf), r), d, dx + i);
     }
     for (; i < n; ++i) dx[i] = y[i] == -HUGE_VALF ? 0.0f : g[i] - std::exp(y[i]) * s;
