@@ -23,6 +23,17 @@ void BM_Matmul(benchmark::State& st, int64_t m, int64_t k, int64_t n, bool trans
   st.counters["GFLOP/s"] = benchmark::Counter(
       2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
+// A linear layer's forward x W^T + b: the fused op (the bias where the GEMM's tiles start) or
+// the composition Matmul then Add (a second pass over the output and a second tensor).
+void BM_Linear(benchmark::State& st, int64_t m, int64_t k, int64_t n, bool fused) {
+  Tensor x = Rand({m, k}), w = Rand({n, k}, 2), b = Rand({n}, 3);
+  for (auto _ : st) {
+    Tensor y = fused ? attend::Linear(x, w, b) : attend::Add(attend::Matmul(x, w.T()), b);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
 void BM_Sgemm(benchmark::State& st, int64_t m, int64_t k, int64_t n, bool trans_b) {
   Tensor a = Rand({m, k}), b = Rand(trans_b ? Shape{n, k} : Shape{k, n});
   Tensor c = Tensor::Empty({m, n});
@@ -164,6 +175,10 @@ int RegisterAll() {
   REG("sgemm/2048x1024x256", BM_Sgemm, 2048, 1024, 256, false);
   REG("matmul_bt/2048x256x8000", BM_Matmul, 2048, 256, 8000, true);
   REG("sgemm_bt/2048x256x8000", BM_Sgemm, 2048, 256, 8000, true);
+  REG("linear/2048x256x1024", BM_Linear, 2048, 256, 1024, true);
+  REG("matmul_add/2048x256x1024", BM_Linear, 2048, 256, 1024, false);
+  REG("linear/64x256x768", BM_Linear, 64, 256, 768, true);  // a decoder step's projection
+  REG("matmul_add/64x256x768", BM_Linear, 64, 256, 768, false);
   REG("bmm_bt/32x128x64x128", BM_BatchedMatmul, 32, 128, 64, 128);
   REG("bsgemm_bt/32x128x64x128", BM_BatchedSgemm, 32, 128, 64, 128);
   REG("softmax/4096x1024", BM_Softmax, 4096, 1024);

@@ -61,6 +61,10 @@ Tensor Var(const Tensor& a, const std::vector<int>& dims = {}, int correction = 
 // 1-D, 2-D and batched operands with broadcast batch dims, as torch.matmul. Transposed operands
 // are passed to the BLAS as transposes, never copied.
 Tensor Matmul(const Tensor& a, const Tensor& b);
+// x [..., in] @ weight [out, in]^T + bias [out] (undefined: none), as torch.nn.functional.linear:
+// one GEMM whose tiles start from the bias (no second pass over the output). Gradients are those
+// of Matmul(x, weight.T()) + bias.
+Tensor Linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- normalisation and probabilities ----
 // mask (bool, broadcastable to a): true = excluded. Excluded positions get weight 0; a row with

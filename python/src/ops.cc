@@ -353,6 +353,17 @@ void BindLinearAlgebra(py::module_& m) {
       "The matrix product as torch.matmul: 1-D, 2-D and batched operands, batch dims "
       "broadcast.");
   m.def(
+      "linear",
+      [](const py::object& input, const py::object& weight, const py::object& bias) {
+        Tensor x = ToTensor(input, "input"), w = ToTensor(weight, "weight");
+        Tensor b = bias.is_none() ? Tensor() : ToTensor(bias, "bias");
+        py::gil_scoped_release release;
+        return Linear(x, w, b);
+      },
+      "input"_a, "weight"_a, "bias"_a = py::none(),
+      "input [..., in] @ weight [out, in]^T + bias [out], as torch.nn.functional.linear: one GEMM\n"
+      "that starts from the bias.");
+  m.def(
       "mm",
       [](const py::object& input, const py::object& mat2) {
         Tensor a = ToTensor(input, "input"), b = ToTensor(mat2, "mat2");

@@ -239,6 +239,14 @@ def test_matmul(sa, sb):
     check(attend.matmul, torch.matmul, randn(*sa), randn(*sb))
 
 
+@pytest.mark.parametrize("sx", [(3, 5), (2, 3, 5), (5,)])
+def test_linear(sx):
+    check(attend.linear, F.linear, randn(*sx), randn(4, 5), randn(4))
+    check(lambda x, w: attend.linear(x, w), lambda x, w: F.linear(x, w), randn(*sx), randn(4, 5))
+    with pytest.raises(attend.Error, match="Linear"):
+        attend.linear(attend.ones(3, 5), attend.ones(4, 6))
+
+
 def test_mm_bmm_and_method():
     check(attend.mm, torch.mm, randn(3, 4), randn(4, 2))
     check(attend.bmm, torch.bmm, randn(2, 3, 4), randn(2, 4, 5))
@@ -718,7 +726,7 @@ def test_every_op_has_a_docstring():
              "tanh", "sigmoid", "relu", "gelu", "clamp", "clip", "eq", "ne", "lt", "le", "gt",
              "ge", "logical_not", "logical_and", "logical_or", "where", "masked_fill", "sum",
              "mean", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "matmul",
-             "mm", "bmm", "softmax", "log_softmax", "layer_norm", "dropout", "embedding",
+             "linear", "mm", "bmm", "softmax", "log_softmax", "layer_norm", "dropout", "embedding",
              "index_select", "gather", "topk", "cat", "concat", "stack", "split", "chunk",
              "cross_entropy", "conv1d", "conv2d", "causal_conv2d", "max_pool1d", "max_pool2d",
              "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool", "rnn_layer",

@@ -156,8 +156,7 @@ Tensor Linear::Forward(const Tensor& x) const {
   ATTEND_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == weight.size(1), "Linear: input ",
                x.str(), " does not end in ", weight.size(1), " features (weight ", weight.str(),
                ")");
-  Tensor y = Matmul(x, weight.T());  // the transposed weight goes to the BLAS as a transpose
-  return bias.defined() ? Add(y, bias) : y;
+  return attend::Linear(x, weight, bias);  // the transposed weight goes to the BLAS as a transpose
 }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Generator& gen, int64_t padding_idx_in,

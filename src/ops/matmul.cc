@@ -157,6 +157,44 @@ Tensor Matmul2D(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// x [..., in] (2 dims or more) @ weight^T + bias in one GEMM whose tiles start from the bias.
+// The backward is Matmul(x, weight.T()) + bias's: the same GEMMs, the weight's gradient the same
+// transposed view, the bias's the same SumTo, so gradients are bit for bit those of the two ops.
+Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / in;
+  Shape out_shape = x.shape();
+  out_shape[out_shape.size() - 1] = out;
+  Tensor y = Tensor::Empty(out_shape, x.dtype());
+  const Tensor x2 = BlasReady(x.Detach().Reshape(Shape{rows, in}));
+  const Tensor wt = BlasReady(weight.Detach().T());  // op(B) [in, out]
+  const Tensor b = bias.Detach().Contiguous();
+  bool ta = false, tb = false;
+  int64_t lda = in, ldb = out;
+  BlasLayout(rows, in, x2.strides()[0], x2.strides()[1], &ta, &lda);
+  BlasLayout(in, out, wt.strides()[0], wt.strides()[1], &tb, &ldb);
+  DispatchFloat(x.dtype(), "Linear", [&](auto tag) {
+    using T = decltype(tag);
+    cpu::Gemm<T>(ta, tb, rows, out, in, T(1), x2.data<T>(), lda, wt.data<T>(), ldb, T(0),
+                 y.data<T>(), out, b.data<T>());
+  });
+  if (!GradMode::enabled() || !AnyRequiresGrad({&x, &weight, &bias})) return y;
+  const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.requires_grad();
+  const Tensor xd = rw ? x.Detach() : Tensor(), wd = rx ? weight.Detach() : Tensor();
+  const Shape sx = x.shape(), sb = bias.shape();
+  RecordOp("Linear", y, {&x, &weight, &bias}, [=](const Tensor& g) {
+    Tensor gx, gw, gb;
+    if (rx) gx = SumTo(MatmulForward(g, wd), sx);
+    if (rw) {
+      const Tensor gwt = sx.size() > 2 ? GradOfMatrixB(xd, g)
+                                       : MatmulForward(xd.Transpose(-1, -2), g);  // [in, out]
+      gw = gwt.Transpose(0, 1);
+    }
+    if (rb) gb = SumTo(g, sb);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+  return y;
+}
+
 }  // namespace
 
 Tensor Matmul(const Tensor& a, const Tensor& b) {
@@ -172,6 +210,24 @@ Tensor Matmul(const Tensor& a, const Tensor& b) {
   if (a.dim() == 1) return Matmul2D(a.Unsqueeze(0), b).Squeeze(-2);
   if (b.dim() == 1) return Matmul2D(a, b.Unsqueeze(1)).Squeeze(-1);
   return Matmul2D(a, b);
+}
+
+Tensor Linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  CheckFloating(x, "Linear");
+  ATTEND_CHECK(weight.defined() && weight.dim() == 2, "Linear: weight must be [out, in], got ",
+               weight.defined() ? weight.str() : "undefined");
+  ATTEND_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == weight.size(1), "Linear: input ",
+               x.defined() ? x.str() : "undefined", " does not end in ", weight.size(1),
+               " features (weight ", weight.str(), ")");
+  ATTEND_CHECK(x.dtype() == weight.dtype(), "Linear: dtypes differ: ", x.str(), " and weight ",
+               weight.str());
+  if (!bias.defined()) return Matmul(x, weight.T());
+  ATTEND_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0) && bias.dtype() == x.dtype(),
+               "Linear: bias ", bias.str(), " must be [", weight.size(0), "] of ",
+               DTypeName(x.dtype()));
+  // One GEMM with the bias in it when it is one: 2 dims or more, features to multiply.
+  if (x.dim() >= 2 && x.numel() > 0 && weight.size(1) > 0) return FusedLinear(x, weight, bias);
+  return Add(Matmul(x, weight.T()), bias);
 }
 
 }  // namespace attend

@@ -241,8 +241,8 @@ TEST(SimdKernels, PackedGemm) {
 }
 
 // The general GEMM: every transpose pair, padded strides, alpha and beta (beta 0 must ignore
-// NaN in C), k across several packed blocks, m across several row blocks, partial panels, and a
-// product large enough for threads.
+// NaN in C), with and without a bias, k across several packed blocks, m across several row blocks,
+// partial panels, and a product large enough for threads.
 TEST(SimdKernels, Gemm) {
   struct Shape3 {
     int64_t m, n, k;
@@ -274,6 +274,20 @@ TEST(SimdKernels, Gemm) {
                      ldc);
           ref::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, want.data(),
                     ldc);
+          // With a bias (beta 0: the tiles start from it; otherwise added after).
+          const auto bias = RandomFloats(s.n, -1, 1, 33);
+          std::vector<float> got_b = c0, want_b = c0;
+          simd::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, got_b.data(),
+                     ldc, bias.data());
+          ref::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, want_b.data(),
+                    ldc, bias.data());
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t j = 0; j < s.n; ++j) {
+              const float g = got_b[i * ldc + j], w = want_b[i * ldc + j];
+              ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(s.k + 3) * std::max(1.0f, std::abs(w)))
+                  << "bias: m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb "
+                  << tb << " beta " << beta << " at " << i << ", " << j;
+            }
           // Only the m x n block is written; the stride padding keeps its old value.
           for (int64_t i = 0; i < s.m; ++i)
             for (int64_t j = s.n; j < ldc; ++j)

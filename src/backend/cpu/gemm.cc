@@ -7,35 +7,59 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "backend/cpu/simd/gemm_kernels.h"
 
 namespace attend::cpu {
 
+namespace {
+// OpenBLAS has no bias: with beta 0, C starts as the bias in every row and beta becomes 1
+// (returns false); otherwise the caller adds the bias after the product (returns true).
+template <typename T>
+bool BiasBefore(int64_t m, int64_t n, const T* bias, T* beta, T* c, int64_t ldc) {
+  if (!bias) return false;
+  if (*beta != T(0)) return true;
+  for (int64_t i = 0; i < m; ++i) std::copy(bias, bias + n, c + i * ldc);
+  *beta = T(1);
+  return false;
+}
+template <typename T>
+void AddBias(int64_t m, int64_t n, const T* bias, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] += bias[j];
+}
+}  // namespace
+
 template <>
 void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                 int64_t ldc) {
+                 int64_t ldc, const float* bias) {
   // Small products (attention heads of ~20 x 20 x 64, thin outputs) stay with OpenBLAS: the
   // kernel's packing and 32-column panels cost more than they save there (bench/bench_gemm:
   // 0.2x at 20 x 20 x 64, 0.8x at 64^3, 1.6x at 128^3, one thread).
   if (n >= 16 && m * n * k >= (int64_t{1} << 19)) {
-    simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
     return;
   }
+  const bool bias_after = BiasBefore(m, n, bias, &beta, c, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));
+  if (bias_after) AddBias(m, n, bias, c, ldc);
 }
 
 template <>
 void Gemm<double>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                   const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
-                  double* c, int64_t ldc) {
+                  double* c, int64_t ldc, const double* bias) {
+  const bool bias_after = BiasBefore(m, n, bias, &beta, c, ldc);
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));
+  if (bias_after) AddBias(m, n, bias, c, ldc);
 }
 
 }  // namespace attend::cpu

@@ -6,8 +6,9 @@
 
 namespace attend::cpu {
 
+// With `bias` (n values, nullable) every row of C also gets bias added (x W^T + b in one call).
 template <typename T>
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc, const T* bias = nullptr);
 
 }  // namespace attend::cpu

@@ -45,10 +45,11 @@ inline void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const 
     }
 }
 
-// Row-major C [m x n] = alpha * op(A) @ op(B) + beta * C in double: the oracle for simd::Gemm.
-// beta 0 never reads C.
+// Row-major C [m x n] = alpha * op(A) @ op(B) + beta * C (+ bias[j], when given) in double: the
+// oracle for simd::Gemm. beta 0 never reads C.
 inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                 const float* bias = nullptr) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double s = 0.0;
@@ -56,7 +57,8 @@ inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
         s += static_cast<double>(ta ? a[kk * lda + i] : a[i * lda + kk]) *
              static_cast<double>(tb ? b[j * ldb + kk] : b[kk * ldb + j]);
       const double prev = beta == 0.0f ? 0.0 : static_cast<double>(beta) * c[i * ldc + j];
-      c[i * ldc + j] = static_cast<float>(static_cast<double>(alpha) * s + prev);
+      const double add = bias ? static_cast<double>(bias[j]) : 0.0;
+      c[i * ldc + j] = static_cast<float>(static_cast<double>(alpha) * s + prev + add);
     }
 }
 

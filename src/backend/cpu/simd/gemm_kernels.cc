@@ -248,7 +248,8 @@ void PackA(bool ta, const float* a, int64_t lda, int64_t m, int64_t k0, int64_t 
 }
 
 void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+              const float* bias) {
   const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
   const int64_t kc = std::min(k, kKc);
   // The panels packed at a time: a chunk of op(B) (kNc columns, 512 KB at kKc) stays in L2 while
@@ -286,7 +287,10 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   {
     for (int64_t k0 = 0; k0 < k; k0 += kc) {
       const int64_t kb = std::min(kc, k - k0);
-      const Init init = k0 > 0 ? Init::kAddC : (beta == 0.0f ? Init::kZero : Init::kScaleC);
+      const Init init = k0 > 0         ? Init::kAddC
+                        : bias         ? Init::kBias
+                        : beta == 0.0f ? Init::kZero
+                                       : Init::kScaleC;
       if (pack_a) {
 #pragma omp for schedule(static) nowait
         for (int64_t t = 0; t < tiles; ++t)
@@ -304,15 +308,16 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
           const int64_t mb = it / (q1 - q0), p = q0 + it % (q1 - q0);
           const int64_t r0 = mb * mc, rows = std::min(mc, m - r0), c0 = p * kPackPanel;
           const bool direct = p < full_panels;
+          const float* pbias = init == Init::kBias ? bias + c0 : nullptr;
           const float* panel = direct ? b + k0 * ldb + c0 : packed + (p - q0) * kb * kPackPanel;
           const int64_t ps = direct ? ldb : kPackPanel,
                         cols = std::min<int64_t>(kPackPanel, n - c0);
           if (pack_a) {
-            Rows<kMR, true, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init, nullptr,
+            Rows<kMR, true, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init, pbias,
                                   beta, c + r0 * ldc + c0, ldc, cols);
           } else {
             Rows<kMR, false, true>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps, init,
-                                   nullptr, beta, c + r0 * ldc + c0, ldc, cols);
+                                   pbias, beta, c + r0 * ldc + c0, ldc, cols);
           }
         }
         // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
@@ -332,14 +337,23 @@ HWY_EXPORT(PackedGemmImpl);
 HWY_EXPORT(GemmImpl);
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+          const float* bias) {
   if (m <= 0 || n <= 0) return;
-  if (k <= 0) {  // C = beta * C; beta 0 never reads C
+  if (bias && beta != 0.0f) {  // the tile starts from the bias or from C, not from both
+    Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] += bias[j];
     return;
   }
-  HWY_DYNAMIC_DISPATCH(GemmImpl)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (k <= 0) {  // C = beta * C (+ bias); beta 0 never reads C
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        c[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]) + (bias ? bias[j] : 0.0f);
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(GemmImpl)
+  (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
 }
 
 void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const float* packed, int64_t n,

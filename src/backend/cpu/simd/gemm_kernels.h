@@ -14,8 +14,10 @@ void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const float* 
 // Row-major C [m x n] = alpha * op(A) @ op(B) + beta * C (op = transpose when asked), as BLAS
 // sgemm: op(B) is packed block by block (kKc features deep, kNc columns at a time), A is read in
 // place (packed too when transposed). Threads share the panels of large products. beta 0 never
-// reads C.
+// reads C. With `bias` (n floats, nullable) the bias is added to every row: with beta 0 it is
+// where each tile's accumulators start (a linear layer without a second pass over C).
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+          const float* bias = nullptr);
 
 }  // namespace attend::cpu::simd
