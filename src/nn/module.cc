@@ -153,10 +153,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
 }
 
 Tensor Linear::Forward(const Tensor& x) const {
-  ATTEND_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == weight.size(1), "Linear: input ",
-               x.str(), " does not end in ", weight.size(1), " features (weight ", weight.str(),
-               ")");
-  return attend::Linear(x, weight, bias);  // the transposed weight goes to the BLAS as a transpose
+  return attend::Linear(x, weight, bias);  // checks x against the weight, as the module did
 }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Generator& gen, int64_t padding_idx_in,

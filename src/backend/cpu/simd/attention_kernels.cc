@@ -203,8 +203,8 @@ void DropRow(const SdpaArgs& a, int64_t bh, int64_t i, int64_t kb, float* p, flo
   }
 }
 
-// Scratch of one thread. The running sums are kept per lane (lv, [kBq, N]) and added up once
-// after the last key block, not once per block and row.
+// Scratch of one thread. The running sums are kept per lane (lv, [kBq, N]) and added up into l
+// once after the last key block (ForwardRows writes l), not once per block and row.
 struct Scratch {
   hwy::AlignedFreeUniquePtr<float[]> s, o, m, l, lv;
   void Allocate(int64_t dvp) {
@@ -220,7 +220,7 @@ struct Scratch {
 // The largest of a row of kBk scores: four independent chains, not one of kBk / N steps.
 HWY_INLINE float RowMax(DF d, const float* HWY_RESTRICT sr) {
   const int64_t N = hn::Lanes(d);
-  static_assert(kBk % 4 == 0);
+  static_assert(kBk % (4 * hn::MaxLanes(DF())) == 0, "whole groups of four vectors per block");
   VF m0 = hn::LoadU(d, sr), m1 = hn::LoadU(d, sr + N);
   VF m2 = hn::LoadU(d, sr + 2 * N), m3 = hn::LoadU(d, sr + 3 * N);
   for (int64_t jj = 4 * N; jj < kBk; jj += 4 * N) {
@@ -285,7 +285,6 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
 void ResetRows(Scratch& sc, int64_t rows, int64_t dvp) {
   const DF d;
   std::fill(sc.m.get(), sc.m.get() + rows, kNegInf);
-  std::fill(sc.l.get(), sc.l.get() + rows, 0.0f);
   std::fill(sc.lv.get(), sc.lv.get() + rows * hn::Lanes(d), 0.0f);
   std::fill(sc.o.get(), sc.o.get() + rows * dvp, 0.0f);
 }
