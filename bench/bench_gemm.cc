@@ -157,7 +157,11 @@ int RegisterAll() {
       {"dx_dYW/2048x256x768", false, false, 2048, 256, 768},
       {"dw_dYtX/768x256x2048", true, false, 768, 256, 2048},
       {"fwd_xWt/2048x8000x256", false, true, 2048, 8000, 256},
+      {"dx_dYW/2048x256x8000", false, false, 2048, 256, 8000},
       {"dw_dYtX/8000x256x2048", true, false, 8000, 256, 2048},
+      // nn::Linear's weight gradient as it is computed: x^T dY, [in, out] (then a transposed view).
+      {"dwt_XtdY/256x8000x2048", true, false, 256, 8000, 2048},
+      {"dwt_XtdY/256x768x2048", true, false, 256, 768, 2048},
       {"square/128x128x128", false, false, 128, 128, 128},
       {"square/64x64x64", false, false, 64, 64, 64},
       {"head/20x20x64", false, true, 20, 20, 64},
