@@ -8,7 +8,26 @@
 namespace attend {
 namespace {
 thread_local bool grad_mode_enabled = true;
-}
+
+// The node whose backward function is running and the engine's running sums (PendingGradient).
+struct Running {
+  Node* node;
+  std::unordered_map<Node*, Tensor>* sums;
+};
+thread_local const Running* running = nullptr;
+
+// Sets `running` for one backward function and restores it afterwards (also when it throws).
+class RunningScope {
+ public:
+  explicit RunningScope(const Running* r) : prev_(running) { running = r; }
+  ~RunningScope() { running = prev_; }
+  RunningScope(const RunningScope&) = delete;
+  RunningScope& operator=(const RunningScope&) = delete;
+
+ private:
+  const Running* prev_;
+};
+}  // namespace
 
 bool GradMode::enabled() { return grad_mode_enabled; }
 void GradMode::set_enabled(bool on) { grad_mode_enabled = on; }
@@ -60,6 +79,18 @@ bool AnyRequiresGrad(std::initializer_list<const Tensor*> inputs) {
   for (const Tensor* t : inputs)
     if (t->defined() && t->requires_grad()) return true;
   return false;
+}
+
+Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype) {
+  if (!running || input >= running->node->next.size() || !running->node->next[input])
+    return nullptr;
+  auto it = running->sums->find(running->node->next[input].get());
+  if (it == running->sums->end()) return nullptr;
+  Tensor& sum = it->second;
+  const bool sole_owner = sum.impl_ptr().use_count() == 1 && sum.impl()->storage.use_count() == 1;
+  if (!sole_owner || !sum.is_contiguous() || sum.shape() != shape || sum.dtype() != dtype)
+    return nullptr;
+  return &sum;
 }
 
 namespace {
@@ -178,7 +209,12 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
     } else if (captures && dynamic_cast<AccumulateGrad*>(n)) {
       continue;  // Grad() never touches .grad
     }
-    std::vector<Tensor> input_grads = n->Apply(g);
+    std::vector<Tensor> input_grads;
+    {
+      const Running r{n, &buffers};
+      RunningScope scope(&r);
+      input_grads = n->Apply(g);
+    }
     if (!retain_graph) n->Release();
     for (size_t i = 0; i < n->next.size(); ++i) {
       Node* e = n->next[i].get();

@@ -69,6 +69,16 @@ Tensor SumGradients(const Tensor& a, const Tensor& b);
 // into.CopyFrom(SumGradients(into, g)) in one pass without a temporary. Defined by ops too.
 void AccumulateGradient(Tensor& into, const Tensor& g);
 
+// Inside a backward function: the engine's running sum of the gradients already delivered to
+// input `input` of the node being run, when the function may add its own gradient for that input
+// into it in place (only the engine holds the sum, and it is contiguous, of `shape` and `dtype`);
+// the function then returns an undefined gradient for that input. Null otherwise: no gradient has
+// arrived yet, or the sum cannot be written. A tensor that receives many gradients (a recurrent
+// weight, one per time step; a fused projection, one per slice) is then summed by the ops that
+// produce its gradients (a GEMM with beta = 1, an add into a slice) instead of by a temporary
+// and one more pass over the sum.
+Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype);
+
 // The node a gradient for `t` should flow into: its grad_fn, its accumulator, or null.
 std::shared_ptr<Node> GradientEdge(const Tensor& t);
 

@@ -46,8 +46,9 @@ Shape BatchStrides(const Tensor& t, const Shape& batch) {
   return s;
 }
 
-// Forward for operands of >= 2 dims (no autograd).
-Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
+// Forward for operands of >= 2 dims (no autograd). With `into` (contiguous, of the product's
+// shape and dtype: PendingGradient's sums) the product is added into it and it is returned.
+Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = nullptr) {
   Tensor a = BlasReady(a_in.Detach()), b = BlasReady(b_in.Detach());
   const int na = a.dim(), nb = b.dim();
   const int64_t m = a.shape()[na - 2], k = a.shape()[na - 1], n = b.shape()[nb - 1];
@@ -65,7 +66,10 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
   Shape out_shape = batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
-  Tensor out = Tensor::Empty(out_shape, a.dtype());
+  ATTEND_ASSERT(
+      !into || (into->shape() == out_shape && into->dtype() == a.dtype() && into->is_contiguous()),
+      "MatmulForward: cannot add ", out_shape.str(), " into ", into->str());
+  Tensor out = into ? *into : Tensor::Empty(out_shape, a.dtype());
   if (out.numel() == 0) return out;
 
   bool ta = false, tb = false;
@@ -78,8 +82,9 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* pc = out.data<T>();
+    const T beta = into ? T(1) : T(0);
     if (k == 0) {
-      std::memset(pc, 0, sizeof(T) * out.numel());
+      if (!into) std::memset(pc, 0, sizeof(T) * out.numel());
       return;
     }
     // [..., M, K] @ [K, N] with A's batch laid out as consecutive rows: one GEMM of B*M rows.
@@ -92,7 +97,7 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
       }
       if (rows_contiguous) {
         int64_t rows = batch.numel() * m;
-        cpu::Gemm<T>(false, tb, rows, n, k, T(1), pa, lda, pb, ldb, T(0), pc, n);
+        cpu::Gemm<T>(false, tb, rows, n, k, T(1), pa, lda, pb, ldb, beta, pc, n);
         return;
       }
     }
@@ -117,7 +122,7 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
     auto one = [&](int64_t bi) {
       int64_t oa, ob;
       offsets(bi, &oa, &ob);
-      cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + oa, lda, pb + ob, ldb, T(0), pc + bi * m * n, n);
+      cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + oa, lda, pb + ob, ldb, beta, pc + bi * m * n, n);
     };
     // Not an `if` clause: a team of one is still a parallel region, and OpenBLAS would then
     // refuse to thread a large GEMM.
@@ -132,11 +137,30 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in) {
 }
 
 // Gradient of B in C = A @ B when B is 2-D and A is batched: one GEMM over all rows of A.
-Tensor GradOfMatrixB(const Tensor& a, const Tensor& g) {
+Tensor GradOfMatrixB(const Tensor& a, const Tensor& g, Tensor* into = nullptr) {
   const int na = a.dim();
   Tensor a2 = a.Reshape(Shape{-1, a.shape()[na - 1]});
   Tensor g2 = g.Reshape(Shape{-1, g.shape()[g.dim() - 1]});
-  return MatmulForward(a2.Transpose(0, 1), g2);
+  return MatmulForward(a2.Transpose(0, 1), g2, into);
+}
+
+// The product a @ b as input `input`'s gradient of shape `shape` (the backward of a product):
+// summed to `shape` over broadcast batch dims, or added into the engine's running sum for that
+// input (then undefined is returned) when there is one and nothing is to be summed.
+Tensor ProductGradient(size_t input, const Tensor& a, const Tensor& b, const Shape& shape) {
+  const std::vector<int64_t> sa = a.shape().vec(), sb = b.shape().vec();
+  Shape out_shape =
+      BroadcastShapes(Shape(std::vector<int64_t>(sa.begin(), sa.end() - 2)),
+                      Shape(std::vector<int64_t>(sb.begin(), sb.end() - 2)), "Matmul");
+  out_shape.push_back(a.size(-2));
+  out_shape.push_back(b.size(-1));
+  if (out_shape == shape) {
+    if (Tensor* sum = PendingGradient(input, shape, a.dtype())) {
+      MatmulForward(a, b, sum);
+      return Tensor();
+    }
+  }
+  return SumTo(MatmulForward(a, b), shape);
 }
 
 Tensor Matmul2D(const Tensor& a, const Tensor& b) {
@@ -147,10 +171,15 @@ Tensor Matmul2D(const Tensor& a, const Tensor& b) {
   const Shape sa = a.shape(), sb = b.shape();
   RecordOp("Matmul", out, {&a, &b}, [=](const Tensor& g) {
     Tensor ga, gb;
-    if (ra) ga = SumTo(MatmulForward(g, db.Transpose(-1, -2)), sa);
+    if (ra) ga = ProductGradient(0, g, db.Transpose(-1, -2), sa);
     if (rb) {
-      if (sb.size() == 2 && sa.size() > 2) gb = GradOfMatrixB(da, g);
-      else gb = SumTo(MatmulForward(da.Transpose(-1, -2), g), sb);
+      if (sb.size() == 2 && sa.size() > 2) {
+        Tensor* sum = PendingGradient(1, sb, g.dtype());
+        gb = GradOfMatrixB(da, g, sum);
+        if (sum) gb = Tensor();
+      } else {
+        gb = ProductGradient(1, da.Transpose(-1, -2), g, sb);
+      }
     }
     return std::vector<Tensor>{ga, gb};
   });
@@ -180,14 +209,21 @@ Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (!GradMode::enabled() || !AnyRequiresGrad({&x, &weight, &bias})) return y;
   const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.requires_grad();
   const Tensor xd = rw ? x.Detach() : Tensor(), wd = rx ? weight.Detach() : Tensor();
-  const Shape sx = x.shape(), sb = bias.shape();
+  const Shape sx = x.shape(), sb = bias.shape(), sw = weight.shape();
   RecordOp("Linear", y, {&x, &weight, &bias}, [=](const Tensor& g) {
     Tensor gx, gw, gb;
     if (rx) gx = SumTo(MatmulForward(g, wd), sx);
     if (rw) {
-      const Tensor gwt = sx.size() > 2 ? GradOfMatrixB(xd, g)
-                                       : MatmulForward(xd.Transpose(-1, -2), g);  // [in, out]
-      gw = gwt.Transpose(0, 1);
+      if (Tensor* sum = PendingGradient(1, sw, g.dtype())) {
+        // A weight used once per time step: its GEMM adds into the running sum, [out, in] +=
+        // g^T x (the other orientation's GEMM, the same sums).
+        MatmulForward(g.Reshape(Shape{-1, sw[0]}).Transpose(0, 1), xd.Reshape(Shape{-1, sw[1]}),
+                      sum);
+      } else {
+        const Tensor gwt = sx.size() > 2 ? GradOfMatrixB(xd, g)
+                                         : MatmulForward(xd.Transpose(-1, -2), g);  // [in, out]
+        gw = gwt.Transpose(0, 1);
+      }
     }
     if (rb) gb = SumTo(g, sb);
     return std::vector<Tensor>{gx, gw, gb};

@@ -458,18 +458,19 @@ RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>
                  if (needs[0])  // dxs [R, in] (+)= dgx [R, G*H] @ W_ih [G*H, in]
                    cpu::Gemm<T>(false, false, pk.rows, ni, ng, T(1), dgx[d].data<T>(), ng,
                                 wi[d].data<T>(), ni, d == 0 ? T(0) : T(1), dxs.data<T>(), ni);
-                 if (needs[base]) {  // dW_ih [G*H, in] = dgx^T @ xs
-                   Tensor dw = Tensor::Empty(Shape{ng, ni}, dt);
-                   cpu::Gemm<T>(true, false, ng, ni, pk.rows, T(1), dgx[d].data<T>(), ng,
-                                xs.data<T>(), ni, T(0), dw.data<T>(), ni);
-                   result[base] = dw;
-                 }
-                 if (needs[base + 1]) {  // dW_hh [G*H, H] = dgh^T @ h_prev
-                   Tensor dw = Tensor::Empty(Shape{ng, nh}, dt);
-                   cpu::Gemm<T>(true, false, ng, nh, pk.rows, T(1), dgh[d].data<T>(), ng,
-                                saved[d].hprev.data<T>(), nh, T(0), dw.data<T>(), nh);
-                   result[base + 1] = dw;
-                 }
+                 // A decoder stepped one time step per call gets one weight gradient per step:
+                 // the GEMM adds into the engine's running sum when there is one (beta = 1).
+                 auto weight_grad = [&](size_t input, const T* dgates, const T* rows, int64_t in) {
+                   Tensor* sum = PendingGradient(input, Shape{ng, in}, dt);
+                   Tensor dw = sum ? Tensor() : Tensor::Empty(Shape{ng, in}, dt);
+                   cpu::Gemm<T>(true, false, ng, in, pk.rows, T(1), dgates, ng, rows, in,
+                                sum ? T(1) : T(0), (sum ? *sum : dw).template data<T>(), in);
+                   result[input] = dw;
+                 };
+                 // dW_ih [G*H, in] = dgx^T @ xs, dW_hh [G*H, H] = dgh^T @ h_prev
+                 if (needs[base]) weight_grad(base, dgx[d].data<T>(), xs.data<T>(), ni);
+                 if (needs[base + 1])
+                   weight_grad(base + 1, dgh[d].data<T>(), saved[d].hprev.data<T>(), nh);
                  if (needs[base + 2]) result[base + 2] = dbi[d];
                  // An LSTM's two bias gradients are equal; the second is a copy so that the two
                  // parameters never share a gradient buffer.

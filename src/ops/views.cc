@@ -154,6 +154,13 @@ Tensor Tensor::Narrow(int d, int64_t start, int64_t length) const {
   Shape in_shape = shape();
   DType dt = dtype();
   RecordOp("Narrow", out, {this}, [in_shape, dt, d, start, length](const Tensor& g) {
+    // The slices of one tensor (a fused projection's q, k and v) add into the gradient the first
+    // of them started instead of each making a zero tensor of the whole size to be summed.
+    if (Tensor* sum = PendingGradient(0, in_shape, dt)) {
+      Tensor slice = sum->Narrow(d, start, length);
+      AccumulateGradient(slice, g);
+      return std::vector<Tensor>{Tensor()};
+    }
     Tensor z = Tensor::Zeros(in_shape, dt);
     z.Narrow(d, start, length).CopyFrom(g);
     return std::vector<Tensor>{z};

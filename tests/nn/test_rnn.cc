@@ -239,6 +239,63 @@ TEST(RnnLayerGrad, GruBidirectionalNoBiasWithH0) {
   EXPECT_TRUE(CheckLayer({RnnMode::kGru, 2, false, 2, 3, 3, 5, {2, 3}, true, false}));
 }
 
+// A decoder steps the layer one time step per call with the same weights: each call's weight
+// gradients are added by its GEMM into the engine's running sum (autograd/node.h,
+// PendingGradient), and the input's slices into one gradient. The result equals one call over
+// the whole sequence and the finite differences.
+TEST(RnnLayerGrad, SteppedOneCallPerTimeStepEqualsTheWholeSequence) {
+  for (RnnMode mode : {RnnMode::kGru, RnnMode::kLstm}) {
+    const bool lstm = mode == RnnMode::kLstm;
+    const int64_t gates = lstm ? 4 : 3, nb = 3, nt = 4, in = 3, h = 5;
+    std::vector<Tensor> inputs{U({nb, nt, in}, 800)};
+    AppendParams(MakeLayer(gates, in, h, 1, true, 810), &inputs);
+    inputs.push_back(U({1, nb, h}, 820, -0.8, 0.8));
+    if (lstm) inputs.push_back(U({1, nb, h}, 821, -0.8, 0.8));
+    auto run = [&](const std::vector<Tensor>& inp, bool stepped) {
+      size_t pos = 1;
+      LayerParams p = TakeParams(inp, &pos, 1, true);
+      Tensor hs = inp[pos], cs = lstm ? inp[pos + 1] : Tensor();
+      if (!stepped) {
+        RnnLayerOutput r = RnnLayer(mode, inp[0], p.w_ih, p.w_hh, p.b_ih, p.b_hh, hs, cs, Tensor());
+        return std::vector<Tensor>{r.output, r.h_n};
+      }
+      std::vector<Tensor> steps;
+      for (int64_t t = 0; t < nt; ++t) {
+        RnnLayerOutput r = RnnLayer(mode, inp[0].Narrow(1, t, 1), p.w_ih, p.w_hh, p.b_ih, p.b_hh,
+                                    hs, cs, Tensor());
+        steps.push_back(r.output);
+        hs = r.h_n;
+        cs = r.c_n;
+      }
+      return std::vector<Tensor>{Concat(steps, 1), hs};
+    };
+    EXPECT_TRUE(
+        GradCheckMulti([&](const std::vector<Tensor>& inp) { return run(inp, true); }, inputs));
+    // The same cotangents through both: every gradient agrees to rounding.
+    std::vector<std::vector<Tensor>> grads(2);
+    for (int stepped = 0; stepped < 2; ++stepped) {
+      std::vector<Tensor> leaves;
+      for (const Tensor& t : inputs) {
+        leaves.push_back(t.Clone());
+        leaves.back().set_requires_grad(true);
+      }
+      std::vector<Tensor> outs = run(leaves, stepped == 1);
+      Sum(Add(Sum(Mul(outs[0], U(outs[0].shape(), 830))),
+              Sum(Mul(outs[1], U(outs[1].shape(), 831)))))
+          .Backward();
+      for (const Tensor& l : leaves) grads[stepped].push_back(l.grad());
+    }
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::vector<double> a = grads[0][i].ToVector<double>(),
+                                b = grads[1][i].ToVector<double>();
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t j = 0; j < a.size(); ++j)
+        EXPECT_NEAR(a[j], b[j], 1e-12)
+            << (lstm ? "LSTM" : "GRU") << " input " << i << " element " << j;
+    }
+  }
+}
+
 // Two stacked bidirectional layers with padding, and a strided (time-major) input view.
 ::testing::AssertionResult CheckTwoLayers(RnnMode mode) {
   const bool lstm = mode == RnnMode::kLstm;

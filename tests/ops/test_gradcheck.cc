@@ -1367,6 +1367,61 @@ TEST(Autograd, BackwardWithANonContiguousGradient) {
   EXPECT_THAT(Values(x.grad()), ::testing::ElementsAre(1, 2, 3, 4, 5, 6));
 }
 
+// Gradients that reach one tensor many times are added into the engine's running sum by the ops
+// that make them (autograd/node.h, PendingGradient): slices of one tensor, overlapping ones
+// included (Narrow), and a matrix in a product at every step (Linear, Matmul 2-D, batched and
+// against a batched activation).
+TEST(Autograd, ManyGradientsOfOneTensorAddIntoOneSum) {
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& v) {
+        const Tensor& x = v[0];  // [2, 3, 6]
+        return Concat({Mul(x.Narrow(2, 0, 2), x.Narrow(2, 2, 2)), Tanh(x.Narrow(2, 4, 2)),
+                       Exp(x.Narrow(2, 1, 3)), x.Narrow(0, 1, 1).Expand({2, 3, 6})},
+                      2);
+      },
+      {RandomUniform({2, 3, 6}, 1400)}));
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& v) {
+        Tensor h = v[0], hb = v[4];  // [3, 4], [2, 3, 4]
+        for (int t = 0; t < 4; ++t) {
+          h = Tanh(Add(Linear(h, v[1], v[2]), Matmul(h, v[3])));
+          hb = Tanh(Add(Matmul(hb, v[3]), Matmul(hb, v[5])));  // v[5]: [2, 4, 4]
+        }
+        return Concat({h.Unsqueeze(0), hb}, 0);
+      },
+      {RandomUniform({3, 4}, 1401), RandomUniform({4, 4}, 1402, -0.6, 0.6),
+       RandomUniform({4}, 1403), RandomUniform({4, 4}, 1404, -0.6, 0.6),
+       RandomUniform({2, 3, 4}, 1405), RandomUniform({2, 4, 4}, 1406, -0.6, 0.6)}));
+}
+
+// A running sum that another node also holds is not written in place. Add hands one gradient to
+// both its inputs: w's sum is then also y's pending gradient, which waits for a second one (from
+// Exp, after the product), when w's product gradient arrives; added in place, it would leak into
+// y's and so into v's gradient.
+TEST(Autograd, ASharedRunningSumIsNotWrittenInPlace) {
+  auto fn = [](const Xs& in) {
+    const Tensor y = MulScalar(in[0], 2.0);  // in[0] = v, in[1] = w
+    return Add(Matmul(Exp(y), in[1]), Add(in[1], y));
+  };
+  EXPECT_TRUE(GradCheck(fn, {RandomUniform({2, 2}, 1410), RandomUniform({2, 2}, 1411)}));
+  Tensor v = Leaf({0.1, -0.2, 0.3, 0.4}, {2, 2}), w = Leaf({1, 2, 3, 4}, {2, 2});
+  Sum(fn({v, w})).Backward();
+  // L = sum(exp(2v) w) + sum(w) + sum(2v): dL/dv = 2 (1 + exp(2v) * (w 1)^T rows), dL/dw =
+  // exp(2v)^T 1 + 1.
+  const std::vector<double> vv = {0.1, -0.2, 0.3, 0.4}, wv = {1, 2, 3, 4};
+  std::vector<double> dv(4), dw(4);
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 2; ++k) {
+      dv[i * 2 + k] = 2 * (1 + std::exp(2 * vv[i * 2 + k]) * (wv[k * 2] + wv[k * 2 + 1]));
+      dw[k * 2] = dw[k * 2 + 1] = 1 + std::exp(2 * vv[k]) + std::exp(2 * vv[2 + k]);
+    }
+  const std::vector<double> gv = Values(v.grad()), gw = Values(w.grad());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_NEAR(gv[i], dv[i], 1e-12) << "dv " << i;
+    EXPECT_NEAR(gw[i], dw[i], 1e-12) << "dw " << i;
+  }
+}
+
 TEST(Autograd, ViewsOfALeafAreNotLeaves) {
   Tensor x = Leaf({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor v = x.Transpose(0, 1);
