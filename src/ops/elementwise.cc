@@ -28,16 +28,20 @@ const char* BinaryName(BinaryOp op) {
 }
 
 // Forward of a broadcasting binary op (no autograd).
-Tensor BinaryForward(BinaryOp op, const Tensor& a, const Tensor& b) {
+// a op b, into a new tensor or, with `into` (of the result's shape and dtype, any strides; it may
+// be `a` itself, element for element), into that one.
+Tensor BinaryForward(BinaryOp op, const Tensor& a, const Tensor& b, Tensor* into = nullptr) {
   const char* name = BinaryName(op);
   CheckFloating(a, name);
   CheckFloating(b, name);
   ATTEND_CHECK(a.dtype() == b.dtype(), name, ": dtypes differ: ", a.str(), " and ", b.str());
   Shape shape = BroadcastShapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::Empty(shape, a.dtype());
+  ATTEND_ASSERT(!into || (into->shape() == shape && into->dtype() == a.dtype()), name,
+                ": cannot write ", shape.str(), " into ", into->str());
+  Tensor out = into ? *into : Tensor::Empty(shape, a.dtype());
   const int64_t n = shape.numel();
   if (a.dtype() == DType::kF32 && a.shape() == shape && b.shape() == shape && a.is_contiguous() &&
-      b.is_contiguous()) {
+      b.is_contiguous() && out.is_contiguous()) {
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
     float* po = out.data<float>();
@@ -201,7 +205,9 @@ void AccumulateGradient(Tensor& into, const Tensor& g) {  // autograd/node.h
     }
     return;
   }
-  into.CopyFrom(SumGradients(into, g));
+  // A slice of a running sum (Narrow's gradient), a transposed gradient: added in place through
+  // the strides, not into a temporary copied back.
+  BinaryForward(BinaryOp::kAdd, into, g, &into);
 }
 Tensor Sub(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kSub, a, b); }
 Tensor Mul(const Tensor& a, const Tensor& b) { return BinaryOpWithGrad(BinaryOp::kMul, a, b); }
