@@ -13,6 +13,7 @@ thread_local bool grad_mode_enabled = true;
 struct Running {
   Node* node;
   std::unordered_map<Node*, Tensor>* sums;
+  bool frees_saved;  // the node is released after its function (no retain_graph)
 };
 thread_local const Running* running = nullptr;
 
@@ -92,6 +93,8 @@ Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype) {
     return nullptr;
   return &sum;
 }
+
+bool SavedTensorsFreedAfterThis() { return running && running->frees_saved; }
 
 namespace {
 // sum += g for the engine's running sum of a node's incoming gradients: in place when the engine
@@ -211,7 +214,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
     }
     std::vector<Tensor> input_grads;
     {
-      const Running r{n, &buffers};
+      const Running r{n, &buffers, !retain_graph};
       RunningScope scope(&r);
       input_grads = n->Apply(g);
     }

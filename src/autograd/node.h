@@ -79,6 +79,12 @@ void AccumulateGradient(Tensor& into, const Tensor& g);
 // and one more pass over the sum.
 Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype);
 
+// Inside a backward function: whether the engine frees the node's saved tensors once the function
+// returns (a backward that does not retain the graph). A function may then write its gradient
+// over a saved tensor that nothing else holds (cross-entropy over its logits: the [tokens,
+// vocabulary] gradient takes the logits' memory instead of a second buffer of that size).
+bool SavedTensorsFreedAfterThis();
+
 // The node a gradient for `t` should flow into: its grad_fn, its accumulator, or null.
 std::shared_ptr<Node> GradientEdge(const Tensor& t);
 

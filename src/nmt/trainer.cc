@@ -652,6 +652,9 @@ TrainSummary Train(models::Seq2Seq& model, const Vocabulary& vocab,
         // (the default) is its own group: no weighting, the arithmetic of a plain step.
         const double share = static_cast<double>(batch.tgt_tokens) / group_tgt;
         if (group > 1) loss = MulScalar(loss, share);
+        // Nothing reads the logits after this: let go, so that the cross-entropy's gradient can
+        // take their memory (autograd/node.h, SavedTensorsFreedAfterThis).
+        logits = Tensor();
         loss.Backward();
       }
       if (world > 1) {

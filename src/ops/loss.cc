@@ -71,7 +71,13 @@ Tensor CrossEntropy(const Tensor& logits_in, const Tensor& target_in, int64_t ig
   RecordOp("CrossEntropy", out, {&logits}, [=](const Tensor& g_in) {
     const int64_t* pt = target.data<int64_t>();  // the closure owns `target`
     Tensor g = g_in.Contiguous();
-    Tensor dx = Tensor::Empty(x.shape(), x.dtype());
+    // The gradient overwrites the logits when only this closure holds them and they are freed
+    // after it: a [tokens, vocabulary] buffer less, and rows written where they were just read
+    // (a fresh buffer's lines are read from memory before they are written). Each element is read
+    // before it is written, by the same thread (ExpAffineRow is elementwise).
+    const bool in_place = SavedTensorsFreedAfterThis() && x.impl_ptr().use_count() == 1 &&
+                          x.impl()->storage.use_count() == 1;
+    Tensor dx = in_place ? x : Tensor::Empty(x.shape(), x.dtype());
     DispatchFloat(x.dtype(), "CrossEntropy backward", [&](auto tag) {
       using T = decltype(tag);
       const T* px = x.data<T>();

@@ -61,7 +61,7 @@ T LogSumExpRow(const T* x, int64_t n) {
 }
 
 // y_i = scale * (exp(x_i - shift) - offset): cross-entropy's gradient row (softmax from the saved
-// normaliser, minus label smoothing's uniform share).
+// normaliser, minus label smoothing's uniform share). y may be x.
 template <typename T>
 void ExpAffineRow(const T* x, T shift, T scale, T offset, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = scale * (std::exp(x[i] - shift) - offset);

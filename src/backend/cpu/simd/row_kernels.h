@@ -13,7 +13,8 @@ float Min(const float* x, int64_t n);
 // The softmax family (SoftmaxRow, SoftmaxGradRow's log branch, LogSumExpRow, ExpAffineRow) takes
 // its exponentials with FastExp (math-inl.h; attention_kernels.h states its bound: within 1.5e-7
 // relative of exp, 0 below e^-87): their arguments are x - max, x - lse or a log-probability, all
-// <= 0. ExpAffineRow requires x - shift <= 88.
+// <= 0. ExpAffineRow requires x - shift <= 88; y may be x (cross-entropy's gradient over its
+// logits).
 void SoftmaxRow(const float* x, float* y, int64_t n, bool log);
 void SoftmaxGradRow(const float* y, const float* g, float* dx, int64_t n, bool log);
 float LogSumExpRow(const float* x, int64_t n);
