@@ -95,9 +95,9 @@ void MultiHeadAttention::RecordDropoutGenerator() {
 }
 
 Tensor MultiHeadAttention::Project(const Tensor& x, int64_t first, int64_t count) const {
-  Tensor y = Matmul(x, in_proj_weight.Narrow(0, first, count).T());
-  if (in_proj_bias.defined()) y = Add(y, in_proj_bias.Narrow(0, first, count));
-  return y;
+  // One GEMM whose tiles start from the bias (Linear), not a product and then a pass adding it.
+  return Linear(x, in_proj_weight.Narrow(0, first, count),
+                in_proj_bias.defined() ? in_proj_bias.Narrow(0, first, count) : Tensor());
 }
 
 Tensor MultiHeadAttention::SplitHeads(const Tensor& x) const {
