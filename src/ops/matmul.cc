@@ -216,9 +216,8 @@ Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (rw) {
       if (Tensor* sum = PendingGradient(1, sw, g.dtype())) {
         // A weight used once per time step: its GEMM adds into the running sum, [out, in] +=
-        // g^T x (the other orientation's GEMM, the same sums).
-        MatmulForward(g.Reshape(Shape{-1, sw[0]}).Transpose(0, 1), xd.Reshape(Shape{-1, sw[1]}),
-                      sum);
+        // g^T x over all rows (the other orientation's GEMM, the same sums).
+        GradOfMatrixB(g, xd, sum);
       } else {
         const Tensor gwt = sx.size() > 2 ? GradOfMatrixB(xd, g)
                                          : MatmulForward(xd.Transpose(-1, -2), g);  // [in, out]
