@@ -13,7 +13,11 @@
 #
 # Debug at -O1 -g1: -O0 compiles 3-7x faster but runs the tests that train and translate 20-40x
 # slower (Search.LearnsToCopy...: 384 s against 9 s); -g1 (line tables) is all a sanitizer's
-# stack trace needs and compiles a third faster than -g. Any sanitizer report fails its test:
+# stack trace needs and compiles a third faster than -g. Two kinds of file are compiled at -O0
+# instead (CMakeLists.txt, tests/CMakeLists.txt): the command lines (tools/attend/, examples/tasks/:
+# mostly CLI11's inline code, 22 s a file at -O1, 6.5 s at -O0) and the test files other than
+# tests/support/ and tests/backend/ (22 -> 10 s): about four minutes less of building on two
+# cores, for about two more of testing. Any sanitizer report fails its test:
 # ASan stops at the first error, UBSan too (-fno-sanitize-recover), LeakSanitizer runs at exit.
 # The one UBSan exception is Highway's, explained in fuzz/ubsan_ignorelist.txt.
 set -euo pipefail

@@ -5,6 +5,7 @@
 
 #include "attend/attention.h"
 #include "attend/autograd.h"
+#include "core/tensor_impl.h"
 
 namespace attend::attention {
 
@@ -39,6 +40,32 @@ Tensor CopyCacheRows(const Tensor& cache, const std::vector<int64_t>& rows, int6
   return out;
 }
 
+// Greedy search dropping finished sentences keeps rows in order (rows[i] >= i, increasing): row
+// i can take row rows[i] in place, ascending, since no row still to be read has been written.
+// Only for a contiguous cache that nothing else holds (a view of it elsewhere would change).
+bool CompactsInPlace(const Tensor& cache, const std::vector<int64_t>& rows) {
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i] <= rows[i - 1]) return false;
+  return cache.is_contiguous() && cache.impl_ptr().use_count() == 1 &&
+         cache.impl()->storage.use_count() == 1;
+}
+
+// rows[i] -> row i of the first `length` positions of each head, then the first N' rows.
+Tensor CompactCacheRows(Tensor& cache, const std::vector<int64_t>& rows, int64_t length) {
+  const int64_t h = cache.size(1), cap = cache.size(2), hd = cache.size(3);
+  const size_t elem = DTypeSize(cache.dtype());
+  auto* base = static_cast<uint8_t*>(cache.raw_data());
+  const size_t bytes = static_cast<size_t>(length * hd) * elem;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t r = rows[i];
+    if (r == static_cast<int64_t>(i) || bytes == 0) continue;
+    for (int64_t j = 0; j < h; ++j)
+      std::memcpy(base + static_cast<size_t>((static_cast<int64_t>(i) * h + j) * cap * hd) * elem,
+                  base + static_cast<size_t>((r * h + j) * cap * hd) * elem, bytes);
+  }
+  return cache.Narrow(0, 0, static_cast<int64_t>(rows.size()));
+}
+
 }  // namespace
 
 void KVCache::Reorder(const std::vector<int64_t>& rows, int64_t new_capacity) {
@@ -52,6 +79,11 @@ void KVCache::Reorder(const std::vector<int64_t>& rows, int64_t new_capacity) {
     const Tensor index = Tensor::FromVector(rows, {static_cast<int64_t>(rows.size())});
     k = IndexSelect(k, 0, index);
     v = IndexSelect(v, 0, index);
+    return;
+  }
+  if (new_capacity == capacity() && CompactsInPlace(k, rows) && CompactsInPlace(v, rows)) {
+    k = CompactCacheRows(k, rows, length);
+    v = CompactCacheRows(v, rows, length);
     return;
   }
   k = CopyCacheRows(k, rows, length, new_capacity);

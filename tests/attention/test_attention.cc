@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -1131,6 +1132,49 @@ TEST(AttentionErrors, BadShapesNameTheMechanismAndShapes) {
   reinforce.Weights(s);
   EXPECT_THAT(ThrownMessage([&] { reinforce.ReinforceLoss(Tensor::Zeros({3})); }),
               AllOf(HasSubstr("HardAttention"), HasSubstr("[3]")));
+}
+
+// KVCache::Reorder against its definition (row i of the result = row rows[i] of the cache, over
+// the filled positions), for random row lists: orders and duplicates (copied), increasing subsets
+// (compacted in place when nothing else holds the cache), and a cache that another tensor holds,
+// which must be left as it was.
+TEST(KVCacheProperties, ReorderKeepsTheRowsAskedForAndWritesNoHeldCache) {
+  const int64_t n = 6, h = 2, cap = 5, hd = 3, length = 3;
+  // Row `row`'s filled positions, every head.
+  auto Filled = [&](const Tensor& cache, int64_t row) {
+    return cache.Narrow(0, row, 1).Narrow(2, 0, length).Contiguous().ToVector<float>();
+  };
+  std::mt19937 rng(29);
+  for (int trial = 0; trial < 200; ++trial) {
+    KVCache c = KVCache::Empty(n, h, cap, hd, DType::kF32);
+    c.k.CopyFrom(RandomUniform({n, h, cap, hd}, 100 + trial));
+    c.v.CopyFrom(RandomUniform({n, h, cap, hd}, 500 + trial));
+    c.length = length;
+    const Tensor k0 = c.k.Clone(), v0 = c.v.Clone();
+    std::vector<int64_t> rows;
+    const int kind = trial % 3;
+    if (kind == 0) {  // any rows, any order, repeats
+      const int64_t m = 1 + static_cast<int64_t>(rng() % 8);
+      for (int64_t i = 0; i < m; ++i) rows.push_back(static_cast<int64_t>(rng() % n));
+    } else {  // an increasing subset: a greedy search's survivors
+      for (int64_t i = 0; i < n; ++i)
+        if (rng() % 3 != 0) rows.push_back(i);
+      if (rows.empty()) rows.push_back(static_cast<int64_t>(rng() % n));
+    }
+    const Tensor held = kind == 2 ? c.k : Tensor();  // another holder of the keys
+    c.Reorder(rows, cap);
+    ASSERT_EQ(c.k.size(0), static_cast<int64_t>(rows.size()));
+    ASSERT_EQ(c.v.size(0), static_cast<int64_t>(rows.size()));
+    ASSERT_EQ(c.capacity(), cap);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int64_t r = rows[i], ii = static_cast<int64_t>(i);
+      EXPECT_EQ(Filled(c.k, ii), Filled(k0, r)) << "trial " << trial << " row " << i;
+      EXPECT_EQ(Filled(c.v, ii), Filled(v0, r)) << "trial " << trial << " row " << i;
+    }
+    if (held.defined()) {
+      EXPECT_EQ(held.Contiguous().ToVector<float>(), k0.ToVector<float>()) << "trial " << trial;
+    }
+  }
 }
 
 }  // namespace
