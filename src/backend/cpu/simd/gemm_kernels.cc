@@ -96,29 +96,21 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
   }
   for (size_t r = 0; r < MR; ++r) {
     float* row = y + r * ldy;
-    if (full) {
-      for (size_t v = 0; v < kNV; ++v) {
-        VF out = acc[r][v];
-        if (init == Init::kAddC) out = hn::Add(out, hn::LoadU(d, row + v * kLanes));
-        if (init == Init::kScaleC)
-          out = hn::MulAdd(hn::Set(d, beta), hn::LoadU(d, row + v * kLanes), out);
-        hn::StoreU(out, d, row + v * kLanes);
-      }
-      continue;
-    }
     // The last, partial panel goes through the buffer: C's `cols` columns are copied in and added
-    // by the full panel's vector operations (the same rounding; a scalar std::fma here was a
-    // libm call per element, outside this function's target attributes).
-    if (reads_c)
+    // by the same vector operations as a full panel's (the same rounding; a scalar std::fma here
+    // was a libm call per element under clang).
+    float* out_row = full ? row : buf;
+    if (!full && reads_c)
       for (int64_t c = 0; c < kPackPanel; ++c) buf[c] = c < cols ? row[c] : 0.0f;
     for (size_t v = 0; v < kNV; ++v) {
       VF out = acc[r][v];
-      if (init == Init::kAddC) out = hn::Add(out, hn::Load(d, buf + v * kLanes));
+      if (init == Init::kAddC) out = hn::Add(out, hn::LoadU(d, out_row + v * kLanes));
       if (init == Init::kScaleC)
-        out = hn::MulAdd(hn::Set(d, beta), hn::Load(d, buf + v * kLanes), out);
-      hn::Store(out, d, buf + v * kLanes);
+        out = hn::MulAdd(hn::Set(d, beta), hn::LoadU(d, out_row + v * kLanes), out);
+      hn::StoreU(out, d, out_row + v * kLanes);
     }
-    for (int64_t c = 0; c < cols; ++c) row[c] = buf[c];
+    if (!full)
+      for (int64_t c = 0; c < cols; ++c) row[c] = buf[c];
   }
 }
 
