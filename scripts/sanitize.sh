@@ -16,8 +16,9 @@
 # stack trace needs and compiles a third faster than -g. Two kinds of file are compiled at -O0
 # instead (CMakeLists.txt, tests/CMakeLists.txt): the command lines (tools/attend/, examples/tasks/:
 # mostly CLI11's inline code, 22 s a file at -O1, 6.5 s at -O0) and the test files other than
-# tests/support/ and tests/backend/ (22 -> 10 s): about four minutes less of building on two
-# cores, for about two more of testing. Any sanitizer report fails its test:
+# tests/support/ and tests/backend/ (22 -> 10 s). In CI on a 2-core VM the build went 826 -> 667 s
+# and the tests 345 -> 436 s (an hour when the VM ran ~9 % slower; docs/results.md, issue 20's
+# eighth pass): worth about a minute. Any sanitizer report fails its test:
 # ASan stops at the first error, UBSan too (-fno-sanitize-recover), LeakSanitizer runs at exit.
 # The one UBSan exception is Highway's, explained in fuzz/ubsan_ignorelist.txt.
 set -euo pipefail

@@ -282,7 +282,9 @@ struct KVCache {
   // Room for `capacity` positions of n rows, none filled.
   static KVCache Empty(int64_t n, int64_t heads, int64_t capacity, int64_t head_dim, DType dtype);
   // Keeps rows `rows`, in that order (beam search reorders its hypotheses), with room for
-  // `capacity` >= length positions: one copy per (row, head) of the filled positions.
+  // `capacity` >= length positions: one copy per (row, head) of the filled positions, made in
+  // place when the rows increase, the capacity stays and nothing else holds the cache (greedy
+  // search dropping finished sentences).
   void Reorder(const std::vector<int64_t>& rows, int64_t capacity);
 };
 
