@@ -8,8 +8,11 @@
 #
 # One build serves stages 2 and 3 of scripts/test.sh: the fuzz targets link the same
 # instrumented libraries (FUZZ_BUILD_DIR=build-asan scripts/fuzz.sh --ci), so CI compiles the
-# project twice (Release, and this), not three times. Its objects carry libFuzzer's coverage
-# hooks too, which cost the tests little next to ASan.
+# project twice (Release, and this), not three times. The libraries' objects carry libFuzzer's
+# coverage hooks too; the tests, tools and server do not (no fuzzer reads them; a fifth of a test
+# file's build). ctest runs two tests at a time with their OpenMP threads told not to spin
+# (OMP_WAIT_POLICY=PASSIVE, CMakeLists.txt): clang's OpenMP runtime spins 200 ms by default, and
+# these tests took 428 -> 217 s on 2 cores without it.
 #
 # Debug at -O1 -g1: -O0 compiles 3-7x faster but runs the tests that train and translate 20-40x
 # slower (Search.LearnsToCopy...: 384 s against 9 s); -g1 (line tables) is all a sanitizer's
