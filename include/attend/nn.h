@@ -74,6 +74,22 @@ void XavierNormal(Tensor t, Generator& gen, double gain = 1.0);
 void KaimingUniform(Tensor t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
 void KaimingNormal(Tensor t, Generator& gen, double a = 0.0, FanMode mode = FanMode::kFanIn);
 std::pair<int64_t, int64_t> FanInOut(const Tensor& t);
+
+// While one lives on this thread, the random initialisers above (Uniform, Normal and the Xavier
+// and Kaiming ones, which call them) write zeros instead of drawing, and the generator does not
+// advance; Constant still writes its value. For building a model whose every tensor a checkpoint
+// overwrites next (nmt::LoadModel): the draws, their temporaries and the generator's work cost
+// more than the load itself. Nests.
+class SkipRandomInit {
+ public:
+  SkipRandomInit();
+  ~SkipRandomInit();
+  SkipRandomInit(const SkipRandomInit&) = delete;
+  SkipRandomInit& operator=(const SkipRandomInit&) = delete;
+
+ private:
+  bool outer_;
+};
 }  // namespace init
 
 // y = x W^T + b with W [out, in], initialised as torch.nn.Linear (Kaiming-uniform, a = sqrt(5)).

@@ -25,6 +25,7 @@
 #include "attend/checkpoint.h"
 #include "attend/corpus.h"
 #include "attend/error.h"
+#include "attend/nn.h"
 #include "attend/ops.h"
 #include "attend/optim.h"
 #include "attend/vision.h"
@@ -656,6 +657,7 @@ LoadedClassifier LoadClassifier(const std::string& path) {
     AllocationLimitGuard limit(cap, path +
                                         ": the config describes a larger model than the file's " +
                                         std::to_string(file_bytes) + " bytes of tensors");
+    nn::init::SkipRandomInit no_draws;  // LoadCheckpoint overwrites every tensor
     out.model = std::make_shared<models::ImageClassifier>(mc, gen);
   }
   io::LoadCheckpoint(path, *out.model);

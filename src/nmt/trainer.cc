@@ -20,6 +20,7 @@
 #include "attend/error.h"
 #include "attend/metrics.h"
 #include "attend/nmt.h"
+#include "attend/nn.h"
 #include "nmt/trainer_internal.h"
 #include "attend/ops.h"
 #include "attend/optim.h"
@@ -810,6 +811,8 @@ LoadedModel LoadModel(const std::string& path) {
     AllocationLimitGuard limit(
         cap, path + ": the config describes a larger model than the file's " +
                  std::to_string(file_bytes) + " bytes of tensors (" + mc.ToJson() + ")");
+    // Every tensor is overwritten below (LoadCheckpoint requires them all): no draws.
+    nn::init::SkipRandomInit no_draws;
     out.model = models::MakeModel(mc, gen);
   }
   io::LoadCheckpoint(path, *out.model);

@@ -13,6 +13,7 @@
 #include "attend/checkpoint.h"
 #include "attend/models.h"
 #include "attend/nmt.h"
+#include "attend/nn.h"
 #include "support/errors.h"
 #include "support/checkpoints.h"
 #include "support/files.h"
@@ -73,6 +74,72 @@ TEST(LoadModel, ModelBuildRequestsAreBoundedByTheTensors) {
   }
   Tensor::Empty({1000});
   EXPECT_EQ(outer.requested(), 4000u);
+}
+
+// LoadModel builds the checkpoint's model without drawing its initial weights (SkipRandomInit):
+// for every token-source architecture the loaded model holds the saved tensors bit for bit and
+// translates exactly as the model that was saved (so nothing outside the checkpoint depended
+// on the skipped draws).
+TEST(LoadModel, BuildsWithoutDrawsAndTranslatesAsTheSavedModel) {
+  TempDir dir;
+  std::vector<std::string> sentences;
+  for (int i = 0; i < 60; ++i)
+    sentences.push_back("a b " + std::to_string(i % 9) + " c d " + std::to_string(i % 13));
+  nmt::VocabularyOptions vo;
+  vo.size = 40;
+  const nmt::Vocabulary vocab = nmt::Vocabulary::Train(sentences, vo);
+  std::vector<models::ModelConfig> configs;
+  for (const char* arch : {"rnn", "rnn-attention", "transformer", "pervasive"}) {
+    models::ModelConfig c;
+    c.arch = models::ParseEnum<models::Arch>(arch, "arch");
+    c.src_vocab = c.tgt_vocab = vocab.size();
+    c.embed_dim = c.hidden_dim = c.attention_dim = c.d_model = 16;
+    c.ff_dim = 32;
+    c.heads = 2;
+    c.layers = c.encoder_layers = c.decoder_layers = 2;
+    configs.push_back(c);
+  }
+  models::ModelConfig lstm = configs[1];
+  lstm.cell = models::Cell::kLstm;
+  lstm.score = models::Score::kLocationAware;
+  configs.push_back(lstm);
+  models::ModelConfig qkv = configs[1];
+  qkv.score = models::Score::kQkv;
+  qkv.window = models::Window::kLocalP;
+  configs.push_back(qkv);
+  models::ModelConfig post = configs[2];
+  post.pre_norm = post.share_embeddings = false;
+  configs.push_back(post);
+  std::vector<std::vector<int64_t>> sources;
+  for (int i = 0; i < 5; ++i) sources.push_back(vocab.Encode(sentences[7 * i]));
+  nmt::SearchOptions o;
+  o.beam = 3;
+  o.max_len_extra = 4;
+  for (size_t k = 0; k < configs.size(); ++k) {
+    const models::ModelConfig& c = configs[k];
+    Generator gen(100 + k);
+    const std::shared_ptr<models::Seq2Seq> saved = models::MakeModel(c, gen);
+    const std::string path = dir / ("m" + std::to_string(k) + ".ckpt");
+    testing::SaveTranslationCheckpoint(path, *saved, vocab, c.ToJson());
+    const nmt::LoadedModel loaded = nmt::LoadModel(path);
+    const nn::NamedTensors want = saved->StateDict(), got = loaded.model->StateDict();
+    ASSERT_EQ(got.size(), want.size()) << c.ToJson();
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].first, want[i].first);
+      EXPECT_EQ(got[i].second.dtype(), want[i].second.dtype()) << want[i].first;
+      EXPECT_EQ(got[i].second.To(DType::kF64).ToVector<double>(),
+                want[i].second.To(DType::kF64).ToVector<double>())
+          << want[i].first << " " << c.ToJson();
+    }
+    saved->Eval();
+    const auto a = nmt::Translate(*saved, sources, o);
+    const auto b = nmt::Translate(*loaded.model, sources, o);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(b[i][0].tokens, a[i][0].tokens) << c.ToJson();
+      EXPECT_EQ(b[i][0].score, a[i][0].score) << c.ToJson();
+    }
+  }
 }
 
 // Issue 11: the config of a checkpoint is as untrusted as its tensors. A small file claiming

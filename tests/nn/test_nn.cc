@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
+#include <vector>
 
 #include "attend/attend.h"
 #include "attend/autograd.h"
@@ -187,6 +189,45 @@ TEST(Init, DistributionsHaveTheirMoments) {
   init::XavierNormal(x.View({5, 10}), a);
   init::XavierNormal(y.View({5, 10}), b);
   EXPECT_EQ(x.ToVector<float>(), y.ToVector<float>());
+}
+
+// SkipRandomInit: every random initialiser writes zeros (through views too) and the generator
+// does not advance, so the draws after the guard are those a generator that never saw it makes;
+// Constant still writes; guards nest; other threads draw as usual.
+TEST(Init, SkipRandomInitWritesZerosAndLeavesTheGeneratorAlone) {
+  Generator skipped(11), plain(11);
+  Tensor w = Tensor::Full({6, 4}, 3.0f);
+  Tensor want = Tensor::Empty({6, 4});  // what another thread draws, guard or not
+  Generator g(11);
+  init::XavierNormal(want, g);
+  {
+    init::SkipRandomInit outer;
+    {
+      init::SkipRandomInit inner;
+      init::XavierNormal(w, skipped);
+    }
+    EXPECT_EQ(w.ToVector<float>(), std::vector<float>(24, 0.0f));
+    w.Fill(3.0);
+    init::Uniform(w.View({4, 6}), -1.0, 1.0, skipped);  // still skipped: the outer guard holds
+    init::Normal(w, 1.0, 1.0, skipped);
+    init::KaimingUniform(w, skipped, std::sqrt(5.0));
+    init::XavierUniform(w, skipped);
+    init::KaimingNormal(w, skipped);
+    EXPECT_EQ(w.ToVector<float>(), std::vector<float>(24, 0.0f));
+    init::Constant(w, 2.5);
+    EXPECT_EQ(w.ToVector<float>(), std::vector<float>(24, 2.5f));
+    Tensor other = Tensor::Empty({6, 4});
+    std::thread([&] {
+      Generator g(11);
+      init::XavierNormal(other, g);
+    }).join();
+    EXPECT_EQ(other.ToVector<float>(), want.ToVector<float>());
+  }
+  Tensor a = Tensor::Empty({6, 4}), b = Tensor::Empty({6, 4});
+  init::XavierNormal(a, skipped);
+  init::XavierNormal(b, plain);
+  EXPECT_EQ(a.ToVector<float>(), b.ToVector<float>());
+  EXPECT_NE(a.ToVector<float>(), std::vector<float>(24, 0.0f));
 }
 
 // ---- against PyTorch ----
