@@ -85,6 +85,12 @@ void SaveCheckpoint(const std::string& path, const nn::Module& model,
 std::string LoadCheckpoint(const std::string& path, nn::Module& model,
                            optim::Optimizer* optimizer = nullptr,
                            optim::LRScheduler* scheduler = nullptr, Metadata* extra = nullptr);
+// The same from a file the caller has read already with LoadSafetensors(path, true) (to look at
+// its metadata first, as nmt::LoadModel does): the file is not read twice. `path` names it in
+// errors.
+std::string LoadCheckpoint(SafetensorsContents file, const std::string& path, nn::Module& model,
+                           optim::Optimizer* optimizer = nullptr,
+                           optim::LRScheduler* scheduler = nullptr, Metadata* extra = nullptr);
 
 // Checkpoint averaging (`attend average`, as fairseq's and JoeyNMT's average_checkpoints): writes
 // to `output` a checkpoint whose every model tensor (every tensor not named "optim.*") is the

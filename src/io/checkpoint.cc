@@ -109,8 +109,14 @@ void SaveCheckpoint(const std::string& path, const nn::Module& model,
 
 std::string LoadCheckpoint(const std::string& path, nn::Module& model, optim::Optimizer* optimizer,
                            optim::LRScheduler* scheduler, Metadata* extra) {
+  return LoadCheckpoint(LoadSafetensors(path, /*require_checksum=*/true), path, model, optimizer,
+                        scheduler, extra);
+}
+
+std::string LoadCheckpoint(SafetensorsContents file, const std::string& path, nn::Module& model,
+                           optim::Optimizer* optimizer, optim::LRScheduler* scheduler,
+                           Metadata* extra) {
   const std::string where = "LoadCheckpoint " + path;
-  SafetensorsContents file = LoadSafetensors(path, /*require_checksum=*/true);
   const Metadata& meta = file.metadata;
   detail::CheckCheckpointFormat(meta, where);
   if (meta.count(kQuantizedKey)) {

@@ -20,6 +20,7 @@
 #include <numeric>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "attend/autograd.h"
 #include "attend/checkpoint.h"
@@ -650,7 +651,6 @@ LoadedClassifier LoadClassifier(const std::string& path) {
   uint64_t file_bytes = 0;
   for (const auto& [name, t] : contents.tensors)
     file_bytes += static_cast<uint64_t>(t.numel()) * DTypeSize(t.dtype());
-  contents.tensors.clear();
   const uint64_t cap = models::kModelBuildFactor * file_bytes + (uint64_t{16} << 20);
   Generator gen(0);
   {
@@ -660,7 +660,7 @@ LoadedClassifier LoadClassifier(const std::string& path) {
     nn::init::SkipRandomInit no_draws;  // LoadCheckpoint overwrites every tensor
     out.model = std::make_shared<models::ImageClassifier>(mc, gen);
   }
-  io::LoadCheckpoint(path, *out.model);
+  io::LoadCheckpoint(std::move(contents), path, *out.model);  // read once, as nmt::LoadModel
   out.model->Eval();
   return out;
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "attend/autograd.h"
 #include "attend/checkpoint.h"
@@ -804,7 +805,6 @@ LoadedModel LoadModel(const std::string& path) {
     file_bytes +=
         static_cast<uint64_t>(t.numel()) * (t.dtype() == DType::kI8 ? 4 : DTypeSize(t.dtype()));
   const bool quantized = contents.metadata.count(io::kQuantizedKey) > 0;
-  contents.tensors.clear();  // the bytes are read again by LoadCheckpoint
   const uint64_t cap = models::kModelBuildFactor * file_bytes + (uint64_t{16} << 20);
   Generator gen(0);
   {
@@ -815,7 +815,9 @@ LoadedModel LoadModel(const std::string& path) {
     nn::init::SkipRandomInit no_draws;
     out.model = models::MakeModel(mc, gen);
   }
-  io::LoadCheckpoint(path, *out.model);
+  // The file read above (its checksum checked), not read again: the second read and checksum
+  // were a third of a short `attend translate`.
+  io::LoadCheckpoint(std::move(contents), path, *out.model);
   out.model->Eval();
   // A quantized checkpoint decodes in the precision it was rounded for.
   if (quantized) out.model->SetDecodePrecision(nn::Precision::kInt8);
