@@ -78,8 +78,8 @@ std::pair<int64_t, int64_t> FanInOut(const Tensor& t);
 // While one lives on this thread, the random initialisers above (Uniform, Normal and the Xavier
 // and Kaiming ones, which call them) write zeros instead of drawing, and the generator does not
 // advance; Constant still writes its value. For building a model whose every tensor a checkpoint
-// overwrites next (nmt::LoadModel): the draws, their temporaries and the generator's work cost
-// more than the load itself. Nests.
+// overwrites next (nmt::LoadModel): there the draws and their temporaries were 30 % of a
+// short `attend translate` (docs/results.md, issue 20's ninth pass). Nests.
 class SkipRandomInit {
  public:
   SkipRandomInit();
