@@ -26,20 +26,25 @@ using attend::testing::ThrownMessage;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
+// A two-layer model of `arch` over `vocab` subwords, every width `dim` (feed-forward 2 dim, heads
+// of 8).
+models::ModelConfig SmallConfig(const char* arch, int64_t vocab, int64_t dim) {
+  models::ModelConfig c;
+  c.arch = models::ParseEnum<models::Arch>(arch, "arch");
+  c.src_vocab = c.tgt_vocab = vocab;
+  c.embed_dim = c.hidden_dim = c.attention_dim = c.d_model = dim;
+  c.ff_dim = 2 * dim;
+  c.heads = dim / 8;
+  c.layers = c.encoder_layers = c.decoder_layers = 2;
+  return c;
+}
+
 // LoadModel caps the building of a checkpoint's model by kModelBuildFactor times the file's
 // tensor bytes: every architecture must stay under it with a file of model tensors alone.
 TEST(LoadModel, ModelBuildRequestsAreBoundedByTheTensors) {
   std::vector<models::ModelConfig> configs;
-  for (const char* arch : {"rnn", "rnn-attention", "transformer"}) {
-    models::ModelConfig c;
-    c.arch = models::ParseEnum<models::Arch>(arch, "arch");
-    c.src_vocab = c.tgt_vocab = 300;
-    c.embed_dim = c.hidden_dim = c.attention_dim = c.d_model = 32;
-    c.ff_dim = 64;
-    c.heads = 4;
-    c.layers = c.encoder_layers = c.decoder_layers = 2;
-    configs.push_back(c);
-  }
+  for (const char* arch : {"rnn", "rnn-attention", "transformer"})
+    configs.push_back(SmallConfig(arch, 300, 32));
   models::ModelConfig lstm = configs[1];
   lstm.cell = models::Cell::kLstm;
   lstm.score = models::Score::kLocation;
@@ -89,16 +94,8 @@ TEST(LoadModel, BuildsWithoutDrawsAndTranslatesAsTheSavedModel) {
   vo.size = 40;
   const nmt::Vocabulary vocab = nmt::Vocabulary::Train(sentences, vo);
   std::vector<models::ModelConfig> configs;
-  for (const char* arch : {"rnn", "rnn-attention", "transformer", "pervasive"}) {
-    models::ModelConfig c;
-    c.arch = models::ParseEnum<models::Arch>(arch, "arch");
-    c.src_vocab = c.tgt_vocab = vocab.size();
-    c.embed_dim = c.hidden_dim = c.attention_dim = c.d_model = 16;
-    c.ff_dim = 32;
-    c.heads = 2;
-    c.layers = c.encoder_layers = c.decoder_layers = 2;
-    configs.push_back(c);
-  }
+  for (const char* arch : {"rnn", "rnn-attention", "transformer", "pervasive"})
+    configs.push_back(SmallConfig(arch, vocab.size(), 16));
   models::ModelConfig lstm = configs[1];
   lstm.cell = models::Cell::kLstm;
   lstm.score = models::Score::kLocationAware;
