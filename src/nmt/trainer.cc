@@ -816,7 +816,7 @@ LoadedModel LoadModel(const std::string& path) {
     out.model = models::MakeModel(mc, gen);
   }
   // The file read above (its checksum checked), not read again: the second read and checksum
-  // were a third of a short `attend translate`.
+  // gone, a 10-sentence `attend translate` went 0.31 -> 0.26 s (docs/results.md, issue 20).
   io::LoadCheckpoint(std::move(contents), path, *out.model);
   out.model->Eval();
   // A quantized checkpoint decodes in the precision it was rounded for.
