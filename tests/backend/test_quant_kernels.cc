@@ -37,30 +37,39 @@ Int8Weight QuantizeInt8(const std::vector<float>& w, int64_t n, int64_t k) {
   return q;
 }
 
-std::vector<float> RunInt8(const std::vector<float>& x, int64_t m, int64_t k, const Int8Weight& q,
-                           int64_t n, const float* bias, bool scalar) {
-  std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
-  if (scalar) {
+// Which kernel a product runs on: the scalar twin, the one the CPU would pick, or the AVX2 one.
+enum class Kernel { kScalar, kDispatched, kAvx2 };
+
+// Calls `run` with the hook that selects `kernel` in place.
+template <typename Fn>
+void WithKernel(Kernel kernel, Fn&& run) {
+  if (kernel == Kernel::kScalar) {
     simd::ForceScalarQuantKernels force;
-    simd::Int8Gemm(x.data(), m, k, k, q.packed.data(), q.scale.data(), q.colsum.data(), n, bias,
-                   y.data(), n);
+    run();
+  } else if (kernel == Kernel::kAvx2) {
+    simd::UseAvx2QuantKernels avx2;
+    run();
   } else {
+    run();
+  }
+}
+
+std::vector<float> RunInt8(const std::vector<float>& x, int64_t m, int64_t k, const Int8Weight& q,
+                           int64_t n, const float* bias, Kernel kernel) {
+  std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
+  WithKernel(kernel, [&] {
     simd::Int8Gemm(x.data(), m, k, k, q.packed.data(), q.scale.data(), q.colsum.data(), n, bias,
                    y.data(), n);
-  }
+  });
   return y;
 }
 
 std::vector<float> RunBf16(const std::vector<float>& x, int64_t m, int64_t k,
                            const std::vector<uint16_t>& packed, int64_t n, const float* bias,
-                           bool scalar) {
+                           Kernel kernel) {
   std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
-  if (scalar) {
-    simd::ForceScalarQuantKernels force;
-    simd::Bf16Gemm(x.data(), m, k, k, packed.data(), n, bias, y.data(), n);
-  } else {
-    simd::Bf16Gemm(x.data(), m, k, k, packed.data(), n, bias, y.data(), n);
-  }
+  WithKernel(kernel,
+             [&] { simd::Bf16Gemm(x.data(), m, k, k, packed.data(), n, bias, y.data(), n); });
   return y;
 }
 
@@ -74,9 +83,8 @@ const int64_t kRows[] = {1, 2, 5, 6, 7, 13};
 const int64_t kCols[] = {1, 15, 16, 17, 64, 70, 130};
 const int64_t kFeatures[] = {1, 3, 4, 7, 64, 257};
 
-TEST(QuantKernels, Int8KernelEqualsScalarTwinBitForBit) {
-  if (!simd::HasInt8Kernel()) GTEST_SKIP() << "no AVX512-VNNI: the scalar twin runs everywhere";
-  simd::AvoidAmxKernels avoid;  // the AVX-512 kernel at every shape (AMX's own test is below)
+// `kernel` against the scalar twin over every shape above, with and without a bias.
+void CheckInt8AgainstTwin(Kernel kernel) {
   unsigned seed = 1;
   for (int64_t m : kRows)
     for (int64_t n : kCols)
@@ -86,14 +94,13 @@ TEST(QuantKernels, Int8KernelEqualsScalarTwinBitForBit) {
         const auto bias = RandomFloats(n, -1.0f, 1.0f, seed++);
         const Int8Weight q = QuantizeInt8(w, n, k);
         for (const float* b : {static_cast<const float*>(nullptr), bias.data()})
-          EXPECT_TRUE(SameBits(RunInt8(x, m, k, q, n, b, false), RunInt8(x, m, k, q, n, b, true)))
+          EXPECT_TRUE(SameBits(RunInt8(x, m, k, q, n, b, kernel),
+                               RunInt8(x, m, k, q, n, b, Kernel::kScalar)))
               << "m " << m << " n " << n << " k " << k << (b ? " with bias" : "");
       }
 }
 
-TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
-  if (!simd::HasBf16Kernel()) GTEST_SKIP() << "no AVX512-BF16: the scalar twin runs everywhere";
-  simd::AvoidAmxKernels avoid;  // AMX sums in its own order (its test is below)
+void CheckBf16AgainstTwin(Kernel kernel) {
   unsigned seed = 100;
   for (int64_t m : kRows)
     for (int64_t n : kCols)
@@ -104,10 +111,33 @@ TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
         std::vector<uint16_t> packed(static_cast<size_t>(Bf16PackedSize(n, k)));
         PackBf16(w.data(), n, k, k, packed.data());
         for (const float* b : {static_cast<const float*>(nullptr), bias.data()})
-          EXPECT_TRUE(
-              SameBits(RunBf16(x, m, k, packed, n, b, false), RunBf16(x, m, k, packed, n, b, true)))
+          EXPECT_TRUE(SameBits(RunBf16(x, m, k, packed, n, b, kernel),
+                               RunBf16(x, m, k, packed, n, b, Kernel::kScalar)))
               << "m " << m << " n " << n << " k " << k << (b ? " with bias" : "");
       }
+}
+
+TEST(QuantKernels, Int8KernelEqualsScalarTwinBitForBit) {
+  if (!simd::HasInt8Kernel()) GTEST_SKIP() << "no AVX512-VNNI: the AVX2 test covers this CPU";
+  simd::AvoidAmxKernels avoid;  // the AVX-512 kernel at every shape (AMX's own test is below)
+  CheckInt8AgainstTwin(Kernel::kDispatched);
+}
+
+TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
+  if (!simd::HasBf16Kernel()) GTEST_SKIP() << "no AVX512-BF16: the AVX2 test covers this CPU";
+  simd::AvoidAmxKernels avoid;  // AMX sums in its own order (its test is below)
+  CheckBf16AgainstTwin(Kernel::kDispatched);
+}
+
+// The AVX2 kernels (the ones CPUs without AVX-512 run; selected here on any CPU with AVX2).
+TEST(QuantKernels, Int8Avx2KernelEqualsScalarTwinBitForBit) {
+  if (!simd::HasAvx2QuantKernels()) GTEST_SKIP() << "no AVX2 and FMA: the scalar twin runs";
+  CheckInt8AgainstTwin(Kernel::kAvx2);
+}
+
+TEST(QuantKernels, Bf16Avx2KernelEqualsScalarTwinBitForBit) {
+  if (!simd::HasAvx2QuantKernels()) GTEST_SKIP() << "no AVX2 and FMA: the scalar twin runs";
+  CheckBf16AgainstTwin(Kernel::kAvx2);
 }
 
 struct AmxShape {
@@ -139,7 +169,8 @@ TEST(QuantKernels, Int8AmxEqualsScalarTwinBitForBit) {
     const auto bias = RandomFloats(n, -1.0f, 1.0f, seed++);
     const Int8Weight q = QuantizeInt8(w, n, k);
     for (const float* b : {static_cast<const float*>(nullptr), bias.data()})
-      EXPECT_TRUE(SameBits(RunInt8(x, m, k, q, n, b, false), RunInt8(x, m, k, q, n, b, true)))
+      EXPECT_TRUE(SameBits(RunInt8(x, m, k, q, n, b, Kernel::kDispatched),
+                           RunInt8(x, m, k, q, n, b, Kernel::kScalar)))
           << "m " << m << " n " << n << " k " << k << (b ? " with bias" : "");
   }
   // Where AMX does not run: too few rows, features not whole tiles, or avoided.
@@ -165,8 +196,8 @@ TEST(QuantKernels, Bf16AmxWithinSummationBoundOfExactProducts) {
     std::vector<uint16_t> packed(static_cast<size_t>(Bf16PackedSize(n, k)));
     PackBf16(w.data(), n, k, k, packed.data());
     for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
-      const auto y = RunBf16(x, m, k, packed, n, b, false);
-      const auto twin = RunBf16(x, m, k, packed, n, b, true);
+      const auto y = RunBf16(x, m, k, packed, n, b, Kernel::kDispatched);
+      const auto twin = RunBf16(x, m, k, packed, n, b, Kernel::kScalar);
       for (int64_t r = 0; r < m; ++r)
         for (int64_t c = 0; c < n; ++c) {
           double exact = b ? b[c] : 0.0, size = b ? std::fabs(b[c]) : 0.0;
@@ -190,7 +221,7 @@ TEST(QuantKernels, Bf16AmxWithinSummationBoundOfExactProducts) {
 }
 
 // Integers whose rows reach 127 quantize with scale 1 and no rounding: the int8 product is then
-// the exact integer product (sums stay below 2^24, so their f32 is exact too).
+// the exact integer product (sums stay below 2^24, so their f32 is exact too), on every kernel.
 TEST(QuantKernels, Int8IsExactOnIntegersItCanHold) {
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> v(-127, 127);
@@ -201,9 +232,15 @@ TEST(QuantKernels, Int8IsExactOnIntegersItCanHold) {
     for (auto& e : x) e = static_cast<float>(v(rng));
     for (int64_t r = 0; r < n; ++r) w[r * k] = (r % 2) ? 127.0f : -127.0f;
     for (int64_t r = 0; r < m; ++r) x[r * k + k - 1] = -127.0f;
+    // Rows of +-127 throughout: each pair of products is +-2 * 127 * 127, the most the AVX2
+    // kernel's int16 pair sums must hold.
+    for (int64_t i = 0; i < k; ++i) {
+      x[i] = w[i] = 127.0f;
+      x[k + i] = w[k + i] = -127.0f;
+    }
     const Int8Weight q = QuantizeInt8(w, n, k);
-    for (bool scalar : {true, false}) {
-      const auto y = RunInt8(x, m, k, q, n, nullptr, scalar);
+    for (Kernel kernel : {Kernel::kScalar, Kernel::kDispatched, Kernel::kAvx2}) {
+      const auto y = RunInt8(x, m, k, q, n, nullptr, kernel);
       for (int64_t r = 0; r < m; ++r)
         for (int64_t c = 0; c < n; ++c) {
           int64_t exact = 0;
@@ -225,7 +262,7 @@ TEST(QuantKernels, Int8WithinRoundingBoundOfF32) {
     const auto w = RandomFloats(n * k, -0.2f, 0.2f, seed++);
     const auto x = RandomFloats(m * k, -2.0f, 2.0f, seed++);
     const Int8Weight q = QuantizeInt8(w, n, k);
-    const auto y = RunInt8(x, m, k, q, n, nullptr, false);
+    const auto y = RunInt8(x, m, k, q, n, nullptr, Kernel::kDispatched);
     double worst = 0;
     for (int64_t r = 0; r < m; ++r) {
       double xmax = 0, xabs = 0;
@@ -264,7 +301,7 @@ TEST(QuantKernels, Bf16WithinRoundingBoundOfF32) {
       const auto x = RandomFloats(m * k, -2.0f, 2.0f, seed++);
       std::vector<uint16_t> packed(static_cast<size_t>(Bf16PackedSize(n, k)));
       PackBf16(w.data(), n, k, k, packed.data());
-      const auto y = RunBf16(x, m, k, packed, n, nullptr, false);
+      const auto y = RunBf16(x, m, k, packed, n, nullptr, Kernel::kDispatched);
       for (int64_t r = 0; r < m; ++r)
         for (int64_t c = 0; c < n; ++c) {
           double exact = 0, xw = 0;
@@ -310,7 +347,7 @@ TEST(QuantKernels, ZeroRowsAndRoundingToBf16) {
   }
   const Int8Weight q = QuantizeInt8(w, n, k);
   EXPECT_EQ(q.scale[0], 1.0f);
-  const auto y = RunInt8(x, m, k, q, n, nullptr, false);
+  const auto y = RunInt8(x, m, k, q, n, nullptr, Kernel::kDispatched);
   for (int64_t c = 0; c < n; ++c) EXPECT_EQ(y[c], 0.0f);
   EXPECT_EQ(y[n + 0], 0.0f);
   EXPECT_NEAR(y[n + 1], 1.5f, 0.5f / 127 * 5);

@@ -1,7 +1,8 @@
 // The int8 and bf16 decoding GEMMs (layouts and scalar twins in
 // backend/cpu/reference/quant_kernels.h). x86 intrinsics behind a run-time check: AVX512-VNNI
 // for int8, AVX512-BF16 for bf16 (Highway 1.0, Debian 12's, has neither dot product); on a CPU
-// without them the scalar twin runs, with the same results. Where the CPU has AMX tiles, products
+// with AVX2 and FMA but not those, AVX2 kernels; elsewhere the scalar twin. Every one gives the
+// scalar twin's results. Where the CPU has AMX tiles, products
 // of at least kAmxInt8MinRows (kAmxBf16MinRows) rows over whole tiles of features run on them
 // (quant_amx.h): int8 with the same results again, bf16 with the tile's own order of summation.
 #pragma once
@@ -10,10 +11,11 @@
 
 namespace attend::cpu::simd {
 
-bool HasInt8Kernel();     // AVX512-VNNI
-bool HasBf16Kernel();     // AVX512-BF16
-bool HasAmxInt8Kernel();  // AMX-INT8, and Linux granted the tile state
-bool HasAmxBf16Kernel();  // AMX-BF16, likewise
+bool HasInt8Kernel();        // AVX512-VNNI
+bool HasBf16Kernel();        // AVX512-BF16
+bool HasAvx2QuantKernels();  // AVX2 and FMA: the int8 and bf16 kernels of CPUs without the above
+bool HasAmxInt8Kernel();     // AMX-INT8, and Linux granted the tile state
+bool HasAmxBf16Kernel();     // AMX-BF16, likewise
 
 // Rows from which a product runs on AMX tiles (a tile has 16; bench_gemm's int8 / bf16 against
 // int8_avx512 / bf16_avx512 on a Sapphire Rapids core: below these the AVX-512 kernels, which
@@ -41,6 +43,19 @@ class ForceScalarQuantKernels {
   ~ForceScalarQuantKernels();
   ForceScalarQuantKernels(const ForceScalarQuantKernels&) = delete;
   ForceScalarQuantKernels& operator=(const ForceScalarQuantKernels&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Benchmark and test hook: the AVX2 kernels even where AVX-512 or AMX would run, on a CPU that
+// has AVX2 (restored on destruction).
+class UseAvx2QuantKernels {
+ public:
+  UseAvx2QuantKernels();
+  ~UseAvx2QuantKernels();
+  UseAvx2QuantKernels(const UseAvx2QuantKernels&) = delete;
+  UseAvx2QuantKernels& operator=(const UseAvx2QuantKernels&) = delete;
 
  private:
   bool previous_;
