@@ -328,10 +328,11 @@ ATTEND_AVX2 inline void AddInPlace(__m256i& acc, __m256i v) {
 // Not inlined: each row count gets a register allocation of its own (inlined into the loop
 // below, the 1-3 row tiles kept their sums in memory, a store and a load per step).
 template <int MR>
-ATTEND_AVX2 __attribute__((noinline)) void Int8TileAvx2(const int8_t* q, const uint8_t* qabs, int64_t kp,
-                                     const float* xscale, int64_t k4, const int8_t* panel,
-                                     const float* wscale, const float* bias, float* y, int64_t ldy,
-                                     int64_t cols) {
+ATTEND_AVX2 __attribute__((noinline)) void Int8TileAvx2(const int8_t* q, const uint8_t* qabs,
+                                                        int64_t kp, const float* xscale, int64_t k4,
+                                                        const int8_t* panel, const float* wscale,
+                                                        const float* bias, float* y, int64_t ldy,
+                                                        int64_t cols) {
   __m256i acc[MR][2];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
@@ -402,8 +403,9 @@ ATTEND_AVX2 void Int8GemmAvx2(const int8_t* q, const uint8_t* qabs, const float*
 // then acc += x_even * w_even, each product of two bf16 exact in f32, so the fused multiply-add
 // rounds once where the twin rounds its sum once.
 template <int MR>
-ATTEND_AVX2 __attribute__((noinline)) void Bf16TileAvx2(const float* x, int64_t kp, int64_t k2, const uint16_t* panel,
-                                     const float* bias, float* y, int64_t ldy, int64_t cols) {
+ATTEND_AVX2 __attribute__((noinline)) void Bf16TileAvx2(const float* x, int64_t kp, int64_t k2,
+                                                        const uint16_t* panel, const float* bias,
+                                                        float* y, int64_t ldy, int64_t cols) {
   __m256 acc[MR][2];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
