@@ -107,6 +107,10 @@ class Linear : public Module {
 enum class Precision : uint8_t { kF32, kBF16, kInt8 };
 const char* PrecisionName(Precision p);             // "f32" | "bf16" | "int8"
 Precision ParsePrecision(const std::string& name);  // throws attend::Error naming the choices
+// The instruction set this CPU runs a precision's packed products on, for logs: "AVX-512",
+// "AVX2", ... for f32; "AVX512-VNNI", "AMX-INT8 + AVX512-VNNI", "AVX2" or "scalar" for int8;
+// the bf16 ones likewise ("scalar": the portable twins, much slower).
+const char* PrecisionKernelName(Precision p);
 
 struct LowPrecisionWeight;  // prepacked.cc
 

@@ -2,6 +2,7 @@
 // PrepackedRecurrentStep (attend/nn/rnn.h).
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "attend/autograd.h"
@@ -9,6 +10,7 @@
 #include "attend/nn/rnn.h"
 #include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/reference/quant_kernels.h"
+#include "backend/cpu/simd/elementwise_kernels.h"  // TargetName
 #include "backend/cpu/simd/gemm_kernels.h"
 #include "backend/cpu/simd/quant_kernels.h"
 #include "backend/cpu/simd/rnn_kernels.h"
@@ -36,6 +38,20 @@ const char* PrecisionName(Precision p) {
     case Precision::kF32: return "f32";
     case Precision::kBF16: return "bf16";
     case Precision::kInt8: return "int8";
+  }
+  return "?";
+}
+
+const char* PrecisionKernelName(Precision p) {
+  switch (p) {
+    case Precision::kF32: {
+      const std::string target = cpu::simd::TargetName();  // Highway's names
+      if (target == "AVX3" || target == "AVX3_DL" || target == "AVX3_ZEN4") return "AVX-512";
+      if (target == "EMU128" || target == "SCALAR") return "scalar";
+      return cpu::simd::TargetName();
+    }
+    case Precision::kBF16: return cpu::simd::Bf16KernelName();
+    case Precision::kInt8: return cpu::simd::Int8KernelName();
   }
   return "?";
 }

@@ -129,6 +129,25 @@ TEST(QuantKernels, Bf16KernelEqualsScalarTwinBitForBit) {
   CheckBf16AgainstTwin(Kernel::kDispatched);
 }
 
+// What `attend translate --timing` names follows the kernel that runs.
+TEST(QuantKernels, KernelNamesFollowTheHooks) {
+  {
+    simd::ForceScalarQuantKernels force;
+    EXPECT_STREQ(nn::PrecisionKernelName(nn::Precision::kInt8), "scalar");
+    EXPECT_STREQ(nn::PrecisionKernelName(nn::Precision::kBF16), "scalar");
+  }
+  if (simd::HasAvx2QuantKernels()) {
+    simd::UseAvx2QuantKernels avx2;
+    EXPECT_STREQ(nn::PrecisionKernelName(nn::Precision::kInt8), "AVX2");
+    EXPECT_STREQ(nn::PrecisionKernelName(nn::Precision::kBF16), "AVX2");
+  }
+  if (simd::HasInt8Kernel()) {
+    simd::AvoidAmxKernels avoid;
+    EXPECT_STREQ(nn::PrecisionKernelName(nn::Precision::kInt8), "AVX512-VNNI");
+  }
+  EXPECT_STRNE(nn::PrecisionKernelName(nn::Precision::kF32), "");
+}
+
 // The AVX2 kernels (the ones CPUs without AVX-512 run; selected here on any CPU with AVX2).
 TEST(QuantKernels, Int8Avx2KernelEqualsScalarTwinBitForBit) {
   if (!simd::HasAvx2QuantKernels()) GTEST_SKIP() << "no AVX2 and FMA: the scalar twin runs";

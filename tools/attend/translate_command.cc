@@ -225,10 +225,11 @@ int Run(TranslateArgs& a) {
   if (a.timing)
     std::fprintf(stderr,
                  "translated %zu sentences in %.3f s: %.2f sentences/s, %.1f target tokens/s "
-                 "(%s)\n",
+                 "(%s on %s)\n",
                  translated, seconds, seconds > 0 ? static_cast<double>(translated) / seconds : 0.0,
                  seconds > 0 ? static_cast<double>(target_tokens) / seconds : 0.0,
-                 nn::PrecisionName(m.model->decode_precision()));
+                 nn::PrecisionName(m.model->decode_precision()),
+                 nn::PrecisionKernelName(m.model->decode_precision()));
   if (a.timing) {
     const AllocatorStats st = GetAllocatorStats();
     std::fprintf(stderr,

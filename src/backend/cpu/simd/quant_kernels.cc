@@ -478,6 +478,24 @@ bool HasAvx2QuantKernels() {
 }
 
 bool HasAmxInt8Kernel() { return amx::HasInt8(); }
+
+const char* Int8KernelName() {
+  if (force_scalar.load(std::memory_order_relaxed)) return "scalar";
+  const bool avx2 = avx2_only.load(std::memory_order_relaxed);
+  if (HasInt8Kernel() && !avx2)
+    return amx::HasInt8() && !avoid_amx.load(std::memory_order_relaxed) ? "AMX-INT8 + AVX512-VNNI"
+                                                                        : "AVX512-VNNI";
+  return HasAvx2QuantKernels() ? "AVX2" : "scalar";
+}
+
+const char* Bf16KernelName() {
+  if (force_scalar.load(std::memory_order_relaxed)) return "scalar";
+  const bool avx2 = avx2_only.load(std::memory_order_relaxed);
+  if (HasBf16Kernel() && !avx2)
+    return amx::HasBf16() && !avoid_amx.load(std::memory_order_relaxed) ? "AMX-BF16 + AVX512-BF16"
+                                                                        : "AVX512-BF16";
+  return HasAvx2QuantKernels() ? "AVX2" : "scalar";
+}
 bool HasAmxBf16Kernel() { return amx::HasBf16(); }
 
 bool Int8UsesAmx(int64_t m, int64_t k) {

@@ -17,6 +17,11 @@ bool HasAvx2QuantKernels();  // AVX2 and FMA: the int8 and bf16 kernels of CPUs 
 bool HasAmxInt8Kernel();     // AMX-INT8, and Linux granted the tile state
 bool HasAmxBf16Kernel();     // AMX-BF16, likewise
 
+// The instructions Int8Gemm (Bf16Gemm) runs on in this process, for logs: "AMX-INT8 + AVX512-VNNI"
+// (AMX from kAmxInt8MinRows rows), "AVX512-VNNI", "AVX2" or "scalar" (and the bf16 names).
+const char* Int8KernelName();
+const char* Bf16KernelName();
+
 // Rows from which a product runs on AMX tiles (a tile has 16; bench_gemm's int8 / bf16 against
 // int8_avx512 / bf16_avx512 on a Sapphire Rapids core: below these the AVX-512 kernels, which
 // use every row of their registers, are as fast or faster).
