@@ -264,6 +264,13 @@ ATTEND_AVX2 inline __m256i LaneMask8(int64_t cols) {
                             iota);
 }
 
+// round(x[0, 8) * inv) clamped to [lo, hi], in int32 lanes (the conversion rounds to nearest even
+// in the default MXCSR mode, as nearbyint).
+ATTEND_AVX2 inline __m256i Quantize8(const float* x, __m256 inv, __m256i lo, __m256i hi) {
+  const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), inv));
+  return _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+}
+
 // AVX2 has no u8 x s8 product summed in int32 (vpdpbusd). vpmaddubsw multiplies u8 by s8 and adds
 // pairs into int16, saturating: with u = q + 128 (up to 255) a pair of products can reach 64,770.
 // So this kernel takes the signed activation q (|q| <= 127) and moves its sign onto the weight:
@@ -272,13 +279,6 @@ ATTEND_AVX2 inline __m256i LaneMask8(int64_t cols) {
 // sum_k q * w = sum_k u * w - 128 colsum exactly, the integer the scalar twin finishes with.
 // QuantizeRowsS8Avx2 writes q and |q| (the same rounding as QuantizeRowsU8: the largest magnitude
 // is exact in any order, the scale computed as there, the conversion to nearest even).
-// round(x[0, 8) * inv) clamped to [lo, hi], in int32 lanes (the conversion rounds to nearest even
-// in the default MXCSR mode, as nearbyint).
-ATTEND_AVX2 inline __m256i Quantize8(const float* x, __m256 inv, __m256i lo, __m256i hi) {
-  const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), inv));
-  return _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-}
-
 ATTEND_AVX2 void QuantizeRowsS8Avx2(const float* x, int64_t m, int64_t k, int64_t ldx, int8_t* q,
                                     uint8_t* qabs, float* scale) {
   const int64_t kp = Int8Groups(k) * 4;
