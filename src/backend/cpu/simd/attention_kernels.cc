@@ -33,9 +33,11 @@ constexpr int64_t kBk = kSdpaKeyBlock;
 // Widths of packed rows are padded to 16 floats: a whole number of vectors on every target.
 constexpr int64_t kPad = 16;
 // Register tile of the micro-kernel: kMainRows rows x kMaxVecs vectors of accumulators. With 32
-// vector registers (AVX-512) 6 x 4 = 24 accumulators; with 16 (AVX2, baseline) 4 x 2.
+// vector registers (AVX-512) 6 x 4 = 24 accumulators; with 16 (AVX2, baseline) 6 x 2 = 12, plus
+// two of B and a broadcast (4 x 2 left a Zen 3 core's loads per FMA higher: 6-8 % slower fused
+// attention, docs/results.md issue 20, eleventh pass). A row's sums keep their order either way.
 constexpr int kMaxVecs = HWY_MAX_BYTES >= 64 ? 4 : 2;
-constexpr int kMainRows = HWY_MAX_BYTES >= 64 ? 6 : 4;
+constexpr int kMainRows = 6;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
