@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/reference/crc32.h"
 #include "backend/cpu/reference/dropout_kernels.h"
 #include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/reference/optim_kernels.h"
@@ -17,6 +18,7 @@
 #include "backend/cpu/reference/pool_kernels.h"
 #include "backend/cpu/reference/row_kernels.h"
 #include "backend/cpu/simd/attention_kernels.h"
+#include "backend/cpu/simd/crc32_kernels.h"
 #include "backend/cpu/simd/dropout_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
 #include "backend/cpu/simd/optim_kernels.h"
@@ -399,6 +401,34 @@ int ForEachKernelTarget(Fn&& check) {
     hwy::SetSupportedTargetsForTest(0);
   }
   return targets;
+}
+
+// The folding CRC-32 is the tables' bit for bit on every target: every length to 300 and some
+// long ones, each from every offset within 16 bytes and continuing from a random checksum; and a
+// checksum taken in pieces of odd sizes is the one taken at once.
+TEST(SimdKernels, Crc32FoldingMatchesTheTables) {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> buf(70000);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  std::vector<size_t> lengths;
+  for (size_t n = 0; n <= 300; ++n) lengths.push_back(n);
+  for (size_t n : {1023, 1024, 4097, 65543}) lengths.push_back(n);
+  const int targets = ForEachKernelTarget([&] {
+    for (size_t n : lengths)
+      for (size_t off = 0; off < 16; ++off) {
+        const auto start = static_cast<uint32_t>(rng());
+        ASSERT_EQ(simd::Crc32(buf.data() + off, n, start), ref::Crc32(buf.data() + off, n, start))
+            << n << " bytes from offset " << off;
+      }
+    uint32_t pieces = 0;
+    size_t pos = 0;
+    for (size_t piece : {1, 63, 64, 65, 1000, 17, 4096, 129}) {
+      pieces = simd::Crc32(buf.data() + pos, piece, pieces);
+      pos += piece;
+    }
+    EXPECT_EQ(pieces, ref::Crc32(buf.data(), pos));
+  });
+  EXPECT_GE(targets, 1);
 }
 
 // The SIMD mask is the scalar twin's bit for bit: lengths around every vector width, counters

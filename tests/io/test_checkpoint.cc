@@ -97,6 +97,17 @@ TEST(Safetensors, Crc32MatchesZlib) {
   const std::string s = "The quick brown fox jumps over the lazy dog";
   EXPECT_EQ(io::Crc32(s.data(), s.size()), 0x414FA339u);
   EXPECT_EQ(io::Crc32(s.data() + 13, s.size() - 13, io::Crc32(s.data(), 13)), 0x414FA339u);
+  // Long inputs (the carry-less folding path) against the definition, one bit at a time.
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += s + " " + std::to_string(i * 7919) + "\n";
+  for (size_t n : {size_t{64}, size_t{100}, size_t{1000}, text.size()}) {
+    uint32_t reg = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) {
+      reg ^= static_cast<uint8_t>(text[i]);
+      for (int b = 0; b < 8; ++b) reg = (reg & 1) ? 0xEDB88320u ^ (reg >> 1) : reg >> 1;
+    }
+    EXPECT_EQ(io::Crc32(text.data(), n), ~reg) << n << " bytes";
+  }
 }
 
 TEST(Safetensors, RoundTripInMemoryAndOnDisk) {
