@@ -87,7 +87,7 @@ HWY_INLINE void TileVecs(int vecs, const float* a, int64_t ar, int64_t ak, const
 // whole (kAll). A causal pass at N 1024 computes 72 blocks of 64 x 128, 16 of them diagonal, and
 // 11 % of all its products fall past the diagonal: skipping them (to a chunk of columns and a
 // tile of rows) leaves every result as it was, since their weights are 0 (Zen 3, one thread,
-// B1 H8 N1024 D64: causal forward 8-10 % faster, backward ~4 %).
+// B1 H8 N1024: causal forward 10-11 % faster, backward 11-15 %; docs/results.md).
 //   kOutCols:    C's columns are keys, its rows queries (S = q k^T, dP = dout v^T): chunk c0 of
 //                row r is computed when r + off >= c0, otherwise filled with `fill`.
 //   kSumKeys:    the summed index is the key, rows are queries (o += P v, dq += dS k): a tile
@@ -103,7 +103,8 @@ void Gemm(int64_t rows, int64_t width, int64_t kdim, const float* a, int64_t ar,
           const float* b, int64_t ldb, float* c, int64_t ldc, int64_t off = 0, float fill = 0.0f) {
   const DF d;
   const int64_t N = hn::Lanes(d);
-  if constexpr (kTri == Tri::kAll) {  // the plain product, as compact as it can be
+  // The plain product keeps a loop of its own: through the lambda below it ran 2-4 % slower.
+  if constexpr (kTri == Tri::kAll) {
     for (int64_t c0 = 0; c0 < width; c0 += kMaxVecs * N) {
       const int vecs = static_cast<int>(std::min<int64_t>(kMaxVecs, (width - c0) / N));
       const float* bc = b + c0;
