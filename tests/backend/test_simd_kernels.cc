@@ -260,7 +260,12 @@ TEST(SimdKernels, Gemm) {
                            // Past one block of every kind: rows (kMc), features (kKc), the
                            // panels packed at a time (kNc), and a last, partial tile of rows.
                            {301, 600, 270},
-                           {40, 2050, 37}};
+                           {40, 2050, 37},
+                           // Every remainder of a 6-row tile (AVX2's strips), a last panel of
+                           // exactly one 16-column strip, and one column past it.
+                           {20, 48, 300},
+                           {33, 16, 9},
+                           {38, 49, 40}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})

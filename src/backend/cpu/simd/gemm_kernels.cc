@@ -1,11 +1,12 @@
 // Highway implementations of the f32 GEMMs: PackedGemm (decoding: a weight packed once, a few
 // rows per call) and Gemm (everything else: op(B) packed per call, block by block). Both run the
-// same tile: MR rows of the output x one panel (kPackPanel = 32 columns, NV vectors) held in
+// same tile: MR rows of the output x NV vectors of a panel (kPackPanel = 32 columns) held in
 // registers while k is walked once; per k, NV loads of the panel and MR broadcasts of A feed
-// MR * NV fused multiply-adds (12 x 2 with AVX-512: 24 accumulators; 3 x 4 with AVX2). The panel
-// loop is outermost within a row block, so a panel (32 KB at 256 features) stays in L1 while the
-// rows of A stream from L2; the panels packed at a time (kNc columns) stay in L2 while every row
-// block passes over them.
+// MR * NV fused multiply-adds (12 x 2 with AVX-512: 24 accumulators, the whole panel; with AVX2
+// Gemm's tile is 6 x 2, a 16-column strip of the panel, and PackedGemm's 3 x 4). The panel loop
+// is outermost within a row block, so a panel (or strip: 32 or 16 KB at 256 features) stays in
+// L1 while the rows of A stream from L2; the panels packed at a time (kNc columns) stay in L2
+// while every row block passes over them.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu/simd/gemm_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -38,7 +39,19 @@ constexpr size_t kAccumulators = 24;
 #else
 constexpr size_t kAccumulators = 12;
 #endif
-constexpr size_t kMR = kNV >= kAccumulators ? 1 : kAccumulators / kNV;  // rows per tile
+// PackedGemm's tile spans a whole panel (kNV vectors); Gemm's spans kGemmNV vectors, a strip of
+// the panel. With AVX2 a whole-panel tile (3 rows x 4 vectors) needs 12 + 4 + 1 = 17 registers:
+// the compiler reads the fourth vector from memory in every row's multiply-add, and the 32 KB
+// panel (256 features) fills Zen 3's whole L1 beside A's rows. A strip of 2 vectors, 6 rows (15
+// registers; 16 KB of panel) is the tile that BLIS and others run on AVX2. AVX-512 keeps 12 rows
+// x 2 vectors, the whole panel.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr size_t kGemmNV = kNV;
+#else
+constexpr size_t kGemmNV = kNV >= 2 ? 2 : kNV;
+#endif
+// Gemm's rows per tile, and the rows of a tile of the packed A.
+constexpr size_t kMR = kGemmNV >= kAccumulators ? 1 : kAccumulators / kGemmNV;
 
 // How a tile's accumulators start: from zero, the bias, beta * C (the first block of k) or C
 // (the later blocks).
@@ -48,12 +61,13 @@ enum class Init { kZero, kBias, kScaleC, kAddC };
 // one code path reads A as it is or transposed; the panel's row kk (32 floats) at panel + kk *
 // ps (kPackPanel when packed, B's own row stride when read in place). Writes `cols` (<= 32)
 // columns of y.
-template <size_t MR, bool kPackedA, bool kPrefetchC>
+template <size_t MR, size_t NV, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
                      const float* HWY_RESTRICT panel, int64_t ps, Init init, const float* bias,
                      float beta, float* y, int64_t ldy, int64_t cols) {
   const DF d;
-  const bool full = cols == kPackPanel;
+  constexpr int64_t kWidth = static_cast<int64_t>(NV * kLanes);
+  const bool full = cols == kWidth;
   const bool reads_c = init == Init::kScaleC || init == Init::kAddC;
   HWY_ALIGN float buf[kPackPanel];
   // C is added after the products, not loaded before them: its rows (often not in cache: the
@@ -69,30 +83,30 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
   }
   // The accumulators live in registers only when these constant loops are unrolled, which -O2
   // alone does not do.
-  VF acc[MR][kNV];
+  VF acc[MR][NV];
   HWY_UNROLL(32)
   for (size_t r = 0; r < MR; ++r) {
     const float* src = nullptr;  // what this row starts from, when not zero
     if (init == Init::kBias) {
       src = bias;
       if (!full) {
-        for (int64_t c = 0; c < kPackPanel; ++c) buf[c] = c < cols ? src[c] : 0.0f;
+        for (int64_t c = 0; c < kWidth; ++c) buf[c] = c < cols ? src[c] : 0.0f;
         src = buf;
       }
     }
     HWY_UNROLL(32)
-    for (size_t v = 0; v < kNV; ++v) acc[r][v] = src ? hn::LoadU(d, src + v * kLanes) : hn::Zero(d);
+    for (size_t v = 0; v < NV; ++v) acc[r][v] = src ? hn::LoadU(d, src + v * kLanes) : hn::Zero(d);
   }
   for (int64_t kk = 0; kk < kb; ++kk) {
-    VF w[kNV];
+    VF w[NV];
     HWY_UNROLL(32)
-    for (size_t v = 0; v < kNV; ++v) w[v] = hn::LoadU(d, panel + kk * ps + v * kLanes);
+    for (size_t v = 0; v < NV; ++v) w[v] = hn::LoadU(d, panel + kk * ps + v * kLanes);
     HWY_UNROLL(32)
     for (size_t r = 0; r < MR; ++r) {
       // Packed A (Rows): the offsets are constants, no index register per row.
       const VF xr = hn::Set(d, kPackedA ? a[kk * kMR + r] : a[r * sr + kk * sk]);
       HWY_UNROLL(32)
-      for (size_t v = 0; v < kNV; ++v) acc[r][v] = hn::MulAdd(xr, w[v], acc[r][v]);
+      for (size_t v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(xr, w[v], acc[r][v]);
     }
   }
   for (size_t r = 0; r < MR; ++r) {
@@ -102,8 +116,8 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
     // was a libm call per element under clang).
     float* out_row = full ? row : buf;
     if (!full && reads_c)
-      for (int64_t c = 0; c < kPackPanel; ++c) buf[c] = c < cols ? row[c] : 0.0f;
-    for (size_t v = 0; v < kNV; ++v) {
+      for (int64_t c = 0; c < kWidth; ++c) buf[c] = c < cols ? row[c] : 0.0f;
+    for (size_t v = 0; v < NV; ++v) {
       VF out = acc[r][v];
       if (init == Init::kAddC) out = hn::Add(out, hn::LoadU(d, out_row + v * kLanes));
       if (init == Init::kScaleC)
@@ -119,18 +133,18 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
 // a + t * MR * st: st = sr when A is read as it is, kb when it is packed (tiles of MR rows, each
 // kb x MR, row r of a tile at + r, feature kk at + kk * MR: sr = 1, sk = MR). The remainder
 // (< MR rows) lies within one tile, so it steps by sr.
-template <size_t MR, bool kPackedA, bool kPrefetchC>
+template <size_t MR, size_t NV, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t st, int64_t kb,
                      const float* panel, int64_t ps, Init init, const float* bias, float beta,
                      float* y, int64_t ldy, int64_t cols) {
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
-    Tile<MR, kPackedA, kPrefetchC>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta, y + i * ldy,
-                                   ldy, cols);
+    Tile<MR, NV, kPackedA, kPrefetchC>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta,
+                                       y + i * ldy, ldy, cols);
   if constexpr (MR > 1) {
     if (i < m)
-      Rows<MR - 1, kPackedA, kPrefetchC>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init, bias,
-                                         beta, y + i * ldy, ldy, cols);
+      Rows<MR - 1, NV, kPackedA, kPrefetchC>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init,
+                                             bias, beta, y + i * ldy, ldy, cols);
   }
 }
 
@@ -145,12 +159,18 @@ HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t 
 #else
 #define ATTEND_IN_PARALLEL_REGION HWY_INLINE
 #endif
-template <bool kPackedA, bool kPrefetchC>
+// A panel's `cols` columns, NV vectors (a strip) at a time, each strip over all m rows.
+template <size_t NV, bool kPackedA, bool kPrefetchC>
 ATTEND_IN_PARALLEL_REGION void PanelRows(int64_t m, const float* a, int64_t sr, int64_t sk,
                                          int64_t st, int64_t kb, const float* panel, int64_t ps,
                                          Init init, const float* bias, float beta, float* y,
                                          int64_t ldy, int64_t cols) {
-  Rows<kMR, kPackedA, kPrefetchC>(m, a, sr, sk, st, kb, panel, ps, init, bias, beta, y, ldy, cols);
+  constexpr size_t MR = NV >= kAccumulators ? 1 : kAccumulators / NV;
+  constexpr int64_t kWidth = static_cast<int64_t>(NV * kLanes);
+  for (int64_t c0 = 0; c0 < cols; c0 += kWidth)
+    Rows<MR, NV, kPackedA, kPrefetchC>(m, a, sr, sk, st, kb, panel + c0, ps, init,
+                                       bias ? bias + c0 : nullptr, beta, y + c0, ldy,
+                                       std::min(kWidth, cols - c0));
 }
 
 void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const float* packed,
@@ -161,9 +181,9 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t c0 = p * kPackPanel;
-    PanelRows<false, false>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
-                            bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f,
-                            y + c0, ldy, std::min<int64_t>(kPackPanel, n - c0));
+    PanelRows<kNV, false, false>(m, x, ldx, 1, ldx, k, packed + p * k * kPackPanel, kPackPanel,
+                                 bias ? Init::kBias : Init::kZero, bias ? bias + c0 : nullptr, 0.0f,
+                                 y + c0, ldy, std::min<int64_t>(kPackPanel, n - c0));
   }
 }
 
@@ -397,11 +417,11 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
           const int64_t ps = direct ? ldb : kPackPanel,
                         cols = std::min<int64_t>(kPackPanel, n - c0);
           if (pack_a) {
-            PanelRows<true, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init, pbias,
-                                  beta, c + r0 * ldc + c0, ldc, cols);
+            PanelRows<kGemmNV, true, true>(rows, apacked + r0 * kb, 1, kMR, kb, kb, panel, ps, init,
+                                           pbias, beta, c + r0 * ldc + c0, ldc, cols);
           } else {
-            PanelRows<false, true>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps, init,
-                                   pbias, beta, c + r0 * ldc + c0, ldc, cols);
+            PanelRows<kGemmNV, false, true>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps,
+                                            init, pbias, beta, c + r0 * ldc + c0, ldc, cols);
           }
         }
         // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
