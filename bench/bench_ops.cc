@@ -1,10 +1,19 @@
 // Engine benchmarks: matmul (beside raw cblas_sgemm on the same shapes), softmax, layer norm,
 // elementwise, reductions and one training step of a small MLP. Names match bench/torch_ops.py,
-// so bench/compare.py can print each beside PyTorch.
+// so bench/compare.py can print each beside PyTorch. Also the checkpoints' CRC-32 (io::Crc32)
+// beside its scalar twin and, where the benchmark links it, zlib's crc32.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <cstdint>
+#include <vector>
+
 #include "attend/attend.h"
+#include "attend/checkpoint.h"
+#include "backend/cpu/reference/crc32.h"
+#if ATTEND_BENCH_ZLIB
+#include <zlib.h>
+#endif
 
 namespace {
 
@@ -14,6 +23,32 @@ using attend::Tensor;
 Tensor Rand(const Shape& s, uint64_t seed = 1) {
   attend::Generator g(seed);
   return Tensor::Randn(s, g);
+}
+
+// ---- CRC-32 of a checkpoint-sized buffer: io::Crc32 (carry-less folding where the CPU has it),
+// the scalar twin (tables, 8 bytes a step) and zlib's crc32 on the same bytes ----
+enum class Crc { kAttend, kTables, kZlib };
+void BM_Crc32(benchmark::State& st, int64_t bytes, Crc which) {
+  std::vector<uint8_t> data(static_cast<size_t>(bytes));
+  uint64_t x = 88172645463325252ull;  // xorshift64: any bytes will do, but not all zero
+  for (auto& b : data) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    b = static_cast<uint8_t>(x >> 56);
+  }
+  for (auto _ : st) {
+    uint32_t crc = 0;
+    switch (which) {
+      case Crc::kAttend: crc = attend::io::Crc32(data.data(), data.size()); break;
+      case Crc::kTables: crc = attend::cpu::ref::Crc32(data.data(), data.size()); break;
+      case Crc::kZlib:
+#if ATTEND_BENCH_ZLIB
+        crc = static_cast<uint32_t>(crc32(0L, data.data(), static_cast<uInt>(data.size())));
+#endif
+        break;
+    }
+    benchmark::DoNotOptimize(crc);
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * bytes);
 }
 
 // ---- matmul: ours vs raw sgemm ----
@@ -197,6 +232,12 @@ int RegisterAll() {
   REG("sum_first/4096x1024", BM_SumFirstDim, 4096, 1024);
   REG("mlp_step/256x512x1024x10", BM_MlpStep, 256, 512, 1024, 10);
   REG("mlp_step/32x128x256x10", BM_MlpStep, 32, 128, 256, 10);
+  // 92 MiB: the size of the quickstart Transformer's checkpoint.
+  REG("crc32/96468992", BM_Crc32, 96468992, Crc::kAttend);
+  REG("crc32_tables/96468992", BM_Crc32, 96468992, Crc::kTables);
+#if ATTEND_BENCH_ZLIB
+  REG("crc32_zlib/96468992", BM_Crc32, 96468992, Crc::kZlib);
+#endif
   return 0;
 }
 const int registered = RegisterAll();

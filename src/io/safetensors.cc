@@ -421,7 +421,8 @@ SafetensorsContents ReadSafetensors(const Source& src, const std::string& where,
 
 }  // namespace
 
-// Carry-less folding where the CPU has it (10-20 GB/s), slicing by 8 otherwise.
+// Carry-less folding where the CPU has it (~11 GB/s on a Zen 3 core, bench_ops' crc32 rows),
+// slicing by 8 otherwise.
 uint32_t Crc32(const void* data, size_t size, uint32_t crc) {
   return cpu::simd::Crc32(data, size, crc);
 }
