@@ -310,6 +310,40 @@ TEST(SimdKernels, Gemm) {
         }
 }
 
+// A few rows times a transposed B, with alpha 1, beta 0 and no bias, may run as C^T = B A^T
+// (AVX2): the same sums in the same order, so the same bits as the direct product, which a zero
+// bias selects; padded strides, and what lies past n in C's rows is left alone.
+TEST(SimdKernels, GemmFewRowsTimesTransposedBIsTheDirectProduct) {
+  struct Shape3 {
+    int64_t m, n, k;
+  };
+  const Shape3 shapes[] = {{1, 4, 3},    {5, 33, 7},     {8, 64, 300},  {9, 100, 513},
+                           {17, 70, 20}, {64, 768, 256}, {96, 384, 40}, {7, 2050, 37}};
+  for (const Shape3& s : shapes) {
+    const int64_t lda = s.k + 3, ldb = s.k + 1, ldc = s.n + 5;
+    auto a = RandomFloats(s.m * lda, -1, 1, 60);
+    auto b = RandomFloats(s.n * ldb, -1, 1, 61);
+    const std::vector<float> zeros(s.n, 0.0f);
+    std::vector<float> got(s.m * ldc, 7.0f), direct(s.m * ldc, 7.0f), want(s.m * ldc, 7.0f);
+    simd::Gemm(false, true, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, got.data(),
+               ldc);
+    simd::Gemm(false, true, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, direct.data(),
+               ldc, zeros.data());
+    ref::Gemm(false, true, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, want.data(),
+              ldc);
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        const int64_t at = i * ldc + j;
+        ASSERT_EQ(got[at], direct[at])
+            << "m " << s.m << " n " << s.n << " k " << s.k << " at " << i << ", " << j;
+        if (j < s.n)
+          ASSERT_NEAR(got[at], want[at],
+                      1e-6f * static_cast<float>(s.k + 2) * std::max(1.0f, std::abs(want[at])));
+        else ASSERT_EQ(got[at], 7.0f);
+      }
+  }
+}
+
 // An element's result does not depend on where it sits (vector body or tail): shifting the
 // input by a few positions gives bit-identical outputs, for values and gradients.
 TEST(SimdKernels, UnaryIsPositionIndependent) {
