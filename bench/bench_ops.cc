@@ -147,6 +147,14 @@ void BM_Gelu(benchmark::State& st, int64_t n) {
   Tensor a = Rand({n});
   for (auto _ : st) benchmark::DoNotOptimize(attend::Gelu(a).raw_data());
 }
+// Training-mode dropout (p 0.1): the mask's counter-based draws, the kept values' scale and the
+// product, as every Transformer sublayer runs it.
+void BM_Dropout(benchmark::State& st, int64_t n) {
+  Tensor a = Rand({n});
+  attend::Generator gen(7);
+  for (auto _ : st) benchmark::DoNotOptimize(attend::Dropout(a, 0.1, true, gen).raw_data());
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * n * 4);
+}
 void BM_Exp(benchmark::State& st, int64_t n) {
   Tensor a = Rand({n});
   for (auto _ : st) benchmark::DoNotOptimize(attend::Exp(a).raw_data());
@@ -227,6 +235,8 @@ int RegisterAll() {
   REG("mul_broadcast/4096x1024", BM_MulBroadcast, 4096, 1024);
   REG("gelu/4194304", BM_Gelu, 4194304);
   REG("exp/4194304", BM_Exp, 4194304);
+  REG("dropout/327680", BM_Dropout, 327680);  // a Transformer sublayer's output: 1280 x 256
+  REG("dropout/4194304", BM_Dropout, 4194304);
   REG("tanh/4194304", BM_Tanh, 4194304);
   REG("sum_last/4096x1024", BM_SumLastDim, 4096, 1024);
   REG("sum_first/4096x1024", BM_SumFirstDim, 4096, 1024);

@@ -8,8 +8,6 @@
 
 #include "hwy/highway.h"
 
-#include <cstring>
-
 #include "backend/cpu/reference/dropout_kernels.h"
 #include "backend/cpu/simd/dropout_kernels.h"
 
@@ -37,10 +35,12 @@ HWY_INLINE V64 MulLow(V64 a, V64 b) {
 #endif
 }
 
-// Generator::Bits(seed, counter) >> 11 per lane, as core/tensor.cc defines it.
-HWY_INLINE V64 Draw53(V64 mixed_seed, V64 counter) {
+// Generator::Bits(seed, counter) >> 11 per lane, as core/tensor.cc defines it, from its first
+// term z = seed's term + counter * kCounterMul (mod 2^64): linear in the counter, so the loop
+// below steps it by an addition instead of a product per vector.
+constexpr uint64_t kCounterMul = 0xD1B54A32D192ED03ull;
+HWY_INLINE V64 Draw53(V64 z) {
   const D64 d;
-  V64 z = hn::Add(mixed_seed, MulLow(counter, hn::Set(d, 0xD1B54A32D192ED03ull)));
   z = MulLow(hn::Xor(z, hn::ShiftRight<30>(z)), hn::Set(d, 0xBF58476D1CE4E5B9ull));
   z = MulLow(hn::Xor(z, hn::ShiftRight<27>(z)), hn::Set(d, 0x94D049BB133111EBull));
   z = hn::Xor(z, hn::ShiftRight<31>(z));
@@ -49,6 +49,8 @@ HWY_INLINE V64 Draw53(V64 mixed_seed, V64 counter) {
 
 void DropoutImpl(uint64_t seed, uint64_t base, uint64_t threshold, float keep_scale, const float* x,
                  float* scale, float* out, int64_t n) {
+  int64_t i = 0;
+#if HWY_TARGET != HWY_SCALAR  // one lane of each: the scalar reference below does it all
   const DF df;
   const D64 d64;
   const hn::Repartition<int64_t, D64> di;
@@ -59,29 +61,25 @@ void DropoutImpl(uint64_t seed, uint64_t base, uint64_t threshold, float keep_sc
   const auto below = hn::Set(di, static_cast<int64_t>(threshold - 1));
   const V64 iota = hn::Iota(d64, 0);
   const auto kept_value = hn::Set(df, keep_scale);
-  int64_t i = 0;
-  if (n32 == 2 * n64 && n32 <= 64) {
-    for (; i + n32 <= n; i += n32) {
-      uint64_t bits = 0;
-      for (int64_t half = 0; half < 2; ++half) {
-        const V64 counter =
-            hn::Add(hn::Set(d64, base + static_cast<uint64_t>(i + half * n64)), iota);
-        const auto keep = hn::Gt(hn::BitCast(di, Draw53(mixed, counter)), below);
-        uint8_t b[8] = {0};
-        hn::StoreMaskBits(di, keep, b);
-        uint64_t word = 0;
-        std::memcpy(&word, b, sizeof(word));
-        if (n64 < 64) word &= (uint64_t{1} << n64) - 1;
-        bits |= word << (half * n64);
-      }
-      uint8_t packed[8];
-      std::memcpy(packed, &bits, sizeof(bits));
-      const auto mask = hn::LoadMaskBits(df, packed);
-      const auto s = hn::IfThenElseZero(mask, kept_value);
+  if (n32 == 2 * n64) {
+    // The keep tests of two vectors of 64-bit counters are all-ones or zero lanes: their even
+    // 32-bit halves, side by side, are the mask of n32 floats (a shuffle and a lane permute on
+    // AVX2; storing the masks as bits and loading them back cost a third of this loop there).
+    const V64 mul = hn::Set(d64, kCounterMul);
+    V64 z0 = hn::Add(mixed, MulLow(hn::Add(hn::Set(d64, base), iota), mul));
+    V64 z1 =
+        hn::Add(mixed, MulLow(hn::Add(hn::Set(d64, base + static_cast<uint64_t>(n64)), iota), mul));
+    const V64 step = hn::Set(d64, static_cast<uint64_t>(n32) * kCounterMul);  // wraps, as z does
+    for (; i + n32 <= n; i += n32, z0 = hn::Add(z0, step), z1 = hn::Add(z1, step)) {
+      const auto k0 = hn::VecFromMask(di, hn::Gt(hn::BitCast(di, Draw53(z0)), below));
+      const auto k1 = hn::VecFromMask(di, hn::Gt(hn::BitCast(di, Draw53(z1)), below));
+      const auto keep = hn::ConcatEven(df, hn::BitCast(df, k1), hn::BitCast(df, k0));
+      const auto s = hn::And(keep, kept_value);
       hn::StoreU(s, df, scale + i);
       hn::StoreU(hn::Mul(hn::LoadU(df, x + i), s), df, out + i);
     }
   }
+#endif
   if (i < n) ref::Dropout(seed, base, threshold, keep_scale, x, scale, out, n, i);
 }
 
