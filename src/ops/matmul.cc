@@ -174,12 +174,23 @@ Tensor Matmul2D(const Tensor& a, const Tensor& b) {
   // transposed, so that W receives a contiguous gradient, kept as its .grad (or summed into) with
   // no copy; the same products as a^T g, summed in the same order of rows.
   const bool b_transposed = sb.size() == 2 && !b.is_contiguous() && b.T().is_contiguous();
+  // The same for batched operands of equal batch dims when B is a transposed view whose stored
+  // rows are contiguous (q @ k^T, k a head's view of the projections): B's gradient made as
+  // (g^T a)^T, so k receives rows of contiguous features. As a^T g it reached the projections'
+  // gradient transposed, added there one element at a time through a stride of Tk floats (1.1 %
+  // of a Transformer training step, nearly every element a cache miss).
+  const int nd = static_cast<int>(sb.size());
+  bool b_rows_transposed = nd > 2 && sa.size() == sb.size() && b.strides()[nd - 2] == 1 &&
+                           b.strides()[nd - 1] != 1 && b.size(-1) > 1;
+  for (int i = 0; i + 2 < nd && b_rows_transposed; ++i) b_rows_transposed = sa[i] == sb[i];
   RecordOp("Matmul", out, {&a, &b}, [=](const Tensor& g) {
     Tensor ga, gb;
     if (ra) ga = ProductGradient(0, g, db.Transpose(-1, -2), sa);
     if (rb) {
       if (b_transposed && !PendingGradient(1, sb, g.dtype())) {
         gb = GradOfMatrixB(g, da).Transpose(0, 1);
+      } else if (b_rows_transposed && !PendingGradient(1, sb, g.dtype())) {
+        gb = MatmulForward(g.Transpose(-1, -2), da).Transpose(-1, -2);
       } else if (sb.size() == 2 && sa.size() > 2) {
         Tensor* sum = PendingGradient(1, sb, g.dtype());
         gb = GradOfMatrixB(da, g, sum);

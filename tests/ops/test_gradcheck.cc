@@ -356,6 +356,19 @@ TEST(GradCheck, Matmul) {
   // A non-transpose non-contiguous operand (a column slice), which the BLAS cannot take as is.
   EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0].Narrow(1, 1, 5), x[1]); },
                         {RandomUniform({3, 7}, 341), RandomUniform({5, 4}, 342)}));
+  // A batched B given as a transposed view (q @ k^T): its gradient is made in k's orientation.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[1].Transpose(-1, -2)); },
+                        {RandomUniform({2, 3, 5}, 343), RandomUniform({2, 4, 5}, 344)}));
+  // k a head's view of the projections ([B, T, H * D] -> [B, H, T, D]), as attention takes it.
+  EXPECT_TRUE(GradCheck(
+      [](const Xs& x) {
+        const Tensor k = x[1].View({2, 4, 3, 5}).Transpose(1, 2);
+        return Matmul(x[0], k.Transpose(-1, -2));
+      },
+      {RandomUniform({2, 3, 6, 5}, 345), RandomUniform({2, 4, 15}, 346)}));
+  // The same view on both sides (x x^T, batched): both gradients reach one leaf.
+  EXPECT_TRUE(GradCheck([](const Xs& x) { return Matmul(x[0], x[0].Transpose(-1, -2)); },
+                        {RandomUniform({2, 4, 5}, 347)}));
 }
 
 // Linear: x [..., in] @ W^T + b as one GEMM that starts from the bias. Finite differences in f64
