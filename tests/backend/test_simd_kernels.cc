@@ -310,6 +310,48 @@ TEST(SimdKernels, Gemm) {
         }
 }
 
+// The small kernel: every transpose pair, alpha, beta (0 ignores NaN in C), padded strides, and
+// every width from 1 to the limit (both strip widths and their remainders), with row counts
+// around its tiles (6 / 12 rows of two vectors, 8 of one); larger shapes pass on to Gemm.
+TEST(SimdKernels, SmallGemm) {
+  struct Shape3 {
+    int64_t m, n, k;
+  };
+  std::vector<Shape3> shapes = {{20, 21, 32}, {20, 32, 21}, {21, 32, 20}, {64, 64, 64},
+                                {1, 1, 1},    {13, 7, 64},  {8, 64, 1},   {65, 10, 10},
+                                {10, 65, 10}, {10, 10, 65}};
+  for (int64_t n = 1; n <= 64; n += 3) shapes.push_back({7 + n % 17, n, 5 + n % 11});
+  for (int64_t m = 1; m <= 30; ++m) shapes.push_back({m, 24, 9});
+  for (const Shape3& s : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float alpha : {1.0f, 0.75f})
+          for (float beta : {0.0f, 1.0f, -0.5f}) {
+            const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
+            auto a = RandomFloats((ta ? s.k : s.m) * lda, -1, 1, 70);
+            auto b = RandomFloats((tb ? s.n : s.k) * ldb, -1, 1, 71);
+            auto c0 = RandomFloats(s.m * ldc, -1, 1, 72);
+            if (beta == 0.0f)
+              for (auto& x : c0) x = std::nanf("");
+            std::vector<float> got = c0, want = c0;
+            simd::SmallGemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta,
+                            got.data(), ldc);
+            ref::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, want.data(),
+                      ldc);
+            for (int64_t i = 0; i < s.m; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                const float g = got[i * ldc + j], w = want[i * ldc + j];
+                if (j >= s.n) {  // the stride's padding keeps its old value
+                  ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(g) : g == c0[i * ldc + j]);
+                  continue;
+                }
+                ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(s.k + 2) * std::max(1.0f, std::abs(w)))
+                    << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb
+                    << " alpha " << alpha << " beta " << beta << " at " << i << ", " << j;
+              }
+          }
+}
+
 // A few rows times a transposed B, with alpha 1, beta 0 and no bias, may run as C^T = B A^T
 // (AVX2): the same sums in the same order, so the same bits as the direct product, which a zero
 // bias selects; padded strides, and what lies past n in C's rows is left alone.

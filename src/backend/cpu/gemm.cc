@@ -35,18 +35,28 @@ template <>
 void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc, const float* bias) {
-  // Small products (attention heads of ~20 x 20 x 64, thin outputs) stay with OpenBLAS: the
-  // kernel's packing and 32-column panels cost more than they save there (bench/bench_gemm:
-  // 0.2x at 20 x 20 x 64, 0.8x at 64^3, 1.6x at 128^3, one thread).
+  // Small products (attention heads of ~20 x 20 x 64, thin outputs) do not run it: its packing
+  // and 32-column panels cost more than they save there (bench/bench_gemm: 0.2x OpenBLAS at
+  // 20 x 20 x 64, 0.8x at 64^3, 1.6x at 128^3, one thread).
   if (n >= 16 && m * n * k >= (int64_t{1} << 19)) {
     simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
     return;
   }
   const bool bias_after = BiasBefore(m, n, bias, &beta, c, ldc);
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
-              c, static_cast<int>(ldc));
+  // Attention heads' products (8 or more rows, every dim at most 64: 20 x 21 x 32 in the
+  // quickstart Transformer, tens of thousands per step) run the small kernel: OpenBLAS's fixed
+  // costs per call were most of its time there (docs/results.md, issue 20, thirteenth pass).
+  // Fewer rows (a decoder's single query) stay with OpenBLAS: copying op(B) would cost more
+  // than the product.
+  if (m >= 8 && m <= simd::kSmallGemmMax && n <= simd::kSmallGemmMax && k <= simd::kSmallGemmMax &&
+      k > 0) {
+    simd::SmallGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+                beta, c, static_cast<int>(ldc));
+  }
   if (bias_after) AddBias(m, n, bias, c, ldc);
 }
 

@@ -20,4 +20,11 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
           const float* bias = nullptr);
 
+// The same product for small matrices (every dim at most kSmallGemmMax; larger ones go to Gemm):
+// op(B) copied to the stack, no threads, no blocking. Beta 0 never reads C.
+inline constexpr int64_t kSmallGemmMax = 64;
+void SmallGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+               int64_t ldc);
+
 }  // namespace attend::cpu::simd
