@@ -49,32 +49,23 @@ attend::Tensor FilledTensor(int64_t n, float scale) {
   return t;
 }
 
-// ours = true: the kernel; false: cblas_sgemm.
-void BM_Gemm(benchmark::State& st, bool ours, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+// The kernel (Gemm, or SmallGemm for the heads' products) or cblas_sgemm.
+enum class Kernel { kOurs, kSmall, kSgemm };
+void BM_Gemm(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, int64_t n,
+             int64_t k) {
   const attend::Tensor at = FilledTensor(m * k, 1e-3f), bt = FilledTensor(k * n, 1e-3f);
   attend::Tensor ct = FilledTensor(m * n, 0.0f);
   const float *a = at.data<float>(), *b = bt.data<float>();
   float* c = ct.data<float>();
   const int64_t lda = ta ? m : k, ldb = tb ? k : n;
   for (auto _ : st) {
-    if (ours) attend::cpu::simd::Gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    if (kernel == Kernel::kOurs)
+      attend::cpu::simd::Gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    else if (kernel == Kernel::kSmall)
+      attend::cpu::simd::SmallGemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
     else
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
                   n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
-    benchmark::DoNotOptimize(c);
-  }
-  SetFlops(st, m, n, k);
-}
-
-// The small kernel (attention heads' products) on the same operands as BM_Gemm.
-void BM_SmallGemm(benchmark::State& st, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
-  const attend::Tensor at = FilledTensor(m * k, 1e-3f), bt = FilledTensor(k * n, 1e-3f);
-  attend::Tensor ct = FilledTensor(m * n, 0.0f);
-  const float *a = at.data<float>(), *b = bt.data<float>();
-  float* c = ct.data<float>();
-  const int64_t lda = ta ? m : k, ldb = tb ? k : n;
-  for (auto _ : st) {
-    attend::cpu::simd::SmallGemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
     benchmark::DoNotOptimize(c);
   }
   SetFlops(st, m, n, k);
@@ -204,8 +195,9 @@ int RegisterAll() {
       {"step_dx_dYW/64x256x8000", false, false, 64, 256, 8000},
   };
   for (const S& s : shapes) {
-    REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, true, s.ta, s.tb, s.m, s.n, s.k);
-    REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, false, s.ta, s.tb, s.m, s.n, s.k);
+    REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, Kernel::kOurs, s.ta, s.tb, s.m, s.n, s.k);
+    REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, Kernel::kSgemm, s.ta, s.tb, s.m, s.n,
+        s.k);
   }
   // A Transformer's attention heads at the quickstart's sizes (T 20-21, 8 heads of 32): scores
   // q k^T, context P v, and the backward's dv = P^T dout; with 20 x 20 x 64 above.
@@ -214,9 +206,11 @@ int RegisterAll() {
                      {"head_pv/20x32x21", false, false, 20, 32, 21},
                      {"head_dv/21x32x20", true, false, 21, 32, 20}};
   for (const S& s : heads) {
-    REG((std::string("small/") + s.name).c_str(), BM_SmallGemm, s.ta, s.tb, s.m, s.n, s.k);
+    REG((std::string("small/") + s.name).c_str(), BM_Gemm, Kernel::kSmall, s.ta, s.tb, s.m, s.n,
+        s.k);
     if (std::string(s.name) != "head/20x20x64") {
-      REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, false, s.ta, s.tb, s.m, s.n, s.k);
+      REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, Kernel::kSgemm, s.ta, s.tb, s.m, s.n,
+          s.k);
     }
   }
   for (int64_t m : {1, 4, 8, 16, 32, 128, 256}) {

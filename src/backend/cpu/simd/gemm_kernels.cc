@@ -252,6 +252,24 @@ HWY_INLINE void Transpose8(__m256 r[8]) {
 }
 #endif
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// dst[kk * ldd + j] = alpha * src[j * lds + kk] for j < 8, kk < kb: 8 stored rows become 8
+// columns, 8 x 8 blocks transposed in registers, the last kb % 8 features one at a time.
+HWY_INLINE void TransposeRows8(const float* src, int64_t lds, int64_t kb, float alpha, float* dst,
+                               int64_t ldd) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t kk = 0;
+  for (; kk + 8 <= kb; kk += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(va, _mm256_loadu_ps(src + i * lds + kk));
+    Transpose8(r);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (kk + i) * ldd, r[i]);
+  }
+  for (; kk < kb; ++kk)
+    for (int64_t j = 0; j < 8; ++j) dst[kk * ldd + j] = alpha * src[j * lds + kk];
+}
+#endif
+
 // Panel p (columns 32 p .. 32 p + 31) of alpha * op(B)[k0 .. k0 + kb, :] into dst (kb x 32).
 void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t kb, float alpha,
            int64_t p, float* dst) {
@@ -288,20 +306,8 @@ void PackB(bool tb, const float* b, int64_t ldb, int64_t n, int64_t k0, int64_t 
     // 8 rows of b at a time, transposed 8 x 8 in registers (the same products as below): with
     // AVX2 this pass over B, one element at a time, was 4-5 % of an RNN training step (the
     // decoder's recurrent weight, packed at every step).
-    const __m256 va8 = _mm256_set1_ps(alpha);
-    for (; j0 + 8 <= cols; j0 += 8) {
-      int64_t kk = 0;
-      for (; kk + 8 <= kb; kk += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 8; ++i)
-          r[i] = _mm256_mul_ps(va8, _mm256_loadu_ps(b + (c0 + j0 + i) * ldb + k0 + kk));
-        Transpose8(r);
-        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (kk + i) * kPackPanel + j0, r[i]);
-      }
-      for (; kk < kb; ++kk)
-        for (int64_t j = j0; j < j0 + 8; ++j)
-          dst[kk * kPackPanel + j] = alpha * b[(c0 + j) * ldb + k0 + kk];
-    }
+    for (; j0 + 8 <= cols; j0 += 8)
+      TransposeRows8(b + (c0 + j0) * ldb + k0, ldb, kb, alpha, dst + j0, kPackPanel);
 #endif
     for (int64_t j = j0; j < kPackPanel; ++j) {
       if (j >= cols) {
@@ -482,19 +488,7 @@ void SmallGemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
     // 8 rows of B at a time, transposed 8 x 8 in registers (element by element, the copy took
     // longer than the products: 20 x 20 x 64 in 2.0 us, OpenBLAS 1.4).
-    const __m256 va = _mm256_set1_ps(alpha);
-    for (; j0 + 8 <= n; j0 += 8) {
-      int64_t kk = 0;
-      for (; kk + 8 <= k; kk += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 8; ++i)
-          r[i] = _mm256_mul_ps(va, _mm256_loadu_ps(b + (j0 + i) * ldb + kk));
-        Transpose8(r);
-        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(bp + (kk + i) * npad + j0, r[i]);
-      }
-      for (; kk < k; ++kk)
-        for (int64_t j = j0; j < j0 + 8; ++j) bp[kk * npad + j] = alpha * b[j * ldb + kk];
-    }
+    for (; j0 + 8 <= n; j0 += 8) TransposeRows8(b + j0 * ldb, ldb, k, alpha, bp + j0, npad);
 #endif
     for (int64_t j = j0; j < n; ++j)
       for (int64_t kk = 0; kk < k; ++kk) bp[kk * npad + j] = alpha * b[j * ldb + kk];
