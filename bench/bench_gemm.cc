@@ -49,8 +49,9 @@ attend::Tensor FilledTensor(int64_t n, float scale) {
   return t;
 }
 
-// The kernel (Gemm, or SmallGemm for the heads' products) or cblas_sgemm.
-enum class Kernel { kOurs, kSmall, kSgemm };
+// The kernel (Gemm, SmallGemm for the heads' products, FewRowsGemm for the thin ones) or
+// cblas_sgemm.
+enum class Kernel { kOurs, kSmall, kFew, kSgemm };
 void BM_Gemm(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, int64_t n,
              int64_t k) {
   const attend::Tensor at = FilledTensor(m * k, 1e-3f), bt = FilledTensor(k * n, 1e-3f);
@@ -63,6 +64,8 @@ void BM_Gemm(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, i
       attend::cpu::simd::Gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
     else if (kernel == Kernel::kSmall)
       attend::cpu::simd::SmallGemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    else if (kernel == Kernel::kFew)
+      attend::cpu::simd::FewRowsGemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
     else
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
                   n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
@@ -212,6 +215,17 @@ int RegisterAll() {
       REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, Kernel::kSgemm, s.ta, s.tb, s.m, s.n,
           s.k);
     }
+  }
+  // An RNN decoder's attention at one time step, per sentence (source length 20, 256
+  // encoder features: bench_nmt's rnn_attention): scores q K^T, context w V, and the keys'
+  // gradient w^T dctx, a rank-1 update.
+  const S thin[] = {{"scores/1x20x256", false, true, 1, 20, 256},
+                    {"context/1x256x20", false, false, 1, 256, 20},
+                    {"rank1/20x256x1", true, false, 20, 256, 1}};
+  for (const S& s : thin) {
+    REG((std::string("few/") + s.name).c_str(), BM_Gemm, Kernel::kFew, s.ta, s.tb, s.m, s.n, s.k);
+    REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, Kernel::kSgemm, s.ta, s.tb, s.m, s.n,
+        s.k);
   }
   for (int64_t m : {1, 4, 8, 16, 32, 128, 256}) {
     const std::string shape = std::to_string(m) + "x8000x256";

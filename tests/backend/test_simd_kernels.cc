@@ -352,6 +352,60 @@ TEST(SimdKernels, SmallGemm) {
           }
 }
 
+// The kernel for thin products: every row count below kFewRows (its 4-row blocks and each
+// remainder), widths around its two- and one-vector strips and the scalar columns past them,
+// depths around whole vectors (the dot products' tails), and rank-k updates of many rows; every
+// transpose pair it takes, alpha, beta (0 ignores NaN in C), padded strides; the products it
+// declines (a transposed A times a transposed B, many rows and features) are left untouched.
+TEST(SimdKernels, FewRowsGemm) {
+  struct Shape3 {
+    int64_t m, n, k;
+  };
+  std::vector<Shape3> shapes = {{1, 20, 256}, {1, 256, 20}, {20, 256, 1}, {1, 1, 1},
+                                {7, 1, 300},  {5, 8000, 3}, {64, 37, 7},  {1, 40, 0}};
+  for (int64_t m = 1; m < simd::kFewRows; ++m)
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 24, 33, 70})
+      for (int64_t k : {1, 2, 7, 8, 9, 16, 17, 64, 65}) shapes.push_back({m, n, k});
+  for (int64_t m : {8, 13, 30}) shapes.push_back({m, 41, 1 + m % simd::kFewRows});
+  for (const Shape3& s : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float alpha : {1.0f, 0.75f})
+          for (float beta : {0.0f, 1.0f, -0.5f}) {
+            const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
+            auto a = RandomFloats((ta ? s.k : s.m) * lda + 1, -1, 1, 80);
+            auto b = RandomFloats((tb ? s.n : s.k) * ldb + 1, -1, 1, 81);
+            auto c0 = RandomFloats(s.m * ldc, -1, 1, 82);
+            if (beta == 0.0f)
+              for (auto& x : c0) x = std::nanf("");
+            std::vector<float> got = c0, want = c0;
+            const bool takes =
+                tb ? !ta && s.m < simd::kFewRows : s.m < simd::kFewRows || s.k < simd::kFewRows;
+            ASSERT_EQ(simd::FewRowsGemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb,
+                                        beta, got.data(), ldc),
+                      takes)
+                << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb;
+            if (!takes) {
+              for (size_t i = 0; i < got.size(); ++i)
+                ASSERT_TRUE(std::isnan(c0[i]) ? std::isnan(got[i]) : got[i] == c0[i]);
+              continue;
+            }
+            ref::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, want.data(),
+                      ldc);
+            for (int64_t i = 0; i < s.m; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                const float g = got[i * ldc + j], w = want[i * ldc + j];
+                if (j >= s.n) {  // the stride's padding keeps its old value
+                  ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(g) : g == c0[i * ldc + j]);
+                  continue;
+                }
+                ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(s.k + 2) * std::max(1.0f, std::abs(w)))
+                    << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb
+                    << " alpha " << alpha << " beta " << beta << " at " << i << ", " << j;
+              }
+          }
+}
+
 // A few rows times a transposed B, with alpha 1, beta 0 and no bias, may run as C^T = B A^T
 // (AVX2): the same sums in the same order, so the same bits as the direct product, which a zero
 // bias selects; padded strides, and what lies past n in C's rows is left alone.

@@ -46,12 +46,13 @@ void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
   // Attention heads' products (8 or more rows, every dim at most 64: 20 x 21 x 32 in the
   // quickstart Transformer, tens of thousands per step) run the small kernel: OpenBLAS's fixed
   // costs per call were most of its time there (docs/results.md, issue 20, thirteenth pass).
-  // Fewer rows (a decoder's single query) stay with OpenBLAS: copying op(B) would cost more
-  // than the product.
+  // Fewer rows (a decoder's single query) and rank-k updates of fewer than 8 features run a kernel
+  // that copies nothing (copying op(B) would cost more than the product); OpenBLAS spent about
+  // half its time on these in its copies (docs/results.md, issue 20, fourteenth pass).
   if (m >= 8 && m <= simd::kSmallGemmMax && n <= simd::kSmallGemmMax && k <= simd::kSmallGemmMax &&
       k > 0) {
     simd::SmallGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  } else {
+  } else if (!simd::FewRowsGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
                 static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),

@@ -353,25 +353,15 @@ void PackATransposedRows(const float* a, int64_t lda, int64_t m, int64_t k0, int
     for (int64_t r = 0; r < m - full; ++r) dst[j * mr + r] = src[j * lda + full + r];
 }
 
-// dst [m, n] (row stride ldd) <- src [n, m] transposed (contiguous): 8 x 8 blocks through AVX2
-// registers where the target has them.
+// dst [m, n] (row stride ldd) <- src [n, m] transposed (contiguous): 8 of src's rows at a time
+// through TransposeRows8 where the target has it.
 void TransposeInto(const float* src, int64_t n, int64_t m, float* dst, int64_t ldd) {
-  int64_t i0 = 0;
+  int64_t j0 = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  for (; i0 + 8 <= m; i0 += 8) {
-    int64_t j0 = 0;
-    for (; j0 + 8 <= n; j0 += 8) {
-      __m256 r[8];
-      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(src + (j0 + j) * m + i0);
-      Transpose8(r);
-      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (i0 + i) * ldd + j0, r[i]);
-    }
-    for (int64_t i = i0; i < i0 + 8; ++i)
-      for (int64_t j = j0; j < n; ++j) dst[i * ldd + j] = src[j * m + i];
-  }
+  for (; j0 + 8 <= n; j0 += 8) TransposeRows8(src + j0 * m, m, m, 1.0f, dst + j0, ldd);
 #endif
-  for (int64_t i = i0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) dst[i * ldd + j] = src[j * m + i];
+  for (int64_t j = j0; j < n; ++j)
+    for (int64_t i = 0; i < m; ++i) dst[i * ldd + j] = src[j * m + i];
 }
 
 void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -510,6 +500,120 @@ void SmallGemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
                                 ldc, n - c0);
 }
 
+// C's rows [0, R) over `n` columns for FewRowsGemm with op(B) = B: per feature kk, a row of B
+// (two vectors, then one, then the columns past the last whole vector one at a time) times R
+// broadcasts of A. C = alpha * sum + beta * C after the products; beta 0 never reads C.
+template <size_t R>
+HWY_INLINE void FewRowsAxpy(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t n,
+                            int64_t k, float alpha, const float* HWY_RESTRICT b, int64_t ldb,
+                            float beta, float* c, int64_t ldc) {
+  const DF d;
+  constexpr int64_t kN = static_cast<int64_t>(kLanes);
+  const VF va = hn::Set(d, alpha), vb = hn::Set(d, beta);
+  auto finish = [&](VF acc, float* out) {
+    VF v = hn::Mul(va, acc);
+    if (beta != 0.0f) v = hn::MulAdd(vb, hn::LoadU(d, out), v);
+    hn::StoreU(v, d, out);
+  };
+  int64_t j = 0;
+  for (; j + 2 * kN <= n; j += 2 * kN) {
+    VF acc[R][2];
+    HWY_UNROLL(32)
+    for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = hn::Zero(d);
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const VF w0 = hn::LoadU(d, b + kk * ldb + j), w1 = hn::LoadU(d, b + kk * ldb + j + kN);
+      HWY_UNROLL(32)
+      for (size_t r = 0; r < R; ++r) {
+        const VF x = hn::Set(d, a[r * sr + kk * sk]);
+        acc[r][0] = hn::MulAdd(x, w0, acc[r][0]);
+        acc[r][1] = hn::MulAdd(x, w1, acc[r][1]);
+      }
+    }
+    for (size_t r = 0; r < R; ++r) {
+      finish(acc[r][0], c + r * ldc + j);
+      finish(acc[r][1], c + r * ldc + j + kN);
+    }
+  }
+  for (; j + kN <= n; j += kN) {
+    VF acc[R];
+    HWY_UNROLL(32)
+    for (size_t r = 0; r < R; ++r) acc[r] = hn::Zero(d);
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const VF w = hn::LoadU(d, b + kk * ldb + j);
+      HWY_UNROLL(32)
+      for (size_t r = 0; r < R; ++r)
+        acc[r] = hn::MulAdd(hn::Set(d, a[r * sr + kk * sk]), w, acc[r]);
+    }
+    for (size_t r = 0; r < R; ++r) finish(acc[r], c + r * ldc + j);
+  }
+  for (; j < n; ++j)
+    for (size_t r = 0; r < R; ++r) {
+      float sum = 0.0f;
+      for (int64_t kk = 0; kk < k; ++kk) sum += a[r * sr + kk * sk] * b[kk * ldb + j];
+      float* out = c + r * ldc + j;
+      *out = alpha * sum + (beta == 0.0f ? 0.0f : beta * *out);
+    }
+}
+
+// Products too thin for the tiles: few rows (m < kFewRows: a decoder's single query against its
+// keys or values) or, with op(B) = B, few features (a rank-k update: an attention's keys'
+// gradient, weights^T x the context's gradient). Nothing is copied: with op(B) = B each row of B
+// is read as it lies (R <= 4 rows of C at a time); with op(B) = B^T (and A as it is) each output
+// is a dot product of two contiguous rows, four columns of C at a time. OpenBLAS spent about
+// half of its time on these in copies (an RNN training step, Zen 3).
+void FewRowsGemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const DF d;
+  constexpr int64_t kN = static_cast<int64_t>(kLanes);
+  const int64_t sr = ta ? 1 : lda, sk = ta ? lda : 1;  // a(r, kk) = a[r * sr + kk * sk]
+  if (!tb) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4)
+      FewRowsAxpy<4>(a + i * sr, sr, sk, n, k, alpha, b, ldb, beta, c + i * ldc, ldc);
+    const float* ai = a + i * sr;
+    float* ci = c + i * ldc;
+    switch (m - i) {
+      case 3: FewRowsAxpy<3>(ai, sr, sk, n, k, alpha, b, ldb, beta, ci, ldc); break;
+      case 2: FewRowsAxpy<2>(ai, sr, sk, n, k, alpha, b, ldb, beta, ci, ldc); break;
+      case 1: FewRowsAxpy<1>(ai, sr, sk, n, k, alpha, b, ldb, beta, ci, ldc); break;
+      default: break;
+    }
+    return;
+  }
+  // C[i][j] = alpha * dot(A's row i, B's row j) + beta * C[i][j] (the caller never sends a
+  // transposed A here).
+  const int64_t kv = k / kN * kN;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      VF acc[4];
+      HWY_UNROLL(32)
+      for (int q = 0; q < 4; ++q) acc[q] = hn::Zero(d);
+      for (int64_t kk = 0; kk < kv; kk += kN) {
+        const VF x = hn::LoadU(d, ai + kk);
+        HWY_UNROLL(32)
+        for (int q = 0; q < 4; ++q)
+          acc[q] = hn::MulAdd(x, hn::LoadU(d, b + (j + q) * ldb + kk), acc[q]);
+      }
+      for (int q = 0; q < 4; ++q) {
+        float sum = hn::GetLane(hn::SumOfLanes(d, acc[q]));
+        for (int64_t kk = kv; kk < k; ++kk) sum += ai[kk] * b[(j + q) * ldb + kk];
+        ci[j + q] = alpha * sum + (beta == 0.0f ? 0.0f : beta * ci[j + q]);
+      }
+    }
+    for (; j < n; ++j) {
+      VF acc = hn::Zero(d);
+      for (int64_t kk = 0; kk < kv; kk += kN)
+        acc = hn::MulAdd(hn::LoadU(d, ai + kk), hn::LoadU(d, b + j * ldb + kk), acc);
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+      for (int64_t kk = kv; kk < k; ++kk) sum += ai[kk] * b[j * ldb + kk];
+      ci[j] = alpha * sum + (beta == 0.0f ? 0.0f : beta * ci[j]);
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace attend::cpu::simd
 HWY_AFTER_NAMESPACE();
@@ -520,6 +624,7 @@ namespace attend::cpu::simd {
 HWY_EXPORT(PackedGemmImpl);
 HWY_EXPORT(GemmImpl);
 HWY_EXPORT(SmallGemmImpl);
+HWY_EXPORT(FewRowsGemmImpl);
 
 void SmallGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
@@ -531,6 +636,16 @@ void SmallGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
   }
   HWY_DYNAMIC_DISPATCH(SmallGemmImpl)
   (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+bool FewRowsGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc) {
+  if (trans_b ? trans_a || m >= kFewRows : m >= kFewRows && k >= kFewRows) return false;
+  if (m <= 0 || n <= 0) return true;
+  HWY_DYNAMIC_DISPATCH(FewRowsGemmImpl)
+  (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  return true;
 }
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

@@ -27,4 +27,13 @@ void SmallGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                int64_t ldc);
 
+// Products too thin for the tiles, B read in place, nothing copied, no threads: fewer than
+// kFewRows rows of C (A as it is or transposed with op(B) = B, A as it is with op(B) = B^T), or
+// fewer than kFewRows features with op(B) = B. Returns false, doing nothing, for any other
+// product. Beta 0 never reads C.
+inline constexpr int64_t kFewRows = 8;
+bool FewRowsGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc);
+
 }  // namespace attend::cpu::simd
