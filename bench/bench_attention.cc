@@ -37,6 +37,7 @@ void BM_FmaPeak(benchmark::State& st, int threads) {
 struct Shape4 {
   int64_t b, h, n, d;
   bool causal;
+  double dropout = 0.0;  // on the weights, as in training
 };
 
 // Forward FLOPs of the two GEMMs (q k^T and p v), halved when causal; backward is 2.5x.
@@ -50,7 +51,8 @@ void BM_FusedForward(benchmark::State& st, Shape4 s) {
          v = Tensor::Randn({s.b, s.h, s.n, s.d}, gen);
   attend::NoGradGuard no_grad;
   for (auto _ : st) {
-    Tensor out = attend::attention::FusedScaledDotProductAttention(q, k, v, Tensor(), s.causal);
+    Tensor out = attend::attention::FusedScaledDotProductAttention(
+        q, k, v, Tensor(), s.causal, s.dropout, s.dropout > 0.0, &gen);
     benchmark::DoNotOptimize(out.raw_data());
   }
   st.counters["flop"] = ForwardFlops(s);
@@ -68,6 +70,8 @@ void BM_FusedBackward(benchmark::State& st, Shape4 s) {
   attend::cpu::SdpaArgs a;
   a.batch = s.b, a.heads = s.h, a.tq = s.n, a.tk = s.n, a.d = s.d, a.dv = s.d;
   a.causal = s.causal;
+  a.dropout = s.dropout;
+  a.seed = 1;
   a.scale = 1.0 / std::sqrt(static_cast<double>(s.d));
   for (int64_t* st3 : {a.q_stride, a.k_stride, a.v_stride}) {
     st3[0] = s.h * s.n * s.d;
@@ -248,6 +252,11 @@ int RegisterAll() {
           }
         }
         REG("sgemm/" + shape, BM_Sgemm, Shape4{b, 8, n, d, false});
+        if (b == 1 && n == 1024 && d == 64) {  // training's dropout on the weights (p 0.1)
+          const Shape4 s{b, 8, n, d, false, 0.1};
+          REG("fused_fwd/" + shape + "_dropout", BM_FusedForward, s);
+          REG("fused_bwd/" + shape + "_dropout", BM_FusedBackward, s);
+        }
       }
   // Keys and values of 64 MiB (B 16, S 1024), 32 MiB in short rows (B 256, S 32: a beam's
   // cross-attention) and 1 GiB (B 256, S 1024: beyond any cache), beside a copy and a read of

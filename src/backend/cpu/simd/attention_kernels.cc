@@ -17,9 +17,11 @@
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
-#include "attend/tensor.h"  // Generator: the dropout stream
+#include "attend/tensor.h"
 #include "backend/cpu/attention_args.h"
+#include "backend/cpu/reference/dropout_kernels.h"
 #include "backend/cpu/simd/attention_kernels.h"
+#include "backend/cpu/simd/dropout_kernels.h"
 #include "backend/cpu/simd/math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -247,16 +249,18 @@ HWY_INLINE void MaskRow(const SdpaArgs& a, const PackedHead& pk, int64_t kb, int
 }
 
 // Multiplies a row of weights of query i against key block kb by the dropout multipliers (and
-// `other`, when given, by the same multipliers).
+// `other`, when given, by the same multipliers): the dropout op's kernel (simd/dropout_kernels.cc)
+// on the counters the composed attention's Dropout gives these weights, so both drop the same
+// ones (one splitmix64 draw per element, vectorised; a double per element through
+// Generator::UniformD before).
 void DropRow(const SdpaArgs& a, int64_t bh, int64_t i, int64_t kb, float* p, float* other) {
   const int64_t j0 = kb * kBk, cols = std::min(kBk, a.tk - j0);
   const float keep_scale = a.dropout >= 1.0 ? 0.0f : static_cast<float>(1.0 / (1.0 - a.dropout));
   const uint64_t base = a.offset + static_cast<uint64_t>((bh * a.tq + i) * a.tk + j0);
-  for (int64_t jj = 0; jj < cols; ++jj) {
-    const float z = Generator::UniformD(a.seed, base + jj) >= a.dropout ? keep_scale : 0.0f;
-    p[jj] *= z;
-    if (other) other[jj] *= z;
-  }
+  HWY_ALIGN float z[kBk];
+  Dropout(a.seed, base, ref::DropoutThreshold(a.dropout), keep_scale, p, z, p, cols);
+  if (other)
+    for (int64_t jj = 0; jj < cols; ++jj) other[jj] *= z[jj];
 }
 
 // Scratch of one thread. The running sums are kept per lane (lv, [kBq, N]) and added up into l
