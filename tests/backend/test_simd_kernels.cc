@@ -265,11 +265,17 @@ TEST(SimdKernels, Gemm) {
                            // exactly one 16-column strip, and one column past it.
                            {20, 48, 300},
                            {33, 16, 9},
-                           {38, 49, 40}};
+                           {38, 49, 40},
+                           // Few rows, whole panels, alpha 1 (beta 1 below), threads: B read in
+                           // place, nothing packed, no barrier between blocks of k; one chunk
+                           // of panels, then two.
+                           {64, 512, 520},
+                           {40, 1024, 300}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (float beta : {0.0f, 1.0f, -0.5f}) {
+          const float alpha = beta == 1.0f ? 1.0f : 0.75f;  // 1: B may be read in place
           const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
           auto a = RandomFloats((ta ? s.k : s.m) * lda, -1, 1, 30);
           auto b = RandomFloats((tb ? s.n : s.k) * ldb, -1, 1, 31);
@@ -277,16 +283,16 @@ TEST(SimdKernels, Gemm) {
           if (beta == 0.0f)
             for (auto& x : c0) x = std::nanf("");
           std::vector<float> got = c0, want = c0;
-          simd::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, got.data(),
+          simd::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, got.data(),
                      ldc);
-          ref::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, want.data(),
+          ref::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, want.data(),
                     ldc);
           // With a bias (beta 0: the tiles start from it; otherwise added after).
           const auto bias = RandomFloats(s.n, -1, 1, 33);
           std::vector<float> got_b = c0, want_b = c0;
-          simd::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, got_b.data(),
+          simd::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, got_b.data(),
                      ldc, bias.data());
-          ref::Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), lda, b.data(), ldb, beta, want_b.data(),
+          ref::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, want_b.data(),
                     ldc, bias.data());
           for (int64_t i = 0; i < s.m; ++i)
             for (int64_t j = 0; j < s.n; ++j) {

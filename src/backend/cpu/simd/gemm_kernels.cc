@@ -435,12 +435,17 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
       // (the first chunk's barrier below comes before any tile reads the packed A)
       for (int64_t q0 = 0; q0 < panels; q0 += chunk) {
         const int64_t q1 = std::min(panels, q0 + chunk), items = mblocks * (q1 - q0);
+        // Nothing to pack (every panel read in place, A as it is): no barrier. Each thread's
+        // tiles are the same (row block, panel) items at every block of k (a static schedule
+        // of as many items in the same region), so a thread adds only to the C it wrote.
+        const bool packs = pack_a || q1 > full_panels;
+        if (packs) {
 #pragma omp for schedule(static)
-        for (int64_t p = std::max(q0, full_panels); p < q1; ++p)
-          PackB(tb, b, ldb, n, k0, kb, alpha, p, packed + (p - q0) * kb * kPackPanel);
+          for (int64_t p = std::max(q0, full_panels); p < q1; ++p)
+            PackB(tb, b, ldb, n, k0, kb, alpha, p, packed + (p - q0) * kb * kPackPanel);
           // (implicit barrier: the chunk is packed before any thread reads it)
-#pragma omp for schedule(static)
-        for (int64_t it = 0; it < items; ++it) {
+        }
+        auto tile = [&](int64_t it) {
           const int64_t mb = it / (q1 - q0), p = q0 + it % (q1 - q0);
           const int64_t r0 = mb * mc, rows = std::min(mc, m - r0), c0 = p * kPackPanel;
           const bool direct = p < full_panels;
@@ -455,8 +460,15 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
             PanelRows<kGemmNV, false, true>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps,
                                             init, pbias, beta, c + r0 * ldc + c0, ldc, cols);
           }
+        };
+        if (packs) {
+#pragma omp for schedule(static)
+          for (int64_t it = 0; it < items; ++it) tile(it);
+          // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
+        } else {
+#pragma omp for schedule(static) nowait
+          for (int64_t it = 0; it < items; ++it) tile(it);
         }
-        // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
       }
     }
   }
