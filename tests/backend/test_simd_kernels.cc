@@ -316,6 +316,27 @@ TEST(SimdKernels, Gemm) {
         }
 }
 
+// `got` (C [m, n], row stride ldc, from c0) against the scalar GEMM on the same operands: within
+// the rounding bound of k products in the m x n block; the stride's padding keeps its old value.
+void ExpectMatchesScalarGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                             const std::vector<float>& a, int64_t lda, const std::vector<float>& b,
+                             int64_t ldb, float beta, const std::vector<float>& c0,
+                             const std::vector<float>& got, int64_t ldc) {
+  std::vector<float> want = c0;
+  ref::Gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, want.data(), ldc);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const float g = got[i * ldc + j], w = want[i * ldc + j];
+      if (j >= n) {
+        ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(g) : g == c0[i * ldc + j]);
+        continue;
+      }
+      ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(k + 2) * std::max(1.0f, std::abs(w)))
+          << "m " << m << " n " << n << " k " << k << " ta " << ta << " tb " << tb << " alpha "
+          << alpha << " beta " << beta << " at " << i << ", " << j;
+    }
+}
+
 // The small kernel: every transpose pair, alpha, beta (0 ignores NaN in C), padded strides, and
 // every width from 1 to the limit (both strip widths and their remainders), with row counts
 // around its tiles (6 / 12 rows of two vectors, 8 of one); larger shapes pass on to Gemm.
@@ -339,22 +360,11 @@ TEST(SimdKernels, SmallGemm) {
             auto c0 = RandomFloats(s.m * ldc, -1, 1, 72);
             if (beta == 0.0f)
               for (auto& x : c0) x = std::nanf("");
-            std::vector<float> got = c0, want = c0;
+            std::vector<float> got = c0;
             simd::SmallGemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta,
                             got.data(), ldc);
-            ref::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, want.data(),
-                      ldc);
-            for (int64_t i = 0; i < s.m; ++i)
-              for (int64_t j = 0; j < ldc; ++j) {
-                const float g = got[i * ldc + j], w = want[i * ldc + j];
-                if (j >= s.n) {  // the stride's padding keeps its old value
-                  ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(g) : g == c0[i * ldc + j]);
-                  continue;
-                }
-                ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(s.k + 2) * std::max(1.0f, std::abs(w)))
-                    << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb
-                    << " alpha " << alpha << " beta " << beta << " at " << i << ", " << j;
-              }
+            ExpectMatchesScalarGemm(ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, c0, got,
+                                    ldc);
           }
 }
 
@@ -384,7 +394,7 @@ TEST(SimdKernels, FewRowsGemm) {
             auto c0 = RandomFloats(s.m * ldc, -1, 1, 82);
             if (beta == 0.0f)
               for (auto& x : c0) x = std::nanf("");
-            std::vector<float> got = c0, want = c0;
+            std::vector<float> got = c0;
             const bool takes =
                 tb ? !ta && s.m < simd::kFewRows : s.m < simd::kFewRows || s.k < simd::kFewRows;
             ASSERT_EQ(simd::FewRowsGemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb,
@@ -396,19 +406,8 @@ TEST(SimdKernels, FewRowsGemm) {
                 ASSERT_TRUE(std::isnan(c0[i]) ? std::isnan(got[i]) : got[i] == c0[i]);
               continue;
             }
-            ref::Gemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, want.data(),
-                      ldc);
-            for (int64_t i = 0; i < s.m; ++i)
-              for (int64_t j = 0; j < ldc; ++j) {
-                const float g = got[i * ldc + j], w = want[i * ldc + j];
-                if (j >= s.n) {  // the stride's padding keeps its old value
-                  ASSERT_TRUE(std::isnan(c0[i * ldc + j]) ? std::isnan(g) : g == c0[i * ldc + j]);
-                  continue;
-                }
-                ASSERT_NEAR(g, w, 1e-6f * static_cast<float>(s.k + 2) * std::max(1.0f, std::abs(w)))
-                    << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb
-                    << " alpha " << alpha << " beta " << beta << " at " << i << ", " << j;
-              }
+            ExpectMatchesScalarGemm(ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, c0, got,
+                                    ldc);
           }
 }
 
