@@ -270,7 +270,10 @@ TEST(SimdKernels, Gemm) {
                            // place, nothing packed, no barrier between blocks of k; one chunk
                            // of panels, then two.
                            {64, 512, 520},
-                           {40, 1024, 300}};
+                           {40, 1024, 300},
+                           // Two panels (B transposed, or a partial one) over many rows, two
+                           // blocks of k, threads.
+                           {600, 40, 300}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})
