@@ -1,5 +1,6 @@
 // The GEMM entry point, row-major C = alpha * op(A) @ op(B) + beta * C: f32 runs the project's
-// own kernel (simd/gemm_kernels.cc) on large products, everything else OpenBLAS (gemm.cc).
+// own kernels (simd/gemm_kernels.cc) on large, small (attention heads) and thin (fewer than 8
+// rows) products, the remaining mid-sized f32 ones and all f64 OpenBLAS (gemm.cc).
 #pragma once
 
 #include <cstdint>
