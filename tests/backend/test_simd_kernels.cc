@@ -242,13 +242,15 @@ TEST(SimdKernels, PackedGemm) {
   ExpectClose(got, want, 1e-6f * k, "packed gemm, threaded");
 }
 
+// m x n x k of a product.
+struct Shape3 {
+  int64_t m, n, k;
+};
+
 // The general GEMM: every transpose pair, padded strides, alpha and beta (beta 0 must ignore
 // NaN in C), with and without a bias, k across several packed blocks, m across several row blocks,
 // partial panels, and a product large enough for threads.
 TEST(SimdKernels, Gemm) {
-  struct Shape3 {
-    int64_t m, n, k;
-  };
   const Shape3 shapes[] = {{1, 1, 1},
                            {5, 33, 7},
                            {13, 32, 300},
@@ -340,35 +342,63 @@ void ExpectMatchesScalarGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, 
     }
 }
 
-// The small kernel: every transpose pair, alpha, beta (0 ignores NaN in C), padded strides, and
-// every width from 1 to the limit (both strip widths and their remainders), with row counts
-// around its tiles (6 / 12 rows of two vectors, 8 of one); larger shapes pass on to Gemm.
-TEST(SimdKernels, SmallGemm) {
-  struct Shape3 {
-    int64_t m, n, k;
-  };
-  std::vector<Shape3> shapes = {{20, 21, 32}, {20, 32, 21}, {21, 32, 20}, {64, 64, 64},
-                                {1, 1, 1},    {13, 7, 64},  {8, 64, 1},   {65, 10, 10},
-                                {10, 65, 10}, {10, 10, 65}};
-  for (int64_t n = 1; n <= 64; n += 3) shapes.push_back({7 + n % 17, n, 5 + n % 11});
-  for (int64_t m = 1; m <= 30; ++m) shapes.push_back({m, 24, 9});
+// One product of a GEMM kernel's sweep: op(A) [m, k], op(B) [k, n] and C [m, n], each stored
+// with padded strides (and one element past the last row, which no kernel may read as data); C
+// holds NaN where beta is 0 (the kernel must not read it).
+struct GemmCase {
+  int64_t m, n, k;
+  bool ta, tb;
+  float alpha, beta;
+  int64_t lda, ldb, ldc;
+  std::vector<float> a, b, c0;
+  std::string str() const {
+    return "m " + std::to_string(m) + " n " + std::to_string(n) + " k " + std::to_string(k) +
+           " ta " + std::to_string(ta) + " tb " + std::to_string(tb);
+  }
+};
+
+// Calls fn(GemmCase) for every shape x transpose pair x alpha {1, 0.75} x beta {0, 1, -0.5},
+// operands drawn from seed, seed + 1 and seed + 2.
+template <class Fn>
+void ForEachGemmCase(const std::vector<Shape3>& shapes, unsigned seed, Fn fn) {
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (float alpha : {1.0f, 0.75f})
           for (float beta : {0.0f, 1.0f, -0.5f}) {
-            const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
-            auto a = RandomFloats((ta ? s.k : s.m) * lda, -1, 1, 70);
-            auto b = RandomFloats((tb ? s.n : s.k) * ldb, -1, 1, 71);
-            auto c0 = RandomFloats(s.m * ldc, -1, 1, 72);
+            GemmCase c{
+                s.m,     s.n, s.k, ta, tb, alpha, beta, (ta ? s.m : s.k) + 3, (tb ? s.k : s.n) + 2,
+                s.n + 5, {},  {},  {}};
+            c.a = RandomFloats((ta ? s.k : s.m) * c.lda + 1, -1, 1, seed);
+            c.b = RandomFloats((tb ? s.n : s.k) * c.ldb + 1, -1, 1, seed + 1);
+            c.c0 = RandomFloats(s.m * c.ldc, -1, 1, seed + 2);
             if (beta == 0.0f)
-              for (auto& x : c0) x = std::nanf("");
-            std::vector<float> got = c0;
-            simd::SmallGemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta,
-                            got.data(), ldc);
-            ExpectMatchesScalarGemm(ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, c0, got,
-                                    ldc);
+              for (auto& x : c.c0) x = std::nanf("");
+            fn(c);
           }
+}
+
+// C as the kernel left it against the scalar GEMM on the case's operands.
+void ExpectMatchesScalarGemm(const GemmCase& c, const std::vector<float>& got) {
+  ExpectMatchesScalarGemm(c.ta, c.tb, c.m, c.n, c.k, c.alpha, c.a, c.lda, c.b, c.ldb, c.beta, c.c0,
+                          got, c.ldc);
+}
+
+// The small kernel: every transpose pair, alpha, beta (0 ignores NaN in C), padded strides, and
+// every width from 1 to the limit (both strip widths and their remainders), with row counts
+// around its tiles (6 / 12 rows of two vectors, 8 of one); larger shapes pass on to Gemm.
+TEST(SimdKernels, SmallGemm) {
+  std::vector<Shape3> shapes = {{20, 21, 32}, {20, 32, 21}, {21, 32, 20}, {64, 64, 64},
+                                {1, 1, 1},    {13, 7, 64},  {8, 64, 1},   {65, 10, 10},
+                                {10, 65, 10}, {10, 10, 65}};
+  for (int64_t n = 1; n <= 64; n += 3) shapes.push_back({7 + n % 17, n, 5 + n % 11});
+  for (int64_t m = 1; m <= 30; ++m) shapes.push_back({m, 24, 9});
+  ForEachGemmCase(shapes, 70, [](const GemmCase& c) {
+    std::vector<float> got = c.c0;
+    simd::SmallGemm(c.ta, c.tb, c.m, c.n, c.k, c.alpha, c.a.data(), c.lda, c.b.data(), c.ldb,
+                    c.beta, got.data(), c.ldc);
+    ExpectMatchesScalarGemm(c, got);
+  });
 }
 
 // The kernel for thin products: every row count below kFewRows (its 4-row blocks and each
@@ -377,50 +407,33 @@ TEST(SimdKernels, SmallGemm) {
 // transpose pair it takes, alpha, beta (0 ignores NaN in C), padded strides; the products it
 // declines (a transposed A times a transposed B, many rows and features) are left untouched.
 TEST(SimdKernels, FewRowsGemm) {
-  struct Shape3 {
-    int64_t m, n, k;
-  };
   std::vector<Shape3> shapes = {{1, 20, 256}, {1, 256, 20}, {20, 256, 1}, {1, 1, 1},
                                 {7, 1, 300},  {5, 8000, 3}, {64, 37, 7},  {1, 40, 0}};
   for (int64_t m = 1; m < simd::kFewRows; ++m)
     for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 24, 33, 70})
       for (int64_t k : {1, 2, 7, 8, 9, 16, 17, 64, 65}) shapes.push_back({m, n, k});
   for (int64_t m : {8, 13, 30}) shapes.push_back({m, 41, 1 + m % simd::kFewRows});
-  for (const Shape3& s : shapes)
-    for (bool ta : {false, true})
-      for (bool tb : {false, true})
-        for (float alpha : {1.0f, 0.75f})
-          for (float beta : {0.0f, 1.0f, -0.5f}) {
-            const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 5;
-            auto a = RandomFloats((ta ? s.k : s.m) * lda + 1, -1, 1, 80);
-            auto b = RandomFloats((tb ? s.n : s.k) * ldb + 1, -1, 1, 81);
-            auto c0 = RandomFloats(s.m * ldc, -1, 1, 82);
-            if (beta == 0.0f)
-              for (auto& x : c0) x = std::nanf("");
-            std::vector<float> got = c0;
-            const bool takes =
-                tb ? !ta && s.m < simd::kFewRows : s.m < simd::kFewRows || s.k < simd::kFewRows;
-            ASSERT_EQ(simd::FewRowsGemm(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb,
-                                        beta, got.data(), ldc),
-                      takes)
-                << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " tb " << tb;
-            if (!takes) {
-              for (size_t i = 0; i < got.size(); ++i)
-                ASSERT_TRUE(std::isnan(c0[i]) ? std::isnan(got[i]) : got[i] == c0[i]);
-              continue;
-            }
-            ExpectMatchesScalarGemm(ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, c0, got,
-                                    ldc);
-          }
+  ForEachGemmCase(shapes, 80, [](const GemmCase& c) {
+    std::vector<float> got = c.c0;
+    const bool takes =
+        c.tb ? !c.ta && c.m < simd::kFewRows : c.m < simd::kFewRows || c.k < simd::kFewRows;
+    ASSERT_EQ(simd::FewRowsGemm(c.ta, c.tb, c.m, c.n, c.k, c.alpha, c.a.data(), c.lda, c.b.data(),
+                                c.ldb, c.beta, got.data(), c.ldc),
+              takes)
+        << c.str();
+    if (!takes) {
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_TRUE(std::isnan(c.c0[i]) ? std::isnan(got[i]) : got[i] == c.c0[i]);
+      return;
+    }
+    ExpectMatchesScalarGemm(c, got);
+  });
 }
 
 // A few rows times a transposed B, with alpha 1, beta 0 and no bias, may run as C^T = B A^T
 // (AVX2): the same sums in the same order, so the same bits as the direct product, which a zero
 // bias selects; padded strides, and what lies past n in C's rows is left alone.
 TEST(SimdKernels, GemmFewRowsTimesTransposedBIsTheDirectProduct) {
-  struct Shape3 {
-    int64_t m, n, k;
-  };
   const Shape3 shapes[] = {{1, 4, 3},    {5, 33, 7},     {8, 64, 300},  {9, 100, 513},
                            {17, 70, 20}, {64, 768, 256}, {96, 384, 40}, {7, 2050, 37}};
   for (const Shape3& s : shapes) {
