@@ -17,7 +17,6 @@
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
-#include "attend/tensor.h"
 #include "backend/cpu/attention_args.h"
 #include "backend/cpu/reference/dropout_kernels.h"
 #include "backend/cpu/simd/attention_kernels.h"
