@@ -729,6 +729,52 @@ TEST(SimdKernels, FastExpWithinItsBoundOnEveryTarget) {
   EXPECT_GE(ForEachKernelTarget(CheckFastExp), 2);
 }
 
+// The fused kernels' 2^x against exp2 in double, as CheckFastExp: a grid of 2^-12 over
+// [-126, 127], random points and the edges; exactly 1 at 0 and exactly a power of two at whole
+// x, exactly 0 below -126 and at -inf; every result a normal float or 0.
+void CheckFastExp2() {
+  std::vector<float> x;
+  for (int64_t i = -126 * 4096; i <= 127 * 4096; ++i) x.push_back(static_cast<float>(i) / 4096.0f);
+  for (float f : RandomFloats(1 << 16, -126.0f, 127.0f, 12)) x.push_back(f);
+  for (float f : {-126.0f, std::nextafter(-126.0f, 0.0f), 127.0f, -0.0f, 1e-30f, -1e-30f, 0.5f,
+                  -0.5f, std::nextafter(-0.5f, 0.0f), std::nextafter(-0.5f, -1.0f)})
+    x.push_back(f);
+  std::vector<float> y(x.size());
+  simd::FastExp2(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst = 0;
+  float worst_x = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double e = std::exp2(static_cast<double>(x[i]));
+    const double rel = std::abs(static_cast<double>(y[i]) - e) / e;
+    if (!(rel <= worst)) {
+      worst = rel;
+      worst_x = x[i];
+    }
+    ASSERT_TRUE(std::isnormal(y[i])) << "2^" << x[i] << " = " << y[i];
+    if (x[i] == std::nearbyint(x[i])) {
+      ASSERT_EQ(y[i], static_cast<float>(e)) << "at x = " << x[i];
+    }
+  }
+  EXPECT_LE(worst, simd::kFastExp2MaxRelError) << "at x = " << worst_x;
+  char measured[48];
+  std::snprintf(measured, sizeof(measured), "%.3g at %.6g", worst, static_cast<double>(worst_x));
+  ::testing::Test::RecordProperty(std::string("fast_exp2_max_rel_error_") + simd::TargetName(),
+                                  measured);
+
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> edges = {0.0f,     -0.0f, std::nextafter(-126.0f, -inf), -126.5f, -1000.0f,
+                              -FLT_MAX, -inf};
+  std::vector<float> out(edges.size());
+  simd::FastExp2(edges.data(), out.data(), static_cast<int64_t>(edges.size()));
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], 1.0f);
+  for (size_t i = 2; i < edges.size(); ++i) EXPECT_EQ(out[i], 0.0f) << "x = " << edges[i];
+}
+
+TEST(SimdKernels, FastExp2WithinItsBoundOnEveryTarget) {
+  EXPECT_GE(ForEachKernelTarget(CheckFastExp2), 2);
+}
+
 TEST(OptimKernels, AdamSimdEqualsReference) { EXPECT_GE(ForEachKernelTarget(CheckAdamKernel), 2); }
 
 TEST(SimdKernels, DispatchPicksATarget) { EXPECT_NE(std::string(simd::TargetName()), ""); }

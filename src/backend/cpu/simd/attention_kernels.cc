@@ -41,6 +41,10 @@ constexpr int64_t kPad = 16;
 constexpr int kMaxVecs = HWY_MAX_BYTES >= 64 ? 4 : 2;
 constexpr int kMainRows = 6;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// The scores the tiles compute are in base 2: the packed keys carry scale * log2(e), so a weight
+// is FastExp2(s - m), the running max m is in the same units, and lse = m ln 2 + ln l.
+constexpr double kLog2e = 1.4426950408889634;
+constexpr float kLn2 = 0.693147180559945309f;
 
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -167,7 +171,7 @@ void Gemm(int64_t rows, int64_t width, int64_t kdim, const float* a, int64_t ar,
 // block before any score is computed.
 struct PackedHead {
   int64_t nkb = 0, dp = 0, dvp = 0;
-  hwy::AlignedFreeUniquePtr<float[]> kt;    // [nkb, D, kBk]   scale * k^T per block
+  hwy::AlignedFreeUniquePtr<float[]> kt;    // [nkb, D, kBk]   scale * log2(e) * k^T per block
   hwy::AlignedFreeUniquePtr<float[]> vp;    // [nkb * kBk, Dvp] v, zero-padded
   hwy::AlignedFreeUniquePtr<float[]> bias;  // [nkb * kBk]      0, or -inf for excluded keys
   std::vector<uint8_t> state;               // per block: 0 all keys in, 1 some out, 2 all out
@@ -193,6 +197,7 @@ struct PackedHead {
   void Pack(const SdpaArgs& a, const float* k, const float* v, int64_t b, int64_t h, int64_t kb0,
             int64_t kb1, bool backward) {
     const float scale = static_cast<float>(a.scale);
+    const float scale2 = static_cast<float>(a.scale * kLog2e);  // scores in base 2
     const int64_t kvb = a.KvBatch(b);
     const float* kh = k + kvb * a.k_stride[0] + h * a.k_stride[1];
     const float* vh = v + kvb * a.v_stride[0] + h * a.v_stride[1];
@@ -207,7 +212,7 @@ struct PackedHead {
         if (jj < cols && !in) ++excluded;
         const float* kj = kh + j * a.k_stride[2];
         const float* vj = vh + j * a.v_stride[2];
-        for (int64_t c = 0; c < a.d; ++c) ktb[c * kBk + jj] = jj < cols ? kj[c] * scale : 0.0f;
+        for (int64_t c = 0; c < a.d; ++c) ktb[c * kBk + jj] = jj < cols ? kj[c] * scale2 : 0.0f;
         float* vrow = vp.get() + j * dvp;
         for (int64_t c = 0; c < dvp; ++c) vrow[c] = jj < cols && c < a.dv ? vj[c] : 0.0f;
         if (backward) {
@@ -327,14 +332,14 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       const VF vm = hn::Set(d, m_new);
       VF sum = hn::Zero(d);
       for (int64_t jj = 0; jj < seen; jj += N) {
-        const VF p = FastExp(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // exp(-inf) = 0
+        const VF p = FastExp2(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // 2^-inf = 0
         sum = hn::Add(sum, p);
         hn::StoreU(p, d, sr + jj);
       }
       for (int64_t jj = seen; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, sr + jj);
       float* lr = sc.lv.get() + r * N;
       if (m_new != m_old) {  // the max rose: rescale what came before by exp(m_old - m_new)
-        const VF va = hn::Set(d, std::exp(m_old - m_new));  // 0 when m_old = -inf
+        const VF va = hn::Set(d, std::exp2(m_old - m_new));  // 0 when m_old = -inf
         float* orow = o + r * dvp;
         for (int64_t c = 0; c < dvp; c += N)
           hn::StoreU(hn::Mul(hn::LoadU(d, orow + c), va), d, orow + c);
@@ -505,12 +510,12 @@ void SdpaForwardImpl(const SdpaArgs& a, const float* q, const float* k, const fl
       float l = 0.0f;
       for (int64_t c = 0; c < nchunks; ++c) {
         const float* pc = pr + c * stride;
-        const float w = std::exp(pc[0] - m);  // 0 for chunks that saw nothing
+        const float w = std::exp2(pc[0] - m);  // 0 for chunks that saw nothing
         l += w * pc[1];
         for (int64_t x = 0; x < a.dv; ++x) orow[x] += w * pc[2 + x];
       }
       for (int64_t x = 0; x < a.dv; ++x) orow[x] /= l;
-      lse[bh] = m + std::log(l);
+      lse[bh] = m * kLn2 + std::log(l);
     }
     return;
   }
@@ -543,7 +548,7 @@ void SdpaForwardImpl(const SdpaArgs& a, const float* q, const float* k, const fl
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
         for (int64_t x = 0; x < a.dv; ++x) orow[x] = acc[x] * inv;
         lse[bh * a.tq + i0 + r] =
-            l > 0.0f ? sc.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
+            l > 0.0f ? sc.m[r] * kLn2 + std::log(l) : std::numeric_limits<float>::infinity();
       }
     }
   }
@@ -633,9 +638,10 @@ void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueri
         MaskRow(a, pk, kb, i, pr);
         // The vectors past the row's last visible key: P = 0 and dS = 0.
         const int64_t seen = diagonal ? std::clamp<int64_t>(RoundUp(r + off + 1, N), 0, kBk) : kBk;
-        const VF vl = hn::Set(d, lse_h[i]);  // +inf for rows that see nothing: p = 0
+        // lse in base 2 (+inf for rows that see nothing: p = 0)
+        const VF vl = hn::Set(d, static_cast<float>(lse_h[i] * kLog2e));
         for (int64_t jj = 0; jj < seen; jj += N)
-          hn::StoreU(FastExp(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
+          hn::StoreU(FastExp2(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
         for (int64_t jj = seen; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, pr + jj);
         if (a.dropout > 0.0) {
           std::copy(pr, pr + kBk, pz + r * kBk);
@@ -749,6 +755,15 @@ void FastExpImpl(const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = hn::GetLane(FastExp(d, hn::Set(d, x[i])));
 }
 
+// y = FastExp2(x) element by element, for its test.
+void FastExp2Impl(const float* x, float* y, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(FastExp2(d, hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) y[i] = hn::GetLane(FastExp2(d, hn::Set(d, x[i])));
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace attend::cpu::simd
@@ -760,8 +775,10 @@ namespace attend::cpu::simd {
 HWY_EXPORT(SdpaForwardImpl);
 HWY_EXPORT(SdpaBackwardImpl);
 HWY_EXPORT(FastExpImpl);
+HWY_EXPORT(FastExp2Impl);
 
 void FastExp(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(FastExpImpl)(x, y, n); }
+void FastExp2(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(FastExp2Impl)(x, y, n); }
 
 int64_t SdpaSplitChunks(int64_t tq, int64_t tk) {
   // A single query has one row of work per head: split its keys into chunks of at least four

@@ -61,6 +61,33 @@ HWY_INLINE V FastExp(D d, V x) {
   return hn::IfThenZeroElse(hn::Lt(x, lo), hn::Mul(p, hn::BitCast(d, pow2n)));
 }
 
+// 2^x for the fused attention's softmax, whose scores arrive already multiplied by log2(e) (the
+// factor folded into the packed keys): FastExp without the multiplication by 1 / ln 2 and the
+// two-part reduction (r = x - n is exact): 16 vector operations, 7 of them multiplies (FastExp:
+// 17 and 10), about 20 % less time per vector on a Zen 3. The degree-6 polynomial for 2^r on |r| <= 1/2 was
+// fitted to the relative error in double (2.0e-9 before rounding to f32, 7.9e-8 after, with fused
+// multiply-adds). x is clamped to [-126, 127]: every result is a normal float (no denormal, see
+// FastExp), 0 below -126 and for -inf. Checked against exp2 in double on every target:
+// kFastExp2MaxRelError (attention_kernels.h).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V FastExp2(D d, V x) {
+  const hn::RebindToSigned<D> di;
+  const V lo = hn::Set(d, -126.0f);
+  const V xc = hn::Min(hn::Set(d, 127.0f), hn::Max(lo, x));
+  const V shifter = hn::Set(d, 12582912.0f);  // 1.5 * 2^23
+  const V t = hn::Add(xc, shifter);
+  const V r = hn::Sub(xc, hn::Sub(t, shifter));  // x - round(x), exact
+  V p = hn::Set(d, 1.5353361959569156e-4f);
+  p = hn::MulAdd(p, r, hn::Set(d, 1.3398875016719103e-3f));
+  p = hn::MulAdd(p, r, hn::Set(d, 9.61843691766262e-3f));
+  p = hn::MulAdd(p, r, hn::Set(d, 5.5503323674201965e-2f));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.24022647738456726f));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.6931471824645996f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  const auto pow2n = hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, 127)));
+  return hn::IfThenZeroElse(hn::Lt(x, lo), hn::Mul(p, hn::BitCast(d, pow2n)));
+}
+
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), for the exact GELU (twin:
 // ref::Gelu, with std::erf).
 template <class D, class V = hn::Vec<D>>
