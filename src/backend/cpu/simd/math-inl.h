@@ -61,14 +61,14 @@ HWY_INLINE V FastExp(D d, V x) {
   return hn::IfThenZeroElse(hn::Lt(x, lo), hn::Mul(p, hn::BitCast(d, pow2n)));
 }
 
-// 2^x for the fused attention's softmax, whose scores arrive already multiplied by log2(e) (the
-// factor folded into the packed keys): FastExp without the multiplication by 1 / ln 2 and the
-// two-part reduction (r = x - n is exact): 16 vector operations, 7 of them multiplies (FastExp:
-// 17 and 10), about 20 % less time per vector on a Zen 3. The degree-6 polynomial for 2^r on |r| <=
-// 1/2 was fitted to the relative error in double (2.0e-9 before rounding to f32, 7.9e-8 after, with
-// fused multiply-adds). x is clamped to [-126, 127]: every result is a normal float (no denormal,
-// see FastExp), 0 below -126 and for -inf. Checked against exp2 in double on every target:
-// kFastExp2MaxRelError (attention_kernels.h).
+// 2^x for the fused attention's softmax, whose scores arrive multiplied by log2(e) (the factor
+// folded into the packed keys): FastExp without the multiplication by 1 / ln 2 and the two-part
+// reduction, since r = x - round(x) is exact. 16 vector operations, 7 of them multiplies (FastExp:
+// 17 and 10); about 20 % less time per vector on a Zen 3. The degree-6 polynomial for 2^r on
+// |r| <= 1/2 was fitted to the relative error in double (2.0e-9 before rounding to f32, 7.9e-8
+// after, with fused multiply-adds). x is clamped to [-126, 127], so every result is a normal
+// float (no denormal: see FastExp), 0 below -126 and for -inf. Checked against exp2 in double on
+// every target: kFastExp2MaxRelError (attention_kernels.h).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V FastExp2(D d, V x) {
   const hn::RebindToSigned<D> di;
