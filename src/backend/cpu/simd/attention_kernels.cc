@@ -771,22 +771,22 @@ void SdpaBackwardImpl(const SdpaArgs& a, const float* q, const float* k, const f
   }
 }
 
-// y = FastExp(x) element by element, for its test.
-void FastExpImpl(const float* x, float* y, int64_t n) {
+// y = f(x) element by element, whole vectors then one lane at a time.
+template <class F>
+void Elementwise(F f, const float* x, float* y, int64_t n) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(FastExp(d, hn::LoadU(d, x + i)), d, y + i);
-  for (; i < n; ++i) y[i] = hn::GetLane(FastExp(d, hn::Set(d, x[i])));
+  for (; i + N <= n; i += N) hn::StoreU(f(d, hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) y[i] = hn::GetLane(f(d, hn::Set(d, x[i])));
 }
 
-// y = FastExp2(x) element by element, for its test.
+// FastExp and FastExp2 element by element, for their tests.
+void FastExpImpl(const float* x, float* y, int64_t n) {
+  Elementwise([](DF d, VF v) HWY_ATTR { return FastExp(d, v); }, x, y, n);
+}
 void FastExp2Impl(const float* x, float* y, int64_t n) {
-  const DF d;
-  const int64_t N = hn::Lanes(d);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(FastExp2(d, hn::LoadU(d, x + i)), d, y + i);
-  for (; i < n; ++i) y[i] = hn::GetLane(FastExp2(d, hn::Set(d, x[i])));
+  Elementwise([](DF d, VF v) HWY_ATTR { return FastExp2(d, v); }, x, y, n);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

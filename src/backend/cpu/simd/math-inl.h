@@ -27,6 +27,15 @@ HWY_INLINE V Sigmoid(D d, V x) {
   return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Neg(xc))));
 }
 
+// p * 2^n where t = n + 1.5 * 2^23 (n's bits in t's low mantissa: shifted left by 23 the
+// constant part leaves the word), and 0 where x < lo: FastExp's and FastExp2's last steps.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V TimesPow2(D d, V p, V t, V x, V lo) {
+  const hn::RebindToSigned<D> di;
+  const auto pow2n = hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, 127)));
+  return hn::IfThenZeroElse(hn::Lt(x, lo), hn::Mul(p, hn::BitCast(d, pow2n)));
+}
+
 // exp(x) for the softmax kernels, in 15 vector operations against Highway's Exp's ~25: n =
 // round(x / ln 2) by adding and subtracting 1.5 * 2^23 (t's low mantissa bits then hold n), r =
 // x - n ln 2 in two parts (Cody-Waite), exp(r) on |r| <= ln(2) / 2 by a degree-6 polynomial
@@ -41,7 +50,6 @@ HWY_INLINE V Sigmoid(D d, V x) {
 // (tests/backend/test_simd_kernels.cc): kFastExpMaxRelError.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V FastExp(D d, V x) {
-  const hn::RebindToSigned<D> di;
   const V lo = hn::Set(d, -87.0f);
   const V xc = hn::Min(hn::Set(d, 88.0f), hn::Max(lo, x));
   const V shifter = hn::Set(d, 12582912.0f);  // 1.5 * 2^23
@@ -56,9 +64,7 @@ HWY_INLINE V FastExp(D d, V x) {
   p = hn::MulAdd(p, r, hn::Set(d, 0.49999991059303284f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-  // t's bits are 0x4B400000 + n; shifted left by 23 the constant part leaves the word.
-  const auto pow2n = hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, 127)));
-  return hn::IfThenZeroElse(hn::Lt(x, lo), hn::Mul(p, hn::BitCast(d, pow2n)));
+  return TimesPow2(d, p, t, x, lo);
 }
 
 // 2^x for the fused attention's softmax, whose scores arrive multiplied by log2(e) (the factor
@@ -71,7 +77,6 @@ HWY_INLINE V FastExp(D d, V x) {
 // every target: kFastExp2MaxRelError (attention_kernels.h).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V FastExp2(D d, V x) {
-  const hn::RebindToSigned<D> di;
   const V lo = hn::Set(d, -126.0f);
   const V xc = hn::Min(hn::Set(d, 127.0f), hn::Max(lo, x));
   const V shifter = hn::Set(d, 12582912.0f);  // 1.5 * 2^23
@@ -84,8 +89,7 @@ HWY_INLINE V FastExp2(D d, V x) {
   p = hn::MulAdd(p, r, hn::Set(d, 0.24022647738456726f));
   p = hn::MulAdd(p, r, hn::Set(d, 0.6931471824645996f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-  const auto pow2n = hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, 127)));
-  return hn::IfThenZeroElse(hn::Lt(x, lo), hn::Mul(p, hn::BitCast(d, pow2n)));
+  return TimesPow2(d, p, t, x, lo);
 }
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), for the exact GELU (twin:
