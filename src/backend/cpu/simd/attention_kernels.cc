@@ -352,7 +352,7 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       }
       for (int64_t jj = seen; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, sr + jj);
       float* lr = sc.lv.get() + r * N;
-      if (m_new != m_old) {  // the max rose: rescale what came before by exp(m_old - m_new)
+      if (m_new != m_old) {  // the max rose: rescale what came before by 2^(m_old - m_new)
         const VF va = hn::Set(d, std::exp2(m_old - m_new));  // 0 when m_old = -inf
         float* orow = o + r * dvp;
         for (int64_t c = 0; c < dvp; c += N)
