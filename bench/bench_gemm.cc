@@ -182,6 +182,8 @@ int RegisterAll() {
   const S shapes[] = {
       {"fwd_xWt/2048x768x256", false, true, 2048, 768, 256},
       {"dx_dYW/2048x256x768", false, false, 2048, 256, 768},
+      // The same with one block of k (GemmImpl's kKc): the blocks of k cost the products above.
+      {"dx_dYW/2048x768x256", false, false, 2048, 768, 256},
       {"dw_dYtX/768x256x2048", true, false, 768, 256, 2048},
       {"fwd_xWt/2048x8000x256", false, true, 2048, 8000, 256},
       {"dx_dYW/2048x256x8000", false, false, 2048, 256, 8000},
