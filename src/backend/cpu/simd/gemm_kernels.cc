@@ -190,10 +190,11 @@ void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const flo
 // Blocks: kKc input features per packed block (one panel's block is 32 KB, L1-sized), kMc rows of
 // A per pass over the panels (~256 KB of A at kKc, kept in L2; whole tiles) and kNc columns of
 // op(B) packed at a time (512 KB at kKc, kept in L2 beside A's block). With AVX2, half the rows
-// (~128 KB of A): on a Zen 3 (512 KB of L2) every product that reads A in place with more than
-// one block of k (x W with k = 768-8000: a layer's input gradient) ran 2-3.5 % faster, the
-// others within 1 % (docs/results.md, issue 20, sixteenth pass). The sums and their order are
-// the same whatever the row blocks: only the blocks of k decide them.
+// (~128 KB of A): on a Zen 3 (512 KB of L2) the products that read A in place over more than one
+// block of k (x W with k = 768-8000: a layer's input gradient) ran 2-3.5 % faster, the others
+// within 1 %; since such an A is packed a row block at a time (block_a in GemmImpl), 128 and
+// 256 rows measure the same (docs/results.md, issue 20, sixteenth pass). The sums and their
+// order are the same whatever the row blocks: only the blocks of k decide them.
 constexpr int64_t kKc = 256, kNc = 512;
 constexpr int64_t kMc = (HWY_TARGET == HWY_AVX2 ? 128 : 256) / kMR * kMR;
 // Up to this many rows of A, Gemm reads an unscaled, untransposed B in place (see GemmImpl).
