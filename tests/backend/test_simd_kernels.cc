@@ -275,7 +275,10 @@ TEST(SimdKernels, Gemm) {
                            {40, 1024, 300},
                            // Two panels (B transposed, or a partial one) over many rows, two
                            // blocks of k, threads.
-                           {600, 40, 300}};
+                           {600, 40, 300},
+                           // A packed a row block at a time (AVX2; transposed A from 512 rows):
+                           // a last row block of 13 tiles and 5 rows, two blocks of k.
+                           {515, 70, 300}};
   for (const Shape3& s : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})

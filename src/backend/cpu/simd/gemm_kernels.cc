@@ -437,7 +437,14 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   // 1.6-5 % faster (3.5-4 % on two threads), a Transformer training step ~2 %; with one block of
   // k (the forward products) A is one contiguous run already.
   const bool block_a = HWY_TARGET == HWY_AVX2 && !pack_a && !ta && k > kKc && panels > 1;
-  if (pack_a && static_cast<int64_t>(abuffer.size()) < tiles * static_cast<int64_t>(kMR) * kc)
+  // The same for a transposed A (a weight gradient's activations) when its packed block of k
+  // (m x kKc floats) would not fit in a Zen 3's 512 KB L2 beside the rest: packed whole before
+  // the tiles ran, it was read back from L3. The output layer's gradient, dw_dYtX 8000 x 256 x
+  // 2048, 2.8-3.1 % faster (768 x 256 x 2048 within noise); with 256 rows (the packed block
+  // 256 KB, in L2 anyway) 1-2 % slower, so those stay packed whole.
+  const bool block_at = HWY_TARGET == HWY_AVX2 && pack_a && ta && m >= 512;
+  if (pack_a && !block_at &&
+      static_cast<int64_t>(abuffer.size()) < tiles * static_cast<int64_t>(kMR) * kc)
     abuffer.resize(tiles * kMR * kc);
   float* apacked = abuffer.data();
   // Row blocks of (nearly) equal size, whole tiles each: threads take contiguous runs of
@@ -463,7 +470,9 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
                         : bias         ? Init::kBias
                         : beta == 0.0f ? Init::kZero
                                        : Init::kScaleC;
-      if (pack_a && ta) {
+      if (block_at) {
+        // (each thread packs its row blocks in the tiles' loop)
+      } else if (pack_a && ta) {
 #pragma omp for schedule(static) nowait
         for (int64_t kk = 0; kk < kb; kk += kPackGroup)
           PackATransposedRows(a, lda, m, k0, kk, std::min(kPackGroup, kb - kk), kb, apacked);
@@ -494,6 +503,15 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
             PackABlock(a, lda, r0b, rowsb, k0, kb, ablock.data());
             block_mb = mb, block_k0 = k0;
           }
+          if (block_at && (mb != block_mb || k0 != block_k0)) {
+            const int64_t r0b = mb * mc, rowsb = std::min(mc, m - r0b);
+            const int64_t need = (rowsb + mr - 1) / mr * mr * kb;
+            if (static_cast<int64_t>(ablock.size()) < need) ablock.resize(need);
+            for (int64_t kk = 0; kk < kb; kk += kPackGroup)
+              PackATransposedRows(a + r0b, lda, rowsb, k0, kk, std::min(kPackGroup, kb - kk), kb,
+                                  ablock.data());
+            block_mb = mb, block_k0 = k0;
+          }
           const int64_t r0 = mb * mc, rows = std::min(mc, m - r0), c0 = p * kPackPanel;
           const bool direct = p < full_panels;
           const float* pbias = init == Init::kBias ? bias + c0 : nullptr;
@@ -501,7 +519,7 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
           const int64_t ps = direct ? ldb : kPackPanel,
                         cols = std::min<int64_t>(kPackPanel, n - c0);
           if (pack_a || block_a) {
-            const float* ap = block_a ? ablock.data() : apacked + r0 * kb;
+            const float* ap = block_a || block_at ? ablock.data() : apacked + r0 * kb;
             PanelRows<kGemmNV, true, true>(rows, ap, 1, kMR, kb, kb, panel, ps, init, pbias, beta,
                                            c + r0 * ldc + c0, ldc, cols);
           } else {
