@@ -434,8 +434,8 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   // (PackABlock, by the thread whose tiles read it) instead of read in place: its kMc x kKc block
   // is then one contiguous run in L2, where in place it was kMc pieces of kKc floats, a row
   // stride apart. Zen 3, one thread: bench_gemm's dx_dYW 2048 x 256 x 768 and 2048 x 256 x 8000
-  // 1.6-5 % faster (3.5-4 % on two threads), a Transformer training step ~2 %; with one block of
-  // k (the forward products) A is one contiguous run already.
+  // 1.6-5 % faster (3.5-4 % on two threads); a training step ~1 %, below that machine's noise.
+  // With one block of k (the forward products) A is one contiguous run already.
   const bool block_a = HWY_TARGET == HWY_AVX2 && !pack_a && !ta && k > kKc && panels > 1;
   // The same for a transposed A (a weight gradient's activations) when its packed block of k
   // (m x kKc floats) would not fit in a Zen 3's 512 KB L2 beside the rest: packed whole before
@@ -461,7 +461,7 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   const int64_t full_panels = in_place ? n / kPackPanel : 0;
 #pragma omp parallel if (threads)
   {
-    // block_a: this thread's copy of the row block its tiles read (which block, which k0).
+    // block_a / block_at: this thread's copy of the row block its tiles read (which, which k0).
     static thread_local std::vector<float> ablock;
     int64_t block_mb = -1, block_k0 = -1;
     for (int64_t k0 = 0; k0 < k; k0 += kc) {
@@ -496,20 +496,17 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
         }
         auto tile = [&](int64_t it) {
           const int64_t mb = it / (q1 - q0), p = q0 + it % (q1 - q0);
-          if (block_a && (mb != block_mb || k0 != block_k0)) {
+          if ((block_a || block_at) && (mb != block_mb || k0 != block_k0)) {
             const int64_t r0b = mb * mc, rowsb = std::min(mc, m - r0b);
             const int64_t need = (rowsb + mr - 1) / mr * mr * kb;
             if (static_cast<int64_t>(ablock.size()) < need) ablock.resize(need);
-            PackABlock(a, lda, r0b, rowsb, k0, kb, ablock.data());
-            block_mb = mb, block_k0 = k0;
-          }
-          if (block_at && (mb != block_mb || k0 != block_k0)) {
-            const int64_t r0b = mb * mc, rowsb = std::min(mc, m - r0b);
-            const int64_t need = (rowsb + mr - 1) / mr * mr * kb;
-            if (static_cast<int64_t>(ablock.size()) < need) ablock.resize(need);
-            for (int64_t kk = 0; kk < kb; kk += kPackGroup)
-              PackATransposedRows(a + r0b, lda, rowsb, k0, kk, std::min(kPackGroup, kb - kk), kb,
-                                  ablock.data());
+            if (block_at) {  // the block's rows are columns of the stored matrix
+              for (int64_t kk = 0; kk < kb; kk += kPackGroup)
+                PackATransposedRows(a + r0b, lda, rowsb, k0, kk, std::min(kPackGroup, kb - kk), kb,
+                                    ablock.data());
+            } else {
+              PackABlock(a, lda, r0b, rowsb, k0, kb, ablock.data());
+            }
             block_mb = mb, block_k0 = k0;
           }
           const int64_t r0 = mb * mc, rows = std::min(mc, m - r0), c0 = p * kPackPanel;
