@@ -52,14 +52,23 @@ attend::Tensor FilledTensor(int64_t n, float scale) {
 // The kernel (Gemm, SmallGemm for the heads' products, FewRowsGemm for the thin ones) or
 // cblas_sgemm.
 enum class Kernel { kOurs, kSmall, kFew, kSgemm };
-void BM_Gemm(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, int64_t n,
-             int64_t k) {
+// cold: before each timed product, untimed, a pass over 128 MiB evicts the operands from every
+// cache level (a recurrent decoder's step finds its weights there after the other steps' work).
+void GemmRows(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, int64_t n,
+              int64_t k, bool cold) {
   const attend::Tensor at = FilledTensor(m * k, 1e-3f), bt = FilledTensor(k * n, 1e-3f);
   attend::Tensor ct = FilledTensor(m * n, 0.0f);
   const float *a = at.data<float>(), *b = bt.data<float>();
   float* c = ct.data<float>();
   const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+  std::vector<float> evict(cold ? size_t{1} << 25 : 0);
   for (auto _ : st) {
+    if (cold) {
+      st.PauseTiming();
+      for (size_t i = 0; i < evict.size(); i += 16) evict[i] += 1.0f;
+      benchmark::DoNotOptimize(evict.data());
+      st.ResumeTiming();
+    }
     if (kernel == Kernel::kOurs)
       attend::cpu::simd::Gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
     else if (kernel == Kernel::kSmall)
@@ -72,6 +81,14 @@ void BM_Gemm(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, i
     benchmark::DoNotOptimize(c);
   }
   SetFlops(st, m, n, k);
+}
+void BM_Gemm(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, int64_t n,
+             int64_t k) {
+  GemmRows(st, kernel, ta, tb, m, n, k, false);
+}
+void BM_GemmCold(benchmark::State& st, Kernel kernel, bool ta, bool tb, int64_t m, int64_t n,
+                 int64_t k) {
+  GemmRows(st, kernel, ta, tb, m, n, k, true);
 }
 
 // Decoding: m rows times a weight [n, k] packed once (ours) or passed transposed to sgemm.
@@ -198,11 +215,20 @@ int RegisterAll() {
       {"step_fwd_xWt/64x768x256", false, true, 64, 768, 256},
       {"step_dx_dYW/64x256x768", false, false, 64, 256, 768},
       {"step_dx_dYW/64x256x8000", false, false, 64, 256, 8000},
+      // The GRU's input weight of bench_nmt's decoder (input: embedding and context, 512).
+      {"step_dx_dYW/64x512x768", false, false, 64, 512, 768},
   };
   for (const S& s : shapes) {
     REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, Kernel::kOurs, s.ta, s.tb, s.m, s.n, s.k);
     REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, Kernel::kSgemm, s.ta, s.tb, s.m, s.n,
         s.k);
+    // The decoder's per-step products again, their operands in no cache.
+    if (std::string(s.name).rfind("step_", 0) == 0) {
+      REG((std::string("gemm_cold/") + s.name).c_str(), BM_GemmCold, Kernel::kOurs, s.ta, s.tb, s.m,
+          s.n, s.k);
+      REG((std::string("sgemm_cold/") + s.name).c_str(), BM_GemmCold, Kernel::kSgemm, s.ta, s.tb,
+          s.m, s.n, s.k);
+    }
   }
   // A Transformer's attention heads at the quickstart's sizes (T 20-21, 8 heads of 32): scores
   // q k^T, context P v, and the backward's dv = P^T dout; with 20 x 20 x 64 above.

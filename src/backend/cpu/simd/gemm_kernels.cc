@@ -57,6 +57,21 @@ constexpr size_t kMR = kGemmNV >= kAccumulators ? 1 : kAccumulators / kGemmNV;
 // (the later blocks).
 enum class Init { kZero, kBias, kScaleC, kAddC };
 
+// A panel of B read in place (a recurrent decoder's weight at each step: Gemm's in_place) has
+// its rows a whole row of B apart, 128 bytes each, a stream the hardware prefetchers did not
+// follow on a Zen 4 with the AVX-512 tile (the whole panel per row: two lines); the weight is in
+// L3 or memory at each step. So the panel's first tile requests the rows 16 ahead of the one it
+// multiplies (prefetch_b), and the tiles after it find the panel in L1 or L2. Zen 4, one thread:
+// bench_gemm's gemm_cold/step_dx_dYW/64x512x768 15-17 % faster, 64 x 256 rows within noise, the
+// warm rows unchanged; in an RNN training step that product (the GRU's input weight) went from
+// 75 to 91-93 GFLOP/s. The AVX2 tile (a strip of one line per row) gained nothing cold and lost
+// 5-7 % warm on the same core: not there.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr bool kPrefetchInPlaceB = true;
+#else
+constexpr bool kPrefetchInPlaceB = false;
+#endif
+
 // Rows [0, MR) of A against one panel of kb input features: a(r, kk) = a[r * sr + kk * sk], so
 // one code path reads A as it is or transposed; the panel's row kk (32 floats) at panel + kk *
 // ps (kPackPanel when packed, B's own row stride when read in place). Writes `cols` (<= 32)
@@ -64,7 +79,7 @@ enum class Init { kZero, kBias, kScaleC, kAddC };
 template <size_t MR, size_t NV, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
                      const float* HWY_RESTRICT panel, int64_t ps, Init init, const float* bias,
-                     float beta, float* y, int64_t ldy, int64_t cols) {
+                     float beta, float* y, int64_t ldy, int64_t cols, bool prefetch_b = false) {
   const DF d;
   constexpr int64_t kWidth = static_cast<int64_t>(NV * kLanes);
   const bool full = cols == kWidth;
@@ -99,6 +114,10 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
   }
   for (int64_t kk = 0; kk < kb; ++kk) {
     VF w[NV];
+    if (prefetch_b) {
+      HWY_UNROLL(32)
+      for (int64_t c = 0; c < kWidth; c += 16) __builtin_prefetch(panel + (kk + 16) * ps + c);
+    }
     HWY_UNROLL(32)
     for (size_t v = 0; v < NV; ++v) w[v] = hn::LoadU(d, panel + kk * ps + v * kLanes);
     HWY_UNROLL(32)
@@ -140,7 +159,8 @@ HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t 
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
     Tile<MR, NV, kPackedA, kPrefetchC>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta,
-                                       y + i * ldy, ldy, cols);
+                                       y + i * ldy, ldy, cols,
+                                       kPrefetchInPlaceB && i == 0 && ps != kPackPanel);
   if constexpr (MR > 1) {
     if (i < m)
       Rows<MR - 1, NV, kPackedA, kPrefetchC>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init,
@@ -397,13 +417,15 @@ void TransposeInto(const float* src, int64_t n, int64_t m, float* dst, int64_t l
 void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
               const float* bias) {
-#if HWY_TARGET == HWY_AVX2
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   // A few rows times a transposed B (x W^T with few rows: the RNN decoder's input and recurrent
   // weights at every step of training) as C^T = B A^T: packing op(B) transposes all of W (n x k),
   // while this packs A's m x k and transposes C's m x n, 3-4x less data for 64 rows of a
   // 768 x 256 weight. Each output is the same sum in the same order of k (alpha 1, nothing added
-  // to C), so the results are the same bits. Measured (and taken) on AVX2 only: Zen 3, one
-  // thread, an RNN training step 1-2 % faster (docs/results.md, issue 20, thirteenth pass).
+  // to C), so the results are the same bits. One thread: Zen 3 (AVX2), an RNN training step 1-2 %
+  // faster (docs/results.md, issue 20, thirteenth pass); Zen 4 (AVX-512), bench_gemm's
+  // step_fwd_xWt/64x768x256 8-13 % faster (87 -> 100-103 GFLOP/s; OpenBLAS 94), an RNN training
+  // step ~1.5 % (seventeenth pass).
   if (!ta && tb && alpha == 1.0f && beta == 0.0f && !bias && m <= kInPlaceRows && n >= 4 * m) {
     static thread_local std::vector<float> ct;  // C^T; GemmImpl's own buffers are separate
     if (static_cast<int64_t>(ct.size()) < n * m) ct.resize(n * m);
