@@ -62,7 +62,7 @@ enum class Init { kZero, kBias, kScaleC, kAddC };
 // follow on a Zen 4 with the AVX-512 tile (the whole panel per row: two lines); the weight is in
 // L3 or memory at each step. So the panel's first tile requests the rows 16 ahead of the one it
 // multiplies (prefetch_b), and the tiles after it find the panel in L1 or L2. Zen 4, one thread:
-// bench_gemm's gemm_cold/step_dx_dYW/64x512x768 15-17 % faster, 64 x 256 rows within noise, the
+// bench_gemm's gemm_cold/step_dx_dYW/64x512x768 13-17 % faster, 64 x 256 rows within noise, the
 // warm rows unchanged; in an RNN training step that product (the GRU's input weight) went from
 // 75 to 91-93 GFLOP/s. The AVX2 tile (a strip of one line per row) gained nothing cold and lost
 // 5-7 % warm on the same core: not there.
@@ -424,8 +424,8 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   // 768 x 256 weight. Each output is the same sum in the same order of k (alpha 1, nothing added
   // to C), so the results are the same bits. One thread: Zen 3 (AVX2), an RNN training step 1-2 %
   // faster (docs/results.md, issue 20, thirteenth pass); Zen 4 (AVX-512), bench_gemm's
-  // step_fwd_xWt/64x768x256 8-13 % faster (87 -> 100-103 GFLOP/s; OpenBLAS 94), an RNN training
-  // step ~1.5 % (seventeenth pass).
+  // step_fwd_xWt/64x768x256 8-13 % faster (87 -> 100-103 GFLOP/s; OpenBLAS 94); with the
+  // in-place prefetch above, an RNN training step 2.4-2.9 % (seventeenth pass).
   if (!ta && tb && alpha == 1.0f && beta == 0.0f && !bias && m <= kInPlaceRows && n >= 4 * m) {
     static thread_local std::vector<float> ct;  // C^T; GemmImpl's own buffers are separate
     if (static_cast<int64_t>(ct.size()) < n * m) ct.resize(n * m);
