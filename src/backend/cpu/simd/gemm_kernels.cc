@@ -160,6 +160,8 @@ HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t 
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
     Tile<MR, NV, kPackedA, kPrefetchC>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta,
                                        y + i * ldy, ldy, cols,
+                                       // B's own row stride: a panel read in place (packed
+                                       // panels, PackedGemm's included, have kPackPanel)
                                        kPrefetchInPlaceB && i == 0 && ps != kPackPanel);
   if constexpr (MR > 1) {
     if (i < m)
