@@ -167,6 +167,51 @@ void Gemm(int64_t rows, int64_t width, int64_t kdim, const float* a, int64_t ar,
   }
 }
 
+// out[c * ldo + j] = scale * in[j * ldi + c] for j < rows, c < cols: the packing's transposes.
+// Whole 8 x 8 squares go through registers (three rounds of interleaves of 256-bit vectors, then
+// eight contiguous stores); element by element, each value was an extract and a store of its own
+// 128 floats from the last (Zen 4, one thread, B1 H8 N1024: the fused forward and backward
+// passes 2-4 % faster this way, docs/results.md issue 20). The rest, and the scalar target,
+// element by element.
+void TransposeScaled(const float* HWY_RESTRICT in, int64_t ldi, int64_t rows, int64_t cols,
+                     float scale, float* HWY_RESTRICT out, int64_t ldo) {
+  int64_t rows8 = 0, cols8 = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const hn::FixedTag<float, 8> d8;
+  const hn::Repartition<double, decltype(d8)> dd;
+  using V8 = hn::Vec<decltype(d8)>;
+  rows8 = rows / 8 * 8;
+  cols8 = cols / 8 * 8;
+  const V8 vs = hn::Set(d8, scale);
+  for (int64_t j = 0; j < rows8; j += 8)
+    for (int64_t c = 0; c < cols8; c += 8) {
+      V8 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = hn::Mul(hn::LoadU(d8, in + (j + i) * ldi + c), vs);
+      // t: pairs of rows interleaved within each 128-bit half (r0_0 r1_0 r0_1 r1_1 | r0_4 ...).
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = hn::InterleaveLower(d8, r[i], r[i + 1]);
+        t[i + 1] = hn::InterleaveUpper(d8, r[i], r[i + 1]);
+      }
+      // r: pairs of t interleaved as 64-bit units: four rows' element k in one half.
+      for (int i = 0; i < 8; i += 4)
+        for (int h = 0; h < 2; ++h) {
+          const auto lo = hn::BitCast(dd, t[i + h]), hi = hn::BitCast(dd, t[i + h + 2]);
+          r[i + 2 * h] = hn::BitCast(d8, hn::InterleaveLower(dd, lo, hi));
+          r[i + 2 * h + 1] = hn::BitCast(d8, hn::InterleaveUpper(dd, lo, hi));
+        }
+      // r[k] (k < 4) holds element k of rows 0-3 in its lower half and element k + 4 in its
+      // upper half; r[4 + k] the same of rows 4-7: columns k and k + 4 of the square.
+      for (int k = 0; k < 4; ++k) {
+        hn::StoreU(hn::ConcatLowerLower(d8, r[4 + k], r[k]), d8, out + (c + k) * ldo + j);
+        hn::StoreU(hn::ConcatUpperUpper(d8, r[4 + k], r[k]), d8, out + (c + k + 4) * ldo + j);
+      }
+    }
+#endif
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t c = j < rows8 ? cols8 : 0; c < cols; ++c)
+      out[c * ldo + j] = in[j * ldi + c] * scale;
+}
+
 // One head's keys and values, packed for the micro-kernel, and what is known about each key
 // block before any score is computed.
 struct PackedHead {
@@ -227,15 +272,16 @@ struct PackedHead {
         }
         const float* kj = kh + j * a.k_stride[2];
         const float* vj = vh + j * a.v_stride[2];
-        for (int64_t c = 0; c < a.d; ++c) ktb[c * kBk + jj] = kj[c] * scale2;
         std::copy(vj, vj + a.dv, vrow);
         std::fill(vrow + a.dv, vrow + dvp, 0.0f);
         if (backward) {
-          for (int64_t c = 0; c < a.dv; ++c) vtb[c * kBk + jj] = vj[c];
           for (int64_t c = 0; c < a.d; ++c) krow[c] = kj[c] * scale;
           std::fill(krow + a.d, krow + dp, 0.0f);
         }
       }
+      TransposeScaled(kh + j0 * a.k_stride[2], a.k_stride[2], cols, a.d, scale2, ktb, kBk);
+      if (backward)
+        TransposeScaled(vh + j0 * a.v_stride[2], a.v_stride[2], cols, a.dv, 1.0f, vtb, kBk);
       state[kb] = excluded == 0 ? 0 : excluded == kBk ? 2 : 1;
     }
   }
@@ -332,11 +378,18 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       Gemm<false, Tri::kOutCols>(rows, kBk, a.d, qrows, a.q_stride[2], 1, ktb, kBk, s, kBk, off,
                                  kNegInf);
     else Gemm<false>(rows, kBk, a.d, qrows, a.q_stride[2], 1, ktb, kBk, s, kBk);
+    // The rows' new maxima first, then their weights: a row's exponentials then wait on no
+    // reduction just before them, and the core overlaps one row's with the next one's.
+    HWY_ALIGN float row_max[kBq];
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = s + r * kBk;
       MaskRow(a, pk, kb, i0 + r, sr);
+      row_max[r] = std::max(sc.m[r], RowMax(d, sr));
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float* sr = s + r * kBk;
       const float m_old = sc.m[r];
-      const float m_new = std::max(m_old, RowMax(d, sr));
+      const float m_new = row_max[r];
       if (m_new == kNegInf) {  // nothing visible yet: weights zero, state unchanged
         for (int64_t jj = 0; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, sr + jj);
         continue;
