@@ -2,7 +2,9 @@
 // vector width and on awkward values.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cfloat>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -781,6 +783,43 @@ void CheckFastExp2() {
 
 TEST(SimdKernels, FastExp2WithinItsBoundOnEveryTarget) {
   EXPECT_GE(ForEachKernelTarget(CheckFastExp2), 2);
+}
+
+// AVX-512 computes FastExp's and FastExp2's p * 2^n with vscalefps (and FastExp2's round(x) with
+// vrndscaleps) where AVX2 adds n into the exponent field: the results are the same bits, over
+// both functions' ranges, beyond them, at their edges and on random points (NaN stays NaN).
+TEST(SimdKernels, FastExpsAreTheSameBitsOnAvx512AndAvx2) {
+  if (!(hwy::SupportedTargets() & HWY_AVX3) || !(hwy::SupportedTargets() & HWY_AVX2))
+    GTEST_SKIP() << "needs a CPU with AVX-512 (compares its kernels with AVX2's)";
+  std::vector<float> x;
+  for (int64_t i = -140 * 1024; i <= 140 * 1024; ++i) x.push_back(static_cast<float>(i) / 1024.0f);
+  for (float f : RandomFloats(1 << 16, -130.0f, 130.0f, 13)) x.push_back(f);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float f : {-inf, inf, -FLT_MAX, FLT_MAX, -1e30f, 1e30f, -0.0f, 1e-30f, -1e-30f,
+                  std::nextafter(-126.0f, -inf), std::nextafter(-87.0f, -inf),
+                  std::numeric_limits<float>::quiet_NaN()})
+    x.push_back(f);
+  const auto run = [&](int64_t target, auto fn) {
+    hwy::SetSupportedTargetsForTest(target);
+    EXPECT_EQ(std::string(simd::TargetName()), hwy::TargetName(target));
+    std::vector<float> y(x.size());
+    fn(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    hwy::SetSupportedTargetsForTest(0);
+    return y;
+  };
+  const auto same = [&](const std::vector<float>& a, const std::vector<float>& b, const char* f) {
+    int bad = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const bool ok = std::isnan(a[i])
+                          ? std::isnan(b[i])
+                          : std::bit_cast<uint32_t>(a[i]) == std::bit_cast<uint32_t>(b[i]);
+      if (!ok && bad++ < 3)
+        ADD_FAILURE() << f << "(" << x[i] << "): AVX-512 " << a[i] << ", AVX2 " << b[i];
+    }
+    EXPECT_EQ(bad, 0) << f;
+  };
+  same(run(HWY_AVX3, simd::FastExp2), run(HWY_AVX2, simd::FastExp2), "FastExp2");
+  same(run(HWY_AVX3, simd::FastExp), run(HWY_AVX2, simd::FastExp), "FastExp");
 }
 
 TEST(OptimKernels, AdamSimdEqualsReference) { EXPECT_GE(ForEachKernelTarget(CheckAdamKernel), 2); }
