@@ -255,7 +255,7 @@ int RegisterAll() {
     REG((std::string("sgemm/") + s.name).c_str(), BM_Gemm, Kernel::kSgemm, s.ta, s.tb, s.m, s.n,
         s.k);
   }
-  for (int64_t m : {1, 4, 8, 16, 32, 128, 256}) {
+  for (int64_t m : {1, 2, 4, 8, 16, 32, 128, 256}) {
     const std::string shape = std::to_string(m) + "x8000x256";
     REG(("packed/" + shape).c_str(), BM_Decode, true, m, 8000, 256);
     REG(("sgemm_bt/" + shape).c_str(), BM_Decode, false, m, 8000, 256);
@@ -280,21 +280,23 @@ int RegisterAll() {
     REG(("onednn_int8/" + shape).c_str(), BM_OneDnn, false, m, 8000, 256);
 #endif
   }
-  // The decoder's other products: a GRU's 768 x 256 and a feed-forward 1024 x 256, 32 rows.
-  for (int64_t n : {768, 1024}) {
-    const std::string shape = "32x" + std::to_string(n) + "x256";
-    REG(("packed/" + shape).c_str(), BM_Decode, true, 32, n, 256);
-    REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, Path::kDispatched, 32, n, 256);
-    REG(("int8/" + shape).c_str(), BM_DecodeLow, false, Path::kDispatched, 32, n, 256);
-    if (avx512_bf16)
-      REG(("bf16_avx512/" + shape).c_str(), BM_DecodeLow, true, Path::kAvx512, 32, n, 256);
-    if (avx512_int8)
-      REG(("int8_avx512/" + shape).c_str(), BM_DecodeLow, false, Path::kAvx512, 32, n, 256);
-    if (avx2) {
-      REG(("bf16_avx2/" + shape).c_str(), BM_DecodeLow, true, Path::kAvx2, 32, n, 256);
-      REG(("int8_avx2/" + shape).c_str(), BM_DecodeLow, false, Path::kAvx2, 32, n, 256);
+  // The decoder's other products: a GRU's 768 x 256 and a feed-forward 1024 x 256, for 32 rows
+  // and for one (a single sentence decoded greedily).
+  for (int64_t m : {1, 32})
+    for (int64_t n : {768, 1024}) {
+      const std::string shape = std::to_string(m) + "x" + std::to_string(n) + "x256";
+      REG(("packed/" + shape).c_str(), BM_Decode, true, m, n, 256);
+      REG(("bf16/" + shape).c_str(), BM_DecodeLow, true, Path::kDispatched, m, n, 256);
+      REG(("int8/" + shape).c_str(), BM_DecodeLow, false, Path::kDispatched, m, n, 256);
+      if (avx512_bf16)
+        REG(("bf16_avx512/" + shape).c_str(), BM_DecodeLow, true, Path::kAvx512, m, n, 256);
+      if (avx512_int8)
+        REG(("int8_avx512/" + shape).c_str(), BM_DecodeLow, false, Path::kAvx512, m, n, 256);
+      if (avx2) {
+        REG(("bf16_avx2/" + shape).c_str(), BM_DecodeLow, true, Path::kAvx2, m, n, 256);
+        REG(("int8_avx2/" + shape).c_str(), BM_DecodeLow, false, Path::kAvx2, m, n, 256);
+      }
     }
-  }
   return 0;
 }
 const int registered = RegisterAll();
