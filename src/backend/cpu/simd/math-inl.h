@@ -40,8 +40,9 @@ HWY_INLINE V TimesPow2(D d, V p, V t, V x, V lo) {
 
 // Whether V is a full AVX-512 vector of f32, where vscalefps computes p * 2^n from n as a float
 // in one instruction (with the zeroing below lo as its mask): TimesPow2's add, shift, multiply
-// and select become one operation. p * 2^n is exact either way (n in [-126, 127], p in
-// [0.7, 1.5]: every result a normal float), so both give the same bits.
+// and select become one operation. p * 2^n is exact either way (the clamps below keep every
+// result a normal float), so both give the same bits: FastExp in 14 operations there, FastExp2
+// in 12 (tests/backend/test_simd_kernels.cc compares the two targets bit for bit).
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 template <class V>
 inline constexpr bool kScalef = std::is_same_v<V, hn::Vec512<float>>;

@@ -26,8 +26,8 @@ constexpr int kMR = 6;  // rows per tile
 constexpr int kNP = 4;  // panels per tile: 6 x 4 = 24 accumulators of the 32 registers
 // A single row (greedy decoding of one sentence) goes through the panels one at a time, as the
 // AVX2 kernel does: its product is a read of the weights, and one stream of them is read faster
-// than four streams 4 KB apart (Zen 4, int8 1 x 8000 x 256 from L3: 45.6 -> 32.1 us, below the
-// AVX2 kernel's 36; docs/results.md issue 20). Same sums in the same order either way.
+// than four streams 4 KB apart (Zen 4, int8 1 x 8000 x 256 from L3: 44.3 -> 31.2 us, below the
+// AVX2 kernel's 38.5; docs/results.md issue 20). Same sums in the same order either way.
 
 std::atomic<bool> force_scalar{false};
 std::atomic<bool> avoid_amx{false};
