@@ -171,12 +171,12 @@ void Gemm(int64_t rows, int64_t width, int64_t kdim, const float* a, int64_t ar,
 // Whole 8 x 8 squares go through registers (three rounds of interleaves of 256-bit vectors, then
 // eight contiguous stores); element by element, each value was an extract and a store of its own
 // 128 floats from the last (Zen 4, one thread, B1 H8 N1024: the fused forward and backward
-// passes 2-4 % faster this way, docs/results.md issue 20). The rest, and the scalar target,
-// element by element.
+// passes 1.5-4 % faster this way, docs/results.md issue 20). The rest, and targets with narrower
+// vectors, element by element.
 void TransposeScaled(const float* HWY_RESTRICT in, int64_t ldi, int64_t rows, int64_t cols,
                      float scale, float* HWY_RESTRICT out, int64_t ldo) {
   int64_t rows8 = 0, cols8 = 0;
-#if HWY_TARGET != HWY_SCALAR
+#if HWY_MAX_BYTES >= 32  // targets with 256-bit vectors
   const hn::FixedTag<float, 8> d8;
   const hn::Repartition<double, decltype(d8)> dd;
   using V8 = hn::Vec<decltype(d8)>;
