@@ -22,6 +22,7 @@
 #include "backend/cpu/simd/attention_kernels.h"
 #include "backend/cpu/simd/dropout_kernels.h"
 #include "backend/cpu/simd/math-inl.h"
+#include "backend/cpu/simd/transpose-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace attend::cpu::simd {
@@ -167,49 +168,19 @@ void Gemm(int64_t rows, int64_t width, int64_t kdim, const float* a, int64_t ar,
   }
 }
 
-// out[c * ldo + j] = scale * in[j * ldi + c] for j < rows, c < cols: the packing's transposes.
-// Whole 8 x 8 squares go through registers (three rounds of interleaves of 256-bit vectors, then
-// eight contiguous stores); element by element, each value was an extract and a store of its own
-// 128 floats from the last (Zen 4, one thread, B1 H8 N1024: the fused forward and backward
-// passes 1.5-4 % faster this way, docs/results.md issue 20). The rest, and targets with narrower
-// vectors, element by element.
+// out[c * ldo + j] = scale * in[j * ldi + c] for j < rows, c < cols: the packing's transposes,
+// eight rows at a time through the GEMM's 8 x 8 register transposes (transpose-inl.h) where the
+// target has them; element by element, each value was an extract and a store of its own 128
+// floats from the last (Zen 4, one thread, B1 H8 N1024: the fused forward and backward passes
+// 1.5-4 % faster this way, docs/results.md issue 20).
 void TransposeScaled(const float* HWY_RESTRICT in, int64_t ldi, int64_t rows, int64_t cols,
                      float scale, float* HWY_RESTRICT out, int64_t ldo) {
-  int64_t rows8 = 0, cols8 = 0;
-#if HWY_MAX_BYTES >= 32  // targets with 256-bit vectors
-  const hn::FixedTag<float, 8> d8;
-  const hn::Repartition<double, decltype(d8)> dd;
-  using V8 = hn::Vec<decltype(d8)>;
-  rows8 = rows / 8 * 8;
-  cols8 = cols / 8 * 8;
-  const V8 vs = hn::Set(d8, scale);
-  for (int64_t j = 0; j < rows8; j += 8)
-    for (int64_t c = 0; c < cols8; c += 8) {
-      V8 r[8], t[8];
-      for (int i = 0; i < 8; ++i) r[i] = hn::Mul(hn::LoadU(d8, in + (j + i) * ldi + c), vs);
-      // t: pairs of rows interleaved within each 128-bit half (r0_0 r1_0 r0_1 r1_1 | r0_4 ...).
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = hn::InterleaveLower(d8, r[i], r[i + 1]);
-        t[i + 1] = hn::InterleaveUpper(d8, r[i], r[i + 1]);
-      }
-      // r: pairs of t interleaved as 64-bit units: four rows' element k in one half.
-      for (int i = 0; i < 8; i += 4)
-        for (int h = 0; h < 2; ++h) {
-          const auto lo = hn::BitCast(dd, t[i + h]), hi = hn::BitCast(dd, t[i + h + 2]);
-          r[i + 2 * h] = hn::BitCast(d8, hn::InterleaveLower(dd, lo, hi));
-          r[i + 2 * h + 1] = hn::BitCast(d8, hn::InterleaveUpper(dd, lo, hi));
-        }
-      // r[k] (k < 4) holds element k of rows 0-3 in its lower half and element k + 4 in its
-      // upper half; r[4 + k] the same of rows 4-7: columns k and k + 4 of the square.
-      for (int k = 0; k < 4; ++k) {
-        hn::StoreU(hn::ConcatLowerLower(d8, r[4 + k], r[k]), d8, out + (c + k) * ldo + j);
-        hn::StoreU(hn::ConcatUpperUpper(d8, r[4 + k], r[k]), d8, out + (c + k + 4) * ldo + j);
-      }
-    }
+  int64_t j = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  for (; j + 8 <= rows; j += 8) TransposeRows8(in + j * ldi, ldi, cols, scale, out + j, ldo);
 #endif
-  for (int64_t j = 0; j < rows; ++j)
-    for (int64_t c = j < rows8 ? cols8 : 0; c < cols; ++c)
-      out[c * ldo + j] = in[j * ldi + c] * scale;
+  for (; j < rows; ++j)
+    for (int64_t c = 0; c < cols; ++c) out[c * ldo + j] = in[j * ldi + c] * scale;
 }
 
 // One head's keys and values, packed for the micro-kernel, and what is known about each key
