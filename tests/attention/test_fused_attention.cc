@@ -162,6 +162,21 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"DecodeStrided", 2, 3, 1, 17, 16, 16, 0.2, {}, false, false, true},
         Case{"ThreeD", 2, 1, 45, 77, 20, 12, 0.2, {}, false, true},
         Case{"StridedLikeMultiHead", 2, 4, 70, 90, 16, 16, 0.1, {}, true, false, true},
+        // Whole key blocks of v read in place with the row stride of [B, T, H, Dv] (the forward
+        // reads v where Dv is a whole number of vectors), the last block from the packed copy.
+        Case{"StridedWholeKeyBlocks", 2, 3, 70, 2 * kBk + 9, 32, 32, 0.1, {}, false, false, true},
+        Case{"StridedWholeKeyBlocksCausal",
+             1,
+             2,
+             2 * kBk,
+             2 * kBk,
+             16,
+             48,
+             0.0,
+             {},
+             true,
+             false,
+             true},
         // Large enough for threads: many heads, and one head (backward splits its key blocks).
         Case{"ThreadedHeads", 2, 4, 256, 256, 64, 64, 0.1, {}, true},
         Case{"ThreadedOneHead", 1, 1, 300, 500, 64, 64, 0.1}),

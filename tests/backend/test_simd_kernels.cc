@@ -785,6 +785,37 @@ TEST(SimdKernels, FastExp2WithinItsBoundOnEveryTarget) {
   EXPECT_GE(ForEachKernelTarget(CheckFastExp2), 2);
 }
 
+// The fused softmaxes' FastExp2 for x <= 127, which leaves out a clamp or two, against FastExp2
+// bit for bit over [-140, 127], on random points, at the clamp and far below it (-inf, -FLT_MAX),
+// and NaN stays NaN exactly where FastExp2 gives NaN; on every target.
+void CheckFastExp2Below128() {
+  std::vector<float> x;
+  for (int64_t i = -140 * 1024; i <= 127 * 1024; ++i) x.push_back(static_cast<float>(i) / 1024.0f);
+  for (float f : RandomFloats(1 << 16, -130.0f, 127.0f, 14)) x.push_back(f);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float f : {-inf, -FLT_MAX, -1e30f, -1e6f, -0.0f, 1e-30f, -1e-30f,
+                  std::nextafter(-126.0f, -inf), std::nextafter(-126.0f, 0.0f),
+                  std::nextafter(127.0f, 0.0f), std::numeric_limits<float>::quiet_NaN()})
+    x.push_back(f);
+  std::vector<float> want(x.size()), got(x.size());
+  simd::FastExp2(x.data(), want.data(), static_cast<int64_t>(x.size()));
+  simd::FastExp2Below128(x.data(), got.data(), static_cast<int64_t>(x.size()));
+  int bad = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const bool ok = std::isnan(want[i])
+                        ? std::isnan(got[i])
+                        : std::bit_cast<uint32_t>(want[i]) == std::bit_cast<uint32_t>(got[i]);
+    if (!ok && bad++ < 3)
+      ADD_FAILURE() << "2^" << x[i] << ": FastExp2Below128 " << got[i] << ", FastExp2 " << want[i]
+                    << " on " << simd::TargetName();
+  }
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(SimdKernels, FastExp2Below128IsFastExp2OnEveryTarget) {
+  EXPECT_GE(ForEachKernelTarget(CheckFastExp2Below128), 2);
+}
+
 // AVX-512 computes FastExp's and FastExp2's p * 2^n with vscalefps (and FastExp2's round(x) with
 // vrndscaleps) where AVX2 adds n into the exponent field: the results are the same bits, over
 // both functions' ranges, beyond them, at their edges and on random points (NaN stays NaN).

@@ -188,9 +188,12 @@ void TransposeScaled(const float* HWY_RESTRICT in, int64_t ldi, int64_t rows, in
 struct PackedHead {
   int64_t nkb = 0, dp = 0, dvp = 0;
   hwy::AlignedFreeUniquePtr<float[]> kt;    // [nkb, D, kBk]   scale * log2(e) * k^T per block
-  hwy::AlignedFreeUniquePtr<float[]> vp;    // [nkb * kBk, Dvp] v, zero-padded
+  hwy::AlignedFreeUniquePtr<float[]> vp;    // [nkb * kBk, Dvp] v, zero-padded (forward only)
   hwy::AlignedFreeUniquePtr<float[]> bias;  // [nkb * kBk]      0, or -inf for excluded keys
   std::vector<uint8_t> state;               // per block: 0 all keys in, 1 some out, 2 all out
+  // Forward only: where the second product reads each block's rows of v, and their stride.
+  std::vector<const float*> vrows;
+  std::vector<int64_t> ldv;
   // Backward only:
   hwy::AlignedFreeUniquePtr<float[]> vt;  // [nkb, Dv, kBk]  v^T per block
   hwy::AlignedFreeUniquePtr<float[]> kp;  // [nkb * kBk, Dp] scale * k, zero-padded
@@ -200,7 +203,9 @@ struct PackedHead {
     dp = RoundUp(a.d, kPad);
     dvp = RoundUp(a.dv, kPad);
     kt = hwy::AllocateAligned<float>(nkb * a.d * kBk);
-    vp = hwy::AllocateAligned<float>(nkb * kBk * dvp);
+    if (!backward) vp = hwy::AllocateAligned<float>(nkb * kBk * dvp);
+    vrows.assign(nkb, nullptr);
+    ldv.assign(nkb, dvp);
     bias = hwy::AllocateAligned<float>(nkb * kBk);
     state.assign(nkb, 0);
     if (backward) {
@@ -222,6 +227,15 @@ struct PackedHead {
       float* ktb = kt.get() + kb * a.d * kBk;
       int64_t excluded = kBk - cols;
       float* vtb = backward ? vt.get() + kb * a.dv * kBk : nullptr;
+      // The forward reads a whole block of v in place when its rows are a whole number of
+      // vectors (Dv = Dvp): the copy was 0.8 % of a forward pass at D 64 (Zen 4, one thread,
+      // B1 H8 N1024, docs/results.md issue 20). The last block, past tk, and other widths are
+      // copied with zeros around them.
+      const bool v_in_place = !backward && cols == kBk && a.dv == dvp;
+      if (!backward) {
+        vrows[kb] = v_in_place ? vh + j0 * a.v_stride[2] : vp.get() + j0 * dvp;
+        ldv[kb] = v_in_place ? a.v_stride[2] : dvp;
+      }
       // Keys past tk (the last block's padding) are zero. The row copies are loops without a
       // condition per element, which the compiler vectorises (with one per element, the packing
       // was 4 % of a backward pass's time).
@@ -230,11 +244,11 @@ struct PackedHead {
         const bool in = jj < cols && !(a.key_padding && a.key_padding[kvb * a.tk + j]);
         bias[j] = in ? 0.0f : kNegInf;
         if (jj < cols && !in) ++excluded;
-        float* vrow = vp.get() + j * dvp;
+        float* vrow = backward || v_in_place ? nullptr : vp.get() + j * dvp;
         float* krow = backward ? kp.get() + j * dp : nullptr;
         if (jj >= cols) {
           for (int64_t c = 0; c < a.d; ++c) ktb[c * kBk + jj] = 0.0f;
-          std::fill(vrow, vrow + dvp, 0.0f);
+          if (vrow) std::fill(vrow, vrow + dvp, 0.0f);
           if (backward) {
             for (int64_t c = 0; c < a.dv; ++c) vtb[c * kBk + jj] = 0.0f;
             std::fill(krow, krow + dp, 0.0f);
@@ -243,8 +257,10 @@ struct PackedHead {
         }
         const float* kj = kh + j * a.k_stride[2];
         const float* vj = vh + j * a.v_stride[2];
-        std::copy(vj, vj + a.dv, vrow);
-        std::fill(vrow + a.dv, vrow + dvp, 0.0f);
+        if (vrow) {
+          std::copy(vj, vj + a.dv, vrow);
+          std::fill(vrow + a.dv, vrow + dvp, 0.0f);
+        }
         if (backward) {
           for (int64_t c = 0; c < a.d; ++c) krow[c] = kj[c] * scale;
           std::fill(krow + a.d, krow + dp, 0.0f);
@@ -364,8 +380,8 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
     // Zen 4 (docs/results.md issue 20).
     std::fill(row_max + rows, row_max + RoundUp(rows, N), 0.0f);
     for (int64_t r = 0; r < rows; r += N)
-      hn::Store(FastExp2(d, hn::Sub(hn::Load(d, sc.m.get() + r), hn::Load(d, row_max + r))), d,
-                alpha + r);
+      hn::Store(FastExp2Below128(d, hn::Sub(hn::Load(d, sc.m.get() + r), hn::Load(d, row_max + r))),
+                d, alpha + r);
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = s + r * kBk;
       const float m_new = row_max[r];
@@ -378,7 +394,7 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       const VF vm = hn::Set(d, m_new);
       VF sum = hn::Zero(d);
       for (int64_t jj = 0; jj < seen; jj += N) {
-        const VF p = FastExp2(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // 2^-inf = 0
+        const VF p = FastExp2Below128(d, hn::Sub(hn::LoadU(d, sr + jj), vm));  // 2^-inf = 0
         sum = hn::Add(sum, p);
         hn::StoreU(p, d, sr + jj);
       }
@@ -393,9 +409,8 @@ void ForwardRows(const SdpaArgs& a, const float* q, const PackedHead& pk, int64_
       if (a.dropout > 0.0) DropRow(a, b * a.heads + h, i0 + r, kb, sr, nullptr);
     }
     if (diagonal)
-      Gemm<true, Tri::kSumKeys>(rows, dvp, kBk, s, kBk, 1, pk.vp.get() + j0 * dvp, dvp, o, dvp,
-                                off);
-    else Gemm<true>(rows, dvp, kBk, s, kBk, 1, pk.vp.get() + j0 * dvp, dvp, o, dvp);
+      Gemm<true, Tri::kSumKeys>(rows, dvp, kBk, s, kBk, 1, pk.vrows[kb], pk.ldv[kb], o, dvp, off);
+    else Gemm<true>(rows, dvp, kBk, s, kBk, 1, pk.vrows[kb], pk.ldv[kb], o, dvp);
   }
   for (int64_t r = 0; r < rows; ++r)
     sc.l[r] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, sc.lv.get() + r * N)));
@@ -694,7 +709,7 @@ void BackwardKeyBlock(const SdpaArgs& a, const PackedHead& pk, const PackedQueri
         // lse in base 2 (+inf for rows that see nothing: p = 0)
         const VF vl = hn::Set(d, static_cast<float>(lse_h[i] * kLog2e));
         for (int64_t jj = 0; jj < seen; jj += N)
-          hn::StoreU(FastExp2(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
+          hn::StoreU(FastExp2Below128(d, hn::Sub(hn::LoadU(d, pr + jj), vl)), d, pr + jj);
         for (int64_t jj = seen; jj < kBk; jj += N) hn::StoreU(hn::Zero(d), d, pr + jj);
         if (a.dropout > 0.0) {
           std::copy(pr, pr + kBk, pz + r * kBk);
@@ -809,12 +824,15 @@ void Elementwise(F f, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = hn::GetLane(f(d, hn::Set(d, x[i])));
 }
 
-// FastExp and FastExp2 element by element, for their tests.
+// FastExp, FastExp2 and FastExp2Below128 element by element, for their tests.
 void FastExpImpl(const float* x, float* y, int64_t n) {
   Elementwise([](DF d, VF v) HWY_ATTR { return FastExp(d, v); }, x, y, n);
 }
 void FastExp2Impl(const float* x, float* y, int64_t n) {
   Elementwise([](DF d, VF v) HWY_ATTR { return FastExp2(d, v); }, x, y, n);
+}
+void FastExp2Below128Impl(const float* x, float* y, int64_t n) {
+  Elementwise([](DF d, VF v) HWY_ATTR { return FastExp2Below128(d, v); }, x, y, n);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -829,9 +847,13 @@ HWY_EXPORT(SdpaForwardImpl);
 HWY_EXPORT(SdpaBackwardImpl);
 HWY_EXPORT(FastExpImpl);
 HWY_EXPORT(FastExp2Impl);
+HWY_EXPORT(FastExp2Below128Impl);
 
 void FastExp(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(FastExpImpl)(x, y, n); }
 void FastExp2(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(FastExp2Impl)(x, y, n); }
+void FastExp2Below128(const float* x, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(FastExp2Below128Impl)(x, y, n);
+}
 
 int64_t SdpaSplitChunks(int64_t tq, int64_t tk) {
   // A single query has one row of work per head: split its keys into chunks of at least four

@@ -23,6 +23,9 @@ inline constexpr double kFastExpMaxRelError = 1.5e-7;  // measured 8.4e-8 (AVX),
 // -126 <= x <= 127; 0 below -126 (and for -inf); 2^0 = 1 exactly.
 void FastExp2(const float* x, float* y, int64_t n);
 inline constexpr double kFastExp2MaxRelError = 1.5e-7;  // measured 7.7e-8 (AVX2), 9.6e-8 (scalar)
+// FastExp2Below128 (math-inl.h), the fused softmaxes' FastExp2 for x <= 127: the same bits as
+// FastExp2 there.
+void FastExp2Below128(const float* x, float* y, int64_t n);
 
 // Tile sizes (queries and keys per block), for tests that want sizes straddling them.
 constexpr int64_t kSdpaQueryBlock = 64;

@@ -100,10 +100,12 @@ HWY_INLINE V FastExp(D d, V x) {
 // after, with fused multiply-adds). x is clamped to [-126, 127], so every result is a normal
 // float (no denormal: see FastExp), 0 below -126 and for -inf. Checked against exp2 in double on
 // every target: kFastExp2MaxRelError (attention_kernels.h).
-template <class D, class V = hn::Vec<D>>
+template <bool kBelow128 = false, class D, class V = hn::Vec<D>>
 HWY_INLINE V FastExp2(D d, V x) {
   const V lo = hn::Set(d, -126.0f);
-  const V xc = hn::Min(hn::Set(d, 127.0f), hn::Max(lo, x));
+  V xc = x;
+  if constexpr (!(kBelow128 && kScalef<V>)) xc = hn::Max(lo, xc);
+  if constexpr (!kBelow128) xc = hn::Min(hn::Set(d, 127.0f), xc);
   const V shifter = hn::Set(d, 12582912.0f);  // 1.5 * 2^23
   // round(x), ties to even, either way: AVX-512's vrndscaleps in one operation, else by adding
   // and subtracting the shifter (whose sum t keeps n in its low mantissa bits for TimesPow2).
@@ -119,6 +121,17 @@ HWY_INLINE V FastExp2(D d, V x) {
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
   if constexpr (kScalef<V>) return ScalefPow2(p, n, x, lo);
   return TimesPow2(d, p, t, x, lo);
+}
+
+// FastExp2 where the caller knows x <= 127 (or NaN), as the softmaxes' s - max <= 0 and
+// s - lse: the same bits without the upper clamp, and on AVX-512 without the lower one either
+// (vscalefps's mask zeroes the lanes below -126, -inf included, whatever n and p hold there),
+// 10 operations instead of 12. The lower clamp stays on the other targets: there the lanes below
+// -126 would reach the multiply as denormals (see FastExp). The fused forward at D 64 1 % faster
+// on a Zen 4 (docs/results.md issue 20); same bits: tests/backend/test_simd_kernels.cc.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V FastExp2Below128(D d, V x) {
+  return FastExp2<true>(d, x);
 }
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), for the exact GELU (twin:
