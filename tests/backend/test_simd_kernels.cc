@@ -785,6 +785,11 @@ TEST(SimdKernels, FastExp2WithinItsBoundOnEveryTarget) {
   EXPECT_GE(ForEachKernelTarget(CheckFastExp2), 2);
 }
 
+// Whether two results are the same float bit for bit, or both NaN (whatever their payloads).
+bool SameBitsOrBothNaN(float a, float b) {
+  return std::isnan(a) ? std::isnan(b) : std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b);
+}
+
 // The fused softmaxes' FastExp2 for x <= 127, which leaves out a clamp or two, against FastExp2
 // bit for bit over [-140, 127], on random points, at the clamp and far below it (-inf, -FLT_MAX),
 // and NaN stays NaN exactly where FastExp2 gives NaN; on every target.
@@ -802,10 +807,7 @@ void CheckFastExp2Below128() {
   simd::FastExp2Below128(x.data(), got.data(), static_cast<int64_t>(x.size()));
   int bad = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    const bool ok = std::isnan(want[i])
-                        ? std::isnan(got[i])
-                        : std::bit_cast<uint32_t>(want[i]) == std::bit_cast<uint32_t>(got[i]);
-    if (!ok && bad++ < 3)
+    if (!SameBitsOrBothNaN(want[i], got[i]) && bad++ < 3)
       ADD_FAILURE() << "2^" << x[i] << ": FastExp2Below128 " << got[i] << ", FastExp2 " << want[i]
                     << " on " << simd::TargetName();
   }
@@ -841,10 +843,7 @@ TEST(SimdKernels, FastExpsAreTheSameBitsOnAvx512AndAvx2) {
   const auto same = [&](const std::vector<float>& a, const std::vector<float>& b, const char* f) {
     int bad = 0;
     for (size_t i = 0; i < x.size(); ++i) {
-      const bool ok = std::isnan(a[i])
-                          ? std::isnan(b[i])
-                          : std::bit_cast<uint32_t>(a[i]) == std::bit_cast<uint32_t>(b[i]);
-      if (!ok && bad++ < 3)
+      if (!SameBitsOrBothNaN(a[i], b[i]) && bad++ < 3)
         ADD_FAILURE() << f << "(" << x[i] << "): AVX-512 " << a[i] << ", AVX2 " << b[i];
     }
     EXPECT_EQ(bad, 0) << f;
