@@ -37,18 +37,24 @@ Tensor Forward(const Tensor& q, const Tensor& k, const Tensor& v, const Sizes& z
   return s;
 }
 
-// Gradients of q, k and v given g [B, Tq, Tk].
+// Gradients of q, k and v given g [B, Tq, Tk]. Keys that every step of a decoder reads (its
+// projected memory) have a running sum of their gradient in the engine after the first step:
+// the kernel adds into it, where each step wrote a fresh [B, Tk, A] that the engine then added
+// (one pass over [B, Tk, A] per step instead of four: a fill, the kernel, a read and a write of
+// the sum; docs/results.md issue 20 nineteenth pass), and the keys' gradient comes back undefined
+// (already in the sum).
 std::vector<Tensor> Backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
                              const Sizes& z) {
   Tensor dq = Tensor::Empty(q.shape(), q.dtype());  // [B, Tq, A]
-  Tensor dk = Tensor::Empty(k.shape(), q.dtype());  // [B, Tk, A]
   Tensor dv = Tensor::Empty(v.shape(), q.dtype());  // [A]
+  Tensor* dk_sum = PendingGradient(1, k.shape(), k.dtype());
+  Tensor dk = dk_sum ? *dk_sum : Tensor::Empty(k.shape(), q.dtype());  // [B, Tk, A]
   if (q.dtype() == DType::kF32) {
-    cpu::simd::AdditiveScoresBackward(q.data<float>(), k.data<float>(), v.data<float>(),
-                                      g.data<float>(), dq.data<float>(), dk.data<float>(),
-                                      dv.data<float>(), z.nb, z.nq, z.nk, z.na, z.Threads());
+    cpu::simd::AdditiveScoresBackward(
+        q.data<float>(), k.data<float>(), v.data<float>(), g.data<float>(), dq.data<float>(),
+        dk.data<float>(), dv.data<float>(), z.nb, z.nq, z.nk, z.na, z.Threads(), dk_sum != nullptr);
   } else {
-    dk.Fill(0);
+    if (!dk_sum) dk.Fill(0);
     dv.Fill(0);
     for (int64_t b = 0; b < z.nb; ++b)
       cpu::ref::AdditiveScoresBackward(
@@ -56,6 +62,7 @@ std::vector<Tensor> Backward(const Tensor& q, const Tensor& k, const Tensor& v, 
           g.data<double>() + b * z.nq * z.nk, dq.data<double>() + b * z.nq * z.na,
           dk.data<double>() + b * z.nk * z.na, dv.data<double>(), z.nq, z.nk, z.na);
   }
+  if (dk_sum) dk = Tensor();
   return {dq, dk, dv};
 }
 

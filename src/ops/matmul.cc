@@ -204,10 +204,13 @@ Tensor Matmul2D(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// x [..., in] (2 dims or more) @ weight^T + bias in one GEMM whose tiles start from the bias.
-// The backward is Matmul(x, weight.T()) + bias's: the same GEMMs (the weight's gradient in the
-// other orientation: the same products, summed in the same order), the bias's the same SumTo, so
-// gradients are bit for bit those of the two ops.
+// x [..., in] (2 dims or more) @ weight^T (+ bias, when defined) in one GEMM whose tiles start
+// from the bias. The backward is Matmul(x, weight.T()) + bias's: the same GEMMs (the weight's
+// gradient in the other orientation: the same products, summed in the same order), the bias's
+// the same SumTo. A weight read once per decoding step adds each step's gradient into the
+// engine's running sum, bias or not: through Matmul(x, weight.T()) (a Linear without bias, as
+// before) each step's [in, out] went through Transpose's backward and was then added to the sum
+// as a transposed view (docs/results.md issue 20 nineteenth pass).
 Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / in;
   Shape out_shape = x.shape();
@@ -215,7 +218,7 @@ Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = Tensor::Empty(out_shape, x.dtype());
   const Tensor x2 = BlasReady(x.Detach().Reshape(Shape{rows, in}));
   const Tensor wt = BlasReady(weight.Detach().T());  // op(B) [in, out]
-  const Tensor b = bias.Detach().Contiguous();
+  const Tensor b = bias.defined() ? bias.Detach().Contiguous() : Tensor();
   bool ta = false, tb = false;
   int64_t lda = in, ldb = out;
   BlasLayout(rows, in, x2.strides()[0], x2.strides()[1], &ta, &lda);
@@ -223,12 +226,12 @@ Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   DispatchFloat(x.dtype(), "Linear", [&](auto tag) {
     using T = decltype(tag);
     cpu::Gemm<T>(ta, tb, rows, out, in, T(1), x2.data<T>(), lda, wt.data<T>(), ldb, T(0),
-                 y.data<T>(), out, b.data<T>());
+                 y.data<T>(), out, b.defined() ? b.data<T>() : nullptr);
   });
   if (!GradMode::enabled() || !AnyRequiresGrad({&x, &weight, &bias})) return y;
   const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.requires_grad();
   const Tensor xd = rw ? x.Detach() : Tensor(), wd = rx ? weight.Detach() : Tensor();
-  const Shape sx = x.shape(), sb = bias.shape(), sw = weight.shape();
+  const Shape sx = x.shape(), sb = rb ? bias.shape() : Shape{}, sw = weight.shape();
   RecordOp("Linear", y, {&x, &weight, &bias}, [=](const Tensor& g) {
     Tensor gx, gw, gb;
     if (rx) gx = SumTo(MatmulForward(g, wd), sx);
@@ -276,12 +279,13 @@ Tensor Linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                " features (weight ", weight.str(), ")");
   ATTEND_CHECK(x.dtype() == weight.dtype(), "Linear: dtypes differ: ", x.str(), " and weight ",
                weight.str());
-  if (!bias.defined()) return Matmul(x, weight.T());
+  const bool gemm = x.dim() >= 2 && x.numel() > 0 && weight.size(1) > 0;
+  if (!bias.defined()) return gemm ? FusedLinear(x, weight, bias) : Matmul(x, weight.T());
   ATTEND_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0) && bias.dtype() == x.dtype(),
                "Linear: bias ", bias.str(), " must be [", weight.size(0), "] of ",
                DTypeName(x.dtype()));
   // One GEMM with the bias in it when it is one: 2 dims or more, features to multiply.
-  if (x.dim() >= 2 && x.numel() > 0 && weight.size(1) > 0) return FusedLinear(x, weight, bias);
+  if (gemm) return FusedLinear(x, weight, bias);
   return Add(Matmul(x, weight.T()), bias);
 }
 

@@ -190,6 +190,52 @@ TEST(AdditiveAttention, MatchesTheUnfusedCompositionWhenThreaded) {
   SetNumThreads(saved);
 }
 
+// An RNN decoder's use: one key_proj that every step reads, a query per step. From the second
+// step on, the kernel adds the keys' gradient into the engine's running sum (accumulate_dk).
+// Against the unfused composition in f32 (key_proj a leaf and an op's output: both have a running
+// sum), and the gradient check in f64.
+Tensor DecoderSteps(const Tensor& queries, const Tensor& kp, const Tensor& v, const Tensor& w,
+                    bool fused) {
+  Tensor loss;
+  for (int64_t t = 0; t < queries.size(1); ++t) {
+    const Tensor q = queries.Narrow(1, t, 1);  // [B, 1, A]
+    const Tensor s = fused ? FusedAdditiveScores(q, kp, v) : Unfused(q, kp, v);
+    const Tensor term = Sum(Mul(s, w.Narrow(1, t, 1)));
+    loss = loss.defined() ? Add(loss, term) : term;
+  }
+  return loss;
+}
+
+TEST(AdditiveAttention, KeysReadByManyStepsGetTheirSummedGradient) {
+  for (const bool projected : {false, true}) {
+    SCOPED_TRACE(projected ? "key_proj an op's output" : "key_proj a leaf");
+    const Tensor q0 = RandomUniform({3, 5, 37}, 41, -1.5, 1.5).To(DType::kF32);
+    const Tensor k0 = RandomUniform({3, 11, 37}, 42, -1.5, 1.5).To(DType::kF32);
+    const Tensor v0 = RandomUniform({37}, 43, -0.2, 0.2).To(DType::kF32);
+    const Tensor w = RandomUniform({3, 5, 11}, 44).To(DType::kF32);
+    Tensor grads[2][3];
+    for (int fused = 0; fused < 2; ++fused) {
+      Tensor q = q0.Clone().set_requires_grad(true), k = k0.Clone().set_requires_grad(true);
+      Tensor v = v0.Clone().set_requires_grad(true);
+      const Tensor kp = projected ? MulScalar(k, 1.5) : k;
+      DecoderSteps(q, kp, v, w, fused != 0).Backward();
+      grads[fused][0] = q.grad(), grads[fused][1] = k.grad(), grads[fused][2] = v.grad();
+    }
+    const char* names[] = {"d queries", "d key_proj", "d v"};
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(grads[1][i].defined()) << names[i];
+      EXPECT_TRUE(RelClose(grads[1][i], grads[0][i], 1e-5)) << names[i];
+    }
+  }
+  const Tensor w = RandomUniform({2, 4, 3}, 54);
+  EXPECT_TRUE(GradCheck(
+      [&w](const std::vector<Tensor>& in) {
+        return DecoderSteps(in[0], MulScalar(in[1], 1.5), in[2], w, true);
+      },
+      {RandomUniform({2, 4, 5}, 51, -1.5, 1.5), RandomUniform({2, 3, 5}, 52, -1.5, 1.5),
+       RandomUniform({5}, 53)}));
+}
+
 TEST(AdditiveAttention, EmptyShapes) {
   for (const Case& c :
        {Case{2, 3, 0, 5, 1}, Case{2, 0, 4, 5, 1}, Case{0, 2, 3, 4, 1}, Case{2, 3, 4, 0, 1}}) {
@@ -271,6 +317,11 @@ TEST(AdditiveAttention, SimdKernelsMatchTheScalarReferenceOnEveryTarget) {
                                          z.na, threads);
         cpu::simd::AdditiveScoresBackward(q.data(), k.data(), v.data(), g.data(), dq.data(),
                                           dk.data(), dv.data(), z.nb, z.nq, z.nk, z.na, threads);
+        // accumulate_dk: the same gradient added into what dk holds (here: the gradient itself).
+        std::vector<float> dq2(q.size()), dk2(dk), dv2(z.na);
+        cpu::simd::AdditiveScoresBackward(q.data(), k.data(), v.data(), g.data(), dq2.data(),
+                                          dk2.data(), dv2.data(), z.nb, z.nq, z.nk, z.na, threads,
+                                          true);
         const double tol_s = SumBound(sum_abs_v, z.na, e);
         for (size_t i = 0; i < s.size(); ++i) ASSERT_NEAR(s[i], s_ref[i], tol_s) << "s at " << i;
         for (int64_t b = 0; b < z.nb; ++b) {
@@ -288,6 +339,10 @@ TEST(AdditiveAttention, SimdKernelsMatchTheScalarReferenceOnEveryTarget) {
               const size_t i = (b * z.nk + j) * z.na + a;
               ASSERT_NEAR(dk[i], dk_ref[i], std::abs(v[a]) * SumBound(gs, z.nq, 2 * e))
                   << "dk at " << i;
+              ASSERT_NEAR(dk2[i], dk[i] + dk_ref[i],
+                          2 * std::abs(v[a]) * SumBound(gs, z.nq, 2 * e) +
+                              2 * FLT_EPSILON * std::abs(dk[i]))
+                  << "dk accumulated at " << i;
             }
           }
         }

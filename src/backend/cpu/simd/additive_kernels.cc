@@ -185,9 +185,9 @@ void AdditiveScoresForward(const float* q, const float* k, const float* v, float
 
 void AdditiveScoresBackward(const float* q, const float* k, const float* v, const float* g,
                             float* dq, float* dk, float* dv, int64_t nb, int64_t nq, int64_t nk,
-                            int64_t na, int threads) {
+                            int64_t na, int threads, bool accumulate_dk) {
   auto* fn = &HWY_DYNAMIC_DISPATCH(BackwardRowsImpl);
-  std::fill(dk, dk + nb * nk * na, 0.0f);
+  if (!accumulate_dk) std::fill(dk, dk + nb * nk * na, 0.0f);
   std::fill(dv, dv + na, 0.0f);
   threads = std::max(threads, 1);
   if (nb < threads) threads = static_cast<int>(std::min<int64_t>(threads, nq));

@@ -20,10 +20,11 @@ void FastTanh(const float* x, float* y, int64_t n);
 void AdditiveScoresForward(const float* q, const float* k, const float* v, float* s, int64_t nb,
                            int64_t nq, int64_t nk, int64_t na, int threads);
 
-// Backward given g = dL/ds: writes dq [B, Tq, A], dk [B, Tk, A] and dv [A] (not accumulated),
-// recomputing tanh block by block.
+// Backward given g = dL/ds: writes dq [B, Tq, A], dk [B, Tk, A] and dv [A], recomputing tanh
+// block by block; with accumulate_dk, dk's gradient is added to what dk holds (the running sum of
+// keys every decoding step reads) instead of overwriting it.
 void AdditiveScoresBackward(const float* q, const float* k, const float* v, const float* g,
                             float* dq, float* dk, float* dv, int64_t nb, int64_t nq, int64_t nk,
-                            int64_t na, int threads);
+                            int64_t na, int threads, bool accumulate_dk = false);
 
 }  // namespace attend::cpu::simd
