@@ -48,11 +48,13 @@ std::vector<Tensor> Backward(const Tensor& q, const Tensor& k, const Tensor& v, 
   Tensor dq = Tensor::Empty(q.shape(), q.dtype());  // [B, Tq, A]
   Tensor dv = Tensor::Empty(v.shape(), q.dtype());  // [A]
   Tensor* dk_sum = PendingGradient(1, k.shape(), k.dtype());
-  Tensor dk = dk_sum ? *dk_sum : Tensor::Empty(k.shape(), q.dtype());  // [B, Tk, A]
+  Tensor dk = dk_sum ? Tensor() : Tensor::Empty(k.shape(), q.dtype());  // [B, Tk, A]
+  Tensor& dk_into = dk_sum ? *dk_sum : dk;
   if (q.dtype() == DType::kF32) {
-    cpu::simd::AdditiveScoresBackward(
-        q.data<float>(), k.data<float>(), v.data<float>(), g.data<float>(), dq.data<float>(),
-        dk.data<float>(), dv.data<float>(), z.nb, z.nq, z.nk, z.na, z.Threads(), dk_sum != nullptr);
+    cpu::simd::AdditiveScoresBackward(q.data<float>(), k.data<float>(), v.data<float>(),
+                                      g.data<float>(), dq.data<float>(), dk_into.data<float>(),
+                                      dv.data<float>(), z.nb, z.nq, z.nk, z.na, z.Threads(),
+                                      dk_sum != nullptr);
   } else {
     if (!dk_sum) dk.Fill(0);
     dv.Fill(0);
@@ -60,9 +62,8 @@ std::vector<Tensor> Backward(const Tensor& q, const Tensor& k, const Tensor& v, 
       cpu::ref::AdditiveScoresBackward(
           q.data<double>() + b * z.nq * z.na, k.data<double>() + b * z.nk * z.na, v.data<double>(),
           g.data<double>() + b * z.nq * z.nk, dq.data<double>() + b * z.nq * z.na,
-          dk.data<double>() + b * z.nk * z.na, dv.data<double>(), z.nq, z.nk, z.na);
+          dk_into.data<double>() + b * z.nk * z.na, dv.data<double>(), z.nq, z.nk, z.na);
   }
-  if (dk_sum) dk = Tensor();
   return {dq, dk, dv};
 }
 
