@@ -9,10 +9,18 @@ namespace attend {
 namespace {
 thread_local bool grad_mode_enabled = true;
 
-// The node whose backward function is running and the engine's running sums (PendingGradient).
+// Gradient terms a^T b kept for one node (DeferGradientProduct), in the order they arrived.
+struct Factors {
+  std::vector<Tensor> a, b;
+};
+
+// The node whose backward function is running and the engine's running sums (PendingGradient),
+// deferred products (DeferGradientProduct) and counts of the edges still to deliver a gradient.
 struct Running {
   Node* node;
   std::unordered_map<Node*, Tensor>* sums;
+  std::unordered_map<Node*, Factors>* deferred;
+  const std::unordered_map<Node*, int>* deps;
   bool frees_saved;  // the node is released after its function (no retain_graph)
 };
 thread_local const Running* running = nullptr;
@@ -92,6 +100,31 @@ Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype) {
   if (!sole_owner || !sum.is_contiguous() || sum.shape() != shape || sum.dtype() != dtype)
     return nullptr;
   return &sum;
+}
+
+bool DeferGradientProduct(size_t input, const Tensor& a, const Tensor& b) {
+  if (!running || input >= running->node->next.size() || !running->node->next[input]) return false;
+  if (a.dim() != 2 || b.dim() != 2 || a.size(0) != b.size(0) || a.dtype() != b.dtype() ||
+      a.size(0) >= kDeferredProductRows)
+    return false;
+  Node* target = running->node->next[input].get();
+  auto it = running->deferred->find(target);
+  if (it == running->deferred->end()) {
+    // Only a term that others will join: this edge is still counted, so more than one edge left
+    // means another gradient is on its way.
+    auto d = running->deps->find(target);
+    if (d == running->deps->end() || d->second <= 1) return false;
+    it = running->deferred->emplace(target, Factors{}).first;
+  } else {
+    // Every term of one input is that input's gradient: [M, N] of its dtype.
+    ATTEND_ASSERT(a.size(1) == it->second.a.front().size(1) &&
+                      b.size(1) == it->second.b.front().size(1) &&
+                      a.dtype() == it->second.a.front().dtype(),
+                  "DeferGradientProduct: a term of another shape for the same input");
+  }
+  it->second.a.push_back(a.Contiguous());
+  it->second.b.push_back(b.Contiguous());
+  return true;
 }
 
 bool SavedTensorsFreedAfterThis() { return running && running->frees_saved; }
@@ -195,6 +228,8 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
     }
   }
 
+  // Products held back for a node until its last gradient has arrived (DeferGradientProduct).
+  std::unordered_map<Node*, Factors> deferred;
   std::vector<Node*> ready;
   {
     std::unordered_set<Node*> pushed;
@@ -204,6 +239,12 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
+    if (auto d = deferred.find(n); d != deferred.end()) {
+      // Every gradient of n has arrived: its deferred terms as one product, added to the rest.
+      Tensor& sum = buffers[n];
+      AddGradientProducts(d->second.a, d->second.b, sum);
+      deferred.erase(d);
+    }
     Tensor g = std::move(buffers[n]);
     buffers.erase(n);
     if (captures && captures->count(n)) {
@@ -214,7 +255,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
     }
     std::vector<Tensor> input_grads;
     {
-      const Running r{n, &buffers, !retain_graph};
+      const Running r{n, &buffers, &deferred, &deps, !retain_graph};
       RunningScope scope(&r);
       input_grads = n->Apply(g);
     }
@@ -228,7 +269,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
         else AddInto(it->second, input_grads[i]);
       }
       if (--deps[e] == 0) {
-        if (buffers.count(e)) ready.push_back(e);
+        if (buffers.count(e) || deferred.count(e)) ready.push_back(e);
         else {
           // No gradient arrived (every path gave none): still release it and its subgraph.
           std::vector<Node*> skip{e};
@@ -238,7 +279,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
             if (!retain_graph) s->Release();
             for (auto& ee : s->next)
               if (ee && --deps[ee.get()] == 0) {
-                if (buffers.count(ee.get())) ready.push_back(ee.get());
+                if (buffers.count(ee.get()) || deferred.count(ee.get())) ready.push_back(ee.get());
                 else skip.push_back(ee.get());
               }
           }

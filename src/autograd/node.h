@@ -79,6 +79,23 @@ void AccumulateGradient(Tensor& into, const Tensor& g);
 // and one more pass over the sum.
 Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype);
 
+// Inside a backward function: offers input `input`'s gradient as the product a^T b (a [K, M],
+// b [K, N], of one dtype: the gradient [M, N]) of a thin product, K < kDeferredProductRows (a
+// weight's gradient at one time step: K = the batch's rows). When more gradients are still to
+// arrive for that input (the same weight at the other steps), the engine keeps the factors and,
+// once the last gradient has arrived, adds all such terms to the input's sum as one product over
+// their K rows laid end to end (AddGradientProducts): one GEMM of steps x rows instead of a
+// rank-K update of the sum at every step, whose K = 64 products ran at 80-88 GFLOP/s against 105
+// for the whole (docs/results.md, issue 20, twentieth pass). Returns true when it took them (the
+// function then returns an undefined gradient for that input); false: the function computes the
+// gradient as before.
+inline constexpr int64_t kDeferredProductRows = 256;
+bool DeferGradientProduct(size_t input, const Tensor& a, const Tensor& b);
+// sum (+)= sum_i a[i]^T b[i] as one product over the a[i] and b[i] laid end to end along their
+// rows (sum undefined: it becomes the product; otherwise added in place when nothing else holds
+// it). The engine's end of DeferGradientProduct; defined by ops (src/ops/matmul.cc).
+void AddGradientProducts(const std::vector<Tensor>& a, const std::vector<Tensor>& b, Tensor& sum);
+
 // Inside a backward function: whether the engine frees the node's saved tensors once the function
 // returns (a backward that does not retain the graph). A function may then write its gradient
 // over a saved tensor that nothing else holds (cross-entropy over its logits: the [tokens,

@@ -460,7 +460,12 @@ RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>
                                 wi[d].data<T>(), ni, d == 0 ? T(0) : T(1), dxs.data<T>(), ni);
                  // A decoder stepped one time step per call gets one weight gradient per step:
                  // the GEMM adds into the engine's running sum when there is one (beta = 1).
-                 auto weight_grad = [&](size_t input, const T* dgates, const T* rows, int64_t in) {
+                 auto weight_grad = [&](size_t input, const Tensor& dgates_t, const Tensor& rows_t,
+                                        int64_t in) {
+                   // Or joins the other steps' terms in one product (autograd/node.h).
+                   if (DeferGradientProduct(input, dgates_t, rows_t)) return;
+                   const T* dgates = dgates_t.data<T>();
+                   const T* rows = rows_t.data<T>();
                    Tensor* sum = PendingGradient(input, Shape{ng, in}, dt);
                    Tensor dw = sum ? Tensor() : Tensor::Empty(Shape{ng, in}, dt);
                    cpu::Gemm<T>(true, false, ng, in, pk.rows, T(1), dgates, ng, rows, in,
@@ -468,9 +473,8 @@ RnnLayerOutput RnnLayer(RnnMode mode, const Tensor& x, const std::vector<Tensor>
                    result[input] = dw;
                  };
                  // dW_ih [G*H, in] = dgx^T @ xs, dW_hh [G*H, H] = dgh^T @ h_prev
-                 if (needs[base]) weight_grad(base, dgx[d].data<T>(), xs.data<T>(), ni);
-                 if (needs[base + 1])
-                   weight_grad(base + 1, dgh[d].data<T>(), saved[d].hprev.data<T>(), nh);
+                 if (needs[base]) weight_grad(base, dgx[d], xs, ni);
+                 if (needs[base + 1]) weight_grad(base + 1, dgh[d], saved[d].hprev, nh);
                  if (needs[base + 2]) result[base + 2] = dbi[d];
                  // An LSTM's two bias gradients are equal; the second is a copy so that the two
                  // parameters never share a gradient buffer.

@@ -1448,6 +1448,49 @@ TEST(Autograd, ManyGradientsOfOneTensorAddIntoOneSum) {
        RandomUniform({2, 3, 4}, 1405), RandomUniform({2, 4, 4}, 1406, -0.6, 0.6)}));
 }
 
+// A weight's thin gradients, one per time step (products of fewer rows than
+// kDeferredProductRows), are kept by the engine and added to its sum as one product once the
+// last gradient has arrived (autograd/node.h, DeferGradientProduct): beside a gradient that is
+// not a product (Mul), a product of 300 rows (computed at once, not kept), through Grad()'s
+// captures, and twice over a retained graph. A sum that leaves a kept term out, or adds one
+// twice, fails here and in the tests of the stepped recurrent layer (test_rnn.cc).
+TEST(Autograd, ThinWeightGradientsOfManyStepsAreSummedInOneProduct) {
+  auto fn = [](const Xs& v) {
+    const Tensor& w = v[1];  // [4, 4], read at every step
+    Tensor h = v[0];         // [3, 4]
+    for (int t = 0; t < 5; ++t) h = Tanh(Linear(h, w, v[3]));
+    const Tensor wide = Linear(v[2], w, Tensor());  // [300, 4]
+    return Concat({h, Mul(w, w), Tanh(wide)}, 0);
+  };
+  const std::vector<Tensor> inputs{RandomUniform({3, 4}, 1420),
+                                   RandomUniform({4, 4}, 1421, -0.6, 0.6),
+                                   RandomUniform({300, 4}, 1422), RandomUniform({4}, 1423)};
+  EXPECT_TRUE(GradCheck(fn, inputs));
+  std::vector<Tensor> leaves;
+  for (const Tensor& t : inputs) {
+    leaves.push_back(t.Clone());
+    leaves.back().set_requires_grad(true);
+  }
+  const Tensor cotangent = RandomUniform({307, 4}, 1424);
+  const Tensor loss = Sum(Mul(fn(leaves), cotangent));
+  const std::vector<Tensor> captured = Grad(loss, leaves, Tensor());
+  loss.Backward(Tensor(), /*retain_graph=*/true);
+  std::vector<std::vector<double>> once;
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    once.push_back(Values(leaves[i].grad()));
+    const std::vector<double> c = Values(captured[i]);
+    ASSERT_EQ(c.size(), once[i].size());
+    for (size_t j = 0; j < c.size(); ++j)
+      EXPECT_NEAR(c[j], once[i][j], 1e-12) << "Grad() vs Backward, input " << i << " " << j;
+  }
+  loss.Backward();  // the second pass adds the same gradients again
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const std::vector<double> twice = Values(leaves[i].grad());
+    for (size_t j = 0; j < twice.size(); ++j)
+      EXPECT_NEAR(twice[j], 2 * once[i][j], 1e-12) << "second backward, input " << i << " " << j;
+  }
+}
+
 // A running sum that another node also holds is not written in place. Add hands one gradient to
 // both its inputs: w's sum is then also y's pending gradient, which waits for a second one (from
 // Exp, after the product), when w's product gradient arrives; added in place, it would leak into
