@@ -217,6 +217,10 @@ int RegisterAll() {
       {"step_dx_dYW/64x256x8000", false, false, 64, 256, 8000},
       // The GRU's input weight of bench_nmt's decoder (input: embedding and context, 512).
       {"step_dx_dYW/64x512x768", false, false, 64, 512, 768},
+      // That weight's gradient from one step (a rank-64 update, as each step added it before
+      // issue 20's twentieth pass) and from all 20 steps at once (DeferGradientProduct's sum).
+      {"step_dw_dYtX/768x512x64", true, false, 768, 512, 64},
+      {"dw_dYtX/768x512x1280", true, false, 768, 512, 1280},
   };
   for (const S& s : shapes) {
     REG((std::string("gemm/") + s.name).c_str(), BM_Gemm, Kernel::kOurs, s.ta, s.tb, s.m, s.n, s.k);
