@@ -508,7 +508,20 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
                                             init, pbias, beta, c + r0 * ldc + c0, ldc, cols);
           }
         };
-        if (packs) {
+        // The tiles between two barriers go out in shrinking runs (guided: each grab is the
+        // remaining items over the threads), so a thread whose core runs slower (a shared host's
+        // other tenants, its interrupts) leaves the last runs to the others instead of holding
+        // every thread at the barrier; the runs stay contiguous, so a thread still walks the
+        // panels of one block of A's rows. Each tile is the same sums whoever runs it: the same
+        // bits. Zen 4 VM, two threads, CPU 0 7-8 % slower than CPU 1 that hour: training steps
+        // 4.4 % (RNN) and 2.3 % (Transformer) faster at the minima over 10 rounds, the output
+        // layer's weight gradient 20 %; one item at a time (schedule(dynamic)) was 6 % slower
+        // (docs/results.md, issue 20, twentieth pass). AVX2's per-thread row blocks (block_a,
+        // block_at) keep the static runs they are cached for.
+        if (packs && !block_a && !block_at) {
+#pragma omp for schedule(guided)
+          for (int64_t it = 0; it < items; ++it) tile(it);
+        } else if (packs) {
 #pragma omp for schedule(static)
           for (int64_t it = 0; it < items; ++it) tile(it);
           // (implicit barrier: every tile is done before the next chunk overwrites the buffer)
