@@ -90,16 +90,22 @@ bool AnyRequiresGrad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
+namespace {
+// Whether a running sum may be written in place by a gradient of `shape` and `dtype`: the engine
+// holds it alone (nothing else can see the change) and it is a plain contiguous tensor (not a view
+// such as a broadcast, whose elements share memory).
+bool WritableSum(const Tensor& sum, const Shape& shape, DType dtype) {
+  return sum.defined() && sum.impl_ptr().use_count() == 1 && sum.impl()->storage.use_count() == 1 &&
+         sum.is_contiguous() && sum.shape() == shape && sum.dtype() == dtype;
+}
+}  // namespace
+
 Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype) {
   if (!running || input >= running->node->next.size() || !running->node->next[input])
     return nullptr;
   auto it = running->sums->find(running->node->next[input].get());
-  if (it == running->sums->end()) return nullptr;
-  Tensor& sum = it->second;
-  const bool sole_owner = sum.impl_ptr().use_count() == 1 && sum.impl()->storage.use_count() == 1;
-  if (!sole_owner || !sum.is_contiguous() || sum.shape() != shape || sum.dtype() != dtype)
-    return nullptr;
-  return &sum;
+  if (it == running->sums->end() || !WritableSum(it->second, shape, dtype)) return nullptr;
+  return &it->second;
 }
 
 bool DeferGradientProduct(size_t input, const Tensor& a, const Tensor& b) {
@@ -130,16 +136,24 @@ bool DeferGradientProduct(size_t input, const Tensor& a, const Tensor& b) {
 bool SavedTensorsFreedAfterThis() { return running && running->frees_saved; }
 
 namespace {
-// sum += g for the engine's running sum of a node's incoming gradients: in place when the engine
-// holds the sum alone (nothing else can see the change) and it is a plain contiguous tensor (not
-// a view such as a broadcast, whose elements share memory), else into a fresh tensor. A tensor
-// many steps read (an RNN's encoder states, its attention keys) gets one pass per step, not a
-// temporary and a copy.
+// sum += g for the engine's running sum of a node's incoming gradients: in place when it may be
+// written (WritableSum), else into a fresh tensor. A tensor many steps read (an RNN's encoder
+// states, its attention keys) gets one pass per step, not a temporary and a copy.
 void AddInto(Tensor& sum, const Tensor& g) {
-  const bool sole_owner = sum.impl_ptr().use_count() == 1 && sum.impl()->storage.use_count() == 1;
-  if (sole_owner && sum.is_contiguous() && sum.shape() == g.shape() && sum.dtype() == g.dtype())
-    AccumulateGradient(sum, g);
+  if (WritableSum(sum, g.shape(), g.dtype())) AccumulateGradient(sum, g);
   else sum = SumGradients(sum, g);
+}
+
+// A node's deferred terms, once its last gradient has arrived, added to its running sum: by the
+// product's own GEMM when the sum may be written, else as a fresh product summed with it.
+void AddDeferred(Tensor& sum, const Factors& f) {
+  const Shape shape{f.a.front().size(1), f.b.front().size(1)};
+  if (WritableSum(sum, shape, f.a.front().dtype())) {
+    AddGradientProducts(f.a, f.b, &sum);
+    return;
+  }
+  Tensor product = AddGradientProducts(f.a, f.b, nullptr);
+  sum = sum.defined() ? SumGradients(sum, product) : product;
 }
 
 void Attach(const char* name, Tensor& out, std::vector<std::shared_ptr<Node>> edges,
@@ -241,8 +255,7 @@ void RunBackward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gr
     ready.pop_back();
     if (auto d = deferred.find(n); d != deferred.end()) {
       // Every gradient of n has arrived: its deferred terms as one product, added to the rest.
-      Tensor& sum = buffers[n];
-      AddGradientProducts(d->second.a, d->second.b, sum);
+      AddDeferred(buffers[n], d->second);
       deferred.erase(d);
     }
     Tensor g = std::move(buffers[n]);

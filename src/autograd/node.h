@@ -91,10 +91,12 @@ Tensor* PendingGradient(size_t input, const Shape& shape, DType dtype);
 // gradient as before.
 inline constexpr int64_t kDeferredProductRows = 256;
 bool DeferGradientProduct(size_t input, const Tensor& a, const Tensor& b);
-// sum (+)= sum_i a[i]^T b[i] as one product over the a[i] and b[i] laid end to end along their
-// rows (sum undefined: it becomes the product; otherwise added in place when nothing else holds
-// it). The engine's end of DeferGradientProduct; defined by ops (src/ops/matmul.cc).
-void AddGradientProducts(const std::vector<Tensor>& a, const std::vector<Tensor>& b, Tensor& sum);
+// sum_i a[i]^T b[i] as one product over the a[i] and b[i] laid end to end along their rows:
+// added into *into (contiguous, [M, N], the engine's writable sum) and undefined returned, or
+// returned as a fresh tensor when `into` is null. The engine's end of DeferGradientProduct;
+// defined by ops (src/ops/matmul.cc).
+Tensor AddGradientProducts(const std::vector<Tensor>& a, const std::vector<Tensor>& b,
+                           Tensor* into);
 
 // Inside a backward function: whether the engine frees the node's saved tensors once the function
 // returns (a backward that does not retain the graph). A function may then write its gradient

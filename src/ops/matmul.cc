@@ -260,35 +260,19 @@ Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 }  // namespace
 
 // autograd/node.h: the deferred terms' rows laid end to end (a single term is used as it is),
-// then sum (+)= A^T B in one GEMM, each term's rows in the order the terms arrived.
-void AddGradientProducts(const std::vector<Tensor>& a, const std::vector<Tensor>& b, Tensor& sum) {
-  const int64_t m = a.front().size(1), n = b.front().size(1);
-  const DType dt = a.front().dtype();
-  int64_t k = 0;
-  for (const Tensor& t : a) k += t.size(0);
-  auto rows = [&](const std::vector<Tensor>& parts, int64_t width) {
-    if (parts.size() == 1) return parts.front();
-    Tensor all = Tensor::Empty(Shape{k, width}, dt);
-    int64_t r0 = 0;
-    for (const Tensor& t : parts) {
-      const size_t bytes = static_cast<size_t>(t.numel()) * DTypeSize(dt);
-      std::memcpy(static_cast<char*>(all.raw_data()) + r0 * width * DTypeSize(dt), t.raw_data(),
-                  bytes);
-      r0 += t.size(0);
-    }
-    return all;
-  };
-  const Tensor ta = rows(a, m), tb = rows(b, n);
-  const bool in_place = sum.defined() && sum.impl_ptr().use_count() == 1 &&
-                        sum.impl()->storage.use_count() == 1 && sum.is_contiguous() &&
-                        sum.shape() == Shape{m, n} && sum.dtype() == dt;
-  Tensor out = in_place ? sum : Tensor::Empty(Shape{m, n}, dt);
-  DispatchFloat(dt, "gradient products", [&](auto tag) {
+// then A^T B in one GEMM, each term's rows in the order the terms arrived.
+Tensor AddGradientProducts(const std::vector<Tensor>& a, const std::vector<Tensor>& b,
+                           Tensor* into) {
+  const Tensor ta = a.size() == 1 ? a.front() : Concat(a, 0);
+  const Tensor tb = b.size() == 1 ? b.front() : Concat(b, 0);
+  const int64_t m = ta.size(1), n = tb.size(1), k = ta.size(0);
+  Tensor out = into ? *into : Tensor::Empty(Shape{m, n}, ta.dtype());
+  DispatchFloat(ta.dtype(), "gradient products", [&](auto tag) {
     using T = decltype(tag);
-    cpu::Gemm<T>(true, false, m, n, k, T(1), ta.data<T>(), m, tb.data<T>(), n,
-                 in_place ? T(1) : T(0), out.data<T>(), n);
+    cpu::Gemm<T>(true, false, m, n, k, T(1), ta.data<T>(), m, tb.data<T>(), n, into ? T(1) : T(0),
+                 out.data<T>(), n);
   });
-  if (!in_place) sum = sum.defined() ? SumGradients(sum, out) : out;
+  return into ? Tensor() : out;
 }
 
 Tensor Matmul(const Tensor& a, const Tensor& b) {
