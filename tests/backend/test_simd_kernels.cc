@@ -2,9 +2,11 @@
 // vector width and on awkward values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cfloat>
 #include <cstdint>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -564,6 +566,57 @@ int ForEachKernelTarget(Fn&& check) {
   return targets;
 }
 
+// A large output written once (one block of k, beta 0: the logits of an output layer) is stored
+// with streaming stores when it is 64-byte aligned with a row stride of whole vectors: the same
+// bits as the product stored as usual (C one float off that alignment), within the scalar GEMM's
+// rounding bound, the stride's padding untouched, with and without a bias, A or B transposed, on
+// every target. The last panel (16 of 32 columns) goes through the tile's buffer.
+TEST(SimdKernels, GemmStreamsALargeOutputWrittenOnceSameBits) {
+  const int64_t m = 1040, n = 8080, ldc = 8096;  // 8.4 M floats: past the streaming threshold
+  const int64_t k = 3;
+  const int targets = ForEachKernelTarget([&] {
+    for (bool ta : {false, true})
+      for (bool with_bias : {false, true}) {
+        const bool tb = !ta;  // x W^T (an output layer) and its mirror
+        const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+        auto a = RandomFloats((ta ? k : m) * lda, -1, 1, 90);
+        auto b = RandomFloats((tb ? n : k) * ldb, -1, 1, 91);
+        const auto bias = RandomFloats(n, -1, 1, 92);
+        const float* pb = with_bias ? bias.data() : nullptr;
+        // One buffer, 64-byte aligned: C at its start (streamed) and at one float past it (not).
+        const size_t floats = static_cast<size_t>(m * ldc + 16);
+        float* buffer = static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float)));
+        ASSERT_NE(buffer, nullptr);
+        std::vector<float> streamed(static_cast<size_t>(m * ldc)), stored(streamed.size());
+        for (size_t i = 0; i < floats; ++i) buffer[i] = std::nanf("");
+        simd::Gemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, 0.0f, buffer, ldc, pb);
+        std::copy(buffer, buffer + streamed.size(), streamed.begin());
+        for (size_t i = 0; i < floats; ++i) buffer[i] = std::nanf("");
+        simd::Gemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, 0.0f, buffer + 1, ldc, pb);
+        std::copy(buffer + 1, buffer + 1 + stored.size(), stored.begin());
+        std::free(buffer);
+        std::vector<float> want(streamed.size(), std::nanf(""));
+        ref::Gemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, 0.0f, want.data(), ldc, pb);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const size_t at = static_cast<size_t>(i * ldc + j);
+            if (j >= n) {
+              ASSERT_TRUE(std::isnan(streamed[at]) && std::isnan(stored[at]))
+                  << "padding written at " << i << ", " << j;
+              continue;
+            }
+            ASSERT_EQ(std::bit_cast<uint32_t>(streamed[at]), std::bit_cast<uint32_t>(stored[at]))
+                << "ta " << ta << " tb " << tb << " bias " << with_bias << " at " << i << ", " << j
+                << ": " << streamed[at] << " vs " << stored[at];
+            ASSERT_NEAR(streamed[at], want[at],
+                        1e-6f * (k + 3) * std::max(1.0f, std::abs(want[at])))
+                << "ta " << ta << " tb " << tb << " bias " << with_bias << " at " << i << ", " << j;
+          }
+      }
+  });
+  EXPECT_GE(targets, 1);
+}
+
 // The folding CRC-32 is the tables' bit for bit on every target: every length to 300 and some
 // long ones, each from every offset within 16 bytes and continuing from a random checksum; and a
 // checksum taken in pieces of odd sizes is the one taken at once.
@@ -734,7 +787,8 @@ void CheckFastExp() {
   EXPECT_EQ(out[0], 1.0f);
   EXPECT_EQ(out[1], 1.0f);
   for (size_t i = 2; i + 1 < edges.size(); ++i) EXPECT_EQ(out[i], 0.0f) << "x = " << edges[i];
-  // x86's min and max return their second operand when one is NaN; the portable baselines may not.
+  // x86's min and max return their second operand when one is NaN; the portable baselines may
+  // not.
   const std::string target = simd::TargetName();
   if (target.rfind("AVX", 0) == 0) {
     EXPECT_TRUE(std::isnan(out.back()));

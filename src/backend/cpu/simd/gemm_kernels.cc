@@ -11,6 +11,7 @@
 #define HWY_TARGET_INCLUDE "backend/cpu/simd/gemm_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 #include <omp.h>
@@ -80,7 +81,8 @@ constexpr bool kPrefetchInPlaceB = false;
 template <size_t MR, size_t NV, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_t kb,
                      const float* HWY_RESTRICT panel, int64_t ps, Init init, const float* bias,
-                     float beta, float* y, int64_t ldy, int64_t cols, bool prefetch_b = false) {
+                     float beta, float* y, int64_t ldy, int64_t cols, bool prefetch_b = false,
+                     bool stream = false) {
   const DF d;
   constexpr int64_t kWidth = static_cast<int64_t>(NV * kLanes);
   const bool full = cols == kWidth;
@@ -93,7 +95,7 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
   // would otherwise wait for its line's read-for-ownership (that product, 2048 x 8000 x 256:
   // 141-144 -> 150-152 GFLOP/s on an Intel VM; the other shapes of bench_gemm unchanged).
   // PackedGemm (decoding: a few rows, outputs that stay cached) does not prefetch them.
-  if (kPrefetchC || reads_c) {
+  if ((kPrefetchC && !stream) || reads_c) {
     for (size_t r = 0; r < MR; ++r)
       for (int64_t c = 0; c < cols; c += 16) __builtin_prefetch(y + r * ldy + c, 1);
   }
@@ -142,7 +144,8 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
       if (init == Init::kAddC) out = hn::Add(out, hn::LoadU(d, out_row + v * kLanes));
       if (init == Init::kScaleC)
         out = hn::MulAdd(hn::Set(d, beta), hn::LoadU(d, out_row + v * kLanes), out);
-      hn::StoreU(out, d, out_row + v * kLanes);
+      if (stream && full) hn::Stream(out, d, out_row + v * kLanes);
+      else hn::StoreU(out, d, out_row + v * kLanes);
     }
     if (!full)
       for (int64_t c = 0; c < cols; ++c) row[c] = buf[c];
@@ -156,18 +159,18 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT a, int64_t sr, int64_t sk, int64_
 template <size_t MR, size_t NV, bool kPackedA, bool kPrefetchC>
 HWY_INLINE void Rows(int64_t m, const float* a, int64_t sr, int64_t sk, int64_t st, int64_t kb,
                      const float* panel, int64_t ps, Init init, const float* bias, float beta,
-                     float* y, int64_t ldy, int64_t cols) {
+                     float* y, int64_t ldy, int64_t cols, bool stream = false) {
   int64_t i = 0;
   for (; i + static_cast<int64_t>(MR) <= m; i += MR)
     Tile<MR, NV, kPackedA, kPrefetchC>(a + i * st, sr, sk, kb, panel, ps, init, bias, beta,
                                        y + i * ldy, ldy, cols,
                                        // B's own row stride: a panel read in place (packed
                                        // panels, PackedGemm's included, have kPackPanel)
-                                       kPrefetchInPlaceB && i == 0 && ps != kPackPanel);
+                                       kPrefetchInPlaceB && i == 0 && ps != kPackPanel, stream);
   if constexpr (MR > 1) {
     if (i < m)
       Rows<MR - 1, NV, kPackedA, kPrefetchC>(m - i, a + i * st, sr, sk, sr, kb, panel, ps, init,
-                                             bias, beta, y + i * ldy, ldy, cols);
+                                             bias, beta, y + i * ldy, ldy, cols, stream);
   }
 }
 
@@ -187,13 +190,13 @@ template <size_t NV, bool kPackedA, bool kPrefetchC>
 ATTEND_IN_PARALLEL_REGION void PanelRows(int64_t m, const float* a, int64_t sr, int64_t sk,
                                          int64_t st, int64_t kb, const float* panel, int64_t ps,
                                          Init init, const float* bias, float beta, float* y,
-                                         int64_t ldy, int64_t cols) {
+                                         int64_t ldy, int64_t cols, bool stream = false) {
   constexpr size_t MR = NV >= kAccumulators ? 1 : kAccumulators / NV;
   constexpr int64_t kWidth = static_cast<int64_t>(NV * kLanes);
   for (int64_t c0 = 0; c0 < cols; c0 += kWidth)
     Rows<MR, NV, kPackedA, kPrefetchC>(m, a, sr, sk, st, kb, panel + c0, ps, init,
                                        bias ? bias + c0 : nullptr, beta, y + c0, ldy,
-                                       std::min(kWidth, cols - c0));
+                                       std::min(kWidth, cols - c0), stream);
 }
 
 void PackedGemmImpl(const float* x, int64_t m, int64_t k, int64_t ldx, const float* packed,
@@ -222,6 +225,9 @@ constexpr int64_t kKc = 256, kNc = 512;
 constexpr int64_t kMc = (HWY_TARGET == HWY_AVX2 ? 128 : 256) / kMR * kMR;
 // Up to this many rows of A, Gemm reads an unscaled, untransposed B in place (see GemmImpl).
 constexpr int64_t kInPlaceRows = 96;
+// Outputs of at least this many floats (32 MB: an L3's worth) are written with streaming stores
+// when nothing reads them back within the product (see GemmImpl's stream_c).
+constexpr int64_t kStreamFloats = int64_t{8} << 20;
 // Stored rows of a transposed A packed together (PackATransposedRows).
 constexpr int64_t kPackGroup = 16;
 
@@ -443,6 +449,12 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   // The last, partial panel is packed (zero padded) as usual.
   const bool in_place = !tb && alpha == 1.0f && m <= kInPlaceRows;
   const int64_t full_panels = in_place ? n / kPackPanel : 0;
+  // C written once (one block of k, nothing of it read) and larger than the last-level cache: the
+  // tiles store it with streaming stores, which skip the read of each line before its write (a
+  // third of this product's memory traffic: the output layer's logits, [tokens, vocabulary]) and
+  // leave the caches to the operands; whoever reads C next finds it in memory either way.
+  const bool stream_c = k <= kc && beta == 0.0f && m * n >= kStreamFloats && ldc % 16 == 0 &&
+                        reinterpret_cast<uintptr_t>(c) % 64 == 0;
 #pragma omp parallel if (threads)
   {
     // block_a / block_at: this thread's copy of the row block its tiles read (which, which k0).
@@ -502,10 +514,11 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
           if (pack_a || block_a) {
             const float* ap = block_a || block_at ? ablock.data() : apacked + r0 * kb;
             PanelRows<kGemmNV, true, true>(rows, ap, 1, kMR, kb, kb, panel, ps, init, pbias, beta,
-                                           c + r0 * ldc + c0, ldc, cols);
+                                           c + r0 * ldc + c0, ldc, cols, stream_c);
           } else {
             PanelRows<kGemmNV, false, true>(rows, a + r0 * sr + k0 * sk, sr, sk, sr, kb, panel, ps,
-                                            init, pbias, beta, c + r0 * ldc + c0, ldc, cols);
+                                            init, pbias, beta, c + r0 * ldc + c0, ldc, cols,
+                                            stream_c);
           }
         };
         // The tiles between two barriers go out in shrinking runs (guided: each grab is the
@@ -531,6 +544,9 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
         }
       }
     }
+    // Streaming stores are weakly ordered: this thread's reach memory before the region ends
+    // (its closing barrier), so whoever reads C next sees them.
+    if (stream_c) hwy::FlushStream();
   }
 }
 
