@@ -47,8 +47,10 @@ Shape BatchStrides(const Tensor& t, const Shape& batch) {
 }
 
 // Forward for operands of >= 2 dims (no autograd). With `into` (contiguous, of the product's
-// shape and dtype: PendingGradient's sums) the product is added into it and it is returned.
-Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = nullptr) {
+// shape and dtype: PendingGradient's sums) the product is added into it and it is returned. With
+// `row_sums` (2-D operands only) *row_sums becomes the sums of a's rows, [M] (cpu::Gemm's sum_a).
+Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = nullptr,
+                     Tensor* row_sums = nullptr) {
   Tensor a = BlasReady(a_in.Detach()), b = BlasReady(b_in.Detach());
   const int na = a.dim(), nb = b.dim();
   const int64_t m = a.shape()[na - 2], k = a.shape()[na - 1], n = b.shape()[nb - 1];
@@ -70,6 +72,9 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = null
       !into || (into->shape() == out_shape && into->dtype() == a.dtype() && into->is_contiguous()),
       "MatmulForward: cannot add ", out_shape.str(), " into ", into->str());
   Tensor out = into ? *into : Tensor::Empty(out_shape, a.dtype());
+  ATTEND_ASSERT(!row_sums || (na == 2 && nb == 2), "MatmulForward: row sums of ", a_in.str(),
+                " (2-D operands only)");
+  if (row_sums) *row_sums = Tensor::Zeros(Shape{m}, a.dtype());
   if (out.numel() == 0) return out;
 
   bool ta = false, tb = false;
@@ -122,7 +127,8 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = null
     auto one = [&](int64_t bi) {
       int64_t oa, ob;
       offsets(bi, &oa, &ob);
-      cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + oa, lda, pb + ob, ldb, beta, pc + bi * m * n, n);
+      cpu::Gemm<T>(ta, tb, m, n, k, T(1), pa + oa, lda, pb + ob, ldb, beta, pc + bi * m * n, n,
+                   nullptr, row_sums ? row_sums->data<T>() : nullptr);
     };
     // Not an `if` clause: a team of one is still a parallel region, and OpenBLAS would then
     // refuse to thread a large GEMM.
@@ -137,11 +143,12 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = null
 }
 
 // Gradient of B in C = A @ B when B is 2-D and A is batched: one GEMM over all rows of A.
-Tensor GradOfMatrixB(const Tensor& a, const Tensor& g, Tensor* into = nullptr) {
+Tensor GradOfMatrixB(const Tensor& a, const Tensor& g, Tensor* into = nullptr,
+                     Tensor* sums_of_a = nullptr) {
   const int na = a.dim();
   Tensor a2 = a.Reshape(Shape{-1, a.shape()[na - 1]});
   Tensor g2 = g.Reshape(Shape{-1, g.shape()[g.dim() - 1]});
-  return MatmulForward(a2.Transpose(0, 1), g2, into);
+  return MatmulForward(a2.Transpose(0, 1), g2, into, sums_of_a);
 }
 
 // The product a @ b as input `input`'s gradient of shape `shape` (the backward of a product):
@@ -247,11 +254,13 @@ Tensor FusedLinear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       } else {
         // [out, in] = g^T x directly, contiguous: the leaf takes it as its .grad without a copy
         // (x^T g transposed was a view, copied into a fresh [out, in] buffer when stored: 1 % of
-        // a Transformer training step). The same products summed in the same order of rows.
-        gw = GradOfMatrixB(g, xd);
+        // a Transformer training step). The same products summed in the same order of rows. The
+        // bias's gradient, the sums of g's rows, is formed by the same GEMM while it packs g^T:
+        // no second pass over g (the output layer's: [tokens, vocabulary], 41 MB).
+        gw = GradOfMatrixB(g, xd, nullptr, rb ? &gb : nullptr);
       }
     }
-    if (rb) gb = SumTo(g, sb);
+    if (rb && !gb.defined()) gb = SumTo(g, sb);
     return std::vector<Tensor>{gx, gw, gb};
   });
   return y;

@@ -1,6 +1,7 @@
 // Every Highway kernel against its scalar reference, on lengths that are not multiples of the
 // vector width and on awkward values.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <bit>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/reference/crc32.h"
 #include "backend/cpu/reference/dropout_kernels.h"
 #include "backend/cpu/reference/gemm_kernels.h"
@@ -615,6 +617,64 @@ TEST(SimdKernels, GemmStreamsALargeOutputWrittenOnceSameBits) {
       }
   });
   EXPECT_GE(targets, 1);
+}
+
+// The sums of op(A)'s rows that Gemm forms beside the product (sum_a: a linear layer's bias
+// gradient from its weight gradient's GEMM) are ref::SumRowsOfOpA's bits, on every target, for one
+// thread and two, whether they are formed while a transposed A is packed (whole, or a row block
+// at a time with AVX2 from 512 rows) or in a pass of their own (A as it is; small products); the
+// product is the same bits as without them. Shapes: one and several blocks of k, a last group of
+// fewer than 16 features, rows not a whole number of tiles.
+TEST(SimdKernels, GemmSumsOfOpARowsAreTheReferenceBitsForAnyThreads) {
+  const Shape3 shapes[] = {{600, 70, 300}, {515, 64, 531}, {200, 100, 256},
+                           {37, 40, 17},   {5, 33, 7},     {40, 1024, 300}};
+  const int targets = ForEachKernelTarget([&] {
+    for (const Shape3& s : shapes)
+      for (bool ta : {true, false}) {
+        const int64_t lda = (ta ? s.m : s.k) + 3, ldb = s.n + 2, ldc = s.n + 5;
+        auto a = RandomFloats((ta ? s.k : s.m) * lda, -1, 1, 95);
+        auto b = RandomFloats(s.k * ldb, -1, 1, 96);
+        std::vector<float> want(static_cast<size_t>(s.m));
+        ref::SumRowsOfOpA(ta, s.m, s.k, a.data(), lda, want.data());
+        std::vector<float> plain(static_cast<size_t>(s.m * ldc), 0.0f);
+        simd::Gemm(ta, false, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 0.0f, plain.data(),
+                   ldc);
+        for (int threads : {1, 2}) {
+          const int before = omp_get_max_threads();
+          omp_set_num_threads(threads);
+          std::vector<float> sums(static_cast<size_t>(s.m), std::nanf(""));
+          std::vector<float> c(plain.size(), 0.0f);
+          simd::Gemm(ta, false, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 0.0f, c.data(),
+                     ldc, nullptr, sums.data());
+          omp_set_num_threads(before);
+          for (int64_t i = 0; i < s.m; ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(sums[i]), std::bit_cast<uint32_t>(want[i]))
+                << "m " << s.m << " n " << s.n << " k " << s.k << " ta " << ta << " threads "
+                << threads << " at " << i << ": " << sums[i] << " vs " << want[i];
+          for (size_t i = 0; i < c.size(); ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(c[i]), std::bit_cast<uint32_t>(plain[i]))
+                << "the product changed at " << i;
+        }
+      }
+  });
+  EXPECT_GE(targets, 1);
+  // The dispatching entry point, f32 (its own kernels or OpenBLAS) and f64 (OpenBLAS), keeps them.
+  for (const Shape3& s : shapes) {
+    const int64_t lda = s.m, ldb = s.n;
+    auto a = RandomFloats(s.k * lda, -1, 1, 97);
+    auto b = RandomFloats(s.k * ldb, -1, 1, 98);
+    std::vector<float> want(static_cast<size_t>(s.m)), sums(want.size()), c(s.m * s.n);
+    ref::SumRowsOfOpA(true, s.m, s.k, a.data(), lda, want.data());
+    Gemm<float>(true, false, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n,
+                nullptr, sums.data());
+    for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(sums[i], want[i]) << "f32 at " << i;
+    std::vector<double> ad(a.begin(), a.end()), bd(b.begin(), b.end()), wd(want.size()),
+        sd(want.size()), cd(c.size());
+    ref::SumRowsOfOpA(true, s.m, s.k, ad.data(), lda, wd.data());
+    Gemm<double>(true, false, s.m, s.n, s.k, 1.0, ad.data(), lda, bd.data(), ldb, 0.0, cd.data(),
+                 s.n, nullptr, sd.data());
+    for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(sd[i], wd[i]) << "f64 at " << i;
+  }
 }
 
 // The folding CRC-32 is the tables' bit for bit on every target: every length to 300 and some

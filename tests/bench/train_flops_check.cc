@@ -20,9 +20,10 @@
 // The mangled name of
 //   template <> void attend::cpu::Gemm<float>(bool, bool, int64_t m, int64_t n, int64_t k, float,
 //                                             const float*, int64_t, const float*, int64_t,
-//                                             float, float*, int64_t, const float* bias);
+//                                             float, float*, int64_t, const float* bias,
+//                                             float* sum_a);
 // --wrap sends the library's calls to __wrap_<name> and makes __real_<name> the original.
-#define ATTEND_GEMM_F32 _ZN6attend3cpu4GemmIfEEvbblllT_PKS2_lS4_lS2_PS2_lS4_
+#define ATTEND_GEMM_F32 _ZN6attend3cpu4GemmIfEEvbblllT_PKS2_lS4_lS2_PS2_lS4_S5_
 #define ATTEND_CAT2(a, b) a##b
 #define ATTEND_CAT(a, b) ATTEND_CAT2(a, b)
 
@@ -34,14 +35,15 @@ std::atomic<uint64_t> multiply_adds{0};  // sum of m n k over the counted calls
 extern "C" {
 void ATTEND_CAT(__real_, ATTEND_GEMM_F32)(bool, bool, int64_t, int64_t, int64_t, float,
                                           const float*, int64_t, const float*, int64_t, float,
-                                          float*, int64_t, const float*);
+                                          float*, int64_t, const float*, float*);
 void ATTEND_CAT(__wrap_, ATTEND_GEMM_F32)(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                                           float alpha, const float* a, int64_t lda, const float* b,
                                           int64_t ldb, float beta, float* c, int64_t ldc,
-                                          const float* bias) {
+                                          const float* bias, float* sum_a) {
   if (counting.load(std::memory_order_relaxed))
     multiply_adds.fetch_add(static_cast<uint64_t>(m * n * k), std::memory_order_relaxed);
-  ATTEND_CAT(__real_, ATTEND_GEMM_F32)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+  ATTEND_CAT(__real_, ATTEND_GEMM_F32)
+  (ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, sum_a);
 }
 }
 

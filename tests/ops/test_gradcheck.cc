@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "attend/attend.h"
+#include "backend/cpu/reference/gemm_kernels.h"
 #include "support/gradcheck.h"
 
 namespace attend {
@@ -410,8 +411,11 @@ TEST(GradCheck, Linear) {
 }
 
 // The fused f32 layer against Matmul(x, W^T) + b: values within the GEMM's rounding (the bias is
-// added first instead of last), gradients bit for bit (the backward is the composition's), on
-// products that run the project's kernel and ones that go to OpenBLAS.
+// added first instead of last), x's and W's gradients bit for bit (the backward is the
+// composition's), on products that run the project's kernel and ones that go to OpenBLAS. The
+// bias's gradient is formed by the weight gradient's GEMM (cpu::Gemm's sum_a): the bits of
+// ref::SumRowsOfOpA over g's rows (groups of 16 rows), within the rounding of the composition's
+// row-by-row sum.
 TEST(Linear, FusedEqualsMatmulPlusBias) {
   struct Case {
     Shape x;
@@ -443,7 +447,17 @@ TEST(Linear, FusedEqualsMatmulPlusBias) {
     composed.Backward(g);
     EXPECT_EQ(values(x1.grad()), values(x2.grad()));
     EXPECT_EQ(values(w1.grad()), values(w2.grad()));
-    EXPECT_EQ(values(b1.grad()), values(b2.grad()));
+    const int64_t rows = g.numel() / c.out;
+    std::vector<float> sums(static_cast<size_t>(c.out));
+    cpu::ref::SumRowsOfOpA(true, c.out, rows, g.Contiguous().data<float>(), c.out, sums.data());
+    const std::vector<double> bf = values(b1.grad()), bc = values(b2.grad()), gv = values(g);
+    ASSERT_EQ(bf.size(), sums.size());
+    for (size_t i = 0; i < bf.size(); ++i) {
+      EXPECT_EQ(bf[i], static_cast<double>(sums[i])) << "bias at " << i;
+      double magnitude = 0.0;  // both orders are within rows x eps x this of the exact sum
+      for (int64_t r = 0; r < rows; ++r) magnitude += std::abs(gv[r * c.out + i]);
+      EXPECT_NEAR(bf[i], bc[i], 1e-6 * (rows + 2) * std::max(1.0, magnitude)) << "bias at " << i;
+    }
   }
 }
 

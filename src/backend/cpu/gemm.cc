@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "backend/cpu/reference/gemm_kernels.h"
 #include "backend/cpu/simd/gemm_kernels.h"
 
 namespace attend::cpu {
@@ -34,14 +35,15 @@ void AddBias(int64_t m, int64_t n, const T* bias, T* c, int64_t ldc) {
 template <>
 void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                 int64_t ldc, const float* bias) {
+                 int64_t ldc, const float* bias, float* sum_a) {
   // Small products (attention heads of ~20 x 20 x 64, thin outputs) do not run it: its packing
   // and 32-column panels cost more than they save there (bench/bench_gemm: 0.2x OpenBLAS at
   // 20 x 20 x 64, 0.8x at 64^3, 1.6x at 128^3, one thread).
   if (n >= 16 && m * n * k >= (int64_t{1} << 19)) {
-    simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+    simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, sum_a);
     return;
   }
+  if (sum_a) ref::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
   const bool bias_after = BiasBefore(m, n, bias, &beta, c, ldc);
   // Attention heads' products (8 or more rows, every dim at most 64: 20 x 21 x 32 in the
   // quickstart Transformer, tens of thousands per step) run the small kernel: OpenBLAS's fixed
@@ -64,7 +66,8 @@ void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
 template <>
 void Gemm<double>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                   const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
-                  double* c, int64_t ldc, const double* bias) {
+                  double* c, int64_t ldc, const double* bias, double* sum_a) {
+  if (sum_a) ref::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
   const bool bias_after = BiasBefore(m, n, bias, &beta, c, ldc);
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),

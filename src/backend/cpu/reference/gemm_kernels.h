@@ -45,6 +45,25 @@ inline void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const 
     }
 }
 
+// The sums of op(A)'s rows, sum[i] = sum over kk of op(A)[i][kk] (op = transpose when ta; A is
+// [k x m] then), in the one order that every GEMM path that forms them keeps: kGemmSumGroup
+// features at a time, each group summed from zero in order, then the groups' sums in order, from
+// zero. simd::Gemm forms them while it packs a transposed A (a weight gradient's g^T, whose sums
+// are the bias's gradient) in that order, so they are these bits for any number of threads.
+inline constexpr int64_t kGemmSumGroup = 16;
+template <typename T>
+void SumRowsOfOpA(bool ta, int64_t m, int64_t k, const T* a, int64_t lda, T* sum) {
+  for (int64_t i = 0; i < m; ++i) sum[i] = T(0);
+  for (int64_t k0 = 0; k0 < k; k0 += kGemmSumGroup) {
+    const int64_t k1 = k0 + kGemmSumGroup < k ? k0 + kGemmSumGroup : k;
+    for (int64_t i = 0; i < m; ++i) {
+      T group = T(0);
+      for (int64_t kk = k0; kk < k1; ++kk) group += ta ? a[kk * lda + i] : a[i * lda + kk];
+      sum[i] += group;
+    }
+  }
+}
+
 // Row-major C [m x n] = alpha * op(A) @ op(B) + beta * C (+ bias[j], when given) in double: the
 // oracle for simd::Gemm. beta 0 never reads C.
 inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

@@ -382,9 +382,30 @@ void TransposeInto(const float* src, int64_t n, int64_t m, float* dst, int64_t l
     for (int64_t i = 0; i < m; ++i) dst[i * ldd + j] = src[j * m + i];
 }
 
-void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+// The stored rows [k0 + kk, k0 + kk + g) of a transposed A (m floats each, one group of
+// ref::kGemmSumGroup features, just packed: in L1 or L2) summed from zero in order into sum.
+void SumStoredRows(const float* a, int64_t lda, int64_t m, int64_t k0, int64_t kk, int64_t g,
+                   float* sum) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float* src = a + (k0 + kk) * lda;
+  int64_t i = 0;
+  for (; i + N <= m; i += N) {
+    VF s = hn::Zero(d);
+    for (int64_t j = 0; j < g; ++j) s = hn::Add(s, hn::LoadU(d, src + j * lda + i));
+    hn::StoreU(s, d, sum + i);
+  }
+  for (; i < m; ++i) {
+    float s = 0.0f;
+    for (int64_t j = 0; j < g; ++j) s += src[j * lda + i];
+    sum[i] = s;
+  }
+}
+
+// Returns whether it formed the sums of op(A)'s rows into sum_a (a transposed A packed whole).
+bool GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
-              const float* bias) {
+              const float* bias, float* sum_a) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   // A few rows times a transposed B (x W^T with few rows: the RNN decoder's input and recurrent
   // weights at every step of training) as C^T = B A^T: packing op(B) transposes all of W (n x k),
@@ -397,9 +418,9 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   if (!ta && tb && alpha == 1.0f && beta == 0.0f && !bias && m <= kInPlaceRows && n >= 4 * m) {
     static thread_local std::vector<float> ct;  // C^T; GemmImpl's own buffers are separate
     if (static_cast<int64_t>(ct.size()) < n * m) ct.resize(n * m);
-    GemmImpl(false, true, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, ct.data(), m, nullptr);
+    GemmImpl(false, true, n, m, k, 1.0f, b, ldb, a, lda, 0.0f, ct.data(), m, nullptr, nullptr);
     TransposeInto(ct.data(), n, m, c, ldc);
-    return;
+    return false;
   }
 #endif
   const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
@@ -437,6 +458,16 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
       static_cast<int64_t>(abuffer.size()) < tiles * static_cast<int64_t>(kMR) * kc)
     abuffer.resize(tiles * kMR * kc);
   float* apacked = abuffer.data();
+  // The sums of op(A)'s rows, asked for with a transposed A packed whole: each group of
+  // ref::kGemmSumGroup stored rows (kPackGroup, the packing's own groups: a block of k starts on
+  // one) summed by the thread that packs it, into its own row of `partial`; the rows summed in
+  // order after the product. Those are ref::SumRowsOfOpA's sums in its order, whoever packs what.
+  static_assert(kPackGroup == ref::kGemmSumGroup && kKc % kPackGroup == 0);
+  const bool sums = sum_a != nullptr && pack_a && ta && !block_at;
+  static thread_local std::vector<float> sbuffer;
+  const int64_t groups = (k + kPackGroup - 1) / kPackGroup;
+  if (sums && static_cast<int64_t>(sbuffer.size()) < groups * m) sbuffer.resize(groups * m);
+  float* partial = sbuffer.data();
   // Row blocks of (nearly) equal size, whole tiles each: threads take contiguous runs of
   // (row block, panel) items, so 1,344 rows as 5 x 252 + 84 would leave one thread a fifth idle.
   const int64_t mr = static_cast<int64_t>(kMR), blocks = (m + kMc - 1) / kMc;
@@ -470,8 +501,11 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
         // (each thread packs its row blocks in the tiles' loop)
       } else if (pack_a && ta) {
 #pragma omp for schedule(static) nowait
-        for (int64_t kk = 0; kk < kb; kk += kPackGroup)
-          PackATransposedRows(a, lda, m, k0, kk, std::min(kPackGroup, kb - kk), kb, apacked);
+        for (int64_t kk = 0; kk < kb; kk += kPackGroup) {
+          const int64_t g = std::min(kPackGroup, kb - kk);
+          PackATransposedRows(a, lda, m, k0, kk, g, kb, apacked);
+          if (sums) SumStoredRows(a, lda, m, k0, kk, g, partial + (k0 + kk) / kPackGroup * m);
+        }
       } else if (pack_a) {
 #pragma omp for schedule(static) nowait
         for (int64_t t = 0; t < tiles; ++t)
@@ -548,6 +582,13 @@ void GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     // (its closing barrier), so whoever reads C next sees them.
     if (stream_c) hwy::FlushStream();
   }
+  if (!sums) return false;
+  for (int64_t i = 0; i < m; ++i) sum_a[i] = 0.0f;
+  for (int64_t q = 0; q < groups; ++q) {
+    const float* part = partial + q * m;
+    for (int64_t i = 0; i < m; ++i) sum_a[i] += part[i];
+  }
+  return true;
 }
 
 // Small products (attention heads: 20 x 21 x 32 and the like, dims up to kSmallGemmMax): op(B)
@@ -738,10 +779,14 @@ bool FewRowsGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
-          const float* bias) {
-  if (m <= 0 || n <= 0) return;
+          const float* bias, float* sum_a) {
+  if (m <= 0) return;
+  if (n <= 0 || k <= 0) {
+    if (sum_a) ref::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
+    if (n <= 0) return;
+  }
   if (bias && beta != 0.0f) {  // the tile starts from the bias or from C, not from both
-    Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nullptr, sum_a);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] += bias[j];
     return;
@@ -752,8 +797,10 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
         c[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]) + (bias ? bias[j] : 0.0f);
     return;
   }
-  HWY_DYNAMIC_DISPATCH(GemmImpl)
-  (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+  if (!HWY_DYNAMIC_DISPATCH(GemmImpl)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                      ldc, bias, sum_a) &&
+      sum_a)
+    ref::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
 }
 
 void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const float* packed, int64_t n,

@@ -15,10 +15,13 @@ void PackedGemm(const float* x, int64_t m, int64_t k, int64_t ldx, const float* 
 // sgemm: op(B) is packed block by block (kKc features deep, kNc columns at a time), A is read in
 // place (packed too when transposed). Threads share the panels of large products. beta 0 never
 // reads C. With `bias` (n floats, nullable) the bias is added to every row: with beta 0 it is
-// where each tile's accumulators start (a linear layer without a second pass over C).
+// where each tile's accumulators start (a linear layer without a second pass over C). With
+// `sum_a` (m floats, nullable) it also receives the sums of op(A)'s rows, unscaled, the bits of
+// ref::SumRowsOfOpA: formed while a transposed A is packed (no second pass over A), otherwise by
+// that function.
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
-          const float* bias = nullptr);
+          const float* bias = nullptr, float* sum_a = nullptr);
 
 // The same product for small matrices (every dim at most kSmallGemmMax; larger ones go to Gemm):
 // op(B) copied to the stack, no threads, no blocking. Beta 0 never reads C.
