@@ -581,14 +581,19 @@ bool GemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     // Streaming stores are weakly ordered: this thread's reach memory before the region ends
     // (its closing barrier), so whoever reads C next sees them.
     if (stream_c) hwy::FlushStream();
+    if (sums) {
+      // Every group is summed: the last tiles' loop ended in a barrier (packs is true when A is
+      // packed). The groups' sums added in order, from zero, a run of rows per thread.
+#pragma omp for schedule(static)
+      for (int64_t i0 = 0; i0 < m; i0 += 512) {
+        const int64_t i1 = std::min(m, i0 + 512);
+        for (int64_t i = i0; i < i1; ++i) sum_a[i] = 0.0f;
+        for (int64_t q = 0; q < groups; ++q)
+          for (int64_t i = i0; i < i1; ++i) sum_a[i] += partial[q * m + i];
+      }
+    }
   }
-  if (!sums) return false;
-  for (int64_t i = 0; i < m; ++i) sum_a[i] = 0.0f;
-  for (int64_t q = 0; q < groups; ++q) {
-    const float* part = partial + q * m;
-    for (int64_t i = 0; i < m; ++i) sum_a[i] += part[i];
-  }
-  return true;
+  return sums;
 }
 
 // Small products (attention heads: 20 x 21 x 32 and the like, dims up to kSmallGemmMax): op(B)
