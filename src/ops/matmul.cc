@@ -48,7 +48,8 @@ Shape BatchStrides(const Tensor& t, const Shape& batch) {
 
 // Forward for operands of >= 2 dims (no autograd). With `into` (contiguous, of the product's
 // shape and dtype: PendingGradient's sums) the product is added into it and it is returned. With
-// `row_sums` (2-D operands only) *row_sums becomes the sums of a's rows, [M] (cpu::Gemm's sum_a).
+// `row_sums` (2-D operands, N > 0) *row_sums becomes the sums of a's rows, [M] (cpu::Gemm's
+// sum_a).
 Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = nullptr,
                      Tensor* row_sums = nullptr) {
   Tensor a = BlasReady(a_in.Detach()), b = BlasReady(b_in.Detach());
@@ -72,8 +73,8 @@ Tensor MatmulForward(const Tensor& a_in, const Tensor& b_in, Tensor* into = null
       !into || (into->shape() == out_shape && into->dtype() == a.dtype() && into->is_contiguous()),
       "MatmulForward: cannot add ", out_shape.str(), " into ", into->str());
   Tensor out = into ? *into : Tensor::Empty(out_shape, a.dtype());
-  ATTEND_ASSERT(!row_sums || (na == 2 && nb == 2), "MatmulForward: row sums of ", a_in.str(),
-                " (2-D operands only)");
+  ATTEND_ASSERT(!row_sums || (na == 2 && nb == 2 && n > 0), "MatmulForward: row sums of ",
+                a_in.str(), " (2-D operands and a product with columns only)");
   if (row_sums) *row_sums = Tensor::Zeros(Shape{m}, a.dtype());
   if (out.numel() == 0) return out;
 
