@@ -621,9 +621,9 @@ TEST(SimdKernels, GemmStreamsALargeOutputWrittenOnceSameBits) {
 
 // The sums of op(A)'s rows that Gemm forms beside the product (sum_a: a linear layer's bias
 // gradient from its weight gradient's GEMM) are ref::SumRowsOfOpA's bits, on every target, for one
-// thread and two, whether they are formed while a transposed A is packed (whole, or a row block
-// at a time with AVX2 from 512 rows) or in a pass of their own (A as it is; small products); the
-// product is the same bits as without them. Shapes: one and several blocks of k, a last group of
+// thread and two, whether they are formed while a transposed A is packed whole or in a pass of
+// their own (A as it is; AVX2's row-block packing from 512 rows; one panel); the product is the
+// same bits as without them. Shapes: one and several blocks of k, a last group of
 // fewer than 16 features, rows not a whole number of tiles.
 TEST(SimdKernels, GemmSumsOfOpARowsAreTheReferenceBitsForAnyThreads) {
   const Shape3 shapes[] = {{600, 70, 300}, {515, 64, 531}, {200, 100, 256},

@@ -786,8 +786,9 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
           const float* bias, float* sum_a) {
   if (m <= 0) return;
-  if (n <= 0 || k <= 0) {
+  if (n <= 0 || k <= 0) {  // nothing to multiply: the sums (of no features, zeros) and beta * C
     if (sum_a) ref::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
+    sum_a = nullptr;
     if (n <= 0) return;
   }
   if (bias && beta != 0.0f) {  // the tile starts from the bias or from C, not from both
