@@ -171,6 +171,14 @@ void BM_SumFirstDim(benchmark::State& st, int64_t rows, int64_t n) {
   Tensor a = Rand({rows, n});
   for (auto _ : st) benchmark::DoNotOptimize(attend::Sum(a, {0}).raw_data());
 }
+// Concatenation along dim 0 of `parts` pieces of [rows, n]: a weight's deferred gradient terms
+// laid end to end (the RNN decoder's 20 steps of 64 rows).
+void BM_Concat(benchmark::State& st, int64_t parts, int64_t rows, int64_t n) {
+  std::vector<Tensor> xs;
+  for (int64_t i = 0; i < parts; ++i) xs.push_back(Rand({rows, n}, static_cast<uint64_t>(i + 1)));
+  for (auto _ : st) benchmark::DoNotOptimize(attend::Concat(xs, 0).raw_data());
+  st.SetBytesProcessed(st.iterations() * parts * rows * n * 4);
+}
 
 // ---- one training step of an MLP: forward, backward, SGD update ----
 void BM_MlpStep(benchmark::State& st, int64_t batch, int64_t in, int64_t hidden, int64_t out) {
@@ -240,6 +248,8 @@ int RegisterAll() {
   REG("tanh/4194304", BM_Tanh, 4194304);
   REG("sum_last/4096x1024", BM_SumLastDim, 4096, 1024);
   REG("sum_first/4096x1024", BM_SumFirstDim, 4096, 1024);
+  REG("concat/20x64x768", BM_Concat, 20, 64, 768);
+  REG("concat/20x64x256", BM_Concat, 20, 64, 256);
   REG("mlp_step/256x512x1024x10", BM_MlpStep, 256, 512, 1024, 10);
   REG("mlp_step/32x128x256x10", BM_MlpStep, 32, 128, 256, 10);
   // 92 MiB: the size of the quickstart Transformer's checkpoint.
