@@ -677,6 +677,35 @@ TEST(SimdKernels, GemmSumsOfOpARowsAreTheReferenceBitsForAnyThreads) {
   }
 }
 
+// The sums' own pass (the fallback when the product does not pack a transposed A whole) is
+// ref::SumRowsOfOpA's bits on every target and thread count: columns in vector pairs, a scalar
+// tail, runs of 512 columns threaded from a million elements (these shapes cross it).
+TEST(SimdKernels, SumsOfOpARowsOwnPassIsTheReferenceBits) {
+  const std::pair<int64_t, int64_t> shapes[] = {{1100, 1000}, {2049, 517}, {513, 2050},
+                                                {31, 45},     {16, 16},    {1, 3}};
+  const int targets = ForEachKernelTarget([&] {
+    for (auto [m, k] : shapes)
+      for (bool ta : {true, false}) {
+        const int64_t lda = (ta ? m : k) + 5;
+        auto a = RandomFloats((ta ? k : m) * lda, -1, 1, 99);
+        std::vector<float> want(static_cast<size_t>(m));
+        ref::SumRowsOfOpA(ta, m, k, a.data(), lda, want.data());
+        for (int threads : {1, 2}) {
+          const int before = omp_get_max_threads();
+          omp_set_num_threads(threads);
+          std::vector<float> sums(static_cast<size_t>(m), std::nanf(""));
+          simd::SumRowsOfOpA(ta, m, k, a.data(), lda, sums.data());
+          omp_set_num_threads(before);
+          for (int64_t i = 0; i < m; ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(sums[i]), std::bit_cast<uint32_t>(want[i]))
+                << "m " << m << " k " << k << " ta " << ta << " threads " << threads << " at " << i
+                << ": " << sums[i] << " vs " << want[i];
+        }
+      }
+  });
+  EXPECT_GE(targets, 1);
+}
+
 // The folding CRC-32 is the tables' bit for bit on every target: every length to 300 and some
 // long ones, each from every offset within 16 bytes and continuing from a random checksum; and a
 // checksum taken in pieces of odd sizes is the one taken at once.

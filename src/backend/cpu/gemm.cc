@@ -43,7 +43,7 @@ void Gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
     simd::Gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, sum_a);
     return;
   }
-  if (sum_a) ref::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
+  if (sum_a) simd::SumRowsOfOpA(trans_a, m, k, a, lda, sum_a);
   const bool bias_after = BiasBefore(m, n, bias, &beta, c, ldc);
   // Attention heads' products (8 or more rows, every dim at most 64: 20 x 21 x 32 in the
   // quickstart Transformer, tens of thousands per step) run the small kernel: OpenBLAS's fixed

@@ -23,6 +23,10 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
           const float* bias = nullptr, float* sum_a = nullptr);
 
+// ref::SumRowsOfOpA's sums, the same bits: with a transposed A (a weight gradient's g^T) a
+// vector of columns at a time, threaded over runs of columns; otherwise the reference itself.
+void SumRowsOfOpA(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda, float* sum);
+
 // The same product for small matrices (every dim at most kSmallGemmMax; larger ones go to Gemm):
 // op(B) copied to the stack, no threads, no blocking. Beta 0 never reads C.
 inline constexpr int64_t kSmallGemmMax = 64;
