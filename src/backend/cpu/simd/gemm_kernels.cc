@@ -753,8 +753,10 @@ void FewRowsGemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
 // stored matrix's columns, so a lane is a column and every group of kGemmSumGroup stored rows is
 // added from zero, then to the column's sum, as the reference does one column at a time: the same
 // operations in the same order, the same bits. The threads take runs of columns (each reads its
-// stripe of every stored row once). One column at a time, strided, the reference's loop was ~5 %
-// of an RNN training step on AVX2 (the output layer's [tokens, vocabulary] gradient).
+// stripe of every stored row once). One column at a time, strided, on one thread, the
+// reference's loop over the output layer's [tokens, vocabulary] gradient took ~17 ms of a ~320 ms
+// RNN training step with the AVX2 kernels (a Zen 4 with its AVX-512 targets disabled;
+// docs/results.md, issue 20, twenty-second pass).
 void SumColumnsImpl(int64_t m, int64_t k, const float* a, int64_t lda, float* sum) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), chunk = 512;
