@@ -383,9 +383,10 @@ void TransposeInto(const float* src, int64_t n, int64_t m, float* dst, int64_t l
 }
 
 // The stored rows [k0 + kk, k0 + kk + g) of a transposed A (m floats each, one group of
-// ref::kGemmSumGroup features, just packed: in L1 or L2) summed from zero in order into sum.
+// ref::kGemmSumGroup features, just packed: in L1 or L2) summed from zero in order into sum, or,
+// with `add`, that group's sum then added to sum (ref::SumRowsOfOpA's step per group).
 void SumStoredRows(const float* a, int64_t lda, int64_t m, int64_t k0, int64_t kk, int64_t g,
-                   float* sum) {
+                   float* sum, bool add = false) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   const float* src = a + (k0 + kk) * lda;
@@ -393,12 +394,12 @@ void SumStoredRows(const float* a, int64_t lda, int64_t m, int64_t k0, int64_t k
   for (; i + N <= m; i += N) {
     VF s = hn::Zero(d);
     for (int64_t j = 0; j < g; ++j) s = hn::Add(s, hn::LoadU(d, src + j * lda + i));
-    hn::StoreU(s, d, sum + i);
+    hn::StoreU(add ? hn::Add(hn::LoadU(d, sum + i), s) : s, d, sum + i);
   }
   for (; i < m; ++i) {
     float s = 0.0f;
     for (int64_t j = 0; j < g; ++j) s += src[j * lda + i];
-    sum[i] = s;
+    sum[i] = add ? sum[i] + s : s;
   }
 }
 
@@ -751,39 +752,22 @@ void FewRowsGemmImpl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
 // ref::SumRowsOfOpA with a transposed A, as its own pass (the sums when the product did not pack
 // A whole: AVX2's row blocks, OpenBLAS's and the small kernels' products): op(A)'s rows are the
 // stored matrix's columns, so a lane is a column and every group of kGemmSumGroup stored rows is
-// added from zero, then to the column's sum, as the reference does one column at a time: the same
-// operations in the same order, the same bits. The threads take runs of columns (each reads its
-// stripe of every stored row once). One column at a time, strided, on one thread, the
-// reference's loop over the output layer's [tokens, vocabulary] gradient took ~17 ms of a ~320 ms
-// RNN training step with the AVX2 kernels (a Zen 4 with its AVX-512 targets disabled;
-// docs/results.md, issue 20, twenty-second pass).
+// added from zero, then to the column's sum (SumStoredRows, the fused path's group sum), as the
+// reference does one column at a time: the same operations in the same order, the same bits. The
+// threads take runs of columns (each reads its stripe of every stored row once). One column at a
+// time, strided, on one thread, the reference's loop over the output layer's [tokens, vocabulary]
+// gradient took ~17 ms of a ~320 ms RNN training step with the AVX2 kernels (a Zen 4 with its
+// AVX-512 targets disabled; docs/results.md, issue 20, twenty-second pass).
 void SumColumnsImpl(int64_t m, int64_t k, const float* a, int64_t lda, float* sum) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), chunk = 512;
+  const int64_t chunk = 512;
   const bool threads = m * k >= (int64_t{1} << 20) && m > chunk && omp_get_max_threads() > 1;
 #pragma omp parallel for schedule(static) if (threads)
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
-    const int64_t i1 = std::min(m, i0 + chunk);
-    for (int64_t i = i0; i < i1; ++i) sum[i] = 0.0f;
-    for (int64_t k0 = 0; k0 < k; k0 += ref::kGemmSumGroup) {
-      const int64_t g = std::min(ref::kGemmSumGroup, k - k0);
-      const float* rows = a + k0 * lda;
-      int64_t i = i0;
-      for (; i + 2 * N <= i1; i += 2 * N) {
-        VF s0 = hn::Zero(d), s1 = hn::Zero(d);
-        for (int64_t j = 0; j < g; ++j) {
-          s0 = hn::Add(s0, hn::LoadU(d, rows + j * lda + i));
-          s1 = hn::Add(s1, hn::LoadU(d, rows + j * lda + i + N));
-        }
-        hn::StoreU(hn::Add(hn::LoadU(d, sum + i), s0), d, sum + i);
-        hn::StoreU(hn::Add(hn::LoadU(d, sum + i + N), s1), d, sum + i + N);
-      }
-      for (; i < i1; ++i) {
-        float group = 0.0f;
-        for (int64_t j = 0; j < g; ++j) group += rows[j * lda + i];
-        sum[i] += group;
-      }
-    }
+    const int64_t cols = std::min(chunk, m - i0);
+    std::fill(sum + i0, sum + i0 + cols, 0.0f);
+    for (int64_t k0 = 0; k0 < k; k0 += ref::kGemmSumGroup)
+      SumStoredRows(a + i0, lda, cols, k0, 0, std::min(ref::kGemmSumGroup, k - k0), sum + i0,
+                    /*add=*/true);
   }
 }
 
